@@ -163,10 +163,20 @@ fn read_length_encoded_number(i: &[u8]) -> nom::IResult<&[u8], u64> {
     Ok((i, u64::from_le_bytes(bytes)))
 }
 
+/// A client command, after the command byte.
+///
+/// Patched for lockstep (see PATCHES.md, "commands"): the published version
+/// parsed nine commands and answered every other one, and every malformed one,
+/// with a silent OK. Commands the intermediary or the shim must act on are
+/// parsed here; the rest arrive as `Other` so the shim can answer each as
+/// MariaDB does (or with ER_UNKNOWN_COM_ERROR).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command<'a> {
     Query(&'a [u8]),
-    ListFields(&'a [u8]),
+    ListFields {
+        table: &'a [u8],
+        wildcard: &'a [u8],
+    },
     Close(u32),
     Prepare(&'a [u8]),
     Init(&'a [u8]),
@@ -179,64 +189,123 @@ pub enum Command<'a> {
         param: u16,
         data: &'a [u8],
     },
+    ResetStmt(u32),
+    SetOption(u16),
+    ResetConnection,
+    /// COM_CHANGE_USER; its payload depends on the capabilities, see `change_user`.
+    ChangeUser(&'a [u8]),
     Ping,
     Quit,
+    Other(u8, &'a [u8]),
 }
 
-pub fn execute(i: &[u8]) -> nom::IResult<&[u8], Command<'_>> {
-    let (i, stmt) = nom::number::complete::le_u32(i)?;
-    let (i, _flags) = nom::bytes::complete::take(1u8)(i)?;
-    let (i, _iterations) = nom::number::complete::le_u32(i)?;
-    Ok((&[], Command::Execute { stmt, params: i }))
+/// The payload of a command was not what its command byte promises.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MalformedCommand(pub u8);
+
+fn le_u32_at(i: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(i.get(..4)?.try_into().ok()?))
 }
 
-pub fn send_long_data(i: &[u8]) -> nom::IResult<&[u8], Command<'_>> {
-    let (i, stmt) = nom::number::complete::le_u32(i)?;
-    let (i, param) = nom::number::complete::le_u16(i)?;
-    Ok((
-        &[],
-        Command::SendLongData {
-            stmt,
-            param,
-            data: i,
+fn le_u16_at(i: &[u8]) -> Option<u16> {
+    Some(u16::from_le_bytes(i.get(..2)?.try_into().ok()?))
+}
+
+pub fn parse(packet: &[u8]) -> Result<Command<'_>, MalformedCommand> {
+    let (&byte, i) = packet.split_first().ok_or(MalformedCommand(0))?;
+    let bad = || MalformedCommand(byte);
+    let cmd = match byte {
+        b if b == CommandByte::COM_QUERY as u8 => Command::Query(i),
+        b if b == CommandByte::COM_FIELD_LIST as u8 => {
+            let nul = i.iter().position(|&c| c == 0).ok_or_else(bad)?;
+            Command::ListFields {
+                table: &i[..nul],
+                wildcard: &i[nul + 1..],
+            }
+        }
+        b if b == CommandByte::COM_INIT_DB as u8 => Command::Init(i),
+        b if b == CommandByte::COM_STMT_PREPARE as u8 => Command::Prepare(i),
+        b if b == CommandByte::COM_STMT_EXECUTE as u8 => {
+            // stmt id (4), flags (1), iteration count (4), then the parameters.
+            if i.len() < 9 {
+                return Err(bad());
+            }
+            Command::Execute {
+                stmt: le_u32_at(i).ok_or_else(bad)?,
+                params: &i[9..],
+            }
+        }
+        b if b == CommandByte::COM_STMT_SEND_LONG_DATA as u8 => Command::SendLongData {
+            stmt: le_u32_at(i).ok_or_else(bad)?,
+            param: le_u16_at(i.get(4..).ok_or_else(bad)?).ok_or_else(bad)?,
+            data: &i[6..],
         },
-    ))
+        b if b == CommandByte::COM_STMT_CLOSE as u8 => {
+            Command::Close(le_u32_at(i).ok_or_else(bad)?)
+        }
+        b if b == CommandByte::COM_STMT_RESET as u8 => {
+            Command::ResetStmt(le_u32_at(i).ok_or_else(bad)?)
+        }
+        b if b == CommandByte::COM_SET_OPTION as u8 => {
+            Command::SetOption(le_u16_at(i).ok_or_else(bad)?)
+        }
+        b if b == CommandByte::COM_RESET_CONNECTION as u8 => Command::ResetConnection,
+        b if b == CommandByte::COM_CHANGE_USER as u8 => Command::ChangeUser(i),
+        b if b == CommandByte::COM_QUIT as u8 => Command::Quit,
+        b if b == CommandByte::COM_PING as u8 => Command::Ping,
+        b => Command::Other(b, i),
+    };
+    Ok(cmd)
 }
 
-pub fn parse(i: &[u8]) -> nom::IResult<&[u8], Command<'_>> {
-    use nom::bytes::complete::tag;
-    use nom::combinator::{map, rest};
-    use nom::sequence::preceded;
-    nom::branch::alt((
-        map(
-            preceded(tag(&[CommandByte::COM_QUERY as u8]), rest),
-            Command::Query,
-        ),
-        map(
-            preceded(tag(&[CommandByte::COM_FIELD_LIST as u8]), rest),
-            Command::ListFields,
-        ),
-        map(
-            preceded(tag(&[CommandByte::COM_INIT_DB as u8]), rest),
-            Command::Init,
-        ),
-        map(
-            preceded(tag(&[CommandByte::COM_STMT_PREPARE as u8]), rest),
-            Command::Prepare,
-        ),
-        preceded(tag(&[CommandByte::COM_STMT_EXECUTE as u8]), execute),
-        preceded(
-            tag(&[CommandByte::COM_STMT_SEND_LONG_DATA as u8]),
-            send_long_data,
-        ),
-        map(
-            preceded(
-                tag(&[CommandByte::COM_STMT_CLOSE as u8]),
-                nom::number::complete::le_u32,
-            ),
-            Command::Close,
-        ),
-        map(tag(&[CommandByte::COM_QUIT as u8]), |_| Command::Quit),
-        map(tag(&[CommandByte::COM_PING as u8]), |_| Command::Ping),
-    ))(i)
+/// The fields of COM_CHANGE_USER.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ChangeUser {
+    pub username: Vec<u8>,
+    pub auth_response: Vec<u8>,
+    pub db: Option<Vec<u8>>,
+    pub collation: Option<u16>,
+    pub auth_plugin: Vec<u8>,
+}
+
+fn take_cstr(i: &[u8]) -> Option<(&[u8], &[u8])> {
+    let nul = i.iter().position(|&c| c == 0)?;
+    Some((&i[..nul], &i[nul + 1..]))
+}
+
+/// Parses COM_CHANGE_USER's payload (after the command byte). Everything after
+/// the database name is optional: old clients stop there.
+pub fn change_user(i: &[u8], capabilities: CapabilityFlags) -> Option<ChangeUser> {
+    let (username, i) = take_cstr(i)?;
+    let (auth_response, i) = if capabilities.contains(CapabilityFlags::CLIENT_SECURE_CONNECTION) {
+        let (&len, rest) = i.split_first()?;
+        let len = usize::from(len);
+        (rest.get(..len)?, &rest[len..])
+    } else {
+        take_cstr(i)?
+    };
+    let (db, i) = match take_cstr(i) {
+        Some((db, rest)) => (db, rest),
+        None => (i, &[][..]),
+    };
+    let (collation, i) = match le_u16_at(i) {
+        Some(c) => (Some(c), &i[2..]),
+        None => (None, &[][..]),
+    };
+    let auth_plugin = if capabilities.contains(CapabilityFlags::CLIENT_PLUGIN_AUTH) {
+        take_cstr(i).map(|(p, _)| p).unwrap_or(i)
+    } else {
+        &[][..]
+    };
+    Some(ChangeUser {
+        username: username.to_vec(),
+        auth_response: auth_response.to_vec(),
+        db: if db.is_empty() {
+            None
+        } else {
+            Some(db.to_vec())
+        },
+        collation,
+        auth_plugin: auth_plugin.to_vec(),
+    })
 }

@@ -22,12 +22,21 @@
 //
 // Wireshark also does a pretty good job at parsing the MySQL protocol.
 
+//! Patched for lockstep: see PATCHES.md for every change and its test.
+
+// Upstream's style, kept as it is so that the diff to upstream stays about
+// the fixes (value/encode.rs is unchanged upstream code).
+#![allow(
+    clippy::legacy_numeric_constants,
+    clippy::needless_lifetimes,
+    clippy::io_other_error
+)]
+
 extern crate mysql_common as myc;
 
 use std::collections::HashMap;
 use std::io;
 use std::io::Write;
-use std::iter;
 
 use async_trait::async_trait;
 use tokio::io::AsyncRead;
@@ -56,24 +65,45 @@ mod tests;
 // max payload size 2^(24-1)
 pub const U24_MAX: usize = 16_777_215;
 
-/// Meta-information abot a single column, used either to describe a prepared statement parameter
-/// or an output column.
+/// A column definition (Protocol::ColumnDefinition41), used either to describe
+/// a prepared statement parameter or an output column.
+///
+/// Patched for lockstep: every field of the packet is here, as bytes (names are
+/// in the client's character set, not necessarily UTF-8), so a relay can pass
+/// on the backend's definitions unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
-    /// This column's associated table.
-    ///
-    /// Note that this is *technically* the table's alias.
-    pub table: String,
-    /// This column's name.
-    ///
-    /// Note that this is *technically* the column's alias.
-    pub column: String,
-    /// This column's type>
+    pub schema: Vec<u8>,
+    /// The table's alias.
+    pub table: Vec<u8>,
+    pub org_table: Vec<u8>,
+    /// The column's alias.
+    pub column: Vec<u8>,
+    pub org_column: Vec<u8>,
+    /// Collation id of the column's values.
+    pub charset: u16,
+    pub column_length: u32,
     pub coltype: ColumnType,
-    /// Any flags associated with this column.
-    ///
-    /// Of particular interest are `ColumnFlags::UNSIGNED_FLAG` and `ColumnFlags::NOT_NULL_FLAG`.
     pub colflags: ColumnFlags,
+    pub decimals: u8,
+}
+
+impl Column {
+    /// A computed column named `name` (no table), binary collation.
+    pub fn new(name: &str, coltype: ColumnType) -> Self {
+        Column {
+            schema: Vec::new(),
+            table: Vec::new(),
+            org_table: Vec::new(),
+            column: name.as_bytes().to_vec(),
+            org_column: Vec::new(),
+            charset: 63,
+            column_length: 0,
+            coltype,
+            colflags: ColumnFlags::empty(),
+            decimals: 0,
+        }
+    }
 }
 
 /// QueryStatusInfo represents the status of a query.
@@ -95,14 +125,31 @@ pub struct OkResponse {
     pub session_state_info: String,
 }
 
+/// What the client said about itself in the handshake (or COM_CHANGE_USER).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub username: Vec<u8>,
+    /// The capabilities both sides support.
+    pub capabilities: CapabilityFlags,
+    /// The collation id the client asked for.
+    pub collation: u16,
+    /// The default database, if the client named one.
+    pub db: Option<Vec<u8>>,
+}
+
 pub use crate::errorcodes::ErrorKind;
-pub use crate::params::{ParamParser, ParamValue, Params};
+pub use crate::params::{ParamParser, ParamValue};
 pub use crate::resultset::{InitWriter, QueryResultWriter, RowWriter, StatementMetaWriter};
 pub use crate::value::{decode::to_naive_datetime, ToMysqlValue, Value, ValueInner};
 use crate::{commands::ClientHandshake, packet_reader::PacketReader, packet_writer::PacketWriter};
 
 const SCRAMBLE_SIZE: usize = 20;
 const MYSQL_NATIVE_PASSWORD: &str = "mysql_native_password";
+const ER_UNKNOWN_STMT_HANDLER: u16 = 1243;
+const ER_WRONG_ARGUMENTS: u16 = 1210;
+const ER_MALFORMED_PACKET: u16 = 1835;
+const ER_UNKNOWN_COM_ERROR: u16 = 1047;
+const ER_ACCESS_DENIED_ERROR: u16 = 1045;
 
 #[async_trait]
 /// Implementors of this async-trait can be used to drive a MySQL-compatible database backend.
@@ -119,8 +166,18 @@ pub trait AsyncMysqlShim<W: Send> {
     }
 
     /// Connection id
-    fn connect_id(&self) -> u32 {
-        u32::from_le_bytes([0x08, 0x00, 0x00, 0x00])
+    fn connect_id(&self) -> u32;
+
+    /// The server's default collation id, sent in the handshake.
+    fn character_set(&self) -> u8 {
+        0x21
+    }
+
+    /// Status flags for the responses the intermediary makes up itself (PING,
+    /// COM_STMT_RESET, COM_SET_OPTION): clients track autocommit and
+    /// in-transaction from every OK packet.
+    fn status_flags(&self) -> StatusFlags {
+        StatusFlags::SERVER_STATUS_AUTOCOMMIT
     }
 
     /// get auth plugin
@@ -133,50 +190,47 @@ pub trait AsyncMysqlShim<W: Send> {
         MYSQL_NATIVE_PASSWORD
     }
 
-    /// Default salt(scramble) for auth plugin
-    fn salt(&self) -> [u8; SCRAMBLE_SIZE] {
-        let bs = ";X,po_k}>o6^Wz!/kM}N".as_bytes();
-        let mut scramble: [u8; SCRAMBLE_SIZE] = [0; SCRAMBLE_SIZE];
-        for i in 0..SCRAMBLE_SIZE {
-            scramble[i] = bs[i];
-            if scramble[i] == b'\0' || scramble[i] == b'$' {
-                scramble[i] += 1;
-            }
-        }
-        scramble
-    }
+    /// The 20-byte scramble of this connection. It is asked for more than once
+    /// per connection and must return the same bytes each time; it must be
+    /// random per connection (patched: the published default was a constant)
+    /// and must not contain `\0` or `$`.
+    fn salt(&self) -> [u8; SCRAMBLE_SIZE];
 
     /// authenticate method for the specified plugin
     async fn authenticate(
         &self,
-        _auth_plugin: &str,
-        _username: &[u8],
-        _salt: &[u8],
-        _auth_data: &[u8],
-    ) -> bool {
-        true
+        auth_plugin: &str,
+        username: &[u8],
+        salt: &[u8],
+        auth_data: &[u8],
+    ) -> bool;
+
+    /// The host part of ER_ACCESS_DENIED_ERROR's message.
+    fn peer_host(&self) -> String {
+        "localhost".to_string()
     }
 
+    /// Called once the client is authenticated; must answer with `w` (OK or
+    /// an error). Returning `Ok(false)` closes the connection after the answer.
+    async fn on_connect<'a>(
+        &'a mut self,
+        client: &'a ClientInfo,
+        w: InitWriter<'a, W>,
+    ) -> Result<bool, Self::Error>;
+
     /// Called when the client issues a request to prepare `query` for later execution.
-    ///
-    /// The provided [`StatementMetaWriter`](struct.StatementMetaWriter.html) should be used to
-    /// notify the client of the statement id assigned to the prepared statement, as well as to
-    /// give metadata about the types of parameters and returned columns.
     async fn on_prepare<'a>(
         &'a mut self,
-        query: &'a str,
+        query: &'a [u8],
         info: StatementMetaWriter<'a, W>,
     ) -> Result<(), Self::Error>;
 
-    /// Called when the client executes a previously prepared statement.
-    ///
-    /// Any parameters included with the client's command is given in `params`.
-    /// A response to the query should be given using the provided
-    /// [`QueryResultWriter`](struct.QueryResultWriter.html).
+    /// Called when the client executes a previously prepared statement, with
+    /// its parameters decoded.
     async fn on_execute<'a>(
         &'a mut self,
         id: u32,
-        params: ParamParser<'a>,
+        params: &'a [ParamValue<'a>],
         results: QueryResultWriter<'a, W>,
     ) -> Result<(), Self::Error>;
 
@@ -186,31 +240,67 @@ pub trait AsyncMysqlShim<W: Send> {
     where
         W: 'async_trait;
 
-    /// Called when the client issues a query for immediate execution.
-    ///
-    /// Results should be returned using the given
-    /// [`QueryResultWriter`](struct.QueryResultWriter.html).
+    /// Called when the client issues a query for immediate execution. The
+    /// bytes are in the client's character set.
     async fn on_query<'a>(
         &'a mut self,
-        query: &'a str,
+        query: &'a [u8],
         results: QueryResultWriter<'a, W>,
     ) -> Result<(), Self::Error>;
 
-    /// Called when client switches database.
+    /// Called on COM_INIT_DB.
     async fn on_init<'a>(
         &'a mut self,
-        _: &'a str,
-        _: InitWriter<'a, W>,
-    ) -> Result<(), Self::Error> {
-        Ok(())
+        schema: &'a [u8],
+        w: InitWriter<'a, W>,
+    ) -> Result<(), Self::Error>;
+
+    /// Called on COM_FIELD_LIST.
+    async fn on_field_list<'a>(
+        &'a mut self,
+        table: &'a [u8],
+        wildcard: &'a [u8],
+        w: InitWriter<'a, W>,
+    ) -> Result<(), Self::Error>;
+
+    /// Called on COM_RESET_CONNECTION (the intermediary forgets its prepared
+    /// statements itself).
+    async fn on_reset_connection<'a>(&'a mut self, w: InitWriter<'a, W>)
+        -> Result<(), Self::Error>;
+
+    /// Called after COM_CHANGE_USER authenticated the new user: the session
+    /// starts over as if newly connected.
+    async fn on_change_user<'a>(
+        &'a mut self,
+        client: &'a ClientInfo,
+        w: InitWriter<'a, W>,
+    ) -> Result<bool, Self::Error>;
+
+    /// Asked after every command's answer was sent: true closes the
+    /// connection (a relay whose backend connection broke cannot go on, but
+    /// must first get its error packet to the client).
+    fn should_close(&self) -> bool {
+        false
     }
+
+    /// Called on COM_SET_OPTION, after the intermediary recorded it.
+    fn on_set_multi_statements(&mut self, _enabled: bool) {}
+
+    /// Any command the intermediary does not handle itself (COM_STATISTICS,
+    /// COM_PROCESS_KILL, COM_DEBUG, …).
+    /// Answer ER_UNKNOWN_COM_ERROR (1047, "Unknown command") to what the shim
+    /// does not implement.
+    async fn on_other_command<'a>(
+        &'a mut self,
+        command: u8,
+        payload: &'a [u8],
+        w: InitWriter<'a, W>,
+    ) -> Result<(), Self::Error>;
 }
 
 /// The options which passed to AsyncMysqlIntermediary struct
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IntermediaryOptions {
-    /// process use statement on the on_query handler
-    pub process_use_statement_on_query: bool,
     /// reject connection if dbname not provided
     pub reject_connection_on_dbname_absence: bool,
 }
@@ -224,11 +314,52 @@ struct StatementData {
 
 const AUTH_PLUGIN_DATA_PART_1_LENGTH: usize = 8;
 
+/// What the server offers. Not offered: compression, LOAD DATA LOCAL (a relay
+/// would have to forward the file), session tracking (the backend's session
+/// state changes are not relayed), and MariaDB's extended capabilities.
+fn server_capabilities() -> CapabilityFlags {
+    CapabilityFlags::CLIENT_LONG_PASSWORD
+        | CapabilityFlags::CLIENT_FOUND_ROWS
+        | CapabilityFlags::CLIENT_LONG_FLAG
+        | CapabilityFlags::CLIENT_CONNECT_WITH_DB
+        | CapabilityFlags::CLIENT_IGNORE_SPACE
+        | CapabilityFlags::CLIENT_PROTOCOL_41
+        | CapabilityFlags::CLIENT_INTERACTIVE
+        | CapabilityFlags::CLIENT_TRANSACTIONS
+        | CapabilityFlags::CLIENT_SECURE_CONNECTION
+        | CapabilityFlags::CLIENT_MULTI_STATEMENTS
+        | CapabilityFlags::CLIENT_MULTI_RESULTS
+        | CapabilityFlags::CLIENT_PS_MULTI_RESULTS
+        | CapabilityFlags::CLIENT_PLUGIN_AUTH
+        | CapabilityFlags::CLIENT_CONNECT_ATTRS
+        | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+        | CapabilityFlags::CLIENT_DEPRECATE_EOF
+}
+
+fn handshake_error(e: nom::Err<nom::error::Error<&[u8]>>) -> io::Error {
+    match e {
+        nom::Err::Incomplete(_) => io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "client sent incomplete handshake",
+        ),
+        nom::Err::Failure(nom_error) | nom::Err::Error(nom_error) => io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad client handshake ({:?})", nom_error.code),
+        ),
+    }
+}
+
+fn peer_closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "peer terminated connection",
+    )
+}
+
 /// A server that speaks the MySQL/MariaDB protocol, and can delegate client commands to a backend
 /// that implements [`AsyncMysqlShim`](trait.AsyncMysqlShim.html).
 pub struct AsyncMysqlIntermediary<B, S: AsyncRead + Unpin, W> {
     pub(crate) client_capabilities: CapabilityFlags,
-    process_use_statement_on_query: bool,
     reject_connection_on_dbname_absence: bool,
     shim: B,
     reader: packet_reader::PacketReader<S>,
@@ -255,8 +386,6 @@ where
         mut output_stream: W,
         opts: &IntermediaryOptions,
     ) -> Result<(), B::Error> {
-        let process_use_statement_on_query = opts.process_use_statement_on_query;
-        let reject_connection_on_dbname_absence = opts.reject_connection_on_dbname_absence;
         let (_, (handshake, seq, client_capabilities, input_stream)) =
             AsyncMysqlIntermediary::init_before_ssl(
                 &mut shim,
@@ -267,21 +396,21 @@ where
             )
             .await?;
 
-        let reader = PacketReader::new(input_stream);
-        let writer = PacketWriter::new(output_stream);
-
         let mut mi = AsyncMysqlIntermediary {
             client_capabilities,
-            process_use_statement_on_query,
-            reject_connection_on_dbname_absence,
+            reject_connection_on_dbname_absence: opts.reject_connection_on_dbname_absence,
             shim,
-            reader,
-            writer,
+            reader: input_stream,
+            writer: PacketWriter::new(output_stream),
         };
-        mi.init_after_ssl(handshake, seq).await?;
-        mi.run().await
+        if mi.init_after_ssl(handshake, seq).await? {
+            mi.run().await?;
+        }
+        Ok(())
     }
 
+    /// Sends the server greeting and reads the client's answer. The bool is
+    /// true when the client asked to switch to TLS.
     pub async fn init_before_ssl(
         shim: &mut B,
         input_stream: R,
@@ -305,13 +434,7 @@ where
         // connection_id (4 bytes)
         writer.write_all(&shim.connect_id().to_le_bytes())?;
 
-        let server_capabilities = CapabilityFlags::CLIENT_PROTOCOL_41
-            | CapabilityFlags::CLIENT_SECURE_CONNECTION
-            | CapabilityFlags::CLIENT_PLUGIN_AUTH
-            | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
-            | CapabilityFlags::CLIENT_CONNECT_WITH_DB
-            | CapabilityFlags::CLIENT_DEPRECATE_EOF;
-
+        let server_capabilities = server_capabilities();
         #[cfg(feature = "tls")]
         let server_capabilities = if tls_conf.is_some() {
             server_capabilities | CapabilityFlags::CLIENT_SSL
@@ -326,10 +449,9 @@ where
         writer.write_all(&scramble[0..AUTH_PLUGIN_DATA_PART_1_LENGTH])?; // auth-plugin-data-part-1
         writer.write_all(&[0x00])?;
 
-        writer.write_all(&server_capabilities_vec[..2])?; // The lower 2 bytes of the Capabilities Flags, 0x42
-                                                          // self.writer.write_all(&[0x00, 0x42])?;
-        writer.write_all(&[0x21])?; // UTF8_GENERAL_CI
-        writer.write_all(&[0x00, 0x00])?; // status_flags
+        writer.write_all(&server_capabilities_vec[..2])?; // The lower 2 bytes of the Capabilities Flags
+        writer.write_all(&[shim.character_set()])?;
+        writer.write_all(&shim.status_flags().bits().to_le_bytes())?;
         writer.write_all(&server_capabilities_vec[2..4])?; // The upper 2 bytes of the Capabilities Flags
 
         if default_auth_plugin.is_empty() {
@@ -351,395 +473,370 @@ where
         writer.end_packet().await?;
         writer.flush_all().await?;
 
-        let (seq, handshake) = reader.next_async().await?.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "peer terminated connection",
-            )
-        })?;
-
+        let (seq, handshake) = reader.next_async().await?.ok_or_else(peer_closed)?;
         let handshake = commands::client_handshake(&handshake, false)
-            .map_err(|e| match e {
-                nom::Err::Incomplete(_) => io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "client sent incomplete handshake",
-                ),
-                nom::Err::Failure(nom_error) | nom::Err::Error(nom_error) => {
-                    if let nom::error::ErrorKind::Eof = nom_error.code {
-                        io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!(
-                                "client did not complete handshake; got {:?}",
-                                nom_error.input
-                            ),
-                        )
-                    } else {
-                        io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!(
-                                "bad client handshake; got {:?} ({:?})",
-                                nom_error.input, nom_error.code
-                            ),
-                        )
-                    }
-                }
-            })?
+            .map_err(handshake_error)?
             .1;
 
-        writer.set_seq(seq + 1);
-
+        let wants_tls = handshake.capabilities.contains(CapabilityFlags::CLIENT_SSL);
         #[cfg(not(feature = "tls"))]
-        if handshake.capabilities.contains(CapabilityFlags::CLIENT_SSL) {
+        if wants_tls {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "client requested SSL despite us not advertising support for it",
             )
             .into());
         }
-
         #[cfg(feature = "tls")]
-        if handshake.capabilities.contains(CapabilityFlags::CLIENT_SSL) {
-            return Ok((true, (handshake, seq, server_capabilities, reader)));
+        if wants_tls && tls_conf.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "client requested TLS, which is not configured",
+            )
+            .into());
         }
 
-        Ok((false, (handshake, seq, server_capabilities, reader)))
+        Ok((wants_tls, (handshake, seq, server_capabilities, reader)))
     }
 
+    /// Authenticates the client and lets the shim set up its session. Returns
+    /// whether the connection goes on to the command phase.
     pub async fn init_after_ssl(
         &mut self,
         #[cfg(feature = "tls")] mut handshake: ClientHandshake,
         #[cfg(not(feature = "tls"))] handshake: ClientHandshake,
         mut seq: u8,
-    ) -> Result<(), B::Error> {
+    ) -> Result<bool, B::Error> {
         #[cfg(feature = "tls")]
         if handshake.capabilities.contains(CapabilityFlags::CLIENT_SSL) {
-            let (_seq, hs) = self.reader.next_async().await?.ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    "peer terminated connection",
-                )
-            })?;
-            seq = _seq;
-
+            let (tls_seq, hs) = self.reader.next_async().await?.ok_or_else(peer_closed)?;
+            seq = tls_seq;
             handshake = commands::client_handshake(&hs, true)
-                .map_err(|e| match e {
-                    nom::Err::Incomplete(_) => io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "client sent incomplete handshake",
-                    ),
-                    nom::Err::Failure(nom_error) | nom::Err::Error(nom_error) => {
-                        if let nom::error::ErrorKind::Eof = nom_error.code {
-                            io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                format!(
-                                    "client did not complete handshake; got {:?}",
-                                    nom_error.input
-                                ),
-                            )
-                        } else {
-                            io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                format!(
-                                    "bad client handshake; got {:?} ({:?})",
-                                    nom_error.input, nom_error.code
-                                ),
-                            )
-                        }
-                    }
-                })?
+                .map_err(handshake_error)?
                 .1;
+        }
+        self.writer.set_seq(seq.wrapping_add(1));
 
-            self.writer.set_seq(seq + 1);
+        if !handshake
+            .capabilities
+            .contains(CapabilityFlags::CLIENT_PROTOCOL_41)
+        {
+            let err = io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "Required capability: CLIENT_PROTOCOL_41, please upgrade your MySQL client version",
+            );
+            return Err(err.into());
         }
 
-        let scramble = self.shim.salt();
+        // The server capabilities are in `client_capabilities` until now: keep
+        // only what both sides support, or we would write packets in a format
+        // the client does not expect (e.g. session tracking).
+        self.client_capabilities &= handshake.capabilities;
+        let username = handshake.username.clone().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "handshake without user name")
+        })?;
+        if !self
+            .authenticate(
+                &username,
+                &handshake.auth_plugin,
+                handshake.auth_response.clone(),
+                seq,
+            )
+            .await?
         {
-            if !handshake
-                .capabilities
-                .contains(CapabilityFlags::CLIENT_PROTOCOL_41)
-            {
-                let err = io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    "Required capability: CLIENT_PROTOCOL_41, please upgrade your MySQL client version",
-                );
-                return Err(err.into());
-            }
+            return Ok(false);
+        }
 
-            self.client_capabilities = handshake.capabilities;
-            let mut auth_response = handshake.auth_response.clone();
-            if let Some(username) = &handshake.username {
-                let auth_plugin_expect = self.shim.auth_plugin_for_username(username).await;
-
-                // auth switch
-                if !auth_plugin_expect.is_empty()
-                    && auth_response.is_empty()
-                    && handshake.auth_plugin != auth_plugin_expect.as_bytes()
-                {
-                    self.writer.set_seq(seq + 1);
-                    self.writer.write_all(&[0xfe])?;
-                    self.writer.write_all(auth_plugin_expect.as_bytes())?;
-                    self.writer.write_all(&[0x00])?;
-                    self.writer.write_all(&scramble)?;
-                    self.writer.write_all(&[0x00])?;
-
-                    self.writer.end_packet().await?;
-                    self.writer.flush_all().await?;
-
-                    {
-                        let (rseq, auth_response_data) =
-                            self.reader.next_async().await?.ok_or_else(|| {
-                                io::Error::new(
-                                    io::ErrorKind::ConnectionAborted,
-                                    "peer terminated connection",
-                                )
-                            })?;
-
-                        seq = rseq;
-                        auth_response = auth_response_data.to_vec();
-                    }
-                }
-
-                self.writer.set_seq(seq + 1);
-
-                if !self
-                    .shim
-                    .authenticate(
-                        auth_plugin_expect,
-                        username,
-                        &scramble,
-                        auth_response.as_slice(),
-                    )
-                    .await
-                {
-                    let err_msg = format!(
-                        "Authenticate failed, user: {:?}, auth_plugin: {:?}",
-                        String::from_utf8_lossy(username),
-                        auth_plugin_expect,
-                    );
-                    writers::write_err(
-                        ErrorKind::ER_ACCESS_DENIED_NO_PASSWORD_ERROR,
-                        err_msg.as_bytes(),
-                        &mut self.writer,
-                    )
-                    .await?;
-                    self.writer.flush_all().await?;
-                    return Err(io::Error::new(io::ErrorKind::PermissionDenied, err_msg).into());
-                }
-
-                if let Some(Ok(db)) = handshake.db.as_ref().map(|x| std::str::from_utf8(x)) {
-                    let w = InitWriter {
-                        client_capabilities: self.client_capabilities,
-                        writer: &mut self.writer,
-                    };
-                    self.shim.on_init(db, w).await?;
-                } else if self.reject_connection_on_dbname_absence {
-                    writers::write_err(
-                        ErrorKind::ER_DATABASE_NAME,
-                        "database required on connection".as_bytes(),
-                        &mut self.writer,
-                    )
-                    .await?;
-                } else {
-                    writers::write_ok_packet(
-                        &mut self.writer,
-                        self.client_capabilities,
-                        OkResponse::default(),
-                    )
-                    .await?;
-                }
-            }
-
-            self.writer.flush_all().await?;
+        let client = ClientInfo {
+            username,
+            capabilities: self.client_capabilities,
+            collation: handshake.collation,
+            db: handshake.db.clone().filter(|db| !db.is_empty()),
         };
+        let accepted = if client.db.is_none() && self.reject_connection_on_dbname_absence {
+            writers::write_err(
+                ErrorKind::ER_DATABASE_NAME,
+                "database required on connection".as_bytes(),
+                &mut self.writer,
+            )
+            .await?;
+            false
+        } else {
+            let w = InitWriter {
+                client_capabilities: self.client_capabilities,
+                writer: &mut self.writer,
+            };
+            self.shim.on_connect(&client, w).await?
+        };
+        self.writer.flush_all().await?;
+        Ok(accepted)
+    }
 
-        Ok(())
+    /// Checks the client's credentials, switching it to the expected auth
+    /// plugin first when it used another one (MySQL 8 clients default to
+    /// caching_sha2_password). On failure the client gets ER_ACCESS_DENIED_ERROR
+    /// in MySQL's wording and false is returned.
+    async fn authenticate(
+        &mut self,
+        username: &[u8],
+        client_plugin: &[u8],
+        mut auth_response: Vec<u8>,
+        seq: u8,
+    ) -> Result<bool, B::Error> {
+        let scramble = self.shim.salt();
+        let expected_plugin = self.shim.auth_plugin_for_username(username).await;
+        if !expected_plugin.is_empty()
+            && !client_plugin.is_empty()
+            && client_plugin != expected_plugin.as_bytes()
+        {
+            self.writer.set_seq(seq.wrapping_add(1));
+            self.writer.write_all(&[0xfe])?;
+            self.writer.write_all(expected_plugin.as_bytes())?;
+            self.writer.write_all(&[0x00])?;
+            self.writer.write_all(&scramble)?;
+            self.writer.write_all(&[0x00])?;
+            self.writer.end_packet().await?;
+            self.writer.flush_all().await?;
+
+            let (rseq, data) = self.reader.next_async().await?.ok_or_else(peer_closed)?;
+            self.writer.set_seq(rseq.wrapping_add(1));
+            auth_response = data;
+        }
+
+        if self
+            .shim
+            .authenticate(expected_plugin, username, &scramble, &auth_response)
+            .await
+        {
+            return Ok(true);
+        }
+        let msg = format!(
+            "Access denied for user '{}'@'{}' (using password: {})",
+            String::from_utf8_lossy(username),
+            self.shim.peer_host(),
+            if auth_response.is_empty() {
+                "NO"
+            } else {
+                "YES"
+            }
+        );
+        writers::write_err_raw(
+            ER_ACCESS_DENIED_ERROR,
+            b"28000",
+            msg.as_bytes(),
+            &mut self.writer,
+        )
+        .await?;
+        self.writer.flush_all().await?;
+        Ok(false)
+    }
+
+    fn init_writer(&mut self) -> InitWriter<'_, W> {
+        InitWriter {
+            client_capabilities: self.client_capabilities,
+            writer: &mut self.writer,
+        }
     }
 
     async fn run(mut self) -> Result<(), B::Error> {
-        use crate::commands::Command;
-
-        let mut stmts: HashMap<u32, _> = HashMap::new();
+        let mut stmts: HashMap<u32, StatementData> = HashMap::new();
         while let Some((seq, packet)) = self.reader.next_async().await? {
-            self.writer.set_seq(seq + 1);
-            let res = commands::parse(&packet);
-            match res {
-                Ok(cmd) => {
-                    match cmd.1 {
-                        Command::Query(q) => {
-                            if q.starts_with(b"SELECT @@") || q.starts_with(b"select @@") {
-                                let w = QueryResultWriter::new(
-                                    &mut self.writer,
-                                    false,
-                                    self.client_capabilities,
-                                );
-
-                                let var = &q[b"SELECT @@".len()..];
-                                let var_with_at = &q[b"SELECT ".len()..];
-                                let cols = &[Column {
-                                    table: String::new(),
-                                    column: String::from_utf8_lossy(var_with_at).to_string(),
-                                    coltype: myc::constants::ColumnType::MYSQL_TYPE_LONG,
-                                    colflags: myc::constants::ColumnFlags::UNSIGNED_FLAG,
-                                }];
-
-                                match var {
-                                    b"max_allowed_packet" => {
-                                        let mut w = w.start(cols).await?;
-                                        w.write_row(iter::once(67108864u32)).await?;
-                                        w.finish().await?;
-                                    }
-                                    _ => {
-                                        self.shim
-                                            .on_query(
-                                                ::std::str::from_utf8(q).map_err(|e| {
-                                                    io::Error::new(io::ErrorKind::InvalidData, e)
-                                                })?,
-                                                w,
-                                            )
-                                            .await?;
-                                    }
-                                }
-                            } else if !self.process_use_statement_on_query
-                                && (q.starts_with(b"USE ") || q.starts_with(b"use "))
-                            {
-                                let w = InitWriter {
-                                    client_capabilities: self.client_capabilities,
-                                    writer: &mut self.writer,
-                                };
-                                let schema = ::std::str::from_utf8(&q[b"USE ".len()..])
-                                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                                let schema = schema.trim().trim_end_matches(';').trim_matches('`');
-                                self.shim.on_init(schema, w).await?;
-                            } else {
-                                let w = QueryResultWriter::new(
-                                    &mut self.writer,
-                                    false,
-                                    self.client_capabilities,
-                                );
-                                self.shim
-                                    .on_query(
-                                        ::std::str::from_utf8(q).map_err(|e| {
-                                            io::Error::new(io::ErrorKind::InvalidData, e)
-                                        })?,
-                                        w,
-                                    )
-                                    .await?;
-                            }
-                        }
-                        Command::Prepare(q) => {
-                            let w = StatementMetaWriter {
-                                writer: &mut self.writer,
-                                stmts: &mut stmts,
-                                client_capabilities: self.client_capabilities,
-                            };
-
-                            self.shim
-                                .on_prepare(
-                                    ::std::str::from_utf8(q).map_err(|e| {
-                                        io::Error::new(io::ErrorKind::InvalidData, e)
-                                    })?,
-                                    w,
-                                )
-                                .await?;
-                        }
-                        Command::Execute { stmt, params } => {
-                            let state = stmts.get_mut(&stmt).ok_or_else(|| {
-                                io::Error::new(
-                                    io::ErrorKind::InvalidData,
-                                    format!("asked to execute unknown statement {}", stmt),
-                                )
-                            })?;
-                            {
-                                let params = params::ParamParser::new(params, state);
-                                let w = QueryResultWriter::new(
-                                    &mut self.writer,
-                                    true,
-                                    self.client_capabilities,
-                                );
-                                self.shim.on_execute(stmt, params, w).await?;
-                            }
-                            state.long_data.clear();
-                        }
-                        Command::SendLongData { stmt, param, data } => {
-                            stmts
-                                .get_mut(&stmt)
-                                .ok_or_else(|| {
-                                    io::Error::new(
-                                        io::ErrorKind::InvalidData,
-                                        format!(
-                                            "got long data packet for unknown statement {}",
-                                            stmt
-                                        ),
-                                    )
-                                })?
-                                .long_data
-                                .entry(param)
-                                .or_insert_with(Vec::new)
-                                .extend(data);
-                        }
-                        Command::Close(stmt) => {
-                            self.shim.on_close(stmt).await;
-                            stmts.remove(&stmt);
-                            // NOTE: spec dictates no response from server
-                        }
-                        Command::ListFields(_) => {
-                            // mysql_list_fields (CommandByte::COM_FIELD_LIST / 0x04) has been deprecated in mysql 5.7
-                            // and will be removed in a future version.
-                            // The mysql command line tool issues one of these commands after switching databases with USE <DB>.
-                            // Return a invalid column definitions lead to incorrect mariadb-client behaviour,
-                            // see https://github.com/datafuselabs/databend/issues/4439
-                            let ok_packet = OkResponse {
-                                header: 0xfe,
-                                ..Default::default()
-                            };
-                            writers::write_ok_packet(
-                                &mut self.writer,
-                                self.client_capabilities,
-                                ok_packet,
-                            )
-                            .await?;
-                        }
-                        Command::Init(schema) => {
-                            let w = InitWriter {
-                                client_capabilities: self.client_capabilities,
-                                writer: &mut self.writer,
-                            };
-                            self.shim
-                                .on_init(
-                                    ::std::str::from_utf8(schema).map_err(|e| {
-                                        io::Error::new(io::ErrorKind::InvalidData, e)
-                                    })?,
-                                    w,
-                                )
-                                .await?;
-                        }
-                        Command::Ping => {
-                            writers::write_ok_packet(
-                                &mut self.writer,
-                                self.client_capabilities,
-                                OkResponse::default(),
-                            )
-                            .await?;
-                        }
-                        Command::Quit => {
-                            break;
-                        }
-                    }
-                    self.writer.flush_all().await?;
+            self.writer.set_seq(seq.wrapping_add(1));
+            let go_on = match commands::parse(&packet) {
+                Ok(cmd) => self.dispatch(cmd, &mut stmts).await?,
+                Err(commands::MalformedCommand(byte)) => {
+                    let msg = format!("Malformed communication packet (command 0x{byte:02x})");
+                    self.init_writer()
+                        .error_raw(ER_MALFORMED_PACKET, b"08S01", msg.as_bytes())
+                        .await?;
+                    true
                 }
-                Err(_) => {
-                    // if parser err, we need also stay the conn,
-                    // because we can not support all command.
-                    writers::write_ok_packet(
-                        &mut self.writer,
-                        self.client_capabilities,
-                        OkResponse::default(),
-                    )
-                    .await?;
-                    self.writer.flush_all().await?;
-                }
+            };
+            self.writer.flush_all().await?;
+            if !go_on || self.shim.should_close() {
+                break;
             }
         }
         Ok(())
+    }
+
+    /// Handles one command; false ends the connection.
+    async fn dispatch(
+        &mut self,
+        cmd: commands::Command<'_>,
+        stmts: &mut HashMap<u32, StatementData>,
+    ) -> Result<bool, B::Error> {
+        use crate::commands::Command;
+        match cmd {
+            Command::Query(q) => {
+                let w = QueryResultWriter::new(&mut self.writer, false, self.client_capabilities);
+                self.shim.on_query(q, w).await?;
+            }
+            Command::Prepare(q) => {
+                let w = StatementMetaWriter {
+                    writer: &mut self.writer,
+                    stmts,
+                    client_capabilities: self.client_capabilities,
+                };
+                self.shim.on_prepare(q, w).await?;
+            }
+            Command::Execute { stmt, params } => self.execute(stmt, params, stmts).await?,
+            Command::SendLongData { stmt, param, data } => {
+                // Never answered, as in MariaDB; data for an unknown statement is dropped.
+                if let Some(state) = stmts.get_mut(&stmt) {
+                    state.long_data.entry(param).or_default().extend(data);
+                }
+            }
+            Command::Close(stmt) => {
+                self.shim.on_close(stmt).await;
+                stmts.remove(&stmt);
+            }
+            Command::ResetStmt(stmt) => match stmts.get_mut(&stmt) {
+                Some(state) => {
+                    state.long_data.clear();
+                    let ok = OkResponse {
+                        status_flags: self.shim.status_flags(),
+                        ..Default::default()
+                    };
+                    self.init_writer().ok_with(ok).await?;
+                }
+                None => self.unknown_statement(stmt, "mysqld_stmt_reset").await?,
+            },
+            Command::SetOption(option) => {
+                // 0 = MYSQL_OPTION_MULTI_STATEMENTS_ON, 1 = _OFF.
+                if option > 1 {
+                    self.init_writer()
+                        .error_raw(ER_UNKNOWN_COM_ERROR, b"08S01", b"Unknown command")
+                        .await?;
+                } else {
+                    let enabled = option == 0;
+                    self.client_capabilities
+                        .set(CapabilityFlags::CLIENT_MULTI_STATEMENTS, enabled);
+                    self.shim.on_set_multi_statements(enabled);
+                    let status = self.shim.status_flags();
+                    self.init_writer().eof(status).await?;
+                }
+            }
+            Command::ResetConnection => {
+                stmts.clear();
+                let w = InitWriter {
+                    client_capabilities: self.client_capabilities,
+                    writer: &mut self.writer,
+                };
+                self.shim.on_reset_connection(w).await?;
+            }
+            Command::ChangeUser(payload) => return self.change_user(payload, stmts).await,
+            Command::ListFields { table, wildcard } => {
+                let w = InitWriter {
+                    client_capabilities: self.client_capabilities,
+                    writer: &mut self.writer,
+                };
+                self.shim.on_field_list(table, wildcard, w).await?;
+            }
+            Command::Init(schema) => {
+                let w = InitWriter {
+                    client_capabilities: self.client_capabilities,
+                    writer: &mut self.writer,
+                };
+                self.shim.on_init(schema, w).await?;
+            }
+            Command::Ping => {
+                let ok = OkResponse {
+                    status_flags: self.shim.status_flags(),
+                    ..Default::default()
+                };
+                self.init_writer().ok_with(ok).await?;
+            }
+            Command::Quit => return Ok(false),
+            Command::Other(byte, payload) => {
+                let w = InitWriter {
+                    client_capabilities: self.client_capabilities,
+                    writer: &mut self.writer,
+                };
+                self.shim.on_other_command(byte, payload, w).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    async fn unknown_statement(&mut self, stmt: u32, command: &str) -> io::Result<()> {
+        let msg = format!("Unknown prepared statement handler ({stmt}) given to {command}");
+        self.init_writer()
+            .error_raw(ER_UNKNOWN_STMT_HANDLER, b"HY000", msg.as_bytes())
+            .await
+    }
+
+    async fn execute(
+        &mut self,
+        stmt: u32,
+        params: &[u8],
+        stmts: &mut HashMap<u32, StatementData>,
+    ) -> Result<(), B::Error> {
+        let Some(state) = stmts.get_mut(&stmt) else {
+            self.unknown_statement(stmt, "mysqld_stmt_execute").await?;
+            return Ok(());
+        };
+        match params::ParamParser::new(params, state).parse() {
+            Ok(values) => {
+                let w = QueryResultWriter::new(&mut self.writer, true, self.client_capabilities);
+                self.shim.on_execute(stmt, &values, w).await?;
+            }
+            Err(_) => {
+                self.init_writer()
+                    .error_raw(
+                        ER_WRONG_ARGUMENTS,
+                        b"HY000",
+                        b"Incorrect arguments to mysqld_stmt_execute",
+                    )
+                    .await?;
+            }
+        }
+        if let Some(state) = stmts.get_mut(&stmt) {
+            state.long_data.clear();
+        }
+        Ok(())
+    }
+
+    /// COM_CHANGE_USER: authenticate again (a failure closes the connection,
+    /// as MariaDB does) and start a fresh session.
+    async fn change_user(
+        &mut self,
+        payload: &[u8],
+        stmts: &mut HashMap<u32, StatementData>,
+    ) -> Result<bool, B::Error> {
+        let Some(request) = commands::change_user(payload, self.client_capabilities) else {
+            self.init_writer()
+                .error_raw(
+                    ER_MALFORMED_PACKET,
+                    b"08S01",
+                    b"Malformed communication packet",
+                )
+                .await?;
+            return Ok(true);
+        };
+        let seq = self.writer.seq().wrapping_sub(1);
+        if !self
+            .authenticate(
+                &request.username,
+                &request.auth_plugin,
+                request.auth_response,
+                seq,
+            )
+            .await?
+        {
+            return Ok(false);
+        }
+        stmts.clear();
+        let client = ClientInfo {
+            username: request.username,
+            capabilities: self.client_capabilities,
+            collation: request.collation.unwrap_or(0),
+            db: request.db,
+        };
+        let w = InitWriter {
+            client_capabilities: self.client_capabilities,
+            writer: &mut self.writer,
+        };
+        self.shim.on_change_user(&client, w).await
     }
 }

@@ -12,19 +12,34 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
+//! Reads MySQL packets from the client.
+//!
+//! Patched for lockstep (see PATCHES.md, "packet reader"): the published
+//! version returned packets that borrowed a buffer it then replaced when more
+//! than one packet had arrived in one read (a use-after-free), and it asserted
+//! on bad sequence numbers. This version hands out owned payloads, joins
+//! 16 MiB+ payloads split over several packets, and reports framing errors as
+//! `io::ErrorKind::InvalidData` instead of panicking.
+
 use std::io;
-use std::io::prelude::*;
 
-use tokio::io::AsyncRead;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
-const PACKET_BUFFER_SIZE: usize = 4_096;
-const PACKET_LARGE_BUFFER_SIZE: usize = 1_048_576;
+use crate::U24_MAX;
+
+const HEADER_LEN: usize = 4;
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The largest payload accepted from a client, as MariaDB's largest
+/// `max_allowed_packet`: a hostile length prefix must not make us allocate
+/// without bound.
+pub const MAX_CLIENT_PAYLOAD: usize = 1 << 30;
 
 pub struct PacketReader<R> {
+    /// Bytes read from the stream and not yet handed out; `start` is where
+    /// the unread part begins.
     bytes: Vec<u8>,
     start: usize,
-    remaining: usize,
     pub r: R,
 }
 
@@ -33,243 +48,124 @@ impl<R> PacketReader<R> {
         PacketReader {
             bytes: Vec::new(),
             start: 0,
-            remaining: 0,
             r,
         }
     }
-}
 
-impl<R: Read> PacketReader<R> {
-    #[allow(dead_code)]
-    pub fn next(&mut self) -> io::Result<Option<(u8, Packet<'_>)>> {
-        self.start = self.bytes.len() - self.remaining;
+    fn buffered(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
 
+    /// Takes one complete logical packet out of the buffer, if one is there.
+    fn take_packet(&mut self) -> io::Result<Option<(u8, Vec<u8>)>> {
+        let mut offset = 0;
+        let mut total = 0usize;
+        let mut expected_seq: Option<u8> = None;
+        // First pass: find the end of the logical packet without copying.
         loop {
-            if self.remaining != 0 {
-                let bytes = {
-                    // NOTE: this is all sorts of unfortunate. what we really want to do is to give
-                    // &self.bytes[self.start..] to `packet()`, and the lifetimes should all work
-                    // out. however, without NLL, borrowck doesn't realize that self.bytes is no
-                    // longer borrowed after the match, and so can be mutated.
-                    let bytes = &self.bytes[self.start..];
-                    unsafe { ::std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) }
-                };
-
-                match packet(bytes) {
-                    Ok((rest, p)) => {
-                        self.remaining = rest.len();
-                        return Ok(Some(p));
-                    }
-                    Err(nom::Err::Incomplete(_)) | Err(nom::Err::Error(_)) => {}
-                    Err(nom::Err::Failure(ctx)) => {
-                        let err = Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("{:?}", ctx),
-                        ));
-                        self.bytes.truncate(self.remaining);
-                        return err;
-                    }
+            let buf = &self.buffered()[offset..];
+            if buf.len() < HEADER_LEN {
+                return Ok(None);
+            }
+            let len = usize::from(buf[0]) | usize::from(buf[1]) << 8 | usize::from(buf[2]) << 16;
+            let seq = buf[3];
+            if let Some(expected) = expected_seq {
+                if seq != expected {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("packets out of order: got sequence {seq}, expected {expected}"),
+                    ));
                 }
             }
+            total += len;
+            if total > MAX_CLIENT_PAYLOAD {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("packet larger than {MAX_CLIENT_PAYLOAD} bytes"),
+                ));
+            }
+            if buf.len() < HEADER_LEN + len {
+                return Ok(None);
+            }
+            offset += HEADER_LEN + len;
+            if len < U24_MAX {
+                break;
+            }
+            expected_seq = Some(seq.wrapping_add(1));
+        }
+        // Second pass: copy the payload chunks out, dropping their headers.
+        let mut payload = Vec::with_capacity(total);
+        let mut pos = self.start;
+        let mut last_seq = 0;
+        while pos < self.start + offset {
+            let len = usize::from(self.bytes[pos])
+                | usize::from(self.bytes[pos + 1]) << 8
+                | usize::from(self.bytes[pos + 2]) << 16;
+            last_seq = self.bytes[pos + 3];
+            payload.extend_from_slice(&self.bytes[pos + HEADER_LEN..pos + HEADER_LEN + len]);
+            pos += HEADER_LEN + len;
+        }
+        self.start += offset;
+        Ok(Some((last_seq, payload)))
+    }
+}
 
-            // we need to read some more
-            self.bytes.drain(0..self.start);
+impl<R: AsyncRead + Unpin> PacketReader<R> {
+    /// Returns the next packet's sequence number and payload, or `None` when
+    /// the client closed the connection cleanly between packets.
+    pub async fn next_async(&mut self) -> io::Result<Option<(u8, Vec<u8>)>> {
+        loop {
+            if let Some(packet) = self.take_packet()? {
+                return Ok(Some(packet));
+            }
+            self.bytes.drain(..self.start);
             self.start = 0;
-            let end = self.bytes.len();
-            self.bytes.resize(std::cmp::max(4096, end * 2), 0);
-            let read = {
-                let buf = &mut self.bytes[end..];
-                self.r.read(buf)?
+            let filled = self.bytes.len();
+            self.bytes.resize(filled + READ_CHUNK, 0);
+            let read = self.r.read(&mut self.bytes[filled..]).await;
+            let read = match read {
+                Ok(n) => n,
+                Err(e) => {
+                    self.bytes.truncate(filled);
+                    return Err(e);
+                }
             };
-            self.bytes.truncate(end + read);
-            self.remaining = self.bytes.len();
-
+            self.bytes.truncate(filled + read);
             if read == 0 {
                 if self.bytes.is_empty() {
                     return Ok(None);
-                } else {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("{} unhandled bytes", self.bytes.len()),
-                    ));
                 }
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "connection closed inside a packet ({} bytes unread)",
+                        self.bytes.len()
+                    ),
+                ));
             }
         }
     }
 }
 
+/// After the TLS switch the bytes already buffered belong to the TLS stream.
 impl<R: AsyncRead + Unpin> AsyncRead for PacketReader<R> {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<io::Result<()>> {
-        if self.remaining != 0 {
-            buf.put_slice(&self.bytes[self.start..]);
-            self.bytes.clear();
-            self.start = 0;
-            self.remaining = 0;
+        if self.start < self.bytes.len() {
+            let n = std::cmp::min(buf.remaining(), self.bytes.len() - self.start);
+            let start = self.start;
+            buf.put_slice(&self.bytes[start..start + n]);
+            self.start += n;
+            if self.start == self.bytes.len() {
+                self.bytes.clear();
+                self.start = 0;
+            }
             std::task::Poll::Ready(Ok(()))
         } else {
             std::pin::Pin::new(&mut self.r).poll_read(cx, buf)
         }
     }
-}
-
-impl<R: AsyncRead + Unpin> PacketReader<R> {
-    pub async fn next_async(&mut self) -> io::Result<Option<(u8, Packet<'_>)>> {
-        self.start = self.bytes.len() - self.remaining;
-
-        let mut buffer_size = PACKET_BUFFER_SIZE;
-        loop {
-            if self.remaining != 0 {
-                let bytes = {
-                    // NOTE: this is all sorts of unfortunate. what we really want to do is to give
-                    // &self.bytes[self.start..] to `packet()`, and the lifetimes should all work
-                    // out. however, without NLL, borrowck doesn't realize that self.bytes is no
-                    // longer borrowed after the match, and so can be mutated.
-                    let bytes = &self.bytes[self.start..];
-                    unsafe { ::std::slice::from_raw_parts(bytes.as_ptr(), self.remaining) }
-                };
-                match packet(bytes) {
-                    Ok((rest, p)) => {
-                        self.remaining = rest.len();
-                        if self.remaining > 0 {
-                            self.bytes = rest.to_vec();
-                            self.start = 0;
-                        }
-                        return Ok(Some(p));
-                    }
-                    Err(nom::Err::Incomplete(_)) | Err(nom::Err::Error(_)) => {}
-                    Err(nom::Err::Failure(ctx)) => {
-                        self.bytes.truncate(self.remaining);
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("{:?}", ctx),
-                        ));
-                    }
-                }
-            }
-
-            // we need to read some more
-            self.bytes.drain(0..self.start);
-            self.start = 0;
-            let end = self.remaining;
-
-            if self.bytes.len() - end < buffer_size {
-                let new_len = std::cmp::max(buffer_size, end * 2);
-                self.bytes.resize(new_len, 0);
-            }
-            let read = {
-                let buf = &mut self.bytes[end..];
-                self.r.read(buf).await?
-            };
-            self.remaining = end + read;
-            // use a larger buffer size to reduce bytes resize times.
-            buffer_size = PACKET_LARGE_BUFFER_SIZE;
-
-            if read == 0 {
-                self.bytes.truncate(self.remaining);
-                if self.bytes.is_empty() {
-                    return Ok(None);
-                } else {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("{} unhandled bytes", self.bytes.len()),
-                    ));
-                }
-            }
-        }
-    }
-}
-
-pub fn fullpacket(i: &[u8]) -> nom::IResult<&[u8], (u8, &[u8])> {
-    let (i, _) = nom::bytes::complete::tag(&[0xff, 0xff, 0xff])(i)?;
-    let (i, seq) = nom::bytes::complete::take(1u8)(i)?;
-    let (i, bytes) = nom::bytes::complete::take(U24_MAX)(i)?;
-    Ok((i, (seq[0], bytes)))
-}
-
-pub fn onepacket(i: &[u8]) -> nom::IResult<&[u8], (u8, &[u8])> {
-    let (i, length) = nom::number::complete::le_u24(i)?;
-    let (i, seq) = nom::bytes::complete::take(1u8)(i)?;
-    let (i, bytes) = nom::bytes::complete::take(length)(i)?;
-    Ok((i, (seq[0], bytes)))
-}
-
-// Clone because of https://github.com/Geal/nom/issues/1008
-#[derive(Clone)]
-pub struct Packet<'a>(&'a [u8], Vec<u8>);
-
-impl<'a> Packet<'a> {
-    fn extend(&mut self, bytes: &'a [u8]) {
-        if self.0.is_empty() {
-            if self.1.is_empty() {
-                // first extend
-                self.0 = bytes;
-            } else {
-                // later extend
-                self.1.extend(bytes);
-            }
-        } else {
-            assert!(self.1.is_empty());
-            let mut v = self.0.to_vec();
-            v.extend(bytes);
-            self.1 = v;
-            self.0 = &[];
-        }
-    }
-}
-
-impl<'a> AsRef<[u8]> for Packet<'a> {
-    fn as_ref(&self) -> &[u8] {
-        if self.1.is_empty() {
-            self.0
-        } else {
-            &self.1
-        }
-    }
-}
-
-use crate::U24_MAX;
-use std::ops::Deref;
-
-impl<'a> Deref for Packet<'a> {
-    type Target = [u8];
-    fn deref(&self) -> &Self::Target {
-        self.as_ref()
-    }
-}
-
-pub(crate) fn packet(i: &[u8]) -> nom::IResult<&[u8], (u8, Packet<'_>)> {
-    nom::combinator::map(
-        nom::sequence::pair(
-            nom::multi::fold_many0(
-                fullpacket,
-                || (0, None),
-                |(seq, pkt): (_, Option<Packet<'_>>), (nseq, p)| {
-                    let pkt = if let Some(mut pkt) = pkt {
-                        assert_eq!(nseq, seq + 1);
-                        pkt.extend(p);
-                        Some(pkt)
-                    } else {
-                        Some(Packet(p, Vec::new()))
-                    };
-                    (nseq, pkt)
-                },
-            ),
-            onepacket,
-        ),
-        move |(full, last)| {
-            let seq = last.0;
-            let pkt = if let Some(mut pkt) = full.1 {
-                assert_eq!(last.0, full.0 + 1);
-                pkt.extend(last.1);
-                pkt
-            } else {
-                Packet(last.1, Vec::new())
-            };
-            (seq, pkt)
-        },
-    )(i)
 }

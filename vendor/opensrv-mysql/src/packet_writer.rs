@@ -18,15 +18,18 @@ use std::io::prelude::*;
 use std::io::IoSlice;
 
 use crate::U24_MAX;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 
 /// The writer of mysql packet.
 /// - behaves as a sync writer, while build the packet
-///    so that trivial async writes could be avoided
+///   so that trivial async writes could be avoided
 /// - behaves like a async writer, while writing data to the output stream
+///
+/// Patched for lockstep: the output is buffered (the published version made
+/// one `write` syscall per packet, i.e. one per row); `flush_all` sends it.
 pub struct PacketWriter<W> {
     packet_builder: PacketBuilder,
-    output_stream: W,
+    output_stream: BufWriter<W>,
 }
 
 // exports the internal builder as sync Write
@@ -40,13 +43,21 @@ impl<W> Write for PacketWriter<W> {
     }
 }
 
-impl<W> PacketWriter<W> {
+impl<W: AsyncWrite> PacketWriter<W> {
     pub fn new(output_stream: W) -> Self {
         Self {
             packet_builder: PacketBuilder::new(),
-            output_stream,
+            output_stream: BufWriter::with_capacity(64 * 1024, output_stream),
         }
     }
+}
+
+impl<W> PacketWriter<W> {
+    /// The sequence number the next packet will carry.
+    pub fn seq(&self) -> u8 {
+        self.packet_builder.seq()
+    }
+
     pub fn set_seq(&mut self, seq: u8) {
         self.packet_builder.set_seq(seq)
     }

@@ -12,16 +12,23 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
+//! Decodes the parameters of COM_STMT_EXECUTE.
+//!
+//! Patched for lockstep (see PATCHES.md, "params"): the published version did
+//! not consume the new-params-bound flag byte when it was 0, so every
+//! re-execute by libmariadb/libmysqlclient (which send the types only once)
+//! read parameters shifted by one byte. It also panicked on an unknown type
+//! byte, on a re-execute without types and on truncated values; those are now
+//! errors the caller turns into ER_WRONG_ARGUMENTS.
+
 use std::collections::HashMap;
+use std::io;
 
 use crate::myc;
 use crate::{StatementData, Value};
 
 /// A `ParamParser` decodes query parameters included in a client's `EXECUTE` command given
 /// type information for the expected parameters.
-///
-/// Users should invoke [`iter`](struct.ParamParser.html#method.iter) method to iterate over the
-/// provided parameters.
 pub struct ParamParser<'a> {
     pub(crate) params: u16,
     pub(crate) bytes: &'a [u8],
@@ -38,98 +45,71 @@ impl<'a> ParamParser<'a> {
             bound_types: &mut stmt.bound_types,
         }
     }
-}
 
-impl<'a> IntoIterator for ParamParser<'a> {
-    type IntoIter = Params<'a>;
-    type Item = ParamValue<'a>;
-    fn into_iter(self) -> Params<'a> {
-        Params {
-            params: self.params,
-            input: self.bytes,
-            nullmap: None,
-            col: 0,
-            long_data: self.long_data,
-            bound_types: self.bound_types,
+    /// Decodes every parameter, or says why the packet is malformed.
+    pub fn parse(self) -> io::Result<Vec<ParamValue<'a>>> {
+        let count = usize::from(self.params);
+        if count == 0 {
+            return Ok(Vec::new());
         }
+        let nullmap_len = count.div_ceil(8);
+        let input = self.bytes;
+        if input.len() < nullmap_len + 1 {
+            return Err(malformed("parameter block shorter than its NULL bitmap"));
+        }
+        let (nullmap, rest) = input.split_at(nullmap_len);
+        let (bound_flag, mut rest) = (rest[0], &rest[1..]);
+        if bound_flag != 0 {
+            if rest.len() < 2 * count {
+                return Err(malformed("parameter type block truncated"));
+            }
+            let (typmap, after) = rest.split_at(2 * count);
+            self.bound_types.clear();
+            for pair in typmap.chunks_exact(2) {
+                let coltype = myc::constants::ColumnType::try_from(pair[0])
+                    .map_err(|_| malformed(&format!("unknown parameter type 0x{:02x}", pair[0])))?;
+                self.bound_types.push((coltype, pair[1] & 0x80 != 0));
+            }
+            rest = after;
+        } else if self.bound_types.len() != count {
+            return Err(malformed("parameters sent without their types"));
+        }
+
+        let mut values = Vec::with_capacity(count);
+        for (col, &(coltype, unsigned)) in self.bound_types.iter().enumerate() {
+            let is_null = nullmap[col / 8] & (1u8 << (col % 8)) != 0;
+            // Values sent with COM_STMT_SEND_LONG_DATA are not repeated in the
+            // execute packet.
+            let value = if is_null {
+                Value::null()
+            } else if let Some(data) = u16::try_from(col).ok().and_then(|c| self.long_data.get(&c))
+            {
+                Value::bytes(&data[..])
+            } else {
+                Value::parse_from(&mut rest, coltype, unsigned)
+                    .map_err(|e| malformed(&format!("parameter {col}: {e}")))?
+            };
+            values.push(ParamValue {
+                value,
+                coltype,
+                unsigned,
+            });
+        }
+        Ok(values)
     }
 }
 
-/// An iterator over parameters provided by a client in an `EXECUTE` command.
-pub struct Params<'a> {
-    params: u16,
-    input: &'a [u8],
-    nullmap: Option<&'a [u8]>,
-    col: u16,
-    long_data: &'a HashMap<u16, Vec<u8>>,
-    bound_types: &'a mut Vec<(myc::constants::ColumnType, bool)>,
+fn malformed(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
 /// A single parameter value provided by a client when issuing an `EXECUTE` command.
+#[derive(Debug)]
 pub struct ParamValue<'a> {
     /// The value provided for this parameter.
     pub value: Value<'a>,
     /// The column type assigned to this parameter.
     pub coltype: myc::constants::ColumnType,
-}
-
-impl<'a> Iterator for Params<'a> {
-    type Item = ParamValue<'a>;
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.nullmap.is_none() {
-            let nullmap_len = (self.params as usize + 7) / 8;
-            let (nullmap, rest) = self.input.split_at(nullmap_len);
-            self.nullmap = Some(nullmap);
-            self.input = rest;
-
-            if !rest.is_empty() && rest[0] != 0x00 {
-                let (typmap, rest) = rest[1..].split_at(2 * self.params as usize);
-                self.bound_types.clear();
-                for i in 0..self.params as usize {
-                    self.bound_types.push((
-                        myc::constants::ColumnType::try_from(typmap[2 * i]).unwrap_or_else(|e| {
-                            panic!("bad column type 0x{:x}: {}", typmap[2 * i], e)
-                        }),
-                        (typmap[2 * i + 1] & 128) != 0,
-                    ));
-                }
-                self.input = rest;
-            }
-        }
-
-        if self.col >= self.params {
-            return None;
-        }
-        let pt = &self.bound_types[self.col as usize];
-
-        // https://web.archive.org/web/20170404144156/https://dev.mysql.com/doc/internals/en/null-bitmap.html
-        // NULL-bitmap-byte = ((field-pos + offset) / 8)
-        // NULL-bitmap-bit  = ((field-pos + offset) % 8)
-        if let Some(nullmap) = self.nullmap {
-            let byte = self.col as usize / 8;
-            if byte >= nullmap.len() {
-                return None;
-            }
-            if (nullmap[byte] & 1u8 << (self.col % 8)) != 0 {
-                self.col += 1;
-                return Some(ParamValue {
-                    value: Value::null(),
-                    coltype: pt.0,
-                });
-            }
-        } else {
-            unreachable!();
-        }
-
-        let v = if let Some(data) = self.long_data.get(&self.col) {
-            Value::bytes(&data[..])
-        } else {
-            Value::parse_from(&mut self.input, pt.0, pt.1).unwrap()
-        };
-        self.col += 1;
-        Some(ParamValue {
-            value: v,
-            coltype: pt.0,
-        })
-    }
+    /// Whether the client flagged the parameter as unsigned.
+    pub unsigned: bool,
 }

@@ -12,7 +12,14 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
-use std::borrow::Borrow;
+//! Writers for the responses to client commands.
+//!
+//! Patched for lockstep (see PATCHES.md, "result sets"): terminators carry the
+//! backend's status flags and warnings, an OK terminator (CLIENT_DEPRECATE_EOF)
+//! gets SERVER_MORE_RESULTS_EXISTS when another result follows, errors carry any
+//! code, and rows can be written pre-encoded (a relay keeps the backend's bytes).
+
+use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 use std::io::{self, Write};
 
@@ -47,6 +54,45 @@ impl<'a, W: 'a + AsyncWrite + Unpin> InitWriter<'a, W> {
     {
         writers::write_err(kind, msg.borrow(), self.writer).await
     }
+
+    /// Tell the client the command succeeded, with the given OK packet.
+    pub async fn ok_with(self, ok: OkResponse) -> io::Result<()> {
+        writers::write_ok_packet(self.writer, self.client_capabilities, ok).await
+    }
+
+    /// Reply with an error of any code and SQLSTATE.
+    pub async fn error_raw(self, code: u16, sqlstate: &[u8], msg: &[u8]) -> io::Result<()> {
+        writers::write_err_raw(code, sqlstate, msg, self.writer).await
+    }
+
+    /// Reply with an EOF packet (an 0xFE OK under CLIENT_DEPRECATE_EOF), as
+    /// MariaDB answers COM_SET_OPTION and COM_DEBUG.
+    pub async fn eof(self, status: StatusFlags) -> io::Result<()> {
+        if self
+            .client_capabilities
+            .contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
+        {
+            let ok = OkResponse {
+                header: 0xfe,
+                status_flags: status,
+                ..Default::default()
+            };
+            writers::write_ok_packet(self.writer, self.client_capabilities, ok).await
+        } else {
+            writers::write_eof_packet(self.writer, status, 0).await
+        }
+    }
+
+    /// Reply to COM_FIELD_LIST with these column definitions.
+    pub async fn field_list(self, columns: &[Column], status: StatusFlags) -> io::Result<()> {
+        writers::write_field_list(columns, self.writer, self.client_capabilities, status).await
+    }
+
+    /// Reply with one raw packet payload (COM_STATISTICS answers with a bare string).
+    pub async fn raw_packet(self, payload: &[u8]) -> io::Result<()> {
+        self.writer.write_all(payload)?;
+        self.writer.end_packet().await
+    }
 }
 
 /// Convenience type for responding to a client `PREPARE` command.
@@ -69,10 +115,10 @@ impl<'a, W: AsyncWrite + Unpin + 'a> StatementMetaWriter<'a, W> {
     /// parameters the client must provide when executing the prepared statement. `columns` is a
     /// second set of [`Column`](struct.Column.html) descriptors for the values that will be
     /// returned in each row then the statement is later executed.
-    pub async fn reply<PI, CI>(self, id: u32, params: PI, columns: CI) -> io::Result<()>
+    pub async fn reply<'c, PI, CI>(self, id: u32, params: PI, columns: CI) -> io::Result<()>
     where
-        PI: IntoIterator<Item = &'a Column>,
-        CI: IntoIterator<Item = &'a Column>,
+        PI: IntoIterator<Item = &'c Column>,
+        CI: IntoIterator<Item = &'c Column>,
         <PI as IntoIterator>::IntoIter: ExactSizeIterator,
         <CI as IntoIterator>::IntoIter: ExactSizeIterator,
     {
@@ -94,11 +140,16 @@ impl<'a, W: AsyncWrite + Unpin + 'a> StatementMetaWriter<'a, W> {
     {
         writers::write_err(kind, msg.borrow(), self.writer).await
     }
+
+    /// Reply to the client's `PREPARE` with an error of any code and SQLSTATE.
+    pub async fn error_raw(self, code: u16, sqlstate: &[u8], msg: &[u8]) -> io::Result<()> {
+        writers::write_err_raw(code, sqlstate, msg, self.writer).await
+    }
 }
 
 enum Finalizer {
     Ok(OkResponse),
-    Eof,
+    Eof { status: StatusFlags, warnings: u16 },
 }
 
 /// Convenience type for providing query results to clients.
@@ -139,17 +190,54 @@ impl<'a, W: AsyncWrite + Unpin> QueryResultWriter<'a, W> {
     }
 
     async fn finalize(&mut self, more_exists: bool) -> io::Result<()> {
-        let mut status = StatusFlags::empty();
-        if more_exists {
-            status.set(StatusFlags::SERVER_MORE_RESULTS_EXISTS, true);
-        }
         match self.last_end.take() {
             None => Ok(()),
-            Some(Finalizer::Ok(ok_packet)) => {
+            Some(Finalizer::Ok(mut ok_packet)) => {
+                ok_packet
+                    .status_flags
+                    .set(StatusFlags::SERVER_MORE_RESULTS_EXISTS, more_exists);
                 writers::write_ok_packet(self.writer, self.client_capabilities, ok_packet).await
             }
-            Some(Finalizer::Eof) => writers::write_eof_packet(self.writer, status).await,
+            Some(Finalizer::Eof {
+                mut status,
+                warnings,
+            }) => {
+                status.set(StatusFlags::SERVER_MORE_RESULTS_EXISTS, more_exists);
+                writers::write_eof_packet(self.writer, status, warnings).await
+            }
         }
+    }
+
+    /// Reply with an error of any code and SQLSTATE (after any earlier result
+    /// sets of this response).
+    pub async fn error_raw(mut self, code: u16, sqlstate: &[u8], msg: &[u8]) -> io::Result<()> {
+        self.finalize(true).await?;
+        writers::write_err_raw(code, sqlstate, msg, self.writer).await
+    }
+
+    /// Like `no_more_results`, but the last result's terminator carries these
+    /// status flags and warnings: a relay learns the final ones only after the
+    /// backend's whole response has been read.
+    pub async fn no_more_results_with(
+        mut self,
+        status: StatusFlags,
+        warnings: u16,
+    ) -> io::Result<()> {
+        match self.last_end.as_mut() {
+            Some(Finalizer::Ok(ok)) => {
+                ok.status_flags = status;
+                ok.warnings = warnings;
+            }
+            Some(Finalizer::Eof {
+                status: s,
+                warnings: w,
+            }) => {
+                *s = status;
+                *w = warnings;
+            }
+            None => {}
+        }
+        self.finalize(false).await
     }
 
     /// Start a resultset response to the client that conforms to the given `columns`.
@@ -159,7 +247,14 @@ impl<'a, W: AsyncWrite + Unpin> QueryResultWriter<'a, W> {
     /// See [`RowWriter`](struct.RowWriter.html).
     pub async fn start(mut self, columns: &'a [Column]) -> io::Result<RowWriter<'a, W>> {
         self.finalize(true).await?;
-        RowWriter::new(self, columns).await
+        RowWriter::new(self, Cow::Borrowed(columns)).await
+    }
+
+    /// Like `start`, with columns the writer keeps (a relay builds them per
+    /// result set).
+    pub async fn start_owned(mut self, columns: Vec<Column>) -> io::Result<RowWriter<'a, W>> {
+        self.finalize(true).await?;
+        RowWriter::new(self, Cow::Owned(columns)).await
     }
 
     /// Send an empty resultset response to the client indicating that `rows` rows were affected by
@@ -215,7 +310,7 @@ pub struct RowWriter<'a, W: AsyncWrite + Unpin> {
     result: Option<QueryResultWriter<'a, W>>,
     bitmap_len: usize,
     data: Vec<u8>,
-    columns: &'a [Column],
+    columns: Cow<'a, [Column]>,
 
     // next column to write for the current row
     // NOTE: (ab)used to track number of *rows* for a zero-column resultset
@@ -229,7 +324,7 @@ where
 {
     async fn new(
         result: QueryResultWriter<'a, W>,
-        columns: &'a [Column],
+        columns: Cow<'a, [Column]>,
     ) -> io::Result<RowWriter<'a, W>> {
         let bitmap_len = (columns.len() + 7 + 2) / 8;
         let client_capabilities = result.client_capabilities;
@@ -252,7 +347,7 @@ where
     async fn start(&mut self) -> io::Result<()> {
         if !self.columns.is_empty() {
             writers::column_definitions(
-                self.columns,
+                self.columns.iter(),
                 self.result.as_mut().unwrap().writer,
                 self.client_capabilities,
             )
@@ -317,6 +412,14 @@ where
         Ok(())
     }
 
+    /// Write one row whose payload the caller encoded already (text or binary
+    /// protocol, as this result set requires).
+    pub async fn write_row_payload(&mut self, payload: &[u8]) -> io::Result<()> {
+        let result = self.result.as_mut().ok_or_else(finished_error)?;
+        result.writer.write_all(payload)?;
+        result.writer.end_packet().await
+    }
+
     /// Indicate that no more column data will be written for the current row.
     pub async fn end_row(&mut self) -> io::Result<()> {
         if self.columns.is_empty() {
@@ -367,6 +470,17 @@ where
 
 impl<'a, W: AsyncWrite + Unpin + 'a> RowWriter<'a, W> {
     async fn finish_inner(&mut self, extra_info: &str, complete: bool) -> io::Result<()> {
+        self.finish_inner_with(extra_info, complete, StatusFlags::empty(), 0)
+            .await
+    }
+
+    async fn finish_inner_with(
+        &mut self,
+        extra_info: &str,
+        complete: bool,
+        status: StatusFlags,
+        warnings: u16,
+    ) -> io::Result<()> {
         if self.finished {
             return Ok(());
         }
@@ -382,6 +496,8 @@ impl<'a, W: AsyncWrite + Unpin + 'a> RowWriter<'a, W> {
                 // response to no column query is always an OK packet
                 let resp = OkResponse {
                     info: extra_info.to_string(),
+                    status_flags: status,
+                    warnings,
                     ..Default::default()
                 };
                 self.result.as_mut().unwrap().last_end = Some(Finalizer::Ok(resp));
@@ -393,12 +509,14 @@ impl<'a, W: AsyncWrite + Unpin + 'a> RowWriter<'a, W> {
                 let resp = OkResponse {
                     info: extra_info.to_string(),
                     header: 0xfe,
+                    status_flags: status,
+                    warnings,
                     ..Default::default()
                 };
                 self.result.as_mut().unwrap().last_end = Some(Finalizer::Ok(resp));
             } else {
                 // we wrote out at least one row
-                self.result.as_mut().unwrap().last_end = Some(Finalizer::Eof);
+                self.result.as_mut().unwrap().last_end = Some(Finalizer::Eof { status, warnings });
             }
         }
 
@@ -435,6 +553,30 @@ impl<'a, W: AsyncWrite + Unpin + 'a> RowWriter<'a, W> {
         Ok(self.result.take().unwrap())
     }
 
+    /// End this result set with the backend's status flags and warning count;
+    /// the terminator is written once it is known whether more results follow.
+    pub async fn finish_one_with(
+        mut self,
+        status: StatusFlags,
+        warnings: u16,
+    ) -> io::Result<QueryResultWriter<'a, W>> {
+        self.finish_inner_with("", true, status, warnings).await?;
+        self.result.take().ok_or_else(finished_error)
+    }
+
+    /// End this result set early with an error of any code (the backend
+    /// failed while sending rows).
+    pub async fn finish_error_raw(
+        mut self,
+        code: u16,
+        sqlstate: &[u8],
+        msg: &[u8],
+    ) -> io::Result<()> {
+        self.finish_inner("", false).await?;
+        let result = self.result.take().ok_or_else(finished_error)?;
+        result.error_raw(code, sqlstate, msg).await
+    }
+
     /// End this resultset response, and indicate to the client there was an error.
     pub async fn finish_error<E>(mut self, kind: ErrorKind, msg: &E) -> io::Result<()>
     where
@@ -444,4 +586,8 @@ impl<'a, W: AsyncWrite + Unpin + 'a> RowWriter<'a, W> {
 
         self.result.take().unwrap().error(kind, msg).await
     }
+}
+
+fn finished_error() -> io::Error {
+    io::Error::other("result set already finished")
 }

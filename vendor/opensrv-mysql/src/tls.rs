@@ -40,21 +40,17 @@ where
     W: AsyncWrite + Send + Unpin,
 {
     let (handshake, seq, client_capabilities, reader) = init_params;
-    let reader = PacketReader::new(reader);
-    let writer = PacketWriter::new(writer);
-
-    let process_use_statement_on_query = opts.process_use_statement_on_query;
-    let reject_connection_on_dbname_absence = opts.reject_connection_on_dbname_absence;
     let mut mi = AsyncMysqlIntermediary {
         client_capabilities,
-        process_use_statement_on_query,
-        reject_connection_on_dbname_absence,
+        reject_connection_on_dbname_absence: opts.reject_connection_on_dbname_absence,
         shim,
         reader,
-        writer,
+        writer: PacketWriter::new(writer),
     };
-    mi.init_after_ssl(handshake, seq).await?;
-    mi.run().await
+    if mi.init_after_ssl(handshake, seq).await? {
+        mi.run().await?;
+    }
+    Ok(())
 }
 
 pub async fn secure_run_with_options<B, R, W>(
@@ -71,21 +67,17 @@ where
 {
     let (handshake, seq, client_capabilities, reader) = init_params;
     let (reader, writer) = switch_to_tls(tls_config, reader, writer).await?;
-    let reader = PacketReader::new(reader);
-    let writer = PacketWriter::new(writer);
-
-    let process_use_statement_on_query = opts.process_use_statement_on_query;
-    let reject_connection_on_dbname_absence = opts.reject_connection_on_dbname_absence;
     let mut mi = AsyncMysqlIntermediary {
         client_capabilities,
-        process_use_statement_on_query,
-        reject_connection_on_dbname_absence,
+        reject_connection_on_dbname_absence: opts.reject_connection_on_dbname_absence,
         shim,
-        reader,
-        writer,
+        reader: PacketReader::new(reader),
+        writer: PacketWriter::new(writer),
     };
-    mi.init_after_ssl(handshake, seq).await?;
-    mi.run().await
+    if mi.init_after_ssl(handshake, seq).await? {
+        mi.run().await?;
+    }
+    Ok(())
 }
 
 pub async fn switch_to_tls<R: AsyncRead + Send + Unpin, W: AsyncWrite + Send + Unpin>(

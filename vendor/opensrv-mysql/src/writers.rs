@@ -12,21 +12,32 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
+//! Encodes the server's response packets.
+//!
+//! Patched for lockstep (see PATCHES.md, "writers"): OK and EOF packets carry
+//! the real warning count; column definitions carry schema, org_table,
+//! org_name, character set, length and decimals instead of hard-coded values;
+//! errors carry any code and SQLSTATE (a relay must pass on codes the crate's
+//! enum does not know, e.g. MariaDB's 4025); COM_FIELD_LIST responses end with
+//! a terminator also under CLIENT_DEPRECATE_EOF.
+
 use std::io::{self, Write};
 
 use byteorder::{LittleEndian, WriteBytesExt};
+use tokio::io::AsyncWrite;
 
 use crate::myc::constants::{CapabilityFlags, StatusFlags};
 use crate::myc::io::WriteMysqlExt;
-//use crate::packet::PacketWriter;
 use crate::packet_writer::PacketWriter;
 use crate::{Column, ErrorKind, OkResponse};
 
 pub(crate) async fn write_eof_packet<W: AsyncWrite + Unpin>(
     w: &mut PacketWriter<W>,
     s: StatusFlags,
+    warnings: u16,
 ) -> io::Result<()> {
-    w.write_all(&[0xFE, 0x00, 0x00])?;
+    w.write_u8(0xFE)?;
+    w.write_u16::<LittleEndian>(warnings)?;
     w.write_u16::<LittleEndian>(s.bits())?;
     w.end_packet().await
 }
@@ -41,7 +52,7 @@ pub(crate) async fn write_ok_packet<W: AsyncWrite + Unpin>(
     w.write_lenenc_int(ok_packet.last_insert_id)?;
     if client_capabilities.contains(CapabilityFlags::CLIENT_PROTOCOL_41) {
         w.write_u16::<LittleEndian>(ok_packet.status_flags.bits())?;
-        w.write_all(&[0x00, 0x00])?; // no warnings
+        w.write_u16::<LittleEndian>(ok_packet.warnings)?;
     } else if client_capabilities.contains(CapabilityFlags::CLIENT_TRANSACTIONS) {
         w.write_u16::<LittleEndian>(ok_packet.status_flags.bits())?;
     }
@@ -65,15 +76,29 @@ pub async fn write_err<W: AsyncWrite + Unpin>(
     msg: &[u8],
     w: &mut PacketWriter<W>,
 ) -> io::Result<()> {
+    write_err_raw(err as u16, err.sqlstate(), msg, w).await
+}
+
+/// Writes an ERR packet with any error code; `sqlstate` must be 5 bytes
+/// (anything else is replaced by the generic "HY000").
+pub async fn write_err_raw<W: AsyncWrite + Unpin>(
+    code: u16,
+    sqlstate: &[u8],
+    msg: &[u8],
+    w: &mut PacketWriter<W>,
+) -> io::Result<()> {
+    let sqlstate = if sqlstate.len() == 5 {
+        sqlstate
+    } else {
+        b"HY000"
+    };
     w.write_u8(0xFF)?;
-    w.write_u16::<LittleEndian>(err as u16)?;
+    w.write_u16::<LittleEndian>(code)?;
     w.write_u8(b'#')?;
-    w.write_all(err.sqlstate())?;
+    w.write_all(sqlstate)?;
     w.write_all(msg)?;
     w.end_packet().await
 }
-
-use tokio::io::AsyncWrite;
 
 pub(crate) async fn write_prepare_ok<'a, PI, CI, W>(
     id: u32,
@@ -102,12 +127,28 @@ where
     w.end_packet().await?;
 
     if pi.len() > 0 {
-        write_column_definitions_41(pi, w, client_capabilities, false).await?;
+        write_column_definitions_41(pi, w, client_capabilities).await?;
     }
     if ci.len() > 0 {
-        write_column_definitions_41(ci, w, client_capabilities, false).await?;
+        write_column_definitions_41(ci, w, client_capabilities).await?;
     }
     Ok(())
+}
+
+fn write_column_definition<W>(c: &Column, w: &mut PacketWriter<W>) -> io::Result<()> {
+    w.write_lenenc_str(b"def")?;
+    w.write_lenenc_str(&c.schema)?;
+    w.write_lenenc_str(&c.table)?;
+    w.write_lenenc_str(&c.org_table)?;
+    w.write_lenenc_str(&c.column)?;
+    w.write_lenenc_str(&c.org_column)?;
+    w.write_lenenc_int(0xC)?;
+    w.write_u16::<LittleEndian>(c.charset)?;
+    w.write_u32::<LittleEndian>(c.column_length)?;
+    w.write_u8(c.coltype as u8)?;
+    w.write_u16::<LittleEndian>(c.colflags.bits())?;
+    w.write_u8(c.decimals)?;
+    w.write_all(&[0x00, 0x00]) // filler
 }
 
 /// works for Protocol::ColumnDefinition41 is set
@@ -116,38 +157,49 @@ pub(crate) async fn write_column_definitions_41<'a, I, W>(
     i: I,
     w: &mut PacketWriter<W>,
     client_capabilities: CapabilityFlags,
-    is_com_field_list: bool,
 ) -> io::Result<()>
 where
     I: IntoIterator<Item = &'a Column>,
     W: AsyncWrite + Unpin,
 {
     for c in i {
-        use crate::myc::constants::UTF8_GENERAL_CI;
-        w.write_lenenc_str(b"def")?;
-        w.write_lenenc_str(b"")?;
-        w.write_lenenc_str(c.table.as_bytes())?;
-        w.write_lenenc_str(b"")?;
-        w.write_lenenc_str(c.column.as_bytes())?;
-        w.write_lenenc_str(b"")?;
-        w.write_lenenc_int(0xC)?;
-        w.write_u16::<LittleEndian>(UTF8_GENERAL_CI)?;
-        w.write_u32::<LittleEndian>(1024)?;
-        w.write_u8(c.coltype as u8)?;
-        w.write_u16::<LittleEndian>(c.colflags.bits())?;
-        w.write_all(&[0x00])?; // decimals
-        w.write_all(&[0x00, 0x00])?; // unused
-
-        if is_com_field_list {
-            w.write_all(&[0xfb])?;
-        }
+        write_column_definition(c, w)?;
         w.end_packet().await?;
     }
 
     if !client_capabilities.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF) {
-        write_eof_packet(w, StatusFlags::empty()).await
+        write_eof_packet(w, StatusFlags::empty(), 0).await
     } else {
         Ok(())
+    }
+}
+
+/// The response to COM_FIELD_LIST: each definition followed by its default
+/// value (NULL here), then EOF (an 0xFE OK under CLIENT_DEPRECATE_EOF).
+pub(crate) async fn write_field_list<'a, I, W>(
+    i: I,
+    w: &mut PacketWriter<W>,
+    client_capabilities: CapabilityFlags,
+    status: StatusFlags,
+) -> io::Result<()>
+where
+    I: IntoIterator<Item = &'a Column>,
+    W: AsyncWrite + Unpin,
+{
+    for c in i {
+        write_column_definition(c, w)?;
+        w.write_u8(0xfb)?;
+        w.end_packet().await?;
+    }
+    if client_capabilities.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF) {
+        let ok = OkResponse {
+            header: 0xfe,
+            status_flags: status,
+            ..Default::default()
+        };
+        write_ok_packet(w, client_capabilities, ok).await
+    } else {
+        write_eof_packet(w, status, 0).await
     }
 }
 
@@ -164,5 +216,5 @@ where
     let i = i.into_iter();
     w.write_lenenc_int(i.len() as u64)?;
     w.end_packet().await?;
-    write_column_definitions_41(i, w, client_capabilities, false).await
+    write_column_definitions_41(i, w, client_capabilities).await
 }

@@ -12,11 +12,19 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
-use std::io::Cursor;
-
 use crate::commands::*;
 use crate::myc::constants::{CapabilityFlags, UTF8_GENERAL_CI};
 use crate::packet_reader::PacketReader;
+
+fn read_one(data: &[u8]) -> (u8, Vec<u8>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut pr = PacketReader::new(data);
+        pr.next_async().await.unwrap().unwrap()
+    })
+}
 
 #[test]
 fn it_parses_handshake() {
@@ -30,9 +38,7 @@ fn it_parses_handshake() {
         0x77, 0x6f, 0x72, 0x64, 0x00,
     ];
 
-    let r = Cursor::new(&data[..]);
-    let mut pr = PacketReader::new(r);
-    let (_, p) = pr.next().unwrap().unwrap();
+    let (_, p) = read_one(&data[..]);
     let (_, handshake) = client_handshake(&p, false).unwrap();
     println!("{:?}", handshake);
     assert!(handshake
@@ -54,37 +60,68 @@ fn it_parses_handshake() {
 
 #[test]
 fn it_parses_request() {
-    let data = &[
-        0x21, 0x00, 0x00, 0x00, 0x03, 0x73, 0x65, 0x6c, 0x65, 0x63, 0x74, 0x20, 0x40, 0x40, 0x76,
-        0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x5f, 0x63, 0x6f, 0x6d, 0x6d, 0x65, 0x6e, 0x74, 0x20,
-        0x6c, 0x69, 0x6d, 0x69, 0x74, 0x20, 0x31,
-    ];
-    let r = Cursor::new(&data[..]);
-    let mut pr = PacketReader::new(r);
-    let (_, p) = pr.next().unwrap().unwrap();
-    let (_, cmd) = parse(&p).unwrap();
+    let (_, p) = read_one(b"\x21\x00\x00\x00\x03select @@version_comment limit 1");
     assert_eq!(
-        cmd,
+        parse(&p).unwrap(),
         Command::Query(&b"select @@version_comment limit 1"[..])
     );
 }
 
 #[test]
-fn it_handles_list_fields() {
-    // mysql_list_fields (CommandByte::COM_FIELD_LIST / 0x04) has been deprecated in mysql 5.7 and will be removed
-    // in a future version. The mysql command line tool issues one of these commands after
-    // switching databases with USE <DB>.
-    let data = &[
-        0x21, 0x00, 0x00, 0x00, 0x04, 0x73, 0x65, 0x6c, 0x65, 0x63, 0x74, 0x20, 0x40, 0x40, 0x76,
-        0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x5f, 0x63, 0x6f, 0x6d, 0x6d, 0x65, 0x6e, 0x74, 0x20,
-        0x6c, 0x69, 0x6d, 0x69, 0x74, 0x20, 0x31,
-    ];
-    let r = Cursor::new(&data[..]);
-    let mut pr = PacketReader::new(r);
-    let (_, p) = pr.next().unwrap().unwrap();
-    let (_, cmd) = parse(&p).unwrap();
+fn it_parses_list_fields_with_wildcard() {
     assert_eq!(
-        cmd,
-        Command::ListFields(&b"select @@version_comment limit 1"[..])
+        parse(b"\x04t1\x00i%").unwrap(),
+        Command::ListFields {
+            table: b"t1",
+            wildcard: b"i%"
+        }
     );
+}
+
+// PATCHES.md "commands": commands the published version answered with a
+// silent OK are parsed, unknown ones are passed on, malformed ones are errors.
+#[test]
+fn it_parses_session_commands() {
+    assert_eq!(parse(b"\x1f").unwrap(), Command::ResetConnection);
+    assert_eq!(
+        parse(b"\x1a\x07\x00\x00\x00").unwrap(),
+        Command::ResetStmt(7)
+    );
+    assert_eq!(parse(b"\x1b\x01\x00").unwrap(), Command::SetOption(1));
+    assert_eq!(parse(b"\x09").unwrap(), Command::Other(0x09, b""));
+    assert_eq!(
+        parse(b"\x0c\x05\x00\x00\x00").unwrap(),
+        Command::Other(0x0c, b"\x05\x00\x00\x00")
+    );
+}
+
+#[test]
+fn malformed_commands_are_errors_not_panics() {
+    assert_eq!(parse(b""), Err(MalformedCommand(0)));
+    assert_eq!(parse(b"\x17\x01\x00"), Err(MalformedCommand(0x17)));
+    assert_eq!(parse(b"\x19\x01"), Err(MalformedCommand(0x19)));
+    assert_eq!(
+        parse(b"\x18\x01\x00\x00\x00\x00"),
+        Err(MalformedCommand(0x18))
+    );
+    assert_eq!(parse(b"\x04no-nul"), Err(MalformedCommand(0x04)));
+}
+
+#[test]
+fn it_parses_change_user() {
+    let caps = CapabilityFlags::CLIENT_SECURE_CONNECTION | CapabilityFlags::CLIENT_PLUGIN_AUTH;
+    let payload = b"app\x00\x03abcshop\x00\x2d\x00mysql_native_password\x00";
+    let cu = change_user(payload, caps).unwrap();
+    assert_eq!(cu.username, b"app");
+    assert_eq!(cu.auth_response, b"abc");
+    assert_eq!(cu.db.as_deref(), Some(&b"shop"[..]));
+    assert_eq!(cu.collation, Some(45));
+    assert_eq!(cu.auth_plugin, b"mysql_native_password");
+    // Old clients stop after the database.
+    let cu = change_user(b"app\x00\x00\x00", caps).unwrap();
+    assert_eq!(cu.db, None);
+    assert_eq!(cu.collation, None);
+    // Truncated: no panic.
+    assert!(change_user(b"app\x00\x09ab", caps).is_none());
+    assert!(change_user(b"app", caps).is_none());
 }

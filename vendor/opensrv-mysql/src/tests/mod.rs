@@ -14,4 +14,5 @@
 
 mod commands;
 mod packet;
+mod params;
 mod value;

@@ -102,12 +102,7 @@ mod roundtrip_bin {
             #[test]
             fn $name() {
                 let mut data = Vec::new();
-                let mut col = Column {
-                    table: String::new(),
-                    column: String::new(),
-                    coltype: $ct,
-                    colflags: ColumnFlags::empty(),
-                };
+                let mut col = Column::new("", $ct);
 
                 if !$sig {
                     col.colflags.insert(ColumnFlags::UNSIGNED_FLAG);

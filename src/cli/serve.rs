@@ -1,0 +1,44 @@
+//! `lockstep serve --config FILE [--listen ADDR]`
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+use tracing::info;
+
+use super::{shutdown_signal, CliError};
+use crate::config::Config;
+use crate::frontend::Frontend;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The TOML configuration file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Overrides `listen` of the configuration.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+pub async fn run(args: ServeArgs) -> Result<(), CliError> {
+    let mut config = Config::load(&args.config)?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    serve(&config).await
+}
+
+/// Serves `config` until Ctrl-C or SIGTERM.
+pub async fn serve(config: &Config) -> Result<(), CliError> {
+    let frontend = Frontend::start(config).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| CliError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    info!(%addr, "lockstep listening");
+    frontend.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! The TOML configuration of `lockstep serve`.
+//!
+//! The key names are a contract: tests and tools outside the crate write these
+//! files. Unknown keys are errors, so a typo never silently changes behaviour.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where clients connect (MySQL protocol).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// HTTP `/metrics` and `/status` (served from the operations issue on).
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: SocketAddr,
+    #[serde(default = "default_journal_dir")]
+    pub journal_dir: PathBuf,
+    /// PEM certificate chain and key; both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    #[serde(default)]
+    pub users: Vec<User>,
+    /// Chain order: the master first, then the slaves.
+    #[serde(default)]
+    pub nodes: Vec<Node>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    /// Clear text; `""` is an empty password, as in MySQL.
+    pub password: Option<String>,
+    /// `*` and 40 hex digits, as in `mysql.user` (SHA1(SHA1(password))).
+    pub password_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    pub name: String,
+    /// `mysql://user:password@host:port`
+    pub url: String,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 6033))
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 6034))
+}
+
+fn default_journal_dir() -> PathBuf {
+    PathBuf::from("lockstep-data/journal")
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            message,
+        };
+        if self.nodes.is_empty() {
+            return Err(invalid(
+                "nodes",
+                "no [[nodes]]: at least the master is needed".into(),
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.name.is_empty() {
+                return Err(invalid(&format!("nodes[{i}].name"), "is empty".into()));
+            }
+            if !names.insert(node.name.as_str()) {
+                return Err(invalid(
+                    &format!("nodes[{i}].name"),
+                    format!("node name {:?} is used twice", node.name),
+                ));
+            }
+            if let Err(e) = mysql_async::Opts::from_url(&node.url) {
+                return Err(invalid(
+                    &format!("nodes[{i}].url"),
+                    format!("node {:?}: {e}", node.name),
+                ));
+            }
+        }
+        let mut users = HashSet::new();
+        for (i, user) in self.users.iter().enumerate() {
+            if !users.insert(user.name.as_str()) {
+                return Err(invalid(
+                    &format!("users[{i}].name"),
+                    format!("user {:?} is listed twice", user.name),
+                ));
+            }
+            match (&user.password, &user.password_hash) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(invalid(
+                        &format!("users[{i}]"),
+                        format!(
+                            "user {:?} needs exactly one of `password` and `password_hash`",
+                            user.name
+                        ),
+                    ))
+                }
+                (None, Some(hash)) => {
+                    if crate::frontend::auth::parse_password_hash(hash).is_none() {
+                        return Err(invalid(
+                            &format!("users[{i}].password_hash"),
+                            "must be `*` followed by 40 hex digits, as in mysql.user".into(),
+                        ));
+                    }
+                }
+                (Some(_), None) => {}
+            }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(invalid(
+                "tls_cert",
+                "`tls_cert` and `tls_key` go together".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The master: the first node of the chain.
+    pub fn master(&self) -> &Node {
+        &self.nodes[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("lockstep.toml");
+        std::fs::write(&path, text).expect("write config");
+        Config::load(&path)
+    }
+
+    const NODE: &str = "[[nodes]]\nname = \"a\"\nurl = \"mysql://root@127.0.0.1:3311\"\n";
+
+    #[test]
+    fn minimal_config_has_defaults() {
+        let config = load_str(NODE).expect("valid");
+        assert_eq!(config.listen.port(), 6033);
+        assert_eq!(config.master().name, "a");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load_str(&format!("lisen = \"127.0.0.1:1\"\n{NODE}")).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn missing_nodes_is_named() {
+        let err = load_str("listen = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(err.to_string().contains("nodes"), "{err}");
+    }
+
+    #[test]
+    fn bad_hash_is_named() {
+        let err = load_str(&format!(
+            "{NODE}[[users]]\nname = \"app\"\npassword_hash = \"nothex\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("users[0].password_hash"), "{err}");
+    }
+
+    #[test]
+    fn empty_password_is_valid() {
+        let config = load_str(&format!(
+            "{NODE}[[users]]\nname = \"app\"\npassword = \"\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(config.users[0].password.as_deref(), Some(""));
+    }
+}

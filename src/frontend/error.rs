@@ -1,0 +1,72 @@
+//! Errors a client sees, each with the MySQL error code and SQLSTATE a
+//! client or driver expects for it.
+
+use mysql_async::Error as BackendError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The node refused the statement: relayed as it is.
+    #[error("{message}")]
+    Server {
+        code: u16,
+        state: String,
+        message: String,
+    },
+    /// The connection to the node broke: the session's state there is gone.
+    #[error("Lost connection to node '{node}' during query: {reason}")]
+    BackendLost { node: String, reason: String },
+    #[error("Can't connect to node '{node}' ({address}): {reason}")]
+    BackendUnreachable {
+        node: String,
+        address: String,
+        reason: String,
+    },
+    #[error("Unknown thread id: {0}")]
+    NoSuchThread(u64),
+    #[error("This version of lockstep doesn't yet support '{0}'")]
+    NotSupported(String),
+}
+
+impl ClientError {
+    /// Classifies a mysql_async error on node `node`: a server's own error
+    /// is relayed, anything else means the connection is lost.
+    pub fn from_backend(node: &str, e: BackendError) -> ClientError {
+        match e {
+            BackendError::Server(s) => ClientError::Server {
+                code: s.code,
+                state: s.state,
+                message: s.message,
+            },
+            other => ClientError::BackendLost {
+                node: node.to_string(),
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    pub fn code(&self) -> u16 {
+        match self {
+            ClientError::Server { code, .. } => *code,
+            ClientError::BackendLost { .. } => 2013,
+            ClientError::BackendUnreachable { .. } => 2003,
+            ClientError::NoSuchThread(_) => 1094,
+            ClientError::NotSupported(_) => 1235,
+        }
+    }
+
+    pub fn sqlstate(&self) -> &[u8] {
+        match self {
+            ClientError::Server { state, .. } => state.as_bytes(),
+            ClientError::NotSupported(_) => b"42000",
+            _ => b"HY000",
+        }
+    }
+
+    /// After this error the session cannot go on: its backend state is lost.
+    pub fn ends_session(&self) -> bool {
+        matches!(
+            self,
+            ClientError::BackendLost { .. } | ClientError::BackendUnreachable { .. }
+        )
+    }
+}

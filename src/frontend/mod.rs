@@ -1,0 +1,17 @@
+//! The client-facing half: the MySQL protocol server (opensrv-mysql, vendored
+//! and patched), authentication, and the per-client session that relays to
+//! the nodes.
+
+pub mod auth;
+mod commands;
+mod encode;
+pub mod error;
+mod params;
+mod query;
+pub mod registry;
+mod relay;
+mod server;
+mod session;
+mod tls;
+
+pub use server::{Frontend, StartError};

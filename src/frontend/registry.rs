@@ -1,0 +1,91 @@
+//! Lockstep's connection ids and what each stands for, so that `KILL <id>`
+//! and `CONNECTION_ID()` use lockstep's ids and reach the right backend thread.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+
+use tokio::task::AbortHandle;
+
+#[derive(Debug, Default)]
+struct Entry {
+    /// The master's thread id for this session's connection.
+    master_thread: Option<u32>,
+    /// Ends the session's task (KILL CONNECTION).
+    abort: Option<AbortHandle>,
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    next_id: AtomicU32,
+    sessions: Mutex<HashMap<u32, Entry>>,
+}
+
+/// What KILL needs to know about a session.
+#[derive(Debug, Clone)]
+pub struct KillTarget {
+    pub master_thread: Option<u32>,
+    pub abort: Option<AbortHandle>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            next_id: AtomicU32::new(1),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Registry {
+    /// A new connection id, registered until `remove`.
+    pub fn register(&self) -> u32 {
+        let id = loop {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            // 0 is not a valid connection id; skip it when the counter wraps.
+            if id != 0 {
+                break id;
+            }
+        };
+        self.lock().insert(id, Entry::default());
+        id
+    }
+
+    pub fn set_abort(&self, id: u32, abort: AbortHandle) {
+        if let Some(e) = self.lock().get_mut(&id) {
+            e.abort = Some(abort);
+        }
+    }
+
+    pub fn set_master_thread(&self, id: u32, thread: Option<u32>) {
+        if let Some(e) = self.lock().get_mut(&id) {
+            e.master_thread = thread;
+        }
+    }
+
+    pub fn target(&self, id: u64) -> Option<KillTarget> {
+        let id = u32::try_from(id).ok()?;
+        self.lock().get(&id).map(|e| KillTarget {
+            master_thread: e.master_thread,
+            abort: e.abort.clone(),
+        })
+    }
+
+    pub fn remove(&self, id: u32) {
+        self.lock().remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Entry>> {
+        // A panic while holding this lock cannot leave the map inconsistent
+        // (every update is one insert/remove), so a poisoned lock is usable.
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

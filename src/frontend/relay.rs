@@ -1,0 +1,142 @@
+//! Relays a backend's response (one or more result sets) to the client.
+//!
+//! Each set goes out as the node sent it: column definitions, rows re-encoded
+//! in the protocol the client used, and a terminator with the node's status
+//! flags and warning count. A result's terminator is written once it is known
+//! whether another result follows (opensrv's writer holds it back), so
+//! SERVER_MORE_RESULTS_EXISTS is right for multi-statements and CALL.
+//!
+//! One approximation remains, from mysql_async: when a result set with rows is
+//! followed by another result within the same response (a multi-statement or a
+//! CALL), the node's terminator of that set has been replaced by the next one
+//! before lockstep can read it, so that set's warning count is the next
+//! result's, and its status flags are the session's last known ones. The last
+//! result of a response (the only one, for ordinary statements) is exact.
+
+use std::io;
+
+use futures_util::StreamExt;
+use mysql_async::prelude::Protocol;
+use mysql_async::{Conn, QueryResult, Row};
+use opensrv_mysql::{OkResponse, QueryResultWriter, StatusFlags};
+use tokio::io::AsyncWrite;
+
+use super::encode;
+use super::error::ClientError;
+use crate::sql::intercept::original_name;
+
+/// How relaying a response ended.
+pub enum SetsEnd<'w, W> {
+    /// Every result was written but the last terminator, which waits for the
+    /// final status flags (`finish`).
+    Complete(QueryResultWriter<'w, W>),
+    /// An error was written to the client in place of the next result or row.
+    Failed(ClientError),
+}
+
+/// Writes every result set of `result` to `w`. `status` is the session's last
+/// known status flags, updated from every OK packet seen.
+pub async fn relay_sets<'w, W, P>(
+    node: &str,
+    result: &mut QueryResult<'_, '_, P>,
+    mut w: QueryResultWriter<'w, W>,
+    renames: &[(Vec<u8>, Vec<u8>)],
+    status: &mut StatusFlags,
+) -> io::Result<SetsEnd<'w, W>>
+where
+    W: AsyncWrite + Send + Unpin,
+    P: Protocol + Unpin,
+{
+    let binary =
+        std::any::TypeId::of::<P>() == std::any::TypeId::of::<mysql_async::BinaryProtocol>();
+    let mut row_buf = Vec::new();
+    loop {
+        let mut stream = match result.stream::<Row>().await {
+            Ok(Some(stream)) => stream,
+            Ok(None) => return Ok(SetsEnd::Complete(w)),
+            Err(e) => {
+                let err = ClientError::from_backend(node, e);
+                w.error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
+                    .await?;
+                return Ok(SetsEnd::Failed(err));
+            }
+        };
+        if stream.columns_ref().is_empty() {
+            let ok = stream.ok_packet().map(ok_response).unwrap_or_default();
+            *status = without_more_results(ok.status_flags);
+            drop(stream);
+            w = w.complete_one(ok).await?;
+            continue;
+        }
+        let columns = stream.columns();
+        let client_columns = columns
+            .iter()
+            .map(|c| encode::column(c, |name| original_name(renames, name)))
+            .collect();
+        let mut rows = w.start_owned(client_columns).await?;
+        while let Some(row) = stream.next().await {
+            match row {
+                Ok(row) => {
+                    row_buf.clear();
+                    if binary {
+                        encode::binary_row(&row, &columns, &mut row_buf);
+                    } else {
+                        encode::text_row(&row, &mut row_buf);
+                    }
+                    rows.write_row_payload(&row_buf).await?;
+                }
+                Err(e) => {
+                    // The node sent an error instead of the next row (the
+                    // query was killed, a value could not be computed, …).
+                    let err = ClientError::from_backend(node, e);
+                    rows.finish_error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
+                        .await?;
+                    return Ok(SetsEnd::Failed(err));
+                }
+            }
+        }
+        drop(stream);
+        w = rows.finish_one_with(*status, result.warnings()).await?;
+    }
+}
+
+/// Ends a completely relayed response with the node's final status flags and
+/// warnings, which mysql_async holds once the response was read to its end.
+pub async fn finish<W>(
+    conn: &Conn,
+    w: QueryResultWriter<'_, W>,
+    status: &mut StatusFlags,
+) -> io::Result<()>
+where
+    W: AsyncWrite + Send + Unpin,
+{
+    let (final_status, warnings) = match conn.last_ok_packet() {
+        Some(ok) => (status_flags(ok.status_flags().bits()), ok.warnings()),
+        None => (*status, 0),
+    };
+    *status = without_more_results(final_status);
+    w.no_more_results_with(*status, warnings).await
+}
+
+pub fn ok_response(ok: &mysql_async::OkPacket<'_>) -> OkResponse {
+    OkResponse {
+        header: 0x00,
+        affected_rows: ok.affected_rows(),
+        last_insert_id: ok.last_insert_id().unwrap_or(0),
+        status_flags: status_flags(ok.status_flags().bits()),
+        warnings: ok.warnings(),
+        info: ok
+            .info_ref()
+            .map(|i| String::from_utf8_lossy(i).into_owned())
+            .unwrap_or_default(),
+        session_state_info: String::new(),
+    }
+}
+
+pub fn status_flags(bits: u16) -> StatusFlags {
+    StatusFlags::from_bits_truncate(bits)
+}
+
+fn without_more_results(s: StatusFlags) -> StatusFlags {
+    s - StatusFlags::SERVER_MORE_RESULTS_EXISTS
+}

@@ -1,0 +1,128 @@
+//! Accepts clients and runs one session task per connection.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use opensrv_mysql::{
+    plain_run_with_options, secure_run_with_options, AsyncMysqlIntermediary, IntermediaryOptions,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::ServerConfig;
+use tracing::{debug, info, info_span, Instrument};
+
+use super::auth::Credential;
+use super::registry::Registry;
+use super::session::{Session, Shared};
+use super::tls::{self, TlsError};
+use crate::backend::{Node, ServerInfo};
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("node {node:?}: invalid url: {reason}")]
+    NodeUrl { node: String, reason: String },
+    #[error("master node {node:?} ({address}) is unreachable: {reason}")]
+    MasterUnreachable {
+        node: String,
+        address: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+pub struct Frontend {
+    shared: Arc<Shared>,
+    tls: Option<Arc<ServerConfig>>,
+}
+
+impl Frontend {
+    /// Checks the master is reachable and learns what clients are shown of it.
+    pub async fn start(config: &Config) -> Result<Frontend, StartError> {
+        let master_config = config.master();
+        let master = Node::from_config(master_config).map_err(|e| StartError::NodeUrl {
+            node: master_config.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let unreachable = |e: mysql_async::Error| StartError::MasterUnreachable {
+            node: master.name.clone(),
+            address: master.address(),
+            reason: e.to_string(),
+        };
+        let mut conn = master.connect_admin().await.map_err(unreachable)?;
+        let server = ServerInfo::query(&mut conn).await.map_err(unreachable)?;
+        let _ = conn.disconnect().await;
+        info!(node = %master.name, version = %server.version, "master reachable");
+
+        let users: HashMap<Vec<u8>, Credential> = config
+            .users
+            .iter()
+            .filter_map(|u| Some((u.name.as_bytes().to_vec(), Credential::from_user(u)?)))
+            .collect();
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+            _ => None,
+        };
+        Ok(Frontend {
+            shared: Arc::new(Shared {
+                users,
+                master,
+                server,
+                registry: Registry::default(),
+            }),
+            tls,
+        })
+    }
+
+    /// Accepts clients until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => accepted?,
+                () = &mut shutdown => {
+                    info!(sessions = self.shared.registry.len(), "shutting down");
+                    return Ok(());
+                }
+            };
+            let session = Session::new(self.shared.clone(), peer);
+            let id = session.id();
+            let tls = self.tls.clone();
+            let task = tokio::spawn(
+                run_session(session, stream, peer, tls)
+                    .instrument(info_span!("session", conn_id = id, %peer)),
+            );
+            self.shared.registry.set_abort(id, task.abort_handle());
+        }
+    }
+}
+
+async fn run_session(
+    mut session: Session,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<Arc<ServerConfig>>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (reader, mut writer) = stream.into_split();
+    let opts = IntermediaryOptions::default();
+    let result = async {
+        let (wants_tls, init) =
+            AsyncMysqlIntermediary::init_before_ssl(&mut session, reader, &mut writer, &tls)
+                .await?;
+        match (wants_tls, tls) {
+            (true, Some(tls)) => secure_run_with_options(session, writer, opts, tls, init).await,
+            _ => plain_run_with_options(session, writer, opts, init).await,
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => debug!(%peer, "client disconnected"),
+        Err(e) => info!(%peer, error = %e, "client connection ended"),
+    }
+}

@@ -1,0 +1,349 @@
+//! One client session: opensrv's shim, holding the session's backend
+//! connection and its prepared statements.
+//!
+//! Until the write path exists every command goes to the master; the session
+//! already owns its backend connection(s) per node, which is where
+//! transactions, SET variables, temporary tables and prepared statements live.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Statement};
+use opensrv_mysql::{
+    AsyncMysqlShim, CapabilityFlags, ClientInfo, InitWriter, OkResponse, ParamValue,
+    QueryResultWriter, StatementMetaWriter, StatusFlags,
+};
+use tokio::io::AsyncWrite;
+use tracing::{debug, info, warn};
+
+use super::auth::{self, Credential};
+use super::error::ClientError;
+use crate::backend::{Node, ServerInfo, SessionParams};
+use crate::frontend::registry::Registry;
+use crate::sql::intercept::{intercept, Intercepted, Renames};
+
+/// What every session shares.
+pub struct Shared {
+    pub users: HashMap<Vec<u8>, Credential>,
+    pub master: Node,
+    pub server: ServerInfo,
+    pub registry: Registry,
+}
+
+pub(super) struct PreparedStatement {
+    pub backend: Statement,
+    pub renames: Renames,
+}
+
+pub struct Session {
+    pub(super) id: u32,
+    salt: [u8; auth::SALT_LEN],
+    peer: SocketAddr,
+    pub(super) shared: Arc<Shared>,
+    pub(super) user: String,
+    pub(super) params: SessionParams,
+    pub(super) master: Option<Conn>,
+    pub(super) statements: HashMap<u32, PreparedStatement>,
+    next_statement_id: u32,
+    /// The status flags of the last response: what PING and other answers
+    /// lockstep makes up itself report (autocommit, in transaction).
+    pub(super) status: StatusFlags,
+    /// A statement is running on the master for this session: if the
+    /// session ends now (client gone), that statement must be killed.
+    pub(super) busy: bool,
+    /// Close the client connection after the current answer.
+    pub(super) closing: bool,
+}
+
+impl Session {
+    pub fn new(shared: Arc<Shared>, peer: SocketAddr) -> Session {
+        let id = shared.registry.register();
+        Session {
+            id,
+            salt: auth::new_salt(),
+            peer,
+            shared,
+            user: String::new(),
+            params: SessionParams::default(),
+            master: None,
+            statements: HashMap::new(),
+            next_statement_id: 1,
+            status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+            busy: false,
+            closing: false,
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    pub(super) fn allocate_statement_id(&mut self) -> u32 {
+        loop {
+            let id = self.next_statement_id;
+            self.next_statement_id = self.next_statement_id.wrapping_add(1).max(1);
+            if !self.statements.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Records that an error was sent; a lost backend ends the session.
+    pub(super) fn note_failure(&mut self, err: &ClientError) {
+        if err.ends_session() {
+            warn!(error = %err, "backend connection lost; closing the client connection");
+            self.master = None;
+            self.closing = true;
+        } else {
+            debug!(code = err.code(), error = %err, "statement failed");
+        }
+    }
+
+    /// Opens the session's master connection for `params`.
+    async fn connect_master(&mut self) -> Result<(), ClientError> {
+        let node = &self.shared.master;
+        match node
+            .connect_session(&self.params, &self.shared.server)
+            .await
+        {
+            Ok(conn) => {
+                self.shared
+                    .registry
+                    .set_master_thread(self.id, Some(conn.id()));
+                self.master = Some(conn);
+                self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+                Ok(())
+            }
+            Err(mysql_async::Error::Server(e)) => Err(ClientError::from_backend(
+                &node.name,
+                mysql_async::Error::Server(e),
+            )),
+            Err(e) => Err(ClientError::BackendUnreachable {
+                node: node.name.clone(),
+                address: node.address(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Answers a new (or changed) user's session: connect, then OK or the error.
+    async fn start_session<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        client: &ClientInfo,
+        w: InitWriter<'_, W>,
+    ) -> io::Result<bool> {
+        self.user = String::from_utf8_lossy(&client.username).into_owned();
+        self.params = SessionParams {
+            collation: client.collation,
+            found_rows: client
+                .capabilities
+                .contains(CapabilityFlags::CLIENT_FOUND_ROWS),
+            db: client
+                .db
+                .as_ref()
+                .map(|db| String::from_utf8_lossy(db).into_owned()),
+        };
+        match self.connect_master().await {
+            Ok(()) => {
+                info!(user = %self.user, db = ?self.params.db, "client connected");
+                w.ok_with(self.ok()).await?;
+                Ok(true)
+            }
+            Err(err) => {
+                warn!(user = %self.user, error = %err, "cannot open the session's backend connection");
+                w.error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
+                    .await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// An OK packet with the session's status.
+    pub(super) fn ok(&self) -> OkResponse {
+        OkResponse {
+            status_flags: self.status,
+            ..Default::default()
+        }
+    }
+
+    pub(super) fn lost_master(&self) -> ClientError {
+        ClientError::BackendLost {
+            node: self.shared.master.name.clone(),
+            reason: "no connection".into(),
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.shared.registry.remove(self.id);
+        // The client left while the master was still working for it (e.g. it
+        // disconnected mid-result): stop that work, as MariaDB would when its
+        // own client goes away, instead of letting it run to completion.
+        if self.busy {
+            if let Some(thread) = self.master.as_ref().map(Conn::id) {
+                let node = self.shared.master.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut admin) = node.connect_admin().await {
+                        let _ = admin.query_drop(format!("KILL CONNECTION {thread}")).await;
+                        let _ = admin.disconnect().await;
+                    }
+                });
+            }
+        }
+        debug!(conn_id = self.id, "session ended");
+    }
+}
+
+#[async_trait]
+impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
+    type Error = io::Error;
+
+    fn version(&self) -> String {
+        self.shared.server.version.clone()
+    }
+
+    fn connect_id(&self) -> u32 {
+        self.id
+    }
+
+    fn character_set(&self) -> u8 {
+        self.shared.server.default_collation
+    }
+
+    fn status_flags(&self) -> StatusFlags {
+        self.status
+    }
+
+    fn salt(&self) -> [u8; auth::SALT_LEN] {
+        self.salt
+    }
+
+    async fn authenticate(
+        &self,
+        auth_plugin: &str,
+        username: &[u8],
+        salt: &[u8],
+        auth_data: &[u8],
+    ) -> bool {
+        let accepted = auth_plugin == "mysql_native_password"
+            && self
+                .shared
+                .users
+                .get(username)
+                .is_some_and(|c| c.verify(salt, auth_data));
+        if !accepted {
+            info!(user = %String::from_utf8_lossy(username), peer = %self.peer, "access denied");
+        }
+        accepted
+    }
+
+    fn peer_host(&self) -> String {
+        self.peer.ip().to_string()
+    }
+
+    fn should_close(&self) -> bool {
+        self.closing
+    }
+
+    async fn on_connect<'a>(
+        &'a mut self,
+        client: &'a ClientInfo,
+        w: InitWriter<'a, W>,
+    ) -> io::Result<bool> {
+        self.start_session(client, w).await
+    }
+
+    async fn on_change_user<'a>(
+        &'a mut self,
+        client: &'a ClientInfo,
+        w: InitWriter<'a, W>,
+    ) -> io::Result<bool> {
+        // A changed user gets a fresh session, as from MariaDB: a new backend
+        // connection drops the old one's transaction, variables and statements.
+        if let Some(conn) = self.master.take() {
+            let _ = conn.disconnect().await;
+        }
+        self.statements.clear();
+        self.start_session(client, w).await
+    }
+
+    async fn on_query<'a>(
+        &'a mut self,
+        query: &'a [u8],
+        w: QueryResultWriter<'a, W>,
+    ) -> io::Result<()> {
+        match intercept(query, self.id) {
+            Intercepted::SelectSocket => self.answer_select_socket(w).await,
+            Intercepted::Kill { query_only, id } => {
+                let outcome = self.kill(query_only, id).await;
+                self.answer(w, outcome).await
+            }
+            Intercepted::KillUnsupported => {
+                let err = ClientError::NotSupported("KILL USER and KILL QUERY ID".into());
+                self.answer(w, Err(err)).await
+            }
+            Intercepted::Relay(rewrite) => {
+                self.relay_query(&rewrite.sql, &rewrite.renames, w).await
+            }
+        }
+    }
+
+    async fn on_prepare<'a>(
+        &'a mut self,
+        query: &'a [u8],
+        w: StatementMetaWriter<'a, W>,
+    ) -> io::Result<()> {
+        self.prepare(query, w).await
+    }
+
+    async fn on_execute<'a>(
+        &'a mut self,
+        id: u32,
+        params: &'a [ParamValue<'a>],
+        w: QueryResultWriter<'a, W>,
+    ) -> io::Result<()> {
+        self.execute(id, params, w).await
+    }
+
+    async fn on_close<'a>(&'a mut self, id: u32)
+    where
+        W: 'async_trait,
+    {
+        self.close_statement(id).await
+    }
+
+    async fn on_init<'a>(&'a mut self, schema: &'a [u8], w: InitWriter<'a, W>) -> io::Result<()> {
+        self.init_db(schema, w).await
+    }
+
+    async fn on_field_list<'a>(
+        &'a mut self,
+        table: &'a [u8],
+        wildcard: &'a [u8],
+        w: InitWriter<'a, W>,
+    ) -> io::Result<()> {
+        self.field_list(table, wildcard, w).await
+    }
+
+    async fn on_reset_connection<'a>(&'a mut self, w: InitWriter<'a, W>) -> io::Result<()> {
+        self.reset_connection(w).await
+    }
+
+    fn on_set_multi_statements(&mut self, enabled: bool) {
+        debug!(enabled, "client set CLIENT_MULTI_STATEMENTS");
+    }
+
+    async fn on_other_command<'a>(
+        &'a mut self,
+        command: u8,
+        payload: &'a [u8],
+        w: InitWriter<'a, W>,
+    ) -> io::Result<()> {
+        self.other_command(command, payload, w).await
+    }
+}

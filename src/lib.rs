@@ -1,0 +1,9 @@
+//! lockstep: a MySQL wire-protocol middleware in front of a chain of
+//! MySQL/MariaDB servers. See README.md and DESIGN in the shared docs.
+
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod frontend;
+pub mod mariadb;
+pub mod sql;

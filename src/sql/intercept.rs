@@ -1,0 +1,260 @@
+//! The statements lockstep must answer or rewrite itself instead of relaying
+//! them as they are, because they name things that exist per connection and
+//! lockstep's connection ids are not the backends' thread ids.
+
+use std::borrow::Cow;
+
+use sqlparser::tokenizer::Token;
+
+use super::lexer::{contains_ignore_case, lex, Lexeme};
+
+#[derive(Debug, PartialEq)]
+pub enum Intercepted<'q> {
+    /// `SELECT @@socket`: answered with NULL, so that drivers preferring a
+    /// local socket (mysql_async's default) do not reconnect around lockstep.
+    SelectSocket,
+    /// `KILL [HARD|SOFT] [CONNECTION|QUERY] <id>` with a lockstep connection id.
+    Kill { query_only: bool, id: u64 },
+    /// A KILL form lockstep cannot map to its own ids (`KILL USER`, `KILL QUERY ID`).
+    KillUnsupported,
+    /// Anything else, relayed; possibly rewritten.
+    Relay(Rewrite<'q>),
+}
+
+/// The statement to send, and the result column names to restore: rewriting
+/// `CONNECTION_ID()` into a literal renames the column `CONNECTION_ID()` would
+/// have had.
+#[derive(Debug, PartialEq)]
+pub struct Rewrite<'q> {
+    pub sql: Cow<'q, [u8]>,
+    pub renames: Renames,
+}
+
+/// Pairs of (name the server gives a result column, name the client expects).
+pub type Renames = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The name the client expects for a result column the server named `name`.
+pub fn original_name<'n>(renames: &'n [(Vec<u8>, Vec<u8>)], name: &'n [u8]) -> &'n [u8] {
+    renames
+        .iter()
+        .find(|(literal, _)| literal.as_slice() == name)
+        .map(|(_, original)| original.as_slice())
+        .unwrap_or(name)
+}
+
+/// Looks at one COM_QUERY text. `connection_id` is lockstep's id for this session.
+pub fn intercept(query: &[u8], connection_id: u32) -> Intercepted<'_> {
+    let mentions_socket = contains_ignore_case(query, b"@@socket");
+    let mentions_kill = contains_ignore_case(query, b"kill");
+    let mentions_connection_id = contains_ignore_case(query, b"connection_id");
+    if !(mentions_socket || mentions_kill || mentions_connection_id) {
+        return relay_unchanged(query);
+    }
+    let Some(lexemes) = lex(query) else {
+        return relay_unchanged(query);
+    };
+    if mentions_socket && is_select_socket(&lexemes) {
+        return Intercepted::SelectSocket;
+    }
+    let rewrite = if mentions_connection_id {
+        rewrite_connection_id(query, &lexemes, connection_id)
+    } else {
+        Rewrite {
+            sql: Cow::Borrowed(query),
+            renames: Vec::new(),
+        }
+    };
+    if mentions_kill {
+        let relexed = if rewrite.renames.is_empty() {
+            Some(lexemes)
+        } else {
+            lex(&rewrite.sql)
+        };
+        if let Some(kill) = relexed.as_deref().and_then(parse_kill) {
+            return kill;
+        }
+    }
+    Intercepted::Relay(rewrite)
+}
+
+fn relay_unchanged(query: &[u8]) -> Intercepted<'_> {
+    Intercepted::Relay(Rewrite {
+        sql: Cow::Borrowed(query),
+        renames: Vec::new(),
+    })
+}
+
+/// Drops a trailing `;`.
+fn statement_tokens(lexemes: &[Lexeme]) -> &[Lexeme] {
+    match lexemes.last() {
+        Some(l) if l.token == Token::SemiColon => &lexemes[..lexemes.len() - 1],
+        _ => lexemes,
+    }
+}
+
+fn is_select_socket(lexemes: &[Lexeme]) -> bool {
+    let words: Vec<Option<String>> = statement_tokens(lexemes)
+        .iter()
+        .map(Lexeme::word_upper)
+        .collect();
+    matches!(
+        words.as_slice(),
+        [Some(select), Some(var)] if select == "SELECT"
+            && (var == "@@SOCKET" || var == "@@GLOBAL.SOCKET")
+    )
+}
+
+fn rewrite_connection_id<'q>(query: &'q [u8], lexemes: &[Lexeme], id: u32) -> Rewrite<'q> {
+    let literal = id.to_string().into_bytes();
+    let mut sql = Vec::with_capacity(query.len());
+    let mut renames = Vec::new();
+    let mut copied_to = 0;
+    for window in lexemes.windows(3) {
+        let [word, open, close] = window else {
+            continue;
+        };
+        if word.word_upper().as_deref() == Some("CONNECTION_ID")
+            && open.token == Token::LParen
+            && close.token == Token::RParen
+        {
+            sql.extend_from_slice(&query[copied_to..word.range.start]);
+            sql.extend_from_slice(&literal);
+            renames.push((
+                literal.clone(),
+                query[word.range.start..close.range.end].to_vec(),
+            ));
+            copied_to = close.range.end;
+        }
+    }
+    if renames.is_empty() {
+        return Rewrite {
+            sql: Cow::Borrowed(query),
+            renames,
+        };
+    }
+    sql.extend_from_slice(&query[copied_to..]);
+    Rewrite {
+        sql: Cow::Owned(sql),
+        renames,
+    }
+}
+
+fn parse_kill(lexemes: &[Lexeme]) -> Option<Intercepted<'static>> {
+    let tokens = statement_tokens(lexemes);
+    let (first, mut rest) = tokens.split_first()?;
+    if first.word_upper()? != "KILL" {
+        return None;
+    }
+    if let Some(w) = rest.first().and_then(Lexeme::word_upper) {
+        if w == "HARD" || w == "SOFT" {
+            rest = &rest[1..];
+        }
+    }
+    let mut query_only = false;
+    if let Some(w) = rest.first().and_then(Lexeme::word_upper) {
+        match w.as_str() {
+            "CONNECTION" => rest = &rest[1..],
+            "QUERY" => {
+                query_only = true;
+                rest = &rest[1..];
+            }
+            "USER" => return Some(Intercepted::KillUnsupported),
+            _ => {}
+        }
+    }
+    if rest.first().and_then(Lexeme::word_upper).as_deref() == Some("ID") {
+        return Some(Intercepted::KillUnsupported);
+    }
+    match rest {
+        [Lexeme {
+            token: Token::Number(n, _),
+            ..
+        }] => Some(Intercepted::Kill {
+            query_only,
+            id: n.parse().ok()?,
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relayed(i: Intercepted<'_>) -> (Vec<u8>, Renames) {
+        match i {
+            Intercepted::Relay(r) => (r.sql.into_owned(), r.renames),
+            other => panic!("expected a relay, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_statements_are_untouched_and_not_copied() {
+        match intercept(b"SELECT * FROM t WHERE id = 1", 7) {
+            Intercepted::Relay(r) => assert!(matches!(r.sql, Cow::Borrowed(_))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn connection_id_becomes_lockstep_id_and_keeps_its_column_name() {
+        let (sql, renames) = relayed(intercept(b"SELECT connection_id( ), 'CONNECTION_ID()'", 42));
+        assert_eq!(sql, b"SELECT 42, 'CONNECTION_ID()'");
+        assert_eq!(
+            renames,
+            vec![(b"42".to_vec(), b"connection_id( )".to_vec())]
+        );
+    }
+
+    #[test]
+    fn kill_forms() {
+        assert_eq!(
+            intercept(b"KILL QUERY 12", 1),
+            Intercepted::Kill {
+                query_only: true,
+                id: 12
+            }
+        );
+        assert_eq!(
+            intercept(b"kill hard connection 12;", 1),
+            Intercepted::Kill {
+                query_only: false,
+                id: 12
+            }
+        );
+        assert_eq!(
+            intercept(b"KILL 5", 1),
+            Intercepted::Kill {
+                query_only: false,
+                id: 5
+            }
+        );
+        assert_eq!(
+            intercept(b"KILL CONNECTION_ID()", 9),
+            Intercepted::Kill {
+                query_only: false,
+                id: 9
+            }
+        );
+        assert_eq!(intercept(b"KILL USER app", 1), Intercepted::KillUnsupported);
+        assert_eq!(
+            intercept(b"KILL QUERY ID 3", 1),
+            Intercepted::KillUnsupported
+        );
+        // Not a KILL statement: a column named kill.
+        assert!(matches!(
+            intercept(b"SELECT `kill` FROM t", 1),
+            Intercepted::Relay(_)
+        ));
+    }
+
+    #[test]
+    fn select_socket_is_answered() {
+        assert_eq!(intercept(b"SELECT @@socket", 1), Intercepted::SelectSocket);
+        assert_eq!(intercept(b"select @@SOCKET;", 1), Intercepted::SelectSocket);
+        assert!(matches!(
+            intercept(b"SELECT @@socket, 1", 1),
+            Intercepted::Relay(_)
+        ));
+    }
+}

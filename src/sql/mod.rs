@@ -1,0 +1,5 @@
+//! Reading SQL text: a tokenizer view and the few statements lockstep answers
+//! or rewrites itself. Everything else is relayed untouched.
+
+pub mod intercept;
+pub mod lexer;
