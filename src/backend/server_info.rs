@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::Conn;
+use mysql_async::{Conn, Row};
 
 /// A collation the server knows: its id, character set and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,19 +23,32 @@ pub struct ServerInfo {
 
 impl ServerInfo {
     pub async fn query(conn: &mut Conn) -> Result<ServerInfo, mysql_async::Error> {
-        let (version, collation_server): (String, String) = conn
+        // Rows are read as `Row` and converted fallibly: mysql_async's typed
+        // conversions panic on a NULL where a value was expected.
+        let first: Option<Row> = conn
             .query_first("SELECT VERSION(), @@collation_server")
-            .await?
-            .unwrap_or_default();
-        let rows: Vec<(Option<u64>, String, String)> = conn
+            .await?;
+        let text = |row: &Row, i: usize| -> Option<String> { row.get_opt::<String, _>(i)?.ok() };
+        let version = first.as_ref().and_then(|r| text(r, 0)).unwrap_or_default();
+        let collation_server = first.as_ref().and_then(|r| text(r, 1)).unwrap_or_default();
+        // MariaDB 10.10+ lists UCA-14.0 collations without an id; skip them.
+        let rows: Vec<Row> = conn
             .query(
-                "SELECT ID, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS",
+                "SELECT ID, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS \
+                 WHERE ID IS NOT NULL AND CHARACTER_SET_NAME IS NOT NULL",
             )
             .await?;
         let collations: HashMap<u16, Collation> = rows
-            .into_iter()
-            .filter_map(|(id, charset, name)| {
-                Some((u16::try_from(id?).ok()?, Collation { charset, name }))
+            .iter()
+            .filter_map(|row| {
+                let id = u16::try_from(row.get_opt::<u64, _>(0)?.ok()?).ok()?;
+                Some((
+                    id,
+                    Collation {
+                        charset: text(row, 1)?,
+                        name: text(row, 2)?,
+                    },
+                ))
             })
             .collect();
         let default_collation = collations

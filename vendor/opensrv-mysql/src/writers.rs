@@ -19,7 +19,8 @@
 //! org_name, character set, length and decimals instead of hard-coded values;
 //! errors carry any code and SQLSTATE (a relay must pass on codes the crate's
 //! enum does not know, e.g. MariaDB's 4025); COM_FIELD_LIST responses end with
-//! a terminator also under CLIENT_DEPRECATE_EOF.
+//! a terminator also under CLIENT_DEPRECATE_EOF; the OK packet's info string
+//! is length-encoded, as MariaDB sends it.
 
 use std::io::{self, Write};
 
@@ -65,8 +66,10 @@ pub(crate) async fn write_ok_packet<W: AsyncWrite + Unpin>(
         {
             w.write_lenenc_str(ok_packet.session_state_info.as_bytes())?;
         }
-    } else {
-        w.write_all(ok_packet.info.as_bytes())?;
+    } else if !ok_packet.info.is_empty() {
+        // Length-encoded, as MariaDB's net_send_ok writes it (libmariadb
+        // reads it so; the published version wrote it bare).
+        w.write_lenenc_str(ok_packet.info.as_bytes())?;
     }
     w.end_packet().await
 }

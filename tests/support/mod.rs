@@ -1,0 +1,259 @@
+//! Test support: private MariaDB nodes and a real `lockstep serve` process in
+//! front of them. Everything started here is stopped by PID when dropped,
+//! also when a test fails.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use lockstep::mariadb::{self, MariaDb, ServerOptions};
+
+pub const USER: &str = "app";
+pub const PASSWORD: &str = "secret";
+
+/// A pristine datadir, installed once per test binary and copied per node
+/// (a copy takes a fraction of a second, an install about a second).
+fn template() -> &'static Path {
+    static TEMPLATE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| {
+            let dir = tempfile::Builder::new()
+                .prefix("lockstep-template")
+                .tempdir()
+                .expect("temp dir");
+            mariadb::install_datadir(dir.path())
+                .expect("mariadb-install-db (is mariadb-server installed?)");
+            dir
+        })
+        .path()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(
+        status.success(),
+        "cp -a {} {}",
+        from.display(),
+        to.display()
+    );
+}
+
+/// MariaDB nodes, each in its own temp dir.
+pub struct Cluster {
+    pub nodes: Vec<MariaDb>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub fn start(count: usize) -> Cluster {
+        Self::start_with(count, &ServerOptions::default())
+    }
+
+    pub fn start_with(count: usize, options: &ServerOptions) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("lockstep-test")
+            .tempdir()
+            .expect("temp dir");
+        let nodes = (0..count)
+            .map(|i| {
+                let node_dir = dir.path().join(format!("n{i}"));
+                std::fs::create_dir_all(&node_dir).expect("node dir");
+                copy_dir(&template().join("data"), &node_dir.join("data"));
+                let port = mariadb::free_port().expect("free port");
+                MariaDb::start(&node_dir, port, options).expect("mariadbd starts")
+            })
+            .collect();
+        Cluster { nodes, _dir: dir }
+    }
+
+    pub fn master(&self) -> &MariaDb {
+        &self.nodes[0]
+    }
+}
+
+/// A `lockstep serve` process.
+pub struct Lockstep {
+    pub port: u16,
+    pub config_path: PathBuf,
+    child: Option<Child>,
+    pub log_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Lockstep {
+    /// Serves `cluster` with the default user (`app`/`secret`); `extra` is
+    /// appended to the configuration.
+    pub fn start(cluster: &Cluster, extra: &str) -> Lockstep {
+        let dir = tempfile::Builder::new()
+            .prefix("lockstep-serve")
+            .tempdir()
+            .expect("temp dir");
+        let port = mariadb::free_port().expect("free port");
+        let mut config = format!(
+            "listen = \"127.0.0.1:{port}\"\njournal_dir = \"{}\"\n\n[[users]]\nname = \"{USER}\"\npassword = \"{PASSWORD}\"\n{extra}\n",
+            dir.path().join("journal").display()
+        );
+        for (i, node) in cluster.nodes.iter().enumerate() {
+            config.push_str(&format!(
+                "\n[[nodes]]\nname = \"n{i}\"\nurl = \"{}\"\n",
+                node.url()
+            ));
+        }
+        let config_path = dir.path().join("lockstep.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log_path = dir.path().join("lockstep.log");
+        let child = spawn_lockstep(&["serve", "--config"], &config_path, &log_path);
+        let mut lockstep = Lockstep {
+            port,
+            config_path,
+            child: Some(child),
+            log_path,
+            _dir: dir,
+        };
+        lockstep.wait_until_listening();
+        lockstep
+    }
+
+    fn wait_until_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        while Instant::now() < deadline {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("lockstep exited with {status}: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("lockstep did not listen within 30 s: {}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// mysql_async options for a client of lockstep.
+    pub fn client_opts(&self) -> mysql_async::OptsBuilder {
+        mysql_async::OptsBuilder::default()
+            .ip_or_hostname("127.0.0.1")
+            .tcp_port(self.port)
+            .user(Some(USER))
+            .pass(Some(PASSWORD))
+    }
+
+    /// `mysql://app:secret@127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("mysql://{USER}:{PASSWORD}@127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+                // SAFETY: kill(2) on the PID of our own unreaped child.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Lockstep {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn lockstep_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_lockstep")
+}
+
+fn spawn_lockstep(args: &[&str], config: &Path, log: &Path) -> Child {
+    let log_file = std::fs::File::create(log).expect("log file");
+    Command::new(lockstep_bin())
+        .args(args)
+        .arg(config)
+        .env("RUST_LOG", "info,lockstep=debug")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("log file"))
+        .stderr(log_file)
+        .spawn()
+        .expect("start lockstep")
+}
+
+/// Runs the `mariadb` command-line client against 127.0.0.1:`port`.
+pub fn mariadb_cli(port: u16, user: &str, password: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new("mariadb")
+        .arg("--no-defaults")
+        .arg("-h")
+        .arg("127.0.0.1")
+        .arg("-P")
+        .arg(port.to_string())
+        .arg("-u")
+        .arg(user)
+        .arg(format!("--password={password}"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mariadb (is mariadb-client installed?)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("mariadb output")
+}
+
+/// Runs `sql` on the node as root (for setting up and checking tests).
+pub fn root_sql(node: &MariaDb, sql: &str) -> String {
+    let out = mariadb_cli(node.port, "root", "", &["--batch"], sql);
+    assert!(
+        out.status.success(),
+        "root sql failed: {}\n{sql}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A tokio runtime for tests that drive async clients.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
