@@ -61,8 +61,15 @@ fn sysbench_read_write_has_no_errors_and_writes_correct_rows() {
             "run",
             &["--threads=2", "--time=8", &format!("--db-ps-mode={mode}")],
         );
-        assert!(stat(&report, "transactions:") > 0, "no transactions:\n{report}");
-        assert_eq!(stat(&report, "ignored errors:"), 0, "ps-mode={mode}:\n{report}");
+        assert!(
+            stat(&report, "transactions:") > 0,
+            "no transactions:\n{report}"
+        );
+        assert_eq!(
+            stat(&report, "ignored errors:"),
+            0,
+            "ps-mode={mode}:\n{report}"
+        );
         assert_eq!(stat(&report, "reconnects:"), 0, "ps-mode={mode}:\n{report}");
     }
 
@@ -81,6 +88,17 @@ fn sysbench_read_write_has_no_errors_and_writes_correct_rows() {
         );
         let values: Vec<&str> = check.lines().nth(1).expect("a row").split('\t').collect();
         let n = TABLE_SIZE.to_string();
-        assert_eq!(values, vec![n.as_str(), n.as_str(), "1", n.as_str(), n.as_str(), n.as_str()], "sbtest{t}");
+        assert_eq!(
+            values,
+            vec![
+                n.as_str(),
+                n.as_str(),
+                "1",
+                n.as_str(),
+                n.as_str(),
+                n.as_str()
+            ],
+            "sbtest{t}"
+        );
     }
 }
