@@ -91,8 +91,8 @@ pub struct Lockstep {
 }
 
 impl Lockstep {
-    /// Serves `cluster` with the default user (`app`/`secret`); `extra` is
-    /// appended to the configuration.
+    /// Serves `cluster` with the default user (`app`/`secret`); `extra`
+    /// (top-level keys) goes into the configuration before the tables.
     pub fn start(cluster: &Cluster, extra: &str) -> Lockstep {
         let dir = tempfile::Builder::new()
             .prefix("lockstep-serve")
@@ -100,7 +100,7 @@ impl Lockstep {
             .expect("temp dir");
         let port = mariadb::free_port().expect("free port");
         let mut config = format!(
-            "listen = \"127.0.0.1:{port}\"\njournal_dir = \"{}\"\n\n[[users]]\nname = \"{USER}\"\npassword = \"{PASSWORD}\"\n{extra}\n",
+            "listen = \"127.0.0.1:{port}\"\njournal_dir = \"{}\"\n{extra}\n\n[[users]]\nname = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
             dir.path().join("journal").display()
         );
         for (i, node) in cluster.nodes.iter().enumerate() {

@@ -1,0 +1,57 @@
+"""PyMySQL (a pure-Python driver) against a server: prints what it sees as
+JSON, so that the output through lockstep can be compared with the output
+against the master directly. Usage: pymysql_check.py PORT USER PASSWORD"""
+
+import json
+import sys
+
+import pymysql
+from pymysql.constants import CLIENT
+
+
+def main():
+    port, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    conn = pymysql.connect(host="127.0.0.1", port=port, user=user, password=password,
+                           database="fx", charset="utf8mb4",
+                           client_flag=CLIENT.MULTI_STATEMENTS, autocommit=True)
+    out = {}
+    with conn.cursor() as cur:
+        cur.execute("SELECT * FROM types ORDER BY id")
+        out["description"] = [list(d) for d in cur.description]
+        out["rows"] = [[repr(v) for v in row] for row in cur.fetchall()]
+        cur.execute("SELECT %s, %s, %s, %s", ("quote ' and \\", None, 1.5, b"\x00\xff"))
+        out["params"] = [repr(v) for v in cur.fetchone()]
+        cur.execute("CREATE TEMPORARY TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20))")
+        out["executemany"] = cur.executemany("INSERT INTO t (v) VALUES (%s)", ["a", "b", "c"])
+        out["lastrowid"] = cur.lastrowid
+        cur.execute("SELECT 1 AS a; SELECT v FROM t ORDER BY id; UPDATE t SET v = 'z' WHERE id > 1")
+        sets = []
+        while True:
+            sets.append({"rows": [list(r) for r in cur.fetchall()], "rowcount": cur.rowcount})
+            if not cur.nextset():
+                break
+        out["multi"] = sets
+        errors = []
+        for sql in ["SELECT * FROM nosuch", "SELEC 1", "INSERT INTO t (id) VALUES (1)"]:
+            try:
+                cur.execute(sql)
+            except pymysql.MySQLError as e:
+                errors.append([e.args[0], e.args[1]])
+        out["errors"] = errors
+        cur.execute("SELECT 1/0")
+        cur.fetchall()
+        out["warnings"] = [list(w) for w in conn.show_warnings()]
+        conn.ping()
+        conn.select_db("mysql")
+        cur.execute("SELECT DATABASE()")
+        out["db"] = cur.fetchone()[0]
+    conn.close()
+    try:
+        pymysql.connect(host="127.0.0.1", port=port, user=user, password=password + "x")
+    except pymysql.MySQLError as e:
+        out["bad_password"] = e.args[0]
+    print(json.dumps(out, indent=1, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
