@@ -232,3 +232,58 @@ fn client_leaving_mid_result_frees_the_backend() {
     }
     still_serves(&lockstep);
 }
+
+/// Reads a binary result with one row of one string column; returns the value.
+fn single_binary_string(raw: &mut Raw) -> Vec<u8> {
+    let count = raw.recv().expect("column count");
+    assert_eq!(count, vec![1], "{}", String::from_utf8_lossy(&count));
+    raw.recv().expect("column definition");
+    let row = raw.recv().expect("row");
+    assert_eq!(row[0], 0x00, "binary row header");
+    let len = usize::from(row[2]);
+    let value = row[3..3 + len].to_vec();
+    let end = raw.recv().expect("terminator");
+    assert_eq!(end[0], 0xfe);
+    value
+}
+
+#[test]
+fn long_data_is_sent_in_pieces_and_reset() {
+    let cluster = Cluster::start(1);
+    let lockstep = Lockstep::start(&cluster, "");
+    let mut raw = Raw::login(lockstep.port);
+    raw.send(0, b"\x16SELECT CONCAT(?, '')");
+    let prepare_ok = raw.recv().expect("prepare ok");
+    assert_eq!(prepare_ok[0], 0x00);
+    let stmt = prepare_ok[1..5].to_vec();
+    raw.recv().expect("param definition");
+    raw.recv().expect("column definition");
+    for piece in [&b"hello "[..], b"world"] {
+        let mut long_data = vec![0x18];
+        long_data.extend_from_slice(&stmt);
+        long_data.extend_from_slice(&[0, 0]);
+        long_data.extend_from_slice(piece);
+        raw.send(0, &long_data); // no answer, as from MariaDB
+    }
+    // Execute: types bound (VAR_STRING), the value itself came as long data.
+    let mut execute = vec![0x17];
+    execute.extend_from_slice(&stmt);
+    execute.extend_from_slice(&[0, 1, 0, 0, 0, 0x00, 0x01, 0xfd, 0x00]);
+    raw.send(0, &execute);
+    assert_eq!(single_binary_string(&mut raw), b"hello world");
+
+    // COM_STMT_RESET drops pending long data; the next execute sends its value.
+    let mut long_data = vec![0x18];
+    long_data.extend_from_slice(&stmt);
+    long_data.extend_from_slice(&[0, 0]);
+    long_data.extend_from_slice(b"stale");
+    raw.send(0, &long_data);
+    let mut reset = vec![0x1a];
+    reset.extend_from_slice(&stmt);
+    assert_eq!(raw.command_error(&reset), None, "COM_STMT_RESET answers OK");
+    let mut execute = vec![0x17];
+    execute.extend_from_slice(&stmt);
+    execute.extend_from_slice(&[0, 1, 0, 0, 0, 0x00, 0x00, 1, b'x']);
+    raw.send(0, &execute);
+    assert_eq!(single_binary_string(&mut raw), b"x");
+}
