@@ -5,83 +5,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use lockstep::frontend::auth::scramble;
+use support::raw::Raw;
 use support::{mariadb_cli, root_sql, Cluster, Lockstep, PASSWORD, USER};
-
-/// A minimal raw protocol client, to send what no real driver would.
-struct Raw {
-    stream: TcpStream,
-}
-
-impl Raw {
-    fn connect(port: u16) -> Raw {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        Raw { stream }
-    }
-
-    fn send(&mut self, seq: u8, payload: &[u8]) {
-        let len = payload.len() as u32;
-        let mut packet = vec![len as u8, (len >> 8) as u8, (len >> 16) as u8, seq];
-        packet.extend_from_slice(payload);
-        self.stream.write_all(&packet).expect("send");
-    }
-
-    /// The next packet's payload, or None when the server closed.
-    fn recv(&mut self) -> Option<Vec<u8>> {
-        let mut header = [0u8; 4];
-        self.stream.read_exact(&mut header).ok()?;
-        let len =
-            usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
-        let mut payload = vec![0u8; len];
-        self.stream.read_exact(&mut payload).ok()?;
-        Some(payload)
-    }
-
-    /// Logs in with mysql_native_password; returns the OK payload.
-    fn login(port: u16) -> Raw {
-        let mut raw = Raw::connect(port);
-        let greeting = raw.recv().expect("greeting");
-        let version_end = greeting[1..].iter().position(|&b| b == 0).expect("version") + 1;
-        let after = &greeting[version_end + 1..];
-        let mut salt = after[4..12].to_vec();
-        salt.extend_from_slice(&after[31..43]);
-        // PROTOCOL_41 | SECURE_CONNECTION | PLUGIN_AUTH | DEPRECATE_EOF | TRANSACTIONS | MULTI_RESULTS
-        let caps: u32 = 0x200 | 0x8000 | 0x80000 | 0x100_0000 | 0x2000 | 0x20000;
-        let mut response = caps.to_le_bytes().to_vec();
-        response.extend_from_slice(&(16u32 << 20).to_le_bytes());
-        response.push(45);
-        response.extend_from_slice(&[0; 23]);
-        response.extend_from_slice(USER.as_bytes());
-        response.push(0);
-        let auth = scramble(PASSWORD.as_bytes(), &salt);
-        response.push(auth.len() as u8);
-        response.extend_from_slice(&auth);
-        response.extend_from_slice(b"mysql_native_password\0");
-        raw.send(1, &response);
-        let ok = raw.recv().expect("login answer");
-        assert_eq!(
-            ok[0],
-            0x00,
-            "login failed: {}",
-            String::from_utf8_lossy(&ok)
-        );
-        raw
-    }
-
-    /// Sends a command and returns the error code of the answer, if it is an ERR packet.
-    fn command_error(&mut self, payload: &[u8]) -> Option<u16> {
-        self.send(0, payload);
-        let answer = self.recv().expect("an answer");
-        (answer[0] == 0xff).then(|| u16::from_le_bytes([answer[1], answer[2]]))
-    }
-}
 
 fn still_serves(lockstep: &Lockstep) {
     let out = mariadb_cli(
@@ -115,7 +43,7 @@ fn malformed_packets_get_errors_not_panics() {
     );
     still_serves(&lockstep);
 
-    let mut raw = Raw::login(lockstep.port);
+    let mut raw = Raw::login(lockstep.port, USER, PASSWORD);
     assert_eq!(
         raw.command_error(&[0x17, 1, 0]),
         Some(1835),
@@ -169,7 +97,7 @@ fn malformed_packets_get_errors_not_panics() {
         seed
     };
     for _ in 0..20 {
-        let mut raw = Raw::login(lockstep.port);
+        let mut raw = Raw::login(lockstep.port, USER, PASSWORD);
         for _ in 0..20 {
             let len = (next() % 40) as usize;
             let mut payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
@@ -187,7 +115,7 @@ fn malformed_packets_get_errors_not_panics() {
     }
     still_serves(&lockstep);
     // A length prefix promising more than ever comes, then a hang-up.
-    let mut raw = Raw::login(lockstep.port);
+    let mut raw = Raw::login(lockstep.port, USER, PASSWORD);
     raw.stream
         .write_all(&[0xff, 0xff, 0x7f, 0, 0x03, b'S'])
         .expect("send");
@@ -251,7 +179,7 @@ fn single_binary_string(raw: &mut Raw) -> Vec<u8> {
 fn long_data_is_sent_in_pieces_and_reset() {
     let cluster = Cluster::start(1);
     let lockstep = Lockstep::start(&cluster, "");
-    let mut raw = Raw::login(lockstep.port);
+    let mut raw = Raw::login(lockstep.port, USER, PASSWORD);
     raw.send(0, b"\x16SELECT CONCAT(?, '')");
     let prepare_ok = raw.recv().expect("prepare ok");
     assert_eq!(prepare_ok[0], 0x00);
@@ -286,4 +214,58 @@ fn long_data_is_sent_in_pieces_and_reset() {
     execute.extend_from_slice(&[0, 1, 0, 0, 0, 0x00, 0x00, 1, b'x']);
     raw.send(0, &execute);
     assert_eq!(single_binary_string(&mut raw), b"x");
+}
+
+/// The definition part of a COM_FIELD_LIST packet: six length-encoded
+/// strings and the 13 fixed bytes, without the default value after them.
+fn definition_part(packet: &[u8]) -> Vec<u8> {
+    let mut pos = 0;
+    for _ in 0..6 {
+        pos += 1 + usize::from(packet[pos]);
+    }
+    packet[..pos + 13].to_vec()
+}
+
+fn field_list(raw: &mut Raw, table_and_wildcard: &[u8]) -> Vec<Vec<u8>> {
+    let mut command = vec![0x04];
+    command.extend_from_slice(table_and_wildcard);
+    raw.send(0, &command);
+    let mut definitions = Vec::new();
+    loop {
+        let packet = raw.recv().expect("field list packet");
+        if packet[0] == 0xfe || packet[0] == 0xff {
+            return definitions;
+        }
+        definitions.push(definition_part(&packet));
+    }
+}
+
+#[test]
+fn field_list_statistics_and_ping_answer_like_mariadb() {
+    let cluster = Cluster::start(1);
+    root_sql(
+        cluster.master(),
+        "CREATE DATABASE fx; CREATE TABLE fx.t (id INT PRIMARY KEY, name VARCHAR(20) CHARACTER SET latin1, idx2 BIGINT UNSIGNED, note TEXT);",
+    );
+    let lockstep = Lockstep::start(&cluster, "");
+    let mut direct = Raw::login(cluster.master().port, "root", "");
+    let mut via = Raw::login(lockstep.port, USER, PASSWORD);
+    for raw in [&mut direct, &mut via] {
+        assert_eq!(raw.command_error(b"\x02fx"), None, "COM_INIT_DB");
+    }
+    for request in [&b"t\0"[..], b"t\0id%", b"t\0_d%"] {
+        let expected = field_list(&mut direct, request);
+        assert!(!expected.is_empty());
+        assert_eq!(
+            field_list(&mut via, request),
+            expected,
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+    assert_eq!(field_list(&mut via, b"nosuch\0").len(), 0);
+    via.send(0, &[0x09]);
+    let statistics = via.recv().expect("statistics");
+    assert!(String::from_utf8_lossy(&statistics).starts_with("Uptime: "));
+    assert_eq!(via.command_error(&[0x0e]), None, "COM_PING");
 }
