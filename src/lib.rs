@@ -6,4 +6,5 @@ pub mod cli;
 pub mod config;
 pub mod frontend;
 pub mod mariadb;
+pub mod process;
 pub mod sql;

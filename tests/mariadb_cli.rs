@@ -4,18 +4,12 @@
 
 mod support;
 
-use support::{fixture, mariadb_cli, root_sql, Cluster, Lockstep, PASSWORD, USER};
+use support::{load_types_fixture, mariadb_cli, root_sql, Cluster, Lockstep, PASSWORD, USER};
 
 fn setup() -> (Cluster, Lockstep) {
     let cluster = Cluster::start(1);
     let master = cluster.master();
-    root_sql(master, "CREATE DATABASE fx");
-    let out = mariadb_cli(master.port, "root", "", &["fx"], &fixture("types.sql"));
-    assert!(
-        out.status.success(),
-        "fixture: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    load_types_fixture(master);
     root_sql(
         master,
         "CREATE TABLE fx.chk (v INT CHECK (v > 0));

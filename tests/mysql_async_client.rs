@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use lockstep::mariadb::ServerOptions;
 use mysql_async::prelude::*;
 use mysql_async::{ChangeUserOpts, Column, Conn, Opts, OptsBuilder, Row, Value};
-use support::{fixture, mariadb_cli, root_sql, runtime, Cluster, Lockstep};
+use support::{load_types_fixture, root_sql, runtime, Cluster, Lockstep};
 
 fn setup() -> (Cluster, Lockstep) {
     let options = ServerOptions {
@@ -17,13 +17,7 @@ fn setup() -> (Cluster, Lockstep) {
     };
     let cluster = Cluster::start_with(1, &options);
     let master = cluster.master();
-    root_sql(master, "CREATE DATABASE fx");
-    let out = mariadb_cli(master.port, "root", "", &["fx"], &fixture("types.sql"));
-    assert!(
-        out.status.success(),
-        "fixture: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    load_types_fixture(master);
     root_sql(
         master,
         "DELIMITER //

@@ -5,7 +5,7 @@ mod support;
 
 use std::process::Command;
 
-use support::{fixture, mariadb_cli, root_sql, Cluster, Lockstep, PASSWORD, USER};
+use support::{load_types_fixture, root_sql, Cluster, Lockstep, PASSWORD, USER};
 
 fn run_check(port: u16, user: &str, password: &str) -> String {
     let script = concat!(
@@ -31,13 +31,7 @@ fn run_check(port: u16, user: &str, password: &str) -> String {
 fn pymysql_sees_the_same_as_direct() {
     let cluster = Cluster::start(1);
     let master = cluster.master();
-    root_sql(master, "CREATE DATABASE fx");
-    let out = mariadb_cli(master.port, "root", "", &["fx"], &fixture("types.sql"));
-    assert!(
-        out.status.success(),
-        "fixture: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    load_types_fixture(master);
     // Directly, the same user and password as lockstep's, so that even the
     // access-denied message can be compared.
     root_sql(

@@ -30,30 +30,26 @@ impl Session {
             return self.answer(w, Err(err)).await;
         };
         self.busy = true;
-        let end = match conn.query_iter(sql).await {
-            Ok(mut result) => {
-                let end =
-                    relay::relay_sets(node, &mut result, w, renames, &mut self.status).await?;
-                drop(result);
-                match end {
-                    SetsEnd::Complete(w) => relay::finish(conn, w, &mut self.status)
-                        .await
-                        .map(|_| None)?,
-                    SetsEnd::Failed(err) => Some(err),
-                }
-            }
-            Err(e) => {
-                let err = ClientError::from_backend(node, e);
-                w.error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
-                    .await?;
-                Some(err)
-            }
-        };
+        let started = conn.query_iter(sql).await;
+        let end = relay::relay_response(node, started, w, renames, &mut self.status).await?;
+        self.end_response(end).await
+    }
+
+    /// Ends a relayed response: the last terminator once the master's final
+    /// status is known, or the bookkeeping of the error the client got.
+    async fn end_response<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        end: SetsEnd<'_, W>,
+    ) -> io::Result<()> {
         self.busy = false;
-        if let Some(err) = end {
-            self.note_failure(&err);
+        match (end, self.master.as_ref()) {
+            (SetsEnd::Complete(w), Some(conn)) => relay::finish(conn, w, &mut self.status).await,
+            (SetsEnd::Complete(w), None) => w.no_more_results().await,
+            (SetsEnd::Failed(err), _) => {
+                self.note_failure(&err);
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// COM_STMT_PREPARE: prepared on the master; the client gets lockstep's
@@ -132,30 +128,9 @@ impl Session {
             Params::Positional(values)
         };
         self.busy = true;
-        let end = match conn.exec_iter(&stmt.backend, backend_params).await {
-            Ok(mut result) => {
-                let end = relay::relay_sets(node, &mut result, w, &stmt.renames, &mut self.status)
-                    .await?;
-                drop(result);
-                match end {
-                    SetsEnd::Complete(w) => relay::finish(conn, w, &mut self.status)
-                        .await
-                        .map(|_| None)?,
-                    SetsEnd::Failed(err) => Some(err),
-                }
-            }
-            Err(e) => {
-                let err = ClientError::from_backend(node, e);
-                w.error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
-                    .await?;
-                Some(err)
-            }
-        };
-        self.busy = false;
-        if let Some(err) = end {
-            self.note_failure(&err);
-        }
-        Ok(())
+        let started = conn.exec_iter(&stmt.backend, backend_params).await;
+        let end = relay::relay_response(node, started, w, &stmt.renames, &mut self.status).await?;
+        self.end_response(end).await
     }
 
     /// COM_STMT_CLOSE: never answered.

@@ -34,9 +34,33 @@ pub enum SetsEnd<'w, W> {
     Failed(ClientError),
 }
 
+/// Relays the response to a query or execute: `started` is what mysql_async
+/// returned for it (an error there is the first statement's).
+pub async fn relay_response<'w, W, P>(
+    node: &str,
+    started: mysql_async::Result<QueryResult<'_, '_, P>>,
+    w: QueryResultWriter<'w, W>,
+    renames: &[(Vec<u8>, Vec<u8>)],
+    status: &mut StatusFlags,
+) -> io::Result<SetsEnd<'w, W>>
+where
+    W: AsyncWrite + Send + Unpin,
+    P: Protocol + Unpin,
+{
+    match started {
+        Ok(mut result) => relay_sets(node, &mut result, w, renames, status).await,
+        Err(e) => {
+            let err = ClientError::from_backend(node, e);
+            w.error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
+                .await?;
+            Ok(SetsEnd::Failed(err))
+        }
+    }
+}
+
 /// Writes every result set of `result` to `w`. `status` is the session's last
 /// known status flags, updated from every OK packet seen.
-pub async fn relay_sets<'w, W, P>(
+async fn relay_sets<'w, W, P>(
     node: &str,
     result: &mut QueryResult<'_, '_, P>,
     mut w: QueryResultWriter<'w, W>,

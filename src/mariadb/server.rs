@@ -168,25 +168,9 @@ impl MariaDb {
     }
 
     fn signal_and_wait(&mut self, signal: i32, grace: Duration) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let Ok(pid) = libc::pid_t::try_from(child.id()) else {
-            return;
-        };
-        // SAFETY: kill(2) on the PID of a child we started and have not reaped.
-        unsafe {
-            libc::kill(pid, signal);
+        if let Some(mut child) = self.child.take() {
+            crate::process::stop_child(&mut child, signal, grace);
         }
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use lockstep::mariadb::{self, MariaDb, ServerOptions};
+use lockstep::process::stop_child;
 
 pub const USER: &str = "app";
 pub const PASSWORD: &str = "secret";
@@ -165,21 +166,7 @@ impl Lockstep {
 
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-                // SAFETY: kill(2) on the PID of our own unreaped child.
-                unsafe {
-                    libc::kill(pid, libc::SIGTERM);
-                }
-            }
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            stop_child(&mut child, libc::SIGTERM, Duration::from_secs(10));
         }
     }
 }
@@ -242,6 +229,17 @@ pub fn root_sql(node: &MariaDb, sql: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Creates database `fx` on the node and loads `fixtures/types.sql` into it.
+pub fn load_types_fixture(node: &MariaDb) {
+    root_sql(node, "CREATE DATABASE fx");
+    let out = mariadb_cli(node.port, "root", "", &["fx"], &fixture("types.sql"));
+    assert!(
+        out.status.success(),
+        "fixture: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn fixture(name: &str) -> String {
