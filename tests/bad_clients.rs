@@ -269,3 +269,19 @@ fn field_list_statistics_and_ping_answer_like_mariadb() {
     assert!(String::from_utf8_lossy(&statistics).starts_with("Uptime: "));
     assert_eq!(via.command_error(&[0x0e]), None, "COM_PING");
 }
+
+#[test]
+fn named_parameter_syntax_is_an_error_not_a_lost_session() {
+    // MariaDB has no `:name` placeholders, but mysql_async (lockstep's backend
+    // driver) parses them, and a later execute would cost the session its
+    // backend connection. The client gets a syntax error and keeps its session.
+    let cluster = Cluster::start(1);
+    let lockstep = Lockstep::start(&cluster, "");
+    let mut raw = Raw::login(lockstep.port, USER, PASSWORD);
+    assert_eq!(raw.command_error(b"\x16SELECT :name"), Some(1064));
+    assert_eq!(
+        raw.command_error(b"\x03SELECT 1"),
+        None,
+        "the session survived"
+    );
+}

@@ -30,6 +30,9 @@ pub enum ClientError {
 impl ClientError {
     /// Classifies a mysql_async error on node `node`: a server's own error
     /// is relayed, anything else means the connection is lost.
+    ///
+    /// A driver error counts as lost too: mysql_async closes its connection
+    /// after any non-server error inside a command.
     pub fn from_backend(node: &str, e: BackendError) -> ClientError {
         match e {
             BackendError::Server(s) => ClientError::Server {

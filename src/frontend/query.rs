@@ -63,6 +63,18 @@ impl Session {
             Intercepted::Relay(r) => (r.sql.into_owned(), r.renames),
             _ => (query.to_vec(), Vec::new()),
         };
+        if has_named_params(&sql) {
+            let err = ClientError::Server {
+                code: 1064,
+                state: "42000".into(),
+                message: "You have an error in your SQL syntax: named parameters (:name) \
+                          are not MariaDB syntax"
+                    .into(),
+            };
+            return w
+                .error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
+                .await;
+        }
         let node = self.shared.master.name.clone();
         let Some(conn) = self.master.as_mut() else {
             let err = self.lost_master();
@@ -248,5 +260,28 @@ impl Session {
                 Ok(())
             }
         }
+    }
+}
+
+/// mysql_async turns `:name` in a prepared statement's text into `?` and then
+/// refuses positional values for it, closing its connection. MariaDB has no
+/// such placeholders (the text is a syntax error there), so such a text is
+/// refused before it reaches mysql_async.
+fn has_named_params(sql: &[u8]) -> bool {
+    match mysql_common::named_params::ParsedNamedParams::parse(sql) {
+        Ok(parsed) => !parsed.params().is_empty(),
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_named_params;
+
+    #[test]
+    fn named_params_outside_literals_are_found() {
+        assert!(has_named_params(b"SELECT :name"));
+        assert!(!has_named_params(b"SELECT ':name', @a := 1, ?"));
+        assert!(!has_named_params(b"SELECT `a:b` FROM t"));
     }
 }
