@@ -10,7 +10,7 @@ use tokio::io::AsyncWrite;
 use tracing::info;
 
 use super::encode;
-use super::error::ClientError;
+use super::error::{ClientError, SendError};
 use super::session::Session;
 
 const COM_STATISTICS: u8 = 0x09;
@@ -124,8 +124,7 @@ impl Session {
         match columns {
             Ok(columns) => w.field_list(&columns, self.status).await,
             Err(err) => {
-                w.error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
-                    .await?;
+                w.send_error(&err).await?;
                 self.note_failure(&err);
                 Ok(())
             }

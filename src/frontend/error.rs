@@ -73,3 +73,26 @@ impl ClientError {
         )
     }
 }
+
+/// The writers an error can go out on (COM_QUERY/EXECUTE answers, other
+/// commands' answers, PREPARE answers), so every error is written one way.
+#[async_trait::async_trait]
+pub trait SendError {
+    async fn send_error(self, err: &ClientError) -> std::io::Result<()>;
+}
+
+macro_rules! impl_send_error {
+    ($writer:ident) => {
+        #[async_trait::async_trait]
+        impl<W: tokio::io::AsyncWrite + Send + Unpin> SendError for opensrv_mysql::$writer<'_, W> {
+            async fn send_error(self, err: &ClientError) -> std::io::Result<()> {
+                self.error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
+                    .await
+            }
+        }
+    };
+}
+
+impl_send_error!(QueryResultWriter);
+impl_send_error!(InitWriter);
+impl_send_error!(StatementMetaWriter);

@@ -9,7 +9,7 @@ use opensrv_mysql::{InitWriter, ParamValue, QueryResultWriter, StatementMetaWrit
 use tokio::io::AsyncWrite;
 use tracing::warn;
 
-use super::error::ClientError;
+use super::error::{ClientError, SendError};
 use super::relay::{self, SetsEnd};
 use super::session::{PreparedStatement, Session};
 use super::{encode, params};
@@ -71,15 +71,12 @@ impl Session {
                           are not MariaDB syntax"
                     .into(),
             };
-            return w
-                .error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
-                .await;
+            return w.send_error(&err).await;
         }
         let node = self.shared.master.name.clone();
         let Some(conn) = self.master.as_mut() else {
             let err = self.lost_master();
-            w.error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
-                .await?;
+            w.send_error(&err).await?;
             self.note_failure(&err);
             return Ok(());
         };
@@ -107,8 +104,7 @@ impl Session {
             }
             Err(e) => {
                 let err = ClientError::from_backend(&node, e);
-                w.error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
-                    .await?;
+                w.send_error(&err).await?;
                 self.note_failure(&err);
                 Ok(())
             }
@@ -237,8 +233,7 @@ impl Session {
         match outcome {
             Ok(ok) => w.completed(ok).await,
             Err(err) => {
-                w.error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
-                    .await?;
+                w.send_error(&err).await?;
                 self.note_failure(&err);
                 Ok(())
             }
@@ -254,8 +249,7 @@ impl Session {
         match outcome {
             Ok(ok) => w.ok_with(ok).await,
             Err(err) => {
-                w.error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
-                    .await?;
+                w.send_error(&err).await?;
                 self.note_failure(&err);
                 Ok(())
             }

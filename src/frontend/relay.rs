@@ -22,7 +22,7 @@ use opensrv_mysql::{OkResponse, QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 
 use super::encode;
-use super::error::ClientError;
+use super::error::{ClientError, SendError};
 use crate::sql::intercept::original_name;
 
 /// How relaying a response ended.
@@ -51,8 +51,7 @@ where
         Ok(mut result) => relay_sets(node, &mut result, w, renames, status).await,
         Err(e) => {
             let err = ClientError::from_backend(node, e);
-            w.error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
-                .await?;
+            w.send_error(&err).await?;
             Ok(SetsEnd::Failed(err))
         }
     }
@@ -80,8 +79,7 @@ where
             Ok(None) => return Ok(SetsEnd::Complete(w)),
             Err(e) => {
                 let err = ClientError::from_backend(node, e);
-                w.error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
-                    .await?;
+                w.send_error(&err).await?;
                 return Ok(SetsEnd::Failed(err));
             }
         };

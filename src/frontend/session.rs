@@ -21,7 +21,7 @@ use tokio::io::AsyncWrite;
 use tracing::{debug, info, warn};
 
 use super::auth::{self, Credential};
-use super::error::ClientError;
+use super::error::{ClientError, SendError};
 use crate::backend::{Node, ServerInfo, SessionParams};
 use crate::frontend::registry::Registry;
 use crate::sql::intercept::{intercept, Intercepted, Renames};
@@ -155,8 +155,7 @@ impl Session {
             }
             Err(err) => {
                 warn!(user = %self.user, error = %err, "cannot open the session's backend connection");
-                w.error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
-                    .await?;
+                w.send_error(&err).await?;
                 Ok(false)
             }
         }
