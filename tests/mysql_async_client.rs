@@ -282,7 +282,21 @@ fn connection_id_and_kill_use_lockstep_ids() {
             let r: mysql_async::Result<Option<i64>> = a.query_first("SELECT SLEEP(20)").await;
             (a, r)
         });
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Wait until the master runs it: a KILL QUERY before that kills nothing.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let running: Option<i64> = b
+                .query_first(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(20)'",
+                )
+                .await
+                .expect("processlist");
+            if running == Some(1) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "SLEEP never started");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         b.query_drop(format!("KILL QUERY {a_id}"))
             .await
             .expect("kill query");
