@@ -12,6 +12,7 @@ use tracing::info;
 use super::encode;
 use super::error::{ClientError, SendError};
 use super::session::Session;
+use crate::sql::quote;
 
 const COM_STATISTICS: u8 = 0x09;
 const COM_PROCESS_KILL: u8 = 0x0c;
@@ -94,14 +95,9 @@ impl Session {
         wildcard: &[u8],
         w: InitWriter<'_, W>,
     ) -> io::Result<()> {
-        let mut sql = b"SELECT * FROM `".to_vec();
-        for &b in table {
-            if b == b'`' {
-                sql.push(b'`');
-            }
-            sql.push(b);
-        }
-        sql.extend_from_slice(b"` LIMIT 0");
+        let mut sql = b"SELECT * FROM ".to_vec();
+        sql.extend_from_slice(&quote::identifier(table));
+        sql.extend_from_slice(b" LIMIT 0");
         let node = self.shared.master.name.clone();
         let columns = match self.master.as_mut() {
             Some(conn) => match conn.query_iter(sql.as_slice()).await {

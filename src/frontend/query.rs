@@ -14,6 +14,7 @@ use super::relay::{self, SetsEnd};
 use super::session::{PreparedStatement, Session};
 use super::{encode, params};
 use crate::sql::intercept::{intercept, original_name, Intercepted, Renames};
+use crate::sql::quote;
 
 impl Session {
     /// COM_QUERY: the statement's whole response, relayed.
@@ -160,14 +161,8 @@ impl Session {
         schema: &[u8],
         w: InitWriter<'_, W>,
     ) -> io::Result<()> {
-        let mut sql = b"USE `".to_vec();
-        for &b in schema {
-            if b == b'`' {
-                sql.push(b'`');
-            }
-            sql.push(b);
-        }
-        sql.push(b'`');
+        let mut sql = b"USE ".to_vec();
+        sql.extend_from_slice(&quote::identifier(schema));
         let outcome = self.run_on_master(&sql).await;
         if outcome.is_ok() {
             self.params.db = Some(String::from_utf8_lossy(schema).into_owned());

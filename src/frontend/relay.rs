@@ -49,12 +49,19 @@ where
 {
     match started {
         Ok(mut result) => relay_sets(node, &mut result, w, renames, status).await,
-        Err(e) => {
-            let err = ClientError::from_backend(node, e);
-            w.send_error(&err).await?;
-            Ok(SetsEnd::Failed(err))
-        }
+        Err(e) => Ok(SetsEnd::Failed(fail(node, e, w).await?)),
     }
+}
+
+/// Answers the next result with the backend's error; returns that error.
+async fn fail<W: AsyncWrite + Send + Unpin>(
+    node: &str,
+    e: mysql_async::Error,
+    w: QueryResultWriter<'_, W>,
+) -> io::Result<ClientError> {
+    let err = ClientError::from_backend(node, e);
+    w.send_error(&err).await?;
+    Ok(err)
 }
 
 /// Writes every result set of `result` to `w`. `status` is the session's last
@@ -77,11 +84,7 @@ where
         let mut stream = match result.stream::<Row>().await {
             Ok(Some(stream)) => stream,
             Ok(None) => return Ok(SetsEnd::Complete(w)),
-            Err(e) => {
-                let err = ClientError::from_backend(node, e);
-                w.send_error(&err).await?;
-                return Ok(SetsEnd::Failed(err));
-            }
+            Err(e) => return Ok(SetsEnd::Failed(fail(node, e, w).await?)),
         };
         if stream.columns_ref().is_empty() {
             let ok = stream.ok_packet().map(ok_response).unwrap_or_default();

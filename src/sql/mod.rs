@@ -3,3 +3,4 @@
 
 pub mod intercept;
 pub mod lexer;
+pub mod quote;
