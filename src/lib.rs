@@ -2,9 +2,12 @@
 //! MySQL/MariaDB servers. See README.md and DESIGN in the shared docs.
 
 pub mod backend;
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod frontend;
+pub mod journal;
 pub mod mariadb;
 pub mod process;
+pub mod router;
 pub mod sql;

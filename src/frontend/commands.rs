@@ -25,10 +25,37 @@ impl Session {
         &mut self,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
-        let mut column = Column::new("@@socket", ColumnType::MYSQL_TYPE_VAR_STRING);
+        self.answer_one_value(w, "@@socket", None).await
+    }
+
+    /// `SELECT LOCKSTEP_REQUEST_ID()`: the requestId of the session's last
+    /// write-path statement, NULL before the first.
+    pub(super) async fn answer_request_id<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        w: QueryResultWriter<'_, W>,
+    ) -> io::Result<()> {
+        let id = self.last_request_id.map(|id| id.to_string());
+        self.answer_one_value(w, "LOCKSTEP_REQUEST_ID()", id.as_deref())
+            .await
+    }
+
+    /// A result set of one string column and one row.
+    async fn answer_one_value<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        w: QueryResultWriter<'_, W>,
+        name: &str,
+        value: Option<&str>,
+    ) -> io::Result<()> {
+        let mut column = Column::new(name, ColumnType::MYSQL_TYPE_VAR_STRING);
         column.charset = self.shared.server.default_collation.into();
+        column.column_length = 36 * 4;
         let mut rows = w.start_owned(vec![column]).await?;
-        rows.write_row_payload(&[0xfb]).await?;
+        let mut payload = Vec::new();
+        match value {
+            Some(v) => encode::put_lenenc_bytes(&mut payload, v.as_bytes()),
+            None => payload.push(0xfb),
+        }
+        rows.write_row_payload(&payload).await?;
         let status = self.status;
         rows.finish_one_with(status, 0)
             .await?

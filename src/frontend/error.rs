@@ -25,6 +25,9 @@ pub enum ClientError {
     NoSuchThread(u64),
     #[error("This version of lockstep doesn't yet support '{0}'")]
     NotSupported(String),
+    /// The write could not be journaled, so it was not executed anywhere.
+    #[error("lockstep cannot write its journal ({0}); the statement was not executed")]
+    JournalUnavailable(String),
 }
 
 impl ClientError {
@@ -54,6 +57,8 @@ impl ClientError {
             ClientError::BackendUnreachable { .. } => 2003,
             ClientError::NoSuchThread(_) => 1094,
             ClientError::NotSupported(_) => 1235,
+            // ER_ERROR_ON_WRITE: what MariaDB says when it cannot write a file.
+            ClientError::JournalUnavailable(_) => 1026,
         }
     }
 

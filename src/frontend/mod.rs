@@ -13,5 +13,6 @@ mod relay;
 mod server;
 mod session;
 mod tls;
+mod write;
 
 pub use server::{Frontend, StartError};

@@ -4,7 +4,7 @@
 use std::io;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::Params;
+use mysql_async::Statement;
 use opensrv_mysql::{InitWriter, ParamValue, QueryResultWriter, StatementMetaWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 use tracing::warn;
@@ -12,43 +12,44 @@ use tracing::warn;
 use super::error::{ClientError, SendError};
 use super::relay::{self, SetsEnd};
 use super::session::{PreparedStatement, Session};
+use super::write::Work;
 use super::{encode, params};
+use crate::router;
 use crate::sql::intercept::{intercept, original_name, Intercepted, Renames};
 use crate::sql::quote;
 
 impl Session {
-    /// COM_QUERY: the statement's whole response, relayed.
-    pub(super) async fn relay_query<W: AsyncWrite + Send + Unpin>(
+    /// COM_QUERY: routed, then run where the route says.
+    pub(super) async fn run_query<W: AsyncWrite + Send + Unpin>(
         &mut self,
-        sql: &[u8],
-        renames: &[(Vec<u8>, Vec<u8>)],
+        sql: Vec<u8>,
+        renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
-        let shared = self.shared.clone();
-        let node = shared.master.name.as_str();
-        let Some(conn) = self.master.as_mut() else {
-            let err = self.lost_master();
-            return self.answer(w, Err(err)).await;
-        };
-        self.busy = true;
-        let started = conn.query_iter(sql).await;
-        let end = relay::relay_response(node, started, w, renames, &mut self.status).await?;
-        self.end_response(end).await
+        let route = router::route(&sql);
+        self.dispatch(Work::Text(sql), route, renames, w).await
     }
 
     /// Ends a relayed response: the last terminator once the master's final
     /// status is known, or the bookkeeping of the error the client got.
-    async fn end_response<W: AsyncWrite + Send + Unpin>(
+    /// True when the statement succeeded.
+    pub(super) async fn end_response<W: AsyncWrite + Send + Unpin>(
         &mut self,
         end: SetsEnd<'_, W>,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         self.busy = false;
         match (end, self.master.as_ref()) {
-            (SetsEnd::Complete(w), Some(conn)) => relay::finish(conn, w, &mut self.status).await,
-            (SetsEnd::Complete(w), None) => w.no_more_results().await,
+            (SetsEnd::Complete(w), Some(conn)) => {
+                relay::finish(conn, w, &mut self.status).await?;
+                Ok(true)
+            }
+            (SetsEnd::Complete(w), None) => {
+                w.no_more_results().await?;
+                Ok(true)
+            }
             (SetsEnd::Failed(err), _) => {
                 self.note_failure(&err);
-                Ok(())
+                Ok(false)
             }
         }
     }
@@ -81,8 +82,13 @@ impl Session {
             self.note_failure(&err);
             return Ok(());
         };
-        match conn.prep(sql.as_slice()).await {
-            Ok(stmt) => {
+        let prepared = conn.prep(sql.as_slice()).await;
+        let prepared = match prepared {
+            Ok(stmt) => self.prepare_on_sync(&sql).await.map(|sync| (stmt, sync)),
+            Err(e) => Err(ClientError::from_backend(&node, e)),
+        };
+        match prepared {
+            Ok((stmt, sync)) => {
                 let params: Vec<_> = stmt
                     .params()
                     .iter()
@@ -94,17 +100,20 @@ impl Session {
                     .map(|c| encode::column(c, |n| original_name(&renames, n)))
                     .collect();
                 let id = self.allocate_statement_id();
+                let route = router::route(&sql);
                 self.statements.insert(
                     id,
                     PreparedStatement {
                         backend: stmt,
+                        sync,
+                        sql,
+                        route,
                         renames,
                     },
                 );
                 w.reply(id, &params, &columns).await
             }
-            Err(e) => {
-                let err = ClientError::from_backend(&node, e);
+            Err(err) => {
                 w.send_error(&err).await?;
                 self.note_failure(&err);
                 Ok(())
@@ -112,34 +121,43 @@ impl Session {
         }
     }
 
-    /// COM_STMT_EXECUTE: executed on the master, rows relayed in the binary protocol.
+    /// COM_STMT_EXECUTE: routed as its text was at prepare time; rows are
+    /// relayed in the binary protocol.
     pub(super) async fn execute<W: AsyncWrite + Send + Unpin>(
         &mut self,
         id: u32,
         client_params: &[ParamValue<'_>],
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
-        let shared = self.shared.clone();
-        let node = shared.master.name.as_str();
-        let Some(stmt) = self.statements.get(&id) else {
+        let Some(stmt) = self.statements.get(&id).cloned() else {
             let msg =
                 format!("Unknown prepared statement handler ({id}) given to mysqld_stmt_execute");
             return w.error_raw(1243, b"HY000", msg.as_bytes()).await;
         };
-        let Some(conn) = self.master.as_mut() else {
-            let err = self.lost_master();
-            return self.answer(w, Err(err)).await;
+        let work = Work::Prepared {
+            sql: stmt.sql,
+            master: stmt.backend,
+            sync: stmt.sync,
+            params: params::to_backend(client_params),
         };
-        let values = params::to_backend(client_params);
-        let backend_params = if values.is_empty() {
-            Params::Empty
-        } else {
-            Params::Positional(values)
+        self.dispatch(work, stmt.route, &stmt.renames, w).await
+    }
+
+    /// The same statement prepared on B's session (None without B).
+    async fn prepare_on_sync(&mut self, sql: &[u8]) -> Result<Option<Statement>, ClientError> {
+        let Some(node) = self.shared.sync.clone() else {
+            return Ok(None);
         };
-        self.busy = true;
-        let started = conn.exec_iter(&stmt.backend, backend_params).await;
-        let end = relay::relay_response(node, started, w, &stmt.renames, &mut self.status).await?;
-        self.end_response(end).await
+        let Some(conn) = self.sync.as_mut() else {
+            return Err(ClientError::BackendLost {
+                node: node.name,
+                reason: "no connection".into(),
+            });
+        };
+        match conn.prep(sql).await {
+            Ok(stmt) => Ok(Some(stmt)),
+            Err(e) => Err(ClientError::from_backend(&node.name, e)),
+        }
     }
 
     /// COM_STMT_CLOSE: never answered.
@@ -153,6 +171,18 @@ impl Session {
                 self.note_failure(&err);
             }
         }
+        if let (Some(conn), Some(sync_stmt)) = (self.sync.as_mut(), stmt.sync) {
+            if let Err(e) = conn.close(sync_stmt).await {
+                let node = self
+                    .shared
+                    .sync
+                    .as_ref()
+                    .map(|n| n.name.as_str())
+                    .unwrap_or("");
+                let err = ClientError::from_backend(node, e);
+                self.note_failure(&err);
+            }
+        }
     }
 
     /// COM_INIT_DB, as `USE`.
@@ -163,9 +193,12 @@ impl Session {
     ) -> io::Result<()> {
         let mut sql = b"USE ".to_vec();
         sql.extend_from_slice(&quote::identifier(schema));
-        let outcome = self.run_on_master(&sql).await;
+        let outcome = match self.run_on_sync_session(&sql).await {
+            Ok(()) => self.run_on_master(&sql).await,
+            Err(err) => Err(err),
+        };
         if outcome.is_ok() {
-            self.params.db = Some(String::from_utf8_lossy(schema).into_owned());
+            self.refresh_schema().await;
         }
         self.answer_init(w, outcome).await
     }
@@ -176,18 +209,40 @@ impl Session {
         w: InitWriter<'_, W>,
     ) -> io::Result<()> {
         self.statements.clear();
+        // A reset rolls back the open transaction on both nodes.
+        self.txn = None;
+        self.state.statements.clear();
         let node = self.shared.master.name.clone();
-        let outcome = match self.master.as_mut() {
-            Some(conn) => match conn.reset().await {
+        let sync_reset = match (self.sync.as_mut(), &self.shared.sync) {
+            (Some(conn), Some(sync)) => conn
+                .reset()
+                .await
+                .map(|_| ())
+                .map_err(|e| ClientError::from_backend(&sync.name, e)),
+            _ => Ok(()),
+        };
+        let outcome = match (sync_reset, self.master.as_mut()) {
+            (Err(err), _) => Err(err),
+            (Ok(()), Some(conn)) => match conn.reset().await {
                 Ok(_) => {
                     self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
                     Ok(self.ok())
                 }
                 Err(e) => Err(ClientError::from_backend(&node, e)),
             },
-            None => Err(self.lost_master()),
+            (Ok(()), None) => Err(self.lost_master()),
         };
         self.answer_init(w, outcome).await
+    }
+
+    /// Runs a session statement on B's session (nothing without B).
+    async fn run_on_sync_session(&mut self, sql: &[u8]) -> Result<(), ClientError> {
+        let (Some(conn), Some(node)) = (self.sync.as_mut(), &self.shared.sync) else {
+            return Ok(());
+        };
+        conn.query_drop(sql)
+            .await
+            .map_err(|e| ClientError::from_backend(&node.name, e))
     }
 
     /// Runs a statement without a result set on the master; the OK as the

@@ -34,6 +34,14 @@ pub enum SetsEnd<'w, W> {
     Failed(ClientError),
 }
 
+/// How the node's status flags are shown to the client.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shown {
+    /// Flags the client must not see: SERVER_STATUS_IN_TRANS while lockstep
+    /// runs a client's autocommit statement in a transaction of its own.
+    pub hide: StatusFlags,
+}
+
 /// Relays the response to a query or execute: `started` is what mysql_async
 /// returned for it (an error there is the first statement's).
 pub async fn relay_response<'w, W, P>(
@@ -42,13 +50,14 @@ pub async fn relay_response<'w, W, P>(
     w: QueryResultWriter<'w, W>,
     renames: &[(Vec<u8>, Vec<u8>)],
     status: &mut StatusFlags,
+    shown: Shown,
 ) -> io::Result<SetsEnd<'w, W>>
 where
     W: AsyncWrite + Send + Unpin,
     P: Protocol + Unpin,
 {
     match started {
-        Ok(mut result) => relay_sets(node, &mut result, w, renames, status).await,
+        Ok(mut result) => relay_sets(node, &mut result, w, renames, status, shown).await,
         Err(e) => Ok(SetsEnd::Failed(fail(node, e, w).await?)),
     }
 }
@@ -72,6 +81,7 @@ async fn relay_sets<'w, W, P>(
     mut w: QueryResultWriter<'w, W>,
     renames: &[(Vec<u8>, Vec<u8>)],
     status: &mut StatusFlags,
+    shown: Shown,
 ) -> io::Result<SetsEnd<'w, W>>
 where
     W: AsyncWrite + Send + Unpin,
@@ -87,7 +97,8 @@ where
             Err(e) => return Ok(SetsEnd::Failed(fail(node, e, w).await?)),
         };
         if stream.columns_ref().is_empty() {
-            let ok = stream.ok_packet().map(ok_response).unwrap_or_default();
+            let mut ok = stream.ok_packet().map(ok_response).unwrap_or_default();
+            ok.status_flags -= shown.hide;
             *status = without_more_results(ok.status_flags);
             drop(stream);
             w = w.complete_one(ok).await?;
@@ -135,10 +146,28 @@ pub async fn finish<W>(
 where
     W: AsyncWrite + Send + Unpin,
 {
-    let (final_status, warnings) = match conn.last_ok_packet() {
+    let end = final_status(conn, *status);
+    finish_with(w, end, status).await
+}
+
+/// The status flags and warnings of the response just read from `conn`
+/// (`last` when mysql_async has none).
+pub fn final_status(conn: &Conn, last: StatusFlags) -> (StatusFlags, u16) {
+    match conn.last_ok_packet() {
         Some(ok) => (status_flags(ok.status_flags().bits()), ok.warnings()),
-        None => (*status, 0),
-    };
+        None => (last, 0),
+    }
+}
+
+/// Ends a relayed response with status flags and warnings taken earlier.
+pub async fn finish_with<W>(
+    w: QueryResultWriter<'_, W>,
+    (final_status, warnings): (StatusFlags, u16),
+    status: &mut StatusFlags,
+) -> io::Result<()>
+where
+    W: AsyncWrite + Send + Unpin,
+{
     *status = without_more_results(final_status);
     w.no_more_results_with(*status, warnings).await
 }

@@ -9,14 +9,17 @@ use opensrv_mysql::{
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls::ServerConfig;
-use tracing::{debug, info, info_span, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::auth::Credential;
 use super::registry::Registry;
 use super::session::{Session, Shared};
 use super::tls::{self, TlsError};
 use crate::backend::{Node, ServerInfo};
+use crate::chain::commits;
+use crate::chain::tail::{Tail, TailStatus};
 use crate::config::Config;
+use crate::journal::{CommitState, Journal, JournalError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -28,8 +31,16 @@ pub enum StartError {
         address: String,
         reason: String,
     },
+    #[error("node {node:?} ({address}) is unreachable: {reason}")]
+    NodeUnreachable {
+        node: String,
+        address: String,
+        reason: String,
+    },
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 pub struct Frontend {
@@ -55,6 +66,31 @@ impl Frontend {
         let _ = conn.disconnect().await;
         info!(node = %master.name, version = %server.version, "master reachable");
 
+        let nodes = config
+            .nodes
+            .iter()
+            .map(|n| {
+                Node::from_config(n).map_err(|e| StartError::NodeUrl {
+                    node: n.name.clone(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let journal = Journal::open(&config.journal_dir)?;
+        prepare_nodes(&nodes, &journal).await?;
+        resolve_unfinished_commits(&journal)?;
+        let sync = nodes.get(1).cloned();
+        for node in nodes.iter().skip(2) {
+            Tail {
+                node: node.clone(),
+                master: master.clone(),
+                server: server.clone(),
+                journal: journal.clone(),
+                status: Arc::new(TailStatus::default()),
+            }
+            .spawn();
+        }
+
         let users: HashMap<Vec<u8>, Credential> = config
             .users
             .iter()
@@ -68,8 +104,11 @@ impl Frontend {
             shared: Arc::new(Shared {
                 users,
                 master,
+                sync,
                 server,
                 registry: Registry::default(),
+                journal,
+                gate: Arc::new(tokio::sync::RwLock::new(())),
             }),
             tls,
         })
@@ -100,6 +139,52 @@ impl Frontend {
             self.shared.registry.set_abort(id, task.abort_handle());
         }
     }
+}
+
+/// Every node gets its `lockstep.commits`; the journal's sequence numbers
+/// continue after the highest any node has. The master and the synchronous
+/// slave must be reachable; a tail node may come later (its applier retries).
+async fn prepare_nodes(nodes: &[Node], journal: &Journal) -> Result<(), StartError> {
+    for (i, node) in nodes.iter().enumerate() {
+        let unreachable = |e: mysql_async::Error| StartError::NodeUnreachable {
+            node: node.name.clone(),
+            address: node.address(),
+            reason: e.to_string(),
+        };
+        let prepared = async {
+            let mut conn = node.connect_admin().await?;
+            commits::ensure_table(&mut conn).await?;
+            let last = commits::last_seq(&mut conn).await?;
+            let _ = conn.disconnect().await;
+            Ok::<u64, mysql_async::Error>(last)
+        }
+        .await;
+        match prepared {
+            Ok(last) => {
+                journal.advance_seq_past(last);
+                info!(node = %node.name, last_seq = last, "node ready");
+            }
+            Err(e) if i >= 2 => {
+                warn!(node = %node.name, error = %e, "tail node unreachable; its applier will retry");
+            }
+            Err(e) => return Err(unreachable(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Commits that were under way when lockstep stopped: whether the master
+/// committed them is in its `lockstep.commits`, which the tail consults.
+fn resolve_unfinished_commits(journal: &Journal) -> Result<(), StartError> {
+    let unfinished: Vec<_> = journal
+        .commit_records()
+        .filter(|r| !matches!(r, Ok(r) if r.state != CommitState::Reserved))
+        .collect::<Result<_, _>>()?;
+    for record in unfinished {
+        warn!(seq = record.seq, request_id = %record.request_id, "commit in doubt after a restart");
+        journal.resolve_commit(&record, CommitState::InDoubt);
+    }
+    Ok(())
 }
 
 async fn run_session(

@@ -1,9 +1,10 @@
-//! One client session: opensrv's shim, holding the session's backend
-//! connection and its prepared statements.
+//! One client session: opensrv's shim, holding the session's connections to
+//! the master (A) and the synchronous slave (B), and its prepared statements.
 //!
-//! Until the write path exists every command goes to the master; the session
-//! already owns its backend connection(s) per node, which is where
-//! transactions, SET variables, temporary tables and prepared statements live.
+//! Each session has its own connection per node because that is where
+//! transactions, SET variables, temporary tables and prepared statements
+//! live. Which node sees a statement is the router's decision (`router`);
+//! the write path itself is in `write.rs`.
 
 use std::collections::HashMap;
 use std::io;
@@ -22,20 +23,36 @@ use tracing::{debug, info, warn};
 
 use super::auth::{self, Credential};
 use super::error::{ClientError, SendError};
+use super::write::OpenTransaction;
 use crate::backend::{Node, ServerInfo, SessionParams};
 use crate::frontend::registry::Registry;
+use crate::journal::{Journal, SessionState};
+use crate::router::Route;
 use crate::sql::intercept::{intercept, Intercepted, Renames};
 
 /// What every session shares.
 pub struct Shared {
     pub users: HashMap<Vec<u8>, Credential>,
     pub master: Node,
+    /// The first slave: runs every write before the master.
+    pub sync: Option<Node>,
     pub server: ServerInfo,
     pub registry: Registry,
+    pub journal: Journal,
+    /// Held shared by every write in progress (an autocommit statement, an
+    /// open transaction), exclusively by a statement that runs alone across
+    /// the chain (DDL): see `write.rs`.
+    pub gate: Arc<tokio::sync::RwLock<()>>,
 }
 
+#[derive(Clone)]
 pub(super) struct PreparedStatement {
+    /// The statement on the master.
     pub backend: Statement,
+    /// The same statement on the synchronous slave.
+    pub sync: Option<Statement>,
+    pub sql: Vec<u8>,
+    pub route: Route,
     pub renames: Renames,
 }
 
@@ -47,6 +64,13 @@ pub struct Session {
     pub(super) user: String,
     pub(super) params: SessionParams,
     pub(super) master: Option<Conn>,
+    /// The session's connection to the synchronous slave, when there is one.
+    pub(super) sync: Option<Conn>,
+    /// The client's open transaction, as lockstep tracks it on B.
+    pub(super) txn: Option<OpenTransaction>,
+    /// What the tail must reproduce of this session (journaled with each write).
+    pub(super) state: SessionState,
+    pub(super) last_request_id: Option<uuid::Uuid>,
     pub(super) statements: HashMap<u32, PreparedStatement>,
     next_statement_id: u32,
     /// The status flags of the last response: what PING and other answers
@@ -70,6 +94,10 @@ impl Session {
             user: String::new(),
             params: SessionParams::default(),
             master: None,
+            sync: None,
+            txn: None,
+            state: SessionState::default(),
+            last_request_id: None,
             statements: HashMap::new(),
             next_statement_id: 1,
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
@@ -97,27 +125,41 @@ impl Session {
         if err.ends_session() {
             warn!(error = %err, "backend connection lost; closing the client connection");
             self.master = None;
+            self.sync = None;
+            self.txn = None;
             self.closing = true;
         } else {
             debug!(code = err.code(), error = %err, "statement failed");
         }
     }
 
-    /// Opens the session's master connection for `params`.
-    async fn connect_master(&mut self) -> Result<(), ClientError> {
-        let node = &self.shared.master;
+    /// Opens the session's connections (master, then synchronous slave) for `params`.
+    async fn connect_nodes(&mut self) -> Result<(), ClientError> {
+        let shared = self.shared.clone();
+        let master = self.connect_node(&shared.master).await?;
+        self.shared
+            .registry
+            .set_master_thread(self.id, Some(master.id()));
+        self.master = Some(master);
+        if let Some(sync) = &shared.sync {
+            self.sync = Some(self.connect_node(sync).await?);
+        }
+        self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+        self.txn = None;
+        self.state = SessionState {
+            schema: self.params.db.clone(),
+            collation: self.params.collation,
+            statements: Vec::new(),
+        };
+        Ok(())
+    }
+
+    async fn connect_node(&self, node: &Node) -> Result<Conn, ClientError> {
         match node
             .connect_session(&self.params, &self.shared.server)
             .await
         {
-            Ok(conn) => {
-                self.shared
-                    .registry
-                    .set_master_thread(self.id, Some(conn.id()));
-                self.master = Some(conn);
-                self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
-                Ok(())
-            }
+            Ok(conn) => Ok(conn),
             Err(mysql_async::Error::Server(e)) => Err(ClientError::from_backend(
                 &node.name,
                 mysql_async::Error::Server(e),
@@ -147,7 +189,7 @@ impl Session {
                 .as_ref()
                 .map(|db| String::from_utf8_lossy(db).into_owned()),
         };
-        match self.connect_master().await {
+        match self.connect_nodes().await {
             Ok(()) => {
                 info!(user = %self.user, db = ?self.params.db, "client connected");
                 w.ok_with(self.ok()).await?;
@@ -267,6 +309,10 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         if let Some(conn) = self.master.take() {
             let _ = conn.disconnect().await;
         }
+        if let Some(conn) = self.sync.take() {
+            let _ = conn.disconnect().await;
+        }
+        self.txn = None;
         self.statements.clear();
         self.start_session(client, w).await
     }
@@ -286,8 +332,10 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
                 let err = ClientError::NotSupported("KILL USER and KILL QUERY ID".into());
                 self.answer(w, Err(err)).await
             }
+            Intercepted::RequestId => self.answer_request_id(w).await,
             Intercepted::Relay(rewrite) => {
-                self.relay_query(&rewrite.sql, &rewrite.renames, w).await
+                self.run_query(rewrite.sql.into_owned(), &rewrite.renames, w)
+                    .await
             }
         }
     }

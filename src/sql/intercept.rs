@@ -13,6 +13,8 @@ pub enum Intercepted<'q> {
     /// `SELECT @@socket`: answered with NULL, so that drivers preferring a
     /// local socket (mysql_async's default) do not reconnect around lockstep.
     SelectSocket,
+    /// `SELECT LOCKSTEP_REQUEST_ID()`: the session's last requestId.
+    RequestId,
     /// `KILL [HARD|SOFT] [CONNECTION|QUERY] <id>` with a lockstep connection id.
     Kill { query_only: bool, id: u64 },
     /// A KILL form lockstep cannot map to its own ids (`KILL USER`, `KILL QUERY ID`).
@@ -47,7 +49,8 @@ pub fn intercept(query: &[u8], connection_id: u32) -> Intercepted<'_> {
     let mentions_socket = contains_ignore_case(query, b"@@socket");
     let mentions_kill = contains_ignore_case(query, b"kill");
     let mentions_connection_id = contains_ignore_case(query, b"connection_id");
-    if !(mentions_socket || mentions_kill || mentions_connection_id) {
+    let mentions_request_id = contains_ignore_case(query, b"lockstep_request_id");
+    if !(mentions_socket || mentions_kill || mentions_connection_id || mentions_request_id) {
         return relay_unchanged(query);
     }
     let Some(lexemes) = lex(query) else {
@@ -55,6 +58,9 @@ pub fn intercept(query: &[u8], connection_id: u32) -> Intercepted<'_> {
     };
     if mentions_socket && is_select_socket(&lexemes) {
         return Intercepted::SelectSocket;
+    }
+    if mentions_request_id && is_select_request_id(&lexemes) {
+        return Intercepted::RequestId;
     }
     let rewrite = if mentions_connection_id {
         rewrite_connection_id(query, &lexemes, connection_id)
@@ -102,6 +108,18 @@ fn is_select_socket(lexemes: &[Lexeme]) -> bool {
         [Some(select), Some(var)] if select == "SELECT"
             && (var == "@@SOCKET" || var == "@@GLOBAL.SOCKET")
     )
+}
+
+fn is_select_request_id(lexemes: &[Lexeme]) -> bool {
+    match statement_tokens(lexemes) {
+        [select, function, open, close] => {
+            select.word_upper().as_deref() == Some("SELECT")
+                && function.word_upper().as_deref() == Some("LOCKSTEP_REQUEST_ID")
+                && open.token == Token::LParen
+                && close.token == Token::RParen
+        }
+        _ => false,
+    }
 }
 
 fn rewrite_connection_id<'q>(query: &'q [u8], lexemes: &[Lexeme], id: u32) -> Rewrite<'q> {
@@ -204,6 +222,18 @@ mod tests {
             renames,
             vec![(b"42".to_vec(), b"connection_id( )".to_vec())]
         );
+    }
+
+    #[test]
+    fn request_id_is_answered_by_lockstep() {
+        assert_eq!(
+            intercept(b"select lockstep_request_id();", 1),
+            Intercepted::RequestId
+        );
+        assert!(matches!(
+            intercept(b"SELECT 'LOCKSTEP_REQUEST_ID()'", 1),
+            Intercepted::Relay(_)
+        ));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::ops::Range;
 
 use sqlparser::dialect::MySqlDialect;
-use sqlparser::tokenizer::{Token, Tokenizer};
+use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lexeme {
@@ -29,32 +29,65 @@ impl Lexeme {
 
 /// The tokens of `query` without whitespace and comments, or `None` when the
 /// text does not tokenize (it is then relayed as it is and the server judges).
+///
+/// MySQL executes the inside of `/*! … */` and `/*M! … */` comments (an
+/// optional version number first): their tokens are part of the statement.
 pub fn lex(query: &[u8]) -> Option<Vec<Lexeme>> {
     let ascii: String = query
         .iter()
         .map(|&b| if b < 0x80 { b as char } else { 'x' })
         .collect();
-    let line_starts = line_starts(ascii.as_bytes());
+    let mut lexemes = Vec::new();
+    lex_into(&ascii, 0, &mut lexemes)?;
+    Some(lexemes)
+}
+
+/// Tokenizes `text`, which starts at byte `base` of the query.
+fn lex_into(text: &str, base: usize, out: &mut Vec<Lexeme>) -> Option<()> {
+    let line_starts = line_starts(text.as_bytes());
     let dialect = MySqlDialect {};
-    let tokens = Tokenizer::new(&dialect, &ascii)
+    let tokens = Tokenizer::new(&dialect, text)
         .tokenize_with_location()
         .ok()?;
     let offset = |line: u64, column: u64| -> Option<usize> {
         let start = *line_starts.get(usize::try_from(line).ok()?.checked_sub(1)?)?;
-        Some(start + usize::try_from(column).ok()?.checked_sub(1)?)
+        Some(base + start + usize::try_from(column).ok()?.checked_sub(1)?)
     };
-    tokens
-        .into_iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-        .map(|t| {
-            let start = offset(t.span.start.line, t.span.start.column)?;
-            let end = offset(t.span.end.line, t.span.end.column)?;
-            Some(Lexeme {
+    for t in tokens {
+        let start = offset(t.span.start.line, t.span.start.column)?;
+        let end = offset(t.span.end.line, t.span.end.column)?;
+        match &t.token {
+            Token::Whitespace(Whitespace::MultiLineComment(body)) => {
+                if let Some(skip) = executable_comment_prefix(body) {
+                    // `/*` then the prefix; the body ends before `*/`.
+                    lex_into(&body[skip..], start + 2 + skip, out)?;
+                }
+            }
+            Token::Whitespace(_) => {}
+            _ => out.push(Lexeme {
                 token: t.token,
                 range: start..end,
-            })
-        })
-        .collect()
+            }),
+        }
+    }
+    Some(())
+}
+
+/// For the body of a `/* … */` comment MySQL executes, the length of its
+/// `!` or `M!` marker and version number.
+fn executable_comment_prefix(body: &str) -> Option<usize> {
+    let marker = if body.starts_with('!') {
+        1
+    } else if body.starts_with("M!") {
+        2
+    } else {
+        return None;
+    };
+    let digits = body[marker..]
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .count();
+    Some(marker + digits)
 }
 
 fn line_starts(text: &[u8]) -> Vec<usize> {
@@ -102,6 +135,16 @@ mod tests {
         let q = b"SELECT '\xe9t\xe9' AS x";
         let lexemes = lex(q).expect("lexes");
         assert_eq!(lexemes.len(), 4);
+    }
+
+    #[test]
+    fn executable_comments_are_read_as_statement_text() {
+        let q = b"/*!40101 SET NAMES utf8 */ /*M!100100 INSERT */ /* DELETE */";
+        let lexemes = lex(q).expect("lexes");
+        let words: Vec<_> = lexemes.iter().filter_map(Lexeme::word_upper).collect();
+        assert_eq!(words, ["SET", "NAMES", "UTF8", "INSERT"]);
+        let insert = &lexemes[3];
+        assert_eq!(&q[insert.range.clone()], b"INSERT");
     }
 
     #[test]

@@ -4,3 +4,4 @@
 pub mod intercept;
 pub mod lexer;
 pub mod quote;
+pub mod unpinnable;

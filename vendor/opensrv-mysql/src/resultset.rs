@@ -215,6 +215,20 @@ impl<'a, W: AsyncWrite + Unpin> QueryResultWriter<'a, W> {
         writers::write_err_raw(code, sqlstate, msg, self.writer).await
     }
 
+    /// Reply with an error in place of the result still held back (the last
+    /// statement's OK, or the terminator of its rows): a relay that learns
+    /// only after the node's response that the statement failed after all
+    /// (its commit failed) must not show it as a success.
+    pub async fn error_instead_raw(
+        mut self,
+        code: u16,
+        sqlstate: &[u8],
+        msg: &[u8],
+    ) -> io::Result<()> {
+        self.last_end = None;
+        writers::write_err_raw(code, sqlstate, msg, self.writer).await
+    }
+
     /// Like `no_more_results`, but the last result's terminator carries these
     /// status flags and warnings: a relay learns the final ones only after the
     /// backend's whole response has been read.

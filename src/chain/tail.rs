@@ -1,0 +1,300 @@
+//! A tail applier: replays committed work from the journal on one node after
+//! the first slave, in commit-sequence order, one transaction after the
+//! other, like a MySQL replica applies its relay log.
+//!
+//! Its position is the node's own `lockstep.commits`: on (re)connect it
+//! starts after the highest sequence number the node has, so nothing is
+//! applied twice. A statement that fails stops the applier at that entry
+//! (it is retried, never skipped): the compare module decides what to do.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Params, Value};
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use super::commits;
+use super::outcome::{self, outcome_of_error};
+use crate::backend::{Node, ServerInfo};
+use crate::journal::{
+    CommitRecord, CommitState, Entry, Journal, JournalError, NodeResult, Outcome, SessionState,
+    Statement,
+};
+
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// How long to wait for a journal batch before looking again anyway.
+const POLL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+enum TailError {
+    #[error("node: {0}")]
+    Node(#[from] mysql_async::Error),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("statement {request_id} failed: {outcome:?}")]
+    Statement {
+        request_id: uuid::Uuid,
+        outcome: Outcome,
+    },
+    #[error("commit {seq} names statement {request_id}, which the journal lacks")]
+    MissingEntry { seq: u64, request_id: uuid::Uuid },
+}
+
+/// What the rest of lockstep sees of a tail applier.
+#[derive(Debug, Default)]
+pub struct TailStatus {
+    /// The highest commit sequence number applied.
+    pub applied: AtomicU64,
+}
+
+pub struct Tail {
+    pub node: Node,
+    pub master: Node,
+    pub server: ServerInfo,
+    pub journal: Journal,
+    pub status: Arc<TailStatus>,
+}
+
+impl Tail {
+    /// Runs the applier for ever, reconnecting after errors.
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        let span = info_span!("tail", node = %self.node.name);
+        tokio::spawn(
+            async move {
+                let mut tail = self;
+                loop {
+                    if let Err(e) = tail.apply_from_journal().await {
+                        warn!(error = %e, "tail applier stopped; retrying in 1 s");
+                    }
+                    tokio::time::sleep(RETRY_DELAY).await;
+                }
+            }
+            .instrument(span),
+        )
+    }
+
+    async fn apply_from_journal(&mut self) -> Result<(), TailError> {
+        let mut conn = self.node.connect_admin().await?;
+        commits::ensure_table(&mut conn).await?;
+        let mut applied = commits::last_seq(&mut conn).await?;
+        self.status.applied.store(applied, Ordering::Relaxed);
+        info!(applied, "tail applier connected");
+        let mut state = AppliedState::default();
+        let mut batches = self.journal.batches();
+        loop {
+            let next = applied + 1;
+            let record = self.journal.commit_record(next)?;
+            let apply = match record.as_ref().map(|r| r.state) {
+                Some(CommitState::Committed) => true,
+                Some(CommitState::Aborted) => false,
+                Some(CommitState::InDoubt) => self.master_committed(record.as_ref()).await?,
+                Some(CommitState::Reserved) | None => {
+                    // Not yet decided (or not yet written): wait for the writer.
+                    let _ = tokio::time::timeout(POLL, batches.changed()).await;
+                    continue;
+                }
+            };
+            if let (true, Some(record)) = (apply, record) {
+                self.apply(&mut conn, &record, &mut state)
+                    .instrument(
+                        info_span!("commit", seq = record.seq, request_id = %record.request_id),
+                    )
+                    .await?;
+            }
+            applied = next;
+            self.status.applied.store(applied, Ordering::Relaxed);
+        }
+    }
+
+    /// An in-doubt commit happened when the master's `lockstep.commits` has it.
+    async fn master_committed(&self, record: Option<&CommitRecord>) -> Result<bool, TailError> {
+        let Some(record) = record else {
+            return Ok(false);
+        };
+        let mut master = self.master.connect_admin().await?;
+        let has = commits::has(&mut master, record.request_id).await?;
+        let _ = master.disconnect().await;
+        info!(
+            seq = record.seq,
+            committed = has,
+            "in-doubt commit resolved from the master"
+        );
+        Ok(has)
+    }
+
+    /// Applies one commit: its statements and its `lockstep.commits` row in
+    /// one transaction (a DDL-like statement: alone, then the row).
+    async fn apply(
+        &self,
+        conn: &mut Conn,
+        record: &CommitRecord,
+        state: &mut AppliedState,
+    ) -> Result<(), TailError> {
+        let mut entries = Vec::with_capacity(record.statements.len());
+        for id in &record.statements {
+            let entry = self.journal.entry(*id)?.ok_or(TailError::MissingEntry {
+                seq: record.seq,
+                request_id: *id,
+            })?;
+            entries.push(entry);
+        }
+        if !record.alone {
+            if let Some(first) = entries.first() {
+                state
+                    .prepare(conn, &first.session_state, &self.server)
+                    .await?;
+            }
+            conn.query_drop("BEGIN").await?;
+        }
+        for entry in &mut entries {
+            let result = self
+                .apply_statement(conn, entry, state, !record.alone)
+                .await;
+            if let Err(e) = result {
+                let _ = conn.query_drop("ROLLBACK").await;
+                return Err(e);
+            }
+        }
+        // COMMIT also for a statement applied alone: the connection may be
+        // in autocommit=0 from the origin session's state.
+        conn.query_drop(format!(
+            "{}; COMMIT; {}",
+            commits::record(record.request_id, record.seq),
+            crate::journal::entry::UNPIN
+        ))
+        .await?;
+        debug!(statements = entries.len(), "applied");
+        Ok(())
+    }
+
+    async fn apply_statement(
+        &self,
+        conn: &mut Conn,
+        entry: &mut Entry,
+        state: &mut AppliedState,
+        in_transaction: bool,
+    ) -> Result<(), TailError> {
+        if in_transaction {
+            state
+                .follow(conn, &entry.session_state, &self.server)
+                .await?;
+        } else {
+            state
+                .prepare(conn, &entry.session_state, &self.server)
+                .await?;
+        }
+        conn.query_drop(entry.context.set_statement()).await?;
+        let outcome = match &entry.statement {
+            Statement::Text { sql } => outcome::run_text(conn, &sql.to_bytes()).await,
+            Statement::Prepared { sql, params } => {
+                let values: Vec<Value> = params.iter().map(Value::from).collect();
+                let params = if values.is_empty() {
+                    Params::Empty
+                } else {
+                    Params::Positional(values)
+                };
+                let text = String::from_utf8_lossy(&sql.to_bytes()).into_owned();
+                outcome::run_prepared(conn, text.as_str(), params).await
+            }
+        };
+        entry.results.push(NodeResult {
+            node: self.node.name.clone(),
+            outcome: outcome.clone(),
+        });
+        self.journal.write(entry);
+        match outcome {
+            Outcome::Ok { .. } => Ok(()),
+            Outcome::Lost { reason } => {
+                Err(TailError::Node(mysql_async::Error::Other(reason.into())))
+            }
+            failed => Err(TailError::Statement {
+                request_id: entry.id,
+                outcome: failed,
+            }),
+        }
+    }
+}
+
+/// The origin-session state the applier's connection currently reproduces.
+#[derive(Default)]
+struct AppliedState {
+    current: Option<SessionState>,
+}
+
+impl AppliedState {
+    /// Between transactions: a fresh session with exactly `want`.
+    async fn prepare(
+        &mut self,
+        conn: &mut Conn,
+        want: &SessionState,
+        server: &ServerInfo,
+    ) -> Result<(), TailError> {
+        if self.current.as_ref() == Some(want) {
+            return Ok(());
+        }
+        self.current = None;
+        conn.reset().await?;
+        if let Some(set_names) = server.set_names_for(want.collation) {
+            conn.query_drop(set_names).await?;
+        }
+        if let Some(schema) = &want.schema {
+            use_schema(conn, schema).await?;
+        }
+        for statement in &want.statements {
+            run_state_statement(conn, &statement.to_bytes()).await;
+        }
+        self.current = Some(want.clone());
+        Ok(())
+    }
+
+    /// Inside a transaction (a reset would roll it back): the changes the
+    /// origin session made since the last statement.
+    async fn follow(
+        &mut self,
+        conn: &mut Conn,
+        want: &SessionState,
+        server: &ServerInfo,
+    ) -> Result<(), TailError> {
+        let Some(current) = self.current.as_mut() else {
+            return self.prepare(conn, want, server).await;
+        };
+        if current == want {
+            return Ok(());
+        }
+        if current.schema != want.schema {
+            if let Some(schema) = &want.schema {
+                use_schema(conn, schema).await?;
+            }
+        }
+        let already = if want.statements.starts_with(&current.statements) {
+            current.statements.len()
+        } else {
+            0
+        };
+        for statement in &want.statements[already..] {
+            run_state_statement(conn, &statement.to_bytes()).await;
+        }
+        *current = want.clone();
+        Ok(())
+    }
+}
+
+async fn use_schema(conn: &mut Conn, schema: &str) -> Result<(), mysql_async::Error> {
+    let sql = [
+        b"USE ".as_slice(),
+        &crate::sql::quote::identifier(schema.as_bytes()),
+    ]
+    .concat();
+    conn.query_drop(sql).await
+}
+
+/// Session state is best effort on the tail: the origin session's statement
+/// succeeded on the master, so a failure here is logged, not fatal.
+async fn run_state_statement(conn: &mut Conn, sql: &[u8]) {
+    if let Err(e) = conn.query_drop(sql).await {
+        let outcome = outcome_of_error(e);
+        warn!(sql = %String::from_utf8_lossy(sql), ?outcome, "session statement failed on the tail");
+    }
+}

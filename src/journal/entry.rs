@@ -1,0 +1,303 @@
+//! What the journal holds: one entry per write-path statement, keyed by its
+//! requestId, and one commit record per commit sequence number.
+//!
+//! Stored as JSON: the journal is read by people (`lockstep journal`) as
+//! much as by lockstep, and its size is dominated by statement text anyway.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One write-path statement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: Uuid,
+    /// lockstep's connection id of the client session.
+    pub session: u32,
+    pub user: String,
+    pub kind: EntryKind,
+    /// What the tail must reproduce before running the statement.
+    pub session_state: SessionState,
+    pub statement: Statement,
+    pub context: Context,
+    /// Microseconds since the Unix epoch when the entry was made.
+    pub created_us: i64,
+    /// Each node's result, in the order the nodes ran it.
+    pub results: Vec<NodeResult>,
+    pub state: EntryState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A statement that may change data.
+    Write,
+    /// A read inside a transaction: run on B and A, changes nothing.
+    Read,
+    /// Session state (SET, USE, …) or transaction control; nothing to replay.
+    Control,
+    /// A statement that commits implicitly (DDL): runs alone, outside any
+    /// transaction, on every node.
+    Alone,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum EntryState {
+    /// Journaled; running on the nodes.
+    Pending,
+    /// Done on A inside a client transaction that is still open.
+    InTransaction,
+    /// Committed on the master with this commit sequence number.
+    Committed { seq: u64 },
+    /// The master refused it (or B refused it with a transient conflict).
+    Failed,
+    /// Its transaction was rolled back.
+    RolledBack,
+    /// Nothing to commit (a read, session state).
+    Done,
+}
+
+/// The session state a statement ran in, as the tail reproduces it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SessionState {
+    pub schema: Option<String>,
+    /// Collation id of the client's character set (0: the server's default).
+    pub collation: u16,
+    /// Statements that set lasting session state (SET, PREPARE, temporary
+    /// tables), in the order the client ran them.
+    pub statements: Vec<SqlText>,
+}
+
+/// The statement as it was sent to the nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "protocol")]
+pub enum Statement {
+    Text { sql: SqlText },
+    Prepared { sql: SqlText, params: Vec<Param> },
+}
+
+impl Statement {
+    pub fn sql(&self) -> &SqlText {
+        match self {
+            Statement::Text { sql } | Statement::Prepared { sql, .. } => sql,
+        }
+    }
+}
+
+/// SQL text in the client's character set: UTF-8 text when it is valid
+/// UTF-8 (nearly always), hex otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SqlText {
+    Utf8(String),
+    Hex { hex: String },
+}
+
+impl SqlText {
+    pub fn from_bytes(bytes: &[u8]) -> SqlText {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => SqlText::Utf8(s.to_string()),
+            Err(_) => SqlText::Hex {
+                hex: hex::encode(bytes),
+            },
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            SqlText::Utf8(s) => s.as_bytes().to_vec(),
+            SqlText::Hex { hex } => hex::decode(hex).unwrap_or_default(),
+        }
+    }
+}
+
+/// A prepared statement's parameter, as mysql_async sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Param {
+    Null,
+    Bytes(String),
+    Int(i64),
+    UInt(u64),
+    Float(f32),
+    Double(f64),
+    Date(u16, u8, u8, u8, u8, u8, u32),
+    Time(bool, u32, u8, u8, u8, u32),
+}
+
+impl From<&mysql_async::Value> for Param {
+    fn from(v: &mysql_async::Value) -> Param {
+        use mysql_async::Value as V;
+        match v {
+            V::NULL => Param::Null,
+            V::Bytes(b) => Param::Bytes(hex::encode(b)),
+            V::Int(i) => Param::Int(*i),
+            V::UInt(u) => Param::UInt(*u),
+            V::Float(f) => Param::Float(*f),
+            V::Double(d) => Param::Double(*d),
+            V::Date(y, m, d, h, i, s, us) => Param::Date(*y, *m, *d, *h, *i, *s, *us),
+            V::Time(neg, d, h, i, s, us) => Param::Time(*neg, *d, *h, *i, *s, *us),
+        }
+    }
+}
+
+impl From<&Param> for mysql_async::Value {
+    fn from(p: &Param) -> mysql_async::Value {
+        use mysql_async::Value as V;
+        match p {
+            Param::Null => V::NULL,
+            Param::Bytes(b) => V::Bytes(hex::decode(b).unwrap_or_default()),
+            Param::Int(i) => V::Int(*i),
+            Param::UInt(u) => V::UInt(*u),
+            Param::Float(f) => V::Float(*f),
+            Param::Double(d) => V::Double(*d),
+            Param::Date(y, m, d, h, i, s, us) => V::Date(*y, *m, *d, *h, *i, *s, *us),
+            Param::Time(neg, d, h, i, s, us) => V::Time(*neg, *d, *h, *i, *s, *us),
+        }
+    }
+}
+
+/// What MySQL's statement binlog pins for a statement, so that every node
+/// computes the same values: NOW() and friends, RAND(), AUTO_INCREMENT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Context {
+    /// `SET timestamp`, in microseconds since the Unix epoch.
+    pub timestamp_us: i64,
+    pub rand_seed1: u32,
+    pub rand_seed2: u32,
+    /// The first AUTO_INCREMENT value B generated: `SET insert_id` on the
+    /// master and on replays.
+    pub insert_id: Option<u64>,
+}
+
+impl Context {
+    /// A fresh context for a statement starting now.
+    pub fn now() -> Context {
+        // The seeds feed MariaDB's my_rnd, which reduces them modulo
+        // 0x3FFFFFFF: stay below that so the stored value is the used one.
+        Context {
+            timestamp_us: now_us(),
+            rand_seed1: rand::random::<u32>() % 0x3FFF_FFFF,
+            rand_seed2: rand::random::<u32>() % 0x3FFF_FFFF,
+            insert_id: None,
+        }
+    }
+
+    /// The `SET` statement that pins this context on a node's session.
+    pub fn set_statement(&self) -> String {
+        let secs = self.timestamp_us.div_euclid(1_000_000);
+        let micros = self.timestamp_us.rem_euclid(1_000_000);
+        let mut sql = format!(
+            "SET timestamp = {secs}.{micros:06}, rand_seed1 = {}, rand_seed2 = {}",
+            self.rand_seed1, self.rand_seed2
+        );
+        if let Some(id) = self.insert_id {
+            sql.push_str(&format!(", insert_id = {id}"));
+        }
+        sql
+    }
+}
+
+/// Undoes `Context::set_statement` for later reads of the session.
+pub const UNPIN: &str = "SET timestamp = DEFAULT";
+
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// One node's result for a statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeResult {
+    pub node: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Outcome {
+    Ok {
+        affected_rows: u64,
+        last_insert_id: u64,
+        warnings: u16,
+    },
+    Error {
+        code: u16,
+        /// SQLSTATE
+        state: String,
+        message: String,
+    },
+    /// The connection broke: whether it ran is unknown.
+    Lost { reason: String },
+}
+
+impl Outcome {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Ok { .. })
+    }
+
+    pub fn error_code(&self) -> Option<u16> {
+        match self {
+            Outcome::Error { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// A commit sequence number's record: which statements it commits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRecord {
+    pub seq: u64,
+    /// The requestId written to `lockstep.commits` with this commit.
+    pub request_id: Uuid,
+    /// The statements it commits, in execution order.
+    pub statements: Vec<Uuid>,
+    /// A DDL-like statement committed by itself (no BEGIN around it).
+    pub alone: bool,
+    pub state: CommitState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitState {
+    /// The number is taken; the master's commit is under way.
+    Reserved,
+    Committed,
+    /// The master did not commit: the number is skipped.
+    Aborted,
+    /// The session went away during the master's commit: the master's
+    /// `lockstep.commits` says whether it happened.
+    InDoubt,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_sets_microsecond_timestamp() {
+        let ctx = Context {
+            timestamp_us: 1_700_000_000_000_042,
+            rand_seed1: 1,
+            rand_seed2: 2,
+            insert_id: Some(7),
+        };
+        assert_eq!(
+            ctx.set_statement(),
+            "SET timestamp = 1700000000.000042, rand_seed1 = 1, rand_seed2 = 2, insert_id = 7"
+        );
+    }
+
+    #[test]
+    fn sql_text_round_trips_non_utf8() {
+        let bytes = b"INSERT INTO t VALUES ('\xe9')";
+        let text = SqlText::from_bytes(bytes);
+        assert!(matches!(text, SqlText::Hex { .. }));
+        let json = serde_json::to_string(&text).expect("json");
+        let back: SqlText = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back.to_bytes(), bytes);
+    }
+}

@@ -1,0 +1,342 @@
+//! The durable journal (sled): every write-path statement is here before it
+//! is sent to any node, and every commit sequence number says which
+//! statements it committed. The tail appliers replay from it.
+//!
+//! Trees: `entries` (requestId, 16 bytes, sorting by time as ids are UUID
+//! v7 → `Entry` JSON) and `commits` (sequence number, big-endian u64 →
+//! `CommitRecord` JSON). All writes go through one writer thread
+//! (`writer.rs`) that batches and fsyncs.
+
+pub mod entry;
+mod writer;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+pub use entry::{
+    CommitRecord, CommitState, Context, Entry, EntryKind, EntryState, NodeResult, Outcome, Param,
+    SessionState, SqlText, Statement,
+};
+use writer::{TreeName, Write, Writer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot open the journal in {dir}: {reason}")]
+    Open { dir: PathBuf, reason: String },
+    #[error("the journal cannot write: {0}")]
+    Write(String),
+    #[error("the journal is unreadable: {0}")]
+    Read(String),
+}
+
+/// A handle on the journal; cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    tx: Mutex<mpsc::Sender<Write>>,
+    entries: sled::Tree,
+    commits: sled::Tree,
+    /// The last commit sequence number handed out. Taking a number and
+    /// queueing its record happen under this lock, so records reach the
+    /// writer in sequence order and no number is ever skipped silently.
+    last_seq: Mutex<u64>,
+    batches: watch::Receiver<u64>,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in `dir` and starts its writer.
+    pub fn open(dir: &Path) -> Result<Journal, JournalError> {
+        let open_err = |reason: String| JournalError::Open {
+            dir: dir.to_path_buf(),
+            reason,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .open()
+            .map_err(|e| open_err(e.to_string()))?;
+        let entries = db
+            .open_tree("entries")
+            .map_err(|e| open_err(e.to_string()))?;
+        let commits = db
+            .open_tree("commits")
+            .map_err(|e| open_err(e.to_string()))?;
+        writer::sync_dir(dir).map_err(|e| open_err(e.to_string()))?;
+        let last_seq = match commits.last().map_err(|e| open_err(e.to_string()))? {
+            Some((key, _)) => {
+                seq_from_key(&key).ok_or_else(|| open_err("bad commit key".into()))?
+            }
+            None => 0,
+        };
+        let (batches_tx, batches) = watch::channel(0);
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            db,
+            entries: entries.clone(),
+            commits: commits.clone(),
+            dir: dir.to_path_buf(),
+            synced_blobs: HashSet::new(),
+            batches: batches_tx,
+            failed: None,
+        };
+        std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| open_err(e.to_string()))?;
+        Ok(Journal {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                tx: Mutex::new(tx),
+                entries,
+                commits,
+                last_seq: Mutex::new(last_seq),
+                batches,
+            }),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Writes `entry` and waits until it is on disk.
+    pub async fn write_durable(&self, entry: &Entry) -> Result<(), JournalError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(
+            TreeName::Entries,
+            entry.id.as_bytes().to_vec(),
+            encode(entry),
+            Some(tx),
+        )?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(JournalError::Write(e)),
+            Err(_) => Err(JournalError::Write("the journal writer stopped".into())),
+        }
+    }
+
+    /// Writes `entry` (a later state of it, results) without waiting: it is
+    /// durable with the next batch.
+    pub fn write(&self, entry: &Entry) {
+        let _ = self.send(
+            TreeName::Entries,
+            entry.id.as_bytes().to_vec(),
+            encode(entry),
+            None,
+        );
+    }
+
+    /// Takes the next commit sequence number for `statements`, committed
+    /// under `request_id`; its record is `Reserved` until `resolve_commit`.
+    pub fn reserve_commit(
+        &self,
+        request_id: Uuid,
+        statements: Vec<Uuid>,
+        alone: bool,
+    ) -> Result<CommitRecord, JournalError> {
+        let mut last = self
+            .inner
+            .last_seq
+            .lock()
+            .map_err(|_| JournalError::Write("sequence lock poisoned".into()))?;
+        let record = CommitRecord {
+            seq: *last + 1,
+            request_id,
+            statements,
+            alone,
+            state: CommitState::Reserved,
+        };
+        self.send_commit(&record)?;
+        *last = record.seq;
+        Ok(record)
+    }
+
+    /// Records how a reserved commit ended.
+    pub fn resolve_commit(&self, record: &CommitRecord, state: CommitState) {
+        let resolved = CommitRecord {
+            state,
+            ..record.clone()
+        };
+        let _ = self.send_commit(&resolved);
+    }
+
+    /// Makes sure no sequence number below `seq` is handed out again (the
+    /// nodes may know numbers the journal lost).
+    pub fn advance_seq_past(&self, seq: u64) {
+        if let Ok(mut last) = self.inner.last_seq.lock() {
+            *last = (*last).max(seq);
+        }
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.inner.last_seq.lock().map(|l| *l).unwrap_or(0)
+    }
+
+    pub fn commit_record(&self, seq: u64) -> Result<Option<CommitRecord>, JournalError> {
+        let value = self
+            .inner
+            .commits
+            .get(seq.to_be_bytes())
+            .map_err(|e| JournalError::Read(e.to_string()))?;
+        value.map(|v| decode(&v)).transpose()
+    }
+
+    pub fn entry(&self, id: Uuid) -> Result<Option<Entry>, JournalError> {
+        let value = self
+            .inner
+            .entries
+            .get(id.as_bytes())
+            .map_err(|e| JournalError::Read(e.to_string()))?;
+        value.map(|v| decode(&v)).transpose()
+    }
+
+    /// Every entry, oldest first.
+    pub fn entries(&self) -> impl Iterator<Item = Result<Entry, JournalError>> + '_ {
+        self.inner.entries.iter().map(|item| {
+            let (_, v) = item.map_err(|e| JournalError::Read(e.to_string()))?;
+            decode(&v)
+        })
+    }
+
+    /// Every commit record, in sequence order.
+    pub fn commit_records(&self) -> impl Iterator<Item = Result<CommitRecord, JournalError>> + '_ {
+        self.inner.commits.iter().map(|item| {
+            let (_, v) = item.map_err(|e| JournalError::Read(e.to_string()))?;
+            decode(&v)
+        })
+    }
+
+    /// Changes each time a batch of writes has reached sled and the disk.
+    pub fn batches(&self) -> watch::Receiver<u64> {
+        self.inner.batches.clone()
+    }
+
+    fn send_commit(&self, record: &CommitRecord) -> Result<(), JournalError> {
+        self.send(
+            TreeName::Commits,
+            record.seq.to_be_bytes().to_vec(),
+            encode(record),
+            None,
+        )
+    }
+
+    fn send(
+        &self,
+        tree: TreeName,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        durable: Option<oneshot::Sender<Result<(), String>>>,
+    ) -> Result<(), JournalError> {
+        let tx = self
+            .inner
+            .tx
+            .lock()
+            .map_err(|_| JournalError::Write("journal channel poisoned".into()))?;
+        tx.send(Write {
+            tree,
+            key,
+            value,
+            durable,
+        })
+        .map_err(|_| JournalError::Write("the journal writer stopped".into()))
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Our own types serialize infallibly (no maps with non-string keys).
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, JournalError> {
+    serde_json::from_slice(bytes).map_err(|e| JournalError::Read(e.to_string()))
+}
+
+fn seq_from_key(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(sql: &str) -> Entry {
+        Entry {
+            id: Uuid::now_v7(),
+            session: 1,
+            user: "app".into(),
+            kind: EntryKind::Write,
+            session_state: SessionState::default(),
+            statement: Statement::Text {
+                sql: SqlText::from_bytes(sql.as_bytes()),
+            },
+            context: Context::now(),
+            created_us: entry::now_us(),
+            results: Vec::new(),
+            state: EntryState::Pending,
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_durable_writes_share_batches_and_survive_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ids = {
+            let journal = Journal::open(dir.path()).expect("open");
+            let mut tasks = Vec::new();
+            for i in 0..64 {
+                let journal = journal.clone();
+                tasks.push(tokio::spawn(async move {
+                    let e = entry(&format!("INSERT INTO t VALUES ({i})"));
+                    journal.write_durable(&e).await.expect("durable");
+                    e.id
+                }));
+            }
+            let mut ids = Vec::new();
+            for t in tasks {
+                ids.push(t.await.expect("task"));
+            }
+            let batches = *journal.batches().borrow();
+            assert!(
+                batches < 64,
+                "64 writers shared batches ({batches} batches)"
+            );
+            ids
+        };
+        // Let the writer thread finish its last batch and close sled.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let journal = Journal::open(dir.path()).expect("reopen");
+        for id in ids {
+            assert!(journal.entry(id).expect("read").is_some(), "{id} lost");
+        }
+    }
+
+    #[tokio::test]
+    async fn commit_numbers_follow_each_other_across_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        {
+            let journal = Journal::open(dir.path()).expect("open");
+            let a = journal
+                .reserve_commit(Uuid::now_v7(), vec![], false)
+                .expect("reserve");
+            let b = journal
+                .reserve_commit(Uuid::now_v7(), vec![], false)
+                .expect("reserve");
+            assert_eq!((a.seq, b.seq), (1, 2));
+            journal.resolve_commit(&b, CommitState::Committed);
+            journal.write_durable(&entry("x")).await.expect("sync");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let journal = Journal::open(dir.path()).expect("reopen");
+        assert_eq!(journal.last_seq(), 2);
+        let b = journal.commit_record(2).expect("read").expect("present");
+        assert_eq!(b.state, CommitState::Committed);
+    }
+}

@@ -1,0 +1,137 @@
+//! The journal's single writer: group commit with a real fsync.
+//!
+//! sled 0.34 must not be flushed from several tasks at once (concurrent
+//! `flush_async` deadlocks, sled issue 1308), and its `flush` only calls
+//! `sync_file_range`, which neither flushes the device cache nor syncs
+//! metadata. So one thread takes every pending write, applies them all,
+//! flushes once, then fsyncs the files sled wrote, and only then tells the
+//! waiting sessions their entries are durable. Concurrent sessions share one
+//! sync per batch.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Instant;
+
+use tokio::sync::{oneshot, watch};
+use tracing::{debug, error};
+
+/// Most writes taken into one batch.
+const MAX_BATCH: usize = 4096;
+
+/// Which tree a write goes to.
+#[derive(Debug, Clone, Copy)]
+pub enum TreeName {
+    Entries,
+    Commits,
+}
+
+pub struct Write {
+    pub tree: TreeName,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    /// Told once the write is durable (or why it is not).
+    pub durable: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+pub struct Writer {
+    pub db: sled::Db,
+    pub entries: sled::Tree,
+    pub commits: sled::Tree,
+    pub dir: PathBuf,
+    pub synced_blobs: HashSet<OsString>,
+    /// Counts finished batches: the tail appliers wait on it.
+    pub batches: watch::Sender<u64>,
+    /// Once a sync failed nothing more is acknowledged: the journal's state
+    /// on disk is unknown.
+    pub failed: Option<String>,
+}
+
+impl Writer {
+    /// Runs until every sender is gone; the last batch is synced too.
+    pub fn run(mut self, rx: Receiver<Write>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(w) => batch.push(w),
+                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+                }
+            }
+            self.write_batch(batch);
+        }
+        debug!("journal writer stopped");
+    }
+
+    fn write_batch(&mut self, batch: Vec<Write>) {
+        let started = Instant::now();
+        let size = batch.len();
+        let outcome = self.apply_and_sync(&batch);
+        if let Err(e) = &outcome {
+            error!(error = %e, "journal write failed: writes are refused from now on");
+            self.failed = Some(e.clone());
+        }
+        let outcome = match &self.failed {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        };
+        for write in batch {
+            if let Some(tx) = write.durable {
+                let _ = tx.send(outcome.clone());
+            }
+        }
+        self.batches.send_modify(|n| *n += 1);
+        debug!(
+            size,
+            micros = started.elapsed().as_micros() as u64,
+            "journal batch synced"
+        );
+    }
+
+    fn apply_and_sync(&mut self, batch: &[Write]) -> Result<(), String> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        for write in batch {
+            let tree = match write.tree {
+                TreeName::Entries => &self.entries,
+                TreeName::Commits => &self.commits,
+            };
+            tree.insert(write.key.as_slice(), write.value.as_slice())
+                .map_err(|e| format!("sled insert: {e}"))?;
+        }
+        self.db.flush().map_err(|e| format!("sled flush: {e}"))?;
+        self.sync_files().map_err(|e| format!("fsync: {e}"))
+    }
+
+    /// fsyncs sled's log file, and blob files it created since the last batch.
+    fn sync_files(&mut self) -> std::io::Result<()> {
+        File::open(self.dir.join("db"))?.sync_data()?;
+        let blobs = self.dir.join("blobs");
+        let mut new_blob = false;
+        if let Ok(listing) = std::fs::read_dir(&blobs) {
+            let mut present = HashSet::new();
+            for item in listing {
+                let name = item?.file_name();
+                if !self.synced_blobs.contains(&name) {
+                    File::open(blobs.join(&name))?.sync_all()?;
+                    new_blob = true;
+                }
+                present.insert(name);
+            }
+            // sled deletes blobs it no longer needs: forget those.
+            self.synced_blobs = present;
+        }
+        if new_blob {
+            sync_dir(&blobs)?;
+        }
+        Ok(())
+    }
+}
+
+/// A directory's fsync makes the files created in it durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}

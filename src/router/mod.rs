@@ -1,0 +1,329 @@
+//! Read or write? Which path a statement takes, decided from its tokens.
+//!
+//! The tokenizer (see `sql::lexer`) keeps string literals, comments and
+//! identifiers from fooling the decision, and reads the inside of `/*! … */`.
+//! When in doubt a statement takes the write path: a read sent down the write
+//! path costs time, a write sent to the master alone loses data on the others.
+
+use sqlparser::tokenizer::Token;
+
+use crate::sql::lexer::{lex, Lexeme};
+
+/// The path of one COM_QUERY text (or prepared statement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// A plain read: the master alone, unless a transaction is open.
+    Read,
+    /// Changes data or takes row locks: journaled, B first, then A.
+    Write,
+    /// Changes the session only (SET, USE, PREPARE, temporary tables):
+    /// every node's session connection, so the sessions stay alike.
+    Session(SessionChange),
+    /// BEGIN / START TRANSACTION.
+    Begin,
+    /// COMMIT.
+    Commit,
+    /// ROLLBACK of the whole transaction.
+    Rollback,
+    /// Commits implicitly (DDL, account management): cannot sit in an open
+    /// transaction, so it runs alone across the chain.
+    Serialized,
+    /// Transaction forms lockstep cannot keep in step (XA).
+    Unsupported(&'static str),
+}
+
+/// How a session-state statement is replayed for the tail nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionChange {
+    /// Part of the session's lasting state (SET, PREPARE, temporary tables):
+    /// replayed before the session's writes on the tail.
+    Lasting,
+    /// `USE db`: the session's schema.
+    Schema,
+    /// Affects the next transaction or the server only (SET TRANSACTION,
+    /// SET GLOBAL, LOCK TABLES): not replayed.
+    Passing,
+}
+
+impl Route {
+    /// How strongly a route binds a text with several statements: the
+    /// strongest statement decides.
+    fn weight(self) -> u8 {
+        match self {
+            Route::Read => 0,
+            Route::Session(_) => 1,
+            Route::Write => 2,
+            Route::Begin | Route::Commit | Route::Rollback | Route::Serialized => 3,
+            Route::Unsupported(_) => 4,
+        }
+    }
+
+    /// Writes data (or may): needs its journal entry durable before it runs.
+    pub fn changes_data(self) -> bool {
+        matches!(self, Route::Write | Route::Serialized | Route::Commit)
+    }
+}
+
+/// The route of a query text. Several statements in one text take the path
+/// of the strongest; one that controls transactions or commits implicitly
+/// makes the whole text run alone across the chain.
+pub fn route(query: &[u8]) -> Route {
+    let Some(lexemes) = lex(query) else {
+        return Route::Write;
+    };
+    let statements: Vec<&[Lexeme]> = lexemes
+        .split(|l| l.token == Token::SemiColon)
+        .filter(|s| !s.is_empty())
+        .collect();
+    match statements.as_slice() {
+        [] => Route::Read,
+        [one] => route_statement(one),
+        many => {
+            let strongest = many
+                .iter()
+                .map(|s| route_statement(s))
+                .max_by_key(|r| r.weight())
+                .unwrap_or(Route::Write);
+            match strongest {
+                Route::Begin | Route::Commit | Route::Rollback => Route::Serialized,
+                other => other,
+            }
+        }
+    }
+}
+
+fn route_statement(tokens: &[Lexeme]) -> Route {
+    let words = Words(tokens);
+    let Some(first) = tokens.first() else {
+        return Route::Read;
+    };
+    if first.token == Token::LParen {
+        return route_select(tokens);
+    }
+    let Some(keyword) = first.word_upper() else {
+        return Route::Write;
+    };
+    match keyword.as_str() {
+        "SELECT" | "WITH" | "VALUES" | "TABLE" => route_select(tokens),
+        "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN" | "HELP" | "CHECKSUM" | "CHECK" | "DO" => {
+            Route::Read
+        }
+        // Server administration concerns the server it is sent to.
+        "FLUSH" | "RESET" | "PURGE" | "SHUTDOWN" | "BINLOG" | "CHANGE" | "STOP" | "CACHE" => {
+            Route::Read
+        }
+        "ANALYZE" => match words.upper(1).as_deref() {
+            Some("TABLE") | Some("TABLES") => Route::Read,
+            // ANALYZE <statement> executes it.
+            _ => route_statement(&tokens[1..]),
+        },
+        "SET" => route_set(&words),
+        "USE" => Route::Session(SessionChange::Schema),
+        "PREPARE" | "DEALLOCATE" => Route::Session(SessionChange::Lasting),
+        "LOCK" | "UNLOCK" => match words.upper(1).as_deref() {
+            Some("TABLE") | Some("TABLES") => Route::Session(SessionChange::Passing),
+            _ => Route::Write,
+        },
+        "CREATE" | "DROP" => route_create_drop(&words),
+        "BEGIN" => match words.upper(1).as_deref() {
+            // `BEGIN NOT ATOMIC … END`: a compound statement, not a transaction.
+            Some("NOT") => Route::Write,
+            _ => Route::Begin,
+        },
+        "START" => match words.upper(1).as_deref() {
+            Some("TRANSACTION") => Route::Begin,
+            _ => Route::Read,
+        },
+        "COMMIT" => Route::Commit,
+        "ROLLBACK" => match (words.upper(1).as_deref(), words.upper(2).as_deref()) {
+            (Some("TO"), _) | (Some("WORK"), Some("TO")) => Route::Write,
+            _ => Route::Rollback,
+        },
+        "SAVEPOINT" | "RELEASE" => Route::Write,
+        "XA" => Route::Unsupported("XA transactions"),
+        "ALTER" | "RENAME" | "TRUNCATE" | "GRANT" | "REVOKE" | "OPTIMIZE" | "REPAIR"
+        | "INSTALL" | "UNINSTALL" => Route::Serialized,
+        _ => Route::Write,
+    }
+}
+
+/// SELECT and its relatives: a read unless it locks rows, writes into
+/// variables or files, assigns user variables or advances a sequence.
+fn route_select(tokens: &[Lexeme]) -> Route {
+    let words = Words(tokens);
+    let mut assigns_variables = false;
+    for (i, token) in tokens.iter().enumerate() {
+        if token.token == Token::Assignment {
+            assigns_variables = true;
+        }
+        let Some(word) = words.upper(i) else {
+            continue;
+        };
+        match word.as_str() {
+            "FOR" if words.upper(i + 1).as_deref() == Some("UPDATE") => return Route::Write,
+            "LOCK" if words.upper(i + 1).as_deref() == Some("IN") => return Route::Write,
+            "NEXTVAL" | "SETVAL" => return Route::Write,
+            "INTO" => match words.upper(i + 1).as_deref() {
+                Some("OUTFILE") | Some("DUMPFILE") => {}
+                _ => assigns_variables = true,
+            },
+            _ => {}
+        }
+    }
+    if assigns_variables {
+        // User variables are session state: B must have the same values for
+        // the writes that use them.
+        Route::Session(SessionChange::Lasting)
+    } else {
+        Route::Read
+    }
+}
+
+fn route_set(words: &Words<'_>) -> Route {
+    match words.upper(1).as_deref() {
+        Some("TRANSACTION") => Route::Session(SessionChange::Passing),
+        Some("GLOBAL") => Route::Session(SessionChange::Passing),
+        Some("PASSWORD") | Some("DEFAULT") => Route::Serialized,
+        Some(w) if w.starts_with("@@GLOBAL") => Route::Session(SessionChange::Passing),
+        _ => Route::Session(SessionChange::Lasting),
+    }
+}
+
+fn route_create_drop(words: &Words<'_>) -> Route {
+    // CREATE [OR REPLACE] TEMPORARY TABLE, DROP TEMPORARY TABLE
+    let temporary = (1..4).any(|i| words.upper(i).as_deref() == Some("TEMPORARY"));
+    let prepare = words.upper(1).as_deref() == Some("PREPARE");
+    if temporary || prepare {
+        Route::Session(SessionChange::Lasting)
+    } else {
+        Route::Serialized
+    }
+}
+
+/// Upper-cased unquoted words of a statement by position.
+struct Words<'a>(&'a [Lexeme]);
+
+impl Words<'_> {
+    fn upper(&self, i: usize) -> Option<String> {
+        self.0.get(i).and_then(Lexeme::word_upper)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_reads() {
+        for q in [
+            "SELECT * FROM t",
+            "  select 1 -- UPDATE t\n",
+            "SELECT 'DELETE FROM t', \"INSERT\" FROM `update`",
+            "SELECT /* FOR UPDATE */ 1",
+            "(SELECT 1) UNION (SELECT 2)",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+            "SHOW TABLES",
+            "EXPLAIN UPDATE t SET a = 1",
+            "DESC t",
+            "SELECT 1 INTO OUTFILE '/tmp/x'",
+            "",
+            ";",
+        ] {
+            assert_eq!(route(q.as_bytes()), Route::Read, "{q}");
+        }
+    }
+
+    #[test]
+    fn writes() {
+        for q in [
+            "INSERT INTO t VALUES (1)",
+            "update t set a = 'SELECT'",
+            "DELETE FROM t",
+            "REPLACE t VALUES (1)",
+            "SELECT * FROM t FOR UPDATE",
+            "SELECT * FROM t WHERE id = 1 LOCK IN SHARE MODE",
+            "SELECT NEXTVAL(s)",
+            "CALL p()",
+            "/*!40000 INSERT INTO t VALUES (1) */",
+            "ANALYZE UPDATE t SET a = 1",
+            "SAVEPOINT a",
+            "ROLLBACK TO SAVEPOINT a",
+            "ROLLBACK WORK TO a",
+            "RELEASE SAVEPOINT a",
+            "BEGIN NOT ATOMIC INSERT INTO t VALUES (1); END",
+            "EXECUTE s",
+            "LOAD DATA INFILE 'x' INTO TABLE t",
+            "SELECT 1; INSERT INTO t VALUES (1)",
+            "something new",
+        ] {
+            assert_eq!(route(q.as_bytes()), Route::Write, "{q}");
+        }
+    }
+
+    #[test]
+    fn session_state() {
+        let lasting = Route::Session(SessionChange::Lasting);
+        for q in [
+            "SET NAMES utf8mb4",
+            "SET @a = 1",
+            "set sql_mode = ''",
+            "/*!40101 SET character_set_client = utf8 */",
+            "SELECT @a := MAX(id) FROM t",
+            "SELECT MAX(id) INTO @a FROM t",
+            "PREPARE s FROM 'SELECT 1'",
+            "DEALLOCATE PREPARE s",
+            "DROP PREPARE s",
+            "CREATE TEMPORARY TABLE t (a INT)",
+            "CREATE OR REPLACE TEMPORARY TABLE t (a INT)",
+            "DROP TEMPORARY TABLE t",
+        ] {
+            assert_eq!(route(q.as_bytes()), lasting, "{q}");
+        }
+        assert_eq!(route(b"USE `db`"), Route::Session(SessionChange::Schema));
+        for q in [
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            "SET GLOBAL max_connections = 10",
+            "SET @@global.max_connections = 10",
+            "LOCK TABLES t WRITE",
+        ] {
+            assert_eq!(
+                route(q.as_bytes()),
+                Route::Session(SessionChange::Passing),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn transactions() {
+        assert_eq!(route(b"BEGIN"), Route::Begin);
+        assert_eq!(route(b"begin work"), Route::Begin);
+        assert_eq!(route(b"START TRANSACTION READ ONLY"), Route::Begin);
+        assert_eq!(route(b"COMMIT"), Route::Commit);
+        assert_eq!(route(b"commit work;"), Route::Commit);
+        assert_eq!(route(b"ROLLBACK"), Route::Rollback);
+        assert_eq!(route(b"ROLLBACK WORK"), Route::Rollback);
+        assert_eq!(
+            route(b"BEGIN; INSERT INTO t VALUES (1); COMMIT"),
+            Route::Serialized
+        );
+        assert!(matches!(route(b"XA START 'x'"), Route::Unsupported(_)));
+    }
+
+    #[test]
+    fn implicit_commits() {
+        for q in [
+            "CREATE TABLE t (a INT)",
+            "ALTER TABLE t ADD b INT",
+            "DROP TABLE t",
+            "TRUNCATE t",
+            "RENAME TABLE a TO b",
+            "GRANT ALL ON *.* TO x",
+            "CREATE USER x",
+            "SET PASSWORD = PASSWORD('x')",
+            "CREATE PROCEDURE p() BEGIN INSERT INTO t VALUES (1); END",
+        ] {
+            assert_eq!(route(q.as_bytes()), Route::Serialized, "{q}");
+        }
+    }
+}
