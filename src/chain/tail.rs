@@ -185,7 +185,7 @@ impl Tail {
                 .prepare(conn, &entry.session_state, &self.server)
                 .await?;
         }
-        conn.query_drop(entry.context.set_statement()).await?;
+        conn.query_drop(entry.context.replay_statement()).await?;
         let outcome = match &entry.statement {
             Statement::Text { sql } => outcome::run_text(conn, &sql.to_bytes()).await,
             Statement::Prepared { sql, params } => {

@@ -212,6 +212,7 @@ impl Session {
         // A reset rolls back the open transaction on both nodes.
         self.txn = None;
         self.state.statements.clear();
+        self.last_insert_id = 0;
         let node = self.shared.master.name.clone();
         let sync_reset = match (self.sync.as_mut(), &self.shared.sync) {
             (Some(conn), Some(sync)) => conn

@@ -71,6 +71,8 @@ pub struct Session {
     /// What the tail must reproduce of this session (journaled with each write).
     pub(super) state: SessionState,
     pub(super) last_request_id: Option<uuid::Uuid>,
+    /// What LAST_INSERT_ID() returns in this session (journaled for replays).
+    pub(super) last_insert_id: u64,
     pub(super) statements: HashMap<u32, PreparedStatement>,
     next_statement_id: u32,
     /// The status flags of the last response: what PING and other answers
@@ -98,6 +100,7 @@ impl Session {
             txn: None,
             state: SessionState::default(),
             last_request_id: None,
+            last_insert_id: 0,
             statements: HashMap::new(),
             next_statement_id: 1,
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
@@ -146,6 +149,7 @@ impl Session {
         }
         self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
         self.txn = None;
+        self.last_insert_id = 0;
         self.state = SessionState {
             schema: self.params.db.clone(),
             collation: self.params.collation,

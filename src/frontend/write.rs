@@ -300,6 +300,11 @@ impl Session {
                         entry.context.insert_id = (last_insert_id > 0).then_some(last_insert_id);
                     }
                 }
+                if let Outcome::Ok { last_insert_id, .. } = outcome {
+                    if last_insert_id > 0 {
+                        self.last_insert_id = last_insert_id;
+                    }
+                }
                 self.record_master(&mut entry, outcome);
                 if !sync_ok {
                     warn!("the synchronous slave failed a statement the master passed");
@@ -864,6 +869,8 @@ impl Session {
     fn new_entry(&mut self, kind: EntryKind, work: &Work) -> Entry {
         let id = Uuid::now_v7();
         self.last_request_id = Some(id);
+        let mut context = Context::now();
+        context.last_insert_id = (self.last_insert_id > 0).then_some(self.last_insert_id);
         Entry {
             id,
             session: self.id,
@@ -871,7 +878,7 @@ impl Session {
             kind,
             session_state: self.state.clone(),
             statement: work.journal_statement(),
-            context: Context::now(),
+            context,
             created_us: now_us(),
             results: Vec::new(),
             state: EntryState::Pending,

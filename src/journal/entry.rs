@@ -168,6 +168,10 @@ pub struct Context {
     /// The first AUTO_INCREMENT value B generated: `SET insert_id` on the
     /// master and on replays.
     pub insert_id: Option<u64>,
+    /// What LAST_INSERT_ID() returned in the origin session before the
+    /// statement: a replay runs on another session, so it sets it.
+    #[serde(default)]
+    pub last_insert_id: Option<u64>,
 }
 
 impl Context {
@@ -180,6 +184,7 @@ impl Context {
             rand_seed1: rand::random::<u32>() % 0x3FFF_FFFF,
             rand_seed2: rand::random::<u32>() % 0x3FFF_FFFF,
             insert_id: None,
+            last_insert_id: None,
         }
     }
 
@@ -193,6 +198,16 @@ impl Context {
         );
         if let Some(id) = self.insert_id {
             sql.push_str(&format!(", insert_id = {id}"));
+        }
+        sql
+    }
+
+    /// `set_statement` for a replay on another session: also what
+    /// LAST_INSERT_ID() returned in the origin session.
+    pub fn replay_statement(&self) -> String {
+        let mut sql = self.set_statement();
+        if let Some(id) = self.last_insert_id {
+            sql.push_str(&format!(", last_insert_id = {id}"));
         }
         sql
     }
@@ -284,11 +299,15 @@ mod tests {
             rand_seed1: 1,
             rand_seed2: 2,
             insert_id: Some(7),
+            last_insert_id: Some(3),
         };
         assert_eq!(
             ctx.set_statement(),
             "SET timestamp = 1700000000.000042, rand_seed1 = 1, rand_seed2 = 2, insert_id = 7"
         );
+        assert!(ctx
+            .replay_statement()
+            .ends_with(", insert_id = 7, last_insert_id = 3"));
     }
 
     #[test]

@@ -88,6 +88,7 @@ impl Cluster {
 pub struct Lockstep {
     pub port: u16,
     pub config_path: PathBuf,
+    pub journal_dir: PathBuf,
     child: Option<Child>,
     pub log_path: PathBuf,
     _dir: tempfile::TempDir,
@@ -97,14 +98,23 @@ impl Lockstep {
     /// Serves `cluster` with the default user (`app`/`secret`); `extra`
     /// (top-level keys) goes into the configuration before the tables.
     pub fn start(cluster: &Cluster, extra: &str) -> Lockstep {
+        Self::start_with_journal(cluster, extra, None)
+    }
+
+    /// Like `start`, with the journal in `journal` (kept across restarts)
+    /// instead of a fresh directory.
+    pub fn start_with_journal(cluster: &Cluster, extra: &str, journal: Option<&Path>) -> Lockstep {
         let dir = tempfile::Builder::new()
             .prefix("lockstep-serve")
             .tempdir()
             .expect("temp dir");
         let port = mariadb::free_port().expect("free port");
+        let journal_dir = journal
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.path().join("journal"));
         let mut config = format!(
             "listen = \"127.0.0.1:{port}\"\njournal_dir = \"{}\"\n{extra}\n\n[[users]]\nname = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
-            dir.path().join("journal").display()
+            journal_dir.display()
         );
         for (i, node) in cluster.nodes.iter().enumerate() {
             config.push_str(&format!(
@@ -119,6 +129,7 @@ impl Lockstep {
         let mut lockstep = Lockstep {
             port,
             config_path,
+            journal_dir,
             child: Some(child),
             log_path,
             _dir: dir,
@@ -167,6 +178,13 @@ impl Lockstep {
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             stop_child(&mut child, libc::SIGTERM, Duration::from_secs(10));
+        }
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_child(&mut child, libc::SIGKILL, Duration::from_secs(10));
         }
     }
 }
@@ -247,6 +265,40 @@ pub fn fixture(name: &str) -> String {
         .join("fixtures")
         .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The rows of `sql` run as root on `node`, columns separated by tabs.
+pub fn root_rows(node: &MariaDb, sql: &str) -> Vec<String> {
+    root_sql(node, sql)
+        .lines()
+        .skip(1)
+        .map(|l| l.to_string())
+        .collect()
+}
+
+/// `CHECKSUM TABLE` of each of `tables` on `node`.
+pub fn checksums(node: &MariaDb, tables: &[&str]) -> Vec<String> {
+    let sql = format!("CHECKSUM TABLE {}", tables.join(", "));
+    root_rows(node, &sql)
+}
+
+/// Waits until every node has the master's last commit sequence number
+/// (the tail caught up), at most `timeout`.
+pub fn wait_for_tail(cluster: &Cluster, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let last = |n: &MariaDb| root_rows(n, "SELECT COALESCE(MAX(seq), 0) FROM lockstep.commits");
+    loop {
+        let master = last(cluster.master());
+        let behind: Vec<_> = cluster.nodes.iter().filter(|n| last(n) != master).collect();
+        if behind.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nodes did not catch up with the master's commit {master:?} within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A tokio runtime for tests that drive async clients.

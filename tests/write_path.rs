@@ -1,0 +1,444 @@
+//! The write path on three real MariaDB nodes: every write journaled, run on
+//! the first slave before the master, replayed on the tail, and the same
+//! data everywhere.
+
+mod support;
+
+use std::time::Duration;
+
+use lockstep::journal::{EntryKind, EntryState, Journal, Outcome};
+use mysql_async::prelude::Queryable;
+use mysql_async::Row;
+use support::{checksums, root_rows, root_sql, runtime, wait_for_tail, Cluster, Lockstep};
+
+const TABLES: &[&str] = &["app.items", "app.counters", "lockstep.commits"];
+
+fn setup_schema() -> &'static str {
+    "CREATE DATABASE app;
+     CREATE TABLE app.items (
+        id INT AUTO_INCREMENT PRIMARY KEY,
+        label VARCHAR(64) NOT NULL,
+        made DATETIME(6) NOT NULL,
+        r DOUBLE NOT NULL,
+        u VARCHAR(36) NOT NULL
+     ) ENGINE=InnoDB;
+     CREATE TABLE app.counters (id INT PRIMARY KEY, n BIGINT NOT NULL) ENGINE=InnoDB;
+     INSERT INTO app.counters VALUES (1, 0), (2, 0), (3, 0);"
+}
+
+async fn query_string(conn: &mut mysql_async::Conn, sql: &str) -> Option<String> {
+    let row: Option<Row> = conn.query_first(sql).await.expect("query");
+    row.and_then(|r| {
+        r.get_opt::<Option<String>, usize>(0)
+            .and_then(Result::ok)
+            .flatten()
+    })
+}
+
+#[test]
+fn writes_reach_every_node_identically_and_are_journaled() {
+    let cluster = Cluster::start(3);
+    let mut lockstep = Lockstep::start(&cluster, "");
+    let out = support::mariadb_cli(
+        lockstep.port,
+        support::USER,
+        support::PASSWORD,
+        &[],
+        setup_schema(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let rt = runtime();
+    let (request_id, rolled_back_id) = rt.block_on(async {
+        let mut c = mysql_async::Conn::new(lockstep.client_opts().db_name(Some("app")))
+            .await
+            .expect("connect");
+        assert_eq!(
+            query_string(&mut c, "SELECT LOCKSTEP_REQUEST_ID()").await,
+            None
+        );
+        // Unpinnable and pinned non-determinism in one statement.
+        c.query_drop(
+            "INSERT INTO items (label, made, r, u) VALUES ('a', NOW(6), RAND(), UUID()), \
+             ('b', SYSDATE(6), RAND(), UUID())",
+        )
+        .await
+        .expect("insert");
+        let request_id = query_string(&mut c, "SELECT LOCKSTEP_REQUEST_ID()")
+            .await
+            .expect("a request id");
+        assert_eq!(c.last_insert_id(), None, "SELECT has no insert id");
+        // A transaction that commits and one that rolls back.
+        c.query_drop("BEGIN").await.expect("begin");
+        c.query_drop("UPDATE counters SET n = n + 1 WHERE id = 1")
+            .await
+            .expect("update");
+        c.query_drop("INSERT INTO items (label, made, r, u) VALUES ('c', NOW(), RAND(), UUID())")
+            .await
+            .expect("insert in txn");
+        let in_txn = query_string(&mut c, "SELECT COUNT(*) FROM items").await;
+        assert_eq!(in_txn.as_deref(), Some("3"));
+        c.query_drop("COMMIT").await.expect("commit");
+        c.query_drop("START TRANSACTION").await.expect("begin");
+        c.query_drop("UPDATE counters SET n = n + 100 WHERE id = 2")
+            .await
+            .expect("update");
+        let rolled_back_id = query_string(&mut c, "SELECT LOCKSTEP_REQUEST_ID()")
+            .await
+            .expect("id");
+        c.query_drop("ROLLBACK").await.expect("rollback");
+        // A failing statement changes nothing anywhere.
+        let dup = c.query_drop("INSERT INTO counters VALUES (1, 5)").await;
+        assert!(
+            matches!(dup, Err(mysql_async::Error::Server(ref e)) if e.code == 1062),
+            "{dup:?}"
+        );
+        // AUTO_INCREMENT through the session and prepared statements.
+        c.exec_drop(
+            "INSERT INTO items (label, made, r, u) VALUES (?, NOW(), RAND(), ?)",
+            ("d", "fixed"),
+        )
+        .await
+        .expect("prepared insert");
+        let id: Option<String> = query_string(&mut c, "SELECT LAST_INSERT_ID()").await;
+        assert_eq!(id.as_deref(), Some("4"));
+        // Reads outside a transaction see the real clock again.
+        let now = query_string(
+            &mut c,
+            "SELECT UNIX_TIMESTAMP() - UNIX_TIMESTAMP(MAX(made)) < 60 FROM items",
+        )
+        .await;
+        assert_eq!(now.as_deref(), Some("1"));
+        c.disconnect().await.expect("disconnect");
+        (request_id, rolled_back_id)
+    });
+
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    assert_same_data(&cluster, TABLES);
+    let rows = root_sql(
+        cluster.master(),
+        "SELECT id, label FROM app.items ORDER BY id",
+    );
+    assert_eq!(rows, "id\tlabel\n1\ta\n2\tb\n3\tc\n4\td\n");
+    assert_eq!(
+        root_rows(cluster.master(), "SELECT n FROM app.counters ORDER BY id"),
+        ["1", "0", "0"]
+    );
+
+    lockstep.stop();
+    let journal = Journal::open(&lockstep.journal_dir).expect("journal opens");
+    let id = uuid::Uuid::parse_str(&request_id).expect("uuid");
+    assert_eq!(id.get_version_num(), 7);
+    let entry = journal
+        .entry(id)
+        .expect("read")
+        .expect("the insert is journaled");
+    assert_eq!(entry.kind, EntryKind::Write);
+    let sql = String::from_utf8(entry.statement.sql().to_bytes()).expect("utf8");
+    assert!(
+        !sql.contains("UUID()") && !sql.contains("SYSDATE"),
+        "rewritten: {sql}"
+    );
+    assert!(
+        matches!(entry.state, EntryState::Committed { .. }),
+        "{:?}",
+        entry.state
+    );
+    let nodes: Vec<&str> = entry.results.iter().map(|r| r.node.as_str()).collect();
+    assert_eq!(nodes, ["n1", "n0", "n2"], "B, then A, then the tail");
+    assert!(entry.results.iter().all(|r| matches!(
+        r.outcome,
+        Outcome::Ok {
+            affected_rows: 2,
+            ..
+        }
+    )));
+    let rolled_back = journal
+        .entry(uuid::Uuid::parse_str(&rolled_back_id).expect("uuid"))
+        .expect("read")
+        .expect("journaled");
+    assert_eq!(rolled_back.state, EntryState::RolledBack);
+}
+
+#[test]
+fn every_write_reaches_the_first_slave_before_the_master() {
+    let cluster = Cluster::start(3);
+    for node in &cluster.nodes[..2] {
+        root_sql(
+            node,
+            "SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = 1;",
+        );
+    }
+    let lockstep = Lockstep::start(&cluster, "");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = mysql_async::Conn::new(lockstep.client_opts())
+            .await
+            .expect("connect");
+        c.query_drop("CREATE DATABASE o").await.expect("db");
+        c.query_drop("CREATE TABLE o.t (id INT PRIMARY KEY, v INT)")
+            .await
+            .expect("table");
+        for i in 0..20 {
+            c.query_drop(format!(
+                "INSERT INTO o.t VALUES ({i}, {i}) /* marker-{i} */"
+            ))
+            .await
+            .expect("insert");
+            c.query_drop(format!(
+                "UPDATE o.t SET v = v + 1 WHERE id = {i} /* marker-u{i} */"
+            ))
+            .await
+            .expect("update");
+        }
+        c.disconnect().await.expect("disconnect");
+    });
+    let seen_at = |node: &lockstep::mariadb::MariaDb| -> Vec<(String, String)> {
+        root_sql(
+            node,
+            "SELECT REGEXP_SUBSTR(argument, 'marker-u?[0-9]+'), DATE_FORMAT(event_time, '%Y%m%d%H%i%s%f') \
+             FROM mysql.general_log WHERE argument LIKE '%marker-%' AND command_type = 'Query' \
+             AND argument NOT LIKE '%general_log%' ORDER BY 1",
+        )
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once('\t').map(|(a, b)| (a.to_string(), b.to_string())))
+        .collect()
+    };
+    let on_b = seen_at(&cluster.nodes[1]);
+    let on_a = seen_at(&cluster.nodes[0]);
+    assert_eq!(on_a.len(), 40, "every statement reached A: {on_a:?}");
+    assert_eq!(on_b.len(), 40, "every statement reached B: {on_b:?}");
+    for ((marker_a, time_a), (marker_b, time_b)) in on_a.iter().zip(&on_b) {
+        assert_eq!(marker_a, marker_b);
+        assert!(time_b <= time_a, "{marker_a}: B at {time_b}, A at {time_a}");
+    }
+}
+
+/// Every node's `CHECKSUM TABLE` equals the master's; when not, the test
+/// fails naming the first rows that differ.
+fn assert_same_data(cluster: &Cluster, tables: &[&str]) {
+    let reference = checksums(cluster.master(), tables);
+    for (i, node) in cluster.nodes.iter().enumerate().skip(1) {
+        let sums = checksums(node, tables);
+        for ((table, a), b) in tables.iter().zip(&reference).zip(&sums) {
+            if a == b {
+                continue;
+            }
+            let dump = |n| root_rows(n, &format!("SELECT * FROM {table} ORDER BY 1"));
+            let (rows_a, rows_b) = (dump(cluster.master()), dump(node));
+            let diff: Vec<_> = rows_a
+                .iter()
+                .zip(&rows_b)
+                .filter(|(x, y)| x != y)
+                .take(5)
+                .collect();
+            panic!(
+                "{table} differs between n0 and n{i} ({} vs {} rows); first differences: {diff:#?}",
+                rows_a.len(),
+                rows_b.len()
+            );
+        }
+    }
+}
+
+/// What the concurrent clients got an OK for.
+#[derive(Default)]
+struct Acked {
+    labels: Vec<String>,
+    rolled_back: Vec<String>,
+    increments: [i64; 3],
+    /// Deadlocks and lock wait timeouts the client got (and retried).
+    conflicts: usize,
+    errors: Vec<String>,
+}
+
+/// One client of the concurrency test: a random mix of conflicting
+/// updates, AUTO_INCREMENT inserts, transactions that commit or roll back,
+/// deadlock-prone pairs and non-deterministic functions, until `until`.
+async fn concurrent_client(
+    opts: mysql_async::OptsBuilder,
+    client: usize,
+    until: std::time::Instant,
+) -> Acked {
+    use rand::Rng;
+    let mut acked = Acked::default();
+    let mut c = mysql_async::Conn::new(opts.db_name(Some("app")))
+        .await
+        .expect("connect");
+    let mut n = 0;
+    while std::time::Instant::now() < until {
+        n += 1;
+        let label = format!("c{client}-{n}");
+        let choice = rand::thread_rng().gen_range(0..6);
+        let hot = rand::thread_rng().gen_range(1..=3usize);
+        let other = hot % 3 + 1;
+        let result: Result<(), mysql_async::Error> = async {
+            match choice {
+                0 => {
+                    c.query_drop(format!("UPDATE counters SET n = n + 1 WHERE id = {hot}")).await?;
+                    acked.increments[hot - 1] += 1;
+                }
+                1 => {
+                    c.query_drop(format!(
+                        "INSERT INTO items (label, made, r, u) VALUES ('{label}', NOW(6), RAND(), UUID())"
+                    ))
+                    .await?;
+                    acked.labels.push(label.clone());
+                    c.query_drop(format!(
+                        "INSERT INTO refs (item_id, label, made) VALUES (LAST_INSERT_ID(), '{label}', NOW())"
+                    ))
+                    .await?;
+                }
+                2 => {
+                    c.query_drop("BEGIN").await?;
+                    c.query_drop(format!("UPDATE counters SET n = n + 10 WHERE id = {hot}")).await?;
+                    c.query_drop(format!(
+                        "INSERT INTO items (label, made, r, u) VALUES ('{label}', NOW(6), RAND(), UUID())"
+                    ))
+                    .await?;
+                    c.query_drop(format!("UPDATE counters SET n = n + 100 WHERE id = {other}")).await?;
+                    c.query_drop("COMMIT").await?;
+                    acked.increments[hot - 1] += 10;
+                    acked.increments[other - 1] += 100;
+                    acked.labels.push(label.clone());
+                }
+                3 => {
+                    c.query_drop("START TRANSACTION").await?;
+                    c.query_drop(format!(
+                        "INSERT INTO items (label, made, r, u) VALUES ('rb-{label}', NOW(6), RAND(), UUID())"
+                    ))
+                    .await?;
+                    c.query_drop(format!("UPDATE counters SET n = n + 1000 WHERE id = {hot}")).await?;
+                    c.query_drop("ROLLBACK").await?;
+                    acked.rolled_back.push(format!("rb-{label}"));
+                }
+                4 => {
+                    // Deadlock-prone: two hot rows in either order.
+                    c.query_drop("BEGIN").await?;
+                    c.query_drop(format!("UPDATE counters SET n = n + 1 WHERE id = {hot}")).await?;
+                    c.query_drop(format!("UPDATE counters SET n = n + 1 WHERE id = {other}")).await?;
+                    c.query_drop("COMMIT").await?;
+                    acked.increments[hot - 1] += 1;
+                    acked.increments[other - 1] += 1;
+                }
+                _ => {
+                    let rows: Vec<Row> = c.query("SELECT id, n FROM counters").await?;
+                    assert_eq!(rows.len(), 3);
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            match &e {
+                mysql_async::Error::Server(s) if s.code == 1213 || s.code == 1205 => {
+                    acked.conflicts += 1;
+                    let _ = c.query_drop("ROLLBACK").await;
+                }
+                other => acked.errors.push(format!("client {client}: {other}")),
+            }
+        }
+    }
+    let _ = c.disconnect().await;
+    acked
+}
+
+#[test]
+fn concurrent_clients_leave_identical_nodes() {
+    let seconds: u64 = std::env::var("LOCKSTEP_CONCURRENCY_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    let schema = format!(
+        "{} CREATE TABLE app.refs (id INT AUTO_INCREMENT PRIMARY KEY, item_id INT NOT NULL, \
+         label VARCHAR(64) NOT NULL, made DATETIME NOT NULL) ENGINE=InnoDB;",
+        setup_schema()
+    );
+    let out = support::mariadb_cli(
+        lockstep.port,
+        support::USER,
+        support::PASSWORD,
+        &[],
+        &schema,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let rt = runtime();
+    let until = std::time::Instant::now() + Duration::from_secs(seconds);
+    let results: Vec<Acked> = rt.block_on(async {
+        let tasks: Vec<_> = (0..16)
+            .map(|client| tokio::spawn(concurrent_client(lockstep.client_opts(), client, until)))
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.expect("client task"));
+        }
+        results
+    });
+    eprintln!(
+        "{} acknowledged inserts, {} conflicts (deadlocks, lock waits) retried by clients",
+        results.iter().map(|r| r.labels.len()).sum::<usize>(),
+        results.iter().map(|r| r.conflicts).sum::<usize>()
+    );
+    let errors: Vec<&String> = results.iter().flat_map(|r| &r.errors).collect();
+    assert!(
+        errors.is_empty(),
+        "unexpected errors: {errors:?}\n{}",
+        lockstep.log()
+    );
+
+    wait_for_tail(&cluster, Duration::from_secs(60));
+    let tables = ["app.items", "app.counters", "app.refs", "lockstep.commits"];
+    assert_same_data(&cluster, &tables);
+    let mut expected = [0i64; 3];
+    for r in &results {
+        for (e, i) in expected.iter_mut().zip(r.increments) {
+            *e += i;
+        }
+    }
+    let counters: Vec<i64> = root_rows(cluster.master(), "SELECT n FROM app.counters ORDER BY id")
+        .iter()
+        .map(|n| n.parse().expect("number"))
+        .collect();
+    assert_eq!(counters, expected, "every acknowledged increment, once");
+    let acked: Vec<&String> = results.iter().flat_map(|r| &r.labels).collect();
+    assert!(
+        acked.len() > 100,
+        "the test did work: {} inserts",
+        acked.len()
+    );
+    for node in &cluster.nodes {
+        let labels: std::collections::HashSet<String> =
+            root_rows(node, "SELECT label FROM app.items")
+                .into_iter()
+                .collect();
+        let missing: Vec<_> = acked.iter().filter(|l| !labels.contains(**l)).collect();
+        assert!(
+            missing.is_empty(),
+            "node {} lacks acknowledged rows {missing:?}",
+            node.port
+        );
+        assert!(
+            !labels.iter().any(|l| l.starts_with("rb-")),
+            "a rolled-back row is on {}",
+            node.port
+        );
+    }
+    // Rows inserted with LAST_INSERT_ID() point at their own item everywhere.
+    let mismatched = root_rows(
+        &cluster.nodes[2],
+        "SELECT COUNT(*) FROM app.refs r JOIN app.items i ON i.id = r.item_id WHERE i.label <> r.label",
+    );
+    assert_eq!(mismatched, ["0"]);
+}
