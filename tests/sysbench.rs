@@ -112,3 +112,45 @@ fn sysbench_read_write_has_no_errors_and_writes_correct_rows() {
         );
     }
 }
+
+#[test]
+fn sysbench_through_three_nodes_leaves_identical_tables() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    let out = support::mariadb_cli(lockstep.port, USER, PASSWORD, &[], "CREATE DATABASE sbtest");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    sysbench(&lockstep, "prepare", &[]);
+    let report = sysbench(&lockstep, "run", &["--threads=1", "--time=6"]);
+    assert!(
+        stat(&report, "transactions:") > 0,
+        "no transactions:\n{report}"
+    );
+    assert_eq!(stat(&report, "ignored errors:"), 0, "{report}");
+    let report = sysbench(&lockstep, "run", &["--threads=4", "--time=6"]);
+    assert!(
+        stat(&report, "transactions:") > 0,
+        "no transactions:\n{report}"
+    );
+    assert_eq!(stat(&report, "reconnects:"), 0, "{report}");
+
+    support::wait_for_tail(&cluster, std::time::Duration::from_secs(60));
+    let tables: Vec<String> = (1..=TABLES)
+        .map(|t| format!("sbtest.sbtest{t}"))
+        .chain(["lockstep.commits".to_string()])
+        .collect();
+    let tables: Vec<&str> = tables.iter().map(String::as_str).collect();
+    let reference = support::checksums(cluster.master(), &tables);
+    for node in &cluster.nodes[1..] {
+        assert_eq!(
+            support::checksums(node, &tables),
+            reference,
+            "node on port {}",
+            node.port
+        );
+    }
+}

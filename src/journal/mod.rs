@@ -42,7 +42,9 @@ pub struct Journal {
 
 struct Inner {
     dir: PathBuf,
-    tx: Mutex<mpsc::Sender<Write>>,
+    /// None once closed.
+    tx: Mutex<Option<mpsc::Sender<Write>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     entries: sled::Tree,
     commits: sled::Tree,
     /// The last commit sequence number handed out. Taking a number and
@@ -88,14 +90,15 @@ impl Journal {
             batches: batches_tx,
             failed: None,
         };
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("journal-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| open_err(e.to_string()))?;
         Ok(Journal {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
-                tx: Mutex::new(tx),
+                tx: Mutex::new(Some(tx)),
+                writer: Mutex::new(Some(writer)),
                 entries,
                 commits,
                 last_seq: Mutex::new(last_seq),
@@ -106,6 +109,19 @@ impl Journal {
 
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// Stops the writer after it has synced everything sent so far, and
+    /// releases the directory (sled locks it while open). Later writes
+    /// through any clone fail.
+    pub fn close(&self) {
+        if let Ok(mut tx) = self.inner.tx.lock() {
+            tx.take();
+        }
+        let writer = self.inner.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
     }
 
     /// Writes `entry` and waits until it is on disk.
@@ -241,6 +257,9 @@ impl Journal {
             .tx
             .lock()
             .map_err(|_| JournalError::Write("journal channel poisoned".into()))?;
+        let Some(tx) = tx.as_ref() else {
+            return Err(JournalError::Write("the journal is closed".into()));
+        };
         tx.send(Write {
             tree,
             key,
@@ -332,8 +351,8 @@ mod tests {
             assert_eq!((a.seq, b.seq), (1, 2));
             journal.resolve_commit(&b, CommitState::Committed);
             journal.write_durable(&entry("x")).await.expect("sync");
+            journal.close();
         }
-        std::thread::sleep(std::time::Duration::from_millis(200));
         let journal = Journal::open(dir.path()).expect("reopen");
         assert_eq!(journal.last_seq(), 2);
         let b = journal.commit_record(2).expect("read").expect("present");
