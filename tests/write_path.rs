@@ -106,6 +106,32 @@ fn writes_reach_every_node_identically_and_are_journaled() {
         .expect("prepared insert");
         let id: Option<String> = query_string(&mut c, "SELECT LAST_INSERT_ID()").await;
         assert_eq!(id.as_deref(), Some("4"));
+        // UUID() in a prepared statement: each execution its own value, the
+        // same on every node.
+        for label in ["e", "f"] {
+            c.exec_drop(
+                "INSERT INTO items (label, made, r, u) VALUES (?, NOW(), RAND(), UUID())",
+                (label,),
+            )
+            .await
+            .expect("prepared insert with UUID()");
+        }
+        // In a transaction reads take the write path: a rewritten UUID()
+        // keeps its column name.
+        c.query_drop("BEGIN").await.expect("begin");
+        let result = c
+            .query_iter("SELECT UUID(), SYSDATE(3)")
+            .await
+            .expect("select");
+        let names: Vec<String> = result
+            .columns()
+            .expect("columns")
+            .iter()
+            .map(|c| c.name_str().into_owned())
+            .collect();
+        drop(result);
+        assert_eq!(names, ["UUID()", "SYSDATE(3)"]);
+        c.query_drop("COMMIT").await.expect("commit");
         // Reads outside a transaction see the real clock again.
         let now = query_string(
             &mut c,
@@ -123,7 +149,12 @@ fn writes_reach_every_node_identically_and_are_journaled() {
         cluster.master(),
         "SELECT id, label FROM app.items ORDER BY id",
     );
-    assert_eq!(rows, "id\tlabel\n1\ta\n2\tb\n3\tc\n4\td\n");
+    assert_eq!(rows, "id\tlabel\n1\ta\n2\tb\n3\tc\n4\td\n5\te\n6\tf\n");
+    let uuids = root_rows(
+        cluster.master(),
+        "SELECT COUNT(DISTINCT u) FROM app.items WHERE label IN ('e', 'f')",
+    );
+    assert_eq!(uuids, ["2"]);
     assert_eq!(
         root_rows(cluster.master(), "SELECT n FROM app.counters ORDER BY id"),
         ["1", "0", "0"]
@@ -173,7 +204,7 @@ fn every_write_reaches_the_first_slave_before_the_master() {
             "SET GLOBAL log_output = 'TABLE'; SET GLOBAL general_log = 1;",
         );
     }
-    let lockstep = Lockstep::start(&cluster, "");
+    let mut lockstep = Lockstep::start(&cluster, "");
     let rt = runtime();
     rt.block_on(async {
         let mut c = mysql_async::Conn::new(lockstep.client_opts())
@@ -217,6 +248,28 @@ fn every_write_reaches_the_first_slave_before_the_master() {
         assert_eq!(marker_a, marker_b);
         assert!(time_b <= time_a, "{marker_a}: B at {time_b}, A at {time_a}");
     }
+
+    // One journal entry per statement, with B's, A's and the tail's result.
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    lockstep.stop();
+    let journal = Journal::open(&lockstep.journal_dir).expect("journal opens");
+    let entries: Vec<_> = journal
+        .entries()
+        .map(|e| e.expect("readable"))
+        .filter(|e| e.kind == EntryKind::Write)
+        .collect();
+    assert_eq!(entries.len(), 40, "one entry per INSERT and UPDATE");
+    for e in &entries {
+        let nodes: Vec<&str> = e.results.iter().map(|r| r.node.as_str()).collect();
+        assert_eq!(nodes, ["n1", "n0", "n2"], "{e:?}");
+        assert!(e.results.iter().all(|r| r.outcome.is_ok()), "{e:?}");
+        assert!(matches!(e.state, EntryState::Committed { .. }), "{e:?}");
+    }
+    let alone = journal
+        .entries()
+        .filter(|e| matches!(e, Ok(e) if e.kind == EntryKind::Alone))
+        .count();
+    assert_eq!(alone, 2, "CREATE DATABASE and CREATE TABLE");
 }
 
 /// Every node's `CHECKSUM TABLE` equals the master's; when not, the test
@@ -270,6 +323,14 @@ async fn concurrent_client(
     let mut c = mysql_async::Conn::new(opts.db_name(Some("app")))
         .await
         .expect("connect");
+    // Two clients run with autocommit off: their single statements commit
+    // only with an explicit COMMIT.
+    let manual_commit = client < 2;
+    if manual_commit {
+        c.query_drop("SET autocommit = 0")
+            .await
+            .expect("autocommit off");
+    }
     let mut n = 0;
     while std::time::Instant::now() < until {
         n += 1;
@@ -281,6 +342,9 @@ async fn concurrent_client(
             match choice {
                 0 => {
                     c.query_drop(format!("UPDATE counters SET n = n + 1 WHERE id = {hot}")).await?;
+                    if manual_commit {
+                        c.query_drop("COMMIT").await?;
+                    }
                     acked.increments[hot - 1] += 1;
                 }
                 1 => {
@@ -288,11 +352,17 @@ async fn concurrent_client(
                         "INSERT INTO items (label, made, r, u) VALUES ('{label}', NOW(6), RAND(), UUID())"
                     ))
                     .await?;
+                    if manual_commit {
+                        c.query_drop("COMMIT").await?;
+                    }
                     acked.labels.push(label.clone());
                     c.query_drop(format!(
                         "INSERT INTO refs (item_id, label, made) VALUES (LAST_INSERT_ID(), '{label}', NOW())"
                     ))
                     .await?;
+                    if manual_commit {
+                        c.query_drop("COMMIT").await?;
+                    }
                 }
                 2 => {
                     c.query_drop("BEGIN").await?;
@@ -348,6 +418,24 @@ async fn concurrent_client(
     acked
 }
 
+/// DDL under write load: `CREATE TABLE … AS SELECT` copies the hot rows, so
+/// a node that ran it at another point among the updates differs.
+async fn snapshot_client(opts: mysql_async::OptsBuilder, until: std::time::Instant) -> usize {
+    let mut c = mysql_async::Conn::new(opts).await.expect("connect");
+    let mut made = 0;
+    while std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        c.query_drop(format!(
+            "CREATE TABLE app.snap{made} ENGINE=InnoDB AS SELECT * FROM app.counters"
+        ))
+        .await
+        .expect("snapshot table");
+        made += 1;
+    }
+    let _ = c.disconnect().await;
+    made
+}
+
 #[test]
 fn concurrent_clients_leave_identical_nodes() {
     let seconds: u64 = std::env::var("LOCKSTEP_CONCURRENCY_SECS")
@@ -376,15 +464,16 @@ fn concurrent_clients_leave_identical_nodes() {
 
     let rt = runtime();
     let until = std::time::Instant::now() + Duration::from_secs(seconds);
-    let results: Vec<Acked> = rt.block_on(async {
+    let (results, snapshots): (Vec<Acked>, usize) = rt.block_on(async {
         let tasks: Vec<_> = (0..16)
             .map(|client| tokio::spawn(concurrent_client(lockstep.client_opts(), client, until)))
             .collect();
+        let snapshots = tokio::spawn(snapshot_client(lockstep.client_opts(), until));
         let mut results = Vec::new();
         for t in tasks {
             results.push(t.await.expect("client task"));
         }
-        results
+        (results, snapshots.await.expect("snapshot task"))
     });
     eprintln!(
         "{} acknowledged inserts, {} conflicts (deadlocks, lock waits) retried by clients",
@@ -399,7 +488,10 @@ fn concurrent_clients_leave_identical_nodes() {
     );
 
     wait_for_tail(&cluster, Duration::from_secs(60));
-    let tables = ["app.items", "app.counters", "app.refs", "lockstep.commits"];
+    let snapshot_tables: Vec<String> = (0..snapshots).map(|i| format!("app.snap{i}")).collect();
+    let mut tables = vec!["app.items", "app.counters", "app.refs", "lockstep.commits"];
+    tables.extend(snapshot_tables.iter().map(String::as_str));
+    assert!(snapshots > 0, "DDL ran during the writes");
     assert_same_data(&cluster, &tables);
     let mut expected = [0i64; 3];
     for r in &results {
@@ -441,4 +533,32 @@ fn concurrent_clients_leave_identical_nodes() {
         "SELECT COUNT(*) FROM app.refs r JOIN app.items i ON i.id = r.item_id WHERE i.label <> r.label",
     );
     assert_eq!(mismatched, ["0"]);
+}
+
+#[test]
+fn non_transactional_tables_keep_working_and_are_named_once() {
+    let cluster = Cluster::start(2);
+    let lockstep = Lockstep::start(&cluster, "");
+    let sql = "CREATE DATABASE m; CREATE TABLE m.plain (id INT PRIMARY KEY) ENGINE=MyISAM; \
+               INSERT INTO m.plain VALUES (1); INSERT INTO m.plain VALUES (2); \
+               UPDATE m.plain SET id = id + 10;";
+    let out = support::mariadb_cli(lockstep.port, support::USER, support::PASSWORD, &[], sql);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT id FROM m.plain ORDER BY id"),
+            ["11", "12"]
+        );
+    }
+    let log = lockstep.log();
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("non-transactional table"))
+        .count();
+    assert_eq!(warnings, 1, "one warning for m.plain:\n{log}");
+    assert!(log.contains("table=plain"), "{log}");
 }

@@ -6,5 +6,6 @@
 //! client's session task: see `frontend/write.rs`.
 
 pub mod commits;
+pub mod nontransactional;
 pub mod outcome;
 pub mod tail;

@@ -17,6 +17,7 @@ use super::{encode, params};
 use crate::router;
 use crate::sql::intercept::{intercept, original_name, Intercepted, Renames};
 use crate::sql::quote;
+use crate::sql::unpinnable;
 
 impl Session {
     /// COM_QUERY: routed, then run where the route says.
@@ -61,9 +62,17 @@ impl Session {
         query: &[u8],
         w: StatementMetaWriter<'_, W>,
     ) -> io::Result<()> {
-        let (sql, renames): (Vec<u8>, Renames) = match intercept(query, self.id) {
+        let (sql, mut renames): (Vec<u8>, Renames) = match intercept(query, self.id) {
             Intercepted::Relay(r) => (r.sql.into_owned(), r.renames),
             _ => (query.to_vec(), Vec::new()),
+        };
+        // Every execution must run with the same values on every node.
+        let (sql, pins) = match unpinnable::rewrite_for_prepare(&sql) {
+            Some(pinned) => {
+                renames.extend(pinned.renames);
+                (pinned.sql, pinned.variables)
+            }
+            None => (sql, Vec::new()),
         };
         if has_named_params(&sql) {
             let err = ClientError::Server {
@@ -109,6 +118,7 @@ impl Session {
                         sql,
                         route,
                         renames,
+                        pins,
                     },
                 );
                 w.reply(id, &params, &columns).await
@@ -139,6 +149,7 @@ impl Session {
             master: stmt.backend,
             sync: stmt.sync,
             params: params::to_backend(client_params),
+            pins: stmt.pins,
         };
         self.dispatch(work, stmt.route, &stmt.renames, w).await
     }

@@ -17,6 +17,7 @@ use super::session::{Session, Shared};
 use super::tls::{self, TlsError};
 use crate::backend::{Node, ServerInfo};
 use crate::chain::commits;
+use crate::chain::nontransactional::NonTransactional;
 use crate::chain::tail::{Tail, TailStatus};
 use crate::config::Config;
 use crate::journal::{CommitState, Journal, JournalError};
@@ -63,6 +64,11 @@ impl Frontend {
         };
         let mut conn = master.connect_admin().await.map_err(unreachable)?;
         let server = ServerInfo::query(&mut conn).await.map_err(unreachable)?;
+        let nontransactional = NonTransactional::default();
+        nontransactional
+            .refresh(&mut conn)
+            .await
+            .map_err(unreachable)?;
         let _ = conn.disconnect().await;
         info!(node = %master.name, version = %server.version, "master reachable");
 
@@ -109,6 +115,7 @@ impl Frontend {
                 registry: Registry::default(),
                 journal,
                 gate: Arc::new(tokio::sync::RwLock::new(())),
+                nontransactional,
             }),
             tls,
         })
@@ -126,6 +133,11 @@ impl Frontend {
                 accepted = listener.accept() => accepted?,
                 () = &mut shutdown => {
                     info!(sessions = self.shared.registry.len(), "shutting down");
+                    // What is queued for the journal (results, commit
+                    // records) reaches the disk before the process ends.
+                    let journal = self.shared.journal.clone();
+                    let _ = tokio::task::spawn_blocking(move || journal.close()).await;
+                    info!("journal synced and closed");
                     return Ok(());
                 }
             };

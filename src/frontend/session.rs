@@ -43,6 +43,7 @@ pub struct Shared {
     /// open transaction), exclusively by a statement that runs alone across
     /// the chain (DDL): see `write.rs`.
     pub gate: Arc<tokio::sync::RwLock<()>>,
+    pub nontransactional: crate::chain::nontransactional::NonTransactional,
 }
 
 #[derive(Clone)]
@@ -54,6 +55,8 @@ pub(super) struct PreparedStatement {
     pub sql: Vec<u8>,
     pub route: Route,
     pub renames: Renames,
+    /// Unpinnable calls the text reads from `@lockstep_pin_N` variables.
+    pub pins: Vec<crate::sql::unpinnable::Pin>,
 }
 
 pub struct Session {

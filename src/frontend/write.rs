@@ -38,9 +38,9 @@ use crate::journal::entry::{now_us, UNPIN};
 use crate::journal::{
     CommitState, Context, Entry, EntryKind, EntryState, NodeResult, Outcome, Param, SqlText,
 };
-use crate::router::{Route, SessionChange};
+use crate::router::{self, Route, SessionChange};
 use crate::sql::intercept::Renames;
-use crate::sql::unpinnable;
+use crate::sql::unpinnable::{self, Pin};
 
 /// B's savepoint before each statement of a client transaction.
 const SAVEPOINT: &str = "SAVEPOINT lockstep_statement";
@@ -64,6 +64,8 @@ pub(super) enum Work {
         master: Statement,
         sync: Option<Statement>,
         params: Vec<Value>,
+        /// The unpinnable calls the text reads from `@lockstep_pin_N`.
+        pins: Vec<Pin>,
     },
 }
 
@@ -74,12 +76,35 @@ impl Work {
         }
     }
 
-    /// Unpinnable function calls rewritten into literals (text only: a
-    /// prepared statement's text is fixed at prepare time).
-    fn pinned(self) -> Work {
+    /// Fixes the values of unpinnable calls: a text gets literals (and the
+    /// column names they change back for the client); a prepared statement,
+    /// rewritten at prepare time, gets the values of its variables.
+    fn pinned(self, renames: &Renames) -> (Work, Renames, Vec<(String, String)>) {
         match self {
-            Work::Text(sql) => Work::Text(unpinnable::rewrite(&sql).unwrap_or(sql)),
-            prepared => prepared,
+            Work::Text(sql) => match unpinnable::rewrite(&sql) {
+                Some(pinned) => {
+                    let mut all = renames.clone();
+                    all.extend(pinned.renames);
+                    (Work::Text(pinned.sql), all, Vec::new())
+                }
+                None => (Work::Text(sql), renames.clone(), Vec::new()),
+            },
+            prepared => {
+                let variables = prepared.variable_values();
+                (prepared, renames.clone(), variables)
+            }
+        }
+    }
+
+    /// Fresh values for a prepared statement's pin variables.
+    fn variable_values(&self) -> Vec<(String, String)> {
+        match self {
+            Work::Prepared { pins, .. } => pins
+                .iter()
+                .enumerate()
+                .map(|(i, pin)| (unpinnable::variable_name(i), pin.literal()))
+                .collect(),
+            Work::Text(_) => Vec::new(),
         }
     }
 
@@ -169,6 +194,9 @@ impl Session {
                     .await
             }
             Route::Read if !self.in_transaction() => {
+                if let Err(err) = self.set_pin_variables(&work, false).await {
+                    return self.answer(w, Err(err)).await;
+                }
                 self.relay_on_master(&work, renames, w).await.map(|_| ())
             }
             Route::Read => {
@@ -185,6 +213,20 @@ impl Session {
             Route::Rollback => self.rollback(work, w).await,
             Route::Serialized => self.run_alone(work, renames, w).await,
         }
+    }
+
+    /// Outside the write path (which pins them with the context), a prepared
+    /// statement's pin variables are set right before it runs.
+    async fn set_pin_variables(&mut self, work: &Work, on_sync: bool) -> Result<(), ClientError> {
+        let variables = work.variable_values();
+        if variables.is_empty() {
+            return Ok(());
+        }
+        let set = format!("SET {}", assignments(&variables));
+        if on_sync {
+            self.sync_control(&set).await?;
+        }
+        self.run_on_master(set.as_bytes()).await.map(|_| ())
     }
 
     /// A transaction is open (or autocommit is off, so the next statement opens one).
@@ -230,10 +272,14 @@ impl Session {
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
-        let work = work.pinned();
-        let entry = self.new_entry(kind, &work);
+        let (work, renames, variables) = work.pinned(renames);
+        if kind == EntryKind::Write {
+            self.shared.nontransactional.warn_if_named(work.sql());
+        }
+        let mut entry = self.new_entry(kind, &work);
+        entry.context.variables = variables;
         let span = info_span!("write", request_id = %entry.id);
-        self.write_statement_traced(work, entry, renames, w)
+        self.write_statement_traced(work, entry, &renames, w)
             .instrument(span)
             .await
     }
@@ -707,6 +753,14 @@ impl Session {
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
+        if self.txn.is_some() && router::commits_open_transaction(work.sql()) {
+            if let Err(err) = self.commit_transaction(b"COMMIT").await {
+                return self.answer(w, Err(err)).await;
+            }
+        }
+        if let Err(err) = self.set_pin_variables(&work, true).await {
+            return self.answer(w, Err(err)).await;
+        }
         let sync = match self.sync.as_mut() {
             Some(conn) => Some(work.run_on_sync(conn).await),
             None => None,
@@ -775,8 +829,10 @@ impl Session {
                 return self.answer(w, Err(err)).await;
             }
         }
-        let work = work.pinned();
+        let (work, renames, variables) = work.pinned(renames);
+        let renames = &renames;
         let mut entry = self.new_entry(EntryKind::Alone, &work);
+        entry.context.variables = variables;
         let span = info_span!("write", request_id = %entry.id);
         async move {
             let _gate = self.shared.gate.clone().write_owned().await;
@@ -807,6 +863,7 @@ impl Session {
                 MasterEnd::Done { w, end, outcome } => {
                     self.record_master(&mut entry, outcome);
                     self.record_alone_commit(&mut entry, sync_ok).await;
+                    self.refresh_table_engines().await;
                     relay::finish_with(w, end, &mut self.status).await
                 }
                 MasterEnd::Failed(err) => {
@@ -863,6 +920,16 @@ impl Session {
         }
         let sync_end = if sync_ok { row } else { UNPIN.to_string() };
         self.sync_finish(&sync_end).await;
+    }
+
+    /// DDL may have created or changed a non-transactional table.
+    async fn refresh_table_engines(&mut self) {
+        let shared = self.shared.clone();
+        if let Some(conn) = self.master.as_mut() {
+            if let Err(e) = shared.nontransactional.refresh(conn).await {
+                warn!(error = %e, "cannot list non-transactional tables");
+            }
+        }
     }
 
     /// A new journal entry for `work` in this session's current state.
@@ -968,6 +1035,15 @@ impl Session {
             reason: "no connection".into(),
         }
     }
+}
+
+/// `@a = 'x', @b = 2`
+pub fn assignments(variables: &[(String, String)]) -> String {
+    variables
+        .iter()
+        .map(|(name, value)| format!("{name} = {value}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// B's error as the client gets it.

@@ -172,6 +172,10 @@ pub struct Context {
     /// statement: a replay runs on another session, so it sets it.
     #[serde(default)]
     pub last_insert_id: Option<u64>,
+    /// User variables standing for unpinnable calls in a prepared
+    /// statement (`@lockstep_pin_1` → `'…uuid…'`), set with the context.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<(String, String)>,
 }
 
 impl Context {
@@ -185,6 +189,7 @@ impl Context {
             rand_seed2: rand::random::<u32>() % 0x3FFF_FFFF,
             insert_id: None,
             last_insert_id: None,
+            variables: Vec::new(),
         }
     }
 
@@ -198,6 +203,9 @@ impl Context {
         );
         if let Some(id) = self.insert_id {
             sql.push_str(&format!(", insert_id = {id}"));
+        }
+        for (name, value) in &self.variables {
+            sql.push_str(&format!(", {name} = {value}"));
         }
         sql
     }
@@ -300,6 +308,7 @@ mod tests {
             rand_seed2: 2,
             insert_id: Some(7),
             last_insert_id: Some(3),
+            variables: Vec::new(),
         };
         assert_eq!(
             ctx.set_statement(),

@@ -147,6 +147,35 @@ fn route_statement(tokens: &[Lexeme]) -> Route {
     }
 }
 
+/// A session statement that commits the open transaction as it runs
+/// (`LOCK TABLES`, `SET autocommit = 1`): lockstep commits it first, through
+/// the write path, so the commit is recorded everywhere.
+pub fn commits_open_transaction(query: &[u8]) -> bool {
+    let Some(lexemes) = lex(query) else {
+        return false;
+    };
+    let words = Words(&lexemes);
+    match words.upper(0).as_deref() {
+        Some("LOCK") => true,
+        Some("SET") => lexemes.windows(3).any(|w| {
+            let name = w[0].word_upper();
+            let enabling = match &w[2].token {
+                Token::Number(n, _) => n == "1",
+                Token::Word(v) => {
+                    let v = v.value.to_ascii_uppercase();
+                    v == "ON" || v == "TRUE"
+                }
+                _ => false,
+            };
+            name.as_deref()
+                .is_some_and(|n| n == "AUTOCOMMIT" || n == "@@AUTOCOMMIT")
+                && w[1].token == Token::Eq
+                && enabling
+        }),
+        _ => false,
+    }
+}
+
 /// SELECT and its relatives: a read unless it locks rows, writes into
 /// variables or files, assigns user variables or advances a sequence.
 fn route_select(tokens: &[Lexeme]) -> Route {
@@ -308,6 +337,16 @@ mod tests {
             Route::Serialized
         );
         assert!(matches!(route(b"XA START 'x'"), Route::Unsupported(_)));
+    }
+
+    #[test]
+    fn session_statements_that_commit() {
+        assert!(commits_open_transaction(b"SET autocommit = 1"));
+        assert!(commits_open_transaction(b"set @@session.autocommit=ON"));
+        assert!(commits_open_transaction(b"LOCK TABLES t WRITE"));
+        assert!(!commits_open_transaction(b"SET autocommit = 0"));
+        assert!(!commits_open_transaction(b"SET @autocommit = 1"));
+        assert!(!commits_open_transaction(b"SET sql_mode = ''"));
     }
 
     #[test]

@@ -10,10 +10,66 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlparser::tokenizer::Token;
 
-use super::lexer::{contains_ignore_case, lex};
+use super::intercept::Renames;
+use super::lexer::{contains_ignore_case, lex, Lexeme};
 
-/// `query` with its unpinnable calls replaced, or `None` when it has none.
-pub fn rewrite(query: &[u8]) -> Option<Vec<u8>> {
+/// A call whose value is fixed by lockstep before the statement runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pin {
+    Uuid,
+    SysGuid,
+    UuidShort,
+}
+
+impl Pin {
+    /// A fresh value, as an SQL literal.
+    pub fn literal(self) -> String {
+        match self {
+            Pin::Uuid => quoted(&uuid::Uuid::new_v4().to_string()),
+            Pin::SysGuid => quoted(&uuid::Uuid::new_v4().simple().to_string()),
+            Pin::UuidShort => uuid_short().to_string(),
+        }
+    }
+}
+
+/// A statement with its unpinnable calls replaced.
+#[derive(Debug, PartialEq)]
+pub struct Pinned {
+    pub sql: Vec<u8>,
+    /// Result column names the replacement changed, to restore for the client.
+    pub renames: Renames,
+    /// For a prepared statement: the calls now read from user variables
+    /// `@lockstep_pin_1`, `@lockstep_pin_2`, … which each execution sets.
+    pub variables: Vec<Pin>,
+}
+
+/// The user variable that carries the value of a prepared statement's
+/// `index`th (from 0) unpinnable call.
+pub fn variable_name(index: usize) -> String {
+    format!("@lockstep_pin_{}", index + 1)
+}
+
+/// A text statement with its unpinnable calls replaced by literals, or
+/// `None` when it has none.
+pub fn rewrite(query: &[u8]) -> Option<Pinned> {
+    rewrite_calls(query, false)
+}
+
+/// A prepared statement's text with its unpinnable calls replaced by user
+/// variables (its executions differ, so no literal can be fixed at prepare).
+pub fn rewrite_for_prepare(query: &[u8]) -> Option<Pinned> {
+    rewrite_calls(query, true)
+}
+
+/// One call found in the text: its byte range and its replacement.
+struct Call {
+    start: usize,
+    end: usize,
+    replacement: String,
+    pin: Option<Pin>,
+}
+
+fn rewrite_calls(query: &[u8], with_variables: bool) -> Option<Pinned> {
     let suspicious = [b"uuid".as_slice(), b"sysdate", b"sys_guid"]
         .iter()
         .any(|name| contains_ignore_case(query, name));
@@ -21,8 +77,38 @@ pub fn rewrite(query: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let lexemes = lex(query)?;
-    let mut out = Vec::with_capacity(query.len() + 32);
+    let calls = find_calls(query, &lexemes, with_variables);
+    if calls.is_empty() {
+        return None;
+    }
+    let mut sql = Vec::with_capacity(query.len() + 32);
+    let mut renames = Vec::new();
+    let mut variables = Vec::new();
     let mut copied_to = 0;
+    for call in calls {
+        sql.extend_from_slice(&query[copied_to..call.start]);
+        sql.extend_from_slice(call.replacement.as_bytes());
+        copied_to = call.end;
+        let original = query[call.start..call.end].to_vec();
+        // The server names an expression column after its text; a string
+        // literal's column is named by its value.
+        let server_name = call.replacement.trim_matches('\'').as_bytes().to_vec();
+        renames.push((server_name, original));
+        if let Some(pin) = call.pin {
+            variables.push(pin);
+        }
+    }
+    sql.extend_from_slice(&query[copied_to..]);
+    Some(Pinned {
+        sql,
+        renames,
+        variables,
+    })
+}
+
+fn find_calls(query: &[u8], lexemes: &[Lexeme], with_variables: bool) -> Vec<Call> {
+    let mut calls = Vec::new();
+    let mut next_variable = 0;
     for (i, lexeme) in lexemes.iter().enumerate() {
         let Some(name) = lexeme.word_upper() else {
             continue;
@@ -30,28 +116,59 @@ pub fn rewrite(query: &[u8]) -> Option<Vec<u8>> {
         if lexemes.get(i + 1).map(|l| &l.token) != Some(&Token::LParen) {
             continue;
         }
-        let close = lexemes.get(i + 2);
-        let empty_call = close.map(|l| &l.token) == Some(&Token::RParen);
-        let (replace_to, literal) = match name.as_str() {
-            "UUID" if empty_call => (close, quoted(&uuid::Uuid::new_v4().to_string())),
-            "SYS_GUID" if empty_call => (close, quoted(&uuid::Uuid::new_v4().simple().to_string())),
-            "UUID_SHORT" if empty_call => (close, uuid_short().to_string()),
-            // Only the name changes: the arguments (precision) stay.
-            "SYSDATE" => (Some(lexeme), "NOW".to_string()),
-            _ => continue,
-        };
-        let Some(end) = replace_to else {
+        let Some(close) = matching_paren(lexemes, i + 1) else {
             continue;
         };
-        out.extend_from_slice(&query[copied_to..lexeme.range.start]);
-        out.extend_from_slice(literal.as_bytes());
-        copied_to = end.range.end;
+        let empty_call = close == i + 2;
+        let pin = match name.as_str() {
+            "UUID" if empty_call => Pin::Uuid,
+            "SYS_GUID" if empty_call => Pin::SysGuid,
+            "UUID_SHORT" if empty_call => Pin::UuidShort,
+            "SYSDATE" => {
+                // Only the name changes: the precision argument stays.
+                let rest = &query[lexeme.range.end..lexemes[close].range.end];
+                calls.push(Call {
+                    start: lexeme.range.start,
+                    end: lexemes[close].range.end,
+                    replacement: format!("NOW{}", String::from_utf8_lossy(rest)),
+                    pin: None,
+                });
+                continue;
+            }
+            _ => continue,
+        };
+        let replacement = if with_variables {
+            next_variable += 1;
+            variable_name(next_variable - 1)
+        } else {
+            pin.literal()
+        };
+        calls.push(Call {
+            start: lexeme.range.start,
+            end: lexemes[close].range.end,
+            replacement,
+            pin: with_variables.then_some(pin),
+        });
     }
-    if copied_to == 0 {
-        return None;
+    calls
+}
+
+/// The index of the `)` closing the `(` at `open`.
+fn matching_paren(lexemes: &[Lexeme], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, l) in lexemes.iter().enumerate().skip(open) {
+        match l.token {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
     }
-    out.extend_from_slice(&query[copied_to..]);
-    Some(out)
+    None
 }
 
 fn quoted(s: &str) -> String {
@@ -82,19 +199,26 @@ mod tests {
     use super::*;
 
     fn rewritten(q: &str) -> String {
-        String::from_utf8(rewrite(q.as_bytes()).expect("rewritten")).expect("utf8")
+        String::from_utf8(rewrite(q.as_bytes()).expect("rewritten").sql).expect("utf8")
     }
 
     #[test]
-    fn calls_become_literals() {
-        let uuid = regex_like_uuid(&rewritten("INSERT INTO t VALUES (UUID(), 'UUID()')"));
-        assert!(uuid, "uuid literal");
-        let q = rewritten("INSERT INTO t SELECT SYSDATE(6), uuid_short()");
-        assert!(q.starts_with("INSERT INTO t SELECT NOW(6), "), "{q}");
+    fn calls_become_literals_and_keep_their_column_names() {
+        let pinned = rewrite(b"SELECT UUID(), 'UUID()', sysdate( 6 )").expect("rewritten");
+        let sql = String::from_utf8(pinned.sql).expect("utf8");
+        let literal = &sql["SELECT '".len().."SELECT '".len() + 36];
+        assert!(uuid::Uuid::parse_str(literal).is_ok(), "{sql}");
+        assert!(sql.ends_with(", 'UUID()', NOW( 6 )"), "{sql}");
+        assert_eq!(
+            pinned.renames,
+            vec![
+                (literal.as_bytes().to_vec(), b"UUID()".to_vec()),
+                (b"NOW( 6 )".to_vec(), b"sysdate( 6 )".to_vec())
+            ]
+        );
+        let q = rewritten("INSERT INTO t SELECT uuid_short()");
         assert!(
-            q["INSERT INTO t SELECT NOW(6), ".len()..]
-                .parse::<u64>()
-                .is_ok(),
+            q["INSERT INTO t SELECT ".len()..].parse::<u64>().is_ok(),
             "{q}"
         );
     }
@@ -112,9 +236,15 @@ mod tests {
         assert_ne!(parts[1], parts[3]);
     }
 
-    fn regex_like_uuid(q: &str) -> bool {
-        let start = "INSERT INTO t VALUES ('".len();
-        let literal = &q[start..start + 36];
-        uuid::Uuid::parse_str(literal).is_ok() && q.ends_with(", 'UUID()')")
+    #[test]
+    fn prepared_statements_read_variables() {
+        let pinned =
+            rewrite_for_prepare(b"INSERT INTO t VALUES (UUID(), ?, UUID_SHORT(), SYSDATE())")
+                .expect("rewritten");
+        assert_eq!(
+            String::from_utf8(pinned.sql).expect("utf8"),
+            "INSERT INTO t VALUES (@lockstep_pin_1, ?, @lockstep_pin_2, NOW())"
+        );
+        assert_eq!(pinned.variables, vec![Pin::Uuid, Pin::UuidShort]);
     }
 }
