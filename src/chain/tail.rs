@@ -49,6 +49,34 @@ pub struct TailStatus {
     pub applied: AtomicU64,
 }
 
+impl TailStatus {
+    /// How many commits the node is behind the journal.
+    pub fn lag(&self, journal: &Journal) -> u64 {
+        journal
+            .last_seq()
+            .saturating_sub(self.applied.load(Ordering::Relaxed))
+    }
+}
+
+/// Logs every 10 s each tail node that is behind, with its lag in commits.
+pub fn report_lag(journal: Journal, tails: Vec<(String, Arc<TailStatus>)>) {
+    if tails.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            every.tick().await;
+            for (node, status) in &tails {
+                let lag = status.lag(&journal);
+                if lag > 0 {
+                    info!(%node, lag, applied = status.applied.load(Ordering::Relaxed), "tail node behind");
+                }
+            }
+        }
+    });
+}
+
 pub struct Tail {
     pub node: Node,
     pub master: Node,

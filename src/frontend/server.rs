@@ -18,7 +18,7 @@ use super::tls::{self, TlsError};
 use crate::backend::{Node, ServerInfo};
 use crate::chain::commits;
 use crate::chain::nontransactional::NonTransactional;
-use crate::chain::tail::{Tail, TailStatus};
+use crate::chain::tail::{self, Tail, TailStatus};
 use crate::config::Config;
 use crate::journal::{CommitState, Journal, JournalError};
 
@@ -86,16 +86,20 @@ impl Frontend {
         prepare_nodes(&nodes, &journal).await?;
         resolve_unfinished_commits(&journal)?;
         let sync = nodes.get(1).cloned();
+        let mut tails = Vec::new();
         for node in nodes.iter().skip(2) {
+            let status = Arc::new(TailStatus::default());
+            tails.push((node.name.clone(), status.clone()));
             Tail {
                 node: node.clone(),
                 master: master.clone(),
                 server: server.clone(),
                 journal: journal.clone(),
-                status: Arc::new(TailStatus::default()),
+                status,
             }
             .spawn();
         }
+        tail::report_lag(journal.clone(), tails);
 
         let users: HashMap<Vec<u8>, Credential> = config
             .users

@@ -498,20 +498,18 @@ impl Session {
             None
         };
         let commit = match &reserved {
-            Some(r) => format!("{}; COMMIT; {UNPIN}", commits::record(entry.id, r.seq)),
+            Some(r) => format!("{}; COMMIT; {UNPIN}", commits::record(entry.id, r.seq())),
             None => format!("COMMIT; {UNPIN}"),
         };
         match self.run_on_master(commit.as_bytes()).await {
             Ok(_) => {
                 let state = match &reserved {
-                    Some(r) => EntryState::Committed { seq: r.seq },
+                    Some(r) => EntryState::Committed { seq: r.seq() },
                     None => EntryState::Done,
                 };
                 self.finish_entry(&mut entry, state);
-                if let Some(r) = &reserved {
-                    self.shared
-                        .journal
-                        .resolve_commit(r, CommitState::Committed);
+                if let Some(r) = reserved {
+                    r.resolve(CommitState::Committed);
                 }
                 let answered = relay::finish_with(w, end, &mut self.status).await;
                 // B commits after A, whatever became of the client.
@@ -524,8 +522,8 @@ impl Session {
                 answered
             }
             Err(err) => {
-                if let Some(r) = &reserved {
-                    self.shared.journal.resolve_commit(r, CommitState::Aborted);
+                if let Some(r) = reserved {
+                    r.resolve(CommitState::Aborted);
                 }
                 self.abort_statement(entry, w, err).await
             }
@@ -685,28 +683,24 @@ impl Session {
                 .journal
                 .reserve_commit(entry.id, ids, false)
                 .map_err(|e| ClientError::JournalUnavailable(e.to_string()))?;
-            let row = commits::record(entry.id, record.seq);
+            let row = commits::record(entry.id, record.seq());
             match self
                 .run_on_master(format!("{UNPIN}; {row}; {text}").as_bytes())
                 .await
             {
                 Ok(ok) => {
-                    let committed = EntryState::Committed { seq: record.seq };
+                    let committed = EntryState::Committed { seq: record.seq() };
                     for mut e in txn.entries {
                         self.finish_entry(&mut e, committed.clone());
                     }
                     self.finish_entry(&mut entry, committed);
-                    self.shared
-                        .journal
-                        .resolve_commit(&record, CommitState::Committed);
+                    record.resolve(CommitState::Committed);
                     self.sync_finish(&format!("{row}; COMMIT; {UNPIN}")).await;
                     Ok(ok)
                 }
                 Err(err) => {
                     error!(error = %err, "commit on the master failed");
-                    self.shared
-                        .journal
-                        .resolve_commit(&record, CommitState::Aborted);
+                    record.resolve(CommitState::Aborted);
                     for mut e in txn.entries {
                         self.finish_entry(&mut e, EntryState::RolledBack);
                     }
@@ -903,19 +897,20 @@ impl Session {
                 return;
             }
         };
-        let row = format!("{}; COMMIT; {UNPIN}", commits::record(entry.id, record.seq));
+        let row = format!(
+            "{}; COMMIT; {UNPIN}",
+            commits::record(entry.id, record.seq())
+        );
         match self.run_on_master(row.as_bytes()).await {
             Ok(_) => {
-                self.finish_entry(entry, EntryState::Committed { seq: record.seq });
-                self.shared
-                    .journal
-                    .resolve_commit(&record, CommitState::Committed);
+                self.finish_entry(entry, EntryState::Committed { seq: record.seq() });
+                record.resolve(CommitState::Committed);
             }
             Err(err) => {
+                // The statement itself is done on A (it committed
+                // implicitly): the tail must still get it.
                 error!(error = %err, "cannot record the commit on the master");
-                self.shared
-                    .journal
-                    .resolve_commit(&record, CommitState::InDoubt);
+                record.resolve(CommitState::Committed);
             }
         }
         let sync_end = if sync_ok { row } else { UNPIN.to_string() };

@@ -152,13 +152,14 @@ impl Journal {
     }
 
     /// Takes the next commit sequence number for `statements`, committed
-    /// under `request_id`; its record is `Reserved` until `resolve_commit`.
+    /// under `request_id`; its record is `Reserved` until the reservation
+    /// is resolved.
     pub fn reserve_commit(
         &self,
         request_id: Uuid,
         statements: Vec<Uuid>,
         alone: bool,
-    ) -> Result<CommitRecord, JournalError> {
+    ) -> Result<Reservation, JournalError> {
         let mut last = self
             .inner
             .last_seq
@@ -173,7 +174,11 @@ impl Journal {
         };
         self.send_commit(&record)?;
         *last = record.seq;
-        Ok(record)
+        Ok(Reservation {
+            journal: self.clone(),
+            record,
+            resolved: false,
+        })
     }
 
     /// Records how a reserved commit ended.
@@ -270,6 +275,37 @@ impl Journal {
     }
 }
 
+/// A commit sequence number taken for a commit under way.
+///
+/// Dropped unresolved (the session's task was cancelled in the middle of the
+/// master's commit), it records the commit as in doubt: the tail then asks
+/// the master's `lockstep.commits` instead of waiting for ever.
+pub struct Reservation {
+    journal: Journal,
+    record: CommitRecord,
+    resolved: bool,
+}
+
+impl Reservation {
+    pub fn seq(&self) -> u64 {
+        self.record.seq
+    }
+
+    pub fn resolve(mut self, state: CommitState) {
+        self.resolved = true;
+        self.journal.resolve_commit(&self.record, state);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.resolved {
+            self.journal
+                .resolve_commit(&self.record, CommitState::InDoubt);
+        }
+    }
+}
+
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     // Our own types serialize infallibly (no maps with non-string keys).
     serde_json::to_vec(value).unwrap_or_default()
@@ -348,8 +384,9 @@ mod tests {
             let b = journal
                 .reserve_commit(Uuid::now_v7(), vec![], false)
                 .expect("reserve");
-            assert_eq!((a.seq, b.seq), (1, 2));
-            journal.resolve_commit(&b, CommitState::Committed);
+            assert_eq!((a.seq(), b.seq()), (1, 2));
+            b.resolve(CommitState::Committed);
+            drop(a);
             journal.write_durable(&entry("x")).await.expect("sync");
             journal.close();
         }
@@ -357,5 +394,7 @@ mod tests {
         assert_eq!(journal.last_seq(), 2);
         let b = journal.commit_record(2).expect("read").expect("present");
         assert_eq!(b.state, CommitState::Committed);
+        let a = journal.commit_record(1).expect("read").expect("present");
+        assert_eq!(a.state, CommitState::InDoubt, "dropped unresolved");
     }
 }
