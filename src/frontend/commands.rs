@@ -107,9 +107,7 @@ impl Session {
                     message: "Connection was killed".into(),
                 });
             }
-            if let Some(abort) = target.abort {
-                abort.abort();
-            }
+            self.shared.registry.kill(id);
         }
         Ok(self.ok())
     }

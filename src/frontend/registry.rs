@@ -13,6 +13,13 @@ struct Entry {
     master_thread: Option<u32>,
     /// Ends the session's task (KILL CONNECTION).
     abort: Option<AbortHandle>,
+    /// The session is running a command that may be in the middle of the
+    /// write path: it must not be cut short there (B would miss a commit A
+    /// made), so a KILL waits for the command to end.
+    in_command: bool,
+    /// KILL CONNECTION was asked for: the session closes at the end of its
+    /// current command, or at once when idle.
+    killed: bool,
 }
 
 #[derive(Debug)]
@@ -25,7 +32,6 @@ pub struct Registry {
 #[derive(Debug, Clone)]
 pub struct KillTarget {
     pub master_thread: Option<u32>,
-    pub abort: Option<AbortHandle>,
 }
 
 impl Default for Registry {
@@ -67,8 +73,45 @@ impl Registry {
         let id = u32::try_from(id).ok()?;
         self.lock().get(&id).map(|e| KillTarget {
             master_thread: e.master_thread,
-            abort: e.abort.clone(),
         })
+    }
+
+    /// Marks a session killed; an idle session's task is ended at once,
+    /// a busy one closes when its command is done.
+    pub fn kill(&self, id: u64) {
+        let Ok(id) = u32::try_from(id) else {
+            return;
+        };
+        let mut sessions = self.lock();
+        if let Some(e) = sessions.get_mut(&id) {
+            e.killed = true;
+            if !e.in_command {
+                if let Some(abort) = &e.abort {
+                    abort.abort();
+                }
+            }
+        }
+    }
+
+    /// A command starts; false when the session was killed meanwhile.
+    pub fn begin_command(&self, id: u32) -> bool {
+        match self.lock().get_mut(&id) {
+            Some(e) if !e.killed => {
+                e.in_command = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn end_command(&self, id: u32) {
+        if let Some(e) = self.lock().get_mut(&id) {
+            e.in_command = false;
+        }
+    }
+
+    pub fn is_killed(&self, id: u32) -> bool {
+        self.lock().get(&id).is_some_and(|e| e.killed)
     }
 
     pub fn remove(&self, id: u32) {

@@ -226,6 +226,36 @@ impl Session {
     }
 }
 
+/// A command in progress, for KILL (see `Registry::begin_command`).
+struct Command {
+    shared: Arc<Shared>,
+    id: u32,
+}
+
+impl Command {
+    fn begin(shared: &Arc<Shared>, id: u32) -> Option<Command> {
+        shared.registry.begin_command(id).then(|| Command {
+            shared: shared.clone(),
+            id,
+        })
+    }
+}
+
+impl Drop for Command {
+    fn drop(&mut self) {
+        self.shared.registry.end_command(self.id);
+    }
+}
+
+/// What a killed session answers, as MariaDB does.
+fn killed() -> ClientError {
+    ClientError::Server {
+        code: 1927,
+        state: "70100".into(),
+        message: "Connection was killed".into(),
+    }
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
         self.shared.registry.remove(self.id);
@@ -295,7 +325,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
     }
 
     fn should_close(&self) -> bool {
-        self.closing
+        self.closing || self.shared.registry.is_killed(self.id)
     }
 
     async fn on_connect<'a>(
@@ -329,6 +359,9 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         query: &'a [u8],
         w: QueryResultWriter<'a, W>,
     ) -> io::Result<()> {
+        let Some(_command) = Command::begin(&self.shared, self.id) else {
+            return w.send_error(&killed()).await;
+        };
         match intercept(query, self.id) {
             Intercepted::SelectSocket => self.answer_select_socket(w).await,
             Intercepted::Kill { query_only, id } => {
@@ -361,6 +394,9 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         params: &'a [ParamValue<'a>],
         w: QueryResultWriter<'a, W>,
     ) -> io::Result<()> {
+        let Some(_command) = Command::begin(&self.shared, self.id) else {
+            return w.send_error(&killed()).await;
+        };
         self.execute(id, params, w).await
     }
 
