@@ -562,3 +562,56 @@ fn non_transactional_tables_keep_working_and_are_named_once() {
     assert_eq!(warnings, 1, "one warning for m.plain:\n{log}");
     assert!(log.contains("table=plain"), "{log}");
 }
+
+#[test]
+fn a_statement_the_master_refuses_leaves_no_trace_on_the_slave() {
+    let cluster = Cluster::start(2);
+    let lockstep = Lockstep::start(&cluster, "");
+    let out = support::mariadb_cli(
+        lockstep.port,
+        support::USER,
+        support::PASSWORD,
+        &[],
+        "CREATE DATABASE r; CREATE TABLE r.t (v INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Only the master refuses 13.
+    root_sql(
+        cluster.master(),
+        "DELIMITER //\nCREATE TRIGGER r.no13 BEFORE INSERT ON r.t FOR EACH ROW \
+         IF NEW.v = 13 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no 13 here'; END IF//\n",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = mysql_async::Conn::new(lockstep.client_opts().db_name(Some("r")))
+            .await
+            .expect("connect");
+        let refused = c.query_drop("INSERT INTO t VALUES (13)").await;
+        match refused {
+            Err(mysql_async::Error::Server(e)) => {
+                assert_eq!((e.code, e.message.as_str()), (1644, "no 13 here"))
+            }
+            other => panic!("expected the master's SIGNAL, got {other:?}"),
+        }
+        c.query_drop("BEGIN").await.expect("begin");
+        c.query_drop("INSERT INTO t VALUES (1)").await.expect("1");
+        assert!(c.query_drop("INSERT INTO t VALUES (13)").await.is_err());
+        c.exec_drop("INSERT INTO t VALUES (?)", (2,))
+            .await
+            .expect("2");
+        c.query_drop("COMMIT").await.expect("commit");
+        c.disconnect().await.expect("disconnect");
+    });
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT v FROM r.t ORDER BY v"),
+            ["1", "2"],
+            "node on port {}",
+            node.port
+        );
+    }
+}
