@@ -615,3 +615,56 @@ fn a_statement_the_master_refuses_leaves_no_trace_on_the_slave() {
         );
     }
 }
+
+#[test]
+fn warnings_and_row_counts_survive_the_write_path() {
+    let cluster = Cluster::start(2);
+    let lockstep = Lockstep::start(&cluster, "");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = mysql_async::Conn::new(lockstep.client_opts())
+            .await
+            .expect("connect");
+        c.query_drop("CREATE DATABASE d").await.expect("db");
+        c.query_drop("CREATE TABLE d.t (id INT PRIMARY KEY, c CHAR(2))")
+            .await
+            .expect("table");
+        c.query_drop("SET sql_mode = ''").await.expect("sql_mode");
+        let warnings = |rows: Vec<Row>| -> Vec<String> {
+            rows.iter()
+                .map(|r| {
+                    r.get_opt::<String, usize>(1)
+                        .and_then(Result::ok)
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        // Autocommit: lockstep's own commit bookkeeping must not clear them.
+        c.query_drop("INSERT INTO d.t VALUES (1, 'abcd')")
+            .await
+            .expect("insert");
+        assert_eq!(c.get_warnings(), 1);
+        let rows: Vec<Row> = c.query("SHOW WARNINGS").await.expect("show warnings");
+        assert_eq!(warnings(rows), ["1265"]);
+        // In a transaction: reads see the client's previous statement.
+        c.query_drop("BEGIN").await.expect("begin");
+        c.query_drop("INSERT INTO d.t VALUES (2, 'wxyz'), (3, 'ok')")
+            .await
+            .expect("insert");
+        let rows: Vec<Row> = c.query("SHOW WARNINGS").await.expect("show warnings");
+        assert_eq!(warnings(rows), ["1265"]);
+        c.query_drop("UPDATE d.t SET c = 'u' WHERE id >= 2")
+            .await
+            .expect("update");
+        let count = query_string(&mut c, "SELECT ROW_COUNT()").await;
+        assert_eq!(count.as_deref(), Some("2"));
+        c.query_drop("COMMIT").await.expect("commit");
+        c.disconnect().await.expect("disconnect");
+    });
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT id, c FROM d.t ORDER BY id"),
+            ["1\tab", "2\tu", "3\tu"]
+        );
+    }
+}

@@ -40,6 +40,9 @@ pub struct Shown {
     /// Flags the client must not see: SERVER_STATUS_IN_TRANS while lockstep
     /// runs a client's autocommit statement in a transaction of its own.
     pub hide: StatusFlags,
+    /// Leading results that are lockstep's own (the statements pinning the
+    /// context, sent in the same round trip): read, not relayed.
+    pub skip: usize,
 }
 
 /// Relays the response to a query or execute: `started` is what mysql_async
@@ -90,6 +93,7 @@ where
     let binary =
         std::any::TypeId::of::<P>() == std::any::TypeId::of::<mysql_async::BinaryProtocol>();
     let mut row_buf = Vec::new();
+    let mut skip = shown.skip;
     loop {
         let mut stream = match result.stream::<Row>().await {
             Ok(Some(stream)) => stream,
@@ -101,7 +105,11 @@ where
             ok.status_flags -= shown.hide;
             *status = without_more_results(ok.status_flags);
             drop(stream);
-            w = w.complete_one(ok).await?;
+            if skip > 0 {
+                skip -= 1;
+            } else {
+                w = w.complete_one(ok).await?;
+            }
             continue;
         }
         let columns = stream.columns();

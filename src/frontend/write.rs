@@ -36,7 +36,8 @@ use crate::chain::commits;
 use crate::chain::outcome::{self, DEADLOCK, LOCK_WAIT_TIMEOUT};
 use crate::journal::entry::{now_us, UNPIN};
 use crate::journal::{
-    CommitState, Context, Entry, EntryKind, EntryState, NodeResult, Outcome, Param, SqlText,
+    CommitState, Context, Entry, EntryKind, EntryState, NodeResult, Outcome, Param, Reservation,
+    SqlText,
 };
 use crate::router::{self, Route, SessionChange};
 use crate::sql::intercept::Renames;
@@ -130,8 +131,22 @@ impl Work {
 
     /// Runs it on B; the response is read and summarized, not relayed.
     async fn run_on_sync(&self, conn: &mut Conn) -> Outcome {
+        self.run_on_sync_after(conn, None).await
+    }
+
+    /// Runs it on B after `pin` (lockstep's statements pinning the context):
+    /// in the same round trip for a text, before it for a prepared statement.
+    async fn run_on_sync_after(&self, conn: &mut Conn, pin: Option<&str>) -> Outcome {
+        if let (Work::Prepared { .. }, Some(pin)) = (self, pin) {
+            if let Err(e) = conn.query_drop(pin).await {
+                return outcome::outcome_of_error(e);
+            }
+        }
         match self {
-            Work::Text(sql) => outcome::run_text(conn, sql).await,
+            Work::Text(sql) => match pin {
+                Some(pin) => outcome::run_text(conn, &prefixed(pin, sql)).await,
+                None => outcome::run_text(conn, sql).await,
+            },
             Work::Prepared {
                 sync: Some(stmt),
                 params,
@@ -305,9 +320,15 @@ impl Session {
         if let Err(err) = self.journal(&entry).await {
             return self.answer(w, Err(err)).await;
         }
+        // A read changes nothing: no savepoint, no pinned context, so that
+        // SHOW WARNINGS, ROW_COUNT() and FOUND_ROWS() still see the client's
+        // previous statement.
+        let pinned = entry.kind != EntryKind::Read;
         // B first.
-        let opening = if in_txn { SAVEPOINT } else { "BEGIN" };
-        let sync_outcome = match self.run_on_sync(&work, Some(opening), &entry.context).await {
+        let sync_pin = pinned.then(|| {
+            Pinning::of(&entry.context).opened_by(if in_txn { SAVEPOINT } else { "BEGIN" })
+        });
+        let sync_outcome = match self.run_on_sync(&work, sync_pin).await {
             Ok(outcome) => outcome,
             Err(err) => {
                 self.finish_entry(&mut entry, EntryState::Failed);
@@ -327,46 +348,78 @@ impl Session {
                 }
             }
         }
+        let sync_ok = sync_outcome.as_ref().is_none_or(|b| b.outcome.is_ok());
+        // An autocommit statement's commit number is taken now, while B
+        // holds its locks, and A records it before the statement: after it,
+        // the row would clear the statement's warnings (SHOW WARNINGS).
+        let reservation = if in_txn {
+            None
+        } else {
+            match self
+                .shared
+                .journal
+                .reserve_commit(entry.id, vec![entry.id], false)
+            {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    self.finish_entry(&mut entry, EntryState::Failed);
+                    self.sync_finish(&format!("ROLLBACK; {UNPIN}")).await;
+                    let err = ClientError::JournalUnavailable(e.to_string());
+                    return self.answer(w, Err(err)).await;
+                }
+            }
+        };
         // Then A, whose response the client gets.
+        let master_pin = match (&reservation, pinned) {
+            (Some(r), _) => Some(
+                Pinning::of(&entry.context)
+                    .opened_by("BEGIN")
+                    .then(&commits::record(entry.id, r.seq())),
+            ),
+            (None, true) => Some(Pinning::of(&entry.context)),
+            (None, false) => None,
+        };
         let hide = if in_txn {
             StatusFlags::empty()
         } else {
             StatusFlags::SERVER_STATUS_IN_TRANS
         };
-        let opening = if in_txn { "" } else { "BEGIN; " };
-        let pin = format!("{opening}{}", entry.context.set_statement());
-        let sync_ok = sync_outcome.as_ref().is_none_or(|b| b.outcome.is_ok());
         match self
-            .run_on_master_relayed(&work, &pin, renames, w, hide)
+            .run_on_master_relayed(&work, master_pin.as_ref(), renames, w, hide)
             .await?
         {
             MasterEnd::Done { w, end, outcome } => {
-                if entry.context.insert_id.is_none() {
-                    if let Outcome::Ok { last_insert_id, .. } = outcome {
-                        entry.context.insert_id = (last_insert_id > 0).then_some(last_insert_id);
-                    }
-                }
                 if let Outcome::Ok { last_insert_id, .. } = outcome {
                     if last_insert_id > 0 {
                         self.last_insert_id = last_insert_id;
+                        entry.context.insert_id.get_or_insert(last_insert_id);
                     }
                 }
                 self.record_master(&mut entry, outcome);
                 if !sync_ok {
                     warn!("the synchronous slave failed a statement the master passed");
                 }
-                if in_txn {
-                    self.keep_in_transaction(entry);
-                    relay::finish_with(w, end, &mut self.status).await
-                } else {
-                    let end = (end.0 - StatusFlags::SERVER_STATUS_IN_TRANS, end.1);
-                    self.commit_statement(entry, sync_ok, w, end).await
+                match reservation {
+                    None => {
+                        self.keep_in_transaction(entry);
+                        relay::finish_with(w, end, &mut self.status).await
+                    }
+                    Some(reservation) => {
+                        let end = (end.0 - StatusFlags::SERVER_STATUS_IN_TRANS, end.1);
+                        self.commit_statement(entry, reservation, sync_ok, w, end)
+                            .await
+                    }
                 }
             }
             MasterEnd::Failed(err) => {
+                if let Some(r) = reservation {
+                    r.resolve(CommitState::Aborted);
+                }
                 self.record_master(&mut entry, outcome_of_client_error(&err));
                 self.finish_entry(&mut entry, EntryState::Failed);
-                self.undo_on_sync_after_master_failed(in_txn).await;
+                if pinned {
+                    self.undo_on_sync_after_master_failed(in_txn).await;
+                }
                 if !in_txn {
                     let _ = self
                         .run_on_master(format!("ROLLBACK; {UNPIN}").as_bytes())
@@ -394,25 +447,21 @@ impl Session {
         Ok(())
     }
 
-    /// Runs `work` on B after `opening` and the context; None without B.
+    /// Runs `work` on B after `pin`; None without B.
     async fn run_on_sync(
         &mut self,
         work: &Work,
-        opening: Option<&str>,
-        context: &Context,
+        pin: Option<Pinning>,
     ) -> Result<Option<NodeResult>, ClientError> {
         let Some(node) = self.shared.sync.clone() else {
             return Ok(None);
         };
-        let pin = match opening {
-            Some(opening) => format!("{opening}; {}", context.set_statement()),
-            None => context.set_statement(),
-        };
-        self.sync_control(&pin).await?;
         let Some(conn) = self.sync.as_mut() else {
             return Err(self.lost_sync());
         };
-        let outcome = work.run_on_sync(conn).await;
+        let outcome = work
+            .run_on_sync_after(conn, pin.as_ref().map(|p| p.sql.as_str()))
+            .await;
         if let Outcome::Lost { reason } = &outcome {
             self.sync = None;
             self.closing = true;
@@ -427,19 +476,30 @@ impl Session {
         }))
     }
 
-    /// Runs `pin` then `work` on A, relaying `work`'s response.
+    /// Runs `pin` then `work` on A, relaying `work`'s response: a text
+    /// carries the pinning statements in the same round trip.
     async fn run_on_master_relayed<'w, W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: &Work,
-        pin: &str,
+        pin: Option<&Pinning>,
         renames: &Renames,
         w: QueryResultWriter<'w, W>,
         hide: StatusFlags,
     ) -> io::Result<MasterEnd<'w, W>> {
-        if let Err(err) = self.run_on_master(pin.as_bytes()).await {
-            w.send_error(&err).await?;
-            return Ok(MasterEnd::Failed(err));
-        }
+        let (combined, skip) = match (work, pin) {
+            (_, None) => (None, 0),
+            (Work::Text(sql), Some(pin)) => {
+                (Some(Work::Text(prefixed(&pin.sql, sql))), pin.statements)
+            }
+            (Work::Prepared { .. }, Some(pin)) => {
+                if let Err(err) = self.run_on_master(pin.sql.as_bytes()).await {
+                    w.send_error(&err).await?;
+                    return Ok(MasterEnd::Failed(err));
+                }
+                (None, 0)
+            }
+        };
+        let work = combined.as_ref().unwrap_or(work);
         let shared = self.shared.clone();
         let Some(conn) = self.master.as_mut() else {
             let err = self.lost_master();
@@ -447,7 +507,7 @@ impl Session {
             return Ok(MasterEnd::Failed(err));
         };
         self.busy = true;
-        let shown = Shown { hide };
+        let shown = Shown { hide, skip };
         let relayed = work
             .relay_on_master(
                 &shared.master.name,
@@ -473,48 +533,30 @@ impl Session {
         }
     }
 
-    /// Commits an autocommit statement: A records it and commits, the client
-    /// gets A's answer, then B records it and commits.
+    /// Commits an autocommit statement: A (which recorded it before running
+    /// it) commits, the client gets A's answer, then B records and commits.
     async fn commit_statement<W: AsyncWrite + Send + Unpin>(
         &mut self,
         mut entry: Entry,
+        reservation: Reservation,
         sync_ok: bool,
         w: QueryResultWriter<'_, W>,
         end: (StatusFlags, u16),
     ) -> io::Result<()> {
-        let reserved = if entry.kind == EntryKind::Write {
-            match self
-                .shared
-                .journal
-                .reserve_commit(entry.id, vec![entry.id], false)
-            {
-                Ok(record) => Some(record),
-                Err(e) => {
-                    let err = ClientError::JournalUnavailable(e.to_string());
-                    return self.abort_statement(entry, w, err).await;
-                }
-            }
-        } else {
-            None
-        };
-        let commit = match &reserved {
-            Some(r) => format!("{}; COMMIT; {UNPIN}", commits::record(entry.id, r.seq())),
-            None => format!("COMMIT; {UNPIN}"),
-        };
-        match self.run_on_master(commit.as_bytes()).await {
+        // COMMIT and SET use no table: the statement's warnings stay for
+        // SHOW WARNINGS.
+        match self
+            .run_on_master(format!("COMMIT; {UNPIN}").as_bytes())
+            .await
+        {
             Ok(_) => {
-                let state = match &reserved {
-                    Some(r) => EntryState::Committed { seq: r.seq() },
-                    None => EntryState::Done,
-                };
-                self.finish_entry(&mut entry, state);
-                if let Some(r) = reserved {
-                    r.resolve(CommitState::Committed);
-                }
+                let seq = reservation.seq();
+                self.finish_entry(&mut entry, EntryState::Committed { seq });
+                reservation.resolve(CommitState::Committed);
                 let answered = relay::finish_with(w, end, &mut self.status).await;
                 // B commits after A, whatever became of the client.
                 let sync_end = if sync_ok {
-                    commit
+                    format!("{}; COMMIT; {UNPIN}", commits::record(entry.id, seq))
                 } else {
                     format!("ROLLBACK; {UNPIN}")
                 };
@@ -522,9 +564,7 @@ impl Session {
                 answered
             }
             Err(err) => {
-                if let Some(r) = reserved {
-                    r.resolve(CommitState::Aborted);
-                }
+                reservation.resolve(CommitState::Aborted);
                 self.abort_statement(entry, w, err).await
             }
         }
@@ -833,7 +873,10 @@ impl Session {
             if let Err(err) = self.journal(&entry).await {
                 return self.answer(w, Err(err)).await;
             }
-            let sync_outcome = match self.run_on_sync(&work, None, &entry.context).await {
+            let sync_outcome = match self
+                .run_on_sync(&work, Some(Pinning::of(&entry.context)))
+                .await
+            {
                 Ok(outcome) => outcome,
                 Err(err) => {
                     self.finish_entry(&mut entry, EntryState::Failed);
@@ -849,9 +892,9 @@ impl Session {
                 }
             }
             let sync_ok = sync_outcome.as_ref().is_none_or(|b| b.outcome.is_ok());
-            let pin = entry.context.set_statement();
+            let pin = Pinning::of(&entry.context);
             match self
-                .run_on_master_relayed(&work, &pin, renames, w, StatusFlags::empty())
+                .run_on_master_relayed(&work, Some(&pin), renames, w, StatusFlags::empty())
                 .await?
             {
                 MasterEnd::Done { w, end, outcome } => {
@@ -1030,6 +1073,42 @@ impl Session {
             reason: "no connection".into(),
         }
     }
+}
+
+/// lockstep's statements sent ahead of a client's statement: opening B's or
+/// A's side of it, pinning its context, recording its commit.
+struct Pinning {
+    sql: String,
+    /// How many statements `sql` holds (their results are not the client's).
+    statements: usize,
+}
+
+impl Pinning {
+    fn of(context: &Context) -> Pinning {
+        Pinning {
+            sql: context.set_statement(),
+            statements: 1,
+        }
+    }
+
+    fn opened_by(self, opening: &str) -> Pinning {
+        Pinning {
+            sql: format!("{opening}; {}", self.sql),
+            statements: self.statements + 1,
+        }
+    }
+
+    fn then(self, statement: &str) -> Pinning {
+        Pinning {
+            sql: format!("{}; {statement}", self.sql),
+            statements: self.statements + 1,
+        }
+    }
+}
+
+/// `pin; sql` as one multi-statement text.
+fn prefixed(pin: &str, sql: &[u8]) -> Vec<u8> {
+    [pin.as_bytes(), b"; ", sql].concat()
 }
 
 /// `@a = 'x', @b = 2`
