@@ -668,3 +668,55 @@ fn warnings_and_row_counts_survive_the_write_path() {
         );
     }
 }
+
+#[test]
+fn a_tail_node_that_was_down_catches_up_across_a_lockstep_restart() {
+    let mut cluster = Cluster::start(3);
+    let journal = tempfile::tempdir().expect("journal dir");
+    let rt = runtime();
+    let insert = |lockstep: &Lockstep, from: u32| {
+        rt.block_on(async {
+            let mut c = mysql_async::Conn::new(lockstep.client_opts())
+                .await
+                .expect("connect");
+            for i in from..from + 50 {
+                c.exec_drop("INSERT INTO k.t (id, at) VALUES (?, NOW(6))", (i,))
+                    .await
+                    .expect("insert");
+            }
+            c.disconnect().await.expect("disconnect");
+        })
+    };
+    let mut lockstep = Lockstep::start_with_journal(&cluster, "", Some(journal.path()));
+    let out = support::mariadb_cli(
+        lockstep.port,
+        support::USER,
+        support::PASSWORD,
+        &[],
+        "CREATE DATABASE k; CREATE TABLE k.t (id INT PRIMARY KEY, at DATETIME(6)) ENGINE=InnoDB;",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    insert(&lockstep, 0);
+    wait_for_tail(&cluster, Duration::from_secs(20));
+
+    // The tail node goes down; writes go on; lockstep restarts meanwhile.
+    let (dir, port) = (cluster.nodes[2].dir.clone(), cluster.nodes[2].port);
+    cluster.nodes[2].stop();
+    insert(&lockstep, 100);
+    lockstep.stop();
+    let lockstep = Lockstep::start_with_journal(&cluster, "", Some(journal.path()));
+    insert(&lockstep, 200);
+    cluster.nodes[2] = lockstep::mariadb::MariaDb::start(&dir, port, &Default::default())
+        .expect("the tail node restarts");
+
+    wait_for_tail(&cluster, Duration::from_secs(60));
+    assert_same_data(&cluster, &["k.t", "lockstep.commits"]);
+    assert_eq!(
+        root_rows(&cluster.nodes[2], "SELECT COUNT(*) FROM k.t"),
+        ["150"]
+    );
+}
