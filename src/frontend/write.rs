@@ -328,27 +328,13 @@ impl Session {
         let sync_pin = pinned.then(|| {
             Pinning::of(&entry.context).opened_by(if in_txn { SAVEPOINT } else { "BEGIN" })
         });
-        let sync_outcome = match self.run_on_sync(&work, sync_pin).await {
-            Ok(outcome) => outcome,
-            Err(err) => {
-                self.finish_entry(&mut entry, EntryState::Failed);
-                return self.answer(w, Err(err)).await;
-            }
+        let sync_ok = match self
+            .run_first_on_sync(&work, sync_pin, &mut entry, in_txn)
+            .await
+        {
+            Ok(sync_ok) => sync_ok,
+            Err(err) => return self.answer(w, Err(err)).await,
         };
-        if let Some(b) = &sync_outcome {
-            entry.results.push(b.clone());
-            if outcome::is_transient_conflict(&b.outcome) {
-                self.finish_entry(&mut entry, EntryState::Failed);
-                let err = self.undo_conflict_on_sync(&b.outcome, in_txn).await;
-                return self.answer(w, Err(err)).await;
-            }
-            if let Outcome::Ok { last_insert_id, .. } = b.outcome {
-                if last_insert_id > 0 {
-                    entry.context.insert_id = Some(last_insert_id);
-                }
-            }
-        }
-        let sync_ok = sync_outcome.as_ref().is_none_or(|b| b.outcome.is_ok());
         // An autocommit statement's commit number is taken now, while B
         // holds its locks, and A records it before the statement: after it,
         // the row would clear the statement's warnings (SHOW WARNINGS).
@@ -445,6 +431,39 @@ impl Session {
             entries: Vec::new(),
         });
         Ok(())
+    }
+
+    /// B's part of a statement: runs it there after `pin` and records B's
+    /// result (and the AUTO_INCREMENT value it generated) in `entry`. True
+    /// when B passed it (or there is no B). An error goes to the client and
+    /// A never runs the statement: B unreachable, or a transient conflict
+    /// there (already undone).
+    async fn run_first_on_sync(
+        &mut self,
+        work: &Work,
+        pin: Option<Pinning>,
+        entry: &mut Entry,
+        in_txn: bool,
+    ) -> Result<bool, ClientError> {
+        let sync = match self.run_on_sync(work, pin).await {
+            Ok(Some(sync)) => sync,
+            Ok(None) => return Ok(true),
+            Err(err) => {
+                self.finish_entry(entry, EntryState::Failed);
+                return Err(err);
+            }
+        };
+        entry.results.push(sync.clone());
+        if outcome::is_transient_conflict(&sync.outcome) {
+            self.finish_entry(entry, EntryState::Failed);
+            return Err(self.undo_conflict_on_sync(&sync.outcome, in_txn).await);
+        }
+        if let Outcome::Ok { last_insert_id, .. } = sync.outcome {
+            if last_insert_id > 0 {
+                entry.context.insert_id = Some(last_insert_id);
+            }
+        }
+        Ok(sync.outcome.is_ok())
     }
 
     /// Runs `work` on B after `pin`; None without B.
@@ -659,11 +678,8 @@ impl Session {
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
-        if self.txn.is_some() {
-            // BEGIN commits the open transaction first, as in MariaDB.
-            if let Err(err) = self.commit_transaction(b"COMMIT").await {
-                return self.answer(w, Err(err)).await;
-            }
+        if let Err(err) = self.commit_implicitly().await {
+            return self.answer(w, Err(err)).await;
         }
         let gate = self.shared.gate.clone().read_owned().await;
         if let Err(err) = self.sync_control_bytes(work.sql()).await {
@@ -678,6 +694,16 @@ impl Session {
             self.sync_finish("ROLLBACK").await;
         }
         Ok(())
+    }
+
+    /// A statement that commits the open transaction as it starts (BEGIN,
+    /// DDL, LOCK TABLES, …), as in MariaDB: the commit goes through the
+    /// write path first.
+    async fn commit_implicitly(&mut self) -> Result<(), ClientError> {
+        if self.txn.is_none() {
+            return Ok(());
+        }
+        self.commit_transaction(b"COMMIT").await.map(|_| ())
     }
 
     /// COMMIT: A records the commit and commits, then B.
@@ -787,8 +813,8 @@ impl Session {
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
-        if self.txn.is_some() && router::commits_open_transaction(work.sql()) {
-            if let Err(err) = self.commit_transaction(b"COMMIT").await {
+        if router::commits_open_transaction(work.sql()) {
+            if let Err(err) = self.commit_implicitly().await {
                 return self.answer(w, Err(err)).await;
             }
         }
@@ -857,11 +883,8 @@ impl Session {
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
-        if self.txn.is_some() {
-            // The statement commits the open transaction first, as in MariaDB.
-            if let Err(err) = self.commit_transaction(b"COMMIT").await {
-                return self.answer(w, Err(err)).await;
-            }
+        if let Err(err) = self.commit_implicitly().await {
+            return self.answer(w, Err(err)).await;
         }
         let (work, renames, variables) = work.pinned(renames);
         let renames = &renames;
@@ -873,25 +896,14 @@ impl Session {
             if let Err(err) = self.journal(&entry).await {
                 return self.answer(w, Err(err)).await;
             }
-            let sync_outcome = match self
-                .run_on_sync(&work, Some(Pinning::of(&entry.context)))
+            let sync_pin = Some(Pinning::of(&entry.context));
+            let sync_ok = match self
+                .run_first_on_sync(&work, sync_pin, &mut entry, false)
                 .await
             {
-                Ok(outcome) => outcome,
-                Err(err) => {
-                    self.finish_entry(&mut entry, EntryState::Failed);
-                    return self.answer(w, Err(err)).await;
-                }
+                Ok(sync_ok) => sync_ok,
+                Err(err) => return self.answer(w, Err(err)).await,
             };
-            if let Some(b) = &sync_outcome {
-                entry.results.push(b.clone());
-                if outcome::is_transient_conflict(&b.outcome) {
-                    self.finish_entry(&mut entry, EntryState::Failed);
-                    self.sync_finish(UNPIN).await;
-                    return self.answer(w, Err(client_error_of(&b.outcome))).await;
-                }
-            }
-            let sync_ok = sync_outcome.as_ref().is_none_or(|b| b.outcome.is_ok());
             let pin = Pinning::of(&entry.context);
             match self
                 .run_on_master_relayed(&work, Some(&pin), renames, w, StatusFlags::empty())
