@@ -1,0 +1,125 @@
+//! Statements that commit implicitly (DDL): one at a time across the chain.
+
+use std::io;
+
+use opensrv_mysql::{QueryResultWriter, StatusFlags};
+use tokio::io::AsyncWrite;
+use tracing::{error, info_span, warn, Instrument};
+
+use super::statement::{outcome_of_client_error, MasterEnd};
+use super::work::{Pinning, Work};
+use crate::chain::commits;
+use crate::frontend::relay;
+use crate::frontend::session::Session;
+use crate::journal::entry::UNPIN;
+use crate::journal::{CommitState, Entry, EntryKind, EntryState};
+use crate::sql::intercept::Renames;
+
+impl Session {
+    /// DDL and other statements that commit implicitly: alone across the
+    /// chain (in-flight writes drain first), B then A.
+    pub(super) async fn run_alone<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        work: Work,
+        renames: &Renames,
+        w: QueryResultWriter<'_, W>,
+    ) -> io::Result<()> {
+        if let Err(err) = self.commit_implicitly().await {
+            return self.answer(w, Err(err)).await;
+        }
+        let (work, renames, variables) = work.pinned(renames);
+        let renames = &renames;
+        let mut entry = self.new_entry(EntryKind::Alone, &work);
+        entry.context.variables = variables;
+        let span = info_span!("write", request_id = %entry.id);
+        async move {
+            let _gate = self.shared.gate.clone().write_owned().await;
+            if let Err(err) = self.journal(&entry).await {
+                return self.answer(w, Err(err)).await;
+            }
+            let sync_pin = Some(Pinning::of(&entry.context));
+            let sync_ok = match self
+                .run_first_on_sync(&work, sync_pin, &mut entry, false)
+                .await
+            {
+                Ok(sync_ok) => sync_ok,
+                Err(err) => return self.answer(w, Err(err)).await,
+            };
+            let pin = Pinning::of(&entry.context);
+            match self
+                .run_on_master_relayed(&work, Some(&pin), renames, w, StatusFlags::empty())
+                .await?
+            {
+                MasterEnd::Done { w, end, outcome } => {
+                    self.record_master(&mut entry, outcome);
+                    self.record_alone_commit(&mut entry, sync_ok).await;
+                    self.refresh_table_engines().await;
+                    relay::finish_with(w, end, &mut self.status).await
+                }
+                MasterEnd::Failed(err) => {
+                    self.record_master(&mut entry, outcome_of_client_error(&err));
+                    self.finish_entry(&mut entry, EntryState::Failed);
+                    let _ = self.run_on_master(UNPIN.as_bytes()).await;
+                    self.sync_finish(UNPIN).await;
+                    if sync_ok && self.sync.is_some() {
+                        error!(
+                            error = %err,
+                            "the master refused a statement that commits implicitly after the \
+                             synchronous slave ran it; it cannot be undone there"
+                        );
+                    }
+                    self.note_failure(&err);
+                    Ok(())
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// After a statement ran alone on A: its commit record, A's and B's
+    /// `lockstep.commits` rows (in their own small transactions: DDL
+    /// cannot share one).
+    pub(super) async fn record_alone_commit(&mut self, entry: &mut Entry, sync_ok: bool) {
+        let record = match self
+            .shared
+            .journal
+            .reserve_commit(entry.id, vec![entry.id], true)
+        {
+            Ok(record) => record,
+            Err(e) => {
+                error!(error = %e, "cannot journal the commit of a statement the master ran");
+                self.finish_entry(entry, EntryState::Failed);
+                return;
+            }
+        };
+        let row = format!(
+            "{}; COMMIT; {UNPIN}",
+            commits::record(entry.id, record.seq())
+        );
+        match self.run_on_master(row.as_bytes()).await {
+            Ok(_) => {
+                self.finish_entry(entry, EntryState::Committed { seq: record.seq() });
+                record.resolve(CommitState::Committed);
+            }
+            Err(err) => {
+                // The statement itself is done on A (it committed
+                // implicitly): the tail must still get it.
+                error!(error = %err, "cannot record the commit on the master");
+                record.resolve(CommitState::Committed);
+            }
+        }
+        let sync_end = if sync_ok { row } else { UNPIN.to_string() };
+        self.sync_finish(&sync_end).await;
+    }
+
+    /// DDL may have created or changed a non-transactional table.
+    pub(super) async fn refresh_table_engines(&mut self) {
+        let shared = self.shared.clone();
+        if let Some(conn) = self.master.as_mut() {
+            if let Err(e) = shared.nontransactional.refresh(conn).await {
+                warn!(error = %e, "cannot list non-transactional tables");
+            }
+        }
+    }
+}

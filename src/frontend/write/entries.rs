@@ -1,0 +1,56 @@
+//! The journal entry of a write-path statement, from its making to its end.
+
+use uuid::Uuid;
+
+use super::work::Work;
+use crate::frontend::error::ClientError;
+use crate::frontend::session::Session;
+use crate::journal::entry::now_us;
+use crate::journal::{Context, Entry, EntryKind, EntryState, NodeResult, Outcome};
+
+impl Session {
+    /// A new journal entry for `work` in this session's current state.
+    pub(super) fn new_entry(&mut self, kind: EntryKind, work: &Work) -> Entry {
+        let id = Uuid::now_v7();
+        self.last_request_id = Some(id);
+        let mut context = Context::now();
+        context.last_insert_id = (self.last_insert_id > 0).then_some(self.last_insert_id);
+        Entry {
+            id,
+            session: self.id,
+            user: self.user.clone(),
+            kind,
+            session_state: self.state.clone(),
+            statement: work.journal_statement(),
+            context,
+            created_us: now_us(),
+            results: Vec::new(),
+            state: EntryState::Pending,
+        }
+    }
+
+    /// Journals a new entry: a write waits until it is durable, a read does not.
+    pub(super) async fn journal(&self, entry: &Entry) -> Result<(), ClientError> {
+        if entry.kind == EntryKind::Read {
+            self.shared.journal.write(entry);
+            return Ok(());
+        }
+        self.shared
+            .journal
+            .write_durable(entry)
+            .await
+            .map_err(|e| ClientError::JournalUnavailable(e.to_string()))
+    }
+
+    pub(super) fn record_master(&self, entry: &mut Entry, outcome: Outcome) {
+        entry.results.push(NodeResult {
+            node: self.shared.master.name.clone(),
+            outcome,
+        });
+    }
+
+    pub(super) fn finish_entry(&self, entry: &mut Entry, state: EntryState) {
+        entry.state = state;
+        self.shared.journal.write(entry);
+    }
+}

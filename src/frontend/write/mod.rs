@@ -1,0 +1,149 @@
+//! The write path of one session (DESIGN.md, "The idea" and "Why this order
+//! is safe").
+//!
+//! Per write-path statement, with A = master and B = first slave:
+//! 1. a requestId (UUID v7), a pinned context (timestamp, RAND seeds) and
+//!    unpinnable functions rewritten into literals;
+//! 2. the journal entry is made durable;
+//! 3. B runs it inside a transaction that stays open (`BEGIN` for an
+//!    autocommit statement, `SAVEPOINT` inside a client transaction);
+//!    a deadlock or lock wait timeout on B goes back to the client and A
+//!    never sees the statement;
+//! 4. A runs it with the same context and `insert_id` = B's first
+//!    AUTO_INCREMENT value; its response is relayed to the client;
+//! 5. a commit sequence number is taken (for an autocommit statement right
+//!    after B ran it, for a transaction at COMMIT), A records it in
+//!    `lockstep.commits` in the same transaction and commits, then B does
+//!    the same. When A fails, the statement is undone on B (ROLLBACK TO
+//!    SAVEPOINT, or ROLLBACK of B's transaction when A's transaction is gone).
+//!
+//! One file per step: `work` (the statement and what is sent ahead of it),
+//! `sync` (B), `statement` (one statement through B and A), `transaction`
+//! (BEGIN/COMMIT/ROLLBACK), `session_state`, `alone` (DDL), `entries` (the
+//! journal entry).
+//!
+//! B's row locks are held until A is done, so conflicting statements reach A
+//! in the order B let them through.
+
+mod alone;
+mod entries;
+mod session_state;
+mod statement;
+mod sync;
+mod transaction;
+mod work;
+
+use std::io;
+
+use opensrv_mysql::{QueryResultWriter, StatusFlags};
+use tokio::io::AsyncWrite;
+use tokio::sync::OwnedRwLockReadGuard;
+
+use crate::frontend::error::ClientError;
+use crate::frontend::relay::Shown;
+use crate::frontend::session::Session;
+use crate::journal::{Entry, EntryKind};
+use crate::router::Route;
+use crate::sql::intercept::Renames;
+
+use work::assignments;
+pub(in crate::frontend) use work::Work;
+
+/// B's savepoint before each statement of a client transaction.
+const SAVEPOINT: &str = "SAVEPOINT lockstep_statement";
+const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT lockstep_statement";
+
+/// A client transaction open on A and B.
+pub struct OpenTransaction {
+    /// Keeps statements that must run alone (DDL) out while it is open.
+    _gate: OwnedRwLockReadGuard<()>,
+    /// The data-changing statements A accepted, in order: what its commit
+    /// record lists for the tail.
+    entries: Vec<Entry>,
+}
+
+impl Session {
+    /// Routes a statement: the master alone, every session connection, or
+    /// the write path.
+    pub(super) async fn dispatch<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        work: Work,
+        route: Route,
+        renames: &Renames,
+        w: QueryResultWriter<'_, W>,
+    ) -> io::Result<()> {
+        match route {
+            Route::Unsupported(what) => {
+                self.answer(w, Err(ClientError::NotSupported(what.into())))
+                    .await
+            }
+            Route::Read if !self.in_transaction() => {
+                if let Err(err) = self.set_pin_variables(&work, false).await {
+                    return self.answer(w, Err(err)).await;
+                }
+                self.relay_on_master(&work, renames, w).await.map(|_| ())
+            }
+            Route::Read => {
+                self.write_statement(work, EntryKind::Read, renames, w)
+                    .await
+            }
+            Route::Write => {
+                self.write_statement(work, EntryKind::Write, renames, w)
+                    .await
+            }
+            Route::Session(change) => self.session_statement(work, change, renames, w).await,
+            Route::Begin => self.begin(work, renames, w).await,
+            Route::Commit => self.commit(work, w).await,
+            Route::Rollback => self.rollback(work, w).await,
+            Route::Serialized => self.run_alone(work, renames, w).await,
+        }
+    }
+
+    /// Outside the write path (which pins them with the context), a prepared
+    /// statement's pin variables are set right before it runs.
+    async fn set_pin_variables(&mut self, work: &Work, on_sync: bool) -> Result<(), ClientError> {
+        let variables = work.variable_values();
+        if variables.is_empty() {
+            return Ok(());
+        }
+        let set = format!("SET {}", assignments(&variables));
+        if on_sync {
+            self.sync_control(&set).await?;
+        }
+        self.run_on_master(set.as_bytes()).await.map(|_| ())
+    }
+
+    /// A transaction is open (or autocommit is off, so the next statement opens one).
+    pub(super) fn in_transaction(&self) -> bool {
+        self.txn.is_some()
+            || self.status.contains(StatusFlags::SERVER_STATUS_IN_TRANS)
+            || !self.status.contains(StatusFlags::SERVER_STATUS_AUTOCOMMIT)
+    }
+
+    /// Relays a statement's whole response from the master; true when it succeeded.
+    pub(super) async fn relay_on_master<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        work: &Work,
+        renames: &Renames,
+        w: QueryResultWriter<'_, W>,
+    ) -> io::Result<bool> {
+        let shared = self.shared.clone();
+        let Some(conn) = self.master.as_mut() else {
+            let err = self.lost_master();
+            self.answer(w, Err(err)).await?;
+            return Ok(false);
+        };
+        self.busy = true;
+        let end = work
+            .relay_on_master(
+                &shared.master.name,
+                conn,
+                w,
+                renames,
+                &mut self.status,
+                Shown::default(),
+            )
+            .await?;
+        self.end_response(end).await
+    }
+}

@@ -1,0 +1,396 @@
+//! One write-path statement: B first, then A relayed to the client, then
+//! the commit of an autocommit statement, or its undo when A refuses it.
+
+use std::io;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Row;
+use opensrv_mysql::{QueryResultWriter, StatusFlags};
+use tokio::io::AsyncWrite;
+use tracing::{debug, error, info_span, warn, Instrument};
+
+use super::work::{prefixed, Pinning, Work};
+use super::{ROLLBACK_TO_SAVEPOINT, SAVEPOINT};
+use crate::chain::commits;
+use crate::chain::outcome::{DEADLOCK, LOCK_WAIT_TIMEOUT};
+use crate::frontend::error::{ClientError, SendError};
+use crate::frontend::relay::{self, SetsEnd, Shown};
+use crate::frontend::session::Session;
+use crate::journal::entry::UNPIN;
+use crate::journal::{CommitState, Entry, EntryKind, EntryState, Outcome, Reservation};
+use crate::sql::intercept::Renames;
+
+/// How A's part of a statement ended.
+pub(super) enum MasterEnd<'w, W> {
+    /// Relayed; the final terminator (status, warnings) is still to be written.
+    Done {
+        w: QueryResultWriter<'w, W>,
+        end: (StatusFlags, u16),
+        outcome: Outcome,
+    },
+    /// A refused it; the client already has A's error.
+    Failed(ClientError),
+}
+
+impl Session {
+    /// A statement that may change data (or any statement inside a
+    /// transaction), through the write path.
+    pub(super) async fn write_statement<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        work: Work,
+        kind: EntryKind,
+        renames: &Renames,
+        w: QueryResultWriter<'_, W>,
+    ) -> io::Result<()> {
+        let (work, renames, variables) = work.pinned(renames);
+        if kind == EntryKind::Write {
+            self.shared.nontransactional.warn_if_named(work.sql());
+        }
+        let mut entry = self.new_entry(kind, &work);
+        entry.context.variables = variables;
+        let span = info_span!("write", request_id = %entry.id);
+        self.write_statement_traced(work, entry, &renames, w)
+            .instrument(span)
+            .await
+    }
+
+    pub(super) async fn write_statement_traced<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        work: Work,
+        mut entry: Entry,
+        renames: &Renames,
+        w: QueryResultWriter<'_, W>,
+    ) -> io::Result<()> {
+        let in_txn = self.in_transaction();
+        // An autocommit statement holds the gate for its own duration; a
+        // transaction holds it from its first statement to its end.
+        let gate = if in_txn {
+            if let Err(err) = self.ensure_transaction().await {
+                return self.answer(w, Err(err)).await;
+            }
+            None
+        } else {
+            Some(self.shared.gate.clone().read_owned().await)
+        };
+        if let Err(err) = self.journal(&entry).await {
+            return self.answer(w, Err(err)).await;
+        }
+        // A read changes nothing: no savepoint, no pinned context, so that
+        // SHOW WARNINGS, ROW_COUNT() and FOUND_ROWS() still see the client's
+        // previous statement.
+        let pinned = entry.kind != EntryKind::Read;
+        // B first.
+        let sync_pin = pinned.then(|| {
+            Pinning::of(&entry.context).opened_by(if in_txn { SAVEPOINT } else { "BEGIN" })
+        });
+        let sync_ok = match self
+            .run_first_on_sync(&work, sync_pin, &mut entry, in_txn)
+            .await
+        {
+            Ok(sync_ok) => sync_ok,
+            Err(err) => return self.answer(w, Err(err)).await,
+        };
+        // An autocommit statement's commit number is taken now, while B
+        // holds its locks, and A records it before the statement: after it,
+        // the row would clear the statement's warnings (SHOW WARNINGS).
+        let reservation = if in_txn {
+            None
+        } else {
+            match self
+                .shared
+                .journal
+                .reserve_commit(entry.id, vec![entry.id], false)
+            {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    self.finish_entry(&mut entry, EntryState::Failed);
+                    self.sync_finish(&format!("ROLLBACK; {UNPIN}")).await;
+                    let err = ClientError::JournalUnavailable(e.to_string());
+                    return self.answer(w, Err(err)).await;
+                }
+            }
+        };
+        // Then A, whose response the client gets.
+        let master_pin = match (&reservation, pinned) {
+            (Some(r), _) => Some(
+                Pinning::of(&entry.context)
+                    .opened_by("BEGIN")
+                    .then(&commits::record(entry.id, r.seq())),
+            ),
+            (None, true) => Some(Pinning::of(&entry.context)),
+            (None, false) => None,
+        };
+        let hide = if in_txn {
+            StatusFlags::empty()
+        } else {
+            StatusFlags::SERVER_STATUS_IN_TRANS
+        };
+        match self
+            .run_on_master_relayed(&work, master_pin.as_ref(), renames, w, hide)
+            .await?
+        {
+            MasterEnd::Done { w, end, outcome } => {
+                if let Outcome::Ok { last_insert_id, .. } = outcome {
+                    if last_insert_id > 0 {
+                        self.last_insert_id = last_insert_id;
+                        entry.context.insert_id.get_or_insert(last_insert_id);
+                    }
+                }
+                self.record_master(&mut entry, outcome);
+                if !sync_ok {
+                    warn!("the synchronous slave failed a statement the master passed");
+                }
+                match reservation {
+                    None => {
+                        self.keep_in_transaction(entry);
+                        relay::finish_with(w, end, &mut self.status).await
+                    }
+                    Some(reservation) => {
+                        let end = (end.0 - StatusFlags::SERVER_STATUS_IN_TRANS, end.1);
+                        self.commit_statement(entry, reservation, sync_ok, w, end)
+                            .await
+                    }
+                }
+            }
+            MasterEnd::Failed(err) => {
+                if let Some(r) = reservation {
+                    r.resolve(CommitState::Aborted);
+                }
+                self.record_master(&mut entry, outcome_of_client_error(&err));
+                self.finish_entry(&mut entry, EntryState::Failed);
+                if pinned {
+                    self.undo_on_sync_after_master_failed(in_txn).await;
+                }
+                if !in_txn {
+                    let _ = self
+                        .run_on_master(format!("ROLLBACK; {UNPIN}").as_bytes())
+                        .await;
+                }
+                self.note_failure(&err);
+                drop(gate);
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `pin` then `work` on A, relaying `work`'s response: a text
+    /// carries the pinning statements in the same round trip.
+    pub(super) async fn run_on_master_relayed<'w, W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        work: &Work,
+        pin: Option<&Pinning>,
+        renames: &Renames,
+        w: QueryResultWriter<'w, W>,
+        hide: StatusFlags,
+    ) -> io::Result<MasterEnd<'w, W>> {
+        let (combined, skip) = match (work, pin) {
+            (_, None) => (None, 0),
+            (Work::Text(sql), Some(pin)) => {
+                (Some(Work::Text(prefixed(&pin.sql, sql))), pin.statements)
+            }
+            (Work::Prepared { .. }, Some(pin)) => {
+                if let Err(err) = self.run_on_master(pin.sql.as_bytes()).await {
+                    w.send_error(&err).await?;
+                    return Ok(MasterEnd::Failed(err));
+                }
+                (None, 0)
+            }
+        };
+        let work = combined.as_ref().unwrap_or(work);
+        let shared = self.shared.clone();
+        let Some(conn) = self.master.as_mut() else {
+            let err = self.lost_master();
+            w.send_error(&err).await?;
+            return Ok(MasterEnd::Failed(err));
+        };
+        self.busy = true;
+        let shown = Shown { hide, skip };
+        let relayed = work
+            .relay_on_master(
+                &shared.master.name,
+                conn,
+                w,
+                renames,
+                &mut self.status,
+                shown,
+            )
+            .await;
+        self.busy = false;
+        match relayed? {
+            SetsEnd::Complete(w) => {
+                let end = relay::final_status(conn, self.status);
+                let outcome = Outcome::Ok {
+                    affected_rows: conn.affected_rows(),
+                    last_insert_id: conn.last_insert_id().unwrap_or(0),
+                    warnings: end.1,
+                };
+                Ok(MasterEnd::Done { w, end, outcome })
+            }
+            SetsEnd::Failed(err) => Ok(MasterEnd::Failed(err)),
+        }
+    }
+
+    /// Commits an autocommit statement: A (which recorded it before running
+    /// it) commits, the client gets A's answer, then B records and commits.
+    pub(super) async fn commit_statement<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        mut entry: Entry,
+        reservation: Reservation,
+        sync_ok: bool,
+        w: QueryResultWriter<'_, W>,
+        end: (StatusFlags, u16),
+    ) -> io::Result<()> {
+        // COMMIT and SET use no table: the statement's warnings stay for
+        // SHOW WARNINGS.
+        match self
+            .run_on_master(format!("COMMIT; {UNPIN}").as_bytes())
+            .await
+        {
+            Ok(_) => {
+                let seq = reservation.seq();
+                self.finish_entry(&mut entry, EntryState::Committed { seq });
+                reservation.resolve(CommitState::Committed);
+                let answered = relay::finish_with(w, end, &mut self.status).await;
+                // B commits after A, whatever became of the client.
+                let sync_end = if sync_ok {
+                    format!("{}; COMMIT; {UNPIN}", commits::record(entry.id, seq))
+                } else {
+                    format!("ROLLBACK; {UNPIN}")
+                };
+                self.sync_finish(&sync_end).await;
+                answered
+            }
+            Err(err) => {
+                reservation.resolve(CommitState::Aborted);
+                self.abort_statement(entry, w, err).await
+            }
+        }
+    }
+
+    /// The master could not commit a statement it ran: undone everywhere,
+    /// and the client gets the error instead of the held-back success.
+    pub(super) async fn abort_statement<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        mut entry: Entry,
+        w: QueryResultWriter<'_, W>,
+        err: ClientError,
+    ) -> io::Result<()> {
+        error!(error = %err, "commit on the master failed");
+        self.finish_entry(&mut entry, EntryState::Failed);
+        let _ = self
+            .run_on_master(format!("ROLLBACK; {UNPIN}").as_bytes())
+            .await;
+        self.sync_finish(&format!("ROLLBACK; {UNPIN}")).await;
+        let answered = w
+            .error_instead_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
+            .await;
+        self.note_failure(&err);
+        answered
+    }
+
+    /// B refused the statement with a deadlock or lock wait timeout: undo
+    /// what that did to B's transaction (and, for a deadlock, which rolled
+    /// B's transaction back, A's too), and give the client B's error.
+    pub(super) async fn undo_conflict_on_sync(
+        &mut self,
+        outcome: &Outcome,
+        in_txn: bool,
+    ) -> ClientError {
+        let err = client_error_of(outcome);
+        debug!(
+            code = err.code(),
+            "transient conflict on the synchronous slave"
+        );
+        if !in_txn {
+            self.sync_finish(&format!("ROLLBACK; {UNPIN}")).await;
+            return err;
+        }
+        let statement_only = outcome.error_code() == Some(LOCK_WAIT_TIMEOUT)
+            && self.sync_control(ROLLBACK_TO_SAVEPOINT).await.is_ok();
+        if !statement_only {
+            // The whole transaction is gone on B: end it on A as well, as
+            // MariaDB ends it after a deadlock.
+            self.end_transaction_everywhere().await;
+        }
+        err
+    }
+
+    /// A refused a statement B ran: take it back on B.
+    pub(super) async fn undo_on_sync_after_master_failed(&mut self, in_txn: bool) {
+        if !in_txn {
+            self.sync_finish(&format!("ROLLBACK; {UNPIN}")).await;
+            return;
+        }
+        if self.master_in_transaction().await {
+            self.sync_finish(ROLLBACK_TO_SAVEPOINT).await;
+        } else {
+            // A rolled its transaction back (a deadlock there): so does B.
+            self.sync_finish(&format!("ROLLBACK; {UNPIN}")).await;
+            self.drop_transaction(EntryState::RolledBack);
+        }
+    }
+
+    /// Rolls back the open transaction on A and B (B lost it already).
+    pub(super) async fn end_transaction_everywhere(&mut self) {
+        self.sync_finish(&format!("ROLLBACK; {UNPIN}")).await;
+        if let Ok(ok) = self
+            .run_on_master(format!("ROLLBACK; {UNPIN}").as_bytes())
+            .await
+        {
+            self.status = ok.status_flags;
+        }
+        self.drop_transaction(EntryState::RolledBack);
+    }
+
+    pub(super) async fn master_in_transaction(&mut self) -> bool {
+        let Some(conn) = self.master.as_mut() else {
+            return false;
+        };
+        let row: Result<Option<Row>, _> = conn.query_first("SELECT @@in_transaction").await;
+        match row {
+            Ok(Some(row)) => row.get_opt::<u64, usize>(0).and_then(Result::ok) == Some(1),
+            _ => false,
+        }
+    }
+}
+
+/// B's error as the client gets it.
+pub(super) fn client_error_of(outcome: &Outcome) -> ClientError {
+    match outcome {
+        Outcome::Error {
+            code,
+            state,
+            message,
+        } => ClientError::Server {
+            code: *code,
+            state: state.clone(),
+            message: message.clone(),
+        },
+        Outcome::Lost { reason } => ClientError::BackendLost {
+            node: String::new(),
+            reason: reason.clone(),
+        },
+        Outcome::Ok { .. } => ClientError::Server {
+            code: DEADLOCK,
+            state: "40001".into(),
+            message: "Deadlock found when trying to get lock; try restarting transaction".into(),
+        },
+    }
+}
+
+pub(super) fn outcome_of_client_error(err: &ClientError) -> Outcome {
+    match err {
+        ClientError::Server {
+            code,
+            state,
+            message,
+        } => Outcome::Error {
+            code: *code,
+            state: state.clone(),
+            message: message.clone(),
+        },
+        other => Outcome::Lost {
+            reason: other.to_string(),
+        },
+    }
+}

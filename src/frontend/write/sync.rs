@@ -1,0 +1,123 @@
+//! The synchronous slave B's side: running lockstep's and the client's
+//! statements on B's session connection.
+
+use mysql_async::prelude::Queryable;
+use tracing::error;
+
+use super::work::{Pinning, Work};
+use crate::chain::outcome;
+use crate::frontend::error::ClientError;
+use crate::frontend::session::Session;
+use crate::journal::{Entry, EntryState, NodeResult, Outcome};
+
+impl Session {
+    /// B's part of a statement: runs it there after `pin` and records B's
+    /// result (and the AUTO_INCREMENT value it generated) in `entry`. True
+    /// when B passed it (or there is no B). An error goes to the client and
+    /// A never runs the statement: B unreachable, or a transient conflict
+    /// there (already undone).
+    pub(super) async fn run_first_on_sync(
+        &mut self,
+        work: &Work,
+        pin: Option<Pinning>,
+        entry: &mut Entry,
+        in_txn: bool,
+    ) -> Result<bool, ClientError> {
+        let sync = match self.run_on_sync(work, pin).await {
+            Ok(Some(sync)) => sync,
+            Ok(None) => return Ok(true),
+            Err(err) => {
+                self.finish_entry(entry, EntryState::Failed);
+                return Err(err);
+            }
+        };
+        entry.results.push(sync.clone());
+        if outcome::is_transient_conflict(&sync.outcome) {
+            self.finish_entry(entry, EntryState::Failed);
+            return Err(self.undo_conflict_on_sync(&sync.outcome, in_txn).await);
+        }
+        if let Outcome::Ok { last_insert_id, .. } = sync.outcome {
+            if last_insert_id > 0 {
+                entry.context.insert_id = Some(last_insert_id);
+            }
+        }
+        Ok(sync.outcome.is_ok())
+    }
+
+    /// Runs `work` on B after `pin`; None without B.
+    pub(super) async fn run_on_sync(
+        &mut self,
+        work: &Work,
+        pin: Option<Pinning>,
+    ) -> Result<Option<NodeResult>, ClientError> {
+        let Some(node) = self.shared.sync.clone() else {
+            return Ok(None);
+        };
+        let Some(conn) = self.sync.as_mut() else {
+            return Err(self.lost_sync());
+        };
+        let outcome = work
+            .run_on_sync_after(conn, pin.as_ref().map(|p| p.sql.as_str()))
+            .await;
+        if let Outcome::Lost { reason } = &outcome {
+            self.sync = None;
+            self.closing = true;
+            return Err(ClientError::BackendLost {
+                node: node.name.clone(),
+                reason: reason.clone(),
+            });
+        }
+        Ok(Some(NodeResult {
+            node: node.name,
+            outcome,
+        }))
+    }
+
+    /// Runs lockstep's own statement on B; a broken connection ends the session.
+    pub(super) async fn sync_control(&mut self, sql: &str) -> Result<(), ClientError> {
+        self.sync_control_bytes(sql.as_bytes()).await
+    }
+
+    pub(super) async fn sync_control_bytes(&mut self, sql: &[u8]) -> Result<(), ClientError> {
+        if self.shared.sync.is_none() {
+            return Ok(());
+        }
+        let Some(conn) = self.sync.as_mut() else {
+            return Err(self.lost_sync());
+        };
+        match conn.query_drop(sql).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let err = ClientError::from_backend(&self.sync_name(), e);
+                if err.ends_session() {
+                    self.sync = None;
+                    self.closing = true;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Ends B's part of a statement or transaction; a failure is logged
+    /// (the client's answer is already decided by A).
+    pub(super) async fn sync_finish(&mut self, sql: &str) {
+        if let Err(err) = self.sync_control(sql).await {
+            error!(error = %err, sql, "the synchronous slave could not finish");
+        }
+    }
+
+    pub(super) fn sync_name(&self) -> String {
+        self.shared
+            .sync
+            .as_ref()
+            .map(|n| n.name.clone())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn lost_sync(&self) -> ClientError {
+        ClientError::BackendLost {
+            node: self.sync_name(),
+            reason: "no connection".into(),
+        }
+    }
+}

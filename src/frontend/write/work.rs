@@ -1,0 +1,185 @@
+//! A statement as the nodes receive it, and the statements lockstep sends
+//! ahead of it.
+
+use std::io;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Params, Statement, Value};
+use opensrv_mysql::{QueryResultWriter, StatusFlags};
+use tokio::io::AsyncWrite;
+
+use crate::chain::outcome;
+use crate::frontend::relay::{self, SetsEnd, Shown};
+use crate::journal::{Context, Outcome, Param, SqlText};
+use crate::sql::intercept::Renames;
+use crate::sql::unpinnable::{self, Pin};
+
+/// A statement as the nodes receive it.
+#[derive(Clone)]
+pub(in crate::frontend) enum Work {
+    Text(Vec<u8>),
+    Prepared {
+        sql: Vec<u8>,
+        master: Statement,
+        sync: Option<Statement>,
+        params: Vec<Value>,
+        /// The unpinnable calls the text reads from `@lockstep_pin_N`.
+        pins: Vec<Pin>,
+    },
+}
+
+impl Work {
+    pub(in crate::frontend) fn sql(&self) -> &[u8] {
+        match self {
+            Work::Text(sql) | Work::Prepared { sql, .. } => sql,
+        }
+    }
+
+    /// Fixes the values of unpinnable calls: a text gets literals (and the
+    /// column names they change back for the client); a prepared statement,
+    /// rewritten at prepare time, gets the values of its variables.
+    pub(super) fn pinned(self, renames: &Renames) -> (Work, Renames, Vec<(String, String)>) {
+        match self {
+            Work::Text(sql) => match unpinnable::rewrite(&sql) {
+                Some(pinned) => {
+                    let mut all = renames.clone();
+                    all.extend(pinned.renames);
+                    (Work::Text(pinned.sql), all, Vec::new())
+                }
+                None => (Work::Text(sql), renames.clone(), Vec::new()),
+            },
+            prepared => {
+                let variables = prepared.variable_values();
+                (prepared, renames.clone(), variables)
+            }
+        }
+    }
+
+    /// Fresh values for a prepared statement's pin variables.
+    pub(super) fn variable_values(&self) -> Vec<(String, String)> {
+        match self {
+            Work::Prepared { pins, .. } => pins
+                .iter()
+                .enumerate()
+                .map(|(i, pin)| (unpinnable::variable_name(i), pin.literal()))
+                .collect(),
+            Work::Text(_) => Vec::new(),
+        }
+    }
+
+    pub(super) fn journal_statement(&self) -> crate::journal::Statement {
+        match self {
+            Work::Text(sql) => crate::journal::Statement::Text {
+                sql: SqlText::from_bytes(sql),
+            },
+            Work::Prepared { sql, params, .. } => crate::journal::Statement::Prepared {
+                sql: SqlText::from_bytes(sql),
+                params: params.iter().map(Param::from).collect(),
+            },
+        }
+    }
+
+    pub(super) fn params(params: &[Value]) -> Params {
+        if params.is_empty() {
+            Params::Empty
+        } else {
+            Params::Positional(params.to_vec())
+        }
+    }
+
+    /// Runs it on B; the response is read and summarized, not relayed.
+    pub(super) async fn run_on_sync(&self, conn: &mut Conn) -> Outcome {
+        self.run_on_sync_after(conn, None).await
+    }
+
+    /// Runs it on B after `pin` (lockstep's statements pinning the context):
+    /// in the same round trip for a text, before it for a prepared statement.
+    pub(super) async fn run_on_sync_after(&self, conn: &mut Conn, pin: Option<&str>) -> Outcome {
+        if let (Work::Prepared { .. }, Some(pin)) = (self, pin) {
+            if let Err(e) = conn.query_drop(pin).await {
+                return outcome::outcome_of_error(e);
+            }
+        }
+        match self {
+            Work::Text(sql) => match pin {
+                Some(pin) => outcome::run_text(conn, &prefixed(pin, sql)).await,
+                None => outcome::run_text(conn, sql).await,
+            },
+            Work::Prepared {
+                sync: Some(stmt),
+                params,
+                ..
+            } => outcome::run_prepared(conn, stmt, Self::params(params)).await,
+            Work::Prepared { sync: None, .. } => Outcome::Lost {
+                reason: "the statement is not prepared on this node".into(),
+            },
+        }
+    }
+
+    /// Runs it on A, relaying the response to the client.
+    pub(super) async fn relay_on_master<'w, W: AsyncWrite + Send + Unpin>(
+        &self,
+        node: &str,
+        conn: &mut Conn,
+        w: QueryResultWriter<'w, W>,
+        renames: &Renames,
+        status: &mut StatusFlags,
+        shown: Shown,
+    ) -> io::Result<SetsEnd<'w, W>> {
+        match self {
+            Work::Text(sql) => {
+                let started = conn.query_iter(sql.as_slice()).await;
+                relay::relay_response(node, started, w, renames, status, shown).await
+            }
+            Work::Prepared { master, params, .. } => {
+                let started = conn.exec_iter(master, Self::params(params)).await;
+                relay::relay_response(node, started, w, renames, status, shown).await
+            }
+        }
+    }
+}
+
+/// lockstep's statements sent ahead of a client's statement: opening B's or
+/// A's side of it, pinning its context, recording its commit.
+pub(super) struct Pinning {
+    pub sql: String,
+    /// How many statements `sql` holds (their results are not the client's).
+    pub statements: usize,
+}
+
+impl Pinning {
+    pub(super) fn of(context: &Context) -> Pinning {
+        Pinning {
+            sql: context.set_statement(),
+            statements: 1,
+        }
+    }
+
+    pub(super) fn opened_by(self, opening: &str) -> Pinning {
+        Pinning {
+            sql: format!("{opening}; {}", self.sql),
+            statements: self.statements + 1,
+        }
+    }
+
+    pub(super) fn then(self, statement: &str) -> Pinning {
+        Pinning {
+            sql: format!("{}; {statement}", self.sql),
+            statements: self.statements + 1,
+        }
+    }
+}
+
+/// `pin; sql` as one multi-statement text.
+pub(super) fn prefixed(pin: &str, sql: &[u8]) -> Vec<u8> {
+    [pin.as_bytes(), b"; ", sql].concat()
+}
+
+/// `@a = 'x', @b = 2`
+pub fn assignments(variables: &[(String, String)]) -> String {
+    variables
+        .iter()
+        .map(|(name, value)| format!("{name} = {value}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
