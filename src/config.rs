@@ -45,6 +45,27 @@ pub struct Config {
     /// Chain order: the master first, then the slaves.
     #[serde(default)]
     pub nodes: Vec<Node>,
+    #[serde(default)]
+    pub compare: Compare,
+}
+
+/// `[compare]`: how nodes that disagree with the master are treated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Compare {
+    /// First wait before re-running an entry a node failed, in ms.
+    pub retry_initial_ms: u64,
+    /// Longest wait between re-runs, in ms (the wait doubles up to it).
+    pub retry_max_ms: u64,
+}
+
+impl Default for Compare {
+    fn default() -> Compare {
+        Compare {
+            retry_initial_ms: 100,
+            retry_max_ms: 30_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +170,15 @@ impl Config {
                 }
                 (Some(_), None) => {}
             }
+        }
+        if self.compare.retry_initial_ms == 0
+            || self.compare.retry_max_ms < self.compare.retry_initial_ms
+        {
+            return Err(invalid(
+                "compare.retry_max_ms",
+                "retry_initial_ms must be at least 1 and retry_max_ms at least retry_initial_ms"
+                    .into(),
+            ));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(invalid(

@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod chain;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod frontend;
 pub mod journal;

@@ -1,9 +1,11 @@
 //! Running a statement on a node that is not answering the client (B, the
 //! tail) and summarizing what it did, for the journal and the compare step.
 
-use mysql_async::prelude::{Queryable, StatementLike};
-use mysql_async::{Conn, Params};
+use futures_util::StreamExt;
+use mysql_async::prelude::{Protocol, Queryable, StatementLike};
+use mysql_async::{Conn, Params, QueryResult, Row};
 
+use crate::compare::digest::{Digest, Rows};
 use crate::journal::Outcome;
 
 /// MariaDB's transient conflicts: the client retries them, as it would
@@ -11,25 +13,49 @@ use crate::journal::Outcome;
 pub const DEADLOCK: u16 = 1213;
 pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
 
-/// Runs a text statement (all its results are read and dropped).
+/// Runs a text statement; its rows are read into a digest, not kept.
 pub async fn run_text(conn: &mut Conn, sql: &[u8]) -> Outcome {
-    let result = conn.query_drop(sql).await;
+    let result = match conn.query_iter(sql).await {
+        Ok(mut result) => digest_sets(&mut result).await,
+        Err(e) => Err(e),
+    };
     summarize(conn, result)
 }
 
-/// Executes a prepared statement (all its results are read and dropped).
+/// Executes a prepared statement; its rows are read into a digest.
 pub async fn run_prepared<S: StatementLike>(conn: &mut Conn, stmt: S, params: Params) -> Outcome {
-    let result = conn.exec_drop(stmt, params).await;
+    let result = match conn.exec_iter(stmt, params).await {
+        Ok(mut result) => digest_sets(&mut result).await,
+        Err(e) => Err(e),
+    };
     summarize(conn, result)
+}
+
+/// Reads every result set of a response into a digest.
+async fn digest_sets<P: Protocol + Unpin>(
+    result: &mut QueryResult<'_, '_, P>,
+) -> Result<Option<Rows>, mysql_async::Error> {
+    let mut digest = Digest::default();
+    while let Some(mut stream) = result.stream::<Row>().await? {
+        if !stream.columns_ref().is_empty() {
+            digest.columns(stream.columns_ref());
+        }
+        // OK-only sets too must be read to their end.
+        while let Some(row) = stream.next().await {
+            digest.row(&row?);
+        }
+    }
+    Ok(digest.finish())
 }
 
 /// What the node reported for its last result, or its error.
-pub fn summarize(conn: &Conn, result: Result<(), mysql_async::Error>) -> Outcome {
+pub fn summarize(conn: &Conn, result: Result<Option<Rows>, mysql_async::Error>) -> Outcome {
     match result {
-        Ok(()) => Outcome::Ok {
+        Ok(rows) => Outcome::Ok {
             affected_rows: conn.affected_rows(),
             last_insert_id: conn.last_insert_id().unwrap_or(0),
             warnings: conn.get_warnings(),
+            rows,
         },
         Err(e) => outcome_of_error(e),
     }

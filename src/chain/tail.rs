@@ -8,22 +8,22 @@
 //! (it is retried, never skipped): the compare module decides what to do.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::commits;
 use super::outcome::{self, outcome_of_error};
 use crate::backend::{Node, ServerInfo};
+use crate::compare::{self, verdict::Verdict};
 use crate::journal::{
     CommitRecord, CommitState, Entry, Journal, JournalError, NodeResult, Outcome, SessionState,
     Statement,
 };
 
-const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// How long to wait for a journal batch before looking again anyway.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -33,10 +33,15 @@ enum TailError {
     Node(#[from] mysql_async::Error),
     #[error(transparent)]
     Journal(#[from] JournalError),
-    #[error("statement {request_id} failed: {outcome:?}")]
+    #[error("statement {request_id} failed where the master passed it: {outcome:?}")]
     Statement {
         request_id: uuid::Uuid,
         outcome: Outcome,
+    },
+    #[error("statement {request_id} diverged from the master: {what}")]
+    Diverged {
+        request_id: uuid::Uuid,
+        what: String,
     },
     #[error("commit {seq} names statement {request_id}, which the journal lacks")]
     MissingEntry { seq: u64, request_id: uuid::Uuid },
@@ -47,9 +52,31 @@ enum TailError {
 pub struct TailStatus {
     /// The highest commit sequence number applied.
     pub applied: AtomicU64,
+    /// Why the node gets no more traffic, once it diverged.
+    pub quarantined: Mutex<Option<String>>,
+    /// The error the applier is retrying, if any.
+    pub last_error: Mutex<Option<String>>,
 }
 
 impl TailStatus {
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Relaxed)
+    }
+
+    pub fn quarantine_reason(&self) -> Option<String> {
+        self.quarantined.lock().ok().and_then(|q| q.clone())
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    fn set_last_error(&self, error: Option<String>) {
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = error;
+        }
+    }
+
     /// How many commits the node is behind the journal.
     pub fn lag(&self, journal: &Journal) -> u64 {
         journal
@@ -83,20 +110,47 @@ pub struct Tail {
     pub server: ServerInfo,
     pub journal: Journal,
     pub status: Arc<TailStatus>,
+    pub retry: Backoff,
+}
+
+/// How a failed entry is retried: exponential backoff, capped.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
 }
 
 impl Tail {
-    /// Runs the applier for ever, reconnecting after errors.
+    /// Runs the applier until the node diverges: errors are retried with
+    /// backoff, starting again at the entry that failed.
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         let span = info_span!("tail", node = %self.node.name);
         tokio::spawn(
             async move {
                 let mut tail = self;
+                let mut delay = tail.retry.initial;
+                let mut stuck_at = None;
                 loop {
-                    if let Err(e) = tail.apply_from_journal().await {
-                        warn!(error = %e, "tail applier stopped; retrying in 1 s");
+                    let Err(e) = tail.apply_from_journal().await else {
+                        continue;
+                    };
+                    if let TailError::Diverged { request_id, what } = &e {
+                        error!(%request_id, %what, "node quarantined: it diverged from the master; it gets no more traffic until it is re-synced");
+                        if let Ok(mut q) = tail.status.quarantined.lock() {
+                            *q = Some(e.to_string());
+                        }
+                        return;
                     }
-                    tokio::time::sleep(RETRY_DELAY).await;
+                    // Progress since the last failure starts the backoff over.
+                    let at = tail.status.applied.load(Ordering::Relaxed);
+                    if stuck_at != Some(at) {
+                        delay = tail.retry.initial;
+                        stuck_at = Some(at);
+                    }
+                    tail.status.set_last_error(Some(e.to_string()));
+                    warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "tail applier stopped; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(tail.retry.max);
                 }
             }
             .instrument(span),
@@ -230,16 +284,25 @@ impl Tail {
         entry.results.push(NodeResult {
             node: self.node.name.clone(),
             outcome: outcome.clone(),
+            verdict: None,
         });
+        let disagreements = compare::judge(entry, &self.master.name, true);
         self.journal.write(entry);
-        match outcome {
-            Outcome::Ok { .. } => Ok(()),
-            Outcome::Lost { reason } => {
-                Err(TailError::Node(mysql_async::Error::Other(reason.into())))
+        if let Outcome::Lost { reason } = outcome {
+            return Err(TailError::Node(mysql_async::Error::Other(reason.into())));
+        }
+        match disagreements.into_iter().next().map(|(_, v)| v) {
+            None => {
+                self.status.set_last_error(None);
+                Ok(())
             }
-            failed => Err(TailError::Statement {
+            Some(Verdict::Diverged { what }) => Err(TailError::Diverged {
                 request_id: entry.id,
-                outcome: failed,
+                what,
+            }),
+            Some(_) => Err(TailError::Statement {
+                request_id: entry.id,
+                outcome,
             }),
         }
     }

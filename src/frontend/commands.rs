@@ -46,18 +46,41 @@ impl Session {
         name: &str,
         value: Option<&str>,
     ) -> io::Result<()> {
-        let mut column = Column::new(name, ColumnType::MYSQL_TYPE_VAR_STRING);
-        column.charset = self.shared.server.default_collation.into();
-        column.column_length = 36 * 4;
-        let mut rows = w.start_owned(vec![column]).await?;
+        let row = vec![value.map(str::to_string)];
+        self.answer_table(w, &[name], &[row]).await
+    }
+
+    /// A result set of string columns made by lockstep itself.
+    pub(super) async fn answer_table<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        w: QueryResultWriter<'_, W>,
+        names: &[&str],
+        rows: &[Vec<Option<String>>],
+    ) -> io::Result<()> {
+        let columns = names
+            .iter()
+            .map(|name| {
+                let mut column = Column::new(name, ColumnType::MYSQL_TYPE_VAR_STRING);
+                column.charset = self.shared.server.default_collation.into();
+                column.column_length = 255 * 4;
+                column
+            })
+            .collect();
+        let mut writer = w.start_owned(columns).await?;
         let mut payload = Vec::new();
-        match value {
-            Some(v) => encode::put_lenenc_bytes(&mut payload, v.as_bytes()),
-            None => payload.push(0xfb),
+        for row in rows {
+            payload.clear();
+            for value in row {
+                match value {
+                    Some(v) => encode::put_lenenc_bytes(&mut payload, v.as_bytes()),
+                    None => payload.push(0xfb),
+                }
+            }
+            writer.write_row_payload(&payload).await?;
         }
-        rows.write_row_payload(&payload).await?;
         let status = self.status;
-        rows.finish_one_with(status, 0)
+        writer
+            .finish_one_with(status, 0)
             .await?
             .no_more_results_with(status, 0)
             .await

@@ -12,6 +12,7 @@ pub mod registry;
 mod relay;
 mod server;
 mod session;
+mod show;
 mod tls;
 mod write;
 

@@ -23,6 +23,7 @@ use tokio::io::AsyncWrite;
 
 use super::encode;
 use super::error::{ClientError, SendError};
+use crate::compare::digest::Digest;
 use crate::sql::intercept::original_name;
 
 /// How relaying a response ended.
@@ -54,13 +55,14 @@ pub async fn relay_response<'w, W, P>(
     renames: &[(Vec<u8>, Vec<u8>)],
     status: &mut StatusFlags,
     shown: Shown,
+    digest: Option<&mut Digest>,
 ) -> io::Result<SetsEnd<'w, W>>
 where
     W: AsyncWrite + Send + Unpin,
     P: Protocol + Unpin,
 {
     match started {
-        Ok(mut result) => relay_sets(node, &mut result, w, renames, status, shown).await,
+        Ok(mut result) => relay_sets(node, &mut result, w, renames, status, shown, digest).await,
         Err(e) => Ok(SetsEnd::Failed(fail(node, e, w).await?)),
     }
 }
@@ -85,6 +87,7 @@ async fn relay_sets<'w, W, P>(
     renames: &[(Vec<u8>, Vec<u8>)],
     status: &mut StatusFlags,
     shown: Shown,
+    mut digest: Option<&mut Digest>,
 ) -> io::Result<SetsEnd<'w, W>>
 where
     W: AsyncWrite + Send + Unpin,
@@ -113,6 +116,9 @@ where
             continue;
         }
         let columns = stream.columns();
+        if let Some(digest) = digest.as_deref_mut() {
+            digest.columns(&columns);
+        }
         let client_columns = columns
             .iter()
             .map(|c| encode::column(c, |name| original_name(renames, name)))
@@ -121,6 +127,9 @@ where
         while let Some(row) = stream.next().await {
             match row {
                 Ok(row) => {
+                    if let Some(digest) = digest.as_deref_mut() {
+                        digest.row(&row);
+                    }
                     row_buf.clear();
                     if binary {
                         encode::binary_row(&row, &columns, &mut row_buf);

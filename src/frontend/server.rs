@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use opensrv_mysql::{
     plain_run_with_options, secure_run_with_options, AsyncMysqlIntermediary, IntermediaryOptions,
@@ -18,7 +19,7 @@ use super::tls::{self, TlsError};
 use crate::backend::{Node, ServerInfo};
 use crate::chain::commits;
 use crate::chain::nontransactional::NonTransactional;
-use crate::chain::tail::{self, Tail, TailStatus};
+use crate::chain::tail::{self, Backoff, Tail, TailStatus};
 use crate::config::Config;
 use crate::journal::{CommitState, Journal, JournalError};
 
@@ -89,17 +90,27 @@ impl Frontend {
         let mut tails = Vec::new();
         for node in nodes.iter().skip(2) {
             let status = Arc::new(TailStatus::default());
-            tails.push((node.name.clone(), status.clone()));
+            tails.push((node.clone(), status.clone()));
             Tail {
                 node: node.clone(),
                 master: master.clone(),
                 server: server.clone(),
                 journal: journal.clone(),
                 status,
+                retry: Backoff {
+                    initial: Duration::from_millis(config.compare.retry_initial_ms),
+                    max: Duration::from_millis(config.compare.retry_max_ms),
+                },
             }
             .spawn();
         }
-        tail::report_lag(journal.clone(), tails);
+        tail::report_lag(
+            journal.clone(),
+            tails
+                .iter()
+                .map(|(n, s)| (n.name.clone(), s.clone()))
+                .collect(),
+        );
 
         let users: HashMap<Vec<u8>, Credential> = config
             .users
@@ -120,6 +131,7 @@ impl Frontend {
                 journal,
                 gate: Arc::new(tokio::sync::RwLock::new(())),
                 nontransactional,
+                tails,
             }),
             tls,
         })

@@ -44,6 +44,8 @@ pub struct Shared {
     /// the chain (DDL): see `write.rs`.
     pub gate: Arc<tokio::sync::RwLock<()>>,
     pub nontransactional: crate::chain::nontransactional::NonTransactional,
+    /// The tail nodes and their appliers' status.
+    pub tails: Vec<(Node, Arc<crate::chain::tail::TailStatus>)>,
 }
 
 #[derive(Clone)]
@@ -156,6 +158,7 @@ impl Session {
         self.state = SessionState {
             schema: self.params.db.clone(),
             collation: self.params.collation,
+            found_rows: self.params.found_rows,
             statements: Vec::new(),
         };
         Ok(())
@@ -373,6 +376,12 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
                 self.answer(w, Err(err)).await
             }
             Intercepted::RequestId => self.answer_request_id(w).await,
+            Intercepted::ShowNodes => self.show_nodes(w).await,
+            Intercepted::ShowRequest(id) => self.show_request(w, &id).await,
+            Intercepted::ShowUnknown => {
+                let err = ClientError::NotSupported("this SHOW LOCKSTEP command".into());
+                self.answer(w, Err(err)).await
+            }
             Intercepted::Relay(rewrite) => {
                 self.run_query(rewrite.sql.into_owned(), &rewrite.renames, w)
                     .await

@@ -63,6 +63,10 @@ pub struct SessionState {
     pub schema: Option<String>,
     /// Collation id of the client's character set (0: the server's default).
     pub collation: u16,
+    /// The client asked for CLIENT_FOUND_ROWS (affected rows count matched
+    /// rows, not changed ones).
+    #[serde(default)]
+    pub found_rows: bool,
     /// Statements that set lasting session state (SET, PREPARE, temporary
     /// tables), in the order the client ran them.
     pub statements: Vec<SqlText>,
@@ -237,6 +241,9 @@ pub struct NodeResult {
     pub node: String,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// How it compares with the master's result (not for the master).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::compare::verdict::Verdict>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,6 +253,9 @@ pub enum Outcome {
         affected_rows: u64,
         last_insert_id: u64,
         warnings: u16,
+        /// The rows it returned, when it returned a result set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rows: Option<crate::compare::digest::Rows>,
     },
     Error {
         code: u16,

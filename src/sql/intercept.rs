@@ -15,6 +15,12 @@ pub enum Intercepted<'q> {
     SelectSocket,
     /// `SELECT LOCKSTEP_REQUEST_ID()`: the session's last requestId.
     RequestId,
+    /// `SHOW LOCKSTEP NODES`
+    ShowNodes,
+    /// `SHOW LOCKSTEP REQUEST '<requestId>'`
+    ShowRequest(String),
+    /// `SHOW LOCKSTEP …` of something lockstep does not know.
+    ShowUnknown,
     /// `KILL [HARD|SOFT] [CONNECTION|QUERY] <id>` with a lockstep connection id.
     Kill { query_only: bool, id: u64 },
     /// A KILL form lockstep cannot map to its own ids (`KILL USER`, `KILL QUERY ID`).
@@ -50,7 +56,8 @@ pub fn intercept(query: &[u8], connection_id: u32) -> Intercepted<'_> {
     let mentions_kill = contains_ignore_case(query, b"kill");
     let mentions_connection_id = contains_ignore_case(query, b"connection_id");
     let mentions_request_id = contains_ignore_case(query, b"lockstep_request_id");
-    if !(mentions_socket || mentions_kill || mentions_connection_id || mentions_request_id) {
+    let mentions_lockstep = contains_ignore_case(query, b"lockstep");
+    if !(mentions_socket || mentions_kill || mentions_connection_id || mentions_lockstep) {
         return relay_unchanged(query);
     }
     let Some(lexemes) = lex(query) else {
@@ -61,6 +68,11 @@ pub fn intercept(query: &[u8], connection_id: u32) -> Intercepted<'_> {
     }
     if mentions_request_id && is_select_request_id(&lexemes) {
         return Intercepted::RequestId;
+    }
+    if mentions_lockstep {
+        if let Some(show) = parse_show_lockstep(&lexemes) {
+            return show;
+        }
     }
     let rewrite = if mentions_connection_id {
         rewrite_connection_id(query, &lexemes, connection_id)
@@ -120,6 +132,25 @@ fn is_select_request_id(lexemes: &[Lexeme]) -> bool {
         }
         _ => false,
     }
+}
+
+fn parse_show_lockstep(lexemes: &[Lexeme]) -> Option<Intercepted<'static>> {
+    let tokens = statement_tokens(lexemes);
+    let word = |i: usize| tokens.get(i).and_then(Lexeme::word_upper);
+    if word(0).as_deref() != Some("SHOW") || word(1).as_deref() != Some("LOCKSTEP") {
+        return None;
+    }
+    Some(match (word(2).as_deref(), &tokens[2..]) {
+        (Some("NODES"), [_]) => Intercepted::ShowNodes,
+        (
+            Some("REQUEST"),
+            [_, Lexeme {
+                token: Token::SingleQuotedString(id),
+                ..
+            }],
+        ) => Intercepted::ShowRequest(id.clone()),
+        _ => Intercepted::ShowUnknown,
+    })
 }
 
 fn rewrite_connection_id<'q>(query: &'q [u8], lexemes: &[Lexeme], id: u32) -> Rewrite<'q> {
@@ -232,6 +263,23 @@ mod tests {
         );
         assert!(matches!(
             intercept(b"SELECT 'LOCKSTEP_REQUEST_ID()'", 1),
+            Intercepted::Relay(_)
+        ));
+    }
+
+    #[test]
+    fn show_lockstep_commands() {
+        assert_eq!(
+            intercept(b"show lockstep nodes;", 1),
+            Intercepted::ShowNodes
+        );
+        assert_eq!(
+            intercept(b"SHOW LOCKSTEP REQUEST 'abc'", 1),
+            Intercepted::ShowRequest("abc".into())
+        );
+        assert_eq!(intercept(b"SHOW LOCKSTEP FOO", 1), Intercepted::ShowUnknown);
+        assert!(matches!(
+            intercept(b"SELECT * FROM lockstep.commits", 1),
             Intercepted::Relay(_)
         ));
     }

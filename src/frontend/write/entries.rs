@@ -5,6 +5,9 @@ use uuid::Uuid;
 use super::work::Work;
 use crate::frontend::error::ClientError;
 use crate::frontend::session::Session;
+use tracing::{info, warn};
+
+use crate::compare::{self, verdict::Verdict};
 use crate::journal::entry::now_us;
 use crate::journal::{Context, Entry, EntryKind, EntryState, NodeResult, Outcome};
 
@@ -42,11 +45,25 @@ impl Session {
             .map_err(|e| ClientError::JournalUnavailable(e.to_string()))
     }
 
+    /// Records A's result and judges B's against it.
     pub(super) fn record_master(&self, entry: &mut Entry, outcome: Outcome) {
+        let master = &self.shared.master.name;
         entry.results.push(NodeResult {
-            node: self.shared.master.name.clone(),
+            node: master.clone(),
             outcome,
+            verdict: None,
         });
+        for (node, verdict) in compare::judge(entry, master, false) {
+            match verdict {
+                // Expected: B's part was undone (policy rollback-slave).
+                Verdict::MasterFailed => {
+                    info!(%node, "the master refused what the synchronous slave ran; undone there")
+                }
+                other => {
+                    warn!(%node, verdict = ?other, "the synchronous slave disagrees with the master")
+                }
+            }
+        }
     }
 
     pub(super) fn finish_entry(&self, entry: &mut Entry, state: EntryState) {

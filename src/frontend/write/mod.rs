@@ -142,6 +142,7 @@ impl Session {
                 renames,
                 &mut self.status,
                 Shown::default(),
+                None,
             )
             .await?;
         self.end_response(end).await

@@ -13,6 +13,7 @@ use super::work::{prefixed, Pinning, Work};
 use super::{ROLLBACK_TO_SAVEPOINT, SAVEPOINT};
 use crate::chain::commits;
 use crate::chain::outcome::{DEADLOCK, LOCK_WAIT_TIMEOUT};
+use crate::compare::digest::Digest;
 use crate::frontend::error::{ClientError, SendError};
 use crate::frontend::relay::{self, SetsEnd, Shown};
 use crate::frontend::session::Session;
@@ -205,6 +206,7 @@ impl Session {
         };
         self.busy = true;
         let shown = Shown { hide, skip };
+        let mut digest = Digest::default();
         let relayed = work
             .relay_on_master(
                 &shared.master.name,
@@ -213,6 +215,7 @@ impl Session {
                 renames,
                 &mut self.status,
                 shown,
+                Some(&mut digest),
             )
             .await;
         self.busy = false;
@@ -223,6 +226,7 @@ impl Session {
                     affected_rows: conn.affected_rows(),
                     last_insert_id: conn.last_insert_id().unwrap_or(0),
                     warnings: end.1,
+                    rows: digest.finish(),
                 };
                 Ok(MasterEnd::Done { w, end, outcome })
             }

@@ -70,6 +70,7 @@ impl Session {
         Ok(Some(NodeResult {
             node: node.name,
             outcome,
+            verdict: None,
         }))
     }
 

@@ -9,6 +9,7 @@ use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 
 use crate::chain::outcome;
+use crate::compare::digest::Digest;
 use crate::frontend::relay::{self, SetsEnd, Shown};
 use crate::journal::{Context, Outcome, Param, SqlText};
 use crate::sql::intercept::Renames;
@@ -125,15 +126,16 @@ impl Work {
         renames: &Renames,
         status: &mut StatusFlags,
         shown: Shown,
+        digest: Option<&mut Digest>,
     ) -> io::Result<SetsEnd<'w, W>> {
         match self {
             Work::Text(sql) => {
                 let started = conn.query_iter(sql.as_slice()).await;
-                relay::relay_response(node, started, w, renames, status, shown).await
+                relay::relay_response(node, started, w, renames, status, shown, digest).await
             }
             Work::Prepared { master, params, .. } => {
                 let started = conn.exec_iter(master, Self::params(params)).await;
-                relay::relay_response(node, started, w, renames, status, shown).await
+                relay::relay_response(node, started, w, renames, status, shown, digest).await
             }
         }
     }

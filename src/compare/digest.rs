@@ -1,0 +1,62 @@
+//! A checksum over a statement's result sets (column definitions and rows),
+//! so that results from different nodes can be compared without keeping
+//! them.
+
+use mysql_async::{Column, Row};
+use serde::{Deserialize, Serialize};
+use sha1::{Digest as _, Sha1};
+
+/// The rows a statement returned, as compared between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rows {
+    /// Rows over all result sets.
+    pub count: u64,
+    /// SHA-1 (hex) over every set's column definitions and rows.
+    pub checksum: String,
+}
+
+/// Builds `Rows` as result sets stream by.
+#[derive(Default)]
+pub struct Digest {
+    hash: Sha1,
+    count: u64,
+    sets: u64,
+}
+
+impl Digest {
+    /// A new result set begins with these columns: their names, types,
+    /// flags and decimals are part of the result.
+    pub fn columns(&mut self, columns: &[Column]) {
+        self.sets += 1;
+        self.hash.update(b"set");
+        for c in columns {
+            self.hash.update(c.name_ref());
+            self.hash.update([0, c.column_type() as u8, c.decimals()]);
+            self.hash.update(c.flags().bits().to_le_bytes());
+        }
+    }
+
+    pub fn row(&mut self, row: &Row) {
+        self.count += 1;
+        self.hash.update(b"row");
+        for i in 0..row.len() {
+            match row.as_ref(i) {
+                Some(value) => {
+                    // The SQL literal is one unambiguous text per value.
+                    let literal = value.as_sql(false);
+                    self.hash.update((literal.len() as u64).to_le_bytes());
+                    self.hash.update(literal.as_bytes());
+                }
+                None => self.hash.update(b"?"),
+            }
+        }
+    }
+
+    /// The rows seen, or None when the statement returned no result set.
+    pub fn finish(self) -> Option<Rows> {
+        (self.sets > 0).then(|| Rows {
+            count: self.count,
+            checksum: hex::encode(self.hash.finalize()),
+        })
+    }
+}

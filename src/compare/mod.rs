@@ -1,0 +1,42 @@
+//! The compare module (the source article's "Result Compare Server"): each
+//! node's result for a requestId is summarized (`digest`), compared with the
+//! master's (`verdict`), and the verdict decides what happens to the node.
+
+pub mod digest;
+pub mod verdict;
+
+use crate::journal::{Entry, Outcome};
+use verdict::{compare, Verdict};
+
+/// The master's result in `entry`, once it has one.
+pub fn master_outcome<'e>(entry: &'e Entry, master: &str) -> Option<&'e Outcome> {
+    entry
+        .results
+        .iter()
+        .find(|r| r.node == master)
+        .map(|r| &r.outcome)
+}
+
+/// Gives every node result of `entry` that has none its verdict against the
+/// master's; returns those that are not agreements. `replay`: the results
+/// come from a replay on a connection of lockstep's own, which cannot have
+/// the client's CLIENT_FOUND_ROWS, so affected rows are not compared for
+/// sessions that asked for it.
+pub fn judge(entry: &mut Entry, master: &str, replay: bool) -> Vec<(String, Verdict)> {
+    let ignore_affected_rows = replay && entry.session_state.found_rows;
+    let Some(reference) = master_outcome(entry, master).cloned() else {
+        return Vec::new();
+    };
+    let mut disagreements = Vec::new();
+    for result in entry.results.iter_mut() {
+        if result.node == master || result.verdict.is_some() {
+            continue;
+        }
+        let verdict = compare(&reference, &result.outcome, ignore_affected_rows);
+        if !verdict.is_agreement() {
+            disagreements.push((result.node.clone(), verdict.clone()));
+        }
+        result.verdict = Some(verdict);
+    }
+    disagreements
+}

@@ -1,0 +1,143 @@
+//! How a node's result for a statement compares with the master's.
+
+use serde::{Deserialize, Serialize};
+
+use crate::journal::Outcome;
+
+/// The reconciliation table of DESIGN.md, one row per verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "verdict")]
+pub enum Verdict {
+    /// Both passed with the same result: done.
+    Agree,
+    /// Both failed: nothing changed anywhere.
+    BothFailed,
+    /// The master passed, the node failed: the node must re-run it.
+    NodeFailed,
+    /// The master failed, the node passed: undone on the node (or the
+    /// master retries, by policy).
+    MasterFailed,
+    /// Both passed with different results: the node diverged.
+    Diverged { what: String },
+}
+
+impl Verdict {
+    pub fn is_agreement(&self) -> bool {
+        matches!(self, Verdict::Agree | Verdict::BothFailed)
+    }
+}
+
+/// Compares a node's outcome with the master's. A lost connection counts as
+/// a failure of that node.
+pub fn compare(master: &Outcome, node: &Outcome, ignore_affected_rows: bool) -> Verdict {
+    match (master, node) {
+        (
+            Outcome::Ok {
+                affected_rows: a_rows,
+                last_insert_id: a_id,
+                rows: a_set,
+                ..
+            },
+            Outcome::Ok {
+                affected_rows: n_rows,
+                last_insert_id: n_id,
+                rows: n_set,
+                ..
+            },
+        ) => {
+            let mut what = Vec::new();
+            if a_rows != n_rows && !ignore_affected_rows {
+                what.push(format!(
+                    "affected rows {a_rows} on the master, {n_rows} here"
+                ));
+            }
+            if a_id != n_id {
+                what.push(format!("insert id {a_id} on the master, {n_id} here"));
+            }
+            if a_set != n_set {
+                what.push("different result rows".to_string());
+            }
+            if what.is_empty() {
+                Verdict::Agree
+            } else {
+                Verdict::Diverged {
+                    what: what.join("; "),
+                }
+            }
+        }
+        (Outcome::Ok { .. }, _) => Verdict::NodeFailed,
+        (_, Outcome::Ok { .. }) => Verdict::MasterFailed,
+        _ => Verdict::BothFailed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::digest::Rows;
+
+    fn ok(affected_rows: u64, last_insert_id: u64, rows: Option<Rows>) -> Outcome {
+        Outcome::Ok {
+            affected_rows,
+            last_insert_id,
+            warnings: 0,
+            rows,
+        }
+    }
+
+    fn err(code: u16) -> Outcome {
+        Outcome::Error {
+            code,
+            state: "HY000".into(),
+            message: "x".into(),
+        }
+    }
+
+    fn compare_strict(master: &Outcome, node: &Outcome) -> Verdict {
+        compare(master, node, false)
+    }
+
+    #[test]
+    fn the_reconciliation_table() {
+        assert_eq!(
+            compare_strict(&ok(1, 5, None), &ok(1, 5, None)),
+            Verdict::Agree
+        );
+        assert_eq!(compare_strict(&err(1062), &err(1062)), Verdict::BothFailed);
+        assert_eq!(
+            compare_strict(&ok(1, 0, None), &err(1146)),
+            Verdict::NodeFailed
+        );
+        assert_eq!(
+            compare_strict(&ok(1, 0, None), &Outcome::Lost { reason: "x".into() }),
+            Verdict::NodeFailed
+        );
+        assert_eq!(
+            compare_strict(&err(1644), &ok(1, 0, None)),
+            Verdict::MasterFailed
+        );
+        assert!(matches!(
+            compare_strict(&ok(2, 0, None), &ok(1, 0, None)),
+            Verdict::Diverged { .. }
+        ));
+        let rows = |c: &str| {
+            Some(Rows {
+                count: 1,
+                checksum: c.into(),
+            })
+        };
+        assert!(matches!(
+            compare_strict(&ok(0, 0, rows("a")), &ok(0, 0, rows("b"))),
+            Verdict::Diverged { .. }
+        ));
+        // Warnings alone do not make a divergence: they depend on the
+        // session (sql_mode notes, optimizer hints) more than on the data.
+        let warned = Outcome::Ok {
+            affected_rows: 1,
+            last_insert_id: 0,
+            warnings: 3,
+            rows: None,
+        };
+        assert_eq!(compare_strict(&ok(1, 0, None), &warned), Verdict::Agree);
+    }
+}

@@ -1,0 +1,176 @@
+//! `SHOW LOCKSTEP …` on the client port: what lockstep knows about its
+//! nodes and about one request, answered by lockstep itself.
+
+use std::io;
+
+use opensrv_mysql::QueryResultWriter;
+use tokio::io::AsyncWrite;
+use uuid::Uuid;
+
+use super::error::ClientError;
+use super::session::Session;
+use crate::compare::verdict::Verdict;
+use crate::journal::{Entry, EntryState, NodeResult, Outcome};
+
+impl Session {
+    /// `SHOW LOCKSTEP NODES`: one row per node, in chain order.
+    pub(super) async fn show_nodes<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        w: QueryResultWriter<'_, W>,
+    ) -> io::Result<()> {
+        let shared = self.shared.clone();
+        let last = shared.journal.last_seq().to_string();
+        let mut rows = vec![vec![
+            Some(shared.master.name.clone()),
+            Some(shared.master.address()),
+            Some("master".to_string()),
+            Some(last.clone()),
+            Some("0".to_string()),
+            None,
+        ]];
+        if let Some(sync) = &shared.sync {
+            rows.push(vec![
+                Some(sync.name.clone()),
+                Some(sync.address()),
+                Some("sync".to_string()),
+                Some(last),
+                Some("0".to_string()),
+                None,
+            ]);
+        }
+        for (node, status) in &shared.tails {
+            let quarantine = status.quarantine_reason();
+            let role = if quarantine.is_some() {
+                "quarantined"
+            } else {
+                "tail"
+            };
+            rows.push(vec![
+                Some(node.name.clone()),
+                Some(node.address()),
+                Some(role.to_string()),
+                Some(status.applied().to_string()),
+                Some(status.lag(&shared.journal).to_string()),
+                quarantine.or_else(|| status.last_error()),
+            ]);
+        }
+        let columns = ["node", "address", "role", "applied_seq", "lag", "problem"];
+        self.answer_table(w, &columns, &rows).await
+    }
+
+    /// `SHOW LOCKSTEP REQUEST '<id>'`: one row per node that ran it.
+    pub(super) async fn show_request<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        w: QueryResultWriter<'_, W>,
+        id: &str,
+    ) -> io::Result<()> {
+        let entry = match Uuid::parse_str(id) {
+            Ok(uuid) => self.shared.journal.entry(uuid),
+            Err(_) => return self.answer(w, Err(unknown_request(id))).await,
+        };
+        let entry = match entry {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return self.answer(w, Err(unknown_request(id))).await,
+            Err(e) => {
+                let err = ClientError::JournalUnavailable(e.to_string());
+                return self.answer(w, Err(err)).await;
+            }
+        };
+        let rows = request_rows(&entry, &self.shared.master.name);
+        let columns = ["node", "state", "result", "attempts", "last_error", "entry"];
+        self.answer_table(w, &columns, &rows).await
+    }
+}
+
+fn unknown_request(id: &str) -> ClientError {
+    ClientError::Server {
+        code: 1105,
+        state: "HY000".into(),
+        message: format!("lockstep's journal has no request '{id}'"),
+    }
+}
+
+/// Each node's results for the entry, summed up: in the order the nodes
+/// first ran it.
+fn request_rows(entry: &Entry, master: &str) -> Vec<Vec<Option<String>>> {
+    let mut nodes: Vec<&str> = Vec::new();
+    for r in &entry.results {
+        if !nodes.contains(&r.node.as_str()) {
+            nodes.push(&r.node);
+        }
+    }
+    nodes
+        .into_iter()
+        .map(|node| {
+            let attempts: Vec<&NodeResult> =
+                entry.results.iter().filter(|r| r.node == node).collect();
+            let last = attempts[attempts.len() - 1];
+            let last_error = attempts.iter().rev().find_map(|r| error_text(&r.outcome));
+            vec![
+                Some(node.to_string()),
+                Some(node_state(last, attempts.len(), node == master)),
+                Some(summary(&last.outcome)),
+                Some(attempts.len().to_string()),
+                last_error,
+                Some(entry_state(&entry.state)),
+            ]
+        })
+        .collect()
+}
+
+fn node_state(last: &NodeResult, attempts: usize, is_master: bool) -> String {
+    let state = match (&last.verdict, is_master, last.outcome.is_ok()) {
+        (_, true, true) => "passed",
+        (_, true, false) => "failed",
+        (Some(Verdict::Agree), _, _) if attempts > 1 => "passed after retry",
+        (Some(Verdict::Agree), _, _) => "passed",
+        (Some(Verdict::BothFailed), _, _) => "failed, as on the master",
+        (Some(Verdict::NodeFailed), _, _) => "failed; re-run pending",
+        (Some(Verdict::MasterFailed), _, _) => "undone (the master failed it)",
+        (Some(Verdict::Diverged { .. }), _, _) => "diverged",
+        (None, _, _) => "ran; not compared yet",
+    };
+    match &last.verdict {
+        Some(Verdict::Diverged { what }) => format!("{state}: {what}"),
+        _ => state.to_string(),
+    }
+}
+
+fn summary(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Ok {
+            affected_rows,
+            last_insert_id,
+            warnings,
+            rows,
+        } => {
+            let mut text = format!(
+                "ok: {affected_rows} affected, insert id {last_insert_id}, {warnings} warnings"
+            );
+            if let Some(rows) = rows {
+                text.push_str(&format!(", {} rows (sha1 {})", rows.count, rows.checksum));
+            }
+            text
+        }
+        Outcome::Error { code, message, .. } => format!("error {code}: {message}"),
+        Outcome::Lost { reason } => format!("connection lost: {reason}"),
+    }
+}
+
+fn error_text(outcome: &Outcome) -> Option<String> {
+    match outcome {
+        Outcome::Ok { .. } => None,
+        other => Some(summary(other)),
+    }
+}
+
+fn entry_state(state: &EntryState) -> String {
+    match state {
+        EntryState::Pending => "pending".into(),
+        EntryState::InTransaction => "in an open transaction".into(),
+        EntryState::Committed { seq } => format!("committed, seq {seq}"),
+        EntryState::Failed => "failed".into(),
+        EntryState::RolledBack => "rolled back".into(),
+        EntryState::Done => "done".into(),
+    }
+}

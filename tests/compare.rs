@@ -1,0 +1,224 @@
+//! The compare module on real MariaDB nodes made to differ on purpose: each
+//! node's result is compared with the master's, and the verdict decides what
+//! happens (re-run, undo, quarantine), visible in `SHOW LOCKSTEP …`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+use support::{root_rows, root_sql, runtime, wait_for_tail, Cluster, Lockstep};
+
+const FAST_RETRIES: &str = "[compare]\nretry_initial_ms = 50\nretry_max_ms = 200\n";
+
+/// Every row of a lockstep SHOW command, columns as strings.
+async fn show(c: &mut Conn, sql: &str) -> Vec<Vec<String>> {
+    let rows: Vec<Row> = c.query(sql).await.expect(sql);
+    rows.iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| {
+                    r.get_opt::<Option<String>, usize>(i)
+                        .and_then(Result::ok)
+                        .flatten()
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+async fn last_request_id(c: &mut Conn) -> String {
+    let rows = show(c, "SELECT LOCKSTEP_REQUEST_ID()").await;
+    rows[0][0].clone()
+}
+
+/// The row of `node` in `SHOW LOCKSTEP REQUEST`.
+async fn request_row(c: &mut Conn, id: &str, node: &str) -> Vec<String> {
+    show(c, &format!("SHOW LOCKSTEP REQUEST '{id}'"))
+        .await
+        .into_iter()
+        .find(|r| r[0] == node)
+        .unwrap_or_else(|| panic!("no row for {node} in request {id}"))
+}
+
+fn setup(lockstep: &Lockstep, sql: &str) {
+    let out = support::mariadb_cli(lockstep.port, support::USER, support::PASSWORD, &[], sql);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_tail_node_that_fails_is_rerun_until_it_passes_and_applies_nothing_after() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, FAST_RETRIES);
+    setup(
+        &lockstep,
+        "CREATE DATABASE f; CREATE TABLE f.a (id INT PRIMARY KEY); \
+         CREATE TABLE f.b (id INT PRIMARY KEY);",
+    );
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    // f.b vanishes on the tail node behind lockstep's back.
+    let tail = &cluster.nodes[2];
+    root_sql(tail, "DROP TABLE f.b");
+    let rt = runtime();
+    let failed_id = rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        c.query_drop("INSERT INTO f.b VALUES (1)")
+            .await
+            .expect("insert b");
+        let failed_id = last_request_id(&mut c).await;
+        for i in 0..5 {
+            c.query_drop(format!("INSERT INTO f.a VALUES ({i})"))
+                .await
+                .expect("insert a");
+        }
+        // The tail retries and reports the error; nothing after the entry
+        // reaches it meanwhile.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let row = request_row(&mut c, &failed_id, "n2").await;
+            if row[1].starts_with("failed") && row[3].parse::<u32>().unwrap_or(0) >= 3 {
+                assert!(
+                    row[4].contains("1146"),
+                    "the last error is the missing table: {row:?}"
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "no retries seen: {row:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let nodes = show(&mut c, "SHOW LOCKSTEP NODES").await;
+        let n2 = nodes.iter().find(|r| r[0] == "n2").expect("n2 listed");
+        assert_eq!(n2[2], "tail");
+        assert!(n2[5].contains("1146"), "{n2:?}");
+        assert!(n2[4].parse::<u64>().expect("lag") >= 6, "{n2:?}");
+        failed_id
+    });
+    assert_eq!(
+        root_rows(tail, "SELECT COUNT(*) FROM f.a"),
+        ["0"],
+        "nothing after the failed entry"
+    );
+
+    // The cause is removed: the entry passes and the rest follows in order.
+    root_sql(tail, "CREATE TABLE f.b (id INT PRIMARY KEY)");
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    assert_eq!(root_rows(tail, "SELECT COUNT(*) FROM f.a"), ["5"]);
+    assert_eq!(root_rows(tail, "SELECT id FROM f.b"), ["1"]);
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let row = request_row(&mut c, &failed_id, "n2").await;
+        assert_eq!(row[1], "passed after retry", "{row:?}");
+        assert!(row[3].parse::<u32>().expect("attempts") > 1);
+        let nodes = show(&mut c, "SHOW LOCKSTEP NODES").await;
+        let n2 = nodes.iter().find(|r| r[0] == "n2").expect("n2 listed");
+        assert_eq!((n2[2].as_str(), n2[4].as_str()), ("tail", "0"), "{n2:?}");
+    });
+}
+
+#[test]
+fn a_tail_node_whose_data_changed_behind_lockstep_is_quarantined() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, FAST_RETRIES);
+    setup(
+        &lockstep,
+        "CREATE DATABASE q; CREATE TABLE q.t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB; \
+         INSERT INTO q.t VALUES (1, 1), (2, 2), (3, 3);",
+    );
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let tail = &cluster.nodes[2];
+    root_sql(tail, "UPDATE q.t SET v = 100 WHERE id = 3");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        c.query_drop("UPDATE q.t SET v = v + 1 WHERE v < 10")
+            .await
+            .expect("update");
+        let id = last_request_id(&mut c).await;
+        c.query_drop("INSERT INTO q.t VALUES (4, 4)")
+            .await
+            .expect("insert");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let nodes = show(&mut c, "SHOW LOCKSTEP NODES").await;
+            let n2 = nodes.iter().find(|r| r[0] == "n2").expect("n2 listed");
+            if n2[2] == "quarantined" {
+                assert!(
+                    n2[5].contains("affected rows 3 on the master, 2 here"),
+                    "{n2:?}"
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "not quarantined: {n2:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let row = request_row(&mut c, &id, "n2").await;
+        assert!(row[1].starts_with("diverged"), "{row:?}");
+        // B agreed with the master.
+        assert_eq!(request_row(&mut c, &id, "n1").await[1], "passed");
+    });
+    // The quarantined node gets nothing more: the diverging statement was
+    // rolled back there and later writes are not applied.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(root_rows(tail, "SELECT COUNT(*) FROM q.t"), ["3"]);
+    assert!(
+        lockstep.log().contains("node quarantined"),
+        "{}",
+        lockstep.log()
+    );
+}
+
+#[test]
+fn the_slave_is_undone_when_only_the_master_fails_and_nothing_changes_when_both_fail() {
+    let cluster = Cluster::start(2);
+    let lockstep = Lockstep::start(&cluster, "");
+    setup(
+        &lockstep,
+        "CREATE DATABASE u; CREATE TABLE u.t (v INT PRIMARY KEY) ENGINE=InnoDB; \
+         INSERT INTO u.t VALUES (1);",
+    );
+    root_sql(
+        cluster.master(),
+        "DELIMITER //\nCREATE TRIGGER u.no7 BEFORE INSERT ON u.t FOR EACH ROW \
+         IF NEW.v = 7 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no 7'; END IF//\n",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        assert!(c.query_drop("INSERT INTO u.t VALUES (7)").await.is_err());
+        let id = last_request_id(&mut c).await;
+        let b = request_row(&mut c, &id, "n1").await;
+        assert_eq!(b[1], "undone (the master failed it)", "{b:?}");
+        let a = request_row(&mut c, &id, "n0").await;
+        assert_eq!(
+            (a[1].as_str(), a[5].as_str()),
+            ("failed", "failed"),
+            "{a:?}"
+        );
+        assert!(a[2].contains("error 1644: no 7"), "{a:?}");
+
+        assert!(c.query_drop("INSERT INTO u.t VALUES (1)").await.is_err());
+        let id = last_request_id(&mut c).await;
+        let b = request_row(&mut c, &id, "n1").await;
+        assert_eq!(b[1], "failed, as on the master", "{b:?}");
+
+        let unknown = c.query_drop("SHOW LOCKSTEP REQUEST 'nope'").await;
+        assert!(
+            matches!(unknown, Err(mysql_async::Error::Server(ref e)) if e.code == 1105),
+            "{unknown:?}"
+        );
+    });
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT v FROM u.t"),
+            ["1"],
+            "port {}",
+            node.port
+        );
+    }
+}
