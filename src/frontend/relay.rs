@@ -35,15 +35,18 @@ pub enum SetsEnd<'w, W> {
     Failed(ClientError),
 }
 
-/// How the node's status flags are shown to the client.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Shown {
+/// How the node's response is shown to the client, and what is learnt
+/// from it on the way.
+#[derive(Default)]
+pub struct Shown<'d> {
     /// Flags the client must not see: SERVER_STATUS_IN_TRANS while lockstep
     /// runs a client's autocommit statement in a transaction of its own.
     pub hide: StatusFlags,
     /// Leading results that are lockstep's own (the statements pinning the
     /// context, sent in the same round trip): read, not relayed.
     pub skip: usize,
+    /// Collects a checksum of the rows for the compare module.
+    pub digest: Option<&'d mut Digest>,
 }
 
 /// Relays the response to a query or execute: `started` is what mysql_async
@@ -54,15 +57,14 @@ pub async fn relay_response<'w, W, P>(
     w: QueryResultWriter<'w, W>,
     renames: &[(Vec<u8>, Vec<u8>)],
     status: &mut StatusFlags,
-    shown: Shown,
-    digest: Option<&mut Digest>,
+    shown: Shown<'_>,
 ) -> io::Result<SetsEnd<'w, W>>
 where
     W: AsyncWrite + Send + Unpin,
     P: Protocol + Unpin,
 {
     match started {
-        Ok(mut result) => relay_sets(node, &mut result, w, renames, status, shown, digest).await,
+        Ok(mut result) => relay_sets(node, &mut result, w, renames, status, shown).await,
         Err(e) => Ok(SetsEnd::Failed(fail(node, e, w).await?)),
     }
 }
@@ -86,8 +88,7 @@ async fn relay_sets<'w, W, P>(
     mut w: QueryResultWriter<'w, W>,
     renames: &[(Vec<u8>, Vec<u8>)],
     status: &mut StatusFlags,
-    shown: Shown,
-    mut digest: Option<&mut Digest>,
+    shown: Shown<'_>,
 ) -> io::Result<SetsEnd<'w, W>>
 where
     W: AsyncWrite + Send + Unpin,
@@ -97,6 +98,7 @@ where
         std::any::TypeId::of::<P>() == std::any::TypeId::of::<mysql_async::BinaryProtocol>();
     let mut row_buf = Vec::new();
     let mut skip = shown.skip;
+    let mut digest = shown.digest;
     loop {
         let mut stream = match result.stream::<Row>().await {
             Ok(Some(stream)) => stream,

@@ -142,7 +142,6 @@ impl Session {
                 renames,
                 &mut self.status,
                 Shown::default(),
-                None,
             )
             .await?;
         self.end_response(end).await

@@ -205,8 +205,12 @@ impl Session {
             return Ok(MasterEnd::Failed(err));
         };
         self.busy = true;
-        let shown = Shown { hide, skip };
         let mut digest = Digest::default();
+        let shown = Shown {
+            hide,
+            skip,
+            digest: Some(&mut digest),
+        };
         let relayed = work
             .relay_on_master(
                 &shared.master.name,
@@ -215,7 +219,6 @@ impl Session {
                 renames,
                 &mut self.status,
                 shown,
-                Some(&mut digest),
             )
             .await;
         self.busy = false;

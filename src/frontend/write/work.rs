@@ -9,7 +9,6 @@ use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 
 use crate::chain::outcome;
-use crate::compare::digest::Digest;
 use crate::frontend::relay::{self, SetsEnd, Shown};
 use crate::journal::{Context, Outcome, Param, SqlText};
 use crate::sql::intercept::Renames;
@@ -125,17 +124,16 @@ impl Work {
         w: QueryResultWriter<'w, W>,
         renames: &Renames,
         status: &mut StatusFlags,
-        shown: Shown,
-        digest: Option<&mut Digest>,
+        shown: Shown<'_>,
     ) -> io::Result<SetsEnd<'w, W>> {
         match self {
             Work::Text(sql) => {
                 let started = conn.query_iter(sql.as_slice()).await;
-                relay::relay_response(node, started, w, renames, status, shown, digest).await
+                relay::relay_response(node, started, w, renames, status, shown).await
             }
             Work::Prepared { master, params, .. } => {
                 let started = conn.exec_iter(master, Self::params(params)).await;
-                relay::relay_response(node, started, w, renames, status, shown, digest).await
+                relay::relay_response(node, started, w, renames, status, shown).await
             }
         }
     }
