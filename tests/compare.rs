@@ -82,7 +82,8 @@ fn a_tail_node_that_fails_is_rerun_until_it_passes_and_applies_nothing_after() {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let row = request_row(&mut c, &failed_id, "n2").await;
-            if row[1].starts_with("failed") && row[3].parse::<u32>().unwrap_or(0) >= 3 {
+            if row[1] == "failed where the master passed" && row[3].parse::<u32>().unwrap_or(0) >= 3
+            {
                 assert!(
                     row[4].contains("1146"),
                     "the last error is the missing table: {row:?}"
@@ -221,4 +222,125 @@ fn the_slave_is_undone_when_only_the_master_fails_and_nothing_changes_when_both_
             node.port
         );
     }
+}
+
+/// Waits until `node` has the master's last commit.
+fn wait_for_node(cluster: &Cluster, node: usize) {
+    let last = |i: usize| {
+        root_rows(
+            &cluster.nodes[i],
+            "SELECT COALESCE(MAX(seq), 0) FROM lockstep.commits",
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while last(node) != last(0) {
+        assert!(Instant::now() < deadline, "node {node} did not catch up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_synchronous_slave_that_fails_a_statement_is_quarantined_and_writes_go_on() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, FAST_RETRIES);
+    setup(
+        &lockstep,
+        "CREATE DATABASE s; CREATE TABLE s.t (id INT PRIMARY KEY) ENGINE=InnoDB; \
+         CREATE TABLE s.u (id INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let b = &cluster.nodes[1];
+    root_sql(b, "DROP TABLE s.u");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut other = Conn::new(lockstep.client_opts()).await.expect("connect");
+        other.query_drop("BEGIN").await.expect("begin");
+        other
+            .query_drop("INSERT INTO s.t VALUES (100)")
+            .await
+            .expect("in txn");
+
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        c.query_drop("INSERT INTO s.u VALUES (1)")
+            .await
+            .expect("the master passes it");
+        let id = last_request_id(&mut c).await;
+        let row = request_row(&mut c, &id, "n1").await;
+        assert_eq!(row[1], "failed where the master passed", "{row:?}");
+        let nodes = show(&mut c, "SHOW LOCKSTEP NODES").await;
+        let n1 = nodes.iter().find(|r| r[0] == "n1").expect("n1 listed");
+        assert_eq!(n1[2], "quarantined", "{n1:?}");
+        assert!(
+            n1[5].contains(&id) && n1[5].contains("failed a statement"),
+            "{n1:?}"
+        );
+
+        // Writes go on without it, in new and in open transactions.
+        for i in 0..3 {
+            c.query_drop(format!("INSERT INTO s.t VALUES ({i})"))
+                .await
+                .expect("insert");
+        }
+        other
+            .query_drop("INSERT INTO s.t VALUES (101)")
+            .await
+            .expect("in txn");
+        other.query_drop("COMMIT").await.expect("commit");
+        let mut late = Conn::new(lockstep.client_opts())
+            .await
+            .expect("new session");
+        late.query_drop("INSERT INTO s.t VALUES (200)")
+            .await
+            .expect("insert");
+    });
+    wait_for_node(&cluster, 2);
+    let everything = ["0", "1", "2", "100", "101", "200"];
+    for i in [0, 2] {
+        assert_eq!(
+            root_rows(&cluster.nodes[i], "SELECT id FROM s.t ORDER BY id"),
+            everything
+        );
+        assert_eq!(root_rows(&cluster.nodes[i], "SELECT id FROM s.u"), ["1"]);
+    }
+    assert_eq!(
+        root_rows(b, "SELECT COUNT(*) FROM s.t"),
+        ["0"],
+        "the quarantined node gets nothing more, not even the open transaction's writes"
+    );
+}
+
+#[test]
+fn a_first_slave_that_missed_commits_is_not_synchronous_after_a_restart() {
+    let cluster = Cluster::start(2);
+    let journal = tempfile::tempdir().expect("journal dir");
+    let mut lockstep = Lockstep::start_with_journal(&cluster, "", Some(journal.path()));
+    setup(
+        &lockstep,
+        "CREATE DATABASE m; CREATE TABLE m.t (id INT PRIMARY KEY); INSERT INTO m.t VALUES (1);",
+    );
+    lockstep.stop();
+    // As if lockstep had died between the master's commit and B's.
+    root_sql(
+        &cluster.nodes[1],
+        "DELETE FROM m.t; DELETE FROM lockstep.commits ORDER BY seq DESC LIMIT 1",
+    );
+    let lockstep = Lockstep::start_with_journal(&cluster, "", Some(journal.path()));
+    runtime().block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let nodes = show(&mut c, "SHOW LOCKSTEP NODES").await;
+        let n1 = nodes.iter().find(|r| r[0] == "n1").expect("n1 listed");
+        assert_eq!(n1[2], "quarantined", "{n1:?}");
+        assert!(n1[5].contains("at start"), "{n1:?}");
+        c.query_drop("INSERT INTO m.t VALUES (2)")
+            .await
+            .expect("writes go on");
+    });
+    assert_eq!(
+        root_rows(&cluster.nodes[1], "SELECT COUNT(*) FROM m.t"),
+        ["0"]
+    );
+    assert_eq!(
+        root_rows(cluster.master(), "SELECT COUNT(*) FROM m.t"),
+        ["2"]
+    );
 }

@@ -34,6 +34,29 @@ pub async fn last_seq(conn: &mut Conn) -> Result<u64, mysql_async::Error> {
         .unwrap_or(0))
 }
 
+/// What a node has committed: how many commits, up to which number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub count: u64,
+    pub last_seq: u64,
+}
+
+pub async fn position(conn: &mut Conn) -> Result<Position, mysql_async::Error> {
+    let row: Option<Row> = conn
+        .query_first("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM lockstep.commits")
+        .await?;
+    let get = |i: usize| {
+        row.as_ref()
+            .and_then(|r| r.get_opt::<u64, usize>(i))
+            .and_then(Result::ok)
+            .unwrap_or(0)
+    };
+    Ok(Position {
+        count: get(0),
+        last_seq: get(1),
+    })
+}
+
 /// Whether the node committed `request_id`.
 pub async fn has(conn: &mut Conn, request_id: Uuid) -> Result<bool, mysql_async::Error> {
     let row: Option<Row> = conn

@@ -156,7 +156,7 @@ impl Session {
 
     /// The same statement prepared on B's session (None without B).
     async fn prepare_on_sync(&mut self, sql: &[u8]) -> Result<Option<Statement>, ClientError> {
-        let Some(node) = self.shared.sync.clone() else {
+        let Some(node) = self.shared.sync_node() else {
             return Ok(None);
         };
         let Some(conn) = self.sync.as_mut() else {
@@ -225,7 +225,7 @@ impl Session {
         self.state.statements.clear();
         self.last_insert_id = 0;
         let node = self.shared.master.name.clone();
-        let sync_reset = match (self.sync.as_mut(), &self.shared.sync) {
+        let sync_reset = match (self.sync.as_mut(), self.shared.sync_node()) {
             (Some(conn), Some(sync)) => conn
                 .reset()
                 .await
@@ -249,7 +249,7 @@ impl Session {
 
     /// Runs a session statement on B's session (nothing without B).
     async fn run_on_sync_session(&mut self, sql: &[u8]) -> Result<(), ClientError> {
-        let (Some(conn), Some(node)) = (self.sync.as_mut(), &self.shared.sync) else {
+        let (Some(conn), Some(node)) = (self.sync.as_mut(), self.shared.sync_node()) else {
             return Ok(());
         };
         conn.query_drop(sql)

@@ -84,7 +84,7 @@ impl Frontend {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let journal = Journal::open(&config.journal_dir)?;
-        prepare_nodes(&nodes, &journal).await?;
+        let sync_quarantine = prepare_nodes(&nodes, &journal).await?;
         resolve_unfinished_commits(&journal)?;
         let sync = nodes.get(1).cloned();
         let mut tails = Vec::new();
@@ -121,20 +121,22 @@ impl Frontend {
             (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
             _ => None,
         };
-        Ok(Frontend {
-            shared: Arc::new(Shared {
-                users,
-                master,
-                sync,
-                server,
-                registry: Registry::default(),
-                journal,
-                gate: Arc::new(tokio::sync::RwLock::new(())),
-                nontransactional,
-                tails,
-            }),
-            tls,
-        })
+        let shared = Arc::new(Shared {
+            users,
+            master,
+            sync,
+            sync_quarantine: std::sync::Mutex::new(None),
+            server,
+            registry: Registry::default(),
+            journal,
+            gate: Arc::new(tokio::sync::RwLock::new(())),
+            nontransactional,
+            tails,
+        });
+        if let Some(reason) = sync_quarantine {
+            shared.quarantine_sync(reason);
+        }
+        Ok(Frontend { shared, tls })
     }
 
     /// Accepts clients until `shutdown` completes.
@@ -172,7 +174,12 @@ impl Frontend {
 /// Every node gets its `lockstep.commits`; the journal's sequence numbers
 /// continue after the highest any node has. The master and the synchronous
 /// slave must be reachable; a tail node may come later (its applier retries).
-async fn prepare_nodes(nodes: &[Node], journal: &Journal) -> Result<(), StartError> {
+///
+/// Returns why the first slave cannot take the synchronous role, when its
+/// commits are not the master's (it missed some, e.g. lockstep stopped
+/// between the master's commit and its own).
+async fn prepare_nodes(nodes: &[Node], journal: &Journal) -> Result<Option<String>, StartError> {
+    let mut positions = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
         let unreachable = |e: mysql_async::Error| StartError::NodeUnreachable {
             node: node.name.clone(),
@@ -182,15 +189,16 @@ async fn prepare_nodes(nodes: &[Node], journal: &Journal) -> Result<(), StartErr
         let prepared = async {
             let mut conn = node.connect_admin().await?;
             commits::ensure_table(&mut conn).await?;
-            let last = commits::last_seq(&mut conn).await?;
+            let position = commits::position(&mut conn).await?;
             let _ = conn.disconnect().await;
-            Ok::<u64, mysql_async::Error>(last)
+            Ok::<_, mysql_async::Error>(position)
         }
         .await;
         match prepared {
-            Ok(last) => {
-                journal.advance_seq_past(last);
-                info!(node = %node.name, last_seq = last, "node ready");
+            Ok(position) => {
+                journal.advance_seq_past(position.last_seq);
+                info!(node = %node.name, last_seq = position.last_seq, commits = position.count, "node ready");
+                positions.push(position);
             }
             Err(e) if i >= 2 => {
                 warn!(node = %node.name, error = %e, "tail node unreachable; its applier will retry");
@@ -198,7 +206,13 @@ async fn prepare_nodes(nodes: &[Node], journal: &Journal) -> Result<(), StartErr
             Err(e) => return Err(unreachable(e)),
         }
     }
-    Ok(())
+    Ok(match positions.as_slice() {
+        [master, sync, ..] if master != sync => Some(format!(
+            "at start it has {} commits up to seq {}, the master {} up to seq {}",
+            sync.count, sync.last_seq, master.count, master.last_seq
+        )),
+        _ => None,
+    })
 }
 
 /// Commits that were under way when lockstep stopped: whether the master

@@ -19,7 +19,7 @@ use opensrv_mysql::{
     QueryResultWriter, StatementMetaWriter, StatusFlags,
 };
 use tokio::io::AsyncWrite;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::auth::{self, Credential};
 use super::error::{ClientError, SendError};
@@ -34,8 +34,11 @@ use crate::sql::intercept::{intercept, Intercepted, Renames};
 pub struct Shared {
     pub users: HashMap<Vec<u8>, Credential>,
     pub master: Node,
-    /// The first slave: runs every write before the master.
+    /// The first slave, as configured: runs every write before the master
+    /// while it holds the synchronous role (see `sync_node`).
     pub sync: Option<Node>,
+    /// Why the first slave lost the synchronous role, once it did.
+    pub sync_quarantine: std::sync::Mutex<Option<String>>,
     pub server: ServerInfo,
     pub registry: Registry,
     pub journal: Journal,
@@ -46,6 +49,33 @@ pub struct Shared {
     pub nontransactional: crate::chain::nontransactional::NonTransactional,
     /// The tail nodes and their appliers' status.
     pub tails: Vec<(Node, Arc<crate::chain::tail::TailStatus>)>,
+}
+
+impl Shared {
+    /// The node in the synchronous role, if any: the first slave unless it
+    /// was quarantined.
+    pub fn sync_node(&self) -> Option<Node> {
+        if self.sync_quarantine_reason().is_some() {
+            return None;
+        }
+        self.sync.clone()
+    }
+
+    pub fn sync_quarantine_reason(&self) -> Option<String> {
+        self.sync_quarantine.lock().ok().and_then(|q| q.clone())
+    }
+
+    /// Takes the first slave out of the synchronous role for good (until an
+    /// operator re-syncs it): every session stops using it at its next command.
+    pub fn quarantine_sync(&self, reason: String) {
+        if let Ok(mut q) = self.sync_quarantine.lock() {
+            if q.is_none() {
+                error!(node = ?self.sync.as_ref().map(|n| &n.name), %reason,
+                    "synchronous slave quarantined: it gets no more traffic until it is re-synced");
+                *q = Some(reason);
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -149,8 +179,8 @@ impl Session {
             .registry
             .set_master_thread(self.id, Some(master.id()));
         self.master = Some(master);
-        if let Some(sync) = &shared.sync {
-            self.sync = Some(self.connect_node(sync).await?);
+        if let Some(sync) = shared.sync_node() {
+            self.sync = Some(self.connect_node(&sync).await?);
         }
         self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
         self.txn = None;
@@ -210,6 +240,15 @@ impl Session {
                 w.send_error(&err).await?;
                 Ok(false)
             }
+        }
+    }
+
+    /// Stops using the first slave once it lost the synchronous role (its
+    /// open transaction there dies with the connection).
+    pub(super) fn follow_sync_role(&mut self) {
+        if self.sync.is_some() && self.shared.sync_node().is_none() {
+            info!("leaving the quarantined synchronous slave");
+            self.sync = None;
         }
     }
 
@@ -365,6 +404,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         let Some(_command) = Command::begin(&self.shared, self.id) else {
             return w.send_error(&killed()).await;
         };
+        self.follow_sync_role();
         match intercept(query, self.id) {
             Intercepted::SelectSocket => self.answer_select_socket(w).await,
             Intercepted::Kill { query_only, id } => {
@@ -394,6 +434,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         query: &'a [u8],
         w: StatementMetaWriter<'a, W>,
     ) -> io::Result<()> {
+        self.follow_sync_role();
         self.prepare(query, w).await
     }
 
@@ -406,6 +447,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         let Some(_command) = Command::begin(&self.shared, self.id) else {
             return w.send_error(&killed()).await;
         };
+        self.follow_sync_role();
         self.execute(id, params, w).await
     }
 

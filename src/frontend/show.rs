@@ -29,13 +29,20 @@ impl Session {
             None,
         ]];
         if let Some(sync) = &shared.sync {
+            let quarantine = shared.sync_quarantine_reason();
+            let role = if quarantine.is_some() {
+                "quarantined"
+            } else {
+                "sync"
+            };
             rows.push(vec![
                 Some(sync.name.clone()),
                 Some(sync.address()),
-                Some("sync".to_string()),
-                Some(last),
-                Some("0".to_string()),
-                None,
+                Some(role.to_string()),
+                // lockstep does not follow a quarantined node's position.
+                quarantine.is_none().then(|| last.clone()),
+                quarantine.is_none().then(|| "0".to_string()),
+                quarantine,
             ]);
         }
         for (node, status) in &shared.tails {
@@ -125,7 +132,7 @@ fn node_state(last: &NodeResult, attempts: usize, is_master: bool) -> String {
         (Some(Verdict::Agree), _, _) if attempts > 1 => "passed after retry",
         (Some(Verdict::Agree), _, _) => "passed",
         (Some(Verdict::BothFailed), _, _) => "failed, as on the master",
-        (Some(Verdict::NodeFailed), _, _) => "failed; re-run pending",
+        (Some(Verdict::NodeFailed), _, _) => "failed where the master passed",
         (Some(Verdict::MasterFailed), _, _) => "undone (the master failed it)",
         (Some(Verdict::Diverged { .. }), _, _) => "diverged",
         (None, _, _) => "ran; not compared yet",

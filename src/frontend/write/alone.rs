@@ -62,11 +62,12 @@ impl Session {
                     let _ = self.run_on_master(UNPIN.as_bytes()).await;
                     self.sync_finish(UNPIN).await;
                     if sync_ok && self.sync.is_some() {
-                        error!(
-                            error = %err,
-                            "the master refused a statement that commits implicitly after the \
-                             synchronous slave ran it; it cannot be undone there"
-                        );
+                        // B keeps what A refused: they differ from here on.
+                        self.shared.quarantine_sync(format!(
+                            "request {}: the master refused a statement that commits \
+                             implicitly after it ran here ({err}); it cannot be undone",
+                            entry.id
+                        ));
                     }
                     self.note_failure(&err);
                     Ok(())

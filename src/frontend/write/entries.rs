@@ -55,12 +55,20 @@ impl Session {
         });
         for (node, verdict) in compare::judge(entry, master, false) {
             match verdict {
-                // Expected: B's part was undone (policy rollback-slave).
+                // B's part is undone by the caller (policy rollback-slave),
+                // or, for a statement that commits implicitly, cannot be.
                 Verdict::MasterFailed => {
-                    info!(%node, "the master refused what the synchronous slave ran; undone there")
+                    info!(%node, "the master refused what the synchronous slave ran")
                 }
+                // B lacks (or has other) data than A from here on: it
+                // leaves the synchronous role instead of diverging further.
                 other => {
-                    warn!(%node, verdict = ?other, "the synchronous slave disagrees with the master")
+                    warn!(%node, verdict = ?other, "the synchronous slave disagrees with the master");
+                    self.shared.quarantine_sync(format!(
+                        "request {}: {}",
+                        entry.id,
+                        describe(&other)
+                    ));
                 }
             }
         }
@@ -69,5 +77,13 @@ impl Session {
     pub(super) fn finish_entry(&self, entry: &mut Entry, state: EntryState) {
         entry.state = state;
         self.shared.journal.write(entry);
+    }
+}
+
+fn describe(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::NodeFailed => "it failed a statement the master passed".into(),
+        Verdict::Diverged { what } => format!("it diverged from the master: {what}"),
+        other => format!("{other:?}"),
     }
 }

@@ -50,7 +50,7 @@ impl Session {
         work: &Work,
         pin: Option<Pinning>,
     ) -> Result<Option<NodeResult>, ClientError> {
-        let Some(node) = self.shared.sync.clone() else {
+        let Some(node) = self.shared.sync_node() else {
             return Ok(None);
         };
         let Some(conn) = self.sync.as_mut() else {
@@ -80,7 +80,7 @@ impl Session {
     }
 
     pub(super) async fn sync_control_bytes(&mut self, sql: &[u8]) -> Result<(), ClientError> {
-        if self.shared.sync.is_none() {
+        if self.shared.sync_node().is_none() {
             return Ok(());
         }
         let Some(conn) = self.sync.as_mut() else {
