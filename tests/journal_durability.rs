@@ -57,6 +57,14 @@ fn every_acknowledged_write_survives_sigkill_in_the_journal() {
             let tasks: Vec<_> = (0..CLIENTS)
                 .map(|c| tokio::spawn(writer(lockstep.client_opts(), round, c, acked.clone())))
                 .collect();
+            // Writes must be flowing before the kill (a loaded machine may
+            // take a while to connect the clients).
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while acked.lock().map(|a| a.is_empty()).unwrap_or(true)
+                && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             tokio::time::sleep(kill_after).await;
             lockstep.kill();
             for t in tasks {
