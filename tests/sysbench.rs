@@ -138,7 +138,16 @@ fn sysbench_through_three_nodes_leaves_identical_tables() {
     );
     assert_eq!(stat(&report, "reconnects:"), 0, "{report}");
 
-    support::wait_for_tail(&cluster, std::time::Duration::from_secs(60));
+    if std::panic::catch_unwind(|| {
+        support::wait_for_tail(&cluster, std::time::Duration::from_secs(60))
+    })
+    .is_err()
+    {
+        panic!(
+            "the nodes did not catch up; lockstep log:\n{}",
+            lockstep.log()
+        );
+    }
     let tables: Vec<String> = (1..=TABLES)
         .map(|t| format!("sbtest.sbtest{t}"))
         .chain(["lockstep.commits".to_string()])

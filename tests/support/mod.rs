@@ -289,13 +289,20 @@ pub fn wait_for_tail(cluster: &Cluster, timeout: Duration) {
     let last = |n: &MariaDb| root_rows(n, "SELECT COALESCE(MAX(seq), 0) FROM lockstep.commits");
     loop {
         let master = last(cluster.master());
-        let behind: Vec<_> = cluster.nodes.iter().filter(|n| last(n) != master).collect();
+        let behind: Vec<_> = cluster
+            .nodes
+            .iter()
+            .filter_map(|n| {
+                let at = last(n);
+                (at != master).then(|| format!("port {} at {at:?}", n.port))
+            })
+            .collect();
         if behind.is_empty() {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "nodes did not catch up with the master's commit {master:?} within {timeout:?}"
+            "nodes did not catch up with the master's commit {master:?} within {timeout:?}: {behind:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }

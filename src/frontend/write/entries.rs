@@ -62,6 +62,10 @@ impl Session {
                 }
                 // B lacks (or has other) data than A from here on: it
                 // leaves the synchronous role instead of diverging further.
+                // A read that failed on B only changed nothing.
+                other if entry.kind == EntryKind::Read => {
+                    warn!(%node, verdict = ?other, "a read failed on the synchronous slave only")
+                }
                 other => {
                     warn!(%node, verdict = ?other, "the synchronous slave disagrees with the master");
                     self.shared.quarantine_sync(format!(
