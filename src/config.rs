@@ -57,6 +57,8 @@ pub struct Compare {
     pub retry_initial_ms: u64,
     /// Longest wait between re-runs, in ms (the wait doubles up to it).
     pub retry_max_ms: u64,
+    /// `http://…`: receives a JSON POST for each compare event.
+    pub notify_url: Option<String>,
 }
 
 impl Default for Compare {
@@ -64,6 +66,7 @@ impl Default for Compare {
         Compare {
             retry_initial_ms: 100,
             retry_max_ms: 30_000,
+            notify_url: None,
         }
     }
 }
@@ -179,6 +182,14 @@ impl Config {
                 "retry_initial_ms must be at least 1 and retry_max_ms at least retry_initial_ms"
                     .into(),
             ));
+        }
+        if let Some(url) = &self.compare.notify_url {
+            if !url.starts_with("http://") {
+                return Err(invalid(
+                    "compare.notify_url",
+                    "must be an http:// URL (https is not supported yet)".into(),
+                ));
+            }
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(invalid(

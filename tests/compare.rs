@@ -12,6 +12,74 @@ use support::{root_rows, root_sql, runtime, wait_for_tail, Cluster, Lockstep};
 
 const FAST_RETRIES: &str = "[compare]\nretry_initial_ms = 50\nretry_max_ms = 200\n";
 
+/// A minimal HTTP receiver for `notify_url`: keeps every POST body.
+struct Sink {
+    url: String,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/events", listener.local_addr().expect("addr"));
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_ok() {
+                    kept.lock()
+                        .expect("lock")
+                        .push(String::from_utf8_lossy(&body).into_owned());
+                }
+                let _ = reader.get_mut().write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        Sink { url, bodies }
+    }
+
+    fn config(&self) -> String {
+        format!("{FAST_RETRIES}notify_url = \"{}\"\n", self.url)
+    }
+
+    /// Waits for a posted event containing `needle`.
+    fn wait_for(&self, needle: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = self
+                .bodies
+                .lock()
+                .expect("lock")
+                .iter()
+                .find(|b| b.contains(needle))
+                .cloned();
+            if let Some(body) = found {
+                return serde_json::from_str(&body).expect("JSON event");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no event with {needle}: {:?}",
+                self.bodies.lock()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// Every row of a lockstep SHOW command, columns as strings.
 async fn show(c: &mut Conn, sql: &str) -> Vec<Vec<String>> {
     let rows: Vec<Row> = c.query(sql).await.expect(sql);
@@ -55,7 +123,8 @@ fn setup(lockstep: &Lockstep, sql: &str) {
 #[test]
 fn a_tail_node_that_fails_is_rerun_until_it_passes_and_applies_nothing_after() {
     let cluster = Cluster::start(3);
-    let lockstep = Lockstep::start(&cluster, FAST_RETRIES);
+    let sink = Sink::start();
+    let lockstep = Lockstep::start(&cluster, &sink.config());
     setup(
         &lockstep,
         "CREATE DATABASE f; CREATE TABLE f.a (id INT PRIMARY KEY); \
@@ -120,12 +189,17 @@ fn a_tail_node_that_fails_is_rerun_until_it_passes_and_applies_nothing_after() {
         let n2 = nodes.iter().find(|r| r[0] == "n2").expect("n2 listed");
         assert_eq!((n2[2].as_str(), n2[4].as_str()), ("tail", "0"), "{n2:?}");
     });
+    let event = sink.wait_for("passed_after_retry");
+    assert_eq!(event["request_id"], failed_id.as_str());
+    assert_eq!(event["node"], "n2");
+    assert!(event["attempts"].as_u64().expect("attempts") > 1);
 }
 
 #[test]
 fn a_tail_node_whose_data_changed_behind_lockstep_is_quarantined() {
     let cluster = Cluster::start(3);
-    let lockstep = Lockstep::start(&cluster, FAST_RETRIES);
+    let sink = Sink::start();
+    let lockstep = Lockstep::start(&cluster, &sink.config());
     setup(
         &lockstep,
         "CREATE DATABASE q; CREATE TABLE q.t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB; \

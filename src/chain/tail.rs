@@ -18,6 +18,7 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 use super::commits;
 use super::outcome::{self, outcome_of_error};
 use crate::backend::{Node, ServerInfo};
+use crate::compare::notify::{Event, Notifier};
 use crate::compare::{self, verdict::Verdict};
 use crate::journal::{
     CommitRecord, CommitState, Entry, Journal, JournalError, NodeResult, Outcome, SessionState,
@@ -110,6 +111,7 @@ pub struct Tail {
     pub server: ServerInfo,
     pub journal: Journal,
     pub status: Arc<TailStatus>,
+    pub notifier: Notifier,
     pub retry: Backoff,
 }
 
@@ -139,6 +141,10 @@ impl Tail {
                         if let Ok(mut q) = tail.status.quarantined.lock() {
                             *q = Some(e.to_string());
                         }
+                        tail.notifier.notify(Event::NodeQuarantined {
+                            node: tail.node.name.clone(),
+                            reason: e.to_string(),
+                        });
                         return;
                     }
                     // Progress since the last failure starts the backoff over.
@@ -294,6 +300,18 @@ impl Tail {
         match disagreements.into_iter().next().map(|(_, v)| v) {
             None => {
                 self.status.set_last_error(None);
+                let attempts = entry
+                    .results
+                    .iter()
+                    .filter(|r| r.node == self.node.name)
+                    .count();
+                if attempts > 1 {
+                    self.notifier.notify(Event::PassedAfterRetry {
+                        request_id: entry.id.to_string(),
+                        node: self.node.name.clone(),
+                        attempts,
+                    });
+                }
                 Ok(())
             }
             Some(Verdict::Diverged { what }) => Err(TailError::Diverged {

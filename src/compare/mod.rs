@@ -3,6 +3,7 @@
 //! master's (`verdict`), and the verdict decides what happens to the node.
 
 pub mod digest;
+pub mod notify;
 pub mod verdict;
 
 use crate::journal::{Entry, EntryKind, Outcome};

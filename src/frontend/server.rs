@@ -20,6 +20,7 @@ use crate::backend::{Node, ServerInfo};
 use crate::chain::commits;
 use crate::chain::nontransactional::NonTransactional;
 use crate::chain::tail::{self, Backoff, Tail, TailStatus};
+use crate::compare::notify::Notifier;
 use crate::config::Config;
 use crate::journal::{CommitState, Journal, JournalError};
 
@@ -87,6 +88,7 @@ impl Frontend {
         let sync_quarantine = prepare_nodes(&nodes, &journal).await?;
         resolve_unfinished_commits(&journal)?;
         let sync = nodes.get(1).cloned();
+        let notifier = Notifier::new(config.compare.notify_url.clone());
         let mut tails = Vec::new();
         for node in nodes.iter().skip(2) {
             let status = Arc::new(TailStatus::default());
@@ -97,6 +99,7 @@ impl Frontend {
                 server: server.clone(),
                 journal: journal.clone(),
                 status,
+                notifier: notifier.clone(),
                 retry: Backoff {
                     initial: Duration::from_millis(config.compare.retry_initial_ms),
                     max: Duration::from_millis(config.compare.retry_max_ms),
@@ -131,6 +134,7 @@ impl Frontend {
             journal,
             gate: Arc::new(tokio::sync::RwLock::new(())),
             nontransactional,
+            notifier,
             tails,
         });
         if let Some(reason) = sync_quarantine {

@@ -25,6 +25,7 @@ use super::auth::{self, Credential};
 use super::error::{ClientError, SendError};
 use super::write::OpenTransaction;
 use crate::backend::{Node, ServerInfo, SessionParams};
+use crate::compare::notify::Event;
 use crate::frontend::registry::Registry;
 use crate::journal::{Journal, SessionState};
 use crate::router::Route;
@@ -47,6 +48,7 @@ pub struct Shared {
     /// the chain (DDL): see `write.rs`.
     pub gate: Arc<tokio::sync::RwLock<()>>,
     pub nontransactional: crate::chain::nontransactional::NonTransactional,
+    pub notifier: crate::compare::notify::Notifier,
     /// The tail nodes and their appliers' status.
     pub tails: Vec<(Node, Arc<crate::chain::tail::TailStatus>)>,
 }
@@ -70,8 +72,17 @@ impl Shared {
     pub fn quarantine_sync(&self, reason: String) {
         if let Ok(mut q) = self.sync_quarantine.lock() {
             if q.is_none() {
-                error!(node = ?self.sync.as_ref().map(|n| &n.name), %reason,
+                let node = self
+                    .sync
+                    .as_ref()
+                    .map(|n| n.name.clone())
+                    .unwrap_or_default();
+                error!(%node, %reason,
                     "synchronous slave quarantined: it gets no more traffic until it is re-synced");
+                self.notifier.notify(Event::NodeQuarantined {
+                    node,
+                    reason: reason.clone(),
+                });
                 *q = Some(reason);
             }
         }
