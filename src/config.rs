@@ -59,6 +59,21 @@ pub struct Compare {
     pub retry_max_ms: u64,
     /// `http://…`: receives a JSON POST for each compare event.
     pub notify_url: Option<String>,
+    /// What to do when the master refuses a statement the first slave ran.
+    pub on_master_fail_slave_pass: MasterFailPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MasterFailPolicy {
+    /// Undo it on the slave; the client has the master's error.
+    #[default]
+    RollbackSlave,
+    /// Re-run it (B first, then the master) until the master passes it, and
+    /// notify. Autocommit statements only: inside a client transaction the
+    /// statement is rolled back on the slave, as the transaction's atomicity
+    /// requires.
+    RetryMaster,
 }
 
 impl Default for Compare {
@@ -67,6 +82,7 @@ impl Default for Compare {
             retry_initial_ms: 100,
             retry_max_ms: 30_000,
             notify_url: None,
+            on_master_fail_slave_pass: MasterFailPolicy::RollbackSlave,
         }
     }
 }

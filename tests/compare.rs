@@ -418,3 +418,72 @@ fn a_first_slave_that_missed_commits_is_not_synchronous_after_a_restart() {
         ["2"]
     );
 }
+
+#[test]
+fn retry_master_reruns_what_the_master_refused_until_it_passes_across_a_restart() {
+    let cluster = Cluster::start(3);
+    let sink = Sink::start();
+    let journal = tempfile::tempdir().expect("journal dir");
+    let config = format!(
+        "{}on_master_fail_slave_pass = \"retry-master\"\n",
+        sink.config()
+    );
+    let mut lockstep = Lockstep::start_with_journal(&cluster, &config, Some(journal.path()));
+    setup(
+        &lockstep,
+        "CREATE DATABASE r; CREATE TABLE r.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB;",
+    );
+    root_sql(
+        cluster.master(),
+        "DELIMITER //\nCREATE TRIGGER r.no13 BEFORE INSERT ON r.t FOR EACH ROW \
+         IF NEW.v = 13 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'not now'; END IF//\n",
+    );
+    let rt = runtime();
+    let id = rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let refused = c.query_drop("INSERT INTO r.t (v) VALUES (13)").await;
+        assert!(
+            matches!(refused, Err(mysql_async::Error::Server(ref e)) if e.code == 1644),
+            "{refused:?}"
+        );
+        let id = last_request_id(&mut c).await;
+        let a = request_row(&mut c, &id, "n0").await;
+        assert_eq!(a[5], "retrying on the master", "{a:?}");
+        c.query_drop("INSERT INTO r.t (v) VALUES (1)")
+            .await
+            .expect("other writes go on");
+        id
+    });
+    // Nowhere yet, and lockstep restarts in the middle of the retries.
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT COUNT(*) FROM r.t WHERE v = 13"),
+            ["0"]
+        );
+    }
+    lockstep.stop();
+    let lockstep = Lockstep::start_with_journal(&cluster, &config, Some(journal.path()));
+    root_sql(cluster.master(), "DROP TRIGGER r.no13");
+    let event = sink.wait_for("passed_after_retry");
+    assert_eq!(
+        (event["request_id"].as_str(), event["node"].as_str()),
+        (Some(id.as_str()), Some("n0"))
+    );
+    if std::panic::catch_unwind(|| wait_for_tail(&cluster, Duration::from_secs(20))).is_err() {
+        panic!("not caught up; lockstep log:\n{}", lockstep.log());
+    }
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT v FROM r.t ORDER BY id"),
+            ["1", "13"],
+            "port {}",
+            node.port
+        );
+    }
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let a = request_row(&mut c, &id, "n0").await;
+        assert_eq!(a[1], "passed after retry", "{a:?}");
+        assert!(a[5].starts_with("committed"), "{a:?}");
+    });
+}

@@ -8,4 +8,5 @@
 pub mod commits;
 pub mod nontransactional;
 pub mod outcome;
+pub mod replay_state;
 pub mod tail;

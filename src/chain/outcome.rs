@@ -3,10 +3,10 @@
 
 use futures_util::StreamExt;
 use mysql_async::prelude::{Protocol, Queryable, StatementLike};
-use mysql_async::{Conn, Params, QueryResult, Row};
+use mysql_async::{Conn, Params, QueryResult, Row, Value};
 
 use crate::compare::digest::{Digest, Rows};
-use crate::journal::Outcome;
+use crate::journal::{Outcome, Statement};
 
 /// MariaDB's transient conflicts: the client retries them, as it would
 /// against MySQL.
@@ -29,6 +29,24 @@ pub async fn run_prepared<S: StatementLike>(conn: &mut Conn, stmt: S, params: Pa
         Err(e) => Err(e),
     };
     summarize(conn, result)
+}
+
+/// Runs a journaled statement: its text, or the prepared statement with its
+/// parameters (prepared afresh on this connection).
+pub async fn run_statement(conn: &mut Conn, statement: &Statement) -> Outcome {
+    match statement {
+        Statement::Text { sql } => run_text(conn, &sql.to_bytes()).await,
+        Statement::Prepared { sql, params } => {
+            let values: Vec<Value> = params.iter().map(Value::from).collect();
+            let params = if values.is_empty() {
+                Params::Empty
+            } else {
+                Params::Positional(values)
+            };
+            let text = String::from_utf8_lossy(&sql.to_bytes()).into_owned();
+            run_prepared(conn, text.as_str(), params).await
+        }
+    }
 }
 
 /// Reads every result set of a response into a digest.

@@ -12,17 +12,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Params, Value};
+use mysql_async::Conn;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::commits;
-use super::outcome::{self, outcome_of_error};
+use super::outcome;
+use super::replay_state::AppliedState;
 use crate::backend::{Node, ServerInfo};
 use crate::compare::notify::{Event, Notifier};
 use crate::compare::{self, verdict::Verdict};
 use crate::journal::{
-    CommitRecord, CommitState, Entry, Journal, JournalError, NodeResult, Outcome, SessionState,
-    Statement,
+    CommitRecord, CommitState, Entry, Journal, JournalError, NodeResult, Outcome,
 };
 
 /// How long to wait for a journal batch before looking again anyway.
@@ -274,26 +274,16 @@ impl Tail {
                 .await?;
         }
         conn.query_drop(entry.context.replay_statement()).await?;
-        let outcome = match &entry.statement {
-            Statement::Text { sql } => outcome::run_text(conn, &sql.to_bytes()).await,
-            Statement::Prepared { sql, params } => {
-                let values: Vec<Value> = params.iter().map(Value::from).collect();
-                let params = if values.is_empty() {
-                    Params::Empty
-                } else {
-                    Params::Positional(values)
-                };
-                let text = String::from_utf8_lossy(&sql.to_bytes()).into_owned();
-                outcome::run_prepared(conn, text.as_str(), params).await
-            }
-        };
+        let outcome = outcome::run_statement(conn, &entry.statement).await;
         entry.results.push(NodeResult {
             node: self.node.name.clone(),
             outcome: outcome.clone(),
             verdict: None,
         });
         let disagreements = compare::judge(entry, &self.master.name, true);
-        self.journal.write(entry);
+        if let Some(judged) = entry.results.last() {
+            self.journal.append_result(entry.id, judged);
+        }
         if let Outcome::Lost { reason } = outcome {
             return Err(TailError::Node(mysql_async::Error::Other(reason.into())));
         }
@@ -323,87 +313,5 @@ impl Tail {
                 outcome,
             }),
         }
-    }
-}
-
-/// The origin-session state the applier's connection currently reproduces.
-#[derive(Default)]
-struct AppliedState {
-    current: Option<SessionState>,
-}
-
-impl AppliedState {
-    /// Between transactions: a fresh session with exactly `want`.
-    async fn prepare(
-        &mut self,
-        conn: &mut Conn,
-        want: &SessionState,
-        server: &ServerInfo,
-    ) -> Result<(), TailError> {
-        if self.current.as_ref() == Some(want) {
-            return Ok(());
-        }
-        self.current = None;
-        conn.reset().await?;
-        if let Some(set_names) = server.set_names_for(want.collation) {
-            conn.query_drop(set_names).await?;
-        }
-        if let Some(schema) = &want.schema {
-            use_schema(conn, schema).await?;
-        }
-        for statement in &want.statements {
-            run_state_statement(conn, &statement.to_bytes()).await;
-        }
-        self.current = Some(want.clone());
-        Ok(())
-    }
-
-    /// Inside a transaction (a reset would roll it back): the changes the
-    /// origin session made since the last statement.
-    async fn follow(
-        &mut self,
-        conn: &mut Conn,
-        want: &SessionState,
-        server: &ServerInfo,
-    ) -> Result<(), TailError> {
-        let Some(current) = self.current.as_mut() else {
-            return self.prepare(conn, want, server).await;
-        };
-        if current == want {
-            return Ok(());
-        }
-        if current.schema != want.schema {
-            if let Some(schema) = &want.schema {
-                use_schema(conn, schema).await?;
-            }
-        }
-        let already = if want.statements.starts_with(&current.statements) {
-            current.statements.len()
-        } else {
-            0
-        };
-        for statement in &want.statements[already..] {
-            run_state_statement(conn, &statement.to_bytes()).await;
-        }
-        *current = want.clone();
-        Ok(())
-    }
-}
-
-async fn use_schema(conn: &mut Conn, schema: &str) -> Result<(), mysql_async::Error> {
-    let sql = [
-        b"USE ".as_slice(),
-        &crate::sql::quote::identifier(schema.as_bytes()),
-    ]
-    .concat();
-    conn.query_drop(sql).await
-}
-
-/// Session state is best effort on the tail: the origin session's statement
-/// succeeded on the master, so a failure here is logged, not fatal.
-async fn run_state_statement(conn: &mut Conn, sql: &[u8]) {
-    if let Err(e) = conn.query_drop(sql).await {
-        let outcome = outcome_of_error(e);
-        warn!(sql = %String::from_utf8_lossy(sql), ?outcome, "session statement failed on the tail");
     }
 }

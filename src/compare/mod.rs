@@ -9,11 +9,13 @@ pub mod verdict;
 use crate::journal::{Entry, EntryKind, Outcome};
 use verdict::{compare, Compared, Verdict};
 
-/// The master's result in `entry`, once it has one.
+/// The master's (last) result in `entry`, once it has one: a statement
+/// re-run on the master (policy retry-master) is judged by its final result.
 pub fn master_outcome<'e>(entry: &'e Entry, master: &str) -> Option<&'e Outcome> {
     entry
         .results
         .iter()
+        .rev()
         .find(|r| r.node == master)
         .map(|r| &r.outcome)
 }

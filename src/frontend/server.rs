@@ -135,11 +135,13 @@ impl Frontend {
             gate: Arc::new(tokio::sync::RwLock::new(())),
             nontransactional,
             notifier,
+            compare: config.compare.clone(),
             tails,
         });
         if let Some(reason) = sync_quarantine {
             shared.quarantine_sync(reason);
         }
+        super::write::retry_master::resume(&shared);
         Ok(Frontend { shared, tls })
     }
 

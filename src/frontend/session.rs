@@ -49,6 +49,8 @@ pub struct Shared {
     pub gate: Arc<tokio::sync::RwLock<()>>,
     pub nontransactional: crate::chain::nontransactional::NonTransactional,
     pub notifier: crate::compare::notify::Notifier,
+    /// `[compare]`: retries and policies.
+    pub compare: crate::config::Compare,
     /// The tail nodes and their appliers' status.
     pub tails: Vec<(Node, Arc<crate::chain::tail::TailStatus>)>,
 }

@@ -71,6 +71,11 @@ impl Session {
         w: QueryResultWriter<'_, W>,
         id: &str,
     ) -> io::Result<()> {
+        // Results are journaled without waiting: let them land first.
+        if let Err(e) = self.shared.journal.settle().await {
+            let err = ClientError::JournalUnavailable(e.to_string());
+            return self.answer(w, Err(err)).await;
+        }
         let entry = match Uuid::parse_str(id) {
             Ok(uuid) => self.shared.journal.entry(uuid),
             Err(_) => return self.answer(w, Err(unknown_request(id))).await,
@@ -127,6 +132,7 @@ fn request_rows(entry: &Entry, master: &str) -> Vec<Vec<Option<String>>> {
 
 fn node_state(last: &NodeResult, attempts: usize, is_master: bool) -> String {
     let state = match (&last.verdict, is_master, last.outcome.is_ok()) {
+        (_, true, true) if attempts > 1 => "passed after retry",
         (_, true, true) => "passed",
         (_, true, false) => "failed",
         (Some(Verdict::Agree), _, _) if attempts > 1 => "passed after retry",
@@ -177,6 +183,7 @@ fn entry_state(state: &EntryState) -> String {
         EntryState::InTransaction => "in an open transaction".into(),
         EntryState::Committed { seq } => format!("committed, seq {seq}"),
         EntryState::Failed => "failed".into(),
+        EntryState::RetryingOnMaster => "retrying on the master".into(),
         EntryState::RolledBack => "rolled back".into(),
         EntryState::Done => "done".into(),
     }

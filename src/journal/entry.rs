@@ -51,6 +51,9 @@ pub enum EntryState {
     Committed { seq: u64 },
     /// The master refused it (or B refused it with a transient conflict).
     Failed,
+    /// The master refused it, B passed it, and policy `retry-master` re-runs
+    /// it until the master passes it.
+    RetryingOnMaster,
     /// Its transaction was rolled back.
     RolledBack,
     /// Nothing to commit (a read, session state).

@@ -140,6 +140,32 @@ impl Journal {
         }
     }
 
+    /// Appends a node's result to an entry already journaled, without
+    /// waiting. Safe while other nodes report results for the same entry;
+    /// a whole-entry `write` must not race with it (the write path writes
+    /// entries whole before their commit is resolved, the tails and the
+    /// retrier append after).
+    pub fn append_result(&self, id: Uuid, result: &NodeResult) {
+        let _ = self.send(
+            TreeName::EntryResult,
+            id.as_bytes().to_vec(),
+            encode(result),
+            None,
+        );
+    }
+
+    /// Waits until everything written before is applied (and synced), so
+    /// that reads see it.
+    pub async fn settle(&self) -> Result<(), JournalError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(TreeName::Barrier, Vec::new(), Vec::new(), Some(tx))?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(JournalError::Write(e)),
+            Err(_) => Err(JournalError::Write("the journal writer stopped".into())),
+        }
+    }
+
     /// Writes `entry` (a later state of it, results) without waiting: it is
     /// durable with the next batch.
     pub fn write(&self, entry: &Entry) {

@@ -16,6 +16,8 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Instant;
 
 use tokio::sync::{oneshot, watch};
+
+use super::entry::{Entry, NodeResult};
 use tracing::{debug, error};
 
 /// Most writes taken into one batch.
@@ -26,6 +28,12 @@ const MAX_BATCH: usize = 4096;
 pub enum TreeName {
     Entries,
     Commits,
+    /// No tree: a barrier, acknowledged once everything sent before it is
+    /// applied and synced.
+    Barrier,
+    /// A node's result (the value) appended to the entry under the key, in
+    /// this thread, so that nodes reporting at the same time lose nothing.
+    EntryResult,
 }
 
 pub struct Write {
@@ -110,6 +118,11 @@ impl Writer {
             let tree = match write.tree {
                 TreeName::Entries => &self.entries,
                 TreeName::Commits => &self.commits,
+                TreeName::Barrier => continue,
+                TreeName::EntryResult => {
+                    self.append_result(&write.key, &write.value)?;
+                    continue;
+                }
             };
             tree.insert(write.key.as_slice(), write.value.as_slice())
                 .map_err(|e| format!("sled insert: {e}"))?;
@@ -119,6 +132,26 @@ impl Writer {
         }
         self.db.flush().map_err(|e| format!("sled flush: {e}"))?;
         self.sync_files().map_err(|e| format!("fsync: {e}"))
+    }
+
+    fn append_result(&self, key: &[u8], result: &[u8]) -> Result<(), String> {
+        let Some(stored) = self
+            .entries
+            .get(key)
+            .map_err(|e| format!("sled get: {e}"))?
+        else {
+            return Ok(());
+        };
+        let mut entry: Entry =
+            serde_json::from_slice(&stored).map_err(|e| format!("entry: {e}"))?;
+        let result: NodeResult =
+            serde_json::from_slice(result).map_err(|e| format!("result: {e}"))?;
+        entry.results.push(result);
+        let value = serde_json::to_vec(&entry).map_err(|e| format!("entry: {e}"))?;
+        self.entries
+            .insert(key, value)
+            .map_err(|e| format!("sled insert: {e}"))?;
+        Ok(())
     }
 
     /// fsyncs sled's log file, and blob files it created since the last batch.

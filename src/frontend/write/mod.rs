@@ -27,6 +27,7 @@
 
 mod alone;
 mod entries;
+pub(in crate::frontend) mod retry_master;
 mod session_state;
 mod statement;
 mod sync;

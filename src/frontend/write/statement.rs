@@ -9,11 +9,13 @@ use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 use tracing::{debug, error, info_span, warn, Instrument};
 
+use super::retry_master;
 use super::work::{prefixed, Pinning, Work};
 use super::{ROLLBACK_TO_SAVEPOINT, SAVEPOINT};
 use crate::chain::commits;
 use crate::chain::outcome::{DEADLOCK, LOCK_WAIT_TIMEOUT};
 use crate::compare::digest::Digest;
+use crate::config::MasterFailPolicy;
 use crate::frontend::error::{ClientError, SendError};
 use crate::frontend::relay::{self, SetsEnd, Shown};
 use crate::frontend::session::Session;
@@ -158,7 +160,20 @@ impl Session {
                     r.resolve(CommitState::Aborted);
                 }
                 self.record_master(&mut entry, outcome_of_client_error(&err));
-                self.finish_entry(&mut entry, EntryState::Failed);
+                let retry = !in_txn
+                    && entry.kind == EntryKind::Write
+                    && self.sync.is_some()
+                    && sync_ok
+                    && self.shared.compare.on_master_fail_slave_pass
+                        == MasterFailPolicy::RetryMaster
+                    && !err.ends_session();
+                if retry {
+                    // B's part is undone now and done again with the master's.
+                    self.finish_entry(&mut entry, EntryState::RetryingOnMaster);
+                    retry_master::spawn(self.shared.clone(), entry);
+                } else {
+                    self.finish_entry(&mut entry, EntryState::Failed);
+                }
                 if pinned {
                     self.undo_on_sync_after_master_failed(in_txn).await;
                 }

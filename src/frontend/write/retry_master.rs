@@ -1,0 +1,170 @@
+//! Policy `retry-master`: a statement the master refused and the first
+//! slave passed is re-run until the master passes it, in the write path's
+//! order (B first, then A, commit on A, then on B), by a task of its own.
+//! The client already has the master's error; a notification says when it
+//! finally passed. Entries still retrying when lockstep stops are taken up
+//! again at start (`resume`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::chain::commits;
+use crate::chain::outcome;
+use crate::chain::replay_state::AppliedState;
+use crate::compare;
+use crate::compare::notify::Event;
+use crate::frontend::session::Shared;
+use crate::journal::entry::UNPIN;
+use crate::journal::{CommitState, Entry, EntryState, NodeResult, Outcome};
+
+/// Starts retrying `entry` on the master.
+pub(in crate::frontend) fn spawn(shared: Arc<Shared>, entry: Entry) {
+    let span = info_span!("retry_master", request_id = %entry.id);
+    tokio::spawn(retry_until_passed(shared, entry).instrument(span));
+}
+
+/// Takes up the entries that were being retried when lockstep stopped.
+pub(in crate::frontend) fn resume(shared: &Arc<Shared>) {
+    let retrying: Vec<Entry> = shared
+        .journal
+        .entries()
+        .filter_map(Result::ok)
+        .filter(|e| e.state == EntryState::RetryingOnMaster)
+        .collect();
+    for entry in retrying {
+        info!(request_id = %entry.id, "resuming the retry of a statement the master refused");
+        spawn(shared.clone(), entry);
+    }
+}
+
+async fn retry_until_passed(shared: Arc<Shared>, mut entry: Entry) {
+    let initial = Duration::from_millis(shared.compare.retry_initial_ms);
+    let max = Duration::from_millis(shared.compare.retry_max_ms);
+    let mut delay = initial;
+    loop {
+        tokio::time::sleep(delay).await;
+        match attempt(&shared, &mut entry).await {
+            Ok(_) => {
+                let attempts = entry
+                    .results
+                    .iter()
+                    .filter(|r| r.node == shared.master.name)
+                    .count();
+                shared.notifier.notify(Event::PassedAfterRetry {
+                    request_id: entry.id.to_string(),
+                    node: shared.master.name.clone(),
+                    attempts,
+                });
+                return;
+            }
+            Err(e) => {
+                shared.journal.write(&entry);
+                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "the master still refuses it");
+                delay = (delay * 2).min(max);
+            }
+        }
+    }
+}
+
+/// One try: B, then A, each on a connection of its own with the origin
+/// session's state; the commit sequence number is taken while B holds its
+/// locks, as in the write path. Returns the number it committed with.
+async fn attempt(shared: &Arc<Shared>, entry: &mut Entry) -> Result<u64, String> {
+    let _gate = shared.gate.clone().read_owned().await;
+    let mut master = replay_connection(shared, &shared.master, entry).await?;
+    let mut sync = match shared.sync_node() {
+        Some(node) => Some((replay_connection(shared, &node, entry).await?, node.name)),
+        None => None,
+    };
+    let mut context = entry.context.clone();
+    context.insert_id = None;
+    if let Some((conn, name)) = sync.as_mut() {
+        let outcome = run(conn, "BEGIN", &context, entry).await;
+        record(entry, name, outcome.clone());
+        match outcome {
+            Outcome::Ok { last_insert_id, .. } if last_insert_id > 0 => {
+                context.insert_id = Some(last_insert_id)
+            }
+            Outcome::Ok { .. } => {}
+            other => {
+                let _ = conn.query_drop("ROLLBACK").await;
+                return Err(format!("the synchronous slave now fails it too: {other:?}"));
+            }
+        }
+    }
+    let reservation = shared
+        .journal
+        .reserve_commit(entry.id, vec![entry.id], false)
+        .map_err(|e| e.to_string())?;
+    let seq = reservation.seq();
+    let opening = format!("BEGIN; {}", commits::record(entry.id, seq));
+    let outcome = run(&mut master, &opening, &context, entry).await;
+    record(entry, &shared.master.name, outcome.clone());
+    if !outcome.is_ok() {
+        reservation.resolve(CommitState::Aborted);
+        let _ = master.query_drop("ROLLBACK").await;
+        if let Some((conn, _)) = sync.as_mut() {
+            let _ = conn.query_drop("ROLLBACK").await;
+        }
+        return Err(format!("{outcome:?}"));
+    }
+    entry.context = context;
+    if let Err(e) = master.query_drop(format!("COMMIT; {UNPIN}")).await {
+        // Whether the master committed is in doubt: the reservation says so
+        // when dropped, and the tail asks the master's lockstep.commits.
+        return Err(format!("commit on the master: {e}"));
+    }
+    // The entry as committed is journaled before its commit is resolved:
+    // the tail reads it once the commit is.
+    entry.state = EntryState::Committed { seq };
+    compare::judge(entry, &shared.master.name, false);
+    shared.journal.write(entry);
+    reservation.resolve(CommitState::Committed);
+    if let Some((conn, name)) = sync.as_mut() {
+        let commit = format!("{}; COMMIT; {UNPIN}", commits::record(entry.id, seq));
+        if let Err(e) = conn.query_drop(commit).await {
+            warn!(node = %name, error = %e, "the synchronous slave could not commit the retried statement");
+        }
+    }
+    Ok(seq)
+}
+
+/// A connection to `node` with the origin session's state.
+async fn replay_connection(
+    shared: &Shared,
+    node: &crate::backend::Node,
+    entry: &Entry,
+) -> Result<Conn, String> {
+    let mut conn = node.connect_admin().await.map_err(|e| e.to_string())?;
+    AppliedState::default()
+        .prepare(&mut conn, &entry.session_state, &shared.server)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+/// `opening`, the pinned context, then the statement.
+async fn run(
+    conn: &mut Conn,
+    opening: &str,
+    context: &crate::journal::Context,
+    entry: &Entry,
+) -> Outcome {
+    let pin = format!("{opening}; {}", context.replay_statement());
+    if let Err(e) = conn.query_drop(pin).await {
+        return outcome::outcome_of_error(e);
+    }
+    outcome::run_statement(conn, &entry.statement).await
+}
+
+fn record(entry: &mut Entry, node: &str, outcome: Outcome) {
+    entry.results.push(NodeResult {
+        node: node.to_string(),
+        outcome,
+        verdict: None,
+    });
+}
