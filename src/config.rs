@@ -271,4 +271,27 @@ mod tests {
         .expect("valid");
         assert_eq!(config.users[0].password.as_deref(), Some(""));
     }
+
+    #[test]
+    fn compare_section() {
+        let config = load_str(&format!(
+            "{NODE}\n[compare]\nretry_initial_ms = 10\nretry_max_ms = 20\n\
+             on_master_fail_slave_pass = \"retry-master\"\nnotify_url = \"http://127.0.0.1:9/x\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            config.compare.on_master_fail_slave_pass,
+            MasterFailPolicy::RetryMaster
+        );
+        assert_eq!(load_str(NODE).expect("valid").compare.retry_max_ms, 30_000);
+        for bad in [
+            "[compare]\non_master_fail_slave_pass = \"retry\"\n",
+            "[compare]\nnotify_url = \"https://x\"\n",
+            "[compare]\nretry_initial_ms = 0\n",
+            "[compare]\nretry_initial_ms = 50\nretry_max_ms = 10\n",
+            "[compare]\nretries = 3\n",
+        ] {
+            assert!(load_str(&format!("{NODE}\n{bad}")).is_err(), "{bad}");
+        }
+    }
 }
