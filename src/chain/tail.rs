@@ -7,6 +7,7 @@
 //! applied twice. A statement that fails stops the applier at that entry
 //! (it is retried, never skipped): the compare module decides what to do.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,11 +26,34 @@ use crate::journal::{
     CommitRecord, CommitState, Entry, Journal, JournalError, NodeResult, Outcome,
 };
 
+/// How far below its highest commit a node is checked for missing ones: a
+/// first slave that left the synchronous role may lack a few commits below
+/// ones it has (sessions committing on it at that moment), never more than
+/// there were sessions.
+const HOLE_WINDOW: u64 = 10_000;
+
+/// Where a node's applier starts: below its highest commit by the window,
+/// with the commits it has there (skipped).
+async fn start_position(conn: &mut Conn) -> Result<(u64, HashSet<u64>), mysql_async::Error> {
+    let last = commits::last_seq(conn).await?;
+    let floor = last.saturating_sub(HOLE_WINDOW);
+    let rows: Vec<mysql_async::Row> = conn
+        .query(format!(
+            "SELECT seq FROM lockstep.commits WHERE seq > {floor}"
+        ))
+        .await?;
+    let present = rows
+        .iter()
+        .filter_map(|r| r.get_opt::<u64, usize>(0).and_then(Result::ok))
+        .collect();
+    Ok((floor, present))
+}
+
 /// How long to wait for a journal batch before looking again anyway.
 const POLL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
-enum TailError {
+pub enum TailError {
     #[error("node: {0}")]
     Node(#[from] mysql_async::Error),
     #[error(transparent)]
@@ -72,7 +96,7 @@ impl TailStatus {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
 
-    fn set_last_error(&self, error: Option<String>) {
+    pub fn set_last_error(&self, error: Option<String>) {
         if let Ok(mut e) = self.last_error.lock() {
             *e = error;
         }
@@ -116,7 +140,7 @@ pub struct Tail {
 }
 
 /// How a failed entry is retried: exponential backoff, capped.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     pub initial: Duration,
     pub max: Duration,
@@ -133,7 +157,7 @@ impl Tail {
                 let mut delay = tail.retry.initial;
                 let mut stuck_at = None;
                 loop {
-                    let Err(e) = tail.apply_from_journal().await else {
+                    let Err(e) = tail.apply_from_journal(false).await else {
                         continue;
                     };
                     if let TailError::Diverged { request_id, what } = &e {
@@ -163,17 +187,34 @@ impl Tail {
         )
     }
 
-    async fn apply_from_journal(&mut self) -> Result<(), TailError> {
+    /// Applies the journal's commits as they come; with `until_caught_up`,
+    /// returns once every number handed out so far is applied.
+    async fn apply_from_journal(&mut self, until_caught_up: bool) -> Result<(), TailError> {
         let mut conn = self.node.connect_admin().await?;
         commits::ensure_table(&mut conn).await?;
-        let mut applied = commits::last_seq(&mut conn).await?;
+        let (mut applied, present) = start_position(&mut conn).await?;
         self.status.applied.store(applied, Ordering::Relaxed);
-        info!(applied, "tail applier connected");
+        info!(from = applied, "tail applier connected");
         let mut state = AppliedState::default();
         let mut batches = self.journal.batches();
         loop {
             let next = applied + 1;
+            if until_caught_up && next > self.journal.last_seq() {
+                return Ok(());
+            }
+            if present.contains(&next) {
+                applied = next;
+                self.status.applied.store(applied, Ordering::Relaxed);
+                continue;
+            }
             let record = self.journal.commit_record(next)?;
+            let first = self.journal.first_seq()?;
+            if record.is_none() && first != u64::MAX && next < first {
+                // Older than the journal (a journal started afresh on nodes
+                // with a history): nothing to apply from here.
+                applied = next;
+                continue;
+            }
             let apply = match record.as_ref().map(|r| r.state) {
                 Some(CommitState::Committed) => true,
                 Some(CommitState::Aborted) => false,
@@ -194,6 +235,11 @@ impl Tail {
             applied = next;
             self.status.applied.store(applied, Ordering::Relaxed);
         }
+    }
+
+    /// Applies every commit the node lacks, up to the last number handed out.
+    pub async fn catch_up(&mut self) -> Result<(), TailError> {
+        self.apply_from_journal(true).await
     }
 
     /// An in-doubt commit happened when the master's `lockstep.commits` has it.

@@ -21,6 +21,8 @@ pub enum Event {
     },
     /// A node gets no more traffic.
     NodeQuarantined { node: String, reason: String },
+    /// A quarantined first slave caught up and took the synchronous role back.
+    NodeRejoined { node: String },
 }
 
 /// Sends events; cheap to clone.

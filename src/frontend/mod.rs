@@ -13,6 +13,7 @@ mod relay;
 mod server;
 mod session;
 mod show;
+mod sync_rejoin;
 mod tls;
 mod write;
 

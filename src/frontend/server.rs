@@ -129,6 +129,7 @@ impl Frontend {
             master,
             sync,
             sync_quarantine: std::sync::Mutex::new(None),
+            sync_catch_up: std::sync::Mutex::new(None),
             server,
             registry: Registry::default(),
             journal,
@@ -139,7 +140,7 @@ impl Frontend {
             tails,
         });
         if let Some(reason) = sync_quarantine {
-            shared.quarantine_sync(reason);
+            shared.quarantine_sync(reason, true);
         }
         super::write::retry_master::resume(&shared);
         Ok(Frontend { shared, tls })

@@ -40,6 +40,8 @@ pub struct Shared {
     pub sync: Option<Node>,
     /// Why the first slave lost the synchronous role, once it did.
     pub sync_quarantine: std::sync::Mutex<Option<String>>,
+    /// The first slave's catch-up while it is out of the synchronous role.
+    pub sync_catch_up: std::sync::Mutex<Option<Arc<crate::chain::tail::TailStatus>>>,
     pub server: ServerInfo,
     pub registry: Registry,
     pub journal: Journal,
@@ -65,15 +67,40 @@ impl Shared {
         self.sync.clone()
     }
 
+    /// The first slave is synchronous again (called with writes drained).
+    pub fn end_sync_quarantine(&self) {
+        if let Ok(mut q) = self.sync_quarantine.lock() {
+            *q = None;
+        }
+        if let Ok(mut c) = self.sync_catch_up.lock() {
+            *c = None;
+        }
+    }
+
+    /// The first slave stays out, for this reason.
+    pub fn replace_sync_quarantine(&self, reason: String) {
+        if let Ok(mut q) = self.sync_quarantine.lock() {
+            *q = Some(reason);
+        }
+        if let Ok(mut c) = self.sync_catch_up.lock() {
+            *c = None;
+        }
+    }
+
     pub fn sync_quarantine_reason(&self) -> Option<String> {
         self.sync_quarantine.lock().ok().and_then(|q| q.clone())
     }
 
-    /// Takes the first slave out of the synchronous role for good (until an
-    /// operator re-syncs it): every session stops using it at its next command.
-    pub fn quarantine_sync(&self, reason: String) {
+    /// Takes the first slave out of the synchronous role: every session stops
+    /// using it at its next command. With `rejoin` (it only missed entries)
+    /// it catches up from the journal and comes back; without (it diverged)
+    /// it stays out until an operator re-syncs it.
+    pub fn quarantine_sync(self: &Arc<Self>, reason: String, rejoin: bool) {
         if let Ok(mut q) = self.sync_quarantine.lock() {
             if q.is_none() {
+                if rejoin {
+                    super::sync_rejoin::spawn(self.clone());
+                }
                 let node = self
                     .sync
                     .as_ref()
@@ -256,13 +283,45 @@ impl Session {
         }
     }
 
-    /// Stops using the first slave once it lost the synchronous role (its
-    /// open transaction there dies with the connection).
-    pub(super) fn follow_sync_role(&mut self) {
-        if self.sync.is_some() && self.shared.sync_node().is_none() {
-            info!("leaving the quarantined synchronous slave");
-            self.sync = None;
+    /// Follows the first slave's role: stops using it once it lost the
+    /// synchronous role (its open transaction there dies with the
+    /// connection), and connects to it again, outside a transaction, once it
+    /// is back.
+    pub(super) async fn follow_sync_role(&mut self) {
+        match (self.shared.sync_node(), self.sync.is_some()) {
+            (None, true) => {
+                info!("leaving the quarantined synchronous slave");
+                self.sync = None;
+            }
+            (Some(node), false) if self.txn.is_none() && self.master.is_some() => {
+                if let Err(err) = self.reconnect_sync(&node).await {
+                    // Writes without it would leave it behind: out again.
+                    self.shared.quarantine_sync(
+                        format!("session {} cannot reconnect to it: {err}", self.id),
+                        true,
+                    );
+                }
+            }
+            _ => {}
         }
+    }
+
+    /// A new connection to the synchronous slave with this session's state:
+    /// its SET statements replayed, its prepared statements prepared there.
+    async fn reconnect_sync(&mut self, node: &Node) -> Result<(), ClientError> {
+        let mut conn = self.connect_node(node).await?;
+        let backend = |e| ClientError::from_backend(&node.name, e);
+        for statement in &self.state.statements {
+            conn.query_drop(statement.to_bytes())
+                .await
+                .map_err(backend)?;
+        }
+        for prepared in self.statements.values_mut() {
+            prepared.sync = Some(conn.prep(prepared.sql.as_slice()).await.map_err(backend)?);
+        }
+        info!(node = %node.name, "joined the synchronous slave again");
+        self.sync = Some(conn);
+        Ok(())
     }
 
     /// An OK packet with the session's status.
@@ -417,7 +476,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         let Some(_command) = Command::begin(&self.shared, self.id) else {
             return w.send_error(&killed()).await;
         };
-        self.follow_sync_role();
+        self.follow_sync_role().await;
         match intercept(query, self.id) {
             Intercepted::SelectSocket => self.answer_select_socket(w).await,
             Intercepted::Kill { query_only, id } => {
@@ -447,7 +506,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         query: &'a [u8],
         w: StatementMetaWriter<'a, W>,
     ) -> io::Result<()> {
-        self.follow_sync_role();
+        self.follow_sync_role().await;
         self.prepare(query, w).await
     }
 
@@ -460,7 +519,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         let Some(_command) = Command::begin(&self.shared, self.id) else {
             return w.send_error(&killed()).await;
         };
-        self.follow_sync_role();
+        self.follow_sync_role().await;
         self.execute(id, params, w).await
     }
 

@@ -30,19 +30,28 @@ impl Session {
         ]];
         if let Some(sync) = &shared.sync {
             let quarantine = shared.sync_quarantine_reason();
-            let role = if quarantine.is_some() {
-                "quarantined"
-            } else {
-                "sync"
+            let catching_up = shared.sync_catch_up.lock().ok().and_then(|c| c.clone());
+            let (role, applied, lag) = match (&quarantine, &catching_up) {
+                (None, _) => ("sync", Some(last.clone()), Some("0".to_string())),
+                (Some(_), Some(status)) => (
+                    "catching-up",
+                    Some(status.applied().to_string()),
+                    Some(status.lag(&shared.journal).to_string()),
+                ),
+                // lockstep does not follow a quarantined node's position.
+                (Some(_), None) => ("quarantined", None, None),
+            };
+            let problem = match (quarantine, catching_up.and_then(|s| s.last_error())) {
+                (Some(reason), Some(error)) => Some(format!("{reason}; now: {error}")),
+                (reason, _) => reason,
             };
             rows.push(vec![
                 Some(sync.name.clone()),
                 Some(sync.address()),
                 Some(role.to_string()),
-                // lockstep does not follow a quarantined node's position.
-                quarantine.is_none().then(|| last.clone()),
-                quarantine.is_none().then(|| "0".to_string()),
-                quarantine,
+                applied,
+                lag,
+                problem,
             ]);
         }
         for (node, status) in &shared.tails {

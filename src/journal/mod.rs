@@ -224,6 +224,19 @@ impl Journal {
         }
     }
 
+    /// The lowest commit number the journal has a record of (u64::MAX when
+    /// it has none).
+    pub fn first_seq(&self) -> Result<u64, JournalError> {
+        let first = self
+            .inner
+            .commits
+            .first()
+            .map_err(|e| JournalError::Read(e.to_string()))?;
+        Ok(first
+            .and_then(|(key, _)| seq_from_key(&key))
+            .unwrap_or(u64::MAX))
+    }
+
     pub fn last_seq(&self) -> u64 {
         self.inner.last_seq.lock().map(|l| *l).unwrap_or(0)
     }

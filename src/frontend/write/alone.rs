@@ -34,6 +34,8 @@ impl Session {
         let span = info_span!("write", request_id = %entry.id);
         async move {
             let _gate = self.shared.gate.clone().write_owned().await;
+            // The first slave may have come back while this waited.
+            self.follow_sync_role().await;
             if let Err(err) = self.journal(&entry).await {
                 return self.answer(w, Err(err)).await;
             }
@@ -63,11 +65,14 @@ impl Session {
                     self.sync_finish(UNPIN).await;
                     if sync_ok && self.sync.is_some() {
                         // B keeps what A refused: they differ from here on.
-                        self.shared.quarantine_sync(format!(
-                            "request {}: the master refused a statement that commits \
+                        self.shared.quarantine_sync(
+                            format!(
+                                "request {}: the master refused a statement that commits \
                              implicitly after it ran here ({err}); it cannot be undone",
-                            entry.id
-                        ));
+                                entry.id
+                            ),
+                            false,
+                        );
                     }
                     self.note_failure(&err);
                     Ok(())

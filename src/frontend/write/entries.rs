@@ -60,19 +60,20 @@ impl Session {
                 Verdict::MasterFailed => {
                     info!(%node, "the master refused what the synchronous slave ran")
                 }
-                // B lacks (or has other) data than A from here on: it
-                // leaves the synchronous role instead of diverging further.
                 // A read that failed on B only changed nothing.
                 other if entry.kind == EntryKind::Read => {
                     warn!(%node, verdict = ?other, "a read failed on the synchronous slave only")
                 }
+                // B lacks (or has other) data than A from here on: it leaves
+                // the synchronous role instead of diverging further. A missing
+                // entry can be re-run (B comes back); a different result cannot.
                 other => {
                     warn!(%node, verdict = ?other, "the synchronous slave disagrees with the master");
-                    self.shared.quarantine_sync(format!(
-                        "request {}: {}",
-                        entry.id,
-                        describe(&other)
-                    ));
+                    let rejoin = other == Verdict::NodeFailed;
+                    self.shared.quarantine_sync(
+                        format!("request {}: {}", entry.id, describe(&other)),
+                        rejoin,
+                    );
                 }
             }
         }

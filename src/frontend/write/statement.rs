@@ -73,7 +73,10 @@ impl Session {
             }
             None
         } else {
-            Some(self.shared.gate.clone().read_owned().await)
+            let gate = self.shared.gate.clone().read_owned().await;
+            // The first slave may have come back while this waited.
+            self.follow_sync_role().await;
+            Some(gate)
         };
         if let Err(err) = self.journal(&entry).await {
             return self.answer(w, Err(err)).await;

@@ -24,6 +24,8 @@ impl Session {
             return Ok(());
         }
         let gate = self.shared.gate.clone().read_owned().await;
+        // The first slave may have come back while this waited.
+        self.follow_sync_role().await;
         self.sync_control("BEGIN").await?;
         self.txn = Some(OpenTransaction {
             _gate: gate,
@@ -43,6 +45,8 @@ impl Session {
             return self.answer(w, Err(err)).await;
         }
         let gate = self.shared.gate.clone().read_owned().await;
+        // The first slave may have come back while this waited.
+        self.follow_sync_role().await;
         if let Err(err) = self.sync_control_bytes(work.sql()).await {
             return self.answer(w, Err(err)).await;
         }
