@@ -47,6 +47,10 @@ pub struct Config {
     pub nodes: Vec<Node>,
     #[serde(default)]
     pub compare: Compare,
+    /// Nodes the operator re-synced (`serve --resynced NODE`): their
+    /// quarantine marks are lifted at start. Not a file key.
+    #[serde(skip)]
+    pub resynced: Vec<String>,
 }
 
 /// `[compare]`: how nodes that disagree with the master are treated.

@@ -96,6 +96,12 @@ impl TailStatus {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
 
+    pub fn quarantine(&self, reason: String) {
+        if let Ok(mut q) = self.quarantined.lock() {
+            *q = Some(reason);
+        }
+    }
+
     pub fn set_last_error(&self, error: Option<String>) {
         if let Ok(mut e) = self.last_error.lock() {
             *e = error;
@@ -162,8 +168,9 @@ impl Tail {
                     };
                     if let TailError::Diverged { request_id, what } = &e {
                         error!(%request_id, %what, "node quarantined: it diverged from the master; it gets no more traffic until it is re-synced");
-                        if let Ok(mut q) = tail.status.quarantined.lock() {
-                            *q = Some(e.to_string());
+                        tail.status.quarantine(e.to_string());
+                        if let Err(je) = tail.journal.set_quarantine(&tail.node.name, Some(&e.to_string())).await {
+                            error!(error = %je, "cannot journal the quarantine");
                         }
                         tail.notifier.notify(Event::NodeQuarantined {
                             node: tail.node.name.clone(),

@@ -18,6 +18,11 @@ pub struct ServeArgs {
     /// Overrides `listen` of the configuration.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// A quarantined node the operator has re-synced from the master (its
+    /// data and its `lockstep` database): lockstep trusts it again.
+    /// Repeatable.
+    #[arg(long = "resynced", value_name = "NODE")]
+    pub resynced: Vec<String>,
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), CliError> {
@@ -25,6 +30,7 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    config.resynced = args.resynced;
     serve(&config).await
 }
 

@@ -89,10 +89,16 @@ impl Frontend {
         resolve_unfinished_commits(&journal)?;
         let sync = nodes.get(1).cloned();
         let notifier = Notifier::new(config.compare.notify_url.clone());
+        let quarantined = remembered_quarantines(&journal, &config.resynced).await?;
         let mut tails = Vec::new();
         for node in nodes.iter().skip(2) {
             let status = Arc::new(TailStatus::default());
             tails.push((node.clone(), status.clone()));
+            if let Some(reason) = quarantined.get(&node.name) {
+                warn!(node = %node.name, %reason, "tail node still quarantined (start with --resynced NODE once it is re-synced)");
+                status.quarantine(reason.clone());
+                continue;
+            }
             Tail {
                 node: node.clone(),
                 master: master.clone(),
@@ -139,8 +145,14 @@ impl Frontend {
             compare: config.compare.clone(),
             tails,
         });
-        if let Some(reason) = sync_quarantine {
-            shared.quarantine_sync(reason, true);
+        let remembered = shared.sync.as_ref().and_then(|n| quarantined.get(&n.name));
+        match (remembered, sync_quarantine) {
+            (Some(reason), _) => {
+                warn!(%reason, "first slave still quarantined (start with --resynced NODE once it is re-synced)");
+                shared.quarantine_sync(reason.clone(), false);
+            }
+            (None, Some(reason)) => shared.quarantine_sync(reason, true),
+            (None, None) => {}
         }
         super::write::retry_master::resume(&shared);
         Ok(Frontend { shared, tls })
@@ -220,6 +232,22 @@ async fn prepare_nodes(nodes: &[Node], journal: &Journal) -> Result<Option<Strin
         )),
         _ => None,
     })
+}
+
+/// The nodes the journal says are quarantined (they diverged), less those
+/// the operator says are re-synced (their marks are removed).
+async fn remembered_quarantines(
+    journal: &Journal,
+    resynced: &[String],
+) -> Result<HashMap<String, String>, StartError> {
+    let mut quarantined: HashMap<String, String> = journal.quarantines()?.into_iter().collect();
+    for node in resynced {
+        if quarantined.remove(node).is_some() {
+            info!(%node, "quarantine lifted: the operator says the node is re-synced");
+            journal.set_quarantine(node, None).await?;
+        }
+    }
+    Ok(quarantined)
 }
 
 /// Commits that were under way when lockstep stopped: whether the master

@@ -77,8 +77,16 @@ impl Shared {
         }
     }
 
-    /// The first slave stays out, for this reason.
-    pub fn replace_sync_quarantine(&self, reason: String) {
+    /// The first slave stays out, for this reason (journaled: a restart
+    /// keeps it out).
+    pub async fn replace_sync_quarantine(&self, reason: String) {
+        if let Err(e) = self
+            .journal
+            .set_quarantine(&node_name(self), Some(&reason))
+            .await
+        {
+            error!(error = %e, "cannot journal the quarantine");
+        }
         if let Ok(mut q) = self.sync_quarantine.lock() {
             *q = Some(reason);
         }
@@ -100,6 +108,16 @@ impl Shared {
             if q.is_none() {
                 if rejoin {
                     super::sync_rejoin::spawn(self.clone());
+                } else {
+                    // Kept out across restarts: a diverged node is not
+                    // trusted again until an operator says it is re-synced.
+                    let (journal, node, why) =
+                        (self.journal.clone(), node_name(self), reason.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = journal.set_quarantine(&node, Some(&why)).await {
+                            error!(error = %e, "cannot journal the quarantine");
+                        }
+                    });
                 }
                 let node = self
                     .sync
@@ -116,6 +134,14 @@ impl Shared {
             }
         }
     }
+}
+
+fn node_name(shared: &Shared) -> String {
+    shared
+        .sync
+        .as_ref()
+        .map(|n| n.name.clone())
+        .unwrap_or_default()
 }
 
 #[derive(Clone)]

@@ -68,7 +68,7 @@ async fn rejoin(shared: Arc<Shared>) {
         };
         if let TailError::Diverged { .. } = caught_up {
             warn!(error = %caught_up, "the first slave diverged while catching up; it stays quarantined");
-            shared.replace_sync_quarantine(caught_up.to_string());
+            shared.replace_sync_quarantine(caught_up.to_string()).await;
             return;
         }
         status.set_last_error(Some(caught_up.to_string()));

@@ -47,6 +47,7 @@ struct Inner {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     entries: sled::Tree,
     commits: sled::Tree,
+    nodes: sled::Tree,
     /// The last commit sequence number handed out. Taking a number and
     /// queueing its record happen under this lock, so records reach the
     /// writer in sequence order and no number is ever skipped silently.
@@ -72,6 +73,7 @@ impl Journal {
         let commits = db
             .open_tree("commits")
             .map_err(|e| open_err(e.to_string()))?;
+        let nodes = db.open_tree("nodes").map_err(|e| open_err(e.to_string()))?;
         writer::sync_dir(dir).map_err(|e| open_err(e.to_string()))?;
         let last_seq = match commits.last().map_err(|e| open_err(e.to_string()))? {
             Some((key, _)) => {
@@ -85,6 +87,7 @@ impl Journal {
             db,
             entries: entries.clone(),
             commits: commits.clone(),
+            nodes: nodes.clone(),
             dir: dir.to_path_buf(),
             synced_blobs: HashSet::new(),
             batches: batches_tx,
@@ -101,6 +104,7 @@ impl Journal {
                 writer: Mutex::new(Some(writer)),
                 entries,
                 commits,
+                nodes,
                 last_seq: Mutex::new(last_seq),
                 batches,
             }),
@@ -152,6 +156,33 @@ impl Journal {
             encode(result),
             None,
         );
+    }
+
+    /// Records (or, with None, clears) that `node` is quarantined, so that
+    /// a restart keeps it out; durable once this returns.
+    pub async fn set_quarantine(
+        &self,
+        node: &str,
+        reason: Option<&str>,
+    ) -> Result<(), JournalError> {
+        let value = reason.map(|r| r.as_bytes().to_vec()).unwrap_or_default();
+        self.send(TreeName::Nodes, node.as_bytes().to_vec(), value, None)?;
+        self.settle().await
+    }
+
+    /// The quarantined nodes and why.
+    pub fn quarantines(&self) -> Result<Vec<(String, String)>, JournalError> {
+        self.inner
+            .nodes
+            .iter()
+            .map(|item| {
+                let (k, v) = item.map_err(|e| JournalError::Read(e.to_string()))?;
+                Ok((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                ))
+            })
+            .collect()
     }
 
     /// Waits until everything written before is applied (and synced), so

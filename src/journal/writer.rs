@@ -28,6 +28,8 @@ const MAX_BATCH: usize = 4096;
 pub enum TreeName {
     Entries,
     Commits,
+    /// Node name → why it is quarantined (empty value: removed).
+    Nodes,
     /// No tree: a barrier, acknowledged once everything sent before it is
     /// applied and synced.
     Barrier,
@@ -48,6 +50,7 @@ pub struct Writer {
     pub db: sled::Db,
     pub entries: sled::Tree,
     pub commits: sled::Tree,
+    pub nodes: sled::Tree,
     pub dir: PathBuf,
     pub synced_blobs: HashSet<OsString>,
     /// Counts finished batches: the tail appliers wait on it.
@@ -118,6 +121,13 @@ impl Writer {
             let tree = match write.tree {
                 TreeName::Entries => &self.entries,
                 TreeName::Commits => &self.commits,
+                TreeName::Nodes if write.value.is_empty() => {
+                    self.nodes
+                        .remove(write.key.as_slice())
+                        .map_err(|e| format!("sled remove: {e}"))?;
+                    continue;
+                }
+                TreeName::Nodes => &self.nodes,
                 TreeName::Barrier => continue,
                 TreeName::EntryResult => {
                     self.append_result(&write.key, &write.value)?;

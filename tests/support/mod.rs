@@ -104,6 +104,16 @@ impl Lockstep {
     /// Like `start`, with the journal in `journal` (kept across restarts)
     /// instead of a fresh directory.
     pub fn start_with_journal(cluster: &Cluster, extra: &str, journal: Option<&Path>) -> Lockstep {
+        Self::start_with_args(cluster, extra, journal, &[])
+    }
+
+    /// Like `start_with_journal`, with more `serve` arguments.
+    pub fn start_with_args(
+        cluster: &Cluster,
+        extra: &str,
+        journal: Option<&Path>,
+        args: &[&str],
+    ) -> Lockstep {
         let dir = tempfile::Builder::new()
             .prefix("lockstep-serve")
             .tempdir()
@@ -125,7 +135,7 @@ impl Lockstep {
         let config_path = dir.path().join("lockstep.toml");
         std::fs::write(&config_path, config).expect("write config");
         let log_path = dir.path().join("lockstep.log");
-        let child = spawn_lockstep(&["serve", "--config"], &config_path, &log_path);
+        let child = spawn_lockstep(&["serve", "--config"], &config_path, args, &log_path);
         let mut lockstep = Lockstep {
             port,
             config_path,
@@ -199,11 +209,12 @@ pub fn lockstep_bin() -> &'static str {
     env!("CARGO_BIN_EXE_lockstep")
 }
 
-fn spawn_lockstep(args: &[&str], config: &Path, log: &Path) -> Child {
+fn spawn_lockstep(args: &[&str], config: &Path, more: &[&str], log: &Path) -> Child {
     let log_file = std::fs::File::create(log).expect("log file");
     Command::new(lockstep_bin())
         .args(args)
         .arg(config)
+        .args(more)
         .env("RUST_LOG", "info,lockstep=debug")
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().expect("log file"))
