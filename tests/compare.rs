@@ -290,11 +290,7 @@ fn the_slave_is_undone_when_only_the_master_fails_and_nothing_changes_when_both_
         "CREATE DATABASE u; CREATE TABLE u.t (v INT PRIMARY KEY) ENGINE=InnoDB; \
          INSERT INTO u.t VALUES (1);",
     );
-    root_sql(
-        cluster.master(),
-        "DELIMITER //\nCREATE TRIGGER u.no7 BEFORE INSERT ON u.t FOR EACH ROW \
-         IF NEW.v = 7 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no 7'; END IF//\n",
-    );
+    support::refuse_on(cluster.master(), "u.t", 7, "no 7");
     let rt = runtime();
     rt.block_on(async {
         let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
@@ -504,11 +500,7 @@ fn retry_master_reruns_what_the_master_refused_until_it_passes_across_a_restart(
         &lockstep,
         "CREATE DATABASE r; CREATE TABLE r.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB;",
     );
-    root_sql(
-        cluster.master(),
-        "DELIMITER //\nCREATE TRIGGER r.no13 BEFORE INSERT ON r.t FOR EACH ROW \
-         IF NEW.v = 13 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'not now'; END IF//\n",
-    );
+    support::refuse_on(cluster.master(), "r.t", 13, "not now");
     let rt = runtime();
     let id = rt.block_on(async {
         let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
@@ -534,7 +526,7 @@ fn retry_master_reruns_what_the_master_refused_until_it_passes_across_a_restart(
     }
     lockstep.stop();
     let lockstep = Lockstep::start_with_journal(&cluster, &config, Some(journal.path()));
-    root_sql(cluster.master(), "DROP TRIGGER r.no13");
+    root_sql(cluster.master(), "DROP TRIGGER r.refuse_t_13");
     let event = sink.wait_for("passed_after_retry");
     assert_eq!(
         (event["request_id"].as_str(), event["node"].as_str()),

@@ -580,11 +580,7 @@ fn a_statement_the_master_refuses_leaves_no_trace_on_the_slave() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Only the master refuses 13.
-    root_sql(
-        cluster.master(),
-        "DELIMITER //\nCREATE TRIGGER r.no13 BEFORE INSERT ON r.t FOR EACH ROW \
-         IF NEW.v = 13 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no 13 here'; END IF//\n",
-    );
+    support::refuse_on(cluster.master(), "r.t", 13, "no 13 here");
     let rt = runtime();
     rt.block_on(async {
         let mut c = mysql_async::Conn::new(lockstep.client_opts().db_name(Some("r")))

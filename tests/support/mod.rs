@@ -287,6 +287,20 @@ pub fn root_rows(node: &MariaDb, sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// Makes `node` alone refuse inserting `value` into `table` (column `v`)
+/// with SIGNAL `message`: a trigger on that node only, to make nodes differ.
+pub fn refuse_on(node: &MariaDb, table: &str, value: i64, message: &str) {
+    let (schema, name) = table.split_once('.').expect("schema.table");
+    root_sql(
+        node,
+        &format!(
+            "DELIMITER //\nCREATE TRIGGER {schema}.refuse_{name}_{value} BEFORE INSERT ON {table} \
+             FOR EACH ROW IF NEW.v = {value} THEN SIGNAL SQLSTATE '45000' \
+             SET MESSAGE_TEXT = '{message}'; END IF//\n"
+        ),
+    );
+}
+
 /// `CHECKSUM TABLE` of each of `tables` on `node`.
 pub fn checksums(node: &MariaDb, tables: &[&str]) -> Vec<String> {
     let sql = format!("CHECKSUM TABLE {}", tables.join(", "));
