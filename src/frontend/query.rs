@@ -160,14 +160,19 @@ impl Session {
             return Ok(None);
         };
         let Some(conn) = self.sync.as_mut() else {
-            return Err(ClientError::BackendLost {
-                node: node.name,
-                reason: "no connection".into(),
-            });
+            self.sync_lost("no connection");
+            return Ok(None);
         };
         match conn.prep(sql).await {
             Ok(stmt) => Ok(Some(stmt)),
-            Err(e) => Err(ClientError::from_backend(&node.name, e)),
+            Err(e) => {
+                let err = ClientError::from_backend(&node.name, e);
+                if err.ends_session() {
+                    self.sync_lost(&err.to_string());
+                    return Ok(None);
+                }
+                Err(err)
+            }
         }
     }
 
@@ -233,6 +238,13 @@ impl Session {
                 .map_err(|e| ClientError::from_backend(&sync.name, e)),
             _ => Ok(()),
         };
+        let sync_reset = match sync_reset {
+            Err(err) if err.ends_session() => {
+                self.sync_lost(&err.to_string());
+                Ok(())
+            }
+            other => other,
+        };
         let outcome = match (sync_reset, self.master.as_mut()) {
             (Err(err), _) => Err(err),
             (Ok(()), Some(conn)) => match conn.reset().await {
@@ -252,9 +264,17 @@ impl Session {
         let (Some(conn), Some(node)) = (self.sync.as_mut(), self.shared.sync_node()) else {
             return Ok(());
         };
-        conn.query_drop(sql)
-            .await
-            .map_err(|e| ClientError::from_backend(&node.name, e))
+        match conn.query_drop(sql).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let err = ClientError::from_backend(&node.name, e);
+                if err.ends_session() {
+                    self.sync_lost(&err.to_string());
+                    return Ok(());
+                }
+                Err(err)
+            }
+        }
     }
 
     /// Runs a statement without a result set on the master; the OK as the

@@ -199,6 +199,7 @@ impl Frontend {
 /// between the master's commit and its own).
 async fn prepare_nodes(nodes: &[Node], journal: &Journal) -> Result<Option<String>, StartError> {
     let mut positions = Vec::new();
+    let mut sync_down = None;
     for (i, node) in nodes.iter().enumerate() {
         let unreachable = |e: mysql_async::Error| StartError::NodeUnreachable {
             node: node.name.clone(),
@@ -217,16 +218,23 @@ async fn prepare_nodes(nodes: &[Node], journal: &Journal) -> Result<Option<Strin
             Ok(position) => {
                 journal.advance_seq_past(position.last_seq);
                 info!(node = %node.name, last_seq = position.last_seq, commits = position.count, "node ready");
-                positions.push(position);
+                positions.push((i, position));
             }
             Err(e) if i >= 2 => {
                 warn!(node = %node.name, error = %e, "tail node unreachable; its applier will retry");
             }
+            Err(e) if i == 1 => {
+                warn!(node = %node.name, error = %e, "first slave unreachable; it will catch up and become synchronous once it is back");
+                sync_down = Some(format!("unreachable at start: {e}"));
+            }
             Err(e) => return Err(unreachable(e)),
         }
     }
+    if sync_down.is_some() {
+        return Ok(sync_down);
+    }
     Ok(match positions.as_slice() {
-        [master, sync, ..] if master != sync => Some(format!(
+        [(0, master), (1, sync), ..] if master != sync => Some(format!(
             "at start it has {} commits up to seq {}, the master {} up to seq {}",
             sync.count, sync.last_seq, master.count, master.last_seq
         )),

@@ -229,7 +229,6 @@ impl Session {
         if err.ends_session() {
             warn!(error = %err, "backend connection lost; closing the client connection");
             self.master = None;
-            self.sync = None;
             self.txn = None;
             self.closing = true;
         } else {
@@ -246,7 +245,12 @@ impl Session {
             .set_master_thread(self.id, Some(master.id()));
         self.master = Some(master);
         if let Some(sync) = shared.sync_node() {
-            self.sync = Some(self.connect_node(&sync).await?);
+            match self.connect_node(&sync).await {
+                Ok(conn) => self.sync = Some(conn),
+                // The master alone can serve; B catches up when it is back.
+                Err(err) if err.ends_session() => self.sync_lost(&err.to_string()),
+                Err(err) => return Err(err),
+            }
         }
         self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
         self.txn = None;

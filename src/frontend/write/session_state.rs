@@ -10,7 +10,6 @@ use tokio::io::AsyncWrite;
 use tracing::warn;
 
 use super::work::Work;
-use crate::frontend::error::ClientError;
 use crate::frontend::session::Session;
 use crate::journal::{Outcome, SqlText};
 use crate::router::{self, SessionChange};
@@ -37,13 +36,13 @@ impl Session {
             Some(conn) => Some(work.run_on_sync(conn).await),
             None => None,
         };
-        if let Some(Outcome::Lost { reason }) = &sync {
-            let err = ClientError::BackendLost {
-                node: self.sync_name(),
-                reason: reason.clone(),
-            };
-            return self.answer(w, Err(err)).await;
-        }
+        let sync = match sync {
+            Some(Outcome::Lost { reason }) => {
+                self.sync_lost(&reason);
+                None
+            }
+            other => other,
+        };
         let passed = self.relay_on_master(&work, renames, w).await?;
         let sync_passed = sync.as_ref().is_none_or(Outcome::is_ok);
         if passed != sync_passed {

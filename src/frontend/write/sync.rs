@@ -2,7 +2,7 @@
 //! statements on B's session connection.
 
 use mysql_async::prelude::Queryable;
-use tracing::error;
+use tracing::{error, warn};
 
 use super::work::{Pinning, Work};
 use crate::chain::outcome;
@@ -54,18 +54,15 @@ impl Session {
             return Ok(None);
         };
         let Some(conn) = self.sync.as_mut() else {
-            return Err(self.lost_sync());
+            self.sync_lost("no connection");
+            return Ok(None);
         };
         let outcome = work
             .run_on_sync_after(conn, pin.as_ref().map(|p| p.sql.as_str()))
             .await;
         if let Outcome::Lost { reason } = &outcome {
-            self.sync = None;
-            self.closing = true;
-            return Err(ClientError::BackendLost {
-                node: node.name.clone(),
-                reason: reason.clone(),
-            });
+            self.sync_lost(reason);
+            return Ok(None);
         }
         Ok(Some(NodeResult {
             node: node.name,
@@ -84,19 +81,31 @@ impl Session {
             return Ok(());
         }
         let Some(conn) = self.sync.as_mut() else {
-            return Err(self.lost_sync());
+            self.sync_lost("no connection");
+            return Ok(());
         };
         match conn.query_drop(sql).await {
             Ok(()) => Ok(()),
             Err(e) => {
                 let err = ClientError::from_backend(&self.sync_name(), e);
                 if err.ends_session() {
-                    self.sync = None;
-                    self.closing = true;
+                    self.sync_lost(&err.to_string());
+                    return Ok(());
                 }
                 Err(err)
             }
         }
+    }
+
+    /// B's connection broke: B leaves the synchronous role (it catches up
+    /// from the journal once reachable, then comes back) and this session
+    /// goes on without it; what B had of the session's open transaction died
+    /// with the connection, and reaches it from the journal.
+    pub(in crate::frontend) fn sync_lost(&mut self, reason: &str) {
+        warn!(reason, "lost the synchronous slave; going on without it");
+        self.sync = None;
+        self.shared
+            .quarantine_sync(format!("connection lost: {reason}"), true);
     }
 
     /// Ends B's part of a statement or transaction; a failure is logged
@@ -113,12 +122,5 @@ impl Session {
             .as_ref()
             .map(|n| n.name.clone())
             .unwrap_or_default()
-    }
-
-    pub(super) fn lost_sync(&self) -> ClientError {
-        ClientError::BackendLost {
-            node: self.sync_name(),
-            reason: "no connection".into(),
-        }
     }
 }
