@@ -111,21 +111,12 @@ async fn request_row(c: &mut Conn, id: &str, node: &str) -> Vec<String> {
         .unwrap_or_else(|| panic!("no row for {node} in request {id}"))
 }
 
-fn setup(lockstep: &Lockstep, sql: &str) {
-    let out = support::mariadb_cli(lockstep.port, support::USER, support::PASSWORD, &[], sql);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn a_tail_node_that_fails_is_rerun_until_it_passes_and_applies_nothing_after() {
     let cluster = Cluster::start(3);
     let sink = Sink::start();
     let lockstep = Lockstep::start(&cluster, &sink.config());
-    setup(
+    support::lockstep_sql(
         &lockstep,
         "CREATE DATABASE f; CREATE TABLE f.a (id INT PRIMARY KEY); \
          CREATE TABLE f.b (id INT PRIMARY KEY);",
@@ -201,7 +192,7 @@ fn a_tail_node_whose_data_changed_behind_lockstep_is_quarantined() {
     let sink = Sink::start();
     let journal = tempfile::tempdir().expect("journal dir");
     let mut lockstep = Lockstep::start_with_journal(&cluster, &sink.config(), Some(journal.path()));
-    setup(
+    support::lockstep_sql(
         &lockstep,
         "CREATE DATABASE q; CREATE TABLE q.t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB; \
          INSERT INTO q.t VALUES (1, 1), (2, 2), (3, 3);",
@@ -285,7 +276,7 @@ fn a_tail_node_whose_data_changed_behind_lockstep_is_quarantined() {
 fn the_slave_is_undone_when_only_the_master_fails_and_nothing_changes_when_both_fail() {
     let cluster = Cluster::start(2);
     let lockstep = Lockstep::start(&cluster, "");
-    setup(
+    support::lockstep_sql(
         &lockstep,
         "CREATE DATABASE u; CREATE TABLE u.t (v INT PRIMARY KEY) ENGINE=InnoDB; \
          INSERT INTO u.t VALUES (1);",
@@ -347,7 +338,7 @@ fn a_synchronous_slave_that_fails_a_statement_leaves_the_role_reruns_it_and_come
     let cluster = Cluster::start(3);
     let sink = Sink::start();
     let lockstep = Lockstep::start(&cluster, &sink.config());
-    setup(
+    support::lockstep_sql(
         &lockstep,
         "CREATE DATABASE s; CREATE TABLE s.t (id INT PRIMARY KEY) ENGINE=InnoDB; \
          CREATE TABLE s.u (id INT PRIMARY KEY) ENGINE=InnoDB;",
@@ -444,7 +435,7 @@ fn a_first_slave_that_missed_commits_catches_up_after_a_restart_before_it_is_syn
     let cluster = Cluster::start(2);
     let journal = tempfile::tempdir().expect("journal dir");
     let mut lockstep = Lockstep::start_with_journal(&cluster, FAST_RETRIES, Some(journal.path()));
-    setup(
+    support::lockstep_sql(
         &lockstep,
         "CREATE DATABASE m; CREATE TABLE m.t (id INT PRIMARY KEY); INSERT INTO m.t VALUES (1);",
     );
@@ -496,7 +487,7 @@ fn retry_master_reruns_what_the_master_refused_until_it_passes_across_a_restart(
         sink.config()
     );
     let mut lockstep = Lockstep::start_with_journal(&cluster, &config, Some(journal.path()));
-    setup(
+    support::lockstep_sql(
         &lockstep,
         "CREATE DATABASE r; CREATE TABLE r.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB;",
     );

@@ -43,17 +43,9 @@ fn writes_go_on_when_the_first_slave_dies_and_it_rejoins_when_it_is_back() {
         &cluster,
         "[compare]\nretry_initial_ms = 50\nretry_max_ms = 500\n",
     );
-    let out = support::mariadb_cli(
-        lockstep.port,
-        support::USER,
-        support::PASSWORD,
-        &[],
+    support::lockstep_sql(
+        &lockstep,
         "CREATE DATABASE f; CREATE TABLE f.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let rt = runtime();
     let (dir, port) = (cluster.nodes[1].dir.clone(), cluster.nodes[1].port);

@@ -117,12 +117,7 @@ fn sysbench_read_write_has_no_errors_and_writes_correct_rows() {
 fn sysbench_through_three_nodes_leaves_identical_tables() {
     let cluster = Cluster::start(3);
     let lockstep = Lockstep::start(&cluster, "");
-    let out = support::mariadb_cli(lockstep.port, USER, PASSWORD, &[], "CREATE DATABASE sbtest");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::lockstep_sql(&lockstep, "CREATE DATABASE sbtest");
 
     sysbench(&lockstep, "prepare", &[]);
     let report = sysbench(&lockstep, "run", &["--threads=1", "--time=6"]);

@@ -39,18 +39,7 @@ async fn query_string(conn: &mut mysql_async::Conn, sql: &str) -> Option<String>
 fn writes_reach_every_node_identically_and_are_journaled() {
     let cluster = Cluster::start(3);
     let mut lockstep = Lockstep::start(&cluster, "");
-    let out = support::mariadb_cli(
-        lockstep.port,
-        support::USER,
-        support::PASSWORD,
-        &[],
-        setup_schema(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::lockstep_sql(&lockstep, setup_schema());
 
     let rt = runtime();
     let (request_id, rolled_back_id) = rt.block_on(async {
@@ -449,18 +438,7 @@ fn concurrent_clients_leave_identical_nodes() {
          label VARCHAR(64) NOT NULL, made DATETIME NOT NULL) ENGINE=InnoDB;",
         setup_schema()
     );
-    let out = support::mariadb_cli(
-        lockstep.port,
-        support::USER,
-        support::PASSWORD,
-        &[],
-        &schema,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::lockstep_sql(&lockstep, &schema);
 
     let rt = runtime();
     let until = std::time::Instant::now() + Duration::from_secs(seconds);
@@ -542,12 +520,7 @@ fn non_transactional_tables_keep_working_and_are_named_once() {
     let sql = "CREATE DATABASE m; CREATE TABLE m.plain (id INT PRIMARY KEY) ENGINE=MyISAM; \
                INSERT INTO m.plain VALUES (1); INSERT INTO m.plain VALUES (2); \
                UPDATE m.plain SET id = id + 10;";
-    let out = support::mariadb_cli(lockstep.port, support::USER, support::PASSWORD, &[], sql);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::lockstep_sql(&lockstep, sql);
     for node in &cluster.nodes {
         assert_eq!(
             root_rows(node, "SELECT id FROM m.plain ORDER BY id"),
@@ -567,17 +540,9 @@ fn non_transactional_tables_keep_working_and_are_named_once() {
 fn a_statement_the_master_refuses_leaves_no_trace_on_the_slave() {
     let cluster = Cluster::start(2);
     let lockstep = Lockstep::start(&cluster, "");
-    let out = support::mariadb_cli(
-        lockstep.port,
-        support::USER,
-        support::PASSWORD,
-        &[],
+    support::lockstep_sql(
+        &lockstep,
         "CREATE DATABASE r; CREATE TABLE r.t (v INT PRIMARY KEY) ENGINE=InnoDB;",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     // Only the master refuses 13.
     support::refuse_on(cluster.master(), "r.t", 13, "no 13 here");
@@ -684,17 +649,9 @@ fn a_tail_node_that_was_down_catches_up_across_a_lockstep_restart() {
         })
     };
     let mut lockstep = Lockstep::start_with_journal(&cluster, "", Some(journal.path()));
-    let out = support::mariadb_cli(
-        lockstep.port,
-        support::USER,
-        support::PASSWORD,
-        &[],
+    support::lockstep_sql(
+        &lockstep,
         "CREATE DATABASE k; CREATE TABLE k.t (id INT PRIMARY KEY, at DATETIME(6)) ENGINE=InnoDB;",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     insert(&lockstep, 0);
     wait_for_tail(&cluster, Duration::from_secs(20));

@@ -165,14 +165,7 @@ impl Session {
         };
         match conn.prep(sql).await {
             Ok(stmt) => Ok(Some(stmt)),
-            Err(e) => {
-                let err = ClientError::from_backend(&node.name, e);
-                if err.ends_session() {
-                    self.sync_lost(&err.to_string());
-                    return Ok(None);
-                }
-                Err(err)
-            }
+            Err(e) => self.sync_failed(&node.name, e).map(|()| None),
         }
     }
 
@@ -209,7 +202,7 @@ impl Session {
     ) -> io::Result<()> {
         let mut sql = b"USE ".to_vec();
         sql.extend_from_slice(&quote::identifier(schema));
-        let outcome = match self.run_on_sync_session(&sql).await {
+        let outcome = match self.sync_control_bytes(&sql).await {
             Ok(()) => self.run_on_master(&sql).await,
             Err(err) => Err(err),
         };
@@ -257,24 +250,6 @@ impl Session {
             (Ok(()), None) => Err(self.lost_master()),
         };
         self.answer_init(w, outcome).await
-    }
-
-    /// Runs a session statement on B's session (nothing without B).
-    async fn run_on_sync_session(&mut self, sql: &[u8]) -> Result<(), ClientError> {
-        let (Some(conn), Some(node)) = (self.sync.as_mut(), self.shared.sync_node()) else {
-            return Ok(());
-        };
-        match conn.query_drop(sql).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let err = ClientError::from_backend(&node.name, e);
-                if err.ends_session() {
-                    self.sync_lost(&err.to_string());
-                    return Ok(());
-                }
-                Err(err)
-            }
-        }
     }
 
     /// Runs a statement without a result set on the master; the OK as the

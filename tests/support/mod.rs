@@ -249,6 +249,17 @@ pub fn mariadb_cli(port: u16, user: &str, password: &str, args: &[&str], stdin: 
     child.wait_with_output().expect("mariadb output")
 }
 
+/// Runs `sql` through lockstep with the `mariadb` client as the test user;
+/// fails the test when the client does.
+pub fn lockstep_sql(lockstep: &Lockstep, sql: &str) {
+    let out = mariadb_cli(lockstep.port, USER, PASSWORD, &[], sql);
+    assert!(
+        out.status.success(),
+        "through lockstep: {}\n{sql}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs `sql` on the node as root (for setting up and checking tests).
 pub fn root_sql(node: &MariaDb, sql: &str) -> String {
     let out = mariadb_cli(node.port, "root", "", &["--batch"], sql);

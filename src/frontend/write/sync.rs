@@ -76,7 +76,10 @@ impl Session {
         self.sync_control_bytes(sql.as_bytes()).await
     }
 
-    pub(super) async fn sync_control_bytes(&mut self, sql: &[u8]) -> Result<(), ClientError> {
+    pub(in crate::frontend) async fn sync_control_bytes(
+        &mut self,
+        sql: &[u8],
+    ) -> Result<(), ClientError> {
         if self.shared.sync_node().is_none() {
             return Ok(());
         }
@@ -86,15 +89,23 @@ impl Session {
         };
         match conn.query_drop(sql).await {
             Ok(()) => Ok(()),
-            Err(e) => {
-                let err = ClientError::from_backend(&self.sync_name(), e);
-                if err.ends_session() {
-                    self.sync_lost(&err.to_string());
-                    return Ok(());
-                }
-                Err(err)
-            }
+            Err(e) => self.sync_failed(&self.sync_name(), e),
         }
+    }
+
+    /// An error from B: B's own (relayed), or a broken connection, which
+    /// takes B out of the synchronous role and is not the client's problem.
+    pub(in crate::frontend) fn sync_failed(
+        &mut self,
+        node: &str,
+        e: mysql_async::Error,
+    ) -> Result<(), ClientError> {
+        let err = ClientError::from_backend(node, e);
+        if err.ends_session() {
+            self.sync_lost(&err.to_string());
+            return Ok(());
+        }
+        Err(err)
     }
 
     /// B's connection broke: B leaves the synchronous role (it catches up
