@@ -47,6 +47,17 @@ pub struct Config {
     pub nodes: Vec<Node>,
     #[serde(default)]
     pub compare: Compare,
+    /// How often the master's health is checked, in ms.
+    #[serde(default = "default_health_interval_ms")]
+    pub health_interval_ms: u64,
+    /// How long a health check may take before the master counts as down, in ms.
+    #[serde(default = "default_health_timeout_ms")]
+    pub health_timeout_ms: u64,
+    /// 0: writes go on with the master and the journal while no slave is
+    /// synchronous (availability); 1: they are refused (error 1290) until
+    /// one is.
+    #[serde(default)]
+    pub min_sync_slaves: u8,
     /// Nodes the operator re-synced (`serve --resynced NODE`): their
     /// quarantine marks are lifted at start. Not a file key.
     #[serde(skip)]
@@ -115,6 +126,14 @@ fn default_listen() -> SocketAddr {
 
 fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 6034))
+}
+
+fn default_health_interval_ms() -> u64 {
+    1000
+}
+
+fn default_health_timeout_ms() -> u64 {
+    2000
 }
 
 fn default_journal_dir() -> PathBuf {
@@ -211,6 +230,15 @@ impl Config {
                 ));
             }
         }
+        if self.min_sync_slaves > 1 {
+            return Err(invalid("min_sync_slaves", "must be 0 or 1".into()));
+        }
+        if self.health_interval_ms == 0 || self.health_timeout_ms == 0 {
+            return Err(invalid(
+                "health_interval_ms",
+                "health_interval_ms and health_timeout_ms must be at least 1".into(),
+            ));
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(invalid(
                 "tls_cert",
@@ -297,5 +325,22 @@ mod tests {
         ] {
             assert!(load_str(&format!("{NODE}\n{bad}")).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn failover_keys() {
+        let config = load_str(NODE).expect("valid");
+        assert_eq!(
+            (
+                config.health_interval_ms,
+                config.health_timeout_ms,
+                config.min_sync_slaves
+            ),
+            (1000, 2000, 0)
+        );
+        let err = load_str(&format!("min_sync_slaves = 2\n{NODE}")).unwrap_err();
+        assert!(err.to_string().contains("min_sync_slaves"), "{err}");
+        let err = load_str(&format!("health_timeout_ms = 0\n{NODE}")).unwrap_err();
+        assert!(err.to_string().contains("health_interval_ms"), "{err}");
     }
 }

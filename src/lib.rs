@@ -6,6 +6,7 @@ pub mod chain;
 pub mod cli;
 pub mod compare;
 pub mod config;
+pub mod failover;
 pub mod frontend;
 pub mod journal;
 pub mod mariadb;

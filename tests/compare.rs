@@ -155,7 +155,7 @@ fn a_tail_node_that_fails_is_rerun_until_it_passes_and_applies_nothing_after() {
         }
         let nodes = show(&mut c, "SHOW LOCKSTEP NODES").await;
         let n2 = nodes.iter().find(|r| r[0] == "n2").expect("n2 listed");
-        assert_eq!(n2[2], "tail");
+        assert_eq!(n2[2], "catching-up");
         assert!(n2[5].contains("1146"), "{n2:?}");
         assert!(n2[4].parse::<u64>().expect("lag") >= 6, "{n2:?}");
         failed_id
@@ -334,7 +334,7 @@ fn wait_for_node(cluster: &Cluster, node: usize) {
 }
 
 #[test]
-fn a_synchronous_slave_that_fails_a_statement_leaves_the_role_reruns_it_and_comes_back() {
+fn a_synchronous_slave_that_fails_a_statement_leaves_the_role_to_a_caught_up_node_and_reruns_it() {
     let cluster = Cluster::start(3);
     let sink = Sink::start();
     let lockstep = Lockstep::start(&cluster, &sink.config());
@@ -362,13 +362,11 @@ fn a_synchronous_slave_that_fails_a_statement_leaves_the_role_reruns_it_and_come
         let id = last_request_id(&mut c).await;
         let row = request_row(&mut c, &id, "n1").await;
         assert_eq!(row[1], "failed where the master passed", "{row:?}");
-        let nodes = show(&mut c, "SHOW LOCKSTEP NODES").await;
-        let n1 = nodes.iter().find(|r| r[0] == "n1").expect("n1 listed");
-        assert_eq!(n1[2], "catching-up", "{n1:?}");
-        assert!(
-            n1[5].contains(&id) && n1[5].contains("failed a statement"),
-            "{n1:?}"
-        );
+        let n1 = wait_for_node_row(&mut c, "n1", |n1| {
+            n1[2] == "catching-up" && n1[5].contains(&id)
+        })
+        .await;
+        assert!(n1[5].contains("failed"), "{n1:?}");
 
         // Writes go on without it, in new and in open transactions.
         for i in 0..3 {
@@ -381,12 +379,19 @@ fn a_synchronous_slave_that_fails_a_statement_leaves_the_role_reruns_it_and_come
             .await
             .expect("in txn");
         other.query_drop("COMMIT").await.expect("commit");
+        // The tail node, caught up, takes the synchronous role.
+        wait_for_node_row(&mut c, "n2", |n2| n2[2] == "sync").await;
         let mut late = Conn::new(lockstep.client_opts())
             .await
             .expect("new session");
         late.query_drop("INSERT INTO s.t VALUES (200)")
             .await
             .expect("insert");
+        let id = last_request_id(&mut late).await;
+        let row = request_row(&mut late, &id, "n2").await;
+        assert_eq!(row[1], "passed", "n2 runs it synchronously: {row:?}");
+        let event = sink.wait_for("node_rejoined");
+        assert_eq!(event["node"], "n2", "{event}");
     });
     wait_for_node(&cluster, 2);
     let everything = ["0", "1", "2", "100", "101", "200"];
@@ -403,21 +408,14 @@ fn a_synchronous_slave_that_fails_a_statement_leaves_the_role_reruns_it_and_come
         "nothing after the failed entry reaches it, not even the open transaction's writes"
     );
 
-    // The cause is removed: it re-runs the entry, catches up and is
-    // synchronous again; sessions (old and new) use it again.
+    // The cause is removed: it re-runs the entry and catches up as a tail.
     root_sql(b, "CREATE TABLE s.u (id INT PRIMARY KEY) ENGINE=InnoDB");
-    sink.wait_for("node_rejoined");
     rt.block_on(async {
         let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
-        let nodes = show(&mut c, "SHOW LOCKSTEP NODES").await;
-        let n1 = nodes.iter().find(|r| r[0] == "n1").expect("n1 listed");
-        assert_eq!((n1[2].as_str(), n1[5].as_str()), ("sync", ""), "{n1:?}");
+        wait_for_node_row(&mut c, "n1", |n1| n1[2] == "tail").await;
         c.query_drop("INSERT INTO s.t VALUES (300)")
             .await
             .expect("insert");
-        let id = last_request_id(&mut c).await;
-        let row = request_row(&mut c, &id, "n1").await;
-        assert_eq!(row[1], "passed", "B runs it synchronously again: {row:?}");
     });
     wait_for_tail(&cluster, Duration::from_secs(20));
     for node in &cluster.nodes {
@@ -427,6 +425,27 @@ fn a_synchronous_slave_that_fails_a_statement_leaves_the_role_reruns_it_and_come
             "port {}",
             node.port
         );
+    }
+}
+
+/// Polls `SHOW LOCKSTEP NODES` until `node`'s row satisfies `want`.
+async fn wait_for_node_row(
+    c: &mut Conn,
+    node: &str,
+    want: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let nodes = show(c, "SHOW LOCKSTEP NODES").await;
+        let row = nodes
+            .into_iter()
+            .find(|r| r[0] == node)
+            .expect("node listed");
+        if want(&row) {
+            return row;
+        }
+        assert!(Instant::now() < deadline, "{node}: {row:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

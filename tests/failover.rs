@@ -31,13 +31,20 @@ async fn wait_for_role(c: &mut Conn, node: &str, want: &str) {
         if now == want {
             return;
         }
-        assert!(Instant::now() < deadline, "{node} is {now:?}, not {want:?}");
+        if Instant::now() > deadline {
+            let rows: Vec<Row> = c.query("SHOW LOCKSTEP NODES").await.expect("show nodes");
+            let rows: Vec<Vec<Option<String>>> = rows
+                .into_iter()
+                .map(|r| (0..6).map(|i| r.get_opt(i).and_then(Result::ok)).collect())
+                .collect();
+            panic!("{node} is {now:?}, not {want:?}: {rows:?}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 #[test]
-fn writes_go_on_when_the_first_slave_dies_and_it_rejoins_when_it_is_back() {
+fn writes_go_on_when_the_first_slave_dies_the_next_node_takes_its_role_and_it_rejoins() {
     let mut cluster = Cluster::start(3);
     let lockstep = Lockstep::start(
         &cluster,
@@ -82,16 +89,18 @@ fn writes_go_on_when_the_first_slave_dies_and_it_rejoins_when_it_is_back() {
             .await
             .expect("insert");
         wait_for_role(&mut c, "n1", "catching-up").await;
+        // The tail node, caught up, is the synchronous slave now.
+        wait_for_role(&mut c, "n2", "sync").await;
 
         cluster.nodes[1] = MariaDb::start(&dir, port, &Default::default()).expect("B restarts");
-        wait_for_role(&mut c, "n1", "sync").await;
+        wait_for_role(&mut c, "n1", "tail").await;
         c.exec_drop(&prepared, (5,))
             .await
-            .expect("prepared with B again");
+            .expect("prepared with the new synchronous slave");
         fresh
             .query_drop("INSERT INTO f.t VALUES (6)")
             .await
-            .expect("insert with B again");
+            .expect("insert with the new synchronous slave");
     });
     wait_for_tail(&cluster, Duration::from_secs(20));
     for node in &cluster.nodes {
@@ -139,4 +148,224 @@ fn lockstep_starts_without_its_first_slave_and_takes_it_in_once_it_is_up() {
         root_rows(&cluster.nodes[1], "SELECT id FROM s.t ORDER BY id"),
         ["1", "2"]
     );
+}
+
+const FAST: &str = "health_interval_ms = 200\nhealth_timeout_ms = 500\n\
+    [compare]\nretry_initial_ms = 50\nretry_max_ms = 500\n";
+
+/// Writes unique ids through lockstep until `stop`, reconnecting after
+/// errors; returns the ids it got an OK for and the longest time it went
+/// without one.
+async fn writer(
+    opts: mysql_async::OptsBuilder,
+    first_id: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (Vec<u64>, Duration) {
+    let mut acknowledged = Vec::new();
+    let mut conn: Option<Conn> = None;
+    let mut last_ok = Instant::now();
+    let mut longest = Duration::ZERO;
+    let mut id = first_id;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if conn.is_none() {
+            conn = Conn::new(opts.clone()).await.ok();
+        }
+        let Some(c) = conn.as_mut() else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        id += 1;
+        match c.query_drop(format!("INSERT INTO f.t VALUES ({id})")).await {
+            Ok(()) => {
+                acknowledged.push(id);
+                longest = longest.max(last_ok.elapsed());
+                last_ok = Instant::now();
+            }
+            Err(_) => conn = None,
+        }
+    }
+    (acknowledged, longest)
+}
+
+/// Waits until every node in `nodes` has `master`'s last commit.
+fn wait_for_nodes(cluster: &Cluster, master: usize, nodes: &[usize]) {
+    let last = |i: usize| {
+        root_rows(
+            &cluster.nodes[i],
+            "SELECT COALESCE(MAX(seq), 0) FROM lockstep.commits",
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for &i in nodes {
+        while last(i) != last(master) {
+            assert!(Instant::now() < deadline, "node {i} did not catch up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn the_synchronous_slave_takes_over_when_the_master_dies_and_no_acknowledged_write_is_lost() {
+    let mut cluster = Cluster::start(3);
+    let journal = tempfile::tempdir().expect("journal dir");
+    let mut lockstep = Lockstep::start_with_journal(&cluster, FAST, Some(journal.path()));
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE f; CREATE TABLE f.t (id BIGINT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    let rt = runtime();
+    let (dir, port) = (cluster.nodes[0].dir.clone(), cluster.nodes[0].port);
+    let (acknowledged, longest) = rt.block_on(async {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (0..4u64)
+            .map(|w| tokio::spawn(writer(lockstep.client_opts(), w * 1_000_000, stop.clone())))
+            .collect();
+        let mut idle = Conn::new(lockstep.client_opts()).await.expect("connect");
+        idle.query_drop("SET @kept = 42").await.expect("set");
+        let prepared = idle
+            .prep("INSERT INTO f.t VALUES (?)")
+            .await
+            .expect("prepare");
+        let mut open = Conn::new(lockstep.client_opts()).await.expect("connect");
+        open.query_drop("BEGIN").await.expect("begin");
+        open.query_drop("INSERT INTO f.t VALUES (900)")
+            .await
+            .expect("in txn");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+
+        cluster.nodes[0].kill();
+        // The open transaction died with the master: its client sees a lost
+        // connection, as from a MariaDB server that died.
+        let lost = open.query_drop("INSERT INTO f.t VALUES (901)").await;
+        assert!(lost.is_err(), "the transaction survived its master");
+        wait_for_role(&mut idle, "n1", "master").await;
+        assert_eq!(role(&mut idle, "n0").await, "down");
+        // A session that was idle moves to the new master with its state.
+        let kept: Option<u64> = idle.query_first("SELECT @kept").await.expect("select");
+        assert_eq!(kept, Some(42));
+        idle.exec_drop(&prepared, (902,))
+            .await
+            .expect("prepared statement on the new master");
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut acknowledged = vec![902];
+        let mut longest = Duration::ZERO;
+        for w in writers {
+            let (ids, gap) = w.await.expect("writer");
+            assert!(!ids.is_empty(), "a writer never succeeded");
+            acknowledged.extend(ids);
+            longest = longest.max(gap);
+        }
+        // The tail node takes the synchronous role once it caught up (one
+        // applier falls behind four unthrottled writers in a debug build).
+        wait_for_role(&mut idle, "n2", "sync").await;
+
+        // The old master comes back: it catches up as a tail node.
+        cluster.nodes[0] = MariaDb::start(&dir, port, &Default::default()).expect("A restarts");
+        wait_for_role(&mut idle, "n0", "tail").await;
+        idle.exec_drop(&prepared, (903,))
+            .await
+            .expect("a write with the new synchronous slave");
+        acknowledged.push(903);
+        (acknowledged, longest)
+    });
+    println!(
+        "{} acknowledged writes; longest write outage seen by a client: {} ms",
+        acknowledged.len(),
+        longest.as_millis()
+    );
+    wait_for_nodes(&cluster, 1, &[0, 2]);
+    for node in &cluster.nodes {
+        let present: std::collections::HashSet<u64> = root_rows(node, "SELECT id FROM f.t")
+            .iter()
+            .map(|r| r.parse().expect("id"))
+            .collect();
+        let missing: Vec<_> = acknowledged
+            .iter()
+            .filter(|id| !present.contains(id))
+            .collect();
+        assert!(missing.is_empty(), "port {}: lost {missing:?}", node.port);
+        assert!(
+            !present.contains(&900) && !present.contains(&901),
+            "port {}",
+            node.port
+        );
+    }
+    let sums: Vec<_> = cluster
+        .nodes
+        .iter()
+        .map(|n| support::checksums(n, &["f.t"]))
+        .collect();
+    assert!(sums.windows(2).all(|w| w[0] == w[1]), "{sums:?}");
+
+    // A restart keeps the new master: the old one is not handed the role back.
+    lockstep.stop();
+    let lockstep = Lockstep::start_with_journal(&cluster, FAST, Some(journal.path()));
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        assert_eq!(role(&mut c, "n1").await, "master");
+        c.query_drop("INSERT INTO f.t VALUES (904)")
+            .await
+            .expect("insert after restart");
+    });
+    wait_for_nodes(&cluster, 1, &[0, 2]);
+    assert_eq!(
+        root_rows(&cluster.nodes[0], "SELECT id FROM f.t WHERE id = 904"),
+        ["904"]
+    );
+}
+
+#[test]
+fn with_min_sync_slaves_1_writes_are_refused_while_no_slave_is_synchronous() {
+    let mut cluster = Cluster::start(2);
+    let lockstep = Lockstep::start(&cluster, &format!("min_sync_slaves = 1\n{FAST}"));
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE f; CREATE TABLE f.t (id INT PRIMARY KEY) ENGINE=InnoDB; \
+         INSERT INTO f.t VALUES (1);",
+    );
+    let (dir, port) = (cluster.nodes[1].dir.clone(), cluster.nodes[1].port);
+    runtime().block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let mut open = Conn::new(lockstep.client_opts()).await.expect("connect");
+        open.query_drop("BEGIN").await.expect("begin");
+        open.query_drop("INSERT INTO f.t VALUES (10)")
+            .await
+            .expect("in txn");
+        cluster.nodes[1].kill();
+        // The write that finds B gone, and every one after, is refused.
+        for id in [2, 3] {
+            let err = c
+                .query_drop(format!("INSERT INTO f.t VALUES ({id})"))
+                .await
+                .expect_err("write without a synchronous slave");
+            let mysql_async::Error::Server(e) = err else {
+                panic!("not a server error: {err:?}");
+            };
+            assert_eq!(e.code, 1290, "{e:?}");
+            assert!(e.message.contains("min_sync_slaves"), "{e:?}");
+        }
+        let err = open.query_drop("COMMIT").await.expect_err("commit refused");
+        assert!(
+            matches!(&err, mysql_async::Error::Server(e) if e.code == 1290),
+            "{err:?}"
+        );
+        // Reads go on.
+        let n: Option<u64> = c
+            .query_first("SELECT COUNT(*) FROM f.t")
+            .await
+            .expect("read");
+        assert_eq!(n, Some(1));
+        cluster.nodes[1] = MariaDb::start(&dir, port, &Default::default()).expect("B restarts");
+        wait_for_role(&mut c, "n1", "sync").await;
+        c.query_drop("INSERT INTO f.t VALUES (4)")
+            .await
+            .expect("write with B back");
+    });
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT id FROM f.t ORDER BY id"),
+            ["1", "4"]
+        );
+    }
 }

@@ -1,12 +1,38 @@
-//! The chain of nodes behind lockstep: what every node records of its
-//! commits, how a statement's outcome on a node is summarized, and the tail
-//! appliers that replay committed work on the nodes after the first slave.
+//! The chain of nodes behind lockstep: which node does what (`roles`), what
+//! every node records of its commits, how a statement's outcome on a node is
+//! summarized, and the appliers that replay committed work from the journal
+//! on every node outside the synchronous pair.
 //!
 //! The synchronous half of the write path (B first, then A) runs in the
-//! client's session task: see `frontend/write.rs`.
+//! client's session task: see `frontend/write/`.
 
 pub mod commits;
+pub mod handover;
 pub mod nontransactional;
 pub mod outcome;
+pub mod recover;
 pub mod replay_state;
+pub mod roles;
 pub mod tail;
+
+use std::sync::Arc;
+
+use crate::backend::ServerInfo;
+use crate::compare::notify::Notifier;
+use crate::journal::Journal;
+use roles::Roles;
+use tail::Backoff;
+
+/// What the write path, the appliers and failover share about the chain.
+pub struct Chain {
+    pub roles: Roles,
+    pub journal: Journal,
+    pub server: ServerInfo,
+    pub notifier: Notifier,
+    /// How an entry a node failed is re-run.
+    pub retry: Backoff,
+    /// Held shared by every write in progress (an autocommit statement, an
+    /// open transaction), exclusively by whatever must see no write in
+    /// flight: a statement that runs alone (DDL), a role change.
+    pub gate: Arc<tokio::sync::RwLock<()>>,
+}

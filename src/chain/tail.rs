@@ -14,16 +14,18 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use tracing::{debug, error, info, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::commits;
 use super::outcome;
 use super::replay_state::AppliedState;
-use crate::backend::{Node, ServerInfo};
-use crate::compare::notify::{Event, Notifier};
+use super::roles::Role;
+use super::{handover, Chain};
+use crate::backend::Node;
+use crate::compare::notify::Event;
 use crate::compare::{self, verdict::Verdict};
 use crate::journal::{
-    CommitRecord, CommitState, Entry, Journal, JournalError, NodeResult, Outcome,
+    CommitRecord, CommitState, Entry, Journal, JournalError, NodeResult, Outcome, Statement,
 };
 
 /// How far below its highest commit a node is checked for missing ones: a
@@ -49,6 +51,15 @@ async fn start_position(conn: &mut Conn) -> Result<(u64, HashSet<u64>), mysql_as
     Ok((floor, present))
 }
 
+/// How far behind the journal (in commits) a node may be when it goes for
+/// the vacant synchronous role: writes pause while it applies the rest, so
+/// this bounds the pause, and a node slower than the write load still gets
+/// the role.
+const TAKE_OVER_LAG: u64 = 200;
+
+/// How long a failover waits for a node's applier to stop.
+const PAUSE_WAIT: Duration = Duration::from_secs(10);
+
 /// How long to wait for a journal batch before looking again anyway.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -70,6 +81,13 @@ pub enum TailError {
     },
     #[error("commit {seq} names statement {request_id}, which the journal lacks")]
     MissingEntry { seq: u64, request_id: uuid::Uuid },
+    /// The node became the master or the synchronous slave: the write path
+    /// writes to it now, its applier stops.
+    #[error("the node holds the {0} role now")]
+    HoldsRole(&'static str),
+    /// Failover catches the node up itself.
+    #[error("the applier was paused")]
+    Paused,
 }
 
 /// What the rest of lockstep sees of a tail applier.
@@ -81,6 +99,14 @@ pub struct TailStatus {
     pub quarantined: Mutex<Option<String>>,
     /// The error the applier is retrying, if any.
     pub last_error: Mutex<Option<String>>,
+    /// An applier runs for the node (one at most).
+    pub applying: std::sync::atomic::AtomicBool,
+    /// The applier reached the end of the journal since it (re)connected.
+    pub caught_up: std::sync::atomic::AtomicBool,
+    /// Why the node left the synchronous role, until it takes it again.
+    pub left_role: Mutex<Option<String>>,
+    /// Failover wants the node to itself: its applier stops.
+    pub pause: std::sync::atomic::AtomicBool,
 }
 
 impl TailStatus {
@@ -102,10 +128,38 @@ impl TailStatus {
         }
     }
 
+    pub fn left_role(&self) -> Option<String> {
+        self.left_role.lock().ok().and_then(|r| r.clone())
+    }
+
+    pub fn set_left_role(&self, reason: Option<String>) {
+        if let Ok(mut r) = self.left_role.lock() {
+            *r = reason;
+        }
+    }
+
     pub fn set_last_error(&self, error: Option<String>) {
         if let Ok(mut e) = self.last_error.lock() {
             *e = error;
         }
+    }
+
+    /// Stops the node's applier and waits until it has (two appliers on one
+    /// node would both apply the same commits); `resume` undoes it.
+    pub async fn pause_applier(&self) {
+        self.pause.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + PAUSE_WAIT;
+        while self.applying.load(Ordering::SeqCst) {
+            if tokio::time::Instant::now() > deadline {
+                warn!("the node's applier did not stop in time");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub fn resume(&self) {
+        self.pause.store(false, Ordering::SeqCst);
     }
 
     /// How many commits the node is behind the journal.
@@ -116,33 +170,55 @@ impl TailStatus {
     }
 }
 
-/// Logs every 10 s each tail node that is behind, with its lag in commits.
-pub fn report_lag(journal: Journal, tails: Vec<(String, Arc<TailStatus>)>) {
-    if tails.is_empty() {
-        return;
-    }
+/// Logs every 10 s each node replaying the journal that is behind, with
+/// its lag in commits.
+pub fn report_lag(chain: Arc<Chain>) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(10));
         loop {
             every.tick().await;
-            for (node, status) in &tails {
-                let lag = status.lag(&journal);
+            for member in chain.roles.members() {
+                if !member.status.applying.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let lag = member.status.lag(&chain.journal);
                 if lag > 0 {
-                    info!(%node, lag, applied = status.applied.load(Ordering::Relaxed), "tail node behind");
+                    info!(node = %member.node.name, lag, applied = member.status.applied(), "node behind");
                 }
             }
         }
     });
 }
 
+/// An applier: replays the journal on one node.
 pub struct Tail {
+    pub chain: Arc<Chain>,
     pub node: Node,
-    pub master: Node,
-    pub server: ServerInfo,
-    pub journal: Journal,
     pub status: Arc<TailStatus>,
-    pub notifier: Notifier,
-    pub retry: Backoff,
+    pub in_doubt: InDoubt,
+}
+
+/// How an applier decides a commit whose fate on the master is unknown
+/// (lockstep stopped, or a session's task ended, between reserving the
+/// number and knowing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InDoubt {
+    /// The master's `lockstep.commits` says.
+    AskMaster,
+    /// The master is gone (failover): the commit is completed. The journal
+    /// has the work, and its client may have had an OK whose commit
+    /// resolution had not reached the disk when lockstep died; a client that
+    /// had none saw a lost connection, whose outcome MySQL leaves open too.
+    Commit,
+}
+
+/// Where an applier stops applying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// Every number handed out so far is applied.
+    CaughtUp,
+    /// Caught up at a moment when the synchronous role is vacant.
+    SyncVacant,
 }
 
 /// How a failed entry is retried: exponential backoff, capped.
@@ -153,60 +229,100 @@ pub struct Backoff {
 }
 
 impl Tail {
-    /// Runs the applier until the node diverges: errors are retried with
-    /// backoff, starting again at the entry that failed.
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+    /// The applier for `node`, deciding in-doubt commits by asking the master.
+    pub fn for_node(chain: &Arc<Chain>, node: &str) -> Option<Tail> {
+        let member = chain.roles.member(node)?;
+        Some(Tail {
+            chain: chain.clone(),
+            node: member.node.clone(),
+            status: member.status.clone(),
+            in_doubt: InDoubt::AskMaster,
+        })
+    }
+
+    /// Runs the applier until the node takes the synchronous role or
+    /// diverges: errors are retried with backoff, starting again at the
+    /// entry that failed. Does nothing when the node has an applier already.
+    pub fn spawn(self) {
+        if self.status.applying.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let span = info_span!("tail", node = %self.node.name);
         tokio::spawn(
             async move {
-                let mut tail = self;
-                let mut delay = tail.retry.initial;
-                let mut stuck_at = None;
-                loop {
-                    let Err(e) = tail.apply_from_journal(false).await else {
-                        continue;
-                    };
-                    if let TailError::Diverged { request_id, what } = &e {
-                        error!(%request_id, %what, "node quarantined: it diverged from the master; it gets no more traffic until it is re-synced");
-                        tail.status.quarantine(e.to_string());
-                        if let Err(je) = tail.journal.set_quarantine(&tail.node.name, Some(&e.to_string())).await {
-                            error!(error = %je, "cannot journal the quarantine");
-                        }
-                        tail.notifier.notify(Event::NodeQuarantined {
-                            node: tail.node.name.clone(),
-                            reason: e.to_string(),
-                        });
-                        return;
-                    }
-                    // Progress since the last failure starts the backoff over.
-                    let at = tail.status.applied.load(Ordering::Relaxed);
-                    if stuck_at != Some(at) {
-                        delay = tail.retry.initial;
-                        stuck_at = Some(at);
-                    }
-                    tail.status.set_last_error(Some(e.to_string()));
-                    warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "tail applier stopped; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(tail.retry.max);
-                }
+                let status = self.status.clone();
+                self.run().await;
+                status.applying.store(false, Ordering::SeqCst);
             }
             .instrument(span),
-        )
+        );
+    }
+
+    async fn run(mut self) {
+        let retry = self.chain.retry;
+        let mut delay = retry.initial;
+        let mut stuck_at = None;
+        loop {
+            let outcome = match self.apply_from_journal(Until::SyncVacant).await {
+                Err(TailError::HoldsRole(role)) => {
+                    info!(role, "applier stops: the node holds a role now");
+                    return;
+                }
+                Err(TailError::Paused) => {
+                    info!("applier paused for a failover");
+                    return;
+                }
+                Ok(()) => match handover::take_sync(&mut self).await {
+                    Ok(true) => return,
+                    Ok(false) => continue,
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            if let TailError::Diverged { .. } = &outcome {
+                handover::quarantine(&self.chain, &self.node.name, outcome.to_string()).await;
+                return;
+            }
+            // Progress since the last failure starts the backoff over.
+            let at = self.status.applied();
+            if stuck_at != Some(at) {
+                delay = retry.initial;
+                stuck_at = Some(at);
+            }
+            self.status.set_last_error(Some(outcome.to_string()));
+            warn!(error = %outcome, retry_in_ms = delay.as_millis() as u64, "applier stopped; retrying");
+            if self.pausable_sleep(delay).await {
+                info!("applier paused for a failover");
+                return;
+            }
+            delay = (delay * 2).min(retry.max);
+        }
     }
 
     /// Applies the journal's commits as they come; with `until_caught_up`,
     /// returns once every number handed out so far is applied.
-    async fn apply_from_journal(&mut self, until_caught_up: bool) -> Result<(), TailError> {
+    async fn apply_from_journal(&mut self, until: Until) -> Result<(), TailError> {
+        let journal = self.chain.journal.clone();
         let mut conn = self.node.connect_admin().await?;
         commits::ensure_table(&mut conn).await?;
         let (mut applied, present) = start_position(&mut conn).await?;
         self.status.applied.store(applied, Ordering::Relaxed);
-        info!(from = applied, "tail applier connected");
+        self.status.caught_up.store(false, Ordering::Relaxed);
+        info!(from = applied, "applier connected");
         let mut state = AppliedState::default();
-        let mut batches = self.journal.batches();
+        let mut batches = journal.batches();
         loop {
+            if until == Until::SyncVacant {
+                self.check_no_role()?;
+                // Close enough: the rest is applied with writes paused.
+                let behind = journal.last_seq().saturating_sub(applied);
+                if behind <= TAKE_OVER_LAG && self.chain.roles.sync().is_none() {
+                    return Ok(());
+                }
+            }
             let next = applied + 1;
-            if until_caught_up && next > self.journal.last_seq() {
+            if until == Until::CaughtUp && next > journal.last_seq() {
+                self.reached_the_end();
                 return Ok(());
             }
             if present.contains(&next) {
@@ -214,8 +330,8 @@ impl Tail {
                 self.status.applied.store(applied, Ordering::Relaxed);
                 continue;
             }
-            let record = self.journal.commit_record(next)?;
-            let first = self.journal.first_seq()?;
+            let record = journal.commit_record(next)?;
+            let first = journal.first_seq()?;
             if record.is_none() && first != u64::MAX && next < first {
                 // Older than the journal (a journal started afresh on nodes
                 // with a history): nothing to apply from here.
@@ -225,9 +341,11 @@ impl Tail {
             let apply = match record.as_ref().map(|r| r.state) {
                 Some(CommitState::Committed) => true,
                 Some(CommitState::Aborted) => false,
-                Some(CommitState::InDoubt) => self.master_committed(record.as_ref()).await?,
+                Some(CommitState::InDoubt) => self.decide_in_doubt(record.as_ref()).await?,
                 Some(CommitState::Reserved) | None => {
-                    // Not yet decided (or not yet written): wait for the writer.
+                    // Everything decided is applied: the rest is in flight
+                    // (or not yet written).
+                    self.reached_the_end();
                     let _ = tokio::time::timeout(POLL, batches.changed()).await;
                     continue;
                 }
@@ -244,17 +362,58 @@ impl Tail {
         }
     }
 
-    /// Applies every commit the node lacks, up to the last number handed out.
-    pub async fn catch_up(&mut self) -> Result<(), TailError> {
-        self.apply_from_journal(true).await
+    /// The node has every commit decided so far.
+    fn reached_the_end(&self) {
+        self.status.set_last_error(None);
+        self.status.caught_up.store(true, Ordering::Relaxed);
+        if self.chain.roles.role_of(&self.node.name) == Role::Down {
+            info!("the old master caught up: it is a tail node now");
+            self.chain.roles.rejoined(&self.node.name);
+        }
     }
 
-    /// An in-doubt commit happened when the master's `lockstep.commits` has it.
-    async fn master_committed(&self, record: Option<&CommitRecord>) -> Result<bool, TailError> {
+    /// Sleeps `delay` unless a pause comes first; true when it did.
+    async fn pausable_sleep(&self, delay: Duration) -> bool {
+        let until = tokio::time::Instant::now() + delay;
+        while tokio::time::Instant::now() < until {
+            if self.status.pause.load(Ordering::SeqCst) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20).min(delay)).await;
+        }
+        self.status.pause.load(Ordering::SeqCst)
+    }
+
+    fn check_no_role(&self) -> Result<(), TailError> {
+        if self.status.pause.load(Ordering::SeqCst) {
+            return Err(TailError::Paused);
+        }
+        match self.chain.roles.role_of(&self.node.name) {
+            Role::Master => Err(TailError::HoldsRole("master")),
+            Role::Sync => Err(TailError::HoldsRole("synchronous slave")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies every commit the node lacks, up to the last number handed out.
+    pub async fn catch_up(&mut self) -> Result<(), TailError> {
+        self.apply_from_journal(Until::CaughtUp).await
+    }
+
+    /// Whether an in-doubt commit happened: the master's `lockstep.commits`
+    /// says, or, with the master gone, it did not (and is journaled so).
+    async fn decide_in_doubt(&self, record: Option<&CommitRecord>) -> Result<bool, TailError> {
         let Some(record) = record else {
             return Ok(false);
         };
-        let mut master = self.master.connect_admin().await?;
+        if self.in_doubt == InDoubt::Commit {
+            warn!(seq = record.seq, request_id = %record.request_id, "in-doubt commit completed: the master is gone");
+            self.chain
+                .journal
+                .resolve_commit(record, CommitState::Committed);
+            return Ok(true);
+        }
+        let mut master = self.chain.roles.master().connect_admin().await?;
         let has = commits::has(&mut master, record.request_id).await?;
         let _ = master.disconnect().await;
         info!(
@@ -275,23 +434,28 @@ impl Tail {
     ) -> Result<(), TailError> {
         let mut entries = Vec::with_capacity(record.statements.len());
         for id in &record.statements {
-            let entry = self.journal.entry(*id)?.ok_or(TailError::MissingEntry {
-                seq: record.seq,
-                request_id: *id,
-            })?;
+            let entry = self
+                .chain
+                .journal
+                .entry(*id)?
+                .ok_or(TailError::MissingEntry {
+                    seq: record.seq,
+                    request_id: *id,
+                })?;
             entries.push(entry);
         }
         if !record.alone {
             if let Some(first) = entries.first() {
                 state
-                    .prepare(conn, &first.session_state, &self.server)
+                    .prepare(conn, &first.session_state, &self.chain.server)
                     .await?;
             }
-            conn.query_drop("BEGIN").await?;
         }
-        for entry in &mut entries {
+        for (i, entry) in entries.iter_mut().enumerate() {
+            // The transaction opens in the first statement's round trip.
+            let opening = (!record.alone && i == 0).then_some("BEGIN");
             let result = self
-                .apply_statement(conn, entry, state, !record.alone)
+                .apply_statement(conn, entry, state, opening, !record.alone)
                 .await;
             if let Err(e) = result {
                 let _ = conn.query_drop("ROLLBACK").await;
@@ -315,27 +479,41 @@ impl Tail {
         conn: &mut Conn,
         entry: &mut Entry,
         state: &mut AppliedState,
+        opening: Option<&str>,
         in_transaction: bool,
     ) -> Result<(), TailError> {
         if in_transaction {
             state
-                .follow(conn, &entry.session_state, &self.server)
+                .follow(conn, &entry.session_state, &self.chain.server)
                 .await?;
         } else {
             state
-                .prepare(conn, &entry.session_state, &self.server)
+                .prepare(conn, &entry.session_state, &self.chain.server)
                 .await?;
         }
-        conn.query_drop(entry.context.replay_statement()).await?;
-        let outcome = outcome::run_statement(conn, &entry.statement).await;
+        let pin = match opening {
+            Some(opening) => format!("{opening}; {}", entry.context.replay_statement()),
+            None => entry.context.replay_statement(),
+        };
+        // A text carries its pinned context in its own round trip.
+        let outcome = match &entry.statement {
+            Statement::Text { sql } => {
+                let text = [pin.as_bytes(), b"; ", &sql.to_bytes()].concat();
+                outcome::run_text(conn, &text).await
+            }
+            prepared => {
+                conn.query_drop(pin).await?;
+                outcome::run_statement(conn, prepared).await
+            }
+        };
         entry.results.push(NodeResult {
             node: self.node.name.clone(),
             outcome: outcome.clone(),
             verdict: None,
         });
-        let disagreements = compare::judge(entry, &self.master.name, true);
+        let disagreements = compare::judge(entry, true);
         if let Some(judged) = entry.results.last() {
-            self.journal.append_result(entry.id, judged);
+            self.chain.journal.append_result(entry.id, judged);
         }
         if let Outcome::Lost { reason } = outcome {
             return Err(TailError::Node(mysql_async::Error::Other(reason.into())));
@@ -349,7 +527,7 @@ impl Tail {
                     .filter(|r| r.node == self.node.name)
                     .count();
                 if attempts > 1 {
-                    self.notifier.notify(Event::PassedAfterRetry {
+                    self.chain.notifier.notify(Event::PassedAfterRetry {
                         request_id: entry.id.to_string(),
                         node: self.node.name.clone(),
                         attempts,

@@ -11,17 +11,17 @@ use verdict::{compare, Compared, Verdict};
 
 /// The master's (last) result in `entry`, once it has one: a statement
 /// re-run on the master (policy retry-master) is judged by its final result.
-pub fn master_outcome<'e>(entry: &'e Entry, master: &str) -> Option<&'e Outcome> {
+pub fn master_outcome(entry: &Entry) -> Option<&Outcome> {
     entry
         .results
         .iter()
         .rev()
-        .find(|r| r.node == master)
+        .find(|r| r.node == entry.master)
         .map(|r| &r.outcome)
 }
 
 /// Gives every node result of `entry` that has none its verdict against the
-/// master's; returns those that are not agreements. `replay`: the results
+/// result of the node that was master when it ran; returns those that are not agreements. `replay`: the results
 /// come from a replay on a connection of lockstep's own, which cannot have
 /// the client's CLIENT_FOUND_ROWS, so affected rows are not compared for
 /// sessions that asked for it.
@@ -29,12 +29,13 @@ pub fn master_outcome<'e>(entry: &'e Entry, master: &str) -> Option<&'e Outcome>
 /// The rows of a plain read are not compared: B and A take their snapshots
 /// at different moments, so a read may legitimately see different rows
 /// (it changes nothing, so nothing diverges).
-pub fn judge(entry: &mut Entry, master: &str, replay: bool) -> Vec<(String, Verdict)> {
+pub fn judge(entry: &mut Entry, replay: bool) -> Vec<(String, Verdict)> {
     let ignore_affected_rows = replay && entry.session_state.found_rows;
     let compare_rows = entry.kind != EntryKind::Read;
-    let Some(reference) = master_outcome(entry, master).cloned() else {
+    let Some(reference) = master_outcome(entry).cloned() else {
         return Vec::new();
     };
+    let master = entry.master.clone();
     let mut disagreements = Vec::new();
     for result in entry.results.iter_mut() {
         if result.node == master || result.verdict.is_some() {

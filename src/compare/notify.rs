@@ -21,8 +21,10 @@ pub enum Event {
     },
     /// A node gets no more traffic.
     NodeQuarantined { node: String, reason: String },
-    /// A quarantined first slave caught up and took the synchronous role back.
+    /// A node caught up from the journal and took the synchronous role.
     NodeRejoined { node: String },
+    /// The master died and `new` took its place.
+    MasterReplaced { old: String, new: String },
 }
 
 /// Sends events; cheap to clone.

@@ -61,7 +61,7 @@ impl Session {
             .iter()
             .map(|name| {
                 let mut column = Column::new(name, ColumnType::MYSQL_TYPE_VAR_STRING);
-                column.charset = self.shared.server.default_collation.into();
+                column.charset = self.shared.chain.server.default_collation.into();
                 column.column_length = 255 * 4;
                 column
             })
@@ -100,7 +100,7 @@ impl Session {
             .ok_or(ClientError::NoSuchThread(id))?;
         info!(target_conn = id, query_only, "KILL");
         if let Some(thread) = target.master_thread {
-            let node = &self.shared.master;
+            let node = &self.shared.master_node();
             let mut admin =
                 node.connect_admin()
                     .await
@@ -146,7 +146,7 @@ impl Session {
         let mut sql = b"SELECT * FROM ".to_vec();
         sql.extend_from_slice(&quote::identifier(table));
         sql.extend_from_slice(b" LIMIT 0");
-        let node = self.shared.master.name.clone();
+        let node = self.master_name.clone();
         let columns = match self.master.as_mut() {
             Some(conn) => match conn.query_iter(sql.as_slice()).await {
                 Ok(result) => {
@@ -207,7 +207,7 @@ impl Session {
 
     /// COM_STATISTICS' one-line answer, from the master's counters.
     async fn statistics(&mut self) -> Result<String, ClientError> {
-        let node = self.shared.master.name.clone();
+        let node = self.master_name.clone();
         let Some(conn) = self.master.as_mut() else {
             return Err(self.lost_master());
         };

@@ -28,6 +28,11 @@ pub enum ClientError {
     /// The write could not be journaled, so it was not executed anywhere.
     #[error("lockstep cannot write its journal ({0}); the statement was not executed")]
     JournalUnavailable(String),
+    /// `min_sync_slaves = 1` and no slave holds the synchronous role.
+    #[error(
+        "lockstep refuses writes: no synchronous slave is in place ({0}) and min_sync_slaves = 1"
+    )]
+    NoSyncSlave(String),
 }
 
 impl ClientError {
@@ -59,6 +64,9 @@ impl ClientError {
             ClientError::NotSupported(_) => 1235,
             // ER_ERROR_ON_WRITE: what MariaDB says when it cannot write a file.
             ClientError::JournalUnavailable(_) => 1026,
+            // ER_OPTION_PREVENTS_STATEMENT: what a read-only MariaDB says to a
+            // write, which is what lockstep is until a slave is synchronous.
+            ClientError::NoSyncSlave(_) => 1290,
         }
     }
 

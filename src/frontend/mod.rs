@@ -11,9 +11,8 @@ mod query;
 pub mod registry;
 mod relay;
 mod server;
-mod session;
+pub mod session;
 mod show;
-mod sync_rejoin;
 mod tls;
 mod write;
 

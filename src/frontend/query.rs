@@ -7,7 +7,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Statement;
 use opensrv_mysql::{InitWriter, ParamValue, QueryResultWriter, StatementMetaWriter, StatusFlags};
 use tokio::io::AsyncWrite;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::error::{ClientError, SendError};
 use super::relay::{self, SetsEnd};
@@ -84,7 +84,7 @@ impl Session {
             };
             return w.send_error(&err).await;
         }
-        let node = self.shared.master.name.clone();
+        let node = self.master_name.clone();
         let Some(conn) = self.master.as_mut() else {
             let err = self.lost_master();
             w.send_error(&err).await?;
@@ -145,6 +145,7 @@ impl Session {
             return w.error_raw(1243, b"HY000", msg.as_bytes()).await;
         };
         let work = Work::Prepared {
+            id,
             sql: stmt.sql,
             master: stmt.backend,
             sync: stmt.sync,
@@ -176,20 +177,18 @@ impl Session {
         };
         if let Some(conn) = self.master.as_mut() {
             if let Err(e) = conn.close(stmt.backend).await {
-                let err = ClientError::from_backend(&self.shared.master.name, e);
+                let err = ClientError::from_backend(&self.master_name, e);
                 self.note_failure(&err);
             }
         }
         if let (Some(conn), Some(sync_stmt)) = (self.sync.as_mut(), stmt.sync) {
             if let Err(e) = conn.close(sync_stmt).await {
-                let node = self
-                    .shared
-                    .sync
-                    .as_ref()
-                    .map(|n| n.name.as_str())
-                    .unwrap_or("");
-                let err = ClientError::from_backend(node, e);
-                self.note_failure(&err);
+                // B's trouble is not the client's: a broken connection
+                // takes B out of its role, an error there is only logged.
+                let node = self.sync_node_name();
+                if let Err(err) = self.sync_failed(&node, e) {
+                    debug!(error = %err, "closing a statement on the synchronous slave failed");
+                }
             }
         }
     }
@@ -222,7 +221,7 @@ impl Session {
         self.txn = None;
         self.state.statements.clear();
         self.last_insert_id = 0;
-        let node = self.shared.master.name.clone();
+        let node = self.master_name.clone();
         let sync_reset = match (self.sync.as_mut(), self.shared.sync_node()) {
             (Some(conn), Some(sync)) => conn
                 .reset()
@@ -258,7 +257,7 @@ impl Session {
         &mut self,
         sql: &[u8],
     ) -> Result<opensrv_mysql::OkResponse, ClientError> {
-        let node = self.shared.master.name.clone();
+        let node = self.master_name.clone();
         let Some(conn) = self.master.as_mut() else {
             return Err(self.lost_master());
         };

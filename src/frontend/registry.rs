@@ -20,6 +20,8 @@ struct Entry {
     /// KILL CONNECTION was asked for: the session closes at the end of its
     /// current command, or at once when idle.
     killed: bool,
+    /// The session has a transaction open on the master.
+    in_transaction: bool,
 }
 
 #[derive(Debug)]
@@ -86,6 +88,47 @@ impl Registry {
         if let Some(e) = sessions.get_mut(&id) {
             e.killed = true;
             if !e.in_command {
+                if let Some(abort) = &e.abort {
+                    abort.abort();
+                }
+            }
+        }
+    }
+
+    pub fn set_in_transaction(&self, id: u32, open: bool) {
+        if let Some(e) = self.lock().get_mut(&id) {
+            e.in_transaction = open;
+        }
+    }
+
+    /// Ends every session with an open transaction (the master it was
+    /// open on died): idle ones at once, busy ones after their command.
+    pub fn kill_in_transaction(&self) {
+        let ids: Vec<u32> = self
+            .lock()
+            .iter()
+            .filter(|(_, e)| e.in_transaction)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.kill(u64::from(id));
+        }
+    }
+
+    /// Ends every session: idle ones at once, busy ones after their command.
+    pub fn kill_all(&self) {
+        let ids: Vec<u32> = self.lock().keys().copied().collect();
+        for id in ids {
+            self.kill(u64::from(id));
+        }
+    }
+
+    /// Ends the sessions still running a command, at once: a last resort
+    /// when the master hangs instead of failing their statements.
+    pub fn abort_busy(&self) {
+        for e in self.lock().values_mut() {
+            if e.in_command {
+                e.killed = true;
                 if let Some(abort) = &e.abort {
                     abort.abort();
                 }

@@ -10,18 +10,21 @@ use opensrv_mysql::{
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls::ServerConfig;
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::auth::Credential;
 use super::registry::Registry;
 use super::session::{Session, Shared};
 use super::tls::{self, TlsError};
 use crate::backend::{Node, ServerInfo};
-use crate::chain::commits;
 use crate::chain::nontransactional::NonTransactional;
-use crate::chain::tail::{self, Backoff, Tail, TailStatus};
+use crate::chain::roles::{Role, Roles};
+use crate::chain::tail::{self, Backoff, Tail};
+use crate::chain::Chain;
+use crate::chain::{commits, recover};
 use crate::compare::notify::Notifier;
 use crate::config::Config;
+use crate::failover::{health, Failover};
 use crate::journal::{CommitState, Journal, JournalError};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,34 +49,19 @@ pub enum StartError {
     Journal(#[from] JournalError),
 }
 
+/// How long a shutdown waits for writes in flight.
+const DRAIN: Duration = Duration::from_secs(30);
+
 pub struct Frontend {
     shared: Arc<Shared>,
     tls: Option<Arc<ServerConfig>>,
 }
 
 impl Frontend {
-    /// Checks the master is reachable and learns what clients are shown of it.
+    /// Opens the journal, checks the master is reachable and learns what
+    /// clients are shown of it, prepares every node and starts the appliers
+    /// and the health monitor.
     pub async fn start(config: &Config) -> Result<Frontend, StartError> {
-        let master_config = config.master();
-        let master = Node::from_config(master_config).map_err(|e| StartError::NodeUrl {
-            node: master_config.name.clone(),
-            reason: e.to_string(),
-        })?;
-        let unreachable = |e: mysql_async::Error| StartError::MasterUnreachable {
-            node: master.name.clone(),
-            address: master.address(),
-            reason: e.to_string(),
-        };
-        let mut conn = master.connect_admin().await.map_err(unreachable)?;
-        let server = ServerInfo::query(&mut conn).await.map_err(unreachable)?;
-        let nontransactional = NonTransactional::default();
-        nontransactional
-            .refresh(&mut conn)
-            .await
-            .map_err(unreachable)?;
-        let _ = conn.disconnect().await;
-        info!(node = %master.name, version = %server.version, "master reachable");
-
         let nodes = config
             .nodes
             .iter()
@@ -85,41 +73,44 @@ impl Frontend {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let journal = Journal::open(&config.journal_dir)?;
-        let sync_quarantine = prepare_nodes(&nodes, &journal).await?;
+        // After a failover the journal names the master: the configured one
+        // may be behind.
+        let roles = Roles::new(nodes, journal.master()?.as_deref());
+        let prepared = prepare_nodes(&roles, &journal).await?;
         resolve_unfinished_commits(&journal)?;
-        let sync = nodes.get(1).cloned();
-        let notifier = Notifier::new(config.compare.notify_url.clone());
+        recover::recover_commit_records(&roles, &journal).await?;
         let quarantined = remembered_quarantines(&journal, &config.resynced).await?;
-        let mut tails = Vec::new();
-        for node in nodes.iter().skip(2) {
-            let status = Arc::new(TailStatus::default());
-            tails.push((node.clone(), status.clone()));
-            if let Some(reason) = quarantined.get(&node.name) {
-                warn!(node = %node.name, %reason, "tail node still quarantined (start with --resynced NODE once it is re-synced)");
-                status.quarantine(reason.clone());
-                continue;
-            }
-            Tail {
-                node: node.clone(),
-                master: master.clone(),
-                server: server.clone(),
-                journal: journal.clone(),
-                status,
-                notifier: notifier.clone(),
-                retry: Backoff {
-                    initial: Duration::from_millis(config.compare.retry_initial_ms),
-                    max: Duration::from_millis(config.compare.retry_max_ms),
-                },
-            }
-            .spawn();
+        let server = learn_server(&roles).await?;
+        let chain = Arc::new(Chain {
+            roles,
+            journal,
+            server,
+            notifier: Notifier::new(config.compare.notify_url.clone()),
+            retry: Backoff {
+                initial: Duration::from_millis(config.compare.retry_initial_ms),
+                max: Duration::from_millis(config.compare.retry_max_ms),
+            },
+            gate: Arc::new(tokio::sync::RwLock::new(())),
+        });
+        if let Some(reason) = prepared.master_down {
+            fail_over_at_start(&chain, reason).await;
         }
-        tail::report_lag(
-            journal.clone(),
-            tails
-                .iter()
-                .map(|(n, s)| (n.name.clone(), s.clone()))
-                .collect(),
-        );
+        let nontransactional = NonTransactional::default();
+        let master = chain.roles.master();
+        let unreachable = |e: mysql_async::Error| StartError::MasterUnreachable {
+            node: master.name.clone(),
+            address: master.address(),
+            reason: e.to_string(),
+        };
+        let mut conn = master.connect_admin().await.map_err(unreachable)?;
+        nontransactional
+            .refresh(&mut conn)
+            .await
+            .map_err(unreachable)?;
+        let _ = conn.disconnect().await;
+        info!(node = %master.name, version = %chain.server.version, "master reachable");
+        let sync_behind = prepared.sync_behind;
+        assign_start_roles(&chain, &quarantined, sync_behind);
 
         let users: HashMap<Vec<u8>, Credential> = config
             .users
@@ -132,30 +123,35 @@ impl Frontend {
         };
         let shared = Arc::new(Shared {
             users,
-            master,
-            sync,
-            sync_quarantine: std::sync::Mutex::new(None),
-            sync_catch_up: std::sync::Mutex::new(None),
-            server,
+            chain,
             registry: Registry::default(),
-            journal,
-            gate: Arc::new(tokio::sync::RwLock::new(())),
             nontransactional,
-            notifier,
             compare: config.compare.clone(),
-            tails,
+            failover: Failover::new(
+                Duration::from_millis(config.health_interval_ms),
+                Duration::from_millis(config.health_timeout_ms),
+            ),
+            min_sync_slaves: config.min_sync_slaves,
         });
-        let remembered = shared.sync.as_ref().and_then(|n| quarantined.get(&n.name));
-        match (remembered, sync_quarantine) {
-            (Some(reason), _) => {
-                warn!(%reason, "first slave still quarantined (start with --resynced NODE once it is re-synced)");
-                shared.quarantine_sync(reason.clone(), false);
-            }
-            (None, Some(reason)) => shared.quarantine_sync(reason, true),
-            (None, None) => {}
-        }
         super::write::retry_master::resume(&shared);
+        health::spawn(shared.clone());
         Ok(Frontend { shared, tls })
+    }
+
+    /// Ends every session (an idle one at once, its open transaction rolled
+    /// back with its connections; a busy one after its current command) and
+    /// waits for the writes in flight to finish, so that none is cut between
+    /// the master's commit and the synchronous slave's.
+    async fn drain(&self) {
+        self.shared.registry.kill_all();
+        let gate = self.shared.chain.gate.clone().write_owned();
+        match tokio::time::timeout(DRAIN, gate).await {
+            Ok(_) => info!("writes in flight finished"),
+            Err(_) => warn!(
+                waited_s = DRAIN.as_secs(),
+                "writes in flight did not finish; their commits are in doubt and resolved at the next start"
+            ),
+        }
     }
 
     /// Accepts clients until `shutdown` completes.
@@ -169,10 +165,11 @@ impl Frontend {
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => accepted?,
                 () = &mut shutdown => {
-                    info!(sessions = self.shared.registry.len(), "shutting down");
+                    info!(sessions = self.shared.registry.len(), "shutting down: no new clients");
+                    self.drain().await;
                     // What is queued for the journal (results, commit
                     // records) reaches the disk before the process ends.
-                    let journal = self.shared.journal.clone();
+                    let journal = self.shared.chain.journal.clone();
                     let _ = tokio::task::spawn_blocking(move || journal.close()).await;
                     info!("journal synced and closed");
                     return Ok(());
@@ -190,23 +187,31 @@ impl Frontend {
     }
 }
 
-/// Every node gets its `lockstep.commits`; the journal's sequence numbers
-/// continue after the highest any node has. The master and the synchronous
-/// slave must be reachable; a tail node may come later (its applier retries).
-///
-/// Returns why the first slave cannot take the synchronous role, when its
-/// commits are not the master's (it missed some, e.g. lockstep stopped
-/// between the master's commit and its own).
-async fn prepare_nodes(nodes: &[Node], journal: &Journal) -> Result<Option<String>, StartError> {
-    let mut positions = Vec::new();
-    let mut sync_down = None;
-    for (i, node) in nodes.iter().enumerate() {
-        let unreachable = |e: mysql_async::Error| StartError::NodeUnreachable {
-            node: node.name.clone(),
-            address: node.address(),
-            reason: e.to_string(),
-        };
-        let prepared = async {
+/// What lockstep learns of its nodes at start.
+struct Prepared {
+    /// Why the master cannot be used: it is replaced before clients come.
+    master_down: Option<String>,
+    /// Why the synchronous slave cannot take its role at once: it is
+    /// unreachable, or its commits are not the master's (it missed some,
+    /// e.g. lockstep stopped between the master's commit and its own).
+    sync_behind: Option<String>,
+}
+
+/// Every reachable node gets its `lockstep.commits`; the journal's sequence
+/// numbers continue after the highest any node has. Nodes that are down
+/// catch up later (their appliers retry).
+async fn prepare_nodes(roles: &Roles, journal: &Journal) -> Result<Prepared, StartError> {
+    let master = roles.master().name;
+    let sync = roles.sync().map(|n| n.name);
+    let mut prepared = Prepared {
+        master_down: None,
+        sync_behind: None,
+    };
+    let mut master_position = None;
+    let mut sync_position = None;
+    for member in roles.members() {
+        let node = &member.node;
+        let position = async {
             let mut conn = node.connect_admin().await?;
             commits::ensure_table(&mut conn).await?;
             let position = commits::position(&mut conn).await?;
@@ -214,32 +219,116 @@ async fn prepare_nodes(nodes: &[Node], journal: &Journal) -> Result<Option<Strin
             Ok::<_, mysql_async::Error>(position)
         }
         .await;
-        match prepared {
+        match position {
             Ok(position) => {
                 journal.advance_seq_past(position.last_seq);
                 info!(node = %node.name, last_seq = position.last_seq, commits = position.count, "node ready");
-                positions.push((i, position));
+                if node.name == master {
+                    master_position = Some(position);
+                } else if Some(&node.name) == sync.as_ref() {
+                    sync_position = Some(position);
+                }
             }
-            Err(e) if i >= 2 => {
-                warn!(node = %node.name, error = %e, "tail node unreachable; its applier will retry");
+            Err(e) if node.name == master => {
+                warn!(node = %node.name, error = %e, "master unreachable at start: it is replaced");
+                prepared.master_down = Some(format!("unreachable at start: {e}"));
             }
-            Err(e) if i == 1 => {
-                warn!(node = %node.name, error = %e, "first slave unreachable; it will catch up and become synchronous once it is back");
-                sync_down = Some(format!("unreachable at start: {e}"));
+            Err(e) if Some(&node.name) == sync.as_ref() => {
+                warn!(node = %node.name, error = %e, "synchronous slave unreachable; it will catch up and take its role once it is back");
+                prepared.sync_behind = Some(format!("unreachable at start: {e}"));
             }
-            Err(e) => return Err(unreachable(e)),
+            Err(e) => {
+                warn!(node = %node.name, error = %e, "node unreachable; its applier will retry");
+            }
         }
     }
-    if sync_down.is_some() {
-        return Ok(sync_down);
+    if let (Some(master), Some(sync)) = (master_position, sync_position) {
+        if master != sync {
+            prepared.sync_behind = Some(format!(
+                "at start it has {} commits up to seq {}, the master {} up to seq {}",
+                sync.count, sync.last_seq, master.count, master.last_seq
+            ));
+        }
     }
-    Ok(match positions.as_slice() {
-        [(0, master), (1, sync), ..] if master != sync => Some(format!(
-            "at start it has {} commits up to seq {}, the master {} up to seq {}",
-            sync.count, sync.last_seq, master.count, master.last_seq
-        )),
-        _ => None,
+    Ok(prepared)
+}
+
+/// What clients are shown of the server (version, collation), from the
+/// master or, when it is down, the first node that answers.
+async fn learn_server(roles: &Roles) -> Result<ServerInfo, StartError> {
+    let master = roles.master();
+    let mut last_error = None;
+    let nodes =
+        std::iter::once(master.clone()).chain(roles.members().iter().map(|m| m.node.clone()));
+    for node in nodes {
+        let learned = async {
+            let mut conn = node.connect_admin().await?;
+            let server = ServerInfo::query(&mut conn).await;
+            let _ = conn.disconnect().await;
+            server
+        }
+        .await;
+        match learned {
+            Ok(server) => return Ok(server),
+            Err(e) => last_error = Some(e.to_string()),
+        }
+    }
+    Err(StartError::MasterUnreachable {
+        node: master.name.clone(),
+        address: master.address(),
+        reason: format!("no node answers: {}", last_error.unwrap_or_default()),
     })
+}
+
+/// The master is down at start: the synchronous slave (or the first node
+/// that catches up) replaces it before any client is served.
+async fn fail_over_at_start(chain: &Arc<Chain>, reason: String) {
+    let dead = chain.roles.master().name;
+    error!(master = %dead, %reason, "the master is down at start: failing over");
+    let mut delay = Duration::from_millis(100);
+    loop {
+        if let Some(new) = crate::failover::promote_one(chain, &dead).await {
+            info!(old = %dead, %new, "failover at start done");
+            return;
+        }
+        error!(
+            retry_in_ms = delay.as_millis() as u64,
+            "no node can become the master yet"
+        );
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Quarantined nodes stay out; a synchronous slave that is behind leaves
+/// its role; every node without a role replays the journal.
+fn assign_start_roles(
+    chain: &Arc<Chain>,
+    quarantined: &HashMap<String, String>,
+    sync_behind: Option<String>,
+) {
+    let roles = &chain.roles;
+    if let (Some(sync), Some(reason)) = (roles.sync(), sync_behind) {
+        warn!(node = %sync.name, %reason, "the synchronous slave catches up before it takes its role");
+        roles.leave_sync(&sync.name, reason);
+    }
+    for member in roles.members() {
+        let name = &member.node.name;
+        if let Some(reason) = quarantined.get(name) {
+            warn!(node = %name, %reason, "node still quarantined (start with --resynced NODE once it is re-synced)");
+            member.status.quarantine(reason.clone());
+            roles.leave_sync(name, reason.clone());
+        }
+    }
+    for member in roles.members() {
+        let role = roles.role_of(&member.node.name);
+        if !matches!(role, Role::Master | Role::Sync | Role::Quarantined) {
+            if let Some(tail) = Tail::for_node(chain, &member.node.name) {
+                tail.spawn();
+            }
+        }
+    }
+    tail::report_lag(chain.clone());
 }
 
 /// The nodes the journal says are quarantined (they diverged), less those

@@ -19,129 +19,42 @@ use opensrv_mysql::{
     QueryResultWriter, StatementMetaWriter, StatusFlags,
 };
 use tokio::io::AsyncWrite;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use super::auth::{self, Credential};
 use super::error::{ClientError, SendError};
 use super::write::OpenTransaction;
-use crate::backend::{Node, ServerInfo, SessionParams};
-use crate::compare::notify::Event;
+use crate::backend::{Node, SessionParams};
+use crate::chain::Chain;
 use crate::frontend::registry::Registry;
-use crate::journal::{Journal, SessionState};
+use crate::journal::SessionState;
 use crate::router::Route;
 use crate::sql::intercept::{intercept, Intercepted, Renames};
 
 /// What every session shares.
 pub struct Shared {
     pub users: HashMap<Vec<u8>, Credential>,
-    pub master: Node,
-    /// The first slave, as configured: runs every write before the master
-    /// while it holds the synchronous role (see `sync_node`).
-    pub sync: Option<Node>,
-    /// Why the first slave lost the synchronous role, once it did.
-    pub sync_quarantine: std::sync::Mutex<Option<String>>,
-    /// The first slave's catch-up while it is out of the synchronous role.
-    pub sync_catch_up: std::sync::Mutex<Option<Arc<crate::chain::tail::TailStatus>>>,
-    pub server: ServerInfo,
+    /// The nodes, their roles, the journal: see `chain`.
+    pub chain: Arc<Chain>,
     pub registry: Registry,
-    pub journal: Journal,
-    /// Held shared by every write in progress (an autocommit statement, an
-    /// open transaction), exclusively by a statement that runs alone across
-    /// the chain (DDL): see `write.rs`.
-    pub gate: Arc<tokio::sync::RwLock<()>>,
     pub nontransactional: crate::chain::nontransactional::NonTransactional,
-    pub notifier: crate::compare::notify::Notifier,
     /// `[compare]`: retries and policies.
     pub compare: crate::config::Compare,
-    /// The tail nodes and their appliers' status.
-    pub tails: Vec<(Node, Arc<crate::chain::tail::TailStatus>)>,
+    /// Node health and the master's replacement.
+    pub failover: crate::failover::Failover,
+    /// 1: writes are refused while no slave is synchronous.
+    pub min_sync_slaves: u8,
 }
 
 impl Shared {
-    /// The node in the synchronous role, if any: the first slave unless it
-    /// was quarantined.
+    /// The node in the synchronous role, if any.
     pub fn sync_node(&self) -> Option<Node> {
-        if self.sync_quarantine_reason().is_some() {
-            return None;
-        }
-        self.sync.clone()
+        self.chain.roles.sync()
     }
 
-    /// The first slave is synchronous again (called with writes drained).
-    pub fn end_sync_quarantine(&self) {
-        if let Ok(mut q) = self.sync_quarantine.lock() {
-            *q = None;
-        }
-        if let Ok(mut c) = self.sync_catch_up.lock() {
-            *c = None;
-        }
+    pub fn master_node(&self) -> Node {
+        self.chain.roles.master()
     }
-
-    /// The first slave stays out, for this reason (journaled: a restart
-    /// keeps it out).
-    pub async fn replace_sync_quarantine(&self, reason: String) {
-        if let Err(e) = self
-            .journal
-            .set_quarantine(&node_name(self), Some(&reason))
-            .await
-        {
-            error!(error = %e, "cannot journal the quarantine");
-        }
-        if let Ok(mut q) = self.sync_quarantine.lock() {
-            *q = Some(reason);
-        }
-        if let Ok(mut c) = self.sync_catch_up.lock() {
-            *c = None;
-        }
-    }
-
-    pub fn sync_quarantine_reason(&self) -> Option<String> {
-        self.sync_quarantine.lock().ok().and_then(|q| q.clone())
-    }
-
-    /// Takes the first slave out of the synchronous role: every session stops
-    /// using it at its next command. With `rejoin` (it only missed entries)
-    /// it catches up from the journal and comes back; without (it diverged)
-    /// it stays out until an operator re-syncs it.
-    pub fn quarantine_sync(self: &Arc<Self>, reason: String, rejoin: bool) {
-        if let Ok(mut q) = self.sync_quarantine.lock() {
-            if q.is_none() {
-                if rejoin {
-                    super::sync_rejoin::spawn(self.clone());
-                } else {
-                    // Kept out across restarts: a diverged node is not
-                    // trusted again until an operator says it is re-synced.
-                    let (journal, node, why) =
-                        (self.journal.clone(), node_name(self), reason.clone());
-                    tokio::spawn(async move {
-                        if let Err(e) = journal.set_quarantine(&node, Some(&why)).await {
-                            error!(error = %e, "cannot journal the quarantine");
-                        }
-                    });
-                }
-                let node = self
-                    .sync
-                    .as_ref()
-                    .map(|n| n.name.clone())
-                    .unwrap_or_default();
-                error!(%node, %reason,
-                    "synchronous slave quarantined: it gets no more traffic until it is re-synced");
-                self.notifier.notify(Event::NodeQuarantined {
-                    node,
-                    reason: reason.clone(),
-                });
-                *q = Some(reason);
-            }
-        }
-    }
-}
-
-fn node_name(shared: &Shared) -> String {
-    shared
-        .sync
-        .as_ref()
-        .map(|n| n.name.clone())
-        .unwrap_or_default()
 }
 
 #[derive(Clone)]
@@ -165,8 +78,12 @@ pub struct Session {
     pub(super) user: String,
     pub(super) params: SessionParams,
     pub(super) master: Option<Conn>,
+    /// The node `master` is a connection to.
+    pub(super) master_name: String,
     /// The session's connection to the synchronous slave, when there is one.
     pub(super) sync: Option<Conn>,
+    /// The node `sync` is a connection to.
+    pub(super) sync_name: Option<String>,
     /// The client's open transaction, as lockstep tracks it on B.
     pub(super) txn: Option<OpenTransaction>,
     /// What the tail must reproduce of this session (journaled with each write).
@@ -197,7 +114,9 @@ impl Session {
             user: String::new(),
             params: SessionParams::default(),
             master: None,
+            master_name: String::new(),
             sync: None,
+            sync_name: None,
             txn: None,
             state: SessionState::default(),
             last_request_id: None,
@@ -228,6 +147,7 @@ impl Session {
     pub(super) fn note_failure(&mut self, err: &ClientError) {
         if err.ends_session() {
             warn!(error = %err, "backend connection lost; closing the client connection");
+            self.shared.failover.suspect(&self.master_name);
             self.master = None;
             self.txn = None;
             self.closing = true;
@@ -239,16 +159,32 @@ impl Session {
     /// Opens the session's connections (master, then synchronous slave) for `params`.
     async fn connect_nodes(&mut self) -> Result<(), ClientError> {
         let shared = self.shared.clone();
-        let master = self.connect_node(&shared.master).await?;
+        let node = shared.master_node();
+        let master = match self.connect_node(&node).await {
+            Ok(conn) => conn,
+            Err(err) => {
+                if err.ends_session() {
+                    shared.failover.suspect(&node.name);
+                }
+                return Err(err);
+            }
+        };
         self.shared
             .registry
             .set_master_thread(self.id, Some(master.id()));
         self.master = Some(master);
+        self.master_name = node.name;
         if let Some(sync) = shared.sync_node() {
             match self.connect_node(&sync).await {
-                Ok(conn) => self.sync = Some(conn),
+                Ok(conn) => {
+                    self.sync = Some(conn);
+                    self.sync_name = Some(sync.name);
+                }
                 // The master alone can serve; B catches up when it is back.
-                Err(err) if err.ends_session() => self.sync_lost(&err.to_string()),
+                Err(err) if err.ends_session() => {
+                    self.sync_name = Some(sync.name);
+                    self.sync_lost(&err.to_string());
+                }
                 Err(err) => return Err(err),
             }
         }
@@ -266,7 +202,7 @@ impl Session {
 
     async fn connect_node(&self, node: &Node) -> Result<Conn, ClientError> {
         match node
-            .connect_session(&self.params, &self.shared.server)
+            .connect_session(&self.params, &self.shared.chain.server)
             .await
         {
             Ok(conn) => Ok(conn),
@@ -313,32 +249,97 @@ impl Session {
         }
     }
 
-    /// Follows the first slave's role: stops using it once it lost the
-    /// synchronous role (its open transaction there dies with the
-    /// connection), and connects to it again, outside a transaction, once it
-    /// is back.
-    pub(super) async fn follow_sync_role(&mut self) {
-        match (self.shared.sync_node(), self.sync.is_some()) {
-            (None, true) => {
-                info!("leaving the quarantined synchronous slave");
-                self.sync = None;
-            }
-            (Some(node), false) if self.txn.is_none() && self.master.is_some() => {
-                if let Err(err) = self.reconnect_sync(&node).await {
+    /// Follows the roles: a session outside a transaction moves to a new
+    /// master (the synchronous slave it already holds a connection to, when
+    /// that is the node promoted) and to a new synchronous slave, with its
+    /// state; a session inside one loses it with the old master, as a
+    /// client of a MariaDB server that died would (2013, then reconnect).
+    pub(super) async fn follow_roles(&mut self) {
+        let master = self.shared.master_node();
+        if self.master.is_some() && self.master_name != master.name {
+            self.follow_master(master).await;
+        }
+        let sync = self.shared.sync_node();
+        let moved = match (&sync, &self.sync_name) {
+            (Some(node), Some(name)) => node.name != *name,
+            (None, Some(_)) => true,
+            (_, None) => false,
+        };
+        if moved {
+            info!(from = ?self.sync_name, "leaving a node that is no longer the synchronous slave");
+            self.sync = None;
+            self.sync_name = None;
+        }
+        if let Some(node) = sync {
+            if self.sync.is_none() && self.txn.is_none() && self.master.is_some() {
+                self.sync_name = Some(node.name.clone());
+                match self.connect_with_state(&node).await {
+                    Ok((conn, statements)) => {
+                        for (id, stmt) in statements {
+                            if let Some(prepared) = self.statements.get_mut(&id) {
+                                prepared.sync = Some(stmt);
+                            }
+                        }
+                        info!(node = %node.name, "joined the synchronous slave");
+                        self.sync = Some(conn);
+                    }
                     // Writes without it would leave it behind: out again.
-                    self.shared.quarantine_sync(
-                        format!("session {} cannot reconnect to it: {err}", self.id),
-                        true,
-                    );
+                    Err(err) => {
+                        self.sync_lost(&format!("session {} cannot connect to it: {err}", self.id))
+                    }
                 }
             }
-            _ => {}
         }
     }
 
-    /// A new connection to the synchronous slave with this session's state:
-    /// its SET statements replayed, its prepared statements prepared there.
-    async fn reconnect_sync(&mut self, node: &Node) -> Result<(), ClientError> {
+    /// The master changed under this session (failover).
+    async fn follow_master(&mut self, master: Node) {
+        if self.txn.is_some() {
+            warn!(old = %self.master_name, new = %master.name,
+                "the master changed during this session's transaction: it is lost");
+            self.master = None;
+            self.sync = None;
+            self.sync_name = None;
+            self.txn = None;
+            return;
+        }
+        let moved = if self.sync_name.as_deref() == Some(master.name.as_str()) {
+            // The promoted slave has this session's state already.
+            self.sync_name = None;
+            let statements = self
+                .statements
+                .iter_mut()
+                .filter_map(|(id, p)| Some((*id, p.sync.take()?)))
+                .collect();
+            self.sync.take().map(|conn| (conn, statements))
+        } else {
+            self.connect_with_state(&master).await.ok()
+        };
+        let Some((conn, statements)) = moved else {
+            warn!(new = %master.name, "cannot reach the new master");
+            self.master = None;
+            return;
+        };
+        for (id, stmt) in statements {
+            if let Some(prepared) = self.statements.get_mut(&id) {
+                prepared.backend = stmt;
+            }
+        }
+        info!(old = %self.master_name, new = %master.name, "session moved to the new master");
+        self.shared
+            .registry
+            .set_master_thread(self.id, Some(conn.id()));
+        self.master = Some(conn);
+        self.master_name = master.name;
+    }
+
+    /// A new connection to `node` with this session's state: its SET
+    /// statements replayed, its prepared statements prepared there (by
+    /// client statement id).
+    async fn connect_with_state(
+        &mut self,
+        node: &Node,
+    ) -> Result<(Conn, Vec<(u32, Statement)>), ClientError> {
         let mut conn = self.connect_node(node).await?;
         let backend = |e| ClientError::from_backend(&node.name, e);
         for statement in &self.state.statements {
@@ -346,12 +347,14 @@ impl Session {
                 .await
                 .map_err(backend)?;
         }
-        for prepared in self.statements.values_mut() {
-            prepared.sync = Some(conn.prep(prepared.sql.as_slice()).await.map_err(backend)?);
+        let mut statements = Vec::with_capacity(self.statements.len());
+        for (id, prepared) in &self.statements {
+            statements.push((
+                *id,
+                conn.prep(prepared.sql.as_slice()).await.map_err(backend)?,
+            ));
         }
-        info!(node = %node.name, "joined the synchronous slave again");
-        self.sync = Some(conn);
-        Ok(())
+        Ok((conn, statements))
     }
 
     /// An OK packet with the session's status.
@@ -364,7 +367,7 @@ impl Session {
 
     pub(super) fn lost_master(&self) -> ClientError {
         ClientError::BackendLost {
-            node: self.shared.master.name.clone(),
+            node: self.master_name.clone(),
             reason: "no connection".into(),
         }
     }
@@ -407,8 +410,13 @@ impl Drop for Session {
         // disconnected mid-result): stop that work, as MariaDB would when its
         // own client goes away, instead of letting it run to completion.
         if self.busy {
-            if let Some(thread) = self.master.as_ref().map(Conn::id) {
-                let node = self.shared.master.clone();
+            let node = self
+                .shared
+                .chain
+                .roles
+                .member(&self.master_name)
+                .map(|m| m.node.clone());
+            if let (Some(thread), Some(node)) = (self.master.as_ref().map(Conn::id), node) {
                 tokio::spawn(async move {
                     if let Ok(mut admin) = node.connect_admin().await {
                         let _ = admin.query_drop(format!("KILL CONNECTION {thread}")).await;
@@ -426,7 +434,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
     type Error = io::Error;
 
     fn version(&self) -> String {
-        self.shared.server.version.clone()
+        self.shared.chain.server.version.clone()
     }
 
     fn connect_id(&self) -> u32 {
@@ -434,7 +442,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
     }
 
     fn character_set(&self) -> u8 {
-        self.shared.server.default_collation
+        self.shared.chain.server.default_collation
     }
 
     fn status_flags(&self) -> StatusFlags {
@@ -506,7 +514,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         let Some(_command) = Command::begin(&self.shared, self.id) else {
             return w.send_error(&killed()).await;
         };
-        self.follow_sync_role().await;
+        self.follow_roles().await;
         match intercept(query, self.id) {
             Intercepted::SelectSocket => self.answer_select_socket(w).await,
             Intercepted::Kill { query_only, id } => {
@@ -536,7 +544,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         query: &'a [u8],
         w: StatementMetaWriter<'a, W>,
     ) -> io::Result<()> {
-        self.follow_sync_role().await;
+        self.follow_roles().await;
         self.prepare(query, w).await
     }
 
@@ -549,7 +557,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         let Some(_command) = Command::begin(&self.shared, self.id) else {
             return w.send_error(&killed()).await;
         };
-        self.follow_sync_role().await;
+        self.follow_roles().await;
         self.execute(id, params, w).await
     }
 

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::error::ClientError;
 use super::session::Session;
+use crate::chain::roles::Role;
 use crate::compare::verdict::Verdict;
 use crate::journal::{Entry, EntryState, NodeResult, Outcome};
 
@@ -18,58 +19,46 @@ impl Session {
         &mut self,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
-        let shared = self.shared.clone();
-        let last = shared.journal.last_seq().to_string();
-        let mut rows = vec![vec![
-            Some(shared.master.name.clone()),
-            Some(shared.master.address()),
-            Some("master".to_string()),
-            Some(last.clone()),
-            Some("0".to_string()),
-            None,
-        ]];
-        if let Some(sync) = &shared.sync {
-            let quarantine = shared.sync_quarantine_reason();
-            let catching_up = shared.sync_catch_up.lock().ok().and_then(|c| c.clone());
-            let (role, applied, lag) = match (&quarantine, &catching_up) {
-                (None, _) => ("sync", Some(last.clone()), Some("0".to_string())),
-                (Some(_), Some(status)) => (
-                    "catching-up",
-                    Some(status.applied().to_string()),
-                    Some(status.lag(&shared.journal).to_string()),
-                ),
-                // lockstep does not follow a quarantined node's position.
-                (Some(_), None) => ("quarantined", None, None),
-            };
-            let problem = match (quarantine, catching_up.and_then(|s| s.last_error())) {
-                (Some(reason), Some(error)) => Some(format!("{reason}; now: {error}")),
-                (reason, _) => reason,
-            };
-            rows.push(vec![
-                Some(sync.name.clone()),
-                Some(sync.address()),
-                Some(role.to_string()),
-                applied,
-                lag,
-                problem,
-            ]);
-        }
-        for (node, status) in &shared.tails {
-            let quarantine = status.quarantine_reason();
-            let role = if quarantine.is_some() {
-                "quarantined"
-            } else {
-                "tail"
-            };
-            rows.push(vec![
-                Some(node.name.clone()),
-                Some(node.address()),
-                Some(role.to_string()),
-                Some(status.applied().to_string()),
-                Some(status.lag(&shared.journal).to_string()),
-                quarantine.or_else(|| status.last_error()),
-            ]);
-        }
+        let chain = self.shared.chain.clone();
+        let last = chain.journal.last_seq();
+        let rows: Vec<Vec<Option<String>>> = chain
+            .roles
+            .members()
+            .iter()
+            .map(|member| {
+                let role = chain.roles.role_of(&member.node.name);
+                // The master and the synchronous slave have every commit;
+                // a quarantined node's position is not followed.
+                let (applied, problem) = match role {
+                    // Whether writes are protected by a synchronous copy.
+                    Role::Master => (
+                        Some(last),
+                        chain
+                            .roles
+                            .no_sync_reason()
+                            .map(|why| format!("no synchronous slave in place: {why}")),
+                    ),
+                    Role::Sync => (Some(last), None),
+                    Role::Quarantined => (None, member.status.quarantine_reason()),
+                    _ => {
+                        let status = &member.status;
+                        let problem = match (status.left_role(), status.last_error()) {
+                            (Some(left), Some(now)) => Some(format!("{left}; now: {now}")),
+                            (left, now) => now.or(left),
+                        };
+                        (Some(status.applied()), problem)
+                    }
+                };
+                vec![
+                    Some(member.node.name.clone()),
+                    Some(member.node.address()),
+                    Some(role.name().to_string()),
+                    applied.map(|a| a.to_string()),
+                    applied.map(|a| last.saturating_sub(a).to_string()),
+                    problem,
+                ]
+            })
+            .collect();
         let columns = ["node", "address", "role", "applied_seq", "lag", "problem"];
         self.answer_table(w, &columns, &rows).await
     }
@@ -81,12 +70,12 @@ impl Session {
         id: &str,
     ) -> io::Result<()> {
         // Results are journaled without waiting: let them land first.
-        if let Err(e) = self.shared.journal.settle().await {
+        if let Err(e) = self.shared.chain.journal.settle().await {
             let err = ClientError::JournalUnavailable(e.to_string());
             return self.answer(w, Err(err)).await;
         }
         let entry = match Uuid::parse_str(id) {
-            Ok(uuid) => self.shared.journal.entry(uuid),
+            Ok(uuid) => self.shared.chain.journal.entry(uuid),
             Err(_) => return self.answer(w, Err(unknown_request(id))).await,
         };
         let entry = match entry {
@@ -97,7 +86,7 @@ impl Session {
                 return self.answer(w, Err(err)).await;
             }
         };
-        let rows = request_rows(&entry, &self.shared.master.name);
+        let rows = request_rows(&entry);
         let columns = ["node", "state", "result", "attempts", "last_error", "entry"];
         self.answer_table(w, &columns, &rows).await
     }
@@ -113,7 +102,7 @@ fn unknown_request(id: &str) -> ClientError {
 
 /// Each node's results for the entry, summed up: in the order the nodes
 /// first ran it.
-fn request_rows(entry: &Entry, master: &str) -> Vec<Vec<Option<String>>> {
+fn request_rows(entry: &Entry) -> Vec<Vec<Option<String>>> {
     let mut nodes: Vec<&str> = Vec::new();
     for r in &entry.results {
         if !nodes.contains(&r.node.as_str()) {
@@ -129,7 +118,7 @@ fn request_rows(entry: &Entry, master: &str) -> Vec<Vec<Option<String>>> {
             let last_error = attempts.iter().rev().find_map(|r| error_text(&r.outcome));
             vec![
                 Some(node.to_string()),
-                Some(node_state(last, attempts.len(), node == master)),
+                Some(node_state(last, attempts.len(), node == entry.master)),
                 Some(summary(&last.outcome)),
                 Some(attempts.len().to_string()),
                 last_error,

@@ -14,6 +14,10 @@ pub struct Entry {
     /// lockstep's connection id of the client session.
     pub session: u32,
     pub user: String,
+    /// The master when the statement ran: every other node's result is
+    /// judged against this node's.
+    #[serde(default)]
+    pub master: String,
     pub kind: EntryKind,
     /// What the tail must reproduce before running the statement.
     pub session_state: SessionState,
@@ -24,6 +28,11 @@ pub struct Entry {
     /// Each node's result, in the order the nodes ran it.
     pub results: Vec<NodeResult>,
     pub state: EntryState,
+    /// A transaction's COMMIT: the statements it commits, in order, so that
+    /// its commit record can be rebuilt if lockstep dies before that record
+    /// reaches the disk.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applies: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

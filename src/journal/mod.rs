@@ -34,6 +34,10 @@ pub enum JournalError {
     Read(String),
 }
 
+/// The `nodes` tree's key for the current master (node names are the other
+/// keys; no node name starts with a NUL byte).
+const MASTER_KEY: &[u8] = b"\0master";
+
 /// A handle on the journal; cheap to clone.
 #[derive(Clone)]
 pub struct Journal {
@@ -170,11 +174,35 @@ impl Journal {
         self.settle().await
     }
 
+    /// Records which node is the master now, so that a restart after a
+    /// failover does not hand the role back to a node that is behind;
+    /// durable once this returns.
+    pub async fn set_master(&self, node: &str) -> Result<(), JournalError> {
+        self.send(
+            TreeName::Nodes,
+            MASTER_KEY.to_vec(),
+            node.as_bytes().to_vec(),
+            None,
+        )?;
+        self.settle().await
+    }
+
+    /// The master as last journaled (None before the first failover).
+    pub fn master(&self) -> Result<Option<String>, JournalError> {
+        let value = self
+            .inner
+            .nodes
+            .get(MASTER_KEY)
+            .map_err(|e| JournalError::Read(e.to_string()))?;
+        Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
     /// The quarantined nodes and why.
     pub fn quarantines(&self) -> Result<Vec<(String, String)>, JournalError> {
         self.inner
             .nodes
             .iter()
+            .filter(|item| !matches!(item, Ok((k, _)) if k.as_ref() == MASTER_KEY))
             .map(|item| {
                 let (k, v) = item.map_err(|e| JournalError::Read(e.to_string()))?;
                 Ok((
@@ -398,6 +426,7 @@ mod tests {
             id: Uuid::now_v7(),
             session: 1,
             user: "app".into(),
+            master: "a".into(),
             kind: EntryKind::Write,
             session_state: SessionState::default(),
             statement: Statement::Text {
@@ -407,6 +436,7 @@ mod tests {
             created_us: entry::now_us(),
             results: Vec::new(),
             state: EntryState::Pending,
+            applies: Vec::new(),
         }
     }
 

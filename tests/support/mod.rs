@@ -191,6 +191,21 @@ impl Lockstep {
         }
     }
 
+    /// Starts it again, on the same port with the same configuration and
+    /// journal, after `stop` or `kill`.
+    pub fn respawn(&mut self) {
+        if self.child.is_none() {
+            let child = spawn_lockstep(
+                &["serve", "--config"],
+                &self.config_path,
+                &[],
+                &self.log_path,
+            );
+            self.child = Some(child);
+            self.wait_until_listening();
+        }
+    }
+
     /// SIGKILL: no chance to flush or clean up.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -202,6 +217,13 @@ impl Lockstep {
 impl Drop for Lockstep {
     fn drop(&mut self) {
         self.stop();
+        // A failing test shows what lockstep said.
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().filter(|l| !l.contains(" DEBUG ")).collect();
+            let tail = lines[lines.len().saturating_sub(150)..].join("\n");
+            eprintln!("--- lockstep log (last 150 lines above DEBUG) ---\n{tail}");
+        }
     }
 }
 
@@ -210,7 +232,12 @@ pub fn lockstep_bin() -> &'static str {
 }
 
 fn spawn_lockstep(args: &[&str], config: &Path, more: &[&str], log: &Path) -> Child {
-    let log_file = std::fs::File::create(log).expect("log file");
+    // Appended: a restarted lockstep's log follows the one before.
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
     Command::new(lockstep_bin())
         .args(args)
         .arg(config)

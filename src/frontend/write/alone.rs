@@ -9,6 +9,7 @@ use tracing::{error, info_span, warn, Instrument};
 use super::statement::{outcome_of_client_error, MasterEnd};
 use super::work::{Pinning, Work};
 use crate::chain::commits;
+use crate::failover;
 use crate::frontend::relay;
 use crate::frontend::session::Session;
 use crate::journal::entry::UNPIN;
@@ -27,15 +28,18 @@ impl Session {
         if let Err(err) = self.commit_implicitly().await {
             return self.answer(w, Err(err)).await;
         }
-        let (work, renames, variables) = work.pinned(renames);
+        let (mut work, renames, variables) = work.pinned(renames);
         let renames = &renames;
         let mut entry = self.new_entry(EntryKind::Alone, &work);
         entry.context.variables = variables;
         let span = info_span!("write", request_id = %entry.id);
         async move {
-            let _gate = self.shared.gate.clone().write_owned().await;
-            // The first slave may have come back while this waited.
-            self.follow_sync_role().await;
+            let _gate = self.shared.chain.gate.clone().write_owned().await;
+            // The roles may have changed while this waited.
+            self.follow_roles_with(&mut work).await;
+            if let Err(err) = self.refuse_without_sync() {
+                return self.answer(w, Err(err)).await;
+            }
             if let Err(err) = self.journal(&entry).await {
                 return self.answer(w, Err(err)).await;
             }
@@ -58,6 +62,23 @@ impl Session {
                     self.refresh_table_engines().await;
                     relay::finish_with(w, end, &mut self.status).await
                 }
+                MasterEnd::Failed(err)
+                    if err.ends_session()
+                        && sync_ok
+                        && self.sync.is_some()
+                        && failover::master_is_gone(&self.shared, &self.master_name).await =>
+                {
+                    // The master died under it: B, which becomes the master,
+                    // has it and is the reference; the old master gets it
+                    // from the journal if it lacks it.
+                    if let Some(b) = self.sync_name.clone() {
+                        entry.master = b;
+                    }
+                    self.master = None;
+                    self.record_alone_commit(&mut entry, sync_ok).await;
+                    self.note_failure(&err);
+                    Ok(())
+                }
                 MasterEnd::Failed(err) => {
                     self.record_master(&mut entry, outcome_of_client_error(&err));
                     self.finish_entry(&mut entry, EntryState::Failed);
@@ -65,7 +86,7 @@ impl Session {
                     self.sync_finish(UNPIN).await;
                     if sync_ok && self.sync.is_some() {
                         // B keeps what A refused: they differ from here on.
-                        self.shared.quarantine_sync(
+                        self.leave_sync_role(
                             format!(
                                 "request {}: the master refused a statement that commits \
                              implicitly after it ran here ({err}); it cannot be undone",
@@ -89,6 +110,7 @@ impl Session {
     pub(super) async fn record_alone_commit(&mut self, entry: &mut Entry, sync_ok: bool) {
         let record = match self
             .shared
+            .chain
             .journal
             .reserve_commit(entry.id, vec![entry.id], true)
         {

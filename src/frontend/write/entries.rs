@@ -22,6 +22,7 @@ impl Session {
             id,
             session: self.id,
             user: self.user.clone(),
+            master: self.master_name.clone(),
             kind,
             session_state: self.state.clone(),
             statement: work.journal_statement(),
@@ -29,16 +30,18 @@ impl Session {
             created_us: now_us(),
             results: Vec::new(),
             state: EntryState::Pending,
+            applies: Vec::new(),
         }
     }
 
     /// Journals a new entry: a write waits until it is durable, a read does not.
     pub(super) async fn journal(&self, entry: &Entry) -> Result<(), ClientError> {
         if entry.kind == EntryKind::Read {
-            self.shared.journal.write(entry);
+            self.shared.chain.journal.write(entry);
             return Ok(());
         }
         self.shared
+            .chain
             .journal
             .write_durable(entry)
             .await
@@ -46,14 +49,13 @@ impl Session {
     }
 
     /// Records A's result and judges B's against it.
-    pub(super) fn record_master(&self, entry: &mut Entry, outcome: Outcome) {
-        let master = &self.shared.master.name;
+    pub(super) fn record_master(&mut self, entry: &mut Entry, outcome: Outcome) {
         entry.results.push(NodeResult {
-            node: master.clone(),
+            node: entry.master.clone(),
             outcome,
             verdict: None,
         });
-        for (node, verdict) in compare::judge(entry, master, false) {
+        for (node, verdict) in compare::judge(entry, false) {
             match verdict {
                 // B's part is undone by the caller (policy rollback-slave),
                 // or, for a statement that commits implicitly, cannot be.
@@ -70,7 +72,7 @@ impl Session {
                 other => {
                     warn!(%node, verdict = ?other, "the synchronous slave disagrees with the master");
                     let rejoin = other == Verdict::NodeFailed;
-                    self.shared.quarantine_sync(
+                    self.leave_sync_role(
                         format!("request {}: {}", entry.id, describe(&other)),
                         rejoin,
                     );
@@ -81,7 +83,7 @@ impl Session {
 
     pub(super) fn finish_entry(&self, entry: &mut Entry, state: EntryState) {
         entry.state = state;
-        self.shared.journal.write(entry);
+        self.shared.chain.journal.write(entry);
     }
 }
 

@@ -27,6 +27,7 @@
 
 mod alone;
 mod entries;
+mod in_doubt;
 pub(in crate::frontend) mod retry_master;
 mod session_state;
 mod statement;
@@ -56,11 +57,42 @@ const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT lockstep_statement";
 
 /// A client transaction open on A and B.
 pub struct OpenTransaction {
-    /// Keeps statements that must run alone (DDL) out while it is open.
+    /// Keeps statements that must run alone (DDL) and role changes out
+    /// while it is open.
     _gate: OwnedRwLockReadGuard<()>,
     /// The data-changing statements A accepted, in order: what its commit
     /// record lists for the tail.
     entries: Vec<Entry>,
+    /// Tells the registry (failover ends such sessions) while it is open.
+    _mark: TransactionMark,
+}
+
+impl OpenTransaction {
+    fn new(session: &Session, gate: OwnedRwLockReadGuard<()>) -> OpenTransaction {
+        session
+            .shared
+            .registry
+            .set_in_transaction(session.id(), true);
+        OpenTransaction {
+            _gate: gate,
+            entries: Vec::new(),
+            _mark: TransactionMark {
+                shared: session.shared.clone(),
+                id: session.id(),
+            },
+        }
+    }
+}
+
+struct TransactionMark {
+    shared: std::sync::Arc<crate::frontend::session::Shared>,
+    id: u32,
+}
+
+impl Drop for TransactionMark {
+    fn drop(&mut self) {
+        self.shared.registry.set_in_transaction(self.id, false);
+    }
 }
 
 impl Session {
@@ -114,6 +146,22 @@ impl Session {
         self.run_on_master(set.as_bytes()).await.map(|_| ())
     }
 
+    /// Follows the roles after waiting for the gate (a failover or a new
+    /// synchronous slave may have happened meanwhile); a prepared
+    /// statement's handles are then those of the new connections.
+    pub(super) async fn follow_roles_with(&mut self, work: &mut Work) {
+        self.follow_roles().await;
+        if let Work::Prepared {
+            id, master, sync, ..
+        } = work
+        {
+            if let Some(prepared) = self.statements.get(id) {
+                *master = prepared.backend.clone();
+                *sync = prepared.sync.clone();
+            }
+        }
+    }
+
     /// A transaction is open (or autocommit is off, so the next statement opens one).
     pub(super) fn in_transaction(&self) -> bool {
         self.txn.is_some()
@@ -128,7 +176,7 @@ impl Session {
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<bool> {
-        let shared = self.shared.clone();
+        let node = self.master_name.clone();
         let Some(conn) = self.master.as_mut() else {
             let err = self.lost_master();
             self.answer(w, Err(err)).await?;
@@ -136,14 +184,7 @@ impl Session {
         };
         self.busy = true;
         let end = work
-            .relay_on_master(
-                &shared.master.name,
-                conn,
-                w,
-                renames,
-                &mut self.status,
-                Shown::default(),
-            )
+            .relay_on_master(&node, conn, w, renames, &mut self.status, Shown::default())
             .await?;
         self.end_response(end).await
     }

@@ -30,6 +30,7 @@ pub(in crate::frontend) fn spawn(shared: Arc<Shared>, entry: Entry) {
 /// Takes up the entries that were being retried when lockstep stopped.
 pub(in crate::frontend) fn resume(shared: &Arc<Shared>) {
     let retrying: Vec<Entry> = shared
+        .chain
         .journal
         .entries()
         .filter_map(Result::ok)
@@ -52,17 +53,17 @@ async fn retry_until_passed(shared: Arc<Shared>, mut entry: Entry) {
                 let attempts = entry
                     .results
                     .iter()
-                    .filter(|r| r.node == shared.master.name)
+                    .filter(|r| r.node == entry.master)
                     .count();
-                shared.notifier.notify(Event::PassedAfterRetry {
+                shared.chain.notifier.notify(Event::PassedAfterRetry {
                     request_id: entry.id.to_string(),
-                    node: shared.master.name.clone(),
+                    node: entry.master.clone(),
                     attempts,
                 });
                 return;
             }
             Err(e) => {
-                shared.journal.write(&entry);
+                shared.chain.journal.write(&entry);
                 warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "the master still refuses it");
                 delay = (delay * 2).min(max);
             }
@@ -74,8 +75,11 @@ async fn retry_until_passed(shared: Arc<Shared>, mut entry: Entry) {
 /// session's state; the commit sequence number is taken while B holds its
 /// locks, as in the write path. Returns the number it committed with.
 async fn attempt(shared: &Arc<Shared>, entry: &mut Entry) -> Result<u64, String> {
-    let _gate = shared.gate.clone().read_owned().await;
-    let mut master = replay_connection(shared, &shared.master, entry).await?;
+    let _gate = shared.chain.gate.clone().read_owned().await;
+    // The master of the moment (a failover may have moved the role).
+    let node = shared.master_node();
+    entry.master = node.name.clone();
+    let mut master = replay_connection(shared, &node, entry).await?;
     let mut sync = match shared.sync_node() {
         Some(node) => Some((replay_connection(shared, &node, entry).await?, node.name)),
         None => None,
@@ -97,13 +101,14 @@ async fn attempt(shared: &Arc<Shared>, entry: &mut Entry) -> Result<u64, String>
         }
     }
     let reservation = shared
+        .chain
         .journal
         .reserve_commit(entry.id, vec![entry.id], false)
         .map_err(|e| e.to_string())?;
     let seq = reservation.seq();
     let opening = format!("BEGIN; {}", commits::record(entry.id, seq));
     let outcome = run(&mut master, &opening, &context, entry).await;
-    record(entry, &shared.master.name, outcome.clone());
+    record(entry, &node.name, outcome.clone());
     if !outcome.is_ok() {
         reservation.resolve(CommitState::Aborted);
         let _ = master.query_drop("ROLLBACK").await;
@@ -121,8 +126,8 @@ async fn attempt(shared: &Arc<Shared>, entry: &mut Entry) -> Result<u64, String>
     // The entry as committed is journaled before its commit is resolved:
     // the tail reads it once the commit is.
     entry.state = EntryState::Committed { seq };
-    compare::judge(entry, &shared.master.name, false);
-    shared.journal.write(entry);
+    compare::judge(entry, false);
+    shared.chain.journal.write(entry);
     reservation.resolve(CommitState::Committed);
     if let Some((conn, name)) = sync.as_mut() {
         let commit = format!("{}; COMMIT; {UNPIN}", commits::record(entry.id, seq));
@@ -141,7 +146,7 @@ async fn replay_connection(
 ) -> Result<Conn, String> {
     let mut conn = node.connect_admin().await.map_err(|e| e.to_string())?;
     AppliedState::default()
-        .prepare(&mut conn, &entry.session_state, &shared.server)
+        .prepare(&mut conn, &entry.session_state, &shared.chain.server)
         .await
         .map_err(|e| e.to_string())?;
     Ok(conn)

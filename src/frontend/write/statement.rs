@@ -9,6 +9,7 @@ use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 use tracing::{debug, error, info_span, warn, Instrument};
 
+use super::in_doubt::Fate;
 use super::retry_master;
 use super::work::{prefixed, Pinning, Work};
 use super::{ROLLBACK_TO_SAVEPOINT, SAVEPOINT};
@@ -59,7 +60,7 @@ impl Session {
 
     pub(super) async fn write_statement_traced<W: AsyncWrite + Send + Unpin>(
         &mut self,
-        work: Work,
+        mut work: Work,
         mut entry: Entry,
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
@@ -68,16 +69,21 @@ impl Session {
         // An autocommit statement holds the gate for its own duration; a
         // transaction holds it from its first statement to its end.
         let gate = if in_txn {
-            if let Err(err) = self.ensure_transaction().await {
+            if let Err(err) = self.ensure_transaction(&mut work).await {
                 return self.answer(w, Err(err)).await;
             }
             None
         } else {
-            let gate = self.shared.gate.clone().read_owned().await;
-            // The first slave may have come back while this waited.
-            self.follow_sync_role().await;
+            let gate = self.shared.chain.gate.clone().read_owned().await;
+            // The roles may have changed while this waited.
+            self.follow_roles_with(&mut work).await;
             Some(gate)
         };
+        if entry.kind == EntryKind::Write {
+            if let Err(err) = self.refuse_without_sync() {
+                return self.answer(w, Err(err)).await;
+            }
+        }
         if let Err(err) = self.journal(&entry).await {
             return self.answer(w, Err(err)).await;
         }
@@ -104,6 +110,7 @@ impl Session {
         } else {
             match self
                 .shared
+                .chain
                 .journal
                 .reserve_commit(entry.id, vec![entry.id], false)
             {
@@ -216,7 +223,7 @@ impl Session {
             }
         };
         let work = combined.as_ref().unwrap_or(work);
-        let shared = self.shared.clone();
+        let node = self.master_name.clone();
         let Some(conn) = self.master.as_mut() else {
             let err = self.lost_master();
             w.send_error(&err).await?;
@@ -230,14 +237,7 @@ impl Session {
             digest: Some(&mut digest),
         };
         let relayed = work
-            .relay_on_master(
-                &shared.master.name,
-                conn,
-                w,
-                renames,
-                &mut self.status,
-                shown,
-            )
+            .relay_on_master(&node, conn, w, renames, &mut self.status, shown)
             .await;
         self.busy = false;
         match relayed? {
@@ -285,11 +285,49 @@ impl Session {
                 self.sync_finish(&sync_end).await;
                 answered
             }
+            Err(err) if err.ends_session() => match self.fate_of_lost_commit(entry.id).await {
+                Fate::Commit => {
+                    self.complete_lost_commit(entry, reservation, sync_ok, w, err)
+                        .await
+                }
+                Fate::Abort => {
+                    reservation.resolve(CommitState::Aborted);
+                    self.abort_statement(entry, w, err).await
+                }
+            },
             Err(err) => {
                 reservation.resolve(CommitState::Aborted);
                 self.abort_statement(entry, w, err).await
             }
         }
+    }
+
+    /// The master may have committed the statement before its connection
+    /// broke: B commits it too (the tail gets it from the journal), and the
+    /// client gets the lost connection, which leaves the outcome to it to
+    /// check, as with MariaDB.
+    async fn complete_lost_commit<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        mut entry: Entry,
+        reservation: Reservation,
+        sync_ok: bool,
+        w: QueryResultWriter<'_, W>,
+        err: ClientError,
+    ) -> io::Result<()> {
+        let seq = reservation.seq();
+        self.finish_entry(&mut entry, EntryState::Committed { seq });
+        reservation.resolve(CommitState::Committed);
+        let sync_end = if sync_ok {
+            format!("{}; COMMIT; {UNPIN}", commits::record(entry.id, seq))
+        } else {
+            format!("ROLLBACK; {UNPIN}")
+        };
+        self.sync_finish(&sync_end).await;
+        let answered = w
+            .error_instead_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
+            .await;
+        self.note_failure(&err);
+        answered
     }
 
     /// The master could not commit a statement it ran: undone everywhere,

@@ -5,10 +5,10 @@ use mysql_async::prelude::Queryable;
 use tracing::{error, warn};
 
 use super::work::{Pinning, Work};
-use crate::chain::outcome;
+use crate::chain::{handover, outcome};
 use crate::frontend::error::ClientError;
 use crate::frontend::session::Session;
-use crate::journal::{Entry, EntryState, NodeResult, Outcome};
+use crate::journal::{Entry, EntryKind, EntryState, NodeResult, Outcome};
 
 impl Session {
     /// B's part of a statement: runs it there after `pin` and records B's
@@ -25,7 +25,15 @@ impl Session {
     ) -> Result<bool, ClientError> {
         let sync = match self.run_on_sync(work, pin).await {
             Ok(Some(sync)) => sync,
-            Ok(None) => return Ok(true),
+            Ok(None) if entry.kind == EntryKind::Read => return Ok(true),
+            Ok(None) => {
+                // B may have just been lost: without it, maybe no write.
+                if let Err(err) = self.refuse_without_sync() {
+                    self.finish_entry(entry, EntryState::Failed);
+                    return Err(err);
+                }
+                return Ok(true);
+            }
             Err(err) => {
                 self.finish_entry(entry, EntryState::Failed);
                 return Err(err);
@@ -89,7 +97,7 @@ impl Session {
         };
         match conn.query_drop(sql).await {
             Ok(()) => Ok(()),
-            Err(e) => self.sync_failed(&self.sync_name(), e),
+            Err(e) => self.sync_failed(&self.sync_node_name(), e),
         }
     }
 
@@ -108,15 +116,41 @@ impl Session {
         Err(err)
     }
 
-    /// B's connection broke: B leaves the synchronous role (it catches up
-    /// from the journal once reachable, then comes back) and this session
+    /// B's connection broke: B leaves the synchronous role (it replays the
+    /// journal once reachable, and may take the role back) and this session
     /// goes on without it; what B had of the session's open transaction died
     /// with the connection, and reaches it from the journal.
     pub(in crate::frontend) fn sync_lost(&mut self, reason: &str) {
         warn!(reason, "lost the synchronous slave; going on without it");
+        self.leave_sync_role(format!("connection lost: {reason}"), true);
+    }
+
+    /// The node this session uses as synchronous slave leaves the role
+    /// (see `handover::sync_leaves`).
+    pub(in crate::frontend) fn leave_sync_role(&mut self, reason: String, rejoin: bool) {
+        // Its open transaction there, if any, ends with the connection.
         self.sync = None;
-        self.shared
-            .quarantine_sync(format!("connection lost: {reason}"), true);
+        let node = self
+            .sync_name
+            .take()
+            .or_else(|| self.shared.sync_node().map(|n| n.name));
+        if let Some(node) = node {
+            handover::sync_leaves(&self.shared.chain, &node, reason, rejoin);
+        }
+    }
+
+    /// `min_sync_slaves = 1`: no write while no slave is synchronous.
+    pub(super) fn refuse_without_sync(&self) -> Result<(), ClientError> {
+        if self.shared.min_sync_slaves == 0 || self.sync.is_some() {
+            return Ok(());
+        }
+        let why = self
+            .shared
+            .chain
+            .roles
+            .no_sync_reason()
+            .unwrap_or_else(|| "this session lost its connection to it".into());
+        Err(ClientError::NoSyncSlave(why))
     }
 
     /// Ends B's part of a statement or transaction; a failure is logged
@@ -127,11 +161,7 @@ impl Session {
         }
     }
 
-    pub(super) fn sync_name(&self) -> String {
-        self.shared
-            .sync
-            .as_ref()
-            .map(|n| n.name.clone())
-            .unwrap_or_default()
+    pub(in crate::frontend) fn sync_node_name(&self) -> String {
+        self.sync_name.clone().unwrap_or_default()
     }
 }

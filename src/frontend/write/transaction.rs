@@ -7,6 +7,7 @@ use opensrv_mysql::{OkResponse, QueryResultWriter};
 use tokio::io::AsyncWrite;
 use tracing::{error, info_span, Instrument};
 
+use super::in_doubt::Fate;
 use super::work::Work;
 use super::OpenTransaction;
 use crate::chain::commits;
@@ -19,42 +20,37 @@ use crate::sql::intercept::Renames;
 impl Session {
     /// Opens B's side of a transaction the client started implicitly
     /// (autocommit off) or explicitly.
-    pub(super) async fn ensure_transaction(&mut self) -> Result<(), ClientError> {
+    pub(super) async fn ensure_transaction(&mut self, work: &mut Work) -> Result<(), ClientError> {
         if self.txn.is_some() {
             return Ok(());
         }
-        let gate = self.shared.gate.clone().read_owned().await;
-        // The first slave may have come back while this waited.
-        self.follow_sync_role().await;
+        let gate = self.shared.chain.gate.clone().read_owned().await;
+        // The roles may have changed while this waited.
+        self.follow_roles_with(work).await;
+        self.refuse_without_sync()?;
         self.sync_control("BEGIN").await?;
-        self.txn = Some(OpenTransaction {
-            _gate: gate,
-            entries: Vec::new(),
-        });
+        self.txn = Some(OpenTransaction::new(self, gate));
         Ok(())
     }
 
     /// BEGIN / START TRANSACTION: B, then A; the transaction then holds the gate.
     pub(super) async fn begin<W: AsyncWrite + Send + Unpin>(
         &mut self,
-        work: Work,
+        mut work: Work,
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
         if let Err(err) = self.commit_implicitly().await {
             return self.answer(w, Err(err)).await;
         }
-        let gate = self.shared.gate.clone().read_owned().await;
-        // The first slave may have come back while this waited.
-        self.follow_sync_role().await;
+        let gate = self.shared.chain.gate.clone().read_owned().await;
+        // The roles may have changed while this waited.
+        self.follow_roles_with(&mut work).await;
         if let Err(err) = self.sync_control_bytes(work.sql()).await {
             return self.answer(w, Err(err)).await;
         }
         if self.relay_on_master(&work, renames, w).await? {
-            self.txn = Some(OpenTransaction {
-                _gate: gate,
-                entries: Vec::new(),
-            });
+            self.txn = Some(OpenTransaction::new(self, gate));
         } else {
             self.sync_finish("ROLLBACK").await;
         }
@@ -106,14 +102,23 @@ impl Session {
                 self.finish_entry(&mut entry, EntryState::Done);
                 return ok;
             }
+            if let Err(err) = self.refuse_without_sync() {
+                // B lost its part of the transaction: it is rolled back.
+                self.txn = Some(txn);
+                self.end_transaction_everywhere().await;
+                self.finish_entry(&mut entry, EntryState::Failed);
+                return Err(err);
+            }
+            let ids: Vec<_> = txn.entries.iter().map(|e| e.id).collect();
             self.journal(&Entry {
                 kind: EntryKind::Write,
+                applies: ids.clone(),
                 ..entry.clone()
             })
             .await?;
-            let ids = txn.entries.iter().map(|e| e.id).collect();
             let record = self
                 .shared
+                .chain
                 .journal
                 .reserve_commit(entry.id, ids, false)
                 .map_err(|e| ClientError::JournalUnavailable(e.to_string()))?;
@@ -131,6 +136,21 @@ impl Session {
                     record.resolve(CommitState::Committed);
                     self.sync_finish(&format!("{row}; COMMIT; {UNPIN}")).await;
                     Ok(ok)
+                }
+                Err(err)
+                    if err.ends_session()
+                        && self.fate_of_lost_commit(entry.id).await == Fate::Commit =>
+                {
+                    // The master may have committed it: so do the others;
+                    // the client gets the lost connection.
+                    let committed = EntryState::Committed { seq: record.seq() };
+                    for mut e in txn.entries {
+                        self.finish_entry(&mut e, committed.clone());
+                    }
+                    self.finish_entry(&mut entry, committed);
+                    record.resolve(CommitState::Committed);
+                    self.sync_finish(&format!("{row}; COMMIT; {UNPIN}")).await;
+                    Err(err)
                 }
                 Err(err) => {
                     error!(error = %err, "commit on the master failed");
@@ -176,7 +196,7 @@ impl Session {
     /// A statement done on A inside the client's transaction.
     pub(super) fn keep_in_transaction(&mut self, mut entry: Entry) {
         entry.state = EntryState::InTransaction;
-        self.shared.journal.write(&entry);
+        self.shared.chain.journal.write(&entry);
         if entry.kind == EntryKind::Write {
             if let Some(txn) = self.txn.as_mut() {
                 txn.entries.push(entry);

@@ -19,6 +19,8 @@ use crate::sql::unpinnable::{self, Pin};
 pub(in crate::frontend) enum Work {
     Text(Vec<u8>),
     Prepared {
+        /// The client's statement id.
+        id: u32,
         sql: Vec<u8>,
         master: Statement,
         sync: Option<Statement>,
