@@ -369,3 +369,90 @@ fn with_min_sync_slaves_1_writes_are_refused_while_no_slave_is_synchronous() {
         );
     }
 }
+
+#[test]
+fn a_client_that_disconnects_mid_transaction_leaves_nothing_anywhere() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, FAST);
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE f; CREATE TABLE f.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    runtime().block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        c.query_drop("BEGIN").await.expect("begin");
+        c.query_drop("INSERT INTO f.t VALUES (1)")
+            .await
+            .expect("insert");
+        // Gone without COMMIT or QUIT: the socket just closes.
+        drop(c);
+        let mut other = Conn::new(lockstep.client_opts()).await.expect("connect");
+        other
+            .query_drop("INSERT INTO f.t VALUES (2)")
+            .await
+            .expect("the row is not locked any more");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT id FROM f.t"),
+            ["2"],
+            "port {}",
+            node.port
+        );
+    }
+}
+
+#[test]
+fn sigterm_rolls_back_open_transactions_finishes_and_syncs_the_journal() {
+    let cluster = Cluster::start(2);
+    let journal = tempfile::tempdir().expect("journal dir");
+    let mut lockstep = Lockstep::start_with_journal(&cluster, FAST, Some(journal.path()));
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE f; CREATE TABLE f.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    runtime().block_on(async {
+        let mut open = Conn::new(lockstep.client_opts()).await.expect("connect");
+        open.query_drop("BEGIN").await.expect("begin");
+        open.query_drop("INSERT INTO f.t VALUES (1)")
+            .await
+            .expect("insert");
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        c.query_drop("INSERT INTO f.t VALUES (2)")
+            .await
+            .expect("insert");
+        let started = Instant::now();
+        lockstep.stop();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "SIGTERM took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            open.query_drop("COMMIT").await.is_err(),
+            "the open transaction outlived lockstep"
+        );
+    });
+    let log = lockstep.log();
+    assert!(log.contains("writes in flight finished"), "{log}");
+    assert!(log.contains("journal synced and closed"), "{log}");
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT id FROM f.t"),
+            ["2"],
+            "port {}",
+            node.port
+        );
+    }
+    // The journal reopens with everything: a restart serves at once.
+    lockstep.respawn();
+    support::lockstep_sql(&lockstep, "INSERT INTO f.t VALUES (3)");
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT id FROM f.t ORDER BY id"),
+            ["2", "3"]
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! The journal's disk fills up: lockstep refuses writes with a clear error
+//! (1026, the statement not executed anywhere) and keeps serving reads; it
+//! never acknowledges a write it could not journal.
+//!
+//! The journal lives on a small tmpfs of its own, which needs root (CI runs
+//! as root; elsewhere the test says it was skipped).
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use support::{root_rows, runtime, Cluster, Lockstep};
+
+/// A tmpfs mounted for the test, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(SmallDisk { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> PathBuf {
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        let _ = file.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_journal_disk_refuses_writes_and_reads_go_on() {
+    let Some(disk) = SmallDisk::mount("32m") else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let cluster = Cluster::start(2);
+    let journal = disk.path().join("journal");
+    let lockstep = Lockstep::start_with_journal(&cluster, "", Some(&journal));
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY) ENGINE=InnoDB; \
+         INSERT INTO d.t VALUES (1);",
+    );
+    disk.fill();
+    runtime().block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        // sled may still have room in what it allocated: write until the
+        // disk says no, counting what was acknowledged.
+        let mut acknowledged = vec![1];
+        let mut refused = None;
+        for id in 2..2000 {
+            match c.query_drop(format!("INSERT INTO d.t VALUES ({id})")).await {
+                Ok(()) => acknowledged.push(id),
+                Err(mysql_async::Error::Server(e)) => {
+                    refused = Some((id, e));
+                    break;
+                }
+                Err(e) => panic!("not a server error: {e}"),
+            }
+        }
+        let (refused_id, err) = refused.expect("a full disk never refused a write");
+        assert_eq!(err.code, 1026, "{err:?}");
+        assert!(err.message.contains("journal"), "{err:?}");
+        // Refused from now on, and reads go on.
+        let again = c.query_drop("INSERT INTO d.t VALUES (100000)").await;
+        assert!(
+            matches!(&again, Err(mysql_async::Error::Server(e)) if e.code == 1026),
+            "{again:?}"
+        );
+        let count: Option<usize> = c
+            .query_first("SELECT COUNT(*) FROM d.t")
+            .await
+            .expect("a read");
+        assert_eq!(count, Some(acknowledged.len()));
+        for node in &cluster.nodes {
+            let rows = root_rows(
+                node,
+                &format!("SELECT id FROM d.t WHERE id IN ({refused_id}, 100000)"),
+            );
+            assert!(
+                rows.is_empty(),
+                "port {}: a refused write ran: {rows:?}",
+                node.port
+            );
+        }
+    });
+}
