@@ -1,6 +1,7 @@
 //! lockstep: a MySQL wire-protocol middleware in front of a chain of
 //! MySQL/MariaDB servers. See README.md and DESIGN in the shared docs.
 
+pub mod admin;
 pub mod backend;
 pub mod chain;
 pub mod cli;

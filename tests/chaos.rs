@@ -20,6 +20,7 @@ use mysql_async::{Conn, OptsBuilder};
 use support::{checksums, mariadb_cli, root_rows, runtime, Cluster, Lockstep};
 
 const WRITERS: u64 = 8;
+const PAUSE: Duration = Duration::from_millis(15);
 const CONFIG: &str = "health_interval_ms = 200\nhealth_timeout_ms = 500\n\
     [compare]\nretry_initial_ms = 50\nretry_max_ms = 500\n";
 
@@ -66,6 +67,9 @@ async fn writer(opts: OptsBuilder, base: u64, stop: Arc<AtomicBool>) -> Written 
             }
             Err(_) => conn = None,
         }
+        // A steady load a tail can follow (one applier per node), so that
+        // the synchronous role is mostly held and its holder gets killed too.
+        tokio::time::sleep(PAUSE).await;
     }
     written
 }

@@ -67,7 +67,7 @@ fn listen_flag_overrides_the_file() {
     std::fs::write(
         &path,
         format!(
-            "listen = \"127.0.0.1:1\"\n[[users]]\nname = \"app\"\npassword_hash = \"*14E65567ABDB5135D0CFD9A70B3032C179A49EE7\"\n[[nodes]]\nname = \"a\"\nurl = \"{}\"\n",
+            "listen = \"127.0.0.1:1\"\nadmin_listen = \"127.0.0.1:0\"\n[[users]]\nname = \"app\"\npassword_hash = \"*14E65567ABDB5135D0CFD9A70B3032C179A49EE7\"\n[[nodes]]\nname = \"a\"\nurl = \"{}\"\n",
             cluster.master().url()
         ),
     )

@@ -10,6 +10,7 @@ use tracing::{error, info, warn};
 
 use super::tail::{Tail, TailError};
 use super::Chain;
+use crate::admin::metrics;
 use crate::compare::notify::Event;
 
 /// How long a node about to take the synchronous role waits for writes to
@@ -43,6 +44,7 @@ pub async fn quarantine(chain: &Chain, node: &str, reason: String) {
     };
     error!(%node, %reason, "node quarantined: it diverged from the master; it gets no more traffic until it is re-synced");
     member.status.quarantine(reason.clone());
+    metrics::count_for_node(&metrics::get().quarantines, node);
     if let Err(e) = chain.journal.set_quarantine(node, Some(&reason)).await {
         error!(error = %e, "cannot journal the quarantine");
     }

@@ -21,6 +21,7 @@ use super::outcome;
 use super::replay_state::AppliedState;
 use super::roles::Role;
 use super::{handover, Chain};
+use crate::admin::metrics;
 use crate::backend::Node;
 use crate::compare::notify::Event;
 use crate::compare::{self, verdict::Verdict};
@@ -279,6 +280,9 @@ impl Tail {
                 },
                 Err(e) => e,
             };
+            if let TailError::Statement { .. } = &outcome {
+                metrics::count_for_node(&metrics::get().retries, &self.node.name);
+            }
             if let TailError::Diverged { .. } = &outcome {
                 handover::quarantine(&self.chain, &self.node.name, outcome.to_string()).await;
                 return;

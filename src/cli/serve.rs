@@ -44,6 +44,12 @@ pub async fn serve(config: &Config) -> Result<(), CliError> {
             source,
         })?;
     let addr = listener.local_addr()?;
+    crate::admin::start(config.admin_listen, frontend.shared())
+        .await
+        .map_err(|source| CliError::Bind {
+            addr: config.admin_listen,
+            source,
+        })?;
     info!(%addr, "lockstep listening");
     frontend.serve(listener, shutdown_signal()).await?;
     Ok(())

@@ -54,6 +54,12 @@ pub async fn run(args: UpArgs) -> Result<(), CliError> {
         "Connect with:  mariadb -h 127.0.0.1 -P {} -u {USER} -p{PASSWORD}",
         args.port
     );
+    if config.admin_listen.port() != 0 {
+        println!(
+            "Metrics and status: http://{0}/metrics  http://{0}/status",
+            config.admin_listen
+        );
+    }
     println!(
         "Configuration: {}   Ctrl-C stops everything.",
         config_path.display()
@@ -97,8 +103,11 @@ fn start_nodes(dir: &Path) -> Result<Vec<MariaDb>, mariadb::MariaDbError> {
 
 fn config_text(nodes: &[MariaDb], dir: &Path, port: u16) -> String {
     let listen = SocketAddr::from(([127, 0, 0, 1], port));
+    // The admin endpoint next to the client port when that one is free.
+    let admin_port = port.checked_add(1).filter(|p| port_is_free(*p));
+    let admin = SocketAddr::from(([127, 0, 0, 1], admin_port.unwrap_or(0)));
     let mut text = format!(
-        "# Written by `lockstep up`.\nlisten = \"{listen}\"\njournal_dir = \"{}\"\n\n[[users]]\nname = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
+        "# Written by `lockstep up`.\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\njournal_dir = \"{}\"\n\n[[users]]\nname = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
         dir.join("journal").display()
     );
     for (name, node) in NODE_NAMES.iter().zip(nodes) {
@@ -108,4 +117,8 @@ fn config_text(nodes: &[MariaDb], dir: &Path, port: u16) -> String {
         ));
     }
     text
+}
+
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }

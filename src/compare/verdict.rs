@@ -22,6 +22,17 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Its name in metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Agree => "agree",
+            Verdict::BothFailed => "both_failed",
+            Verdict::NodeFailed => "node_failed",
+            Verdict::MasterFailed => "master_failed",
+            Verdict::Diverged { .. } => "diverged",
+        }
+    }
+
     pub fn is_agreement(&self) -> bool {
         matches!(self, Verdict::Agree | Verdict::BothFailed)
     }

@@ -94,6 +94,7 @@ pub async fn promote_one(chain: &Arc<Chain>, dead: &str) -> Option<String> {
                     error!(error = %e, "cannot journal the new master");
                 }
                 roles.promote(name);
+                crate::admin::metrics::get().failovers.inc();
                 // Its applier stays stopped while it is master; one started
                 // later (it lost the role) must not stop at once.
                 tail.status.resume();

@@ -154,6 +154,11 @@ impl Frontend {
         }
     }
 
+    /// What the admin endpoint reads.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
     /// Accepts clients until `shutdown` completes.
     pub async fn serve(
         self,

@@ -105,6 +105,14 @@ impl Writer {
             }
         }
         self.batches.send_modify(|n| *n += 1);
+        let m = crate::admin::metrics::get();
+        m.journal_batches.inc();
+        m.journal_entries.inc_by(size as u64);
+        m.journal_batch_size.observe(size as f64);
+        if must_sync {
+            m.journal_sync_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
         debug!(
             size,
             synced = must_sync,

@@ -46,6 +46,20 @@ pub enum SessionChange {
 }
 
 impl Route {
+    /// Its name in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Read => "read",
+            Route::Write => "write",
+            Route::Session(_) => "session",
+            Route::Begin => "begin",
+            Route::Commit => "commit",
+            Route::Rollback => "rollback",
+            Route::Serialized => "alone",
+            Route::Unsupported(_) => "unsupported",
+        }
+    }
+
     /// How strongly a route binds a text with several statements: the
     /// strongest statement decides.
     fn weight(self) -> u8 {

@@ -87,6 +87,8 @@ impl Cluster {
 /// A `lockstep serve` process.
 pub struct Lockstep {
     pub port: u16,
+    /// The admin endpoint's port (`/metrics`, `/status`).
+    pub admin_port: u16,
     pub config_path: PathBuf,
     pub journal_dir: PathBuf,
     child: Option<Child>,
@@ -119,11 +121,12 @@ impl Lockstep {
             .tempdir()
             .expect("temp dir");
         let port = mariadb::free_port().expect("free port");
+        let admin_port = mariadb::free_port().expect("free port");
         let journal_dir = journal
             .map(Path::to_path_buf)
             .unwrap_or_else(|| dir.path().join("journal"));
         let mut config = format!(
-            "listen = \"127.0.0.1:{port}\"\njournal_dir = \"{}\"\n{extra}\n\n[[users]]\nname = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
+            "listen = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\njournal_dir = \"{}\"\n{extra}\n\n[[users]]\nname = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
             journal_dir.display()
         );
         for (i, node) in cluster.nodes.iter().enumerate() {
@@ -138,6 +141,7 @@ impl Lockstep {
         let child = spawn_lockstep(&["serve", "--config"], &config_path, args, &log_path);
         let mut lockstep = Lockstep {
             port,
+            admin_port,
             config_path,
             journal_dir,
             child: Some(child),

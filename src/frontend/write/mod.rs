@@ -41,6 +41,7 @@ use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 use tokio::sync::OwnedRwLockReadGuard;
 
+use crate::admin::metrics;
 use crate::frontend::error::ClientError;
 use crate::frontend::relay::Shown;
 use crate::frontend::session::Session;
@@ -105,6 +106,7 @@ impl Session {
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
+        metrics::count_statement(route.name());
         match route {
             Route::Unsupported(what) => {
                 self.answer(w, Err(ClientError::NotSupported(what.into())))

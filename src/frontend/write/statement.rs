@@ -53,9 +53,15 @@ impl Session {
         let mut entry = self.new_entry(kind, &work);
         entry.context.variables = variables;
         let span = info_span!("write", request_id = %entry.id);
-        self.write_statement_traced(work, entry, &renames, w)
+        let started = std::time::Instant::now();
+        let answered = self
+            .write_statement_traced(work, entry, &renames, w)
             .instrument(span)
-            .await
+            .await;
+        crate::admin::metrics::get()
+            .write_seconds
+            .observe(started.elapsed().as_secs_f64());
+        answered
     }
 
     pub(super) async fn write_statement_traced<W: AsyncWrite + Send + Unpin>(

@@ -1,0 +1,201 @@
+//! The counters and gauges `GET /metrics` exposes (Prometheus text format).
+//!
+//! One process-wide set: every part of lockstep counts what it does here
+//! (`metrics::get()`), and the node gauges are read from the roles when the
+//! endpoint is scraped.
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabel {
+    pub node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeRoleLabel {
+    pub node: String,
+    pub role: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabel {
+    pub verdict: String,
+}
+
+pub struct Metrics {
+    pub client_connections: Gauge,
+    pub statements: Family<RouteLabel, Counter>,
+    /// End to end, a write-path statement as its client sees it.
+    pub write_seconds: Histogram,
+    pub compare_verdicts: Family<VerdictLabel, Counter>,
+    pub quarantines: Family<NodeLabel, Counter>,
+    /// Re-runs of an entry a node failed (the applier's retries).
+    pub retries: Family<NodeLabel, Counter>,
+    pub failovers: Counter,
+    pub journal_batches: Counter,
+    pub journal_entries: Counter,
+    pub journal_batch_size: Histogram,
+    pub journal_sync_seconds: Histogram,
+    pub journal_last_seq: Gauge,
+    pub node_role: Family<NodeRoleLabel, Gauge>,
+    pub node_up: Family<NodeLabel, Gauge>,
+    pub node_applied_seq: Family<NodeLabel, Gauge>,
+    pub node_lag_commits: Family<NodeLabel, Gauge>,
+    registry: Registry,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+pub fn get() -> &'static Metrics {
+    &METRICS
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("lockstep");
+        let m = Metrics {
+            client_connections: Gauge::default(),
+            statements: Family::default(),
+            write_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            compare_verdicts: Family::default(),
+            quarantines: Family::default(),
+            retries: Family::default(),
+            failovers: Counter::default(),
+            journal_batches: Counter::default(),
+            journal_entries: Counter::default(),
+            journal_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            journal_sync_seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
+            journal_last_seq: Gauge::default(),
+            node_role: Family::default(),
+            node_up: Family::default(),
+            node_applied_seq: Family::default(),
+            node_lag_commits: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "client_connections",
+            "Client sessions open",
+            m.client_connections.clone(),
+        );
+        registry.register(
+            "statements",
+            "Client statements by route",
+            m.statements.clone(),
+        );
+        registry.register(
+            "write_seconds",
+            "Write-path statements, end to end as the client sees them",
+            m.write_seconds.clone(),
+        );
+        registry.register(
+            "compare_verdicts",
+            "Node results compared with the master's, by verdict",
+            m.compare_verdicts.clone(),
+        );
+        registry.register(
+            "quarantines",
+            "Nodes quarantined because they diverged",
+            m.quarantines.clone(),
+        );
+        registry.register(
+            "retries",
+            "Re-runs of an entry a node failed",
+            m.retries.clone(),
+        );
+        registry.register("failovers", "Masters replaced", m.failovers.clone());
+        registry.register(
+            "journal_batches",
+            "Journal batches written",
+            m.journal_batches.clone(),
+        );
+        registry.register(
+            "journal_writes",
+            "Writes (entries, results, commit records) applied to the journal",
+            m.journal_entries.clone(),
+        );
+        registry.register(
+            "journal_batch_size",
+            "Writes per journal batch (group commit)",
+            m.journal_batch_size.clone(),
+        );
+        registry.register(
+            "journal_sync_seconds",
+            "Time to apply and sync a journal batch that a writer waits for",
+            m.journal_sync_seconds.clone(),
+        );
+        registry.register(
+            "journal_last_seq",
+            "The last commit sequence number handed out",
+            m.journal_last_seq.clone(),
+        );
+        registry.register(
+            "node_role",
+            "1 for each node's current role",
+            m.node_role.clone(),
+        );
+        registry.register(
+            "node_up",
+            "1 while lockstep reaches the node (as far as its role shows)",
+            m.node_up.clone(),
+        );
+        registry.register(
+            "node_applied_seq",
+            "The last commit the node has",
+            m.node_applied_seq.clone(),
+        );
+        registry.register(
+            "node_lag_commits",
+            "Commits the node is behind the journal",
+            m.node_lag_commits.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The text format of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(error = %e, "cannot encode the metrics");
+        }
+        text
+    }
+}
+
+/// Counts a client statement by its route.
+pub fn count_statement(route: &str) {
+    get()
+        .statements
+        .get_or_create(&RouteLabel {
+            route: route.to_string(),
+        })
+        .inc();
+}
+
+pub fn count_verdict(verdict: &str) {
+    get()
+        .compare_verdicts
+        .get_or_create(&VerdictLabel {
+            verdict: verdict.to_string(),
+        })
+        .inc();
+}
+
+pub fn count_for_node(family: &Family<NodeLabel, Counter>, node: &str) {
+    family
+        .get_or_create(&NodeLabel {
+            node: node.to_string(),
+        })
+        .inc();
+}

@@ -1,0 +1,34 @@
+//! The admin endpoint (`admin_listen`, HTTP): `GET /metrics` in the
+//! Prometheus text format and `GET /status` as JSON. Bound to 127.0.0.1 by
+//! default: it has no authentication.
+
+pub mod metrics;
+mod status;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+use crate::frontend::session::Shared;
+
+/// Binds `addr` (an error here stops lockstep from starting, as for the
+/// client port) and serves the endpoint until lockstep stops.
+pub async fn start(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(status::metrics))
+        .route("/status", get(status::status))
+        .with_state(shared);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            error!(error = %e, "the admin endpoint stopped");
+        }
+    });
+    info!(addr = %bound, "admin endpoint listening (/metrics, /status)");
+    Ok(bound)
+}
