@@ -456,3 +456,77 @@ fn sigterm_rolls_back_open_transactions_finishes_and_syncs_the_journal() {
         );
     }
 }
+
+/// SIGSTOP / SIGCONT: a server that hangs instead of dying (no connection
+/// is closed, nothing is refused).
+fn signal(node: &MariaDb, signal: i32) {
+    if let Some(pid) = node.pid().and_then(|p| libc::pid_t::try_from(p).ok()) {
+        // SAFETY: kill(2) on a mariadbd this test started.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
+#[test]
+fn servers_that_hang_are_replaced_by_their_health_checks() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, FAST);
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE h; CREATE TABLE h.t (id INT PRIMARY KEY) ENGINE=InnoDB; \
+         INSERT INTO h.t VALUES (1);",
+    );
+    runtime().block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        // The synchronous slave hangs: it leaves the role, writes go on.
+        signal(&cluster.nodes[1], libc::SIGSTOP);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while role(&mut c, "n1").await == "sync" {
+            assert!(Instant::now() < deadline, "a hung slave kept its role");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            c.query_drop("INSERT INTO h.t VALUES (2)"),
+        )
+        .await
+        .expect("a write does not wait for the hung slave")
+        .expect("insert");
+        signal(&cluster.nodes[1], libc::SIGCONT);
+        wait_for_role(&mut c, "n1", "tail").await;
+
+        // The master hangs: it is replaced, writes go on.
+        signal(&cluster.nodes[0], libc::SIGSTOP);
+        let mut fresh = None;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while fresh.is_none() {
+            assert!(Instant::now() < deadline, "no failover from a hung master");
+            let attempt = tokio::time::timeout(Duration::from_secs(2), async {
+                let mut conn = Conn::new(lockstep.client_opts()).await?;
+                conn.query_drop("INSERT INTO h.t VALUES (3)").await?;
+                Ok::<_, mysql_async::Error>(conn)
+            })
+            .await;
+            if let Ok(Ok(conn)) = attempt {
+                fresh = Some(conn);
+            }
+        }
+        let mut fresh = fresh.expect("a session after the failover");
+        assert_ne!(role(&mut fresh, "n0").await, "master");
+        signal(&cluster.nodes[0], libc::SIGCONT);
+        wait_for_role(&mut fresh, "n0", "tail").await;
+    });
+    for node in &cluster.nodes {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while root_rows(node, "SELECT id FROM h.t ORDER BY id") != ["1", "2", "3"] {
+            assert!(
+                Instant::now() < deadline,
+                "port {}: {:?}",
+                node.port,
+                root_rows(node, "SELECT id FROM h.t ORDER BY id")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

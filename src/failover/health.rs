@@ -1,5 +1,6 @@
-//! The master's health check: a ping every `health_interval_ms` on a
-//! connection of lockstep's own, each bounded by `health_timeout_ms`.
+//! Health checks of the master and the synchronous slave: a ping every
+//! `health_interval_ms` on a connection of lockstep's own, each bounded by
+//! `health_timeout_ms`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use tracing::{info_span, warn, Instrument};
 
 use super::fail_over;
 use crate::backend::Node;
+use crate::chain::handover;
 use crate::frontend::session::Shared;
 
 /// Checks the master until lockstep stops; a master that fails a check is
@@ -20,22 +22,49 @@ pub fn spawn(shared: Arc<Shared>) {
 
 async fn monitor(shared: Arc<Shared>) {
     let failover = &shared.failover;
-    let mut watched: Option<(String, Conn)> = None;
+    let mut master_conn: Option<(String, Conn)> = None;
+    let mut sync_conn: Option<(String, Conn)> = None;
     loop {
         let _ = tokio::time::timeout(failover.interval, failover.wake.notified()).await;
         let master = shared.master_node();
-        let conn = match watched.take() {
-            Some((name, conn)) if name == master.name => Some(conn),
-            _ => None,
-        };
-        match ping(&master, conn, failover.timeout).await {
-            Ok(conn) => watched = Some((master.name.clone(), conn)),
+        match check_on(&master, &mut master_conn, failover.timeout).await {
+            Ok(()) => {}
             Err(reason) => {
                 warn!(node = %master.name, %reason, "the master failed its health check");
                 fail_over(shared.clone(), master.name.clone(), reason).await;
+                continue;
+            }
+        }
+        // A synchronous slave that hangs would hold up every write: it
+        // leaves the role (and catches up once it answers again).
+        if let Some(sync) = shared.sync_node() {
+            if let Err(reason) = check_on(&sync, &mut sync_conn, failover.timeout).await {
+                warn!(node = %sync.name, %reason, "the synchronous slave failed its health check");
+                handover::sync_leaves(
+                    &shared.chain,
+                    &sync.name,
+                    format!("health check: {reason}"),
+                    true,
+                );
             }
         }
     }
+}
+
+/// Pings `node` on the connection kept in `kept` (replaced when it is for
+/// another node or broke).
+async fn check_on(
+    node: &Node,
+    kept: &mut Option<(String, Conn)>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let conn = match kept.take() {
+        Some((name, conn)) if name == node.name => Some(conn),
+        _ => None,
+    };
+    let conn = ping(node, conn, timeout).await?;
+    *kept = Some((node.name.clone(), conn));
+    Ok(())
 }
 
 /// Pings `node` on `conn`; a broken connection is replaced once (it may
