@@ -11,6 +11,7 @@ pub mod handover;
 pub mod nontransactional;
 pub mod outcome;
 pub mod recover;
+pub mod replay;
 pub mod replay_state;
 pub mod roles;
 pub mod tail;

@@ -108,6 +108,8 @@ pub struct TailStatus {
     pub left_role: Mutex<Option<String>>,
     /// Failover wants the node to itself: its applier stops.
     pub pause: std::sync::atomic::AtomicBool,
+    /// Commits applied (not skipped) since lockstep started.
+    pub commits_applied: AtomicU64,
 }
 
 impl TailStatus {
@@ -197,6 +199,18 @@ pub struct Tail {
     pub node: Node,
     pub status: Arc<TailStatus>,
     pub in_doubt: InDoubt,
+    /// Set for `lockstep replay` onto a server outside the chain.
+    pub replay: Option<ReplayBounds>,
+}
+
+/// What `lockstep replay` applies: the commits numbered `from..=until`
+/// that the target lacks. Commits whose fate the journal does not know
+/// (in doubt, never resolved) are skipped with a warning, and the target's
+/// results are not recorded in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayBounds {
+    pub from: u64,
+    pub until: u64,
 }
 
 /// How an applier decides a commit whose fate on the master is unknown
@@ -238,6 +252,7 @@ impl Tail {
             node: member.node.clone(),
             status: member.status.clone(),
             in_doubt: InDoubt::AskMaster,
+            replay: None,
         })
     }
 
@@ -310,6 +325,9 @@ impl Tail {
         let mut conn = self.node.connect_admin().await?;
         commits::ensure_table(&mut conn).await?;
         let (mut applied, present) = start_position(&mut conn).await?;
+        if let Some(bounds) = self.replay {
+            applied = applied.max(bounds.from.saturating_sub(1));
+        }
         self.status.applied.store(applied, Ordering::Relaxed);
         self.status.caught_up.store(false, Ordering::Relaxed);
         info!(from = applied, "applier connected");
@@ -325,7 +343,8 @@ impl Tail {
                 }
             }
             let next = applied + 1;
-            if until == Until::CaughtUp && next > journal.last_seq() {
+            let end = self.replay.map_or(journal.last_seq(), |b| b.until);
+            if until == Until::CaughtUp && next > end {
                 self.reached_the_end();
                 return Ok(());
             }
@@ -346,6 +365,10 @@ impl Tail {
                 Some(CommitState::Committed) => true,
                 Some(CommitState::Aborted) => false,
                 Some(CommitState::InDoubt) => self.decide_in_doubt(record.as_ref()).await?,
+                Some(CommitState::Reserved) | None if self.replay.is_some() => {
+                    warn!(seq = next, "commit never resolved in this journal: skipped");
+                    false
+                }
                 Some(CommitState::Reserved) | None => {
                     // Everything decided is applied: the rest is in flight
                     // (or not yet written).
@@ -360,6 +383,7 @@ impl Tail {
                         info_span!("commit", seq = record.seq, request_id = %record.request_id),
                     )
                     .await?;
+                self.status.commits_applied.fetch_add(1, Ordering::Relaxed);
             }
             applied = next;
             self.status.applied.store(applied, Ordering::Relaxed);
@@ -410,6 +434,10 @@ impl Tail {
         let Some(record) = record else {
             return Ok(false);
         };
+        if self.replay.is_some() {
+            warn!(seq = record.seq, request_id = %record.request_id, "commit in doubt in this journal: skipped");
+            return Ok(false);
+        }
         if self.in_doubt == InDoubt::Commit {
             warn!(seq = record.seq, request_id = %record.request_id, "in-doubt commit completed: the master is gone");
             self.chain
@@ -516,7 +544,7 @@ impl Tail {
             verdict: None,
         });
         let disagreements = compare::judge(entry, true);
-        if let Some(judged) = entry.results.last() {
+        if let (Some(judged), None) = (entry.results.last(), self.replay) {
             self.chain.journal.append_result(entry.id, judged);
         }
         if let Outcome::Lost { reason } = outcome {

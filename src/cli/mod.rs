@@ -1,6 +1,7 @@
 //! The `lockstep` command line: one subcommand per file.
 
 mod logging;
+mod replay;
 mod serve;
 mod up;
 
@@ -32,6 +33,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Try it: start three private MariaDB nodes and serve in front of them.
     Up(up::UpArgs),
+    /// Apply committed work from a journal to any MySQL/MariaDB server, in
+    /// commit order (or print it as SQL).
+    Replay(replay::ReplayArgs),
 }
 
 /// Why a command failed; each maps to an exit code.
@@ -50,6 +54,10 @@ pub enum CliError {
     MariaDb(#[from] MariaDbError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    #[error("replay: {0}")]
+    Replay(#[from] crate::chain::replay::ReplayError),
 }
 
 impl CliError {
@@ -57,7 +65,7 @@ impl CliError {
     /// missing MariaDB); 1: it failed while running.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Io(_) => 1,
+            CliError::Io(_) | CliError::Replay(_) => 1,
             _ => 2,
         }
     }
@@ -76,6 +84,7 @@ pub fn run(cli: Cli) -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Up(args) => up::run(args).await,
+            Command::Replay(args) => replay::run(args).await,
         }
     });
     // Sessions still running hold backend connections: do not wait for them.

@@ -61,6 +61,17 @@ struct Inner {
 
 impl Journal {
     /// Opens (or creates) the journal in `dir` and starts its writer.
+    /// Opens a journal that must exist already (tools that read one).
+    pub fn open_existing(dir: &Path) -> Result<Journal, JournalError> {
+        if !dir.join("db").exists() {
+            return Err(JournalError::Open {
+                dir: dir.to_path_buf(),
+                reason: "no journal there".into(),
+            });
+        }
+        Journal::open(dir)
+    }
+
     pub fn open(dir: &Path) -> Result<Journal, JournalError> {
         let open_err = |reason: String| JournalError::Open {
             dir: dir.to_path_buf(),
