@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod backend;
 pub mod chain;
+pub mod check;
 pub mod cli;
 pub mod compare;
 pub mod config;

@@ -1,7 +1,9 @@
 //! The admin endpoint (`admin_listen`, HTTP): `GET /metrics` in the
-//! Prometheus text format and `GET /status` as JSON. Bound to 127.0.0.1 by
+//! Prometheus text format, `GET /status` as JSON, `GET /check` (what
+//! `lockstep check` asks a running lockstep). Bound to 127.0.0.1 by
 //! default: it has no authentication.
 
+mod check;
 pub mod metrics;
 mod status;
 
@@ -23,6 +25,7 @@ pub async fn start(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<Soc
     let app = Router::new()
         .route("/metrics", get(status::metrics))
         .route("/status", get(status::status))
+        .route("/check", get(check::check))
         .with_state(shared);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

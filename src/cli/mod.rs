@@ -1,5 +1,6 @@
 //! The `lockstep` command line: one subcommand per file.
 
+mod check;
 mod logging;
 mod replay;
 mod serve;
@@ -36,6 +37,9 @@ pub enum Command {
     /// Apply committed work from a journal to any MySQL/MariaDB server, in
     /// commit order (or print it as SQL).
     Replay(replay::ReplayArgs),
+    /// Compare the data of every node at one consistent point; exit 1 when
+    /// one differs.
+    Check(check::CheckArgs),
 }
 
 /// Why a command failed; each maps to an exit code.
@@ -58,6 +62,8 @@ pub enum CliError {
     Journal(#[from] crate::journal::JournalError),
     #[error("replay: {0}")]
     Replay(#[from] crate::chain::replay::ReplayError),
+    #[error("check: {0}")]
+    Check(#[from] check::CheckFailed),
 }
 
 impl CliError {
@@ -82,15 +88,16 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
-            Command::Up(args) => up::run(args).await,
-            Command::Replay(args) => replay::run(args).await,
+            Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Replay(args) => replay::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Check(args) => check::run(args).await,
         }
     });
     // Sessions still running hold backend connections: do not wait for them.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("lockstep: {e}");
             ExitCode::from(e.exit_code())

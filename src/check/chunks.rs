@@ -1,0 +1,187 @@
+//! A table cut into chunks of its primary key's first column, and what a
+//! chunk holds on one node: its row count and the exact sum of its rows'
+//! SHA-1s cut to 64 bits (order-independent like pt-table-checksum's
+//! BIT_XOR, but two equal rows do not cancel out).
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Row, Value};
+
+use super::{CheckError, Snapshot};
+
+/// A table's place in SQL, and how its rows are hashed.
+pub struct Table {
+    pub schema: String,
+    pub name: String,
+}
+
+impl Table {
+    pub fn display(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    pub fn quoted(&self) -> String {
+        format!("{}.{}", quote(&self.schema), quote(&self.name))
+    }
+}
+
+/// A range of the primary key's first column: `[lower, upper)`, open
+/// where None. A table without a primary key is one chunk.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    column: Option<String>,
+    lower: Option<String>,
+    upper: Option<String>,
+}
+
+impl std::fmt::Display for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.column {
+            None => write!(f, "(whole table)"),
+            Some(column) => write!(
+                f,
+                "{column} in [{}, {})",
+                self.lower.as_deref().unwrap_or("start"),
+                self.upper.as_deref().unwrap_or("end")
+            ),
+        }
+    }
+}
+
+impl Chunk {
+    fn condition(&self) -> String {
+        let Some(column) = &self.column else {
+            return "1".into();
+        };
+        let column = quote(column);
+        match (&self.lower, &self.upper) {
+            (None, None) => "1".into(),
+            (Some(l), None) => format!("{column} >= {l}"),
+            (None, Some(u)) => format!("{column} < {u}"),
+            (Some(l), Some(u)) => format!("{column} >= {l} AND {column} < {u}"),
+        }
+    }
+}
+
+/// How a table is compared: its row hash and its chunks, planned on the
+/// reference node.
+pub struct Plan {
+    row_hash: String,
+    pub chunks: Vec<Chunk>,
+}
+
+pub async fn plan(
+    snapshot: &mut Snapshot,
+    table: &Table,
+    chunk_rows: u64,
+) -> Result<Plan, CheckError> {
+    let node = snapshot.node.clone();
+    let failed = |source| CheckError::Node {
+        node: node.clone(),
+        source,
+    };
+    let conn = &mut snapshot.conn;
+    let where_table = format!(
+        "TABLE_SCHEMA = {} AND TABLE_NAME = {}",
+        literal(&table.schema),
+        literal(&table.name)
+    );
+    let columns: Vec<String> = conn
+        .query(format!(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE {where_table} \
+             ORDER BY ORDINAL_POSITION"
+        ))
+        .await
+        .map_err(failed)?;
+    let key: Option<String> = conn
+        .query_first(format!(
+            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE {where_table} \
+             AND INDEX_NAME = 'PRIMARY' AND SEQ_IN_INDEX = 1"
+        ))
+        .await
+        .map_err(failed)?;
+    let row_hash = row_hash(&columns);
+    let Some(key) = key else {
+        return Ok(Plan {
+            row_hash,
+            chunks: vec![Chunk {
+                column: None,
+                lower: None,
+                upper: None,
+            }],
+        });
+    };
+    let quoted = quote(&key);
+    let bounds: Vec<Row> = conn
+        .query(format!(
+            "SELECT k FROM (SELECT {quoted} AS k, ROW_NUMBER() OVER (ORDER BY {quoted}) AS n \
+             FROM {}) x WHERE n > 1 AND (n - 1) % {} = 0 ORDER BY k",
+            table.quoted(),
+            chunk_rows.max(1)
+        ))
+        .await
+        .map_err(failed)?;
+    let bounds: Vec<String> = bounds
+        .into_iter()
+        .filter_map(|mut r| r.take::<Value, usize>(0))
+        .map(|v| v.as_sql(false))
+        .collect();
+    let mut chunks = Vec::with_capacity(bounds.len() + 1);
+    let mut lower = None;
+    for bound in bounds {
+        chunks.push(Chunk {
+            column: Some(key.clone()),
+            lower: lower.take(),
+            upper: Some(bound.clone()),
+        });
+        lower = Some(bound);
+    }
+    chunks.push(Chunk {
+        column: Some(key),
+        lower,
+        upper: None,
+    });
+    Ok(Plan { row_hash, chunks })
+}
+
+/// The row count and hash of `chunk` on one node.
+pub async fn summary(
+    snapshot: &mut Snapshot,
+    table: &Table,
+    plan: &Plan,
+    chunk: &Chunk,
+) -> Result<(u64, String), CheckError> {
+    let row: Option<(u64, Option<String>)> = snapshot
+        .conn
+        .query_first(format!(
+            "SELECT COUNT(*), SUM({}) FROM {} WHERE {}",
+            plan.row_hash,
+            table.quoted(),
+            chunk.condition()
+        ))
+        .await
+        .map_err(|source| CheckError::Node {
+            node: snapshot.node.clone(),
+            source,
+        })?;
+    let (count, sum) = row.unwrap_or((0, None));
+    Ok((count, sum.unwrap_or_else(|| "0".into())))
+}
+
+/// A row's SHA-1 cut to 64 bits; NULLs are told apart from empty strings.
+fn row_hash(columns: &[String]) -> String {
+    let values: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+    let nulls: Vec<String> = values.iter().map(|c| format!("ISNULL({c})")).collect();
+    format!(
+        "CAST(CONV(LEFT(SHA1(CONCAT_WS('#', {}, CONCAT({}))), 16), 16, 10) AS UNSIGNED)",
+        values.join(", "),
+        nulls.join(", ")
+    )
+}
+
+fn quote(name: &str) -> String {
+    String::from_utf8_lossy(&crate::sql::quote::identifier(name.as_bytes())).into_owned()
+}
+
+fn literal(text: &str) -> String {
+    Value::from(text).as_sql(false)
+}
