@@ -59,7 +59,14 @@ async fn from_running(config: &Config, args: &CheckArgs) -> Option<Result<Report
         url.push_str(&format!("&table={}", urlencode(table)));
     }
     let answer = tokio::task::spawn_blocking(move || {
-        ureq::get(&url).timeout(Duration::from_secs(600)).call()
+        match ureq::get(&url).timeout(Duration::from_secs(600)).call() {
+            Ok(response) => Answer::Report(response.into_string().map_err(|e| e.to_string())),
+            Err(ureq::Error::Status(_, response)) => {
+                Answer::Refused(response.into_string().unwrap_or_default())
+            }
+            // Nothing listens: lockstep is stopped.
+            Err(ureq::Error::Transport(_)) => Answer::NotRunning,
+        }
     })
     .await
     .ok()?;
@@ -68,20 +75,22 @@ async fn from_running(config: &Config, args: &CheckArgs) -> Option<Result<Report
         reason,
     };
     match answer {
-        Ok(response) => {
+        Answer::Report(text) => {
             eprintln!("checked through the running lockstep at {addr}");
-            let report = response
-                .into_string()
-                .map_err(|e| e.to_string())
+            let report = text
                 .and_then(|text| serde_json::from_str::<Report>(&text).map_err(|e| e.to_string()));
             Some(report.map_err(failed))
         }
-        Err(ureq::Error::Status(_, response)) => {
-            Some(Err(failed(response.into_string().unwrap_or_default())))
-        }
-        // Nothing listens: lockstep is stopped.
-        Err(ureq::Error::Transport(_)) => None,
+        Answer::Refused(reason) => Some(Err(failed(reason))),
+        Answer::NotRunning => None,
     }
+}
+
+/// What the admin endpoint said.
+enum Answer {
+    Report(Result<String, String>),
+    Refused(String),
+    NotRunning,
 }
 
 /// With lockstep stopped, nothing writes: each node's snapshot is taken
