@@ -4,6 +4,7 @@
 //! default: it has no authentication.
 
 mod check;
+mod journal;
 pub mod metrics;
 mod status;
 
@@ -26,6 +27,9 @@ pub async fn start(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<Soc
         .route("/metrics", get(status::metrics))
         .route("/status", get(status::status))
         .route("/check", get(check::check))
+        .route("/journal/stats", get(journal::stats))
+        .route("/journal/show/{id}", get(journal::show))
+        .route("/journal/list", get(journal::list))
         .with_state(shared);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

@@ -1,6 +1,7 @@
 //! The `lockstep` command line: one subcommand per file.
 
 mod check;
+mod journal;
 mod logging;
 mod replay;
 mod serve;
@@ -40,6 +41,8 @@ pub enum Command {
     /// Compare the data of every node at one consistent point; exit 1 when
     /// one differs.
     Check(check::CheckArgs),
+    /// Look into the journal: stats, one request, entries by state and time.
+    Journal(journal::JournalArgs),
 }
 
 /// Why a command failed; each maps to an exit code.
@@ -64,6 +67,8 @@ pub enum CliError {
     Replay(#[from] crate::chain::replay::ReplayError),
     #[error("check: {0}")]
     Check(#[from] check::CheckFailed),
+    #[error("journal: {0}")]
+    JournalCli(#[from] journal::JournalCliError),
 }
 
 impl CliError {
@@ -92,6 +97,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Replay(args) => replay::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Check(args) => check::run(args).await,
+            Command::Journal(args) => journal::run(args).await.map(|()| ExitCode::SUCCESS),
         }
     });
     // Sessions still running hold backend connections: do not wait for them.

@@ -8,6 +8,7 @@
 //! (`writer.rs`) that batches and fsyncs.
 
 pub mod entry;
+pub mod inspect;
 mod writer;
 
 use std::collections::HashSet;
