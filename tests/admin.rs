@@ -68,6 +68,17 @@ fn metrics_parse_move_with_traffic_and_count_quarantines() {
         &lockstep,
         "CREATE DATABASE m; CREATE TABLE m.t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB;",
     );
+    let status = support::mariadb_cli(
+        lockstep.port,
+        "app",
+        "secret",
+        &["--batch", "-N"],
+        "SHOW LOCKSTEP STATUS",
+    );
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(status.contains("master\tn0\n"), "{status}");
+    assert!(status.contains("sync_slave\tn1\n"), "{status}");
+    assert!(status.contains("no_sync_slave_because\tNULL\n"), "{status}");
     let before = samples(&lockstep);
     let inserts: String = (1..=20)
         .map(|i| format!("INSERT INTO m.t VALUES ({i}, 0);\n"))

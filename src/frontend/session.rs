@@ -527,6 +527,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
             }
             Intercepted::RequestId => self.answer_request_id(w).await,
             Intercepted::ShowNodes => self.show_nodes(w).await,
+            Intercepted::ShowStatus => self.show_status(w).await,
             Intercepted::ShowRequest(id) => self.show_request(w, &id).await,
             Intercepted::ShowUnknown => {
                 let err = ClientError::NotSupported("this SHOW LOCKSTEP command".into());

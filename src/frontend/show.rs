@@ -63,6 +63,37 @@ impl Session {
         self.answer_table(w, &columns, &rows).await
     }
 
+    /// `SHOW LOCKSTEP STATUS`: name/value rows about the whole of lockstep.
+    pub(super) async fn show_status<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        w: QueryResultWriter<'_, W>,
+    ) -> io::Result<()> {
+        let chain = self.shared.chain.clone();
+        let rows: Vec<Vec<Option<String>>> = [
+            ("version", Some(env!("CARGO_PKG_VERSION").to_string())),
+            ("master", Some(chain.roles.master().name)),
+            ("sync_slave", chain.roles.sync().map(|n| n.name)),
+            ("no_sync_slave_because", chain.roles.no_sync_reason()),
+            (
+                "min_sync_slaves",
+                Some(self.shared.min_sync_slaves.to_string()),
+            ),
+            ("last_seq", Some(chain.journal.last_seq().to_string())),
+            (
+                "client_connections",
+                Some(self.shared.registry.len().to_string()),
+            ),
+            (
+                "journal_dir",
+                Some(chain.journal.dir().display().to_string()),
+            ),
+        ]
+        .into_iter()
+        .map(|(name, value)| vec![Some(name.to_string()), value])
+        .collect();
+        self.answer_table(w, &["variable", "value"], &rows).await
+    }
+
     /// `SHOW LOCKSTEP REQUEST '<id>'`: one row per node that ran it.
     pub(super) async fn show_request<W: AsyncWrite + Send + Unpin>(
         &mut self,

@@ -17,6 +17,8 @@ pub enum Intercepted<'q> {
     RequestId,
     /// `SHOW LOCKSTEP NODES`
     ShowNodes,
+    /// `SHOW LOCKSTEP STATUS`
+    ShowStatus,
     /// `SHOW LOCKSTEP REQUEST '<requestId>'`
     ShowRequest(String),
     /// `SHOW LOCKSTEP …` of something lockstep does not know.
@@ -142,6 +144,7 @@ fn parse_show_lockstep(lexemes: &[Lexeme]) -> Option<Intercepted<'static>> {
     }
     Some(match (word(2).as_deref(), &tokens[2..]) {
         (Some("NODES"), [_]) => Intercepted::ShowNodes,
+        (Some("STATUS"), [_]) => Intercepted::ShowStatus,
         (
             Some("REQUEST"),
             [_, Lexeme {
@@ -278,6 +281,10 @@ mod tests {
             Intercepted::ShowRequest("abc".into())
         );
         assert_eq!(intercept(b"SHOW LOCKSTEP FOO", 1), Intercepted::ShowUnknown);
+        assert_eq!(
+            intercept(b"SHOW LOCKSTEP STATUS", 1),
+            Intercepted::ShowStatus
+        );
         assert!(matches!(
             intercept(b"SELECT * FROM lockstep.commits", 1),
             Intercepted::Relay(_)
