@@ -37,6 +37,15 @@ pub struct Config {
     pub admin_listen: SocketAddr,
     #[serde(default = "default_journal_dir")]
     pub journal_dir: PathBuf,
+    /// How long commits every node has stay in the journal (`7d`, `12h`, `30s`).
+    #[serde(default = "default_journal_retention")]
+    pub journal_retention: String,
+    /// Past this size the oldest settled commits are removed even when a
+    /// node lacks them (that node then needs a rebuild). None: no limit.
+    pub journal_max_bytes: Option<u64>,
+    /// How often retention looks, in ms.
+    #[serde(default = "default_journal_purge_interval_ms")]
+    pub journal_purge_interval_ms: u64,
     /// PEM certificate chain and key; both or neither.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -126,6 +135,14 @@ fn default_listen() -> SocketAddr {
 
 fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 6034))
+}
+
+fn default_journal_retention() -> String {
+    "7d".into()
+}
+
+fn default_journal_purge_interval_ms() -> u64 {
+    60_000
 }
 
 fn default_health_interval_ms() -> u64 {
@@ -230,6 +247,21 @@ impl Config {
                 ));
             }
         }
+        if humantime::parse_duration(&self.journal_retention).is_err() {
+            return Err(invalid(
+                "journal_retention",
+                format!(
+                    "{:?} is not a duration (7d, 12h, 30s)",
+                    self.journal_retention
+                ),
+            ));
+        }
+        if self.journal_purge_interval_ms == 0 {
+            return Err(invalid(
+                "journal_purge_interval_ms",
+                "must be at least 1".into(),
+            ));
+        }
         if self.min_sync_slaves > 1 {
             return Err(invalid("min_sync_slaves", "must be 0 or 1".into()));
         }
@@ -246,6 +278,12 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// How long settled commits stay in the journal (validated at load).
+    pub fn retention(&self) -> std::time::Duration {
+        humantime::parse_duration(&self.journal_retention)
+            .unwrap_or(std::time::Duration::from_secs(7 * 24 * 3600))
     }
 
     /// The master: the first node of the chain.

@@ -49,6 +49,7 @@ pub struct Metrics {
     pub journal_batch_size: Histogram,
     pub journal_sync_seconds: Histogram,
     pub journal_last_seq: Gauge,
+    pub journal_bytes: Gauge,
     pub node_role: Family<NodeRoleLabel, Gauge>,
     pub node_up: Family<NodeLabel, Gauge>,
     pub node_applied_seq: Family<NodeLabel, Gauge>,
@@ -78,6 +79,7 @@ impl Metrics {
             journal_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             journal_sync_seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
             journal_last_seq: Gauge::default(),
+            journal_bytes: Gauge::default(),
             node_role: Family::default(),
             node_up: Family::default(),
             node_applied_seq: Family::default(),
@@ -139,6 +141,11 @@ impl Metrics {
             "journal_last_seq",
             "The last commit sequence number handed out",
             m.journal_last_seq.clone(),
+        );
+        registry.register(
+            "journal_bytes",
+            "Bytes the journal's directory holds",
+            m.journal_bytes.clone(),
         );
         registry.register(
             "node_role",

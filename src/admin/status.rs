@@ -27,6 +27,7 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoRespo
     let chain = &shared.chain;
     let last = chain.journal.last_seq();
     m.journal_last_seq.set(gauge(last));
+    m.journal_bytes.set(gauge(chain.journal.size_on_disk()));
     m.client_connections
         .set(gauge(shared.registry.len() as u64));
     for node in nodes(&shared) {

@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod recover;
 pub mod replay;
 pub mod replay_state;
+pub mod retention;
 pub mod roles;
 pub mod tail;
 

@@ -89,6 +89,9 @@ pub enum TailError {
     /// Failover catches the node up itself.
     #[error("the applier was paused")]
     Paused,
+    /// Retention removed commits the node lacks.
+    #[error("needs a rebuild: it lacks commit {seq}, which retention removed from the journal (removed through {purged})")]
+    NeedsRebuild { seq: u64, purged: u64 },
 }
 
 /// What the rest of lockstep sees of a tail applier.
@@ -298,7 +301,7 @@ impl Tail {
             if let TailError::Statement { .. } = &outcome {
                 metrics::count_for_node(&metrics::get().retries, &self.node.name);
             }
-            if let TailError::Diverged { .. } = &outcome {
+            if let TailError::Diverged { .. } | TailError::NeedsRebuild { .. } = &outcome {
                 handover::quarantine(&self.chain, &self.node.name, outcome.to_string()).await;
                 return;
             }
@@ -354,6 +357,12 @@ impl Tail {
                 continue;
             }
             let record = journal.commit_record(next)?;
+            if record.is_none() {
+                let purged = journal.purged_through()?;
+                if next <= purged {
+                    return Err(TailError::NeedsRebuild { seq: next, purged });
+                }
+            }
             let first = journal.first_seq()?;
             if record.is_none() && first != u64::MAX && next < first {
                 // Older than the journal (a journal started afresh on nodes

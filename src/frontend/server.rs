@@ -18,6 +18,7 @@ use super::session::{Session, Shared};
 use super::tls::{self, TlsError};
 use crate::backend::{Node, ServerInfo};
 use crate::chain::nontransactional::NonTransactional;
+use crate::chain::retention::{self, Retention};
 use crate::chain::roles::{Role, Roles};
 use crate::chain::tail::{self, Backoff, Tail};
 use crate::chain::Chain;
@@ -111,6 +112,14 @@ impl Frontend {
         info!(node = %master.name, version = %chain.server.version, "master reachable");
         let sync_behind = prepared.sync_behind;
         assign_start_roles(&chain, &quarantined, sync_behind);
+        retention::spawn(
+            chain.clone(),
+            Retention {
+                keep: config.retention(),
+                max_bytes: config.journal_max_bytes,
+                every: Duration::from_millis(config.journal_purge_interval_ms),
+            },
+        );
 
         let users: HashMap<Vec<u8>, Credential> = config
             .users

@@ -2,7 +2,6 @@
 //! result, and entries by state, time and session.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -54,7 +53,7 @@ pub struct Line {
 pub fn stats(journal: &Journal) -> Result<Stats, JournalError> {
     let mut stats = Stats {
         last_seq: journal.last_seq(),
-        size_bytes: dir_size(journal.dir()),
+        size_bytes: journal.size_on_disk(),
         ..Stats::default()
     };
     for entry in journal.entries() {
@@ -139,18 +138,4 @@ fn statement_text(entry: &Entry) -> String {
         super::Statement::Text { sql } | super::Statement::Prepared { sql, .. } => sql.to_bytes(),
     };
     String::from_utf8_lossy(&sql).into_owned()
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(listing) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    listing
-        .filter_map(Result::ok)
-        .map(|item| match item.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&item.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }

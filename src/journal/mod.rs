@@ -38,6 +38,31 @@ pub enum JournalError {
 /// The `nodes` tree's key for the current master (node names are the other
 /// keys; no node name starts with a NUL byte).
 const MASTER_KEY: &[u8] = b"\0master";
+/// The `nodes` tree's key for the last commit retention removed.
+const PURGED_KEY: &[u8] = b"\0purged";
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    listing
+        .filter_map(Result::ok)
+        .map(|item| match item.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&item.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub commits: u64,
+    pub entries: u64,
+    /// The last commit number removed (0: none).
+    pub through: u64,
+}
 
 /// A handle on the journal; cheap to clone.
 #[derive(Clone)]
@@ -209,12 +234,106 @@ impl Journal {
         Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
+    /// Bytes the journal's directory holds.
+    pub fn size_on_disk(&self) -> u64 {
+        dir_size(self.dir())
+    }
+
+    /// The last commit number retention removed (0: none); a node that
+    /// lacks a commit up to it cannot catch up from this journal.
+    pub fn purged_through(&self) -> Result<u64, JournalError> {
+        let value = self
+            .inner
+            .nodes
+            .get(PURGED_KEY)
+            .map_err(|e| JournalError::Read(e.to_string()))?;
+        Ok(value
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0))
+    }
+
+    /// Removes the commits numbered up to `through` made before
+    /// `older_than_us`, with their entries, and the entries older than that
+    /// which no commit will apply (failed, rolled back, reads, session
+    /// statements). Durable once this returns.
+    pub async fn purge(&self, through: u64, older_than_us: i64) -> Result<Purged, JournalError> {
+        let mut purged = Purged::default();
+        for record in self.commit_records() {
+            let record = record?;
+            // A commit still under way stops the pass: nothing after it goes.
+            let settled = matches!(record.state, CommitState::Committed | CommitState::Aborted);
+            if record.seq > through || !settled {
+                break;
+            }
+            let made = self.entry(record.request_id)?.map_or(0, |e| e.created_us);
+            if made >= older_than_us {
+                break;
+            }
+            let mut ids = record.statements.clone();
+            if !ids.contains(&record.request_id) {
+                ids.push(record.request_id);
+            }
+            for id in ids {
+                self.send(
+                    TreeName::RemoveEntry,
+                    id.as_bytes().to_vec(),
+                    Vec::new(),
+                    None,
+                )?;
+                purged.entries += 1;
+            }
+            self.send(
+                TreeName::RemoveCommit,
+                record.seq.to_be_bytes().to_vec(),
+                Vec::new(),
+                None,
+            )?;
+            purged.commits += 1;
+            purged.through = record.seq;
+        }
+        let bound = purged.through.max(self.purged_through()?);
+        for entry in self.entries() {
+            let entry = entry?;
+            // Keys are UUID v7: the entries come oldest first.
+            if entry.created_us >= older_than_us {
+                break;
+            }
+            let done = match entry.state {
+                EntryState::Committed { seq } => seq <= bound,
+                EntryState::Pending | EntryState::InTransaction | EntryState::RetryingOnMaster => {
+                    false
+                }
+                EntryState::Failed | EntryState::RolledBack | EntryState::Done => true,
+            };
+            if done {
+                self.send(
+                    TreeName::RemoveEntry,
+                    entry.id.as_bytes().to_vec(),
+                    Vec::new(),
+                    None,
+                )?;
+                purged.entries += 1;
+            }
+        }
+        if purged.through > 0 {
+            self.send(
+                TreeName::Nodes,
+                PURGED_KEY.to_vec(),
+                purged.through.to_be_bytes().to_vec(),
+                None,
+            )?;
+        }
+        self.settle().await?;
+        Ok(purged)
+    }
+
     /// The quarantined nodes and why.
     pub fn quarantines(&self) -> Result<Vec<(String, String)>, JournalError> {
         self.inner
             .nodes
             .iter()
-            .filter(|item| !matches!(item, Ok((k, _)) if k.as_ref() == MASTER_KEY))
+            .filter(|item| !matches!(item, Ok((k, _)) if k.starts_with(b"\0")))
             .map(|item| {
                 let (k, v) = item.map_err(|e| JournalError::Read(e.to_string()))?;
                 Ok((

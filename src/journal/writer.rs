@@ -36,6 +36,10 @@ pub enum TreeName {
     /// A node's result (the value) appended to the entry under the key, in
     /// this thread, so that nodes reporting at the same time lose nothing.
     EntryResult,
+    /// Retention: the entry under the key is removed.
+    RemoveEntry,
+    /// Retention: the commit record under the key is removed.
+    RemoveCommit,
 }
 
 pub struct Write {
@@ -137,6 +141,15 @@ impl Writer {
                 }
                 TreeName::Nodes => &self.nodes,
                 TreeName::Barrier => continue,
+                TreeName::RemoveEntry | TreeName::RemoveCommit => {
+                    let tree = match write.tree {
+                        TreeName::RemoveEntry => &self.entries,
+                        _ => &self.commits,
+                    };
+                    tree.remove(write.key.as_slice())
+                        .map_err(|e| format!("sled remove: {e}"))?;
+                    continue;
+                }
                 TreeName::EntryResult => {
                     self.append_result(&write.key, &write.value)?;
                     continue;
