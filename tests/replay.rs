@@ -6,8 +6,11 @@
 mod support;
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
-use support::{checksums, lockstep_bin, mariadb_cli, root_rows, root_sql, Cluster, Lockstep};
+use support::{
+    checksums, lockstep_bin, mariadb_cli, root_rows, root_sql, wait_for_tail, Cluster, Lockstep,
+};
 
 const TABLES: &[&str] = &["r.t", "r.u", "lockstep.commits"];
 
@@ -63,12 +66,30 @@ fn a_journal_replayed_onto_fresh_servers_gives_the_masters_data() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    lockstep.stop();
+    // B commits right after the client's answer: let it.
+    wait_for_tail(&cluster, Duration::from_secs(20));
     let master = checksums(cluster.master(), TABLES);
+    let fresh = Cluster::start(4);
+
+    // From the running lockstep (it holds its journal: read through it).
+    let config = lockstep
+        .config_path
+        .to_str()
+        .expect("utf-8 path")
+        .to_string();
+    let live = assert_ok(&replay(&[
+        "--config",
+        &config,
+        "--target",
+        &fresh.nodes[3].url(),
+    ]));
+    assert!(live.contains("the running lockstep"), "{live}");
+    assert_eq!(checksums(&fresh.nodes[3], TABLES), master, "{live}");
+
+    lockstep.stop();
     let dir = journal.path().to_str().expect("utf-8 path");
 
     // The whole journal onto an empty server, twice.
-    let fresh = Cluster::start(3);
     let target = fresh.nodes[0].url();
     let first = assert_ok(&replay(&["--journal", dir, "--target", &target]));
     assert_eq!(checksums(&fresh.nodes[0], TABLES), master, "{first}");

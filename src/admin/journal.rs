@@ -9,7 +9,7 @@ use axum::Json;
 use uuid::Uuid;
 
 use crate::frontend::session::Shared;
-use crate::journal::inspect::{self, Filter, Line, Shown, Stats};
+use crate::journal::inspect::{self, Exported, Filter, Line, Shown, Stats};
 
 type Answer<T> = Result<Json<T>, (StatusCode, String)>;
 
@@ -52,4 +52,16 @@ pub(super) async fn list(
         .map_err(failed)?
         .map_err(failed)?;
     Ok(Json(lines))
+}
+
+/// Every committed commit with its entries: `lockstep replay --config`
+/// replays a running lockstep's journal from this.
+pub(super) async fn export(State(shared): State<Arc<Shared>>) -> Answer<Vec<Exported>> {
+    shared.chain.journal.settle().await.map_err(failed)?;
+    let journal = shared.chain.journal.clone();
+    let commits = tokio::task::spawn_blocking(move || inspect::export(&journal))
+        .await
+        .map_err(failed)?
+        .map_err(failed)?;
+    Ok(Json(commits))
 }

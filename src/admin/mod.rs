@@ -30,6 +30,7 @@ pub async fn start(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<Soc
         .route("/journal/stats", get(journal::stats))
         .route("/journal/show/{id}", get(journal::show))
         .route("/journal/list", get(journal::list))
+        .route("/journal/export", get(journal::export))
         .with_state(shared);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

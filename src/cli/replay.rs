@@ -1,20 +1,25 @@
 //! `lockstep replay --journal DIR --target URL [--from P] [--until P] [--dry-run]`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tracing::info;
 
 use super::CliError;
 use crate::backend::Node;
 use crate::chain::replay::{self, Point};
-use crate::config;
+use crate::config::{self, Config};
+use crate::journal::inspect::{self, Exported};
 use crate::journal::Journal;
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
     /// The journal directory (of a stopped lockstep: a running one holds it).
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    pub journal: Option<PathBuf>,
+    /// The configuration of a lockstep: its journal is read through its
+    /// admin endpoint while it runs, from its directory once it is stopped.
     #[arg(long)]
-    pub journal: PathBuf,
+    pub config: Option<PathBuf>,
     /// `mysql://user:password@host:port` of the server to apply it to.
     #[arg(long)]
     pub target: String,
@@ -37,7 +42,10 @@ pub async fn run(args: ReplayArgs) -> Result<(), CliError> {
         url: args.target.clone(),
     })
     .map_err(|e| replay::ReplayError::Point(format!("--target: {e}")))?;
-    let journal = Journal::open_existing(&args.journal)?;
+    // Kept until the replay is done: a running lockstep's journal is
+    // copied into a scratch one here.
+    let scratch = tempfile::tempdir()?;
+    let journal = open_journal(&args, scratch.path()).await?;
     let bounds = replay::bounds(&journal, args.from.as_ref(), args.until.as_ref())?;
     let summary = if args.dry_run {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -63,4 +71,44 @@ pub async fn run(args: ReplayArgs) -> Result<(), CliError> {
     );
     journal.close();
     Ok(())
+}
+
+/// The journal to replay: the directory given, or the one of `--config`'s
+/// lockstep (copied from it through its admin endpoint while it runs).
+async fn open_journal(args: &ReplayArgs, scratch: &Path) -> Result<Journal, CliError> {
+    if let Some(dir) = &args.journal {
+        return Ok(Journal::open_existing(dir)?);
+    }
+    let Some(path) = &args.config else {
+        return Err(
+            replay::ReplayError::Point("give --journal DIR or --config FILE".into()).into(),
+        );
+    };
+    let config = Config::load(path)?;
+    let addr = config.admin_listen.to_string();
+    let url = format!("http://{addr}/journal/export");
+    let answer = tokio::task::spawn_blocking(move || match ureq::get(&url).call() {
+        Ok(response) => Some(response.into_string().map_err(|e| e.to_string())),
+        Err(ureq::Error::Status(_, response)) => {
+            Some(Err(response.into_string().unwrap_or_default()))
+        }
+        Err(ureq::Error::Transport(_)) => None,
+    })
+    .await
+    .map_err(std::io::Error::other)?;
+    let Some(text) = answer else {
+        eprintln!("lockstep is not running: its journal directory is read directly");
+        return Ok(Journal::open_existing(&config.journal_dir)?);
+    };
+    let text = text
+        .map_err(|e| replay::ReplayError::Point(format!("the running lockstep at {addr}: {e}")))?;
+    let commits: Vec<Exported> = serde_json::from_str(&text)
+        .map_err(|e| replay::ReplayError::Point(format!("the running lockstep at {addr}: {e}")))?;
+    eprintln!(
+        "replaying the journal of the running lockstep at {addr} ({} commits)",
+        commits.len()
+    );
+    let journal = Journal::open(scratch)?;
+    inspect::import(&journal, &commits).await?;
+    Ok(journal)
 }

@@ -139,3 +139,46 @@ fn statement_text(entry: &Entry) -> String {
     };
     String::from_utf8_lossy(&sql).into_owned()
 }
+
+/// One settled commit with its entries, as `GET /journal/export` sends it
+/// (one per line) for `lockstep replay` against a running lockstep.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Exported {
+    pub record: CommitRecord,
+    pub entries: Vec<Entry>,
+}
+
+/// Every committed commit, with its entries, in commit order.
+pub fn export(journal: &Journal) -> Result<Vec<Exported>, JournalError> {
+    let mut out = Vec::new();
+    for record in journal.commit_records() {
+        let record = record?;
+        if record.state != super::CommitState::Committed {
+            continue;
+        }
+        let mut ids = record.statements.clone();
+        if !ids.contains(&record.request_id) {
+            ids.push(record.request_id);
+        }
+        let mut entries = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(entry) = journal.entry(id)? {
+                entries.push(entry);
+            }
+        }
+        out.push(Exported { record, entries });
+    }
+    Ok(out)
+}
+
+/// Writes exported commits into `journal` (a scratch one), durably.
+pub async fn import(journal: &Journal, commits: &[Exported]) -> Result<(), JournalError> {
+    for commit in commits {
+        for entry in &commit.entries {
+            journal.write(entry);
+        }
+        journal.resolve_commit(&commit.record, commit.record.state);
+        journal.advance_seq_past(commit.record.seq);
+    }
+    journal.settle().await
+}
