@@ -98,6 +98,10 @@ fn metrics_parse_move_with_traffic_and_count_quarantines() {
     );
     assert!(value(&after, "lockstep_journal_batches_total{}") > 0.0);
     assert!(value(&after, "lockstep_write_seconds_count{}") >= 20.0);
+    for node in ["n0", "n1", "n2"] {
+        let key = format!("lockstep_node_seconds_count{{node=\"{node}\"}}");
+        assert!(value(&after, &key) >= 20.0, "{key}: {after:?}");
+    }
     assert_eq!(
         value(&after, r#"lockstep_node_role{node="n0",role="master"}"#),
         1.0

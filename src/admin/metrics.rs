@@ -39,6 +39,9 @@ pub struct Metrics {
     pub statements: Family<RouteLabel, Counter>,
     /// End to end, a write-path statement as its client sees it.
     pub write_seconds: Histogram,
+    /// One node's part: a statement on the master or the synchronous slave,
+    /// a whole commit on a node replaying the journal.
+    pub node_seconds: Family<NodeLabel, Histogram, fn() -> Histogram>,
     pub compare_verdicts: Family<VerdictLabel, Counter>,
     pub quarantines: Family<NodeLabel, Counter>,
     /// Re-runs of an entry a node failed (the applier's retries).
@@ -70,6 +73,7 @@ impl Metrics {
             client_connections: Gauge::default(),
             statements: Family::default(),
             write_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            node_seconds: Family::new_with_constructor(latency_histogram),
             compare_verdicts: Family::default(),
             quarantines: Family::default(),
             retries: Family::default(),
@@ -100,6 +104,11 @@ impl Metrics {
             "write_seconds",
             "Write-path statements, end to end as the client sees them",
             m.write_seconds.clone(),
+        );
+        registry.register(
+            "node_seconds",
+            "Time on one node: a statement on the master or the synchronous slave, a commit replayed elsewhere",
+            m.node_seconds.clone(),
         );
         registry.register(
             "compare_verdicts",
@@ -205,4 +214,18 @@ pub fn count_for_node(family: &Family<NodeLabel, Counter>, node: &str) {
             node: node.to_string(),
         })
         .inc();
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// Records `seconds` spent on `node`.
+pub fn observe_node(node: &str, seconds: f64) {
+    get()
+        .node_seconds
+        .get_or_create(&NodeLabel {
+            node: node.to_string(),
+        })
+        .observe(seconds);
 }

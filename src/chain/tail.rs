@@ -387,12 +387,14 @@ impl Tail {
                 }
             };
             if let (true, Some(record)) = (apply, record) {
+                let started = std::time::Instant::now();
                 self.apply(&mut conn, &record, &mut state)
                     .instrument(
                         info_span!("commit", seq = record.seq, request_id = %record.request_id),
                     )
                     .await?;
                 self.status.commits_applied.fetch_add(1, Ordering::Relaxed);
+                metrics::observe_node(&self.node.name, started.elapsed().as_secs_f64());
             }
             applied = next;
             self.status.applied.store(applied, Ordering::Relaxed);

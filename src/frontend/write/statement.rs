@@ -236,6 +236,7 @@ impl Session {
             return Ok(MasterEnd::Failed(err));
         };
         self.busy = true;
+        let started = std::time::Instant::now();
         let mut digest = Digest::default();
         let shown = Shown {
             hide,
@@ -246,6 +247,7 @@ impl Session {
             .relay_on_master(&node, conn, w, renames, &mut self.status, shown)
             .await;
         self.busy = false;
+        crate::admin::metrics::observe_node(&node, started.elapsed().as_secs_f64());
         match relayed? {
             SetsEnd::Complete(w) => {
                 let end = relay::final_status(conn, self.status);

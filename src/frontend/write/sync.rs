@@ -65,9 +65,11 @@ impl Session {
             self.sync_lost("no connection");
             return Ok(None);
         };
+        let started = std::time::Instant::now();
         let outcome = work
             .run_on_sync_after(conn, pin.as_ref().map(|p| p.sql.as_str()))
             .await;
+        crate::admin::metrics::observe_node(&node.name, started.elapsed().as_secs_f64());
         if let Outcome::Lost { reason } = &outcome {
             self.sync_lost(reason);
             return Ok(None);
