@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod backend;
+pub mod bench;
 pub mod chain;
 pub mod check;
 pub mod cli;

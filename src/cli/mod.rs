@@ -1,5 +1,6 @@
 //! The `lockstep` command line: one subcommand per file.
 
+mod bench;
 mod check;
 mod journal;
 mod logging;
@@ -43,6 +44,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Look into the journal: stats, one request, entries by state and time.
     Journal(journal::JournalArgs),
+    /// Measure lockstep against direct MariaDB, HAProxy and semi-sync
+    /// replication on this machine (see bench/run).
+    Bench(bench::BenchArgs),
 }
 
 /// Why a command failed; each maps to an exit code.
@@ -98,6 +102,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Replay(args) => replay::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Check(args) => check::run(args).await,
             Command::Journal(args) => journal::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Bench(args) => bench::run(args).await.map(|()| ExitCode::SUCCESS),
         }
     });
     // Sessions still running hold backend connections: do not wait for them.

@@ -1,0 +1,410 @@
+//! `lockstep bench` (run by `bench/run`): lockstep against one MariaDB
+//! (direct), HAProxy in TCP mode, and MariaDB semi-sync replication, side
+//! by side in one run on one machine, interleaved round by round, medians
+//! reported. Plus a journal micro-benchmark. See issue "Bench harness".
+
+mod journal;
+mod report;
+mod setups;
+mod sysbench;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tracing::info;
+
+use setups::{Direct, Endpoint, Haproxy, Lockstep, Semisync, SetupError};
+use sysbench::Run;
+
+pub use report::write as write_report;
+
+/// The configurations, in the order each round runs them.
+pub const CONFIGS: [&str; 4] = ["direct", "haproxy", "semisync", "lockstep"];
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub workloads: Vec<(&'static str, u32)>,
+    pub seconds: u32,
+    pub rounds: usize,
+    pub journal_seconds: u64,
+}
+
+impl Plan {
+    pub fn quick() -> Plan {
+        Plan {
+            workloads: vec![("oltp_point_select", 8), ("oltp_write_only", 8)],
+            seconds: 8,
+            rounds: 3,
+            journal_seconds: 2,
+        }
+    }
+
+    pub fn full() -> Plan {
+        let mut workloads = Vec::new();
+        for workload in [
+            "oltp_point_select",
+            "oltp_read_write",
+            "oltp_write_only",
+            "oltp_insert",
+        ] {
+            for threads in [1, 8] {
+                workloads.push((workload, threads));
+            }
+        }
+        Plan {
+            workloads,
+            seconds: 18,
+            rounds: 3,
+            journal_seconds: 5,
+        }
+    }
+}
+
+/// One configuration's runs of one workload, and what lockstep used.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measured {
+    pub workload: String,
+    pub threads: u32,
+    pub config: String,
+    pub runs: Vec<Run>,
+    pub median: Run,
+    /// lockstep only: its share of the machine's CPU during its runs.
+    pub lockstep_cpu_share: Option<f64>,
+    /// lockstep only: the tail node's lag p99, in seconds (from commits
+    /// behind and the run's commit rate).
+    pub tail_lag_p99_s: Option<f64>,
+    /// lockstep only: mean journal group-commit batch size.
+    pub journal_batch: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub host: String,
+    pub fsync_p50_ms: f64,
+    pub mariadb: String,
+    pub sysbench: String,
+    pub date: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub quick: bool,
+    pub machine: Machine,
+    pub measured: Vec<Measured>,
+    pub journal: Vec<journal::JournalRun>,
+    pub lockstep_peak_rss_kib: u64,
+    pub took_s: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error("{0}")]
+    Run(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// Sets everything up, measures, and returns the results.
+pub async fn run(plan: Plan, quick: bool, work: &Path) -> Result<Results, BenchError> {
+    let started = Instant::now();
+    let dir = work.to_path_buf();
+    let plan_for_sysbench = plan.clone();
+    let (machine, measured, rss) =
+        tokio::task::spawn_blocking(move || measure_configs(&plan_for_sysbench, &dir))
+            .await
+            .map_err(|e| BenchError::Run(e.to_string()))??;
+    info!("journal micro-benchmark");
+    let journal = journal::run(work, plan.journal_seconds)
+        .await
+        .map_err(BenchError::Run)?;
+    Ok(Results {
+        quick,
+        machine,
+        measured,
+        journal,
+        lockstep_peak_rss_kib: rss,
+        took_s: started.elapsed().as_secs(),
+    })
+}
+
+fn measure_configs(plan: &Plan, dir: &Path) -> Result<(Machine, Vec<Measured>, u64), BenchError> {
+    info!("starting the servers");
+    let direct = Direct::start(dir)?;
+    let haproxy = Haproxy::start(dir, direct.server.port)?;
+    let semisync = Semisync::start(dir)?;
+    let lockstep = Lockstep::start(dir)?;
+    let endpoints = [
+        direct.endpoint(),
+        haproxy.endpoint(),
+        semisync.endpoint(),
+        lockstep.endpoint(),
+    ];
+    // Direct and HAProxy share one server: one set of tables.
+    for endpoint in [&endpoints[0], &endpoints[2], &endpoints[3]] {
+        info!(port = endpoint.port, "sysbench prepare");
+        create_database(endpoint)?;
+        sysbench::prepare(endpoint).map_err(BenchError::Run)?;
+    }
+    let machine = machine(dir, direct.server.port)?;
+    let mut measured = Vec::new();
+    for (workload, threads) in &plan.workloads {
+        let mut per_config: Vec<Measured> = CONFIGS
+            .iter()
+            .map(|config| Measured {
+                workload: workload.to_string(),
+                threads: *threads,
+                config: config.to_string(),
+                runs: Vec::new(),
+                median: Run::default(),
+                lockstep_cpu_share: None,
+                tail_lag_p99_s: None,
+                journal_batch: None,
+            })
+            .collect();
+        let mut cpu = Vec::new();
+        let mut lags = Vec::new();
+        let mut batches = Vec::new();
+        for round in 0..plan.rounds {
+            for (i, endpoint) in endpoints.iter().enumerate() {
+                info!(workload, threads, config = CONFIGS[i], round, "run");
+                if CONFIGS[i] == "lockstep" {
+                    let (run, share, lag, batch) =
+                        lockstep_run(&lockstep, workload, *threads, plan.seconds, endpoint)?;
+                    cpu.push(share);
+                    lags.extend(lag);
+                    batches.push(batch);
+                    per_config[i].runs.push(run);
+                } else {
+                    let run = sysbench::run(workload, *threads, plan.seconds, endpoint)
+                        .map_err(BenchError::Run)?;
+                    per_config[i].runs.push(run);
+                }
+            }
+        }
+        for m in &mut per_config {
+            m.median = median_run(&m.runs);
+            if m.config == "lockstep" {
+                m.lockstep_cpu_share = Some(median(&mut cpu.clone()));
+                m.tail_lag_p99_s = (!lags.is_empty()).then(|| percentile(&mut lags.clone(), 0.99));
+                m.journal_batch = Some(median(&mut batches.clone()));
+            }
+        }
+        measured.extend(per_config);
+    }
+    let rss = peak_rss_kib(lockstep.pid());
+    drop(lockstep);
+    drop(semisync);
+    drop(haproxy);
+    drop(direct);
+    Ok((machine, measured, rss))
+}
+
+/// A sysbench run through lockstep, sampling the tail's lag and reading
+/// lockstep's CPU time and journal batches around it.
+fn lockstep_run(
+    lockstep: &Lockstep,
+    workload: &str,
+    threads: u32,
+    seconds: u32,
+    endpoint: &Endpoint,
+) -> Result<(Run, f64, Vec<f64>, f64), BenchError> {
+    let ticks_before = cpu_ticks(lockstep.pid());
+    let batch_before = batch_sum_count(lockstep.admin_port);
+    let started = Instant::now();
+    let admin = lockstep.admin_port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut lags = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(lag) = tail_lag_commits(admin) {
+                    lags.push(lag);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            lags
+        })
+    };
+    let run = sysbench::run(workload, threads, seconds, endpoint);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let lags = sampler.join().unwrap_or_default();
+    let run = run.map_err(BenchError::Run)?;
+    let wall = started.elapsed().as_secs_f64();
+    let ticks = cpu_ticks(lockstep.pid()).saturating_sub(ticks_before);
+    // SAFETY: sysconf has no preconditions.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let share = ticks as f64 / per_sec / wall / cores;
+    let commit_rate = run.tps.max(1.0);
+    let lag_s = lags.iter().map(|c| *c as f64 / commit_rate).collect();
+    let batch_after = batch_sum_count(lockstep.admin_port);
+    let batch = match (batch_before, batch_after) {
+        (Some((s0, c0)), Some((s1, c1))) if c1 > c0 => (s1 - s0) / (c1 - c0),
+        _ => 0.0,
+    };
+    Ok((run, share, lag_s, batch))
+}
+
+fn create_database(endpoint: &Endpoint) -> Result<(), BenchError> {
+    let out = std::process::Command::new("mariadb")
+        .args(["--no-defaults", "-h", "127.0.0.1"])
+        .arg(format!("-P{}", endpoint.port))
+        .arg(format!("-u{}", endpoint.user))
+        .arg(format!("--password={}", endpoint.password))
+        .arg("-eCREATE DATABASE IF NOT EXISTS sbtest")
+        .output()
+        .map_err(|source| BenchError::Io {
+            what: "mariadb".into(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(BenchError::Run(
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of stat: 11 and 12 after ')'.
+    field(11) + field(12)
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The tail node's commits behind, from lockstep's `/status`.
+fn tail_lag_commits(admin: u16) -> Option<u64> {
+    let text = ureq::get(&format!("http://127.0.0.1:{admin}/status"))
+        .timeout(Duration::from_secs(1))
+        .call()
+        .ok()?
+        .into_string()
+        .ok()?;
+    let status: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let last = status["last_seq"].as_u64()?;
+    let tail = status["nodes"]
+        .as_array()?
+        .iter()
+        .find(|n| n["name"] == "c")?;
+    Some(last.saturating_sub(tail["applied_seq"].as_u64()?))
+}
+
+/// `lockstep_journal_batch_size` sum and count from `/metrics`.
+fn batch_sum_count(admin: u16) -> Option<(f64, f64)> {
+    let text = ureq::get(&format!("http://127.0.0.1:{admin}/metrics"))
+        .timeout(Duration::from_secs(2))
+        .call()
+        .ok()?
+        .into_string()
+        .ok()?;
+    let value = |name: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    Some((
+        value("lockstep_journal_batch_size_sum")?,
+        value("lockstep_journal_batch_size_count")?,
+    ))
+}
+
+fn machine(dir: &Path, port: u16) -> Result<Machine, BenchError> {
+    let version = |cmd: &str, arg: &str| {
+        std::process::Command::new(cmd)
+            .arg(arg)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let mariadb = setups::root_sql(port, "SELECT VERSION()")
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
+    Ok(Machine {
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "host".into()),
+        fsync_p50_ms: fsync_latency(dir)?,
+        mariadb,
+        sysbench: version("sysbench", "--version"),
+        date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    })
+}
+
+/// The median time of a 4 KiB write + fdatasync where the servers live.
+fn fsync_latency(dir: &Path) -> Result<f64, BenchError> {
+    use std::io::Write;
+    let path: PathBuf = dir.join("fsync-probe");
+    let io = |source| BenchError::Io {
+        what: "fsync probe".into(),
+        source,
+    };
+    let mut file = std::fs::File::create(&path).map_err(io)?;
+    let block = [7u8; 4096];
+    let mut times = Vec::new();
+    for _ in 0..200 {
+        let started = Instant::now();
+        file.write_all(&block).map_err(io)?;
+        file.sync_data().map_err(io)?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok(median(&mut times))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    percentile(values, 0.5)
+}
+
+fn percentile(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let i = ((values.len() - 1) as f64 * q).round() as usize;
+    values[i.min(values.len() - 1)]
+}
+
+fn median_run(runs: &[Run]) -> Run {
+    let pick = |f: fn(&Run) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
+    Run {
+        tps: pick(|r| r.tps),
+        qps: pick(|r| r.qps),
+        p50_ms: pick(|r| r.p50_ms),
+        p95_ms: pick(|r| r.p95_ms),
+        p99_ms: pick(|r| r.p99_ms),
+        errors: runs.iter().map(|r| r.errors).sum(),
+    }
+}

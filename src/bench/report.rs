@@ -1,0 +1,285 @@
+//! The report: Markdown and JSON under `bench/results/`, and one SVG chart
+//! per workload with the configurations side by side.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::{Measured, Results, CONFIGS};
+
+/// Writes `<date>-<host>.md`, `.json` and the charts; returns the
+/// Markdown's path.
+pub fn write(results: &Results, out: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(out)?;
+    let stem = format!(
+        "{}-{}{}",
+        &results.machine.date[..10.min(results.machine.date.len())],
+        results.machine.host,
+        if results.quick { "-quick" } else { "" }
+    );
+    let json = serde_json::to_string_pretty(results).map_err(std::io::Error::other)?;
+    std::fs::write(out.join(format!("{stem}.json")), json)?;
+    let mut charts = Vec::new();
+    for workload in workloads(results) {
+        let name = format!("{stem}-{workload}.svg");
+        std::fs::write(out.join(&name), chart(results, &workload))?;
+        charts.push((workload, name));
+    }
+    let md = out.join(format!("{stem}.md"));
+    std::fs::write(&md, markdown(results, &charts))?;
+    Ok(md)
+}
+
+fn workloads(results: &Results) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for m in &results.measured {
+        if !names.contains(&m.workload) {
+            names.push(m.workload.clone());
+        }
+    }
+    names
+}
+
+fn find<'r>(
+    results: &'r Results,
+    workload: &str,
+    threads: u32,
+    config: &str,
+) -> Option<&'r Measured> {
+    results
+        .measured
+        .iter()
+        .find(|m| m.workload == workload && m.threads == threads && m.config == config)
+}
+
+/// The headline number: queries/s for point selects, transactions/s otherwise.
+fn headline(m: &Measured) -> f64 {
+    if m.workload == "oltp_point_select" {
+        m.median.qps
+    } else {
+        m.median.tps
+    }
+}
+
+fn unit(workload: &str) -> &'static str {
+    if workload == "oltp_point_select" {
+        "queries/s"
+    } else {
+        "transactions/s"
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+fn markdown(results: &Results, charts: &[(String, String)]) -> String {
+    let m = &results.machine;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# lockstep bench — {}{}\n",
+        m.date,
+        if results.quick { " (quick)" } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "Machine: {} cores, host `{}`, fsync (4 KiB write + fdatasync) p50 {:.3} ms; MariaDB {}; {}. \
+         All servers on this machine with `innodb_flush_log_at_trx_commit=1`; sysbench {} tables × {} rows; \
+         configurations interleaved round by round, medians of the rounds; run took {} s.\n",
+        m.cores, m.host, m.fsync_p50_ms, m.mariadb, m.sysbench,
+        super::sysbench::TABLES, super::sysbench::TABLE_SIZE, results.took_s
+    );
+    let _ = writeln!(s, "Configurations: **direct** one MariaDB; **haproxy** HAProxy (TCP mode) in front of it; \
+        **semisync** MariaDB primary + one replica, binlog with `sync_binlog=1`, semi-sync `AFTER_SYNC`; \
+        **lockstep** lockstep in front of a master, a synchronous slave and a tail node (journal fsync'd per write).\n");
+    let mut threads_seen: Vec<(String, u32)> = Vec::new();
+    for x in &results.measured {
+        if !threads_seen.contains(&(x.workload.clone(), x.threads)) {
+            threads_seen.push((x.workload.clone(), x.threads));
+        }
+    }
+    for (workload, threads) in &threads_seen {
+        let _ = writeln!(s, "## {workload}, {threads} threads ({})\n", unit(workload));
+        let _ = writeln!(
+            s,
+            "| config | tps | qps | p50 ms | p95 ms | p99 ms | errors |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+        for config in CONFIGS {
+            if let Some(x) = find(results, workload, *threads, config) {
+                let r = &x.median;
+                let _ = writeln!(
+                    s,
+                    "| {config} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+                    r.tps, r.qps, r.p50_ms, r.p95_ms, r.p99_ms, r.errors
+                );
+            }
+        }
+        if let Some(l) = find(results, workload, *threads, "lockstep") {
+            let other = |c: &str| find(results, workload, *threads, c).map_or(0.0, headline);
+            let p95 =
+                |c: &str| find(results, workload, *threads, c).map_or(0.0, |x| x.median.p95_ms);
+            let _ = writeln!(
+                s,
+                "\nRatios (lockstep / other, {}): direct {}, haproxy {}, semisync {}; p95 latency lockstep / semisync {}.",
+                unit(workload),
+                ratio(headline(l), other("direct")),
+                ratio(headline(l), other("haproxy")),
+                ratio(headline(l), other("semisync")),
+                ratio(l.median.p95_ms, p95("semisync")),
+            );
+            let _ = writeln!(
+                s,
+                "lockstep: {:.0}% of the machine's CPU, journal batch {:.1} writes on average, tail lag p99 {}.\n",
+                l.lockstep_cpu_share.unwrap_or(0.0) * 100.0,
+                l.journal_batch.unwrap_or(0.0),
+                l.tail_lag_p99_s.map_or("-".into(), |v| format!("{v:.3} s"))
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "lockstep's peak RSS over the run: {} MiB.\n",
+        results.lockstep_peak_rss_kib / 1024
+    );
+    let _ = writeln!(s, "## Targets\n");
+    for line in targets(results) {
+        let _ = writeln!(s, "- {line}");
+    }
+    let _ = writeln!(
+        s,
+        "\n## Journal micro-benchmark (durable writes, group commit, real fsync)\n"
+    );
+    let _ = writeln!(s, "| writers | entries/s | wait p50 ms | wait p99 ms |");
+    let _ = writeln!(s, "|---|---|---|---|");
+    for j in &results.journal {
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {:.3} | {:.3} |",
+            j.writers, j.entries_per_sec, j.p50_ms, j.p99_ms
+        );
+    }
+    let _ = writeln!(s, "\n## Charts\n");
+    for (workload, file) in charts {
+        let _ = writeln!(s, "![{workload}]({file})");
+    }
+    s
+}
+
+/// The issue's targets, each with its verdict and by how much.
+fn targets(results: &Results) -> Vec<String> {
+    let mut lines = Vec::new();
+    let threads = |w: &str| {
+        results
+            .measured
+            .iter()
+            .filter(|m| m.workload == w)
+            .map(|m| m.threads)
+            .max()
+    };
+    if let Some(t) = threads("oltp_point_select") {
+        if let (Some(l), Some(h)) = (
+            find(results, "oltp_point_select", t, "lockstep"),
+            find(results, "oltp_point_select", t, "haproxy"),
+        ) {
+            let r = headline(l) / headline(h).max(1.0);
+            lines.push(format!(
+                "point-select QPS through lockstep ≥ HAProxy's ({t} threads): {} (ratio {r:.2})",
+                if r >= 1.0 { "met" } else { "missed" }
+            ));
+        }
+    }
+    if let (Some(l), Some(s)) = (
+        find(results, "oltp_write_only", 8, "lockstep"),
+        find(results, "oltp_write_only", 8, "semisync"),
+    ) {
+        let r = l.median.tps / s.median.tps.max(1.0);
+        let p = l.median.p95_ms / s.median.p95_ms.max(0.001);
+        lines.push(format!(
+            "oltp_write_only TPS at 8 threads ≥ semi-sync's: {} (ratio {r:.2}); p95 ≤ semi-sync's: {} (ratio {p:.2})",
+            if r >= 1.0 { "met" } else { "missed" },
+            if p <= 1.0 { "met" } else { "missed" }
+        ));
+        if let Some(lag) = l.tail_lag_p99_s {
+            lines.push(format!(
+                "tail lag p99 < 1 s during oltp_write_only: {} ({lag:.3} s)",
+                if lag < 1.0 { "met" } else { "missed" }
+            ));
+        }
+    }
+    lines
+}
+
+/// Grouped bars: one group per thread count, one bar per configuration.
+fn chart(results: &Results, workload: &str) -> String {
+    let groups: Vec<u32> = {
+        let mut t: Vec<u32> = results
+            .measured
+            .iter()
+            .filter(|m| m.workload == workload)
+            .map(|m| m.threads)
+            .collect();
+        t.dedup();
+        t
+    };
+    let values: Vec<Vec<f64>> = groups
+        .iter()
+        .map(|t| {
+            CONFIGS
+                .iter()
+                .map(|c| find(results, workload, *t, c).map_or(0.0, headline))
+                .collect()
+        })
+        .collect();
+    let max = values.iter().flatten().copied().fold(1.0, f64::max);
+    let colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759"];
+    let (width, height, top, bottom, left) = (640.0, 360.0, 40.0, 60.0, 70.0);
+    let plot_h = height - top - bottom;
+    let group_w = (width - left - 20.0) / groups.len().max(1) as f64;
+    let bar_w = group_w / (CONFIGS.len() as f64 + 1.0);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <text x=\"{left}\" y=\"20\" font-size=\"14\">{workload} — {} (median)</text>\n",
+        unit(workload)
+    );
+    for (g, (threads, row)) in groups.iter().zip(&values).enumerate() {
+        let x0 = left + g as f64 * group_w;
+        for (i, value) in row.iter().enumerate() {
+            let h = value / max * plot_h;
+            let x = x0 + (i as f64 + 0.5) * bar_w;
+            let y = top + plot_h - h;
+            let _ = writeln!(
+                svg,
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{}\"/>\
+                 <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{value:.0}</text>",
+                bar_w * 0.9,
+                colors[i],
+                x + bar_w * 0.45,
+                y - 3.0
+            );
+        }
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{threads} threads</text>",
+            x0 + group_w / 2.0,
+            top + plot_h + 18.0
+        );
+    }
+    for (i, config) in CONFIGS.iter().enumerate() {
+        let x = left + i as f64 * 130.0;
+        let y = height - 15.0;
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{x}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{}\" y=\"{y}\">{config}</text>",
+            y - 10.0,
+            colors[i],
+            x + 16.0
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}

@@ -1,0 +1,289 @@
+//! The configurations compared, each started once on private servers:
+//! one MariaDB (direct), HAProxy in TCP mode in front of it, MariaDB
+//! semi-sync replication (primary + one replica, AFTER_SYNC), and
+//! lockstep in front of three nodes.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::mariadb::{self, MariaDb, ServerOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    MariaDb(#[from] mariadb::MariaDbError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn io(what: &str) -> impl FnOnce(std::io::Error) -> SetupError + '_ {
+    move |source| SetupError::Io {
+        what: what.to_string(),
+        source,
+    }
+}
+
+/// Where clients connect, and with which credentials.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+}
+
+/// Every server's durability settings (issue: "every server is configured
+/// with innodb_flush_log_at_trx_commit=1").
+fn durable() -> Vec<String> {
+    vec![
+        "--innodb-flush-log-at-trx-commit=1".into(),
+        "--innodb-buffer-pool-size=256M".into(),
+        "--max-connections=500".into(),
+    ]
+}
+
+fn server(dir: &Path, extra: &[&str]) -> Result<MariaDb, SetupError> {
+    mariadb::install_datadir(dir)?;
+    let mut args = durable();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let port = mariadb::free_port().map_err(io("free port"))?;
+    Ok(MariaDb::start(dir, port, &ServerOptions { args })?)
+}
+
+fn root(port: u16) -> Endpoint {
+    Endpoint {
+        port,
+        user: "root".into(),
+        password: String::new(),
+    }
+}
+
+/// Runs `sql` on 127.0.0.1:`port` as root with the `mariadb` client.
+pub fn root_sql(port: u16, sql: &str) -> Result<String, SetupError> {
+    let out = Command::new("mariadb")
+        .args([
+            "--no-defaults",
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "root",
+            "--batch",
+            "-N",
+        ])
+        .arg(format!("-P{port}"))
+        .arg(format!("-e{sql}"))
+        .output()
+        .map_err(io("run mariadb"))?;
+    if !out.status.success() {
+        return Err(SetupError::Failed(format!(
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub struct Direct {
+    pub server: MariaDb,
+}
+
+impl Direct {
+    pub fn start(dir: &Path) -> Result<Direct, SetupError> {
+        Ok(Direct {
+            server: server(&dir.join("direct"), &[])?,
+        })
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        root(self.server.port)
+    }
+}
+
+/// HAProxy in TCP mode in front of a server.
+pub struct Haproxy {
+    child: Child,
+    port: u16,
+}
+
+impl Haproxy {
+    pub fn start(dir: &Path, backend: u16) -> Result<Haproxy, SetupError> {
+        let port = mariadb::free_port().map_err(io("free port"))?;
+        let config = dir.join("haproxy.cfg");
+        std::fs::write(
+            &config,
+            format!(
+                "global\n  maxconn 1000\ndefaults\n  mode tcp\n  timeout connect 5s\n  \
+                 timeout client 1h\n  timeout server 1h\nlisten mysql\n  \
+                 bind 127.0.0.1:{port}\n  server db 127.0.0.1:{backend}\n"
+            ),
+        )
+        .map_err(io("write haproxy.cfg"))?;
+        let child = Command::new(mariadb::find_binary("haproxy").ok_or_else(|| {
+            SetupError::Failed("haproxy not found: apt-get install -y haproxy".into())
+        })?)
+        .arg("-db")
+        .arg("-f")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(io("start haproxy"))?;
+        wait_for_port(port)?;
+        Ok(Haproxy { child, port })
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        root(self.port)
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        crate::process::stop_child(&mut self.child, libc::SIGTERM, Duration::from_secs(5));
+    }
+}
+
+/// A semi-synchronous pair: binlog with sync_binlog=1 on the primary,
+/// AFTER_SYNC, one replica.
+pub struct Semisync {
+    pub primary: MariaDb,
+    /// Kept for its lifetime: dropping it stops the server.
+    _replica: MariaDb,
+}
+
+impl Semisync {
+    pub fn start(dir: &Path) -> Result<Semisync, SetupError> {
+        let primary = server(
+            &dir.join("semisync-primary"),
+            &["--log-bin=binlog", "--sync-binlog=1", "--server-id=1"],
+        )?;
+        let replica = server(
+            &dir.join("semisync-replica"),
+            &["--server-id=2", "--log-bin=binlog"],
+        )?;
+        root_sql(
+            primary.port,
+            "SET GLOBAL rpl_semi_sync_master_enabled = ON; \
+             SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'; \
+             SET GLOBAL rpl_semi_sync_master_timeout = 10000",
+        )?;
+        root_sql(
+            replica.port,
+            &format!(
+                "SET GLOBAL rpl_semi_sync_slave_enabled = ON; \
+                 CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {}, \
+                 MASTER_USER = 'root', MASTER_USE_GTID = slave_pos; START SLAVE",
+                primary.port
+            ),
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let clients = root_sql(
+                primary.port,
+                "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'",
+            )?;
+            if clients.trim().ends_with('1') {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(SetupError::Failed(format!(
+                    "the semi-sync replica did not connect: {clients}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Semisync {
+            primary,
+            _replica: replica,
+        })
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        root(self.primary.port)
+    }
+}
+
+/// lockstep (the release binary running this) in front of three nodes.
+pub struct Lockstep {
+    /// Kept for their lifetime: dropping them stops the servers (lockstep
+    /// itself is stopped first, in `Drop`).
+    _nodes: Vec<MariaDb>,
+    child: Child,
+    pub port: u16,
+    pub admin_port: u16,
+}
+
+impl Lockstep {
+    pub fn start(dir: &Path) -> Result<Lockstep, SetupError> {
+        let mut nodes = Vec::new();
+        for name in ["a", "b", "c"] {
+            nodes.push(server(&dir.join(format!("lockstep-{name}")), &[])?);
+        }
+        let port = mariadb::free_port().map_err(io("free port"))?;
+        let admin_port = mariadb::free_port().map_err(io("free port"))?;
+        let journal_dir = dir.join("lockstep-journal");
+        let mut config = format!(
+            "listen = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n\
+             journal_dir = \"{}\"\n\n[[users]]\nname = \"bench\"\npassword = \"bench\"\n",
+            journal_dir.display()
+        );
+        for (name, node) in ["a", "b", "c"].iter().zip(&nodes) {
+            config.push_str(&format!(
+                "\n[[nodes]]\nname = \"{name}\"\nurl = \"{}\"\n",
+                node.url()
+            ));
+        }
+        let config_path = dir.join("lockstep.toml");
+        std::fs::write(&config_path, config).map_err(io("write lockstep.toml"))?;
+        let log = std::fs::File::create(dir.join("lockstep.log")).map_err(io("lockstep.log"))?;
+        let child = Command::new(std::env::current_exe().map_err(io("current exe"))?)
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .env("RUST_LOG", "warn")
+            .stdout(log.try_clone().map_err(io("lockstep.log"))?)
+            .stderr(log)
+            .spawn()
+            .map_err(io("start lockstep"))?;
+        wait_for_port(port)?;
+        Ok(Lockstep {
+            _nodes: nodes,
+            child,
+            port,
+            admin_port,
+        })
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            port: self.port,
+            user: "bench".into(),
+            password: "bench".into(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Lockstep {
+    fn drop(&mut self) {
+        crate::process::stop_child(&mut self.child, libc::SIGTERM, Duration::from_secs(30));
+    }
+}
+
+fn wait_for_port(port: u16) -> Result<(), SetupError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err(SetupError::Failed(format!("nothing listens on {port}")));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
