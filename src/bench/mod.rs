@@ -259,7 +259,7 @@ fn create_database(endpoint: &Endpoint) -> Result<(), BenchError> {
         .arg(format!("-P{}", endpoint.port))
         .arg(format!("-u{}", endpoint.user))
         .arg(format!("--password={}", endpoint.password))
-        .arg("-eCREATE DATABASE IF NOT EXISTS sbtest")
+        .args(["-e", "CREATE DATABASE IF NOT EXISTS sbtest"])
         .output()
         .map_err(|source| BenchError::Io {
             what: "mariadb".into(),

@@ -76,7 +76,7 @@ pub fn root_sql(port: u16, sql: &str) -> Result<String, SetupError> {
             "-N",
         ])
         .arg(format!("-P{port}"))
-        .arg(format!("-e{sql}"))
+        .args(["-e", sql])
         .output()
         .map_err(io("run mariadb"))?;
     if !out.status.success() {

@@ -35,6 +35,9 @@ pub enum JournalError {
     Read(String),
 }
 
+/// sled's page cache for the journal.
+const JOURNAL_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The `nodes` tree's key for the current master (node names are the other
 /// keys; no node name starts with a NUL byte).
 const MASTER_KEY: &[u8] = b"\0master";
@@ -106,6 +109,9 @@ impl Journal {
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
         let db = sled::Config::new()
             .path(dir)
+            // sled's default page cache is 1 GiB: lockstep reads recent
+            // entries (tails, SHOW LOCKSTEP REQUEST), not the whole journal.
+            .cache_capacity(JOURNAL_CACHE_BYTES)
             .open()
             .map_err(|e| open_err(e.to_string()))?;
         let entries = db
