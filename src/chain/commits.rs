@@ -68,6 +68,18 @@ pub async fn has(conn: &mut Conn, request_id: Uuid) -> Result<bool, mysql_async:
     Ok(row.is_some())
 }
 
+/// The statement recording several commits applied in one transaction.
+pub fn records(commits: &[(Uuid, u64)]) -> String {
+    let values: Vec<String> = commits
+        .iter()
+        .map(|(request_id, seq)| format!("(x'{}', {seq})", request_id.simple()))
+        .collect();
+    format!(
+        "INSERT INTO lockstep.commits (request_id, seq) VALUES {}",
+        values.join(", ")
+    )
+}
+
 /// The statement recording a commit; it runs inside the committing transaction.
 pub fn record(request_id: Uuid, seq: u64) -> String {
     format!(

@@ -37,15 +37,19 @@ pub async fn run_statement(conn: &mut Conn, statement: &Statement) -> Outcome {
     match statement {
         Statement::Text { sql } => run_text(conn, &sql.to_bytes()).await,
         Statement::Prepared { sql, params } => {
-            let values: Vec<Value> = params.iter().map(Value::from).collect();
-            let params = if values.is_empty() {
-                Params::Empty
-            } else {
-                Params::Positional(values)
-            };
             let text = String::from_utf8_lossy(&sql.to_bytes()).into_owned();
-            run_prepared(conn, text.as_str(), params).await
+            run_prepared(conn, text.as_str(), params_of(params)).await
         }
+    }
+}
+
+/// A journaled statement's parameters, for mysql_async.
+pub fn params_of(params: &[crate::journal::Param]) -> Params {
+    let values: Vec<Value> = params.iter().map(Value::from).collect();
+    if values.is_empty() {
+        Params::Empty
+    } else {
+        Params::Positional(values)
     }
 }
 

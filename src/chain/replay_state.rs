@@ -1,21 +1,31 @@
 //! The origin session's state, reproduced on a connection of lockstep's own
 //! that replays its statements (the tail appliers, the master retrier).
 
+use std::collections::HashMap;
+
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use tracing::warn;
 
-use super::outcome::outcome_of_error;
+use super::outcome::{self, outcome_of_error};
 use crate::backend::ServerInfo;
-use crate::journal::SessionState;
+use crate::journal::{Outcome, SessionState, Statement};
+
+/// Most statements kept prepared on the connection.
+const PREPARED_KEPT: usize = 256;
 
 /// Why replaying the state failed: the connection's error.
 type ReplayError = mysql_async::Error;
 
-/// The origin-session state the applier's connection currently reproduces.
+/// The origin-session state the applier's connection currently reproduces,
+/// and the statements prepared on it in that state.
 #[derive(Default)]
 pub struct AppliedState {
     current: Option<SessionState>,
+    /// By text. Kept only while the state stays the same: a prepared
+    /// statement resolves its tables in the schema (and parses with the
+    /// sql_mode) of the moment it was prepared.
+    prepared: HashMap<Vec<u8>, mysql_async::Statement>,
 }
 
 impl AppliedState {
@@ -30,6 +40,8 @@ impl AppliedState {
             return Ok(());
         }
         self.current = None;
+        // The reset drops the connection's prepared statements too.
+        self.prepared.clear();
         conn.reset().await?;
         if let Some(set_names) = server.set_names_for(want.collation) {
             conn.query_drop(set_names).await?;
@@ -58,6 +70,9 @@ impl AppliedState {
         if current == want {
             return Ok(());
         }
+        for (_, statement) in self.prepared.drain() {
+            let _ = conn.close(statement).await;
+        }
         if current.schema != want.schema {
             if let Some(schema) = &want.schema {
                 use_schema(conn, schema).await?;
@@ -73,6 +88,34 @@ impl AppliedState {
         }
         *current = want.clone();
         Ok(())
+    }
+}
+
+impl AppliedState {
+    /// Runs a journaled statement; a prepared one is prepared once per state.
+    pub async fn run(&mut self, conn: &mut Conn, statement: &Statement) -> Outcome {
+        let Statement::Prepared { sql, params } = statement else {
+            return outcome::run_statement(conn, statement).await;
+        };
+        let text = sql.to_bytes();
+        let prepared = match self.prepared.get(&text) {
+            Some(prepared) => prepared.clone(),
+            None => {
+                if self.prepared.len() >= PREPARED_KEPT {
+                    for (_, statement) in self.prepared.drain() {
+                        let _ = conn.close(statement).await;
+                    }
+                }
+                match conn.prep(String::from_utf8_lossy(&text).as_ref()).await {
+                    Ok(prepared) => {
+                        self.prepared.insert(text, prepared.clone());
+                        prepared
+                    }
+                    Err(e) => return outcome::summarize(conn, Err(e)),
+                }
+            }
+        };
+        outcome::run_prepared(conn, &prepared, outcome::params_of(params)).await
     }
 }
 

@@ -1,6 +1,8 @@
 //! A tail applier: replays committed work from the journal on one node after
 //! the first slave, in commit-sequence order, one transaction after the
-//! other, like a MySQL replica applies its relay log.
+//! other, like a MySQL replica applies its relay log. Consecutive commits
+//! already decided share one node transaction (up to `GROUP_COMMITS`): the
+//! same serial order, one sync on the node instead of one per commit.
 //!
 //! Its position is the node's own `lockstep.commits`: on (re)connect it
 //! starts after the highest sequence number the node has, so nothing is
@@ -61,6 +63,10 @@ const TAKE_OVER_LAG: u64 = 200;
 /// How long a failover waits for a node's applier to stop.
 const PAUSE_WAIT: Duration = Duration::from_secs(10);
 
+/// Most commits (and statements) applied in one node transaction.
+const GROUP_COMMITS: usize = 64;
+const GROUP_STATEMENTS: usize = 512;
+
 /// How long to wait for a journal batch before looking again anyway.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -113,6 +119,9 @@ pub struct TailStatus {
     pub pause: std::sync::atomic::AtomicBool,
     /// Commits applied (not skipped) since lockstep started.
     pub commits_applied: AtomicU64,
+    /// After a failure, commits up to this number are applied one per
+    /// transaction, so that a retry starts at the failing one.
+    pub singly_through: AtomicU64,
 }
 
 impl TailStatus {
@@ -388,15 +397,27 @@ impl Tail {
             };
             if let (true, Some(record)) = (apply, record) {
                 let started = std::time::Instant::now();
-                self.apply(&mut conn, &record, &mut state)
-                    .instrument(
-                        info_span!("commit", seq = record.seq, request_id = %record.request_id),
-                    )
-                    .await?;
-                self.status.commits_applied.fetch_add(1, Ordering::Relaxed);
+                let mut group = self.group_from(record, &present, end)?;
+                let last = group.last().map_or(next, |(r, _)| r.seq);
+                let span = info_span!("commits", from = next, to = last);
+                if let Err(e) = self
+                    .apply(&mut conn, &mut group, &mut state)
+                    .instrument(span)
+                    .await
+                {
+                    self.status
+                        .singly_through
+                        .fetch_max(last, Ordering::Relaxed);
+                    return Err(e);
+                }
+                self.status
+                    .commits_applied
+                    .fetch_add(group.len() as u64, Ordering::Relaxed);
                 metrics::observe_node(&self.node.name, started.elapsed().as_secs_f64());
+                applied = last;
+            } else {
+                applied = next;
             }
-            applied = next;
             self.status.applied.store(applied, Ordering::Relaxed);
         }
     }
@@ -467,54 +488,146 @@ impl Tail {
         Ok(has)
     }
 
-    /// Applies one commit: its statements and its `lockstep.commits` row in
-    /// one transaction (a DDL-like statement: alone, then the row).
+    /// The commit `first` and the decided commits right after it that can
+    /// share its node transaction: one sync on the node for all of them,
+    /// which lets a tail keep up with many concurrent sessions. Only
+    /// commits in the same session state go together (changing it between
+    /// them would need a reset, which would roll the transaction back); a
+    /// commit that runs alone (DDL) goes alone.
+    fn group_from(
+        &self,
+        first: CommitRecord,
+        present: &HashSet<u64>,
+        end: u64,
+    ) -> Result<Vec<(CommitRecord, Vec<Entry>)>, TailError> {
+        let first_entries = self.entries_of(&first)?;
+        let singly = first.seq <= self.status.singly_through.load(Ordering::Relaxed);
+        let Some(state) = first_entries.first().map(|e| e.session_state.clone()) else {
+            return Ok(vec![(first, first_entries)]);
+        };
+        let same_state = |entries: &[Entry]| entries.iter().all(|e| e.session_state == state);
+        if first.alone || singly || !same_state(&first_entries) {
+            return Ok(vec![(first, first_entries)]);
+        }
+        let mut statements = first_entries.len();
+        let mut group = vec![(first, first_entries)];
+        let journal = &self.chain.journal;
+        while group.len() < GROUP_COMMITS && statements < GROUP_STATEMENTS {
+            let seq = group.len() as u64 + group[0].0.seq;
+            if seq > end || present.contains(&seq) {
+                break;
+            }
+            let Some(record) = journal.commit_record(seq)? else {
+                break;
+            };
+            if record.state != CommitState::Committed || record.alone {
+                break;
+            }
+            let Ok(entries) = self.entries_of(&record) else {
+                break;
+            };
+            if entries.is_empty() || !same_state(&entries) {
+                break;
+            }
+            statements += entries.len();
+            group.push((record, entries));
+        }
+        Ok(group)
+    }
+
+    fn entries_of(&self, record: &CommitRecord) -> Result<Vec<Entry>, TailError> {
+        record
+            .statements
+            .iter()
+            .map(|id| {
+                self.chain
+                    .journal
+                    .entry(*id)?
+                    .ok_or(TailError::MissingEntry {
+                        seq: record.seq,
+                        request_id: *id,
+                    })
+            })
+            .collect()
+    }
+
+    /// Applies commits in one node transaction: their statements, then their
+    /// `lockstep.commits` rows (a commit that runs alone, DDL-like: its
+    /// statement, then its row). The node's results reach the journal once
+    /// it committed them, or, for a statement that failed, at once.
     async fn apply(
         &self,
         conn: &mut Conn,
-        record: &CommitRecord,
+        group: &mut [(CommitRecord, Vec<Entry>)],
         state: &mut AppliedState,
     ) -> Result<(), TailError> {
-        let mut entries = Vec::with_capacity(record.statements.len());
-        for id in &record.statements {
-            let entry = self
-                .chain
-                .journal
-                .entry(*id)?
-                .ok_or(TailError::MissingEntry {
-                    seq: record.seq,
-                    request_id: *id,
-                })?;
-            entries.push(entry);
-        }
-        if !record.alone {
-            if let Some(first) = entries.first() {
+        let alone = group.len() == 1 && group[0].0.alone;
+        if !alone {
+            if let Some(first) = group.first().and_then(|(_, entries)| entries.first()) {
                 state
                     .prepare(conn, &first.session_state, &self.chain.server)
                     .await?;
             }
         }
-        for (i, entry) in entries.iter_mut().enumerate() {
-            // The transaction opens in the first statement's round trip.
-            let opening = (!record.alone && i == 0).then_some("BEGIN");
-            let result = self
-                .apply_statement(conn, entry, state, opening, !record.alone)
-                .await;
-            if let Err(e) = result {
-                let _ = conn.query_drop("ROLLBACK").await;
-                return Err(e);
+        // The transaction opens in the first statement's round trip.
+        let mut opening = (!alone).then_some("BEGIN");
+        for (_, entries) in group.iter_mut() {
+            for entry in entries.iter_mut() {
+                let tried = entry.results.len();
+                let result = self
+                    .apply_statement(conn, entry, state, opening.take(), !alone)
+                    .await;
+                if let Err(e) = result {
+                    if entry.results.len() > tried {
+                        self.report(entry);
+                    }
+                    let _ = conn.query_drop("ROLLBACK").await;
+                    return Err(e);
+                }
             }
         }
+        let applied: Vec<_> = group
+            .iter()
+            .map(|(record, _)| (record.request_id, record.seq))
+            .collect();
         // COMMIT also for a statement applied alone: the connection may be
         // in autocommit=0 from the origin session's state.
         conn.query_drop(format!(
             "{}; COMMIT; {}",
-            commits::record(record.request_id, record.seq),
+            commits::records(&applied),
             crate::journal::entry::UNPIN
         ))
         .await?;
-        debug!(statements = entries.len(), "applied");
+        for (_, entries) in group.iter() {
+            for entry in entries {
+                self.report(entry);
+                self.notify_if_retried(entry);
+            }
+        }
+        debug!(commits = group.len(), "applied");
         Ok(())
+    }
+
+    /// Journals the node's last result for `entry`.
+    fn report(&self, entry: &Entry) {
+        if let (Some(judged), None) = (entry.results.last(), self.replay) {
+            self.chain.journal.append_result(entry.id, judged);
+        }
+    }
+
+    fn notify_if_retried(&self, entry: &Entry) {
+        let attempts = entry
+            .results
+            .iter()
+            .filter(|r| r.node == self.node.name)
+            .count();
+        if attempts > 1 {
+            self.chain.notifier.notify(Event::PassedAfterRetry {
+                request_id: entry.id.to_string(),
+                node: self.node.name.clone(),
+                attempts,
+            });
+        }
     }
 
     async fn apply_statement(
@@ -546,7 +659,7 @@ impl Tail {
             }
             prepared => {
                 conn.query_drop(pin).await?;
-                outcome::run_statement(conn, prepared).await
+                state.run(conn, prepared).await
             }
         };
         entry.results.push(NodeResult {
@@ -555,27 +668,12 @@ impl Tail {
             verdict: None,
         });
         let disagreements = compare::judge(entry, true);
-        if let (Some(judged), None) = (entry.results.last(), self.replay) {
-            self.chain.journal.append_result(entry.id, judged);
-        }
         if let Outcome::Lost { reason } = outcome {
             return Err(TailError::Node(mysql_async::Error::Other(reason.into())));
         }
         match disagreements.into_iter().next().map(|(_, v)| v) {
             None => {
                 self.status.set_last_error(None);
-                let attempts = entry
-                    .results
-                    .iter()
-                    .filter(|r| r.node == self.node.name)
-                    .count();
-                if attempts > 1 {
-                    self.chain.notifier.notify(Event::PassedAfterRetry {
-                        request_id: entry.id.to_string(),
-                        node: self.node.name.clone(),
-                        attempts,
-                    });
-                }
                 Ok(())
             }
             Some(Verdict::Diverged { what }) => Err(TailError::Diverged {

@@ -14,7 +14,7 @@ mod writer;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
@@ -86,6 +86,9 @@ struct Inner {
     /// writer in sequence order and no number is ever skipped silently.
     last_seq: Mutex<u64>,
     batches: watch::Receiver<u64>,
+    /// Set by the writer when a write or sync failed: nothing is
+    /// acknowledged after that.
+    failed: Arc<OnceLock<String>>,
 }
 
 impl Journal {
@@ -130,6 +133,7 @@ impl Journal {
         };
         let (batches_tx, batches) = watch::channel(0);
         let (tx, rx) = mpsc::channel();
+        let failed = Arc::new(OnceLock::new());
         let writer = Writer {
             db,
             entries: entries.clone(),
@@ -137,8 +141,9 @@ impl Journal {
             nodes: nodes.clone(),
             dir: dir.to_path_buf(),
             synced_blobs: HashSet::new(),
+            log: None,
             batches: batches_tx,
-            failed: None,
+            failed: failed.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())
@@ -154,6 +159,7 @@ impl Journal {
                 nodes,
                 last_seq: Mutex::new(last_seq),
                 batches,
+                failed,
             }),
         })
     }
@@ -175,8 +181,19 @@ impl Journal {
         }
     }
 
+    /// Why the journal refuses writes, once a write or sync failed.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.failed.get().cloned()
+    }
+
     /// Writes `entry` and waits until it is on disk.
     pub async fn write_durable(&self, entry: &Entry) -> Result<(), JournalError> {
+        self.write_synced(entry)?.wait().await
+    }
+
+    /// Writes `entry` with a sync, without waiting for it: the caller does
+    /// other work meanwhile and waits on the handle before it relies on it.
+    pub fn write_synced(&self, entry: &Entry) -> Result<Durable, JournalError> {
         let (tx, rx) = oneshot::channel();
         self.send(
             TreeName::Entries,
@@ -184,11 +201,7 @@ impl Journal {
             encode(entry),
             Some(tx),
         )?;
-        match rx.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(JournalError::Write(e)),
-            Err(_) => Err(JournalError::Write("the journal writer stopped".into())),
-        }
+        Ok(Durable(rx))
     }
 
     /// Appends a node's result to an entry already journaled, without
@@ -507,6 +520,20 @@ impl Journal {
             durable,
         })
         .map_err(|_| JournalError::Write("the journal writer stopped".into()))
+    }
+}
+
+/// A write on its way to the disk (`Journal::write_synced`).
+pub struct Durable(oneshot::Receiver<Result<(), String>>);
+
+impl Durable {
+    /// Returns once the write (and every write sent before it) is on disk.
+    pub async fn wait(self) -> Result<(), JournalError> {
+        match self.0.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(JournalError::Write(e)),
+            Err(_) => Err(JournalError::Write("the journal writer stopped".into())),
+        }
     }
 }
 

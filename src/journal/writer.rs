@@ -13,6 +13,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use tokio::sync::{oneshot, watch};
@@ -57,11 +58,13 @@ pub struct Writer {
     pub nodes: sled::Tree,
     pub dir: PathBuf,
     pub synced_blobs: HashSet<OsString>,
+    /// sled's log file, opened once for its fsyncs.
+    pub log: Option<File>,
     /// Counts finished batches: the tail appliers wait on it.
     pub batches: watch::Sender<u64>,
     /// Once a sync failed nothing more is acknowledged: the journal's state
-    /// on disk is unknown.
-    pub failed: Option<String>,
+    /// on disk is unknown. Shared, so that sessions refuse writes up front.
+    pub failed: Arc<OnceLock<String>>,
 }
 
 impl Writer {
@@ -78,7 +81,7 @@ impl Writer {
             self.write_batch(batch);
         }
         // Closing: what was applied without a sync reaches the disk now.
-        if self.failed.is_none() {
+        if self.failed.get().is_none() {
             if let Err(e) = self.apply_and_sync(&[], true) {
                 error!(error = %e, "journal: the final sync failed");
             }
@@ -97,9 +100,9 @@ impl Writer {
         let outcome = self.apply_and_sync(&batch, must_sync);
         if let Err(e) = &outcome {
             error!(error = %e, "journal write failed: writes are refused from now on");
-            self.failed = Some(e.clone());
+            let _ = self.failed.set(e.clone());
         }
-        let outcome = match &self.failed {
+        let outcome = match self.failed.get() {
             Some(e) => Err(e.clone()),
             None => Ok(()),
         };
@@ -126,7 +129,7 @@ impl Writer {
     }
 
     fn apply_and_sync(&mut self, batch: &[Write], sync: bool) -> Result<(), String> {
-        if let Some(e) = &self.failed {
+        if let Some(e) = self.failed.get() {
             return Err(e.clone());
         }
         for write in batch {
@@ -187,7 +190,12 @@ impl Writer {
 
     /// fsyncs sled's log file, and blob files it created since the last batch.
     fn sync_files(&mut self) -> std::io::Result<()> {
-        File::open(self.dir.join("db"))?.sync_data()?;
+        let log = match self.log.take() {
+            Some(log) => log,
+            None => File::open(self.dir.join("db"))?,
+        };
+        log.sync_data()?;
+        self.log = Some(log);
         let blobs = self.dir.join("blobs");
         let mut new_blob = false;
         if let Ok(listing) = std::fs::read_dir(&blobs) {

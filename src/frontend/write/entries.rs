@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use crate::compare::{self, verdict::Verdict};
 use crate::journal::entry::now_us;
-use crate::journal::{Context, Entry, EntryKind, EntryState, NodeResult, Outcome};
+use crate::journal::{Context, Durable, Entry, EntryKind, EntryState, NodeResult, Outcome};
 
 impl Session {
     /// A new journal entry for `work` in this session's current state.
@@ -34,7 +34,37 @@ impl Session {
         }
     }
 
-    /// Journals a new entry: a write waits until it is durable, a read does not.
+    /// Journals a statement's entry before any node runs it. Only an
+    /// autocommit write must be on disk before a node commits it: it is
+    /// synced while B and A run it, and its commit waits on the handle
+    /// returned. A read needs no sync; nor does a write inside a
+    /// transaction: its COMMIT's entry is synced before anything commits,
+    /// and a sync covers every write sent before it.
+    pub(super) fn journal_ahead(
+        &self,
+        entry: &Entry,
+        in_txn: bool,
+    ) -> Result<Option<Durable>, ClientError> {
+        let journal = &self.shared.chain.journal;
+        if entry.kind == EntryKind::Read {
+            journal.write(entry);
+            return Ok(None);
+        }
+        // Refused up front, so that no node runs it.
+        if let Some(why) = journal.failure() {
+            return Err(ClientError::JournalUnavailable(why));
+        }
+        if in_txn {
+            journal.write(entry);
+            return Ok(None);
+        }
+        journal
+            .write_synced(entry)
+            .map(Some)
+            .map_err(|e| ClientError::JournalUnavailable(e.to_string()))
+    }
+
+    /// Journals an entry and waits until it is durable (a read's is not waited for).
     pub(super) async fn journal(&self, entry: &Entry) -> Result<(), ClientError> {
         if entry.kind == EntryKind::Read {
             self.shared.chain.journal.write(entry);

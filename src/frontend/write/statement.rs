@@ -21,7 +21,7 @@ use crate::frontend::error::{ClientError, SendError};
 use crate::frontend::relay::{self, SetsEnd, Shown};
 use crate::frontend::session::Session;
 use crate::journal::entry::UNPIN;
-use crate::journal::{CommitState, Entry, EntryKind, EntryState, Outcome, Reservation};
+use crate::journal::{CommitState, Durable, Entry, EntryKind, EntryState, Outcome, Reservation};
 use crate::sql::intercept::Renames;
 
 /// How A's part of a statement ended.
@@ -90,9 +90,10 @@ impl Session {
                 return self.answer(w, Err(err)).await;
             }
         }
-        if let Err(err) = self.journal(&entry).await {
-            return self.answer(w, Err(err)).await;
-        }
+        let durable = match self.journal_ahead(&entry, in_txn) {
+            Ok(durable) => durable,
+            Err(err) => return self.answer(w, Err(err)).await,
+        };
         // A read changes nothing: no savepoint, no pinned context, so that
         // SHOW WARNINGS, ROW_COUNT() and FOUND_ROWS() still see the client's
         // previous statement.
@@ -166,7 +167,7 @@ impl Session {
                     }
                     Some(reservation) => {
                         let end = (end.0 - StatusFlags::SERVER_STATUS_IN_TRANS, end.1);
-                        self.commit_statement(entry, reservation, sync_ok, w, end)
+                        self.commit_statement(entry, reservation, durable, sync_ok, w, end)
                             .await
                     }
                 }
@@ -269,10 +270,19 @@ impl Session {
         &mut self,
         mut entry: Entry,
         reservation: Reservation,
+        durable: Option<Durable>,
         sync_ok: bool,
         w: QueryResultWriter<'_, W>,
         end: (StatusFlags, u16),
     ) -> io::Result<()> {
+        // Nothing commits before its entry is on disk.
+        if let Some(durable) = durable {
+            if let Err(e) = durable.wait().await {
+                reservation.resolve(CommitState::Aborted);
+                let err = ClientError::JournalUnavailable(e.to_string());
+                return self.abort_statement(entry, w, err).await;
+            }
+        }
         // COMMIT and SET use no table: the statement's warnings stay for
         // SHOW WARNINGS.
         match self

@@ -5,7 +5,7 @@ use std::io;
 
 use opensrv_mysql::{OkResponse, QueryResultWriter};
 use tokio::io::AsyncWrite;
-use tracing::{error, info_span, Instrument};
+use tracing::{error, info_span, Instrument, Span};
 
 use super::in_doubt::Fate;
 use super::work::Work;
@@ -14,7 +14,7 @@ use crate::chain::commits;
 use crate::frontend::error::ClientError;
 use crate::frontend::session::Session;
 use crate::journal::entry::UNPIN;
-use crate::journal::{CommitState, Entry, EntryKind, EntryState};
+use crate::journal::{CommitState, Entry, EntryKind, EntryState, Reservation};
 use crate::sql::intercept::Renames;
 
 impl Session {
@@ -67,106 +67,150 @@ impl Session {
         self.commit_transaction(b"COMMIT").await.map(|_| ())
     }
 
-    /// COMMIT: A records the commit and commits, then B.
+    /// COMMIT: A records the commit and commits, the client gets A's
+    /// answer, then B commits (as for an autocommit statement).
     pub(super) async fn commit<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: Work,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
-        let outcome = self.commit_transaction(work.sql()).await;
-        self.answer(w, outcome).await
+        let (outcome, sync_end) = self.commit_on_master(work.sql()).await;
+        let answered = self.answer(w, outcome).await;
+        self.end_on_sync(sync_end).await;
+        answered
     }
 
-    /// Commits the open transaction with the client's COMMIT text; the OK is A's.
+    /// Commits the open transaction with the client's COMMIT text, on A
+    /// then on B; the OK is A's.
     pub(super) async fn commit_transaction(
         &mut self,
         text: &[u8],
     ) -> Result<OkResponse, ClientError> {
+        let (outcome, sync_end) = self.commit_on_master(text).await;
+        self.end_on_sync(sync_end).await;
+        outcome
+    }
+
+    async fn end_on_sync(&mut self, end: SyncEnd) {
+        if let Some(sql) = &end.sql {
+            self.sync_finish(sql).instrument(end.span.clone()).await;
+        }
+    }
+
+    /// A's part of a COMMIT, and what B must run after it.
+    async fn commit_on_master(
+        &mut self,
+        text: &[u8],
+    ) -> (Result<OkResponse, ClientError>, SyncEnd) {
         let text = String::from_utf8_lossy(text);
         let text = text.trim_end_matches(|c: char| c == ';' || c.is_whitespace());
         let Some(txn) = self.txn.take() else {
             // Nothing open on B; A may still have something to say (autocommit off).
-            self.sync_finish("COMMIT").await;
-            return self
+            let ok = self
                 .run_on_master(format!("{UNPIN}; {text}").as_bytes())
                 .await;
+            return (ok, SyncEnd::with("COMMIT".into(), None));
         };
         let mut entry = self.new_entry(EntryKind::Control, &Work::Text(text.as_bytes().to_vec()));
         let span = info_span!("write", request_id = %entry.id);
-        async move {
-            if txn.entries.is_empty() {
-                let ok = self
-                    .run_on_master(format!("{UNPIN}; {text}").as_bytes())
-                    .await;
-                self.sync_finish(&format!("COMMIT; {UNPIN}")).await;
-                self.finish_entry(&mut entry, EntryState::Done);
-                return ok;
-            }
-            if let Err(err) = self.refuse_without_sync() {
-                // B lost its part of the transaction: it is rolled back.
-                self.txn = Some(txn);
-                self.end_transaction_everywhere().await;
-                self.finish_entry(&mut entry, EntryState::Failed);
-                return Err(err);
-            }
-            let ids: Vec<_> = txn.entries.iter().map(|e| e.id).collect();
-            self.journal(&Entry {
+        let (outcome, mut sync_end) = self
+            .commit_open_transaction(txn, &mut entry, text)
+            .instrument(span.clone())
+            .await;
+        sync_end.span = span;
+        (outcome, sync_end)
+    }
+
+    async fn commit_open_transaction(
+        &mut self,
+        mut txn: OpenTransaction,
+        entry: &mut Entry,
+        text: &str,
+    ) -> (Result<OkResponse, ClientError>, SyncEnd) {
+        if txn.entries.is_empty() {
+            let ok = self
+                .run_on_master(format!("{UNPIN}; {text}").as_bytes())
+                .await;
+            self.finish_entry(entry, EntryState::Done);
+            return (ok, SyncEnd::with(format!("COMMIT; {UNPIN}"), Some(txn)));
+        }
+        if let Err(err) = self.refuse_without_sync() {
+            // B lost its part of the transaction: it is rolled back.
+            self.abandon(txn, entry).await;
+            return (Err(err), SyncEnd::none());
+        }
+        let statements = std::mem::take(&mut txn.entries);
+        let ids: Vec<_> = statements.iter().map(|e| e.id).collect();
+        // The statements' entries reach the disk with this one's sync.
+        let journaled = self
+            .journal(&Entry {
                 kind: EntryKind::Write,
                 applies: ids.clone(),
                 ..entry.clone()
             })
-            .await?;
-            let record = self
-                .shared
+            .await;
+        let record = journaled.and_then(|()| {
+            self.shared
                 .chain
                 .journal
                 .reserve_commit(entry.id, ids, false)
-                .map_err(|e| ClientError::JournalUnavailable(e.to_string()))?;
-            let row = commits::record(entry.id, record.seq());
-            match self
-                .run_on_master(format!("{UNPIN}; {row}; {text}").as_bytes())
-                .await
+                .map_err(|e| ClientError::JournalUnavailable(e.to_string()))
+        });
+        let record = match record {
+            Ok(record) => record,
+            Err(err) => {
+                txn.entries = statements;
+                self.abandon(txn, entry).await;
+                return (Err(err), SyncEnd::none());
+            }
+        };
+        let row = commits::record(entry.id, record.seq());
+        let committed_row = format!("{row}; COMMIT; {UNPIN}");
+        match self
+            .run_on_master(format!("{UNPIN}; {row}; {text}").as_bytes())
+            .await
+        {
+            Ok(ok) => {
+                self.finish_committed(statements, entry, record);
+                (Ok(ok), SyncEnd::with(committed_row, Some(txn)))
+            }
+            Err(err)
+                if err.ends_session()
+                    && self.fate_of_lost_commit(entry.id).await == Fate::Commit =>
             {
-                Ok(ok) => {
-                    let committed = EntryState::Committed { seq: record.seq() };
-                    for mut e in txn.entries {
-                        self.finish_entry(&mut e, committed.clone());
-                    }
-                    self.finish_entry(&mut entry, committed);
-                    record.resolve(CommitState::Committed);
-                    self.sync_finish(&format!("{row}; COMMIT; {UNPIN}")).await;
-                    Ok(ok)
+                // The master may have committed it: so do the others;
+                // the client gets the lost connection.
+                self.finish_committed(statements, entry, record);
+                (Err(err), SyncEnd::with(committed_row, Some(txn)))
+            }
+            Err(err) => {
+                error!(error = %err, "commit on the master failed");
+                record.resolve(CommitState::Aborted);
+                for mut e in statements {
+                    self.finish_entry(&mut e, EntryState::RolledBack);
                 }
-                Err(err)
-                    if err.ends_session()
-                        && self.fate_of_lost_commit(entry.id).await == Fate::Commit =>
-                {
-                    // The master may have committed it: so do the others;
-                    // the client gets the lost connection.
-                    let committed = EntryState::Committed { seq: record.seq() };
-                    for mut e in txn.entries {
-                        self.finish_entry(&mut e, committed.clone());
-                    }
-                    self.finish_entry(&mut entry, committed);
-                    record.resolve(CommitState::Committed);
-                    self.sync_finish(&format!("{row}; COMMIT; {UNPIN}")).await;
-                    Err(err)
-                }
-                Err(err) => {
-                    error!(error = %err, "commit on the master failed");
-                    record.resolve(CommitState::Aborted);
-                    for mut e in txn.entries {
-                        self.finish_entry(&mut e, EntryState::RolledBack);
-                    }
-                    self.finish_entry(&mut entry, EntryState::Failed);
-                    let _ = self.run_on_master(b"ROLLBACK").await;
-                    self.sync_finish(&format!("ROLLBACK; {UNPIN}")).await;
-                    Err(err)
-                }
+                self.finish_entry(entry, EntryState::Failed);
+                let _ = self.run_on_master(b"ROLLBACK").await;
+                (Err(err), SyncEnd::with(format!("ROLLBACK; {UNPIN}"), None))
             }
         }
-        .instrument(span)
-        .await
+    }
+
+    fn finish_committed(&mut self, statements: Vec<Entry>, entry: &mut Entry, record: Reservation) {
+        let committed = EntryState::Committed { seq: record.seq() };
+        for mut e in statements {
+            self.finish_entry(&mut e, committed.clone());
+        }
+        self.finish_entry(entry, committed);
+        record.resolve(CommitState::Committed);
+    }
+
+    /// The transaction cannot commit: rolled back on A and B, so that the
+    /// client's next statement does not land in it.
+    async fn abandon(&mut self, txn: OpenTransaction, entry: &mut Entry) {
+        self.txn = Some(txn);
+        self.end_transaction_everywhere().await;
+        self.finish_entry(entry, EntryState::Failed);
     }
 
     /// ROLLBACK: A and B.
@@ -201,6 +245,33 @@ impl Session {
             if let Some(txn) = self.txn.as_mut() {
                 txn.entries.push(entry);
             }
+        }
+    }
+}
+
+/// What B runs once A has finished a transaction. The transaction (its gate
+/// among it) is held until then, so that no failover comes between A's
+/// commit and B's.
+struct SyncEnd {
+    sql: Option<String>,
+    _txn: Option<OpenTransaction>,
+    span: Span,
+}
+
+impl SyncEnd {
+    fn with(sql: String, txn: Option<OpenTransaction>) -> SyncEnd {
+        SyncEnd {
+            sql: Some(sql),
+            _txn: txn,
+            span: Span::current(),
+        }
+    }
+
+    fn none() -> SyncEnd {
+        SyncEnd {
+            sql: None,
+            _txn: None,
+            span: Span::current(),
         }
     }
 }
