@@ -104,11 +104,16 @@ async fn last_request_id(c: &mut Conn) -> String {
 
 /// The row of `node` in `SHOW LOCKSTEP REQUEST`.
 async fn request_row(c: &mut Conn, id: &str, node: &str) -> Vec<String> {
+    find_request_row(c, id, node)
+        .await
+        .unwrap_or_else(|| panic!("no row for {node} in request {id}"))
+}
+
+async fn find_request_row(c: &mut Conn, id: &str, node: &str) -> Option<Vec<String>> {
     show(c, &format!("SHOW LOCKSTEP REQUEST '{id}'"))
         .await
         .into_iter()
         .find(|r| r[0] == node)
-        .unwrap_or_else(|| panic!("no row for {node} in request {id}"))
 }
 
 #[test]
@@ -184,6 +189,81 @@ fn a_tail_node_that_fails_is_rerun_until_it_passes_and_applies_nothing_after() {
     assert_eq!(event["request_id"], failed_id.as_str());
     assert_eq!(event["node"], "n2");
     assert!(event["attempts"].as_u64().expect("attempts") > 1);
+}
+
+/// Waits until `node` has tried `id` at least `attempts` times.
+async fn wait_for_attempts(c: &mut Conn, id: &str, node: &str, attempts: u32) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let row = find_request_row(c, id, node).await.unwrap_or_default();
+        if row.get(3).and_then(|a| a.parse::<u32>().ok()).unwrap_or(0) >= attempts {
+            return row;
+        }
+        assert!(Instant::now() < deadline, "not retried: {row:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A tail that is behind applies many commits in one node transaction; a
+/// statement failing in the middle of them undoes the whole batch, and the
+/// applier goes again one commit at a time: everything before the failing
+/// commit is applied once (one attempt each), nothing after it.
+#[test]
+fn a_failure_inside_a_batch_of_commits_on_the_tail_applies_everything_before_it_once() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, FAST_RETRIES);
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE f; CREATE TABLE f.t (v INT PRIMARY KEY);",
+    );
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let tail = &cluster.nodes[2];
+    support::refuse_on(tail, "f.t", 1, "held back");
+    support::refuse_on(tail, "f.t", 30, "in the middle");
+    let rt = runtime();
+    let (first, tenth, thirtieth) = rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        c.query_drop("INSERT INTO f.t VALUES (1)")
+            .await
+            .expect("insert 1");
+        let first = last_request_id(&mut c).await;
+        // The tail holds at v = 1 while the rest arrives behind it.
+        wait_for_attempts(&mut c, &first, "n2", 1).await;
+        let mut ids = Vec::new();
+        for v in 2..=60 {
+            c.query_drop(format!("INSERT INTO f.t VALUES ({v})"))
+                .await
+                .expect("insert");
+            ids.push(last_request_id(&mut c).await);
+        }
+        (first, ids[8].clone(), ids[28].clone())
+    });
+    root_sql(tail, "DROP TRIGGER f.refuse_t_1");
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let row = wait_for_attempts(&mut c, &thirtieth, "n2", 2).await;
+        assert_eq!(row[1], "failed where the master passed", "{row:?}");
+        let row = request_row(&mut c, &first, "n2").await;
+        assert_eq!(row[1], "passed after retry", "{row:?}");
+        let row = request_row(&mut c, &tenth, "n2").await;
+        assert_eq!(
+            (row[1].as_str(), row[3].as_str()),
+            ("passed", "1"),
+            "{row:?}"
+        );
+    });
+    assert_eq!(
+        root_rows(tail, "SELECT COUNT(*), MAX(v) FROM f.t"),
+        ["29\t29"],
+        "everything before the failing commit, nothing after"
+    );
+    root_sql(tail, "DROP TRIGGER f.refuse_t_30");
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    assert_eq!(root_rows(tail, "SELECT COUNT(*) FROM f.t"), ["60"]);
+    assert_eq!(
+        support::checksums(tail, &["f.t", "lockstep.commits"]),
+        support::checksums(cluster.master(), &["f.t", "lockstep.commits"])
+    );
 }
 
 #[test]

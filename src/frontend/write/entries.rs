@@ -34,12 +34,12 @@ impl Session {
         }
     }
 
-    /// Journals a statement's entry before any node runs it. Only an
-    /// autocommit write must be on disk before a node commits it: it is
+    /// Journals an autocommit write's entry before any node runs it: it is
     /// synced while B and A run it, and its commit waits on the handle
-    /// returned. A read needs no sync; nor does a write inside a
-    /// transaction: its COMMIT's entry is synced before anything commits,
-    /// and a sync covers every write sent before it.
+    /// returned. A statement inside a transaction is journaled once A has
+    /// run it (with both results), without a sync: nothing of it commits
+    /// before its COMMIT's entry is synced, and a sync covers every write
+    /// sent before it.
     pub(super) fn journal_ahead(
         &self,
         entry: &Entry,
@@ -47,7 +47,6 @@ impl Session {
     ) -> Result<Option<Durable>, ClientError> {
         let journal = &self.shared.chain.journal;
         if entry.kind == EntryKind::Read {
-            journal.write(entry);
             return Ok(None);
         }
         // Refused up front, so that no node runs it.
@@ -55,7 +54,6 @@ impl Session {
             return Err(ClientError::JournalUnavailable(why));
         }
         if in_txn {
-            journal.write(entry);
             return Ok(None);
         }
         journal
