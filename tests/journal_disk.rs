@@ -1,5 +1,5 @@
 //! The journal's disk fills up: lockstep refuses writes with a clear error
-//! (1026, the statement not executed anywhere) and keeps serving reads; it
+//! (1026, the statement committed nowhere) and keeps serving reads; it
 //! never acknowledges a write it could not journal.
 //!
 //! The journal lives on a small tmpfs of its own, which needs root (CI runs
