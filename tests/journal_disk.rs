@@ -113,3 +113,76 @@ fn a_full_journal_disk_refuses_writes_and_reads_go_on() {
         }
     });
 }
+
+/// Inside a transaction the statements are journaled without a sync, so the
+/// first write the full disk refuses is a COMMIT: the transaction is rolled
+/// back on every node, the session is left outside any transaction, and
+/// every write after it is refused before it runs.
+#[test]
+fn a_commit_that_cannot_be_journaled_is_rolled_back_everywhere() {
+    let Some(disk) = SmallDisk::mount("32m") else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let cluster = Cluster::start(2);
+    let journal = disk.path().join("journal");
+    let lockstep = Lockstep::start_with_journal(&cluster, "", Some(&journal));
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    disk.fill();
+    runtime().block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let mut acknowledged = 0;
+        let mut refused = None;
+        for id in 1..2000 {
+            c.query_drop("BEGIN").await.expect("begin");
+            let insert = c.query_drop(format!("INSERT INTO d.t VALUES ({id})")).await;
+            assert!(insert.is_ok(), "the first refusal is a COMMIT: {insert:?}");
+            match c.query_drop("COMMIT").await {
+                Ok(()) => acknowledged += 1,
+                Err(mysql_async::Error::Server(e)) => {
+                    refused = Some((id, e));
+                    break;
+                }
+                Err(e) => panic!("not a server error: {e}"),
+            }
+        }
+        let (refused_id, err) = refused.expect("a full disk never refused a commit");
+        assert_eq!(err.code, 1026, "{err:?}");
+        let in_transaction: Option<u8> = c
+            .query_first("SELECT @@in_transaction")
+            .await
+            .expect("a read");
+        assert_eq!(
+            in_transaction,
+            Some(0),
+            "the session is left in a transaction"
+        );
+        // Refused up front from now on, inside a transaction too.
+        c.query_drop("BEGIN").await.expect("begin");
+        let again = c.query_drop("INSERT INTO d.t VALUES (100000)").await;
+        assert!(
+            matches!(&again, Err(mysql_async::Error::Server(e)) if e.code == 1026),
+            "{again:?}"
+        );
+        let _ = c.query_drop("ROLLBACK").await;
+        let count: Option<usize> = c
+            .query_first("SELECT COUNT(*) FROM d.t")
+            .await
+            .expect("a read");
+        assert_eq!(count, Some(acknowledged));
+        for node in &cluster.nodes {
+            let rows = root_rows(
+                node,
+                &format!("SELECT id FROM d.t WHERE id IN ({refused_id}, 100000)"),
+            );
+            assert!(
+                rows.is_empty(),
+                "port {}: a refused write is there: {rows:?}",
+                node.port
+            );
+        }
+    });
+}
