@@ -55,21 +55,44 @@ impl Drop for SmallDisk {
     }
 }
 
-#[test]
-fn a_full_journal_disk_refuses_writes_and_reads_go_on() {
+/// Two nodes and lockstep with its journal on a small tmpfs, table `d.t`
+/// created (and `then` run), and the disk filled. None without root.
+fn full_journal_disk(then: &str) -> Option<(SmallDisk, Cluster, Lockstep)> {
     let Some(disk) = SmallDisk::mount("32m") else {
         eprintln!("skipped: mounting a tmpfs needs root");
-        return;
+        return None;
     };
     let cluster = Cluster::start(2);
     let journal = disk.path().join("journal");
     let lockstep = Lockstep::start_with_journal(&cluster, "", Some(&journal));
     support::lockstep_sql(
         &lockstep,
-        "CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY) ENGINE=InnoDB; \
-         INSERT INTO d.t VALUES (1);",
+        &format!("CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY) ENGINE=InnoDB; {then}"),
     );
     disk.fill();
+    Some((disk, cluster, lockstep))
+}
+
+/// Neither the refused row nor the one written after it is on any node.
+fn assert_nowhere(cluster: &Cluster, refused_id: i32) {
+    for node in &cluster.nodes {
+        let rows = root_rows(
+            node,
+            &format!("SELECT id FROM d.t WHERE id IN ({refused_id}, 100000)"),
+        );
+        assert!(
+            rows.is_empty(),
+            "port {}: a refused write is there: {rows:?}",
+            node.port
+        );
+    }
+}
+
+#[test]
+fn a_full_journal_disk_refuses_writes_and_reads_go_on() {
+    let Some((_disk, cluster, lockstep)) = full_journal_disk("INSERT INTO d.t VALUES (1);") else {
+        return;
+    };
     runtime().block_on(async {
         let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
         // sled may still have room in what it allocated: write until the
@@ -100,17 +123,7 @@ fn a_full_journal_disk_refuses_writes_and_reads_go_on() {
             .await
             .expect("a read");
         assert_eq!(count, Some(acknowledged.len()));
-        for node in &cluster.nodes {
-            let rows = root_rows(
-                node,
-                &format!("SELECT id FROM d.t WHERE id IN ({refused_id}, 100000)"),
-            );
-            assert!(
-                rows.is_empty(),
-                "port {}: a refused write ran: {rows:?}",
-                node.port
-            );
-        }
+        assert_nowhere(&cluster, refused_id);
     });
 }
 
@@ -120,18 +133,9 @@ fn a_full_journal_disk_refuses_writes_and_reads_go_on() {
 /// every write after it is refused before it runs.
 #[test]
 fn a_commit_that_cannot_be_journaled_is_rolled_back_everywhere() {
-    let Some(disk) = SmallDisk::mount("32m") else {
-        eprintln!("skipped: mounting a tmpfs needs root");
+    let Some((_disk, cluster, lockstep)) = full_journal_disk("") else {
         return;
     };
-    let cluster = Cluster::start(2);
-    let journal = disk.path().join("journal");
-    let lockstep = Lockstep::start_with_journal(&cluster, "", Some(&journal));
-    support::lockstep_sql(
-        &lockstep,
-        "CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
-    );
-    disk.fill();
     runtime().block_on(async {
         let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
         let mut acknowledged = 0;
@@ -173,16 +177,6 @@ fn a_commit_that_cannot_be_journaled_is_rolled_back_everywhere() {
             .await
             .expect("a read");
         assert_eq!(count, Some(acknowledged));
-        for node in &cluster.nodes {
-            let rows = root_rows(
-                node,
-                &format!("SELECT id FROM d.t WHERE id IN ({refused_id}, 100000)"),
-            );
-            assert!(
-                rows.is_empty(),
-                "port {}: a refused write is there: {rows:?}",
-                node.port
-            );
-        }
+        assert_nowhere(&cluster, refused_id);
     });
 }
