@@ -14,5 +14,6 @@ pub mod frontend;
 pub mod journal;
 pub mod mariadb;
 pub mod process;
+pub mod protocol;
 pub mod router;
 pub mod sql;

@@ -13,6 +13,31 @@ use crate::journal::{Outcome, Statement};
 pub const DEADLOCK: u16 = 1213;
 pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
 
+/// Errors a server raises because of timing or momentary load, not because
+/// of the statement or the data: the same statement can pass on one node
+/// and fail on another. On B they go back to the client as they are (the
+/// client would get them from MariaDB directly too, and retries them); A
+/// never runs the statement and B keeps its role.
+pub const TIMING_ERRORS: &[(u16, &str)] = &[
+    (1020, "ER_CHECKREAD: record changed since last read"),
+    (1037, "ER_OUTOFMEMORY"),
+    (1038, "ER_OUT_OF_SORTMEMORY"),
+    (1041, "ER_OUT_OF_RESOURCES"),
+    (LOCK_WAIT_TIMEOUT, "ER_LOCK_WAIT_TIMEOUT"),
+    (1206, "ER_LOCK_TABLE_FULL"),
+    (DEADLOCK, "ER_LOCK_DEADLOCK"),
+    (1317, "ER_QUERY_INTERRUPTED"),
+    (
+        1467,
+        "ER_AUTOINC_READ_FAILED: failed to read auto-increment value",
+    ),
+    (1613, "ER_XA_RBTIMEOUT"),
+    (1614, "ER_XA_RBDEADLOCK"),
+    (1637, "ER_TOO_MANY_CONCURRENT_TRXS"),
+    (1689, "ER_LOCK_ABORTED: metadata lock wait aborted"),
+    (1969, "ER_STATEMENT_TIMEOUT: max_statement_time exceeded"),
+];
+
 /// Runs a text statement; its rows are read into a digest, not kept.
 pub async fn run_text(conn: &mut Conn, sql: &[u8]) -> Outcome {
     let result = match conn.query_iter(sql).await {
@@ -96,10 +121,10 @@ pub fn outcome_of_error(e: mysql_async::Error) -> Outcome {
     }
 }
 
-/// A conflict on B that goes back to the client instead of reaching A.
-pub fn is_transient_conflict(outcome: &Outcome) -> bool {
-    matches!(
-        outcome.error_code(),
-        Some(DEADLOCK) | Some(LOCK_WAIT_TIMEOUT)
-    )
+/// An error on B that goes back to the client instead of reaching A
+/// (`TIMING_ERRORS`).
+pub fn is_timing_error(outcome: &Outcome) -> bool {
+    outcome
+        .error_code()
+        .is_some_and(|code| TIMING_ERRORS.iter().any(|(c, _)| *c == code))
 }

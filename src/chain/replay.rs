@@ -16,11 +16,11 @@ use uuid::Uuid;
 
 use super::roles::Roles;
 use super::tail::{Backoff, ReplayBounds, Tail, TailError};
-use super::{commits, Chain};
+use super::Chain;
 use crate::backend::{Node, ServerInfo};
 use crate::compare::notify::Notifier;
-use crate::journal::entry::UNPIN;
 use crate::journal::{CommitState, Entry, Journal, JournalError, SessionState, Statement};
+use crate::protocol::control::{self, UNPIN};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -238,7 +238,7 @@ pub async fn dry_run(
         writeln!(
             out,
             "{}; COMMIT; {UNPIN};",
-            commits::record(record.request_id, seq)
+            control::record(record.request_id, seq)
         )?;
         summary.applied += 1;
     }
@@ -273,7 +273,7 @@ fn write_session(
 }
 
 fn write_statement(out: &mut impl Write, entry: &Entry) -> std::io::Result<()> {
-    writeln!(out, "{};", entry.context.replay_statement())?;
+    writeln!(out, "{};", control::replay_pin(&entry.context))?;
     match &entry.statement {
         Statement::Text { sql } => {
             let text = String::from_utf8_lossy(&sql.to_bytes()).into_owned();

@@ -54,6 +54,30 @@ async fn start_position(conn: &mut Conn) -> Result<(u64, HashSet<u64>), mysql_as
     Ok((floor, present))
 }
 
+/// A node that was master has rows without numbers (`commits::ensure_table`):
+/// they get them from the journal before its position is read.
+async fn number_master_rows(conn: &mut Conn, journal: &Journal) -> Result<(), TailError> {
+    let unnumbered: Option<u8> = conn
+        .query_first("SELECT 1 FROM lockstep.commits WHERE seq IS NULL LIMIT 1")
+        .await?;
+    if unnumbered.is_none() {
+        return Ok(());
+    }
+    let mut numbers = std::collections::HashMap::new();
+    for record in journal.commit_records() {
+        let record = record?;
+        numbers.insert(record.request_id, record.seq);
+    }
+    let unknown = commits::number_master_rows(conn, |id| numbers.get(&id).copied()).await?;
+    if unknown > 0 {
+        warn!(
+            unknown,
+            "rows this node wrote as master that the journal no longer numbers"
+        );
+    }
+    Ok(())
+}
+
 /// How far behind the journal (in commits) a node may be when it goes for
 /// the vacant synchronous role: writes pause while it applies the rest, so
 /// this bounds the pause, and a node slower than the write load still gets
@@ -336,6 +360,7 @@ impl Tail {
         let journal = self.chain.journal.clone();
         let mut conn = self.node.connect_admin().await?;
         commits::ensure_table(&mut conn).await?;
+        number_master_rows(&mut conn, &journal).await?;
         let (mut applied, present) = start_position(&mut conn).await?;
         if let Some(bounds) = self.replay {
             applied = applied.max(bounds.from.saturating_sub(1));
@@ -594,8 +619,8 @@ impl Tail {
         // in autocommit=0 from the origin session's state.
         conn.query_drop(format!(
             "{}; COMMIT; {}",
-            commits::records(&applied),
-            crate::journal::entry::UNPIN
+            crate::protocol::control::records(&applied),
+            crate::protocol::control::UNPIN
         ))
         .await?;
         for (_, entries) in group.iter() {
@@ -648,8 +673,11 @@ impl Tail {
                 .await?;
         }
         let pin = match opening {
-            Some(opening) => format!("{opening}; {}", entry.context.replay_statement()),
-            None => entry.context.replay_statement(),
+            Some(opening) => format!(
+                "{opening}; {}",
+                crate::protocol::control::replay_pin(&entry.context)
+            ),
+            None => crate::protocol::control::replay_pin(&entry.context),
         };
         // A text carries its pinned context in its own round trip.
         let outcome = match &entry.statement {

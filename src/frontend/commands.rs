@@ -14,6 +14,31 @@ use super::error::{ClientError, SendError};
 use super::session::Session;
 use crate::sql::quote;
 
+/// `KILL QUERY|CONNECTION thread` on `node`, through an admin connection.
+async fn kill_on(
+    node: &crate::backend::Node,
+    query_only: bool,
+    thread: u32,
+) -> Result<(), ClientError> {
+    let mut admin = node
+        .connect_admin()
+        .await
+        .map_err(|e| ClientError::BackendUnreachable {
+            node: node.name.clone(),
+            address: node.address(),
+            reason: e.to_string(),
+        })?;
+    let verb = if query_only { "QUERY" } else { "CONNECTION" };
+    let result = admin.query_drop(format!("KILL {verb} {thread}")).await;
+    let _ = admin.disconnect().await;
+    match result {
+        Ok(()) => Ok(()),
+        // The backend thread ended on its own meanwhile: nothing to kill there.
+        Err(mysql_async::Error::Server(e)) if e.code == 1094 => Ok(()),
+        Err(e) => Err(ClientError::from_backend(&node.name, e)),
+    }
+}
+
 const COM_STATISTICS: u8 = 0x09;
 const COM_PROCESS_KILL: u8 = 0x0c;
 const COM_DEBUG: u8 = 0x0d;
@@ -99,25 +124,30 @@ impl Session {
             .target(id)
             .ok_or(ClientError::NoSuchThread(id))?;
         info!(target_conn = id, query_only, "KILL");
-        if let Some(thread) = target.master_thread {
-            let node = &self.shared.master_node();
-            let mut admin =
-                node.connect_admin()
-                    .await
-                    .map_err(|e| ClientError::BackendUnreachable {
-                        node: node.name.clone(),
-                        address: node.address(),
-                        reason: e.to_string(),
-                    })?;
-            let verb = if query_only { "QUERY" } else { "CONNECTION" };
-            let result = admin.query_drop(format!("KILL {verb} {thread}")).await;
-            let _ = admin.disconnect().await;
-            match result {
-                Ok(()) => {}
-                // The backend thread ended on its own meanwhile: nothing to kill there.
-                Err(mysql_async::Error::Server(e)) if e.code == 1094 => {}
-                Err(e) => return Err(ClientError::from_backend(&node.name, e)),
+        // B may be running the statement (it runs first): both at once,
+        // so that the statement stops as fast as it would directly.
+        let master = self.shared.master_node();
+        let sync = target.sync_thread.and_then(|(name, thread)| {
+            Some((self.shared.chain.roles.member(&name)?.node.clone(), thread))
+        });
+        let on_master = async {
+            match target.master_thread {
+                Some(thread) => kill_on(&master, query_only, thread).await,
+                None => Ok(()),
             }
+        };
+        let on_sync = async {
+            match &sync {
+                Some((node, thread)) => kill_on(node, query_only, *thread).await,
+                None => Ok(()),
+            }
+        };
+        let (on_master, on_sync) = tokio::join!(on_master, on_sync);
+        on_master?;
+        if let Err(err) = on_sync {
+            // B's thread ends with the session anyway; the client's KILL
+            // is about the master's answer.
+            tracing::warn!(error = %err, "KILL on the synchronous slave failed");
         }
         if !query_only {
             if id == u64::from(self.id) {

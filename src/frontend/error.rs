@@ -33,6 +33,11 @@ pub enum ClientError {
         "lockstep refuses writes: no synchronous slave is in place ({0}) and min_sync_slaves = 1"
     )]
     NoSyncSlave(String),
+    /// A statement that must run alone across the chain (DDL) waited for
+    /// the open transactions for the session's `lock_wait_timeout`, as
+    /// MariaDB's DDL waits for metadata locks.
+    #[error("Lock wait timeout exceeded; try restarting transaction")]
+    LockWaitTimeout,
 }
 
 impl ClientError {
@@ -67,6 +72,9 @@ impl ClientError {
             // ER_OPTION_PREVENTS_STATEMENT: what a read-only MariaDB says to a
             // write, which is what lockstep is until a slave is synchronous.
             ClientError::NoSyncSlave(_) => 1290,
+            // ER_LOCK_WAIT_TIMEOUT, what MariaDB gives a DDL whose metadata
+            // lock wait timed out.
+            ClientError::LockWaitTimeout => 1205,
         }
     }
 

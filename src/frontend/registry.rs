@@ -11,6 +11,9 @@ use tokio::task::AbortHandle;
 struct Entry {
     /// The master's thread id for this session's connection.
     master_thread: Option<u32>,
+    /// The synchronous slave's node and thread id for this session's
+    /// connection there (B runs the statement first: a KILL stops it there too).
+    sync_thread: Option<(String, u32)>,
     /// Ends the session's task (KILL CONNECTION).
     abort: Option<AbortHandle>,
     /// The session is running a command that may be in the middle of the
@@ -34,6 +37,7 @@ pub struct Registry {
 #[derive(Debug, Clone)]
 pub struct KillTarget {
     pub master_thread: Option<u32>,
+    pub sync_thread: Option<(String, u32)>,
 }
 
 impl Default for Registry {
@@ -71,10 +75,17 @@ impl Registry {
         }
     }
 
+    pub fn set_sync_thread(&self, id: u32, thread: Option<(String, u32)>) {
+        if let Some(e) = self.lock().get_mut(&id) {
+            e.sync_thread = thread;
+        }
+    }
+
     pub fn target(&self, id: u64) -> Option<KillTarget> {
         let id = u32::try_from(id).ok()?;
         self.lock().get(&id).map(|e| KillTarget {
             master_thread: e.master_thread,
+            sync_thread: e.sync_thread.clone(),
         })
     }
 

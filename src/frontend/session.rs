@@ -177,6 +177,9 @@ impl Session {
         if let Some(sync) = shared.sync_node() {
             match self.connect_node(&sync).await {
                 Ok(conn) => {
+                    self.shared
+                        .registry
+                        .set_sync_thread(self.id, Some((sync.name.clone(), conn.id())));
                     self.sync = Some(conn);
                     self.sync_name = Some(sync.name);
                 }
@@ -281,6 +284,9 @@ impl Session {
                             }
                         }
                         info!(node = %node.name, "joined the synchronous slave");
+                        self.shared
+                            .registry
+                            .set_sync_thread(self.id, Some((node.name.clone(), conn.id())));
                         self.sync = Some(conn);
                     }
                     // Writes without it would leave it behind: out again.

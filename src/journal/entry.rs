@@ -208,37 +208,7 @@ impl Context {
             variables: Vec::new(),
         }
     }
-
-    /// The `SET` statement that pins this context on a node's session.
-    pub fn set_statement(&self) -> String {
-        let secs = self.timestamp_us.div_euclid(1_000_000);
-        let micros = self.timestamp_us.rem_euclid(1_000_000);
-        let mut sql = format!(
-            "SET timestamp = {secs}.{micros:06}, rand_seed1 = {}, rand_seed2 = {}",
-            self.rand_seed1, self.rand_seed2
-        );
-        if let Some(id) = self.insert_id {
-            sql.push_str(&format!(", insert_id = {id}"));
-        }
-        for (name, value) in &self.variables {
-            sql.push_str(&format!(", {name} = {value}"));
-        }
-        sql
-    }
-
-    /// `set_statement` for a replay on another session: also what
-    /// LAST_INSERT_ID() returned in the origin session.
-    pub fn replay_statement(&self) -> String {
-        let mut sql = self.set_statement();
-        if let Some(id) = self.last_insert_id {
-            sql.push_str(&format!(", last_insert_id = {id}"));
-        }
-        sql
-    }
 }
-
-/// Undoes `Context::set_statement` for later reads of the session.
-pub const UNPIN: &str = "SET timestamp = DEFAULT";
 
 pub fn now_us() -> i64 {
     std::time::SystemTime::now()
@@ -321,25 +291,6 @@ pub enum CommitState {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn context_sets_microsecond_timestamp() {
-        let ctx = Context {
-            timestamp_us: 1_700_000_000_000_042,
-            rand_seed1: 1,
-            rand_seed2: 2,
-            insert_id: Some(7),
-            last_insert_id: Some(3),
-            variables: Vec::new(),
-        };
-        assert_eq!(
-            ctx.set_statement(),
-            "SET timestamp = 1700000000.000042, rand_seed1 = 1, rand_seed2 = 2, insert_id = 7"
-        );
-        assert!(ctx
-            .replay_statement()
-            .ends_with(", insert_id = 7, last_insert_id = 3"));
-    }
 
     #[test]
     fn sql_text_round_trips_non_utf8() {

@@ -1,6 +1,11 @@
 //! Statements that commit implicitly (DDL): one at a time across the chain.
 
 use std::io;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Row;
+use tokio::sync::OwnedRwLockWriteGuard;
 
 use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
@@ -8,12 +13,12 @@ use tracing::{error, info_span, warn, Instrument};
 
 use super::statement::{outcome_of_client_error, MasterEnd};
 use super::work::{Pinning, Work};
-use crate::chain::commits;
 use crate::failover;
+use crate::frontend::error::ClientError;
 use crate::frontend::relay;
 use crate::frontend::session::Session;
-use crate::journal::entry::UNPIN;
 use crate::journal::{CommitState, Entry, EntryKind, EntryState};
+use crate::protocol::{commit, control};
 use crate::sql::intercept::Renames;
 
 impl Session {
@@ -34,7 +39,10 @@ impl Session {
         entry.context.variables = variables;
         let span = info_span!("write", request_id = %entry.id);
         async move {
-            let _gate = self.shared.chain.gate.clone().write_owned().await;
+            let _gate = match self.wait_to_run_alone().await {
+                Ok(gate) => gate,
+                Err(err) => return self.answer(w, Err(err)).await,
+            };
             // The roles may have changed while this waited.
             self.follow_roles_with(&mut work).await;
             if let Err(err) = self.refuse_without_sync() {
@@ -82,8 +90,8 @@ impl Session {
                 MasterEnd::Failed(err) => {
                     self.record_master(&mut entry, outcome_of_client_error(&err));
                     self.finish_entry(&mut entry, EntryState::Failed);
-                    let _ = self.run_on_master(UNPIN.as_bytes()).await;
-                    self.sync_finish(UNPIN).await;
+                    let _ = self.run_on_master(control::UNPIN.as_bytes()).await;
+                    self.sync_finish(control::UNPIN).await;
                     if sync_ok && self.sync.is_some() {
                         // B keeps what A refused: they differ from here on.
                         self.leave_sync_role(
@@ -104,16 +112,52 @@ impl Session {
         .await
     }
 
-    /// After a statement ran alone on A: its commit record, A's and B's
+    /// Waits until no transaction is open across the chain and keeps new
+    /// ones out, for at most the session's `lock_wait_timeout` (MariaDB's
+    /// DDL waits as long for its metadata locks, then fails with 1205).
+    async fn wait_to_run_alone(&mut self) -> Result<OwnedRwLockWriteGuard<()>, ClientError> {
+        let gate = self.shared.chain.gate.clone();
+        if let Ok(guard) = gate.clone().try_write_owned() {
+            return Ok(guard);
+        }
+        let limit = self.lock_wait_timeout().await;
+        match tokio::time::timeout(limit, gate.write_owned()).await {
+            Ok(guard) => Ok(guard),
+            Err(_) => {
+                warn!(
+                    waited_s = limit.as_secs_f64(),
+                    "a statement that runs alone waited for open transactions past lock_wait_timeout"
+                );
+                Err(ClientError::LockWaitTimeout)
+            }
+        }
+    }
+
+    /// The session's `lock_wait_timeout` on A (MariaDB's default, a day,
+    /// when A cannot say).
+    async fn lock_wait_timeout(&mut self) -> Duration {
+        const MARIADB_DEFAULT: Duration = Duration::from_secs(86_400);
+        let Some(conn) = self.master.as_mut() else {
+            return MARIADB_DEFAULT;
+        };
+        let row: Result<Option<Row>, _> = conn.query_first("SELECT @@lock_wait_timeout").await;
+        match row {
+            Ok(Some(row)) => row
+                .get_opt::<f64, usize>(0)
+                .and_then(Result::ok)
+                .map(Duration::from_secs_f64)
+                .unwrap_or(MARIADB_DEFAULT),
+            _ => MARIADB_DEFAULT,
+        }
+    }
+
+    /// After a statement ran alone on A: its number (no other write runs
+    /// meanwhile, so any moment is in A's order), A's and B's
     /// `lockstep.commits` rows (in their own small transactions: DDL
     /// cannot share one).
     pub(super) async fn record_alone_commit(&mut self, entry: &mut Entry, sync_ok: bool) {
-        let record = match self
-            .shared
-            .chain
-            .journal
-            .reserve_commit(entry.id, vec![entry.id], true)
-        {
+        let journal = self.shared.chain.journal.clone();
+        let record = match commit::number(&journal, entry.id, vec![entry.id], true).await {
             Ok(record) => record,
             Err(e) => {
                 error!(error = %e, "cannot journal the commit of a statement the master ran");
@@ -121,10 +165,7 @@ impl Session {
                 return;
             }
         };
-        let row = format!(
-            "{}; COMMIT; {UNPIN}",
-            commits::record(entry.id, record.seq())
-        );
+        let row = control::commit_recorded(entry.id, record.seq());
         match self.run_on_master(row.as_bytes()).await {
             Ok(_) => {
                 self.finish_entry(entry, EntryState::Committed { seq: record.seq() });
@@ -134,10 +175,15 @@ impl Session {
                 // The statement itself is done on A (it committed
                 // implicitly): the tail must still get it.
                 error!(error = %err, "cannot record the commit on the master");
+                self.finish_entry(entry, EntryState::Committed { seq: record.seq() });
                 record.resolve(CommitState::Committed);
             }
         }
-        let sync_end = if sync_ok { row } else { UNPIN.to_string() };
+        let sync_end = if sync_ok {
+            row
+        } else {
+            control::UNPIN.to_string()
+        };
         self.sync_finish(&sync_end).await;
     }
 

@@ -26,6 +26,7 @@
 //! in the order B let them through.
 
 mod alone;
+mod commit;
 mod entries;
 mod in_doubt;
 pub(in crate::frontend) mod retry_master;
@@ -51,10 +52,6 @@ use crate::sql::intercept::Renames;
 
 use work::assignments;
 pub(in crate::frontend) use work::Work;
-
-/// B's savepoint before each statement of a client transaction.
-const SAVEPOINT: &str = "SAVEPOINT lockstep_statement";
-const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT lockstep_statement";
 
 /// A client transaction open on A and B.
 pub struct OpenTransaction {
@@ -112,15 +109,15 @@ impl Session {
                 self.answer(w, Err(ClientError::NotSupported(what.into())))
                     .await
             }
-            Route::Read if !self.in_transaction() => {
+            // A plain read goes to A alone, inside a transaction too: it
+            // holds nothing of lockstep's (no gate, no transaction on B), as
+            // it holds nothing on MariaDB but a snapshot. Writes read
+            // current rows under locks, so B's later snapshot changes none.
+            Route::Read => {
                 if let Err(err) = self.set_pin_variables(&work, false).await {
                     return self.answer(w, Err(err)).await;
                 }
                 self.relay_on_master(&work, renames, w).await.map(|_| ())
-            }
-            Route::Read => {
-                self.write_statement(work, EntryKind::Read, renames, w)
-                    .await
             }
             Route::Write => {
                 self.write_statement(work, EntryKind::Write, renames, w)

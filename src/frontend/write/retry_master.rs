@@ -12,14 +12,13 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::chain::commits;
 use crate::chain::outcome;
 use crate::chain::replay_state::AppliedState;
 use crate::compare;
 use crate::compare::notify::Event;
 use crate::frontend::session::Shared;
-use crate::journal::entry::UNPIN;
 use crate::journal::{CommitState, Entry, EntryState, NodeResult, Outcome};
+use crate::protocol::{commit, control};
 
 /// Starts retrying `entry` on the master.
 pub(in crate::frontend) fn spawn(shared: Arc<Shared>, entry: Entry) {
@@ -72,8 +71,9 @@ async fn retry_until_passed(shared: Arc<Shared>, mut entry: Entry) {
 }
 
 /// One try: B, then A, each on a connection of its own with the origin
-/// session's state; the commit sequence number is taken while B holds its
-/// locks, as in the write path. Returns the number it committed with.
+/// session's state; the commit number is taken while A holds the
+/// statement's locks, as in the write path. Returns the number it
+/// committed with.
 async fn attempt(shared: &Arc<Shared>, entry: &mut Entry) -> Result<u64, String> {
     let _gate = shared.chain.gate.clone().read_owned().await;
     // The master of the moment (a failover may have moved the role).
@@ -87,7 +87,7 @@ async fn attempt(shared: &Arc<Shared>, entry: &mut Entry) -> Result<u64, String>
     let mut context = entry.context.clone();
     context.insert_id = None;
     if let Some((conn, name)) = sync.as_mut() {
-        let outcome = run(conn, "BEGIN", &context, entry).await;
+        let outcome = run(conn, control::BEGIN, &context, entry).await;
         record(entry, name, outcome.clone());
         match outcome {
             Outcome::Ok { last_insert_id, .. } if last_insert_id > 0 => {
@@ -95,30 +95,37 @@ async fn attempt(shared: &Arc<Shared>, entry: &mut Entry) -> Result<u64, String>
             }
             Outcome::Ok { .. } => {}
             other => {
-                let _ = conn.query_drop("ROLLBACK").await;
+                let _ = conn.query_drop(control::rollback_unpinned()).await;
                 return Err(format!("the synchronous slave now fails it too: {other:?}"));
             }
         }
     }
-    let reservation = shared
-        .chain
-        .journal
-        .reserve_commit(entry.id, vec![entry.id], false)
-        .map_err(|e| e.to_string())?;
-    let seq = reservation.seq();
-    let opening = format!("BEGIN; {}", commits::record(entry.id, seq));
+    // A runs it with its row, then the number is taken while A holds the
+    // statement's locks (protocol::commit), then A commits.
+    let opening = control::then(control::BEGIN, &control::mark(entry.id));
     let outcome = run(&mut master, &opening, &context, entry).await;
     record(entry, &node.name, outcome.clone());
     if !outcome.is_ok() {
-        reservation.resolve(CommitState::Aborted);
-        let _ = master.query_drop("ROLLBACK").await;
+        let _ = master.query_drop(control::rollback_unpinned()).await;
         if let Some((conn, _)) = sync.as_mut() {
-            let _ = conn.query_drop("ROLLBACK").await;
+            let _ = conn.query_drop(control::rollback_unpinned()).await;
         }
         return Err(format!("{outcome:?}"));
     }
+    let journal = shared.chain.journal.clone();
+    let reservation = match commit::number(&journal, entry.id, vec![entry.id], false).await {
+        Ok(reservation) => reservation,
+        Err(e) => {
+            let _ = master.query_drop(control::rollback_unpinned()).await;
+            if let Some((conn, _)) = sync.as_mut() {
+                let _ = conn.query_drop(control::rollback_unpinned()).await;
+            }
+            return Err(e.to_string());
+        }
+    };
+    let seq = reservation.seq();
     entry.context = context;
-    if let Err(e) = master.query_drop(format!("COMMIT; {UNPIN}")).await {
+    if let Err(e) = master.query_drop(control::commit_unpinned()).await {
         // Whether the master committed is in doubt: the reservation says so
         // when dropped, and the tail asks the master's lockstep.commits.
         return Err(format!("commit on the master: {e}"));
@@ -130,9 +137,12 @@ async fn attempt(shared: &Arc<Shared>, entry: &mut Entry) -> Result<u64, String>
     shared.chain.journal.write(entry);
     reservation.resolve(CommitState::Committed);
     if let Some((conn, name)) = sync.as_mut() {
-        let commit = format!("{}; COMMIT; {UNPIN}", commits::record(entry.id, seq));
-        if let Err(e) = conn.query_drop(commit).await {
+        if let Err(e) = conn
+            .query_drop(control::commit_recorded(entry.id, seq))
+            .await
+        {
             warn!(node = %name, error = %e, "the synchronous slave could not commit the retried statement");
+            let _ = conn.query_drop(control::rollback_unpinned()).await;
         }
     }
     Ok(seq)
@@ -159,7 +169,7 @@ async fn run(
     context: &crate::journal::Context,
     entry: &Entry,
 ) -> Outcome {
-    let pin = format!("{opening}; {}", context.replay_statement());
+    let pin = control::then(opening, &control::replay_pin(context));
     if let Err(e) = conn.query_drop(pin).await {
         return outcome::outcome_of_error(e);
     }

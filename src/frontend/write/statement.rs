@@ -9,19 +9,17 @@ use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 use tracing::{debug, error, info_span, warn, Instrument};
 
-use super::in_doubt::Fate;
+use super::commit::{CommitWork, Committed};
 use super::retry_master;
 use super::work::{prefixed, Pinning, Work};
-use super::{ROLLBACK_TO_SAVEPOINT, SAVEPOINT};
-use crate::chain::commits;
-use crate::chain::outcome::{DEADLOCK, LOCK_WAIT_TIMEOUT};
+use crate::chain::outcome::DEADLOCK;
 use crate::compare::digest::Digest;
 use crate::config::MasterFailPolicy;
 use crate::frontend::error::{ClientError, SendError};
 use crate::frontend::relay::{self, SetsEnd, Shown};
 use crate::frontend::session::Session;
-use crate::journal::entry::UNPIN;
-use crate::journal::{CommitState, Durable, Entry, EntryKind, EntryState, Outcome, Reservation};
+use crate::journal::{Durable, Entry, EntryKind, EntryState, Outcome};
+use crate::protocol::control;
 use crate::sql::intercept::Renames;
 
 /// How A's part of a statement ended.
@@ -98,10 +96,13 @@ impl Session {
         // SHOW WARNINGS, ROW_COUNT() and FOUND_ROWS() still see the client's
         // previous statement.
         let pinned = entry.kind != EntryKind::Read;
-        // B first.
-        let sync_pin = pinned.then(|| {
-            Pinning::of(&entry.context).opened_by(if in_txn { SAVEPOINT } else { "BEGIN" })
-        });
+        // Phase "run on B": B first, in a transaction that stays open.
+        let opening = if in_txn {
+            control::SAVEPOINT
+        } else {
+            control::BEGIN
+        };
+        let sync_pin = pinned.then(|| Pinning::of(&entry.context).opened_by(opening));
         let sync_ok = match self
             .run_first_on_sync(&work, sync_pin, &mut entry, in_txn)
             .await
@@ -109,36 +110,18 @@ impl Session {
             Ok(sync_ok) => sync_ok,
             Err(err) => return self.answer(w, Err(err)).await,
         };
-        // An autocommit statement's commit number is taken now, while B
-        // holds its locks, and A records it before the statement: after it,
-        // the row would clear the statement's warnings (SHOW WARNINGS).
-        let reservation = if in_txn {
-            None
-        } else {
-            match self
-                .shared
-                .chain
-                .journal
-                .reserve_commit(entry.id, vec![entry.id], false)
-            {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    self.finish_entry(&mut entry, EntryState::Failed);
-                    self.sync_finish(&format!("ROLLBACK; {UNPIN}")).await;
-                    let err = ClientError::JournalUnavailable(e.to_string());
-                    return self.answer(w, Err(err)).await;
-                }
-            }
-        };
-        // Then A, whose response the client gets.
-        let master_pin = match (&reservation, pinned) {
-            (Some(r), _) => Some(
+        // Phase "run on A", whose response the client gets (its final
+        // terminator held back until the commit). An autocommit statement
+        // opens a transaction on A too, with A's row for it ahead of the
+        // statement (`control::mark`).
+        let master_pin = match (in_txn, pinned) {
+            (false, _) => Some(
                 Pinning::of(&entry.context)
-                    .opened_by("BEGIN")
-                    .then(&commits::record(entry.id, r.seq())),
+                    .opened_by(control::BEGIN)
+                    .then(&control::mark(entry.id)),
             ),
-            (None, true) => Some(Pinning::of(&entry.context)),
-            (None, false) => None,
+            (true, true) => Some(Pinning::of(&entry.context)),
+            (true, false) => None,
         };
         let hide = if in_txn {
             StatusFlags::empty()
@@ -160,22 +143,14 @@ impl Session {
                 if !sync_ok {
                     warn!("the synchronous slave failed a statement the master passed");
                 }
-                match reservation {
-                    None => {
-                        self.keep_in_transaction(entry);
-                        relay::finish_with(w, end, &mut self.status).await
-                    }
-                    Some(reservation) => {
-                        let end = (end.0 - StatusFlags::SERVER_STATUS_IN_TRANS, end.1);
-                        self.commit_statement(entry, reservation, durable, sync_ok, w, end)
-                            .await
-                    }
+                if in_txn {
+                    self.keep_in_transaction(entry);
+                    return relay::finish_with(w, end, &mut self.status).await;
                 }
+                let end = (end.0 - StatusFlags::SERVER_STATUS_IN_TRANS, end.1);
+                self.commit_statement(entry, durable, sync_ok, w, end).await
             }
             MasterEnd::Failed(err) => {
-                if let Some(r) = reservation {
-                    r.resolve(CommitState::Aborted);
-                }
                 self.record_master(&mut entry, outcome_of_client_error(&err));
                 let retry = !in_txn
                     && entry.kind == EntryKind::Write
@@ -196,7 +171,7 @@ impl Session {
                 }
                 if !in_txn {
                     let _ = self
-                        .run_on_master(format!("ROLLBACK; {UNPIN}").as_bytes())
+                        .run_on_master(control::rollback_unpinned().as_bytes())
                         .await;
                 }
                 self.note_failure(&err);
@@ -264,104 +239,74 @@ impl Session {
         }
     }
 
-    /// Commits an autocommit statement: A (which recorded it before running
-    /// it) commits, the client gets A's answer, then B records and commits.
+    /// Commits an autocommit statement A ran (`commit`): the client gets
+    /// A's answer once A committed, then B commits.
     pub(super) async fn commit_statement<W: AsyncWrite + Send + Unpin>(
         &mut self,
         mut entry: Entry,
-        reservation: Reservation,
         durable: Option<Durable>,
         sync_ok: bool,
         w: QueryResultWriter<'_, W>,
         end: (StatusFlags, u16),
     ) -> io::Result<()> {
-        // Nothing commits before its entry is on disk.
+        // Nothing commits before its entry is on disk (the number's sync
+        // covers it too; this reports a failed one).
         if let Some(durable) = durable {
             if let Err(e) = durable.wait().await {
-                reservation.resolve(CommitState::Aborted);
                 let err = ClientError::JournalUnavailable(e.to_string());
-                return self.abort_statement(entry, w, err).await;
+                let _ = self
+                    .run_on_master(control::rollback_unpinned().as_bytes())
+                    .await;
+                self.finish_on_sync(entry.id, None, sync_ok).await;
+                return self.fail_statement(entry, w, err).await;
             }
         }
-        // COMMIT and SET use no table: the statement's warnings stay for
-        // SHOW WARNINGS.
-        match self
-            .run_on_master(format!("COMMIT; {UNPIN}").as_bytes())
-            .await
-        {
-            Ok(_) => {
-                let seq = reservation.seq();
+        let work = CommitWork {
+            request_id: entry.id,
+            statements: vec![entry.id],
+            master_commit: control::commit_unpinned(),
+        };
+        let committed = self.commit_on_master(&work).await;
+        let seq = committed.seq();
+        match committed {
+            Committed::Yes { seq, .. } => {
                 self.finish_entry(&mut entry, EntryState::Committed { seq });
-                reservation.resolve(CommitState::Committed);
                 let answered = relay::finish_with(w, end, &mut self.status).await;
                 // B commits after A, whatever became of the client.
-                let sync_end = if sync_ok {
-                    format!("{}; COMMIT; {UNPIN}", commits::record(entry.id, seq))
-                } else {
-                    format!("ROLLBACK; {UNPIN}")
-                };
-                self.sync_finish(&sync_end).await;
+                self.finish_on_sync(entry.id, Some(seq), sync_ok).await;
                 answered
             }
-            Err(err) if err.ends_session() => match self.fate_of_lost_commit(entry.id).await {
-                Fate::Commit => {
-                    self.complete_lost_commit(entry, reservation, sync_ok, w, err)
-                        .await
-                }
-                Fate::Abort => {
-                    reservation.resolve(CommitState::Aborted);
-                    self.abort_statement(entry, w, err).await
-                }
-            },
-            Err(err) => {
-                reservation.resolve(CommitState::Aborted);
-                self.abort_statement(entry, w, err).await
+            Committed::Lost {
+                seq: Some(seq),
+                err,
+            } => {
+                // A may have committed it before its connection broke: B
+                // commits it too, the tail gets it from the journal.
+                self.finish_entry(&mut entry, EntryState::Committed { seq });
+                self.finish_on_sync(entry.id, Some(seq), sync_ok).await;
+                let answered = w
+                    .error_instead_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
+                    .await;
+                self.note_failure(&err);
+                answered
+            }
+            Committed::Lost { err, .. } | Committed::No(err) => {
+                self.finish_on_sync(entry.id, seq, sync_ok).await;
+                self.fail_statement(entry, w, err).await
             }
         }
     }
 
-    /// The master may have committed the statement before its connection
-    /// broke: B commits it too (the tail gets it from the journal), and the
-    /// client gets the lost connection, which leaves the outcome to it to
-    /// check, as with MariaDB.
-    async fn complete_lost_commit<W: AsyncWrite + Send + Unpin>(
-        &mut self,
-        mut entry: Entry,
-        reservation: Reservation,
-        sync_ok: bool,
-        w: QueryResultWriter<'_, W>,
-        err: ClientError,
-    ) -> io::Result<()> {
-        let seq = reservation.seq();
-        self.finish_entry(&mut entry, EntryState::Committed { seq });
-        reservation.resolve(CommitState::Committed);
-        let sync_end = if sync_ok {
-            format!("{}; COMMIT; {UNPIN}", commits::record(entry.id, seq))
-        } else {
-            format!("ROLLBACK; {UNPIN}")
-        };
-        self.sync_finish(&sync_end).await;
-        let answered = w
-            .error_instead_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
-            .await;
-        self.note_failure(&err);
-        answered
-    }
-
-    /// The master could not commit a statement it ran: undone everywhere,
-    /// and the client gets the error instead of the held-back success.
-    pub(super) async fn abort_statement<W: AsyncWrite + Send + Unpin>(
+    /// The statement A ran is undone (or never committed): the client gets
+    /// the error instead of the held-back success.
+    async fn fail_statement<W: AsyncWrite + Send + Unpin>(
         &mut self,
         mut entry: Entry,
         w: QueryResultWriter<'_, W>,
         err: ClientError,
     ) -> io::Result<()> {
-        error!(error = %err, "commit on the master failed");
+        error!(error = %err, "the statement could not be committed");
         self.finish_entry(&mut entry, EntryState::Failed);
-        let _ = self
-            .run_on_master(format!("ROLLBACK; {UNPIN}").as_bytes())
-            .await;
-        self.sync_finish(&format!("ROLLBACK; {UNPIN}")).await;
         let answered = w
             .error_instead_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
             .await;
@@ -369,28 +314,26 @@ impl Session {
         answered
     }
 
-    /// B refused the statement with a deadlock or lock wait timeout: undo
-    /// what that did to B's transaction (and, for a deadlock, which rolled
-    /// B's transaction back, A's too), and give the client B's error.
-    pub(super) async fn undo_conflict_on_sync(
+    /// B refused the statement for a timing reason (`TIMING_ERRORS`): undo
+    /// what that did to B's transaction and give the client B's error. When
+    /// B's whole transaction is gone (a deadlock rolls it back), A's is
+    /// ended too, as MariaDB ends it.
+    pub(super) async fn undo_timing_error_on_sync(
         &mut self,
         outcome: &Outcome,
         in_txn: bool,
     ) -> ClientError {
         let err = client_error_of(outcome);
-        debug!(
-            code = err.code(),
-            "transient conflict on the synchronous slave"
-        );
+        debug!(code = err.code(), "timing error on the synchronous slave");
         if !in_txn {
-            self.sync_finish(&format!("ROLLBACK; {UNPIN}")).await;
+            self.sync_finish(&control::rollback_unpinned()).await;
             return err;
         }
-        let statement_only = outcome.error_code() == Some(LOCK_WAIT_TIMEOUT)
-            && self.sync_control(ROLLBACK_TO_SAVEPOINT).await.is_ok();
+        let statement_only = self
+            .sync_control(control::ROLLBACK_TO_SAVEPOINT)
+            .await
+            .is_ok();
         if !statement_only {
-            // The whole transaction is gone on B: end it on A as well, as
-            // MariaDB ends it after a deadlock.
             self.end_transaction_everywhere().await;
         }
         err
@@ -399,23 +342,23 @@ impl Session {
     /// A refused a statement B ran: take it back on B.
     pub(super) async fn undo_on_sync_after_master_failed(&mut self, in_txn: bool) {
         if !in_txn {
-            self.sync_finish(&format!("ROLLBACK; {UNPIN}")).await;
+            self.sync_finish(&control::rollback_unpinned()).await;
             return;
         }
         if self.master_in_transaction().await {
-            self.sync_finish(ROLLBACK_TO_SAVEPOINT).await;
+            self.sync_finish(control::ROLLBACK_TO_SAVEPOINT).await;
         } else {
             // A rolled its transaction back (a deadlock there): so does B.
-            self.sync_finish(&format!("ROLLBACK; {UNPIN}")).await;
+            self.sync_finish(&control::rollback_unpinned()).await;
             self.drop_transaction(EntryState::RolledBack);
         }
     }
 
     /// Rolls back the open transaction on A and B (B lost it already).
     pub(super) async fn end_transaction_everywhere(&mut self) {
-        self.sync_finish(&format!("ROLLBACK; {UNPIN}")).await;
+        self.sync_finish(&control::rollback_unpinned()).await;
         if let Ok(ok) = self
-            .run_on_master(format!("ROLLBACK; {UNPIN}").as_bytes())
+            .run_on_master(control::rollback_unpinned().as_bytes())
             .await
         {
             self.status = ok.status_flags;

@@ -14,8 +14,8 @@ impl Session {
     /// B's part of a statement: runs it there after `pin` and records B's
     /// result (and the AUTO_INCREMENT value it generated) in `entry`. True
     /// when B passed it (or there is no B). An error goes to the client and
-    /// A never runs the statement: B unreachable, or a transient conflict
-    /// there (already undone).
+    /// A never runs the statement: B unreachable, or a timing error there
+    /// (`outcome::TIMING_ERRORS`, already undone; B keeps its role).
     pub(super) async fn run_first_on_sync(
         &mut self,
         work: &Work,
@@ -40,9 +40,9 @@ impl Session {
             }
         };
         entry.results.push(sync.clone());
-        if outcome::is_transient_conflict(&sync.outcome) {
+        if outcome::is_timing_error(&sync.outcome) {
             self.finish_entry(entry, EntryState::Failed);
-            return Err(self.undo_conflict_on_sync(&sync.outcome, in_txn).await);
+            return Err(self.undo_timing_error_on_sync(&sync.outcome, in_txn).await);
         }
         if let Outcome::Ok { last_insert_id, .. } = sync.outcome {
             if last_insert_id > 0 {

@@ -5,16 +5,15 @@ use std::io;
 
 use opensrv_mysql::{OkResponse, QueryResultWriter};
 use tokio::io::AsyncWrite;
-use tracing::{error, info_span, Instrument, Span};
+use tracing::{info_span, Instrument, Span};
 
-use super::in_doubt::Fate;
+use super::commit::{CommitWork, Committed};
 use super::work::Work;
 use super::OpenTransaction;
-use crate::chain::commits;
 use crate::frontend::error::ClientError;
 use crate::frontend::session::Session;
-use crate::journal::entry::UNPIN;
-use crate::journal::{CommitState, Entry, EntryKind, EntryState, Reservation};
+use crate::journal::{Entry, EntryKind, EntryState};
+use crate::protocol::control;
 use crate::sql::intercept::Renames;
 
 impl Session {
@@ -28,7 +27,7 @@ impl Session {
         // The roles may have changed while this waited.
         self.follow_roles_with(work).await;
         self.refuse_without_sync()?;
-        self.sync_control("BEGIN").await?;
+        self.sync_control(control::BEGIN).await?;
         self.txn = Some(OpenTransaction::new(self, gate));
         Ok(())
     }
@@ -74,7 +73,7 @@ impl Session {
         work: Work,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
-        let (outcome, sync_end) = self.commit_on_master(work.sql()).await;
+        let (outcome, sync_end) = self.commit_on_master_side(work.sql()).await;
         let answered = self.answer(w, outcome).await;
         self.end_on_sync(sync_end).await;
         answered
@@ -86,19 +85,26 @@ impl Session {
         &mut self,
         text: &[u8],
     ) -> Result<OkResponse, ClientError> {
-        let (outcome, sync_end) = self.commit_on_master(text).await;
+        let (outcome, sync_end) = self.commit_on_master_side(text).await;
         self.end_on_sync(sync_end).await;
         outcome
     }
 
     async fn end_on_sync(&mut self, end: SyncEnd) {
-        if let Some(sql) = &end.sql {
-            self.sync_finish(sql).instrument(end.span.clone()).await;
+        let span = end.span.clone();
+        match end.action {
+            SyncAction::Nothing => {}
+            SyncAction::Run(sql) => self.sync_finish(&sql).instrument(span).await,
+            SyncAction::Commit { request_id, seq } => {
+                self.finish_on_sync(request_id, seq, true)
+                    .instrument(span)
+                    .await
+            }
         }
     }
 
     /// A's part of a COMMIT, and what B must run after it.
-    async fn commit_on_master(
+    async fn commit_on_master_side(
         &mut self,
         text: &[u8],
     ) -> (Result<OkResponse, ClientError>, SyncEnd) {
@@ -107,9 +113,9 @@ impl Session {
         let Some(txn) = self.txn.take() else {
             // Nothing open on B; A may still have something to say (autocommit off).
             let ok = self
-                .run_on_master(format!("{UNPIN}; {text}").as_bytes())
+                .run_on_master(control::then(control::UNPIN, text).as_bytes())
                 .await;
-            return (ok, SyncEnd::with("COMMIT".into(), None));
+            return (ok, SyncEnd::run(control::COMMIT.into(), None));
         };
         let mut entry = self.new_entry(EntryKind::Control, &Work::Text(text.as_bytes().to_vec()));
         let span = info_span!("write", request_id = %entry.id);
@@ -129,80 +135,66 @@ impl Session {
     ) -> (Result<OkResponse, ClientError>, SyncEnd) {
         if txn.entries.is_empty() {
             let ok = self
-                .run_on_master(format!("{UNPIN}; {text}").as_bytes())
+                .run_on_master(control::then(control::UNPIN, text).as_bytes())
                 .await;
             self.finish_entry(entry, EntryState::Done);
-            return (ok, SyncEnd::with(format!("COMMIT; {UNPIN}"), Some(txn)));
+            return (ok, SyncEnd::run(control::commit_unpinned(), Some(txn)));
         }
         if let Err(err) = self.refuse_without_sync() {
             // B lost its part of the transaction: it is rolled back.
             self.abandon(txn, entry).await;
             return (Err(err), SyncEnd::none());
         }
+        if let Some(why) = self.shared.chain.journal.failure() {
+            self.abandon(txn, entry).await;
+            return (Err(ClientError::JournalUnavailable(why)), SyncEnd::none());
+        }
         let statements = std::mem::take(&mut txn.entries);
         let ids: Vec<_> = statements.iter().map(|e| e.id).collect();
-        // The statements' entries reach the disk with this one's sync.
-        let journaled = self
-            .journal(&Entry {
-                kind: EntryKind::Write,
-                applies: ids.clone(),
-                ..entry.clone()
-            })
-            .await;
-        let record = journaled.and_then(|()| {
-            self.shared
-                .chain
-                .journal
-                .reserve_commit(entry.id, ids, false)
-                .map_err(|e| ClientError::JournalUnavailable(e.to_string()))
+        // The commit's entry (and the statements' before it) reach the disk
+        // with its number's sync.
+        self.shared.chain.journal.write(&Entry {
+            kind: EntryKind::Write,
+            applies: ids.clone(),
+            ..entry.clone()
         });
-        let record = match record {
-            Ok(record) => record,
-            Err(err) => {
-                txn.entries = statements;
-                self.abandon(txn, entry).await;
-                return (Err(err), SyncEnd::none());
-            }
+        let work = CommitWork {
+            request_id: entry.id,
+            statements: ids,
+            master_commit: format!("{}; {}; {text}", control::UNPIN, control::mark(entry.id)),
         };
-        let row = commits::record(entry.id, record.seq());
-        let committed_row = format!("{row}; COMMIT; {UNPIN}");
-        match self
-            .run_on_master(format!("{UNPIN}; {row}; {text}").as_bytes())
-            .await
-        {
-            Ok(ok) => {
-                self.finish_committed(statements, entry, record);
-                (Ok(ok), SyncEnd::with(committed_row, Some(txn)))
+        let committed = self.commit_on_master(&work).await;
+        let sync_end = SyncEnd::commit(entry.id, committed.seq(), txn);
+        match committed {
+            Committed::Yes { ok, seq } => {
+                self.finish_committed(statements, entry, seq);
+                (Ok(ok), sync_end)
             }
-            Err(err)
-                if err.ends_session()
-                    && self.fate_of_lost_commit(entry.id).await == Fate::Commit =>
-            {
-                // The master may have committed it: so do the others;
-                // the client gets the lost connection.
-                self.finish_committed(statements, entry, record);
-                (Err(err), SyncEnd::with(committed_row, Some(txn)))
+            Committed::Lost {
+                seq: Some(seq),
+                err,
+            } => {
+                // A may have committed it: so do the others; the client
+                // gets the lost connection.
+                self.finish_committed(statements, entry, seq);
+                (Err(err), sync_end)
             }
-            Err(err) => {
-                error!(error = %err, "commit on the master failed");
-                record.resolve(CommitState::Aborted);
+            Committed::Lost { err, .. } | Committed::No(err) => {
                 for mut e in statements {
                     self.finish_entry(&mut e, EntryState::RolledBack);
                 }
                 self.finish_entry(entry, EntryState::Failed);
-                let _ = self.run_on_master(b"ROLLBACK").await;
-                (Err(err), SyncEnd::with(format!("ROLLBACK; {UNPIN}"), None))
+                (Err(err), sync_end)
             }
         }
     }
 
-    fn finish_committed(&mut self, statements: Vec<Entry>, entry: &mut Entry, record: Reservation) {
-        let committed = EntryState::Committed { seq: record.seq() };
+    fn finish_committed(&mut self, statements: Vec<Entry>, entry: &mut Entry, seq: u64) {
+        let committed = EntryState::Committed { seq };
         for mut e in statements {
             self.finish_entry(&mut e, committed.clone());
         }
         self.finish_entry(entry, committed);
-        record.resolve(CommitState::Committed);
     }
 
     /// The transaction cannot commit: rolled back on A and B, so that the
@@ -221,9 +213,9 @@ impl Session {
     ) -> io::Result<()> {
         let text = String::from_utf8_lossy(work.sql()).into_owned();
         let outcome = self
-            .run_on_master(format!("{UNPIN}; {text}").as_bytes())
+            .run_on_master(control::then(control::UNPIN, &text).as_bytes())
             .await;
-        self.sync_finish(&format!("ROLLBACK; {UNPIN}")).await;
+        self.sync_finish(&control::rollback_unpinned()).await;
         self.drop_transaction(EntryState::RolledBack);
         self.answer(w, outcome).await
     }
@@ -253,23 +245,41 @@ impl Session {
 /// among it) is held until then, so that no failover comes between A's
 /// commit and B's.
 struct SyncEnd {
-    sql: Option<String>,
+    action: SyncAction,
     _txn: Option<OpenTransaction>,
     span: Span,
 }
 
+enum SyncAction {
+    Nothing,
+    Run(String),
+    /// `finish_on_sync` with the number A committed under (None: roll back).
+    Commit {
+        request_id: uuid::Uuid,
+        seq: Option<u64>,
+    },
+}
+
 impl SyncEnd {
-    fn with(sql: String, txn: Option<OpenTransaction>) -> SyncEnd {
+    fn run(sql: String, txn: Option<OpenTransaction>) -> SyncEnd {
         SyncEnd {
-            sql: Some(sql),
+            action: SyncAction::Run(sql),
             _txn: txn,
+            span: Span::current(),
+        }
+    }
+
+    fn commit(request_id: uuid::Uuid, seq: Option<u64>, txn: OpenTransaction) -> SyncEnd {
+        SyncEnd {
+            action: SyncAction::Commit { request_id, seq },
+            _txn: Some(txn),
             span: Span::current(),
         }
     }
 
     fn none() -> SyncEnd {
         SyncEnd {
-            sql: None,
+            action: SyncAction::Nothing,
             _txn: None,
             span: Span::current(),
         }

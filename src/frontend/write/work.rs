@@ -152,7 +152,7 @@ pub(super) struct Pinning {
 impl Pinning {
     pub(super) fn of(context: &Context) -> Pinning {
         Pinning {
-            sql: context.set_statement(),
+            sql: crate::protocol::control::pin(context),
             statements: 1,
         }
     }

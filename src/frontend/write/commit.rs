@@ -1,0 +1,135 @@
+//! The commit driver: the one sequence every write-path commit follows once
+//! the master ran the work (docs/write-protocol.md, "Commit"):
+//!
+//! 1. **number** — the commit number, taken while A holds the work's locks,
+//!    durable before A is asked to commit (`protocol::commit::number`);
+//! 2. **commit on A** — A commits (its `lockstep.commits` row was written
+//!    with the work); a lost answer is decided by A's row, or completed when
+//!    A is gone;
+//! 3. the caller answers the client;
+//! 4. **commit on B** — B records the number and commits; B failing here
+//!    rolls back there and leaves the synchronous role (it catches up from
+//!    the journal), it never keeps a transaction open.
+//!
+//! Used by autocommit statements (`statement`) and COMMIT (`transaction`).
+//! Statements that commit implicitly (`alone`) and the retrier
+//! (`retry_master`) take their numbers through the same
+//! `protocol::commit::number`.
+
+use opensrv_mysql::OkResponse;
+use tracing::{error, warn};
+use uuid::Uuid;
+
+use super::in_doubt::Fate;
+use crate::frontend::error::ClientError;
+use crate::frontend::session::Session;
+use crate::journal::CommitState;
+use crate::protocol::{commit, control};
+
+/// What A commits, once it ran it.
+pub(super) struct CommitWork {
+    /// The requestId the commit is recorded under.
+    pub request_id: Uuid,
+    /// The statements it commits.
+    pub statements: Vec<Uuid>,
+    /// What A runs to commit (its row is in it, or already written).
+    pub master_commit: String,
+}
+
+/// How a commit ended on A.
+pub(super) enum Committed {
+    /// A committed under `seq`: the client gets `ok`, then `finish_on_sync`.
+    Yes { ok: OkResponse, seq: u64 },
+    /// A's answer was lost. `seq` is Some when A has it (or is gone and it
+    /// is completed): the others commit it too. The client gets `err` either
+    /// way, as from MariaDB when the connection breaks during COMMIT.
+    Lost { seq: Option<u64>, err: ClientError },
+    /// A refused it or it could not be numbered: undone on A; B is to roll
+    /// back (`finish_on_sync` with no number).
+    No(ClientError),
+}
+
+impl Committed {
+    /// The number B commits under (None: B rolls back).
+    pub(super) fn seq(&self) -> Option<u64> {
+        match self {
+            Committed::Yes { seq, .. } => Some(*seq),
+            Committed::Lost { seq, .. } => *seq,
+            Committed::No(_) => None,
+        }
+    }
+}
+
+impl Session {
+    /// Phases 1 and 2: number, commit on A.
+    pub(super) async fn commit_on_master(&mut self, work: &CommitWork) -> Committed {
+        let journal = self.shared.chain.journal.clone();
+        let reservation =
+            commit::number(&journal, work.request_id, work.statements.clone(), false).await;
+        let reservation = match reservation {
+            Ok(reservation) => reservation,
+            Err(e) => {
+                let _ = self
+                    .run_on_master(control::rollback_unpinned().as_bytes())
+                    .await;
+                return Committed::No(ClientError::JournalUnavailable(e.to_string()));
+            }
+        };
+        let seq = reservation.seq();
+        match self.run_on_master(work.master_commit.as_bytes()).await {
+            Ok(ok) => {
+                reservation.resolve(CommitState::Committed);
+                Committed::Yes { ok, seq }
+            }
+            Err(err) if err.ends_session() => match self.fate_of_lost_commit(work.request_id).await
+            {
+                Fate::Commit => {
+                    reservation.resolve(CommitState::Committed);
+                    Committed::Lost {
+                        seq: Some(seq),
+                        err,
+                    }
+                }
+                Fate::Abort => {
+                    reservation.resolve(CommitState::Aborted);
+                    Committed::Lost { seq: None, err }
+                }
+            },
+            Err(err) => {
+                error!(error = %err, "commit on the master failed");
+                reservation.resolve(CommitState::Aborted);
+                let _ = self
+                    .run_on_master(control::rollback_unpinned().as_bytes())
+                    .await;
+                Committed::No(err)
+            }
+        }
+    }
+
+    /// Phase 4: B commits what A committed under `seq` (None: A did not,
+    /// or B did not run it: B rolls back). The client's answer is already
+    /// decided by A.
+    pub(super) async fn finish_on_sync(
+        &mut self,
+        request_id: Uuid,
+        seq: Option<u64>,
+        sync_has_it: bool,
+    ) {
+        let (sql, committing) = match seq {
+            Some(seq) if sync_has_it => (control::commit_recorded(request_id, seq), true),
+            _ => (control::rollback_unpinned(), false),
+        };
+        if let Err(err) = self.sync_control(&sql).await {
+            error!(error = %err, sql, "the synchronous slave could not finish");
+            // Whatever failed, no transaction of this session stays open on B.
+            let _ = self.sync_control(&control::rollback_unpinned()).await;
+            if committing {
+                warn!("the synchronous slave lacks a commit the master made: it leaves its role");
+                self.leave_sync_role(
+                    format!("request {request_id}: its commit failed there ({err})"),
+                    true,
+                );
+            }
+        }
+    }
+}

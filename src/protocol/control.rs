@@ -1,0 +1,144 @@
+//! Every statement lockstep itself sends to a node around a client's work:
+//! opening and ending its transactions, savepoints, pinning and unpinning
+//! the statement's context, and the rows of `lockstep.commits`. They are
+//! built here and nowhere else, so that what a node receives from lockstep
+//! can be read in one page (docs/write-protocol.md explains the order).
+//!
+//! Each one must parse under any `sql_mode` and character set a client may
+//! have chosen: plain keywords, numbers and hex literals only.
+
+use uuid::Uuid;
+
+use crate::journal::Context;
+
+/// Opens the transaction an autocommit statement runs in on A and B.
+pub const BEGIN: &str = "BEGIN";
+pub const COMMIT: &str = "COMMIT";
+pub const ROLLBACK: &str = "ROLLBACK";
+
+/// B's savepoint before each statement of a client transaction: a statement
+/// that fails on B is undone there alone.
+pub const SAVEPOINT: &str = "SAVEPOINT lockstep_statement";
+pub const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT lockstep_statement";
+
+/// Undoes `pin` for later reads of the session.
+pub const UNPIN: &str = "SET timestamp = DEFAULT";
+
+/// Pins a statement's context (time, RAND seeds, AUTO_INCREMENT value,
+/// prepared-statement pin variables) on a node's session.
+pub fn pin(context: &Context) -> String {
+    let secs = context.timestamp_us.div_euclid(1_000_000);
+    let micros = context.timestamp_us.rem_euclid(1_000_000);
+    let mut sql = format!(
+        "SET timestamp = {secs}.{micros:06}, rand_seed1 = {}, rand_seed2 = {}",
+        context.rand_seed1, context.rand_seed2
+    );
+    if let Some(id) = context.insert_id {
+        sql.push_str(&format!(", insert_id = {id}"));
+    }
+    for (name, value) in &context.variables {
+        sql.push_str(&format!(", {name} = {value}"));
+    }
+    sql
+}
+
+/// `pin` for a replay on another session: also what LAST_INSERT_ID()
+/// returned in the origin session.
+pub fn replay_pin(context: &Context) -> String {
+    let mut sql = pin(context);
+    if let Some(id) = context.last_insert_id {
+        sql.push_str(&format!(", last_insert_id = {id}"));
+    }
+    sql
+}
+
+/// The master's row for a commit: its requestId only. It is written
+/// *before* the client's statement, in the same transaction, because any
+/// statement that uses a table clears the client's warnings (SHOW WARNINGS
+/// must still see the statement's), and the commit number does not exist
+/// yet: it is taken once the master holds the statement's locks. The
+/// journal maps the requestId to its number; a node that replays the
+/// journal records both (`record`).
+pub fn mark(request_id: Uuid) -> String {
+    format!(
+        "INSERT INTO lockstep.commits (request_id, seq) VALUES (x'{}', NULL)",
+        request_id.simple()
+    )
+}
+
+/// The row recording commit `seq` under `request_id`, inside the
+/// committing transaction (B, the tail, the master for statements that
+/// commit implicitly).
+pub fn record(request_id: Uuid, seq: u64) -> String {
+    records(&[(request_id, seq)])
+}
+
+/// The rows of several commits applied in one node transaction.
+pub fn records(commits: &[(Uuid, u64)]) -> String {
+    let values: Vec<String> = commits
+        .iter()
+        .map(|(request_id, seq)| format!("(x'{}', {seq})", request_id.simple()))
+        .collect();
+    format!(
+        "INSERT INTO lockstep.commits (request_id, seq) VALUES {}",
+        values.join(", ")
+    )
+}
+
+/// B's end of a commit the master made under `seq`.
+pub fn commit_recorded(request_id: Uuid, seq: u64) -> String {
+    format!("{}; {COMMIT}; {UNPIN}", record(request_id, seq))
+}
+
+/// The end of a transaction A or B must not keep.
+pub fn rollback_unpinned() -> String {
+    format!("{ROLLBACK}; {UNPIN}")
+}
+
+/// A's end of an autocommit statement (its row was marked before it).
+pub fn commit_unpinned() -> String {
+    format!("{COMMIT}; {UNPIN}")
+}
+
+/// Several statements as one multi-statement text.
+pub fn then(first: &str, second: &str) -> String {
+    format!("{first}; {second}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_has_microseconds_and_the_insert_id() {
+        let context = Context {
+            timestamp_us: 1_700_000_000_000_042,
+            rand_seed1: 1,
+            rand_seed2: 2,
+            insert_id: Some(7),
+            last_insert_id: Some(3),
+            variables: vec![("@lockstep_pin_0".into(), "'x'".into())],
+        };
+        assert_eq!(
+            pin(&context),
+            "SET timestamp = 1700000000.000042, rand_seed1 = 1, rand_seed2 = 2, \
+             insert_id = 7, @lockstep_pin_0 = 'x'"
+        );
+        assert!(replay_pin(&context).ends_with(", last_insert_id = 3"));
+    }
+
+    #[test]
+    fn rows_use_hex_literals() {
+        let id = Uuid::from_u128(0xff);
+        assert_eq!(
+            mark(id),
+            "INSERT INTO lockstep.commits (request_id, seq) VALUES \
+             (x'000000000000000000000000000000ff', NULL)"
+        );
+        assert_eq!(
+            commit_recorded(id, 9),
+            "INSERT INTO lockstep.commits (request_id, seq) VALUES \
+             (x'000000000000000000000000000000ff', 9); COMMIT; SET timestamp = DEFAULT"
+        );
+    }
+}
