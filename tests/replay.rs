@@ -49,7 +49,10 @@ fn a_journal_replayed_onto_fresh_servers_gives_the_masters_data() {
         );
     }
     // Where --until will stop: after the fifth round of inserts.
-    let until = root_rows(cluster.master(), "SELECT MAX(seq) FROM lockstep.commits")[0].clone();
+    // B carries the numbers (the master's rows do not); it commits right
+    // after the client's answer.
+    support::wait_for_tail(&cluster, std::time::Duration::from_secs(20));
+    let until = root_rows(&cluster.nodes[1], "SELECT MAX(seq) FROM lockstep.commits")[0].clone();
     support::lockstep_sql(
         &lockstep,
         "BEGIN; UPDATE r.u SET n = n * 10; DELETE FROM r.t WHERE id = 2; COMMIT;",

@@ -348,11 +348,12 @@ pub fn checksums(node: &MariaDb, tables: &[&str]) -> Vec<String> {
     root_rows(node, &sql)
 }
 
-/// Waits until every node has the master's last commit sequence number
-/// (the tail caught up), at most `timeout`.
+/// Waits until every node has the master's commits (the tail caught up),
+/// at most `timeout`. Compared by their requestIds: the master's rows
+/// carry no commit numbers.
 pub fn wait_for_tail(cluster: &Cluster, timeout: Duration) {
     let deadline = Instant::now() + timeout;
-    let last = |n: &MariaDb| root_rows(n, "SELECT COALESCE(MAX(seq), 0) FROM lockstep.commits");
+    let last = commits_of;
     loop {
         let master = last(cluster.master());
         let behind: Vec<_> = cluster
@@ -372,6 +373,15 @@ pub fn wait_for_tail(cluster: &Cluster, timeout: Duration) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Which commits `node` has, as one comparable value: how many and a hash
+/// of their requestIds (the master's rows carry no commit numbers).
+pub fn commits_of(node: &MariaDb) -> Vec<String> {
+    root_rows(
+        node,
+        "SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(request_id)), 0) FROM lockstep.commits",
+    )
 }
 
 /// A tokio runtime for tests that drive async clients.

@@ -61,7 +61,9 @@ impl Committed {
 }
 
 impl Session {
-    /// Phases 1 and 2: number, commit on A.
+    /// Phases 1 and 2: number, commit on A. The entries of the work must be
+    /// journaled as they are to be replayed before this is called: the
+    /// commit is resolved (and appliers replay it) as soon as A committed.
     pub(super) async fn commit_on_master(&mut self, work: &CommitWork) -> Committed {
         let journal = self.shared.chain.journal.clone();
         let reservation =

@@ -261,6 +261,11 @@ impl Session {
                 return self.fail_statement(entry, w, err).await;
             }
         }
+        // The entry as the others will replay it (B's AUTO_INCREMENT value
+        // in its context) is in the journal before its number: the number's
+        // sync makes both durable, and an applier that sees the commit
+        // resolved reads this version, never the one written before B ran.
+        self.shared.chain.journal.write(&entry);
         let work = CommitWork {
             request_id: entry.id,
             statements: vec![entry.id],
