@@ -18,10 +18,7 @@ use crate::chain::commits;
 use chunks::Table;
 
 /// Schemas that are the server's own, never compared.
-/// Not compared: the servers' own schemas, and lockstep's bookkeeping,
-/// which differs by design (the master's rows carry no commit numbers).
-const SYSTEM_SCHEMAS: &str =
-    "'mysql', 'information_schema', 'performance_schema', 'sys', 'lockstep'";
+const SYSTEM_SCHEMAS: &str = "'mysql', 'information_schema', 'performance_schema', 'sys'";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
