@@ -79,6 +79,9 @@ struct Report {
     timing_errors: u64,
     lost_connections: u64,
     acknowledged: u64,
+    /// The longest time a client went without an acknowledged operation,
+    /// and when it ended (seconds into the run).
+    longest_pause: (Duration, f64),
 }
 
 /// Until when a lost connection is expected (a server is being killed).
@@ -123,6 +126,7 @@ async fn client(opts: OptsBuilder, id: u64, seed: u64, shared: Arc<Shared>) -> R
     let mut report = Report::default();
     let mut conn: Option<Conn> = None;
     let mut op = 0;
+    let mut last_ack = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
         if conn.is_none() {
             match Conn::new(opts.clone()).await {
@@ -227,6 +231,11 @@ async fn client(opts: OptsBuilder, id: u64, seed: u64, shared: Arc<Shared>) -> R
         }
         if fate == Fate::Acknowledged {
             report.acknowledged += 1;
+            let pause = last_ack.elapsed();
+            if pause > report.longest_pause.0 {
+                report.longest_pause = (pause, shared.start.elapsed().as_secs_f64());
+            }
+            last_ack = Instant::now();
         }
         if let Some(table) = table {
             report.fates.insert((table, id, op), fate);
@@ -395,10 +404,25 @@ fn every_node_and_the_journal_hold_the_masters_data_after_an_adversarial_workloa
         report.timing_errors += r.timing_errors;
         report.lost_connections += r.lost_connections;
         report.acknowledged += r.acknowledged;
+        if r.longest_pause.0 > report.longest_pause.0 {
+            report.longest_pause = r.longest_pause;
+        }
     }
+    let (pause, ended) = report.longest_pause;
     println!(
-        "{} acknowledged operations, {} timing errors, {} lost connections",
-        report.acknowledged, report.timing_errors, report.lost_connections
+        "{} acknowledged operations, {} timing errors, {} lost connections; \
+         longest write pause a client saw: {} ms, ending {ended:.1} s into the run",
+        report.acknowledged,
+        report.timing_errors,
+        report.lost_connections,
+        pause.as_millis()
+    );
+    // The synchronous slave leaving and coming back, and the master's
+    // replacement, each cost a pause; none may be a hang.
+    assert!(
+        pause < Duration::from_secs(15),
+        "seed {seed}: a client waited {pause:?} for a write (ending {ended:.1} s in); events {:?}",
+        events.lock().expect("events")
     );
 
     // Oracle: no error MariaDB directly would not give.

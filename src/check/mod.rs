@@ -36,8 +36,8 @@ pub enum CheckError {
 pub struct Report {
     /// The node the others were compared with (the master).
     pub reference: String,
-    /// The commit every compared node had.
-    pub seq: u64,
+    /// How many commits every compared node had.
+    pub commits: u64,
     pub tables: Vec<TableReport>,
     /// Nodes left out, and why (down, behind, quarantined).
     pub skipped: Vec<(String, String)>,
@@ -67,7 +67,10 @@ impl Report {
 
     /// One line per table, then the differences.
     pub fn text(&self) -> String {
-        let mut out = format!("compared with {} at commit {}\n", self.reference, self.seq);
+        let mut out = format!(
+            "compared with {} at its commit count {}\n",
+            self.reference, self.commits
+        );
         for (node, why) in &self.skipped {
             out.push_str(&format!("not compared: {node}: {why}\n"));
         }
@@ -101,10 +104,14 @@ impl Report {
 pub struct Snapshot {
     pub node: String,
     pub conn: Conn,
-    pub seq: u64,
+    pub commits: u64,
 }
 
-/// Opens a consistent snapshot on `node` and reads its last commit there.
+/// Opens a consistent snapshot on `node` and reads how many commits it has
+/// there. Nodes are at the same point when they have as many commits: each
+/// has one `lockstep.commits` row per commit it has, and with writes held
+/// (or lockstep stopped) they apply the same journal in the same order.
+/// (The master's rows carry no numbers, so the highest number is no point.)
 pub async fn open_snapshot(node: &Node) -> Result<Snapshot, CheckError> {
     let failed = |source| CheckError::Node {
         node: node.name.clone(),
@@ -117,11 +124,11 @@ pub async fn open_snapshot(node: &Node) -> Result<Snapshot, CheckError> {
     )
     .await
     .map_err(failed)?;
-    let seq = commits::last_seq(&mut conn).await.map_err(failed)?;
+    let commits = commits::position(&mut conn).await.map_err(failed)?.count;
     Ok(Snapshot {
         node: node.name.clone(),
         conn,
-        seq,
+        commits,
     })
 }
 
@@ -135,18 +142,18 @@ pub async fn compare(
 ) -> Result<Report, CheckError> {
     let mut report = Report {
         reference: reference.node.clone(),
-        seq: reference.seq,
+        commits: reference.commits,
         ..Report::default()
     };
     others.retain(|s| {
-        if s.seq == reference.seq {
+        if s.commits == reference.commits {
             return true;
         }
         report.skipped.push((
             s.node.clone(),
             format!(
-                "at commit {}, the reference at {}: not the same point",
-                s.seq, reference.seq
+                "has {} commits, the reference {}: not the same point",
+                s.commits, reference.commits
             ),
         ));
         false

@@ -1,0 +1,207 @@
+//! No wait MariaDB itself would not make (issue "Same data everywhere",
+//! items 2 and 3): a session that only read holds nothing, a DDL waits for
+//! open transactions at most `lock_wait_timeout` and then gets MariaDB's
+//! 1205, a timing error on the synchronous slave goes back to the client
+//! without reaching the master and without costing B its role, and KILL
+//! QUERY stops a statement waiting on B as fast as directly.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+use support::{root_rows, runtime, wait_for_tail, Cluster, Lockstep};
+
+const SCHEMA: &str = "CREATE DATABASE w; \
+    CREATE TABLE w.t (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB; \
+    INSERT INTO w.t VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0);";
+
+fn server_code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// The role of `node` in `SHOW LOCKSTEP NODES`.
+async fn role(c: &mut Conn, node: &str) -> String {
+    let rows: Vec<Row> = c.query("SHOW LOCKSTEP NODES").await.expect("show nodes");
+    rows.iter()
+        .find(|r| r.get_opt::<String, usize>(0).and_then(Result::ok).as_deref() == Some(node))
+        .and_then(|r| r.get_opt::<String, usize>(2).and_then(Result::ok))
+        .unwrap_or_default()
+}
+
+/// A root connection straight to node `i` (behind lockstep's back).
+async fn direct(cluster: &Cluster, i: usize) -> Conn {
+    let opts = mysql_async::Opts::from_url(&cluster.nodes[i].url()).expect("url");
+    Conn::new(opts).await.expect("direct connection")
+}
+
+#[test]
+fn a_session_that_only_read_holds_nothing_and_ddl_waits_at_most_lock_wait_timeout() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(&lockstep, SCHEMA);
+    let rt = runtime();
+    rt.block_on(async {
+        // PyMySQL's default: autocommit off, and a read.
+        let mut reader = Conn::new(lockstep.client_opts()).await.expect("connect");
+        reader.query_drop("SET autocommit = 0").await.expect("autocommit off");
+        let _: Option<u8> = reader.query_first("SELECT 1").await.expect("read");
+        let _: Vec<Row> = reader.query("SELECT * FROM w.t").await.expect("read");
+
+        let mut ddl = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let created = tokio::time::timeout(
+            Duration::from_secs(10),
+            ddl.query_drop("CREATE TABLE w.other (id INT PRIMARY KEY) ENGINE=InnoDB"),
+        )
+        .await;
+        assert!(
+            matches!(created, Ok(Ok(()))),
+            "a DDL waited for a session that only read: {created:?}"
+        );
+        reader.query_drop("COMMIT").await.expect("commit");
+
+        // A session with a write open: the DDL waits lock_wait_timeout, then 1205.
+        let mut writer = Conn::new(lockstep.client_opts()).await.expect("connect");
+        writer.query_drop("BEGIN").await.expect("begin");
+        writer
+            .query_drop("UPDATE w.t SET v = 1 WHERE id = 1")
+            .await
+            .expect("update");
+        ddl.query_drop("SET SESSION lock_wait_timeout = 1")
+            .await
+            .expect("set");
+        let started = Instant::now();
+        let refused = ddl
+            .query_drop("ALTER TABLE w.t ADD COLUMN c INT")
+            .await
+            .expect_err("the DDL waits for the open transaction, then gives up");
+        let waited = started.elapsed();
+        assert_eq!(server_code(&refused), Some(1205), "{refused}");
+        assert!(
+            waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+            "waited {waited:?} for lock_wait_timeout = 1"
+        );
+        println!("DDL behind an open transaction: 1205 after {waited:?}");
+        // Nothing was done anywhere, and the transaction goes on.
+        writer.query_drop("COMMIT").await.expect("commit");
+        ddl.query_drop("ALTER TABLE w.t ADD COLUMN c INT")
+            .await
+            .expect("the DDL runs once the transaction ended");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'w' AND TABLE_NAME = 't'"),
+            ["3"],
+            "the ALTER ran exactly once on port {}",
+            node.port
+        );
+        assert_eq!(root_rows(node, "SELECT v FROM w.t WHERE id = 1"), ["1"]);
+    }
+}
+
+#[test]
+fn a_timing_error_on_the_synchronous_slave_goes_to_the_client_and_b_keeps_its_role() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(&lockstep, SCHEMA);
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        assert_eq!(role(&mut c, "n1").await, "sync");
+        // Behind lockstep's back, B holds a row lock the client will need.
+        let mut on_b = direct(&cluster, 1).await;
+        on_b.query_drop("BEGIN").await.expect("begin on B");
+        let _: Vec<Row> = on_b
+            .query("SELECT * FROM w.t WHERE id = 5 FOR UPDATE")
+            .await
+            .expect("lock on B");
+        c.query_drop("SET SESSION innodb_lock_wait_timeout = 1")
+            .await
+            .expect("set");
+        for in_transaction in [false, true] {
+            if in_transaction {
+                c.query_drop("BEGIN").await.expect("begin");
+                c.query_drop("UPDATE w.t SET v = v + 1 WHERE id = 4")
+                    .await
+                    .expect("first statement");
+            }
+            let refused = c
+                .query_drop("UPDATE w.t SET v = v + 100 WHERE id = 5")
+                .await
+                .expect_err("B times out");
+            assert_eq!(server_code(&refused), Some(1205), "{refused}");
+            if in_transaction {
+                // The timeout undid the statement only, as in MariaDB.
+                c.query_drop("COMMIT").await.expect("commit");
+            }
+            assert_eq!(role(&mut c, "n1").await, "sync", "B kept its role");
+        }
+        on_b.query_drop("ROLLBACK").await.expect("release");
+        c.query_drop("UPDATE w.t SET v = v + 1 WHERE id = 5")
+            .await
+            .expect("passes once B's lock is gone");
+        assert_eq!(role(&mut c, "n1").await, "sync");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT id, v FROM w.t WHERE id IN (4, 5) ORDER BY id"),
+            ["4\t1", "5\t1"],
+            "the master never ran what B refused (port {})",
+            node.port
+        );
+    }
+}
+
+#[test]
+fn kill_query_stops_a_statement_waiting_on_the_synchronous_slave() {
+    let cluster = Cluster::start(2);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(&lockstep, SCHEMA);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut on_b = direct(&cluster, 1).await;
+        on_b.query_drop("BEGIN").await.expect("begin on B");
+        let _: Vec<Row> = on_b
+            .query("SELECT * FROM w.t WHERE id = 6 FOR UPDATE")
+            .await
+            .expect("lock on B");
+        let mut victim = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let id: u64 = victim
+            .query_first("SELECT CONNECTION_ID()")
+            .await
+            .expect("id")
+            .expect("a row");
+        let started = Instant::now();
+        let blocked = tokio::spawn(async move {
+            let r = victim
+                .query_drop("UPDATE w.t SET v = v + 1 WHERE id = 6")
+                .await;
+            (r, started.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut killer = Conn::new(lockstep.client_opts()).await.expect("connect");
+        killer
+            .query_drop(format!("KILL QUERY {id}"))
+            .await
+            .expect("kill query");
+        let (result, took) = tokio::time::timeout(Duration::from_secs(10), blocked)
+            .await
+            .expect("the statement stopped")
+            .expect("task");
+        let err = result.expect_err("killed");
+        assert_eq!(server_code(&err), Some(1317), "{err}");
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+        println!("KILL QUERY stopped a statement waiting on B after {took:?}");
+        on_b.query_drop("ROLLBACK").await.expect("release");
+    });
+    for node in &cluster.nodes {
+        assert_eq!(root_rows(node, "SELECT v FROM w.t WHERE id = 6"), ["0"]);
+    }
+}
