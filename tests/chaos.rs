@@ -204,9 +204,7 @@ fn no_acknowledged_write_is_lost_while_servers_and_lockstep_are_killed() {
 
     // Every node catches up with the master.
     let (master, _) = pick(&lockstep, "master").expect("a master");
-    let last = |i: usize| {
-        support::commits_of(&cluster.nodes[i])
-    };
+    let last = |i: usize| support::commits_of(&cluster.nodes[i]);
     let deadline = Instant::now() + Duration::from_secs(120);
     for i in 0..cluster.nodes.len() {
         while last(i) != last(master) {

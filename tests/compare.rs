@@ -400,9 +400,7 @@ fn the_slave_is_undone_when_only_the_master_fails_and_nothing_changes_when_both_
 
 /// Waits until `node` has the master's last commit.
 fn wait_for_node(cluster: &Cluster, node: usize) {
-    let last = |i: usize| {
-        support::commits_of(&cluster.nodes[i])
-    };
+    let last = |i: usize| support::commits_of(&cluster.nodes[i]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while last(node) != last(0) {
         assert!(Instant::now() < deadline, "node {node} did not catch up");

@@ -189,9 +189,7 @@ async fn writer(
 
 /// Waits until every node in `nodes` has `master`'s last commit.
 fn wait_for_nodes(cluster: &Cluster, master: usize, nodes: &[usize]) {
-    let last = |i: usize| {
-        support::commits_of(&cluster.nodes[i])
-    };
+    let last = |i: usize| support::commits_of(&cluster.nodes[i]);
     let deadline = Instant::now() + Duration::from_secs(30);
     for &i in nodes {
         while last(i) != last(master) {

@@ -209,9 +209,10 @@ async fn client(opts: OptsBuilder, id: u64, seed: u64, shared: Arc<Shared>) -> R
                     }
                 }
                 mysql_async::Error::Server(s) => {
-                    report
-                        .unexpected
-                        .push(format!("client {id} op {op}: {} {} ({sql})", s.code, s.message));
+                    report.unexpected.push(format!(
+                        "client {id} op {op}: {} {} ({sql})",
+                        s.code, s.message
+                    ));
                     fate = Fate::NotDone;
                     if in_transaction {
                         let _ = c.query_drop("ROLLBACK").await;
@@ -294,7 +295,12 @@ fn wait_until_caught_up(cluster: &Cluster, master: usize, lockstep: &Lockstep) {
                 .status();
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(if std::env::var("LOCKSTEP_ORDER_KEEP").is_ok() { 20 } else { 180 });
+    let deadline = Instant::now()
+        + Duration::from_secs(if std::env::var("LOCKSTEP_ORDER_KEEP").is_ok() {
+            20
+        } else {
+            180
+        });
     loop {
         let reference = support::commits_of(&cluster.nodes[master]);
         let behind: Vec<usize> = (0..cluster.nodes.len())
@@ -316,7 +322,11 @@ fn wait_until_caught_up(cluster: &Cluster, master: usize, lockstep: &Lockstep) {
 }
 
 fn first_difference(a: &[String], b: &[String]) -> String {
-    let at = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    let at = a
+        .iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
     format!(
         "{} vs {} rows; first difference at row {at}: {:?} vs {:?}",
         a.len(),
@@ -345,7 +355,12 @@ fn every_node_and_the_journal_hold_the_masters_data_after_an_adversarial_workloa
     support::wait_for_tail(&cluster, Duration::from_secs(30));
     let sync = holder(&lockstep, "sync").expect("a synchronous slave");
     // The synchronous slave alone refuses one value for a while.
-    support::refuse_on(&cluster.nodes[sync], "o.pick", REFUSED_ON_SYNC as i64, "refused here only");
+    support::refuse_on(
+        &cluster.nodes[sync],
+        "o.pick",
+        REFUSED_ON_SYNC as i64,
+        "refused here only",
+    );
 
     let rt = runtime();
     let shared = Arc::new(Shared {
@@ -371,11 +386,15 @@ fn every_node_and_the_journal_hold_the_masters_data_after_an_adversarial_workloa
         &cluster.nodes[sync],
         &format!("DROP TRIGGER o.refuse_pick_{REFUSED_ON_SYNC}"),
     );
-    note(format!("n{sync}: its trigger refusing v = {REFUSED_ON_SYNC} dropped"));
+    note(format!(
+        "n{sync}: its trigger refusing v = {REFUSED_ON_SYNC} dropped"
+    ));
 
     sleep_until(at(0.4));
     if let Some(sync) = holder(&lockstep, "sync") {
-        shared.faults.open_for(shared.start, Duration::from_secs(10));
+        shared
+            .faults
+            .open_for(shared.start, Duration::from_secs(10));
         cluster.nodes[sync].kill();
         note(format!("n{sync} (sync) killed"));
         std::thread::sleep(Duration::from_millis(1500));
@@ -387,7 +406,9 @@ fn every_node_and_the_journal_hold_the_masters_data_after_an_adversarial_workloa
 
     sleep_until(at(0.7));
     let master = holder(&lockstep, "master").expect("a master");
-    shared.faults.open_for(shared.start, Duration::from_secs(15));
+    shared
+        .faults
+        .open_for(shared.start, Duration::from_secs(15));
     cluster.nodes[master].kill();
     note(format!("n{master} (master) killed"));
     std::thread::sleep(Duration::from_millis(1500));
@@ -476,15 +497,28 @@ fn every_node_and_the_journal_hold_the_masters_data_after_an_adversarial_workloa
             );
         }
         for (&(client, op), &count) in &present {
-            assert_eq!(count, 1, "seed {seed}: {table} client {client} op {op} twice");
+            assert_eq!(
+                count, 1,
+                "seed {seed}: {table} client {client} op {op} twice"
+            );
         }
     }
 
     // Oracle: the journal replayed onto a fresh server equals the master.
     let fresh = Cluster::start(1);
-    let config = lockstep.config_path.to_str().expect("utf-8 path").to_string();
+    let config = lockstep
+        .config_path
+        .to_str()
+        .expect("utf-8 path")
+        .to_string();
     let out = std::process::Command::new(support::lockstep_bin())
-        .args(["replay", "--config", &config, "--target", &fresh.nodes[0].url()])
+        .args([
+            "replay",
+            "--config",
+            &config,
+            "--target",
+            &fresh.nodes[0].url(),
+        ])
         .output()
         .expect("lockstep replay");
     let said = format!(

@@ -28,7 +28,12 @@ fn server_code(e: &mysql_async::Error) -> Option<u16> {
 async fn role(c: &mut Conn, node: &str) -> String {
     let rows: Vec<Row> = c.query("SHOW LOCKSTEP NODES").await.expect("show nodes");
     rows.iter()
-        .find(|r| r.get_opt::<String, usize>(0).and_then(Result::ok).as_deref() == Some(node))
+        .find(|r| {
+            r.get_opt::<String, usize>(0)
+                .and_then(Result::ok)
+                .as_deref()
+                == Some(node)
+        })
         .and_then(|r| r.get_opt::<String, usize>(2).and_then(Result::ok))
         .unwrap_or_default()
 }
@@ -48,7 +53,10 @@ fn a_session_that_only_read_holds_nothing_and_ddl_waits_at_most_lock_wait_timeou
     rt.block_on(async {
         // PyMySQL's default: autocommit off, and a read.
         let mut reader = Conn::new(lockstep.client_opts()).await.expect("connect");
-        reader.query_drop("SET autocommit = 0").await.expect("autocommit off");
+        reader
+            .query_drop("SET autocommit = 0")
+            .await
+            .expect("autocommit off");
         let _: Option<u8> = reader.query_first("SELECT 1").await.expect("read");
         let _: Vec<Row> = reader.query("SELECT * FROM w.t").await.expect("read");
 
@@ -203,5 +211,98 @@ fn kill_query_stops_a_statement_waiting_on_the_synchronous_slave() {
     });
     for node in &cluster.nodes {
         assert_eq!(root_rows(node, "SELECT v FROM w.t WHERE id = 6"), ["0"]);
+    }
+}
+
+/// Whether another session can read `w.t` on node `i` within a second
+/// (it cannot while a session holds a WRITE lock on it there).
+async fn readable_on(cluster: &Cluster, i: usize) -> bool {
+    let mut c = direct(cluster, i).await;
+    c.query_drop("SET SESSION lock_wait_timeout = 1")
+        .await
+        .expect("set");
+    let read: Result<Vec<Row>, _> = c.query("SELECT * FROM w.t").await;
+    match read {
+        Ok(_) => true,
+        Err(e) if server_code(&e) == Some(1205) => false,
+        Err(e) => panic!("unexpected error reading w.t on n{i}: {e}"),
+    }
+}
+
+#[test]
+fn lock_tables_keeps_its_locks_and_its_writes_reach_every_node() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(&lockstep, SCHEMA);
+    let rt = runtime();
+    rt.block_on(async {
+        // Autocommit on: lockstep's own transaction around each write must
+        // not release the client's locks (BEGIN would).
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        c.query_drop("LOCK TABLES w.t WRITE").await.expect("lock");
+        c.query_drop("INSERT INTO w.t VALUES (10, 1)")
+            .await
+            .expect("insert under LOCK TABLES");
+        c.query_drop("UPDATE w.t SET v = 5 WHERE id = 1")
+            .await
+            .expect("update under LOCK TABLES");
+        let autocommit: Option<u8> = c.query_first("SELECT @@autocommit").await.expect("read");
+        assert_eq!(autocommit, Some(1), "the client's autocommit is untouched");
+        assert!(
+            !readable_on(&cluster, 0).await,
+            "the lock is still held on the master"
+        );
+        assert!(
+            !readable_on(&cluster, 1).await,
+            "the lock is still held on B"
+        );
+        c.query_drop("UNLOCK TABLES").await.expect("unlock");
+        assert!(readable_on(&cluster, 0).await);
+
+        // MariaDB's recommended form for InnoDB: autocommit off, LOCK
+        // TABLES, writes, COMMIT, UNLOCK TABLES.
+        c.query_drop("SET autocommit = 0")
+            .await
+            .expect("autocommit off");
+        c.query_drop("LOCK TABLES w.t WRITE, w.t AS alias READ")
+            .await
+            .expect("lock");
+        c.query_drop("INSERT INTO w.t VALUES (11, 2)")
+            .await
+            .expect("insert");
+        c.query_drop("COMMIT")
+            .await
+            .expect("commit under LOCK TABLES");
+        assert!(
+            !readable_on(&cluster, 1).await,
+            "COMMIT keeps the table locks on B"
+        );
+        c.query_drop("INSERT INTO w.t VALUES (12, 3)")
+            .await
+            .expect("insert");
+        // UNLOCK TABLES commits the open transaction, as in MariaDB.
+        c.query_drop("UNLOCK TABLES").await.expect("unlock");
+        c.query_drop("SET autocommit = 1")
+            .await
+            .expect("autocommit on");
+        // A session that only locked for reading writes nothing and holds
+        // nothing of lockstep's.
+        c.query_drop("LOCK TABLES w.t READ")
+            .await
+            .expect("lock read");
+        let _: Vec<Row> = c.query("SELECT * FROM w.t").await.expect("read");
+        c.query_drop("UNLOCK TABLES").await.expect("unlock");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(
+                node,
+                "SELECT id, v FROM w.t WHERE id = 1 OR id >= 10 ORDER BY id"
+            ),
+            ["1\t5", "10\t1", "11\t2", "12\t3"],
+            "port {}",
+            node.port
+        );
     }
 }

@@ -219,6 +219,7 @@ impl Session {
         self.statements.clear();
         // A reset rolls back the open transaction on both nodes.
         self.txn = None;
+        self.holds_table_locks = false;
         self.state.statements.clear();
         self.last_insert_id = 0;
         let node = self.master_name.clone();

@@ -101,6 +101,9 @@ pub struct Session {
     pub(super) busy: bool,
     /// Close the client connection after the current answer.
     pub(super) closing: bool,
+    /// The client holds `LOCK TABLES` on A and B: lockstep must not send
+    /// `BEGIN` (it releases them); see `control::Wrap`.
+    pub(super) holds_table_locks: bool,
 }
 
 impl Session {
@@ -126,6 +129,7 @@ impl Session {
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
             busy: false,
             closing: false,
+            holds_table_locks: false,
         }
     }
 
@@ -300,6 +304,8 @@ impl Session {
 
     /// The master changed under this session (failover).
     async fn follow_master(&mut self, master: Node) {
+        // Table locks do not move to another server.
+        self.holds_table_locks = false;
         if self.txn.is_some() {
             warn!(old = %self.master_name, new = %master.name,
                 "the master changed during this session's transaction: it is lost");
@@ -508,6 +514,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
             let _ = conn.disconnect().await;
         }
         self.txn = None;
+        self.holds_table_locks = false;
         self.statements.clear();
         self.start_session(client, w).await
     }

@@ -24,6 +24,50 @@ pub const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT lockstep_statemen
 /// Undoes `pin` for later reads of the session.
 pub const UNPIN: &str = "SET timestamp = DEFAULT";
 
+/// How lockstep gives an autocommit statement a transaction of its own on A
+/// and B, so that its `lockstep.commits` row and its number go with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrap {
+    /// `BEGIN` … `COMMIT`: the usual way.
+    Begin,
+    /// The session holds `LOCK TABLES`, which `BEGIN` would release:
+    /// `SET autocommit = 0` … `COMMIT; SET autocommit = 1` keeps them, as
+    /// MariaDB's manual recommends for transactional tables under LOCK TABLES.
+    AutocommitOff,
+}
+
+impl Wrap {
+    pub fn open(self) -> &'static str {
+        match self {
+            Wrap::Begin => BEGIN,
+            Wrap::AutocommitOff => "SET autocommit = 0",
+        }
+    }
+
+    /// What follows the statement's COMMIT or ROLLBACK on the node.
+    fn restore(self) -> &'static str {
+        match self {
+            Wrap::Begin => UNPIN,
+            Wrap::AutocommitOff => "SET autocommit = 1, timestamp = DEFAULT",
+        }
+    }
+
+    /// A's end of the statement (its row was marked before it).
+    pub fn commit(self) -> String {
+        format!("{COMMIT}; {}", self.restore())
+    }
+
+    /// B's end of a statement A committed under `seq`.
+    pub fn commit_recorded(self, request_id: Uuid, seq: u64) -> String {
+        format!("{}; {COMMIT}; {}", record(request_id, seq), self.restore())
+    }
+
+    /// The end of a statement a node must not keep.
+    pub fn rollback(self) -> String {
+        format!("{ROLLBACK}; {}", self.restore())
+    }
+}
+
 /// Pins a statement's context (time, RAND seeds, AUTO_INCREMENT value,
 /// prepared-statement pin variables) on a node's session.
 pub fn pin(context: &Context) -> String {
@@ -85,19 +129,29 @@ pub fn records(commits: &[(Uuid, u64)]) -> String {
     )
 }
 
-/// B's end of a commit the master made under `seq`.
+/// B's end of a commit the master made under `seq` (a client transaction,
+/// or a statement that ran alone).
 pub fn commit_recorded(request_id: Uuid, seq: u64) -> String {
-    format!("{}; {COMMIT}; {UNPIN}", record(request_id, seq))
+    Wrap::Begin.commit_recorded(request_id, seq)
 }
 
-/// The end of a transaction A or B must not keep.
+/// The end of a client transaction A or B must not keep.
 pub fn rollback_unpinned() -> String {
-    format!("{ROLLBACK}; {UNPIN}")
+    Wrap::Begin.rollback()
 }
 
-/// A's end of an autocommit statement (its row was marked before it).
-pub fn commit_unpinned() -> String {
-    format!("{COMMIT}; {UNPIN}")
+/// The table lockstep adds to a client's `LOCK TABLES … WRITE`: under
+/// LOCK TABLES a session can write only the tables it locked, and its
+/// commits write their `lockstep.commits` rows.
+pub const COMMITS_LOCK: &str = "lockstep.commits WRITE";
+
+/// The client's `LOCK TABLES` text with `COMMITS_LOCK` added.
+pub fn lock_tables_with_commits(text: &[u8]) -> Vec<u8> {
+    let end = text
+        .iter()
+        .rposition(|&b| b != b';' && !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    [&text[..end], b", ", COMMITS_LOCK.as_bytes()].concat()
 }
 
 /// Several statements as one multi-statement text.
@@ -134,6 +188,14 @@ mod tests {
             mark(id),
             "INSERT INTO lockstep.commits (request_id, seq) VALUES \
              (x'000000000000000000000000000000ff', NULL)"
+        );
+        assert_eq!(
+            lock_tables_with_commits(b"LOCK TABLES t WRITE ;\n"),
+            b"LOCK TABLES t WRITE, lockstep.commits WRITE".to_vec()
+        );
+        assert_eq!(
+            Wrap::AutocommitOff.rollback(),
+            "ROLLBACK; SET autocommit = 1, timestamp = DEFAULT"
         );
         assert_eq!(
             commit_recorded(id, 9),

@@ -190,6 +190,45 @@ pub fn commits_open_transaction(query: &[u8]) -> bool {
     }
 }
 
+/// What a `LOCK TABLES` / `UNLOCK TABLES` statement does to the session's
+/// table locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableLocks {
+    /// `LOCK TABLES` with at least one WRITE lock: the session may write
+    /// the tables it locked, and only those.
+    Writing,
+    /// `LOCK TABLES` with READ locks only: the session cannot write at all.
+    Reading,
+    /// `UNLOCK TABLES`.
+    Released,
+}
+
+/// The table locks a single `LOCK TABLE(S)` / `UNLOCK TABLE(S)` text sets;
+/// None for any other text.
+pub fn table_locks(query: &[u8]) -> Option<TableLocks> {
+    let lexemes = lex(query)?;
+    let statements = lexemes
+        .split(|l| l.token == Token::SemiColon)
+        .filter(|s| !s.is_empty())
+        .count();
+    let words = Words(&lexemes);
+    if statements != 1 || !matches!(words.upper(1).as_deref(), Some("TABLE" | "TABLES")) {
+        return None;
+    }
+    match words.upper(0).as_deref() {
+        Some("UNLOCK") => Some(TableLocks::Released),
+        Some("LOCK")
+            if lexemes
+                .iter()
+                .any(|l| l.word_upper().as_deref() == Some("WRITE")) =>
+        {
+            Some(TableLocks::Writing)
+        }
+        Some("LOCK") => Some(TableLocks::Reading),
+        _ => None,
+    }
+}
+
 /// SELECT and its relatives: a read unless it locks rows, writes into
 /// variables or files, assigns user variables or advances a sequence.
 fn route_select(tokens: &[Lexeme]) -> Route {
@@ -255,6 +294,25 @@ impl Words<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_locks_of_lock_statements() {
+        assert_eq!(
+            table_locks(b"LOCK TABLES t READ, u WRITE;"),
+            Some(TableLocks::Writing)
+        );
+        assert_eq!(
+            table_locks(b"lock table t read local"),
+            Some(TableLocks::Reading)
+        );
+        assert_eq!(
+            table_locks(b"LOCK TABLES `write` READ"),
+            Some(TableLocks::Reading)
+        );
+        assert_eq!(table_locks(b"UNLOCK TABLES"), Some(TableLocks::Released));
+        assert_eq!(table_locks(b"LOCK TABLES t WRITE; SELECT 1"), None);
+        assert_eq!(table_locks(b"SELECT 'LOCK TABLES t WRITE'"), None);
+    }
 
     #[test]
     fn plain_reads() {

@@ -24,7 +24,8 @@ use super::in_doubt::Fate;
 use crate::frontend::error::ClientError;
 use crate::frontend::session::Session;
 use crate::journal::CommitState;
-use crate::protocol::{commit, control};
+use crate::protocol::commit;
+use crate::protocol::control::Wrap;
 
 /// What A commits, once it ran it.
 pub(super) struct CommitWork {
@@ -34,6 +35,8 @@ pub(super) struct CommitWork {
     pub statements: Vec<Uuid>,
     /// What A runs to commit (its row is in it, or already written).
     pub master_commit: String,
+    /// How the work's transaction ends on A and B when it does not commit.
+    pub wrap: Wrap,
 }
 
 /// How a commit ended on A.
@@ -71,9 +74,7 @@ impl Session {
         let reservation = match reservation {
             Ok(reservation) => reservation,
             Err(e) => {
-                let _ = self
-                    .run_on_master(control::rollback_unpinned().as_bytes())
-                    .await;
+                let _ = self.run_on_master(work.wrap.rollback().as_bytes()).await;
                 return Committed::No(ClientError::JournalUnavailable(e.to_string()));
             }
         };
@@ -100,9 +101,7 @@ impl Session {
             Err(err) => {
                 error!(error = %err, "commit on the master failed");
                 reservation.resolve(CommitState::Aborted);
-                let _ = self
-                    .run_on_master(control::rollback_unpinned().as_bytes())
-                    .await;
+                let _ = self.run_on_master(work.wrap.rollback().as_bytes()).await;
                 Committed::No(err)
             }
         }
@@ -116,15 +115,16 @@ impl Session {
         request_id: Uuid,
         seq: Option<u64>,
         sync_has_it: bool,
+        wrap: Wrap,
     ) {
         let (sql, committing) = match seq {
-            Some(seq) if sync_has_it => (control::commit_recorded(request_id, seq), true),
-            _ => (control::rollback_unpinned(), false),
+            Some(seq) if sync_has_it => (wrap.commit_recorded(request_id, seq), true),
+            _ => (wrap.rollback(), false),
         };
         if let Err(err) = self.sync_control(&sql).await {
             error!(error = %err, sql, "the synchronous slave could not finish");
             // Whatever failed, no transaction of this session stays open on B.
-            let _ = self.sync_control(&control::rollback_unpinned()).await;
+            let _ = self.sync_control(&wrap.rollback()).await;
             if committing {
                 warn!("the synchronous slave lacks a commit the master made: it leaves its role");
                 self.leave_sync_role(

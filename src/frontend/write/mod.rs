@@ -47,6 +47,7 @@ use crate::frontend::error::ClientError;
 use crate::frontend::relay::Shown;
 use crate::frontend::session::Session;
 use crate::journal::{Entry, EntryKind};
+use crate::protocol::control;
 use crate::router::Route;
 use crate::sql::intercept::Renames;
 
@@ -158,6 +159,15 @@ impl Session {
                 *master = prepared.backend.clone();
                 *sync = prepared.sync.clone();
             }
+        }
+    }
+
+    /// How an autocommit statement gets a transaction of its own on A and B.
+    pub(super) fn wrap(&self) -> control::Wrap {
+        if self.holds_table_locks {
+            control::Wrap::AutocommitOff
+        } else {
+            control::Wrap::Begin
         }
     }
 

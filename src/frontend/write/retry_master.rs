@@ -125,7 +125,7 @@ async fn attempt(shared: &Arc<Shared>, entry: &mut Entry) -> Result<u64, String>
     };
     let seq = reservation.seq();
     entry.context = context;
-    if let Err(e) = master.query_drop(control::commit_unpinned()).await {
+    if let Err(e) = master.query_drop(control::Wrap::Begin.commit()).await {
         // Whether the master committed is in doubt: the reservation says so
         // when dropped, and the tail asks the master's lockstep.commits.
         return Err(format!("commit on the master: {e}"));

@@ -12,7 +12,8 @@ use tracing::warn;
 use super::work::Work;
 use crate::frontend::session::Session;
 use crate::journal::{Outcome, SqlText};
-use crate::router::{self, SessionChange};
+use crate::protocol::control;
+use crate::router::{self, SessionChange, TableLocks};
 use crate::sql::intercept::Renames;
 
 impl Session {
@@ -24,7 +25,11 @@ impl Session {
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
-        if router::commits_open_transaction(work.sql()) {
+        let table_locks = router::table_locks(work.sql());
+        // UNLOCK TABLES commits the open transaction when the session held
+        // table locks, as in MariaDB.
+        let unlocks = table_locks == Some(TableLocks::Released) && self.holds_table_locks;
+        if router::commits_open_transaction(work.sql()) || unlocks {
             if let Err(err) = self.commit_implicitly().await {
                 return self.answer(w, Err(err)).await;
             }
@@ -32,6 +37,13 @@ impl Session {
         if let Err(err) = self.set_pin_variables(&work, true).await {
             return self.answer(w, Err(err)).await;
         }
+        let work = match (table_locks, work) {
+            // The session's commits write their rows under its table locks.
+            (Some(TableLocks::Writing), Work::Text(sql)) => {
+                Work::Text(control::lock_tables_with_commits(&sql))
+            }
+            (_, work) => work,
+        };
         let sync = match self.sync.as_mut() {
             Some(conn) => Some(work.run_on_sync(conn).await),
             None => None,
@@ -53,6 +65,9 @@ impl Session {
             );
         }
         if passed {
+            if let Some(locks) = table_locks {
+                self.holds_table_locks = locks != TableLocks::Released;
+            }
             self.remember_session_change(&work, change).await;
         }
         Ok(())

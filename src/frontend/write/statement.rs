@@ -96,11 +96,12 @@ impl Session {
         // SHOW WARNINGS, ROW_COUNT() and FOUND_ROWS() still see the client's
         // previous statement.
         let pinned = entry.kind != EntryKind::Read;
+        let wrap = self.wrap();
         // Phase "run on B": B first, in a transaction that stays open.
         let opening = if in_txn {
             control::SAVEPOINT
         } else {
-            control::BEGIN
+            wrap.open()
         };
         let sync_pin = pinned.then(|| Pinning::of(&entry.context).opened_by(opening));
         let sync_ok = match self
@@ -117,7 +118,7 @@ impl Session {
         let master_pin = match (in_txn, pinned) {
             (false, _) => Some(
                 Pinning::of(&entry.context)
-                    .opened_by(control::BEGIN)
+                    .opened_by(wrap.open())
                     .then(&control::mark(entry.id)),
             ),
             (true, true) => Some(Pinning::of(&entry.context)),
@@ -147,8 +148,12 @@ impl Session {
                     self.keep_in_transaction(entry);
                     return relay::finish_with(w, end, &mut self.status).await;
                 }
-                let end = (end.0 - StatusFlags::SERVER_STATUS_IN_TRANS, end.1);
-                self.commit_statement(entry, durable, sync_ok, w, end).await
+                // The client's autocommit is on, whatever lockstep's own
+                // transaction around the statement made A report.
+                let flags = (end.0 - StatusFlags::SERVER_STATUS_IN_TRANS)
+                    | StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+                self.commit_statement(entry, durable, sync_ok, w, (flags, end.1))
+                    .await
             }
             MasterEnd::Failed(err) => {
                 self.record_master(&mut entry, outcome_of_client_error(&err));
@@ -170,9 +175,7 @@ impl Session {
                     self.undo_on_sync_after_master_failed(in_txn).await;
                 }
                 if !in_txn {
-                    let _ = self
-                        .run_on_master(control::rollback_unpinned().as_bytes())
-                        .await;
+                    let _ = self.run_on_master(wrap.rollback().as_bytes()).await;
                 }
                 self.note_failure(&err);
                 drop(gate);
@@ -251,13 +254,12 @@ impl Session {
     ) -> io::Result<()> {
         // Nothing commits before its entry is on disk (the number's sync
         // covers it too; this reports a failed one).
+        let wrap = self.wrap();
         if let Some(durable) = durable {
             if let Err(e) = durable.wait().await {
                 let err = ClientError::JournalUnavailable(e.to_string());
-                let _ = self
-                    .run_on_master(control::rollback_unpinned().as_bytes())
-                    .await;
-                self.finish_on_sync(entry.id, None, sync_ok).await;
+                let _ = self.run_on_master(wrap.rollback().as_bytes()).await;
+                self.finish_on_sync(entry.id, None, sync_ok, wrap).await;
                 return self.fail_statement(entry, w, err).await;
             }
         }
@@ -269,7 +271,8 @@ impl Session {
         let work = CommitWork {
             request_id: entry.id,
             statements: vec![entry.id],
-            master_commit: control::commit_unpinned(),
+            master_commit: wrap.commit(),
+            wrap,
         };
         let committed = self.commit_on_master(&work).await;
         let seq = committed.seq();
@@ -278,7 +281,8 @@ impl Session {
                 self.finish_entry(&mut entry, EntryState::Committed { seq });
                 let answered = relay::finish_with(w, end, &mut self.status).await;
                 // B commits after A, whatever became of the client.
-                self.finish_on_sync(entry.id, Some(seq), sync_ok).await;
+                self.finish_on_sync(entry.id, Some(seq), sync_ok, wrap)
+                    .await;
                 answered
             }
             Committed::Lost {
@@ -288,7 +292,8 @@ impl Session {
                 // A may have committed it before its connection broke: B
                 // commits it too, the tail gets it from the journal.
                 self.finish_entry(&mut entry, EntryState::Committed { seq });
-                self.finish_on_sync(entry.id, Some(seq), sync_ok).await;
+                self.finish_on_sync(entry.id, Some(seq), sync_ok, wrap)
+                    .await;
                 let answered = w
                     .error_instead_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
                     .await;
@@ -296,7 +301,7 @@ impl Session {
                 answered
             }
             Committed::Lost { err, .. } | Committed::No(err) => {
-                self.finish_on_sync(entry.id, seq, sync_ok).await;
+                self.finish_on_sync(entry.id, seq, sync_ok, wrap).await;
                 self.fail_statement(entry, w, err).await
             }
         }
@@ -331,7 +336,7 @@ impl Session {
         let err = client_error_of(outcome);
         debug!(code = err.code(), "timing error on the synchronous slave");
         if !in_txn {
-            self.sync_finish(&control::rollback_unpinned()).await;
+            self.sync_finish(&self.wrap().rollback()).await;
             return err;
         }
         let statement_only = self
@@ -347,7 +352,7 @@ impl Session {
     /// A refused a statement B ran: take it back on B.
     pub(super) async fn undo_on_sync_after_master_failed(&mut self, in_txn: bool) {
         if !in_txn {
-            self.sync_finish(&control::rollback_unpinned()).await;
+            self.sync_finish(&self.wrap().rollback()).await;
             return;
         }
         if self.master_in_transaction().await {

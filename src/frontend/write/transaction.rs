@@ -27,7 +27,12 @@ impl Session {
         // The roles may have changed while this waited.
         self.follow_roles_with(work).await;
         self.refuse_without_sync()?;
-        self.sync_control(control::BEGIN).await?;
+        // B's session has the client's autocommit = 0 (or ran its BEGIN):
+        // its transaction starts with the first statement anyway. Under
+        // LOCK TABLES a BEGIN would release the client's table locks.
+        if !self.holds_table_locks {
+            self.sync_control(control::BEGIN).await?;
+        }
         self.txn = Some(OpenTransaction::new(self, gate));
         Ok(())
     }
@@ -49,6 +54,8 @@ impl Session {
             return self.answer(w, Err(err)).await;
         }
         if self.relay_on_master(&work, renames, w).await? {
+            // BEGIN releases the session's table locks, as in MariaDB.
+            self.holds_table_locks = false;
             self.txn = Some(OpenTransaction::new(self, gate));
         } else {
             self.sync_finish("ROLLBACK").await;
@@ -96,7 +103,7 @@ impl Session {
             SyncAction::Nothing => {}
             SyncAction::Run(sql) => self.sync_finish(&sql).instrument(span).await,
             SyncAction::Commit { request_id, seq } => {
-                self.finish_on_sync(request_id, seq, true)
+                self.finish_on_sync(request_id, seq, true, control::Wrap::Begin)
                     .instrument(span)
                     .await
             }
@@ -138,7 +145,7 @@ impl Session {
                 .run_on_master(control::then(control::UNPIN, text).as_bytes())
                 .await;
             self.finish_entry(entry, EntryState::Done);
-            return (ok, SyncEnd::run(control::commit_unpinned(), Some(txn)));
+            return (ok, SyncEnd::run(control::Wrap::Begin.commit(), Some(txn)));
         }
         if let Err(err) = self.refuse_without_sync() {
             // B lost its part of the transaction: it is rolled back.
@@ -162,6 +169,7 @@ impl Session {
             request_id: entry.id,
             statements: ids,
             master_commit: format!("{}; {}; {text}", control::UNPIN, control::mark(entry.id)),
+            wrap: control::Wrap::Begin,
         };
         let committed = self.commit_on_master(&work).await;
         let sync_end = SyncEnd::commit(entry.id, committed.seq(), txn);
