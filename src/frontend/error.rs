@@ -41,6 +41,16 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// ER_UNKNOWN_ERROR: lockstep reached a state it does not expect; the
+    /// client gets an error instead of a dropped connection.
+    pub fn internal(what: &str) -> ClientError {
+        ClientError::Server {
+            code: 1105,
+            state: "HY000".into(),
+            message: format!("lockstep internal error: {what}"),
+        }
+    }
+
     /// Classifies a mysql_async error on node `node`: a server's own error
     /// is relayed, anything else means the connection is lost.
     ///

@@ -52,6 +52,11 @@ impl Session {
                 self.note_failure(&err);
                 Ok(false)
             }
+            (SetsEnd::Refused(w), _) => {
+                let err = relay::unexpected_refusal(w).await?;
+                self.note_failure(&err);
+                Ok(false)
+            }
         }
     }
 

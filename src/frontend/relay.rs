@@ -33,6 +33,9 @@ pub enum SetsEnd<'w, W> {
     Complete(QueryResultWriter<'w, W>),
     /// An error was written to the client in place of the next result or row.
     Failed(ClientError),
+    /// The node answered `Shown::refused_with` before anything reached the
+    /// client: nothing was written, the writer is handed back.
+    Refused(QueryResultWriter<'w, W>),
 }
 
 /// How the node's response is shown to the client, and what is learnt
@@ -47,6 +50,10 @@ pub struct Shown<'d> {
     pub skip: usize,
     /// Collects a checksum of the rows for the compare module.
     pub digest: Option<&'d mut Digest>,
+    /// An error code that, when the node answers it before the first row of
+    /// the first result, is not relayed (`SetsEnd::Refused`): column
+    /// definitions are held back until the first row or the end.
+    pub refused_with: Option<u16>,
 }
 
 /// Relays the response to a query or execute: `started` is what mysql_async
@@ -65,8 +72,23 @@ where
 {
     match started {
         Ok(mut result) => relay_sets(node, &mut result, w, renames, status, shown).await,
+        Err(e) if is_code(&e, shown.refused_with) => Ok(SetsEnd::Refused(w)),
         Err(e) => Ok(SetsEnd::Failed(fail(node, e, w).await?)),
     }
+}
+
+/// A `SetsEnd::Refused` where no refusal was asked for (it cannot happen):
+/// the client gets an error, and so does the caller.
+pub async fn unexpected_refusal<W: AsyncWrite + Send + Unpin>(
+    w: QueryResultWriter<'_, W>,
+) -> io::Result<ClientError> {
+    let err = ClientError::internal("a response was held back that no one asked for");
+    w.send_error(&err).await?;
+    Ok(err)
+}
+
+fn is_code(e: &mysql_async::Error, code: Option<u16>) -> bool {
+    matches!((e, code), (mysql_async::Error::Server(s), Some(code)) if s.code == code)
 }
 
 /// Answers the next result with the backend's error; returns that error.
@@ -99,10 +121,12 @@ where
     let mut row_buf = Vec::new();
     let mut skip = shown.skip;
     let mut digest = shown.digest;
+    let mut refused_with = shown.refused_with;
     loop {
         let mut stream = match result.stream::<Row>().await {
             Ok(Some(stream)) => stream,
             Ok(None) => return Ok(SetsEnd::Complete(w)),
+            Err(e) if is_code(&e, refused_with) => return Ok(SetsEnd::Refused(w)),
             Err(e) => return Ok(SetsEnd::Failed(fail(node, e, w).await?)),
         };
         if stream.columns_ref().is_empty() {
@@ -110,6 +134,7 @@ where
             ok.status_flags -= shown.hide;
             *status = without_more_results(ok.status_flags);
             drop(stream);
+            refused_with = None;
             if skip > 0 {
                 skip -= 1;
             } else {
@@ -125,8 +150,25 @@ where
             .iter()
             .map(|c| encode::column(c, |name| original_name(renames, name)))
             .collect();
+        // Held back until the first row shows the node did not refuse it:
+        // `prefetched` is that first row, or the end of the set.
+        let mut prefetched = match refused_with.take() {
+            Some(code) => match stream.next().await {
+                Some(Err(e)) if is_code(&e, Some(code)) => {
+                    drop(stream);
+                    return Ok(SetsEnd::Refused(w));
+                }
+                first => Some(first),
+            },
+            None => None,
+        };
         let mut rows = w.start_owned(client_columns).await?;
-        while let Some(row) = stream.next().await {
+        loop {
+            let next = match prefetched.take() {
+                Some(first) => first,
+                None => stream.next().await,
+            };
+            let Some(row) = next else { break };
             match row {
                 Ok(row) => {
                     if let Some(digest) = digest.as_deref_mut() {

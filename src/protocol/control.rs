@@ -68,6 +68,17 @@ impl Wrap {
     }
 }
 
+/// MariaDB's error for a write in a read-only transaction
+/// (ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION).
+pub const READ_ONLY_REFUSAL: u16 = 1792;
+
+/// A read as the master runs it outside a transaction: read-only for this
+/// statement alone, so that a write hidden in it is refused with
+/// `READ_ONLY_REFUSAL` instead of done on the master alone.
+pub fn read_only(read: &[u8]) -> Vec<u8> {
+    [b"SET STATEMENT tx_read_only = 1 FOR ".as_slice(), read].concat()
+}
+
 /// Pins a statement's context (time, RAND seeds, AUTO_INCREMENT value,
 /// prepared-statement pin variables) on a node's session.
 pub fn pin(context: &Context) -> String {

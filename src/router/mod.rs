@@ -190,6 +190,26 @@ pub fn commits_open_transaction(query: &[u8]) -> bool {
     }
 }
 
+/// A read that may still write through what it calls (a stored function,
+/// a sequence): one statement of the SELECT family or DO. The master runs it
+/// read-only and refuses it if it writes (see `frontend::write::read`).
+pub fn is_guarded_read(query: &[u8]) -> bool {
+    let Some(lexemes) = lex(query) else {
+        return false;
+    };
+    let statements = lexemes
+        .split(|l| l.token == Token::SemiColon)
+        .filter(|s| !s.is_empty())
+        .count();
+    let first = lexemes.first();
+    statements == 1
+        && (first.is_some_and(|l| l.token == Token::LParen)
+            || matches!(
+                Words(&lexemes).upper(0).as_deref(),
+                Some("SELECT" | "WITH" | "VALUES" | "TABLE" | "DO")
+            ))
+}
+
 /// What a `LOCK TABLES` / `UNLOCK TABLES` statement does to the session's
 /// table locks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,6 +314,15 @@ impl Words<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guarded_reads() {
+        assert!(is_guarded_read(b"SELECT f()"));
+        assert!(is_guarded_read(b"do f(1);"));
+        assert!(is_guarded_read(b"(SELECT 1) UNION (SELECT 2)"));
+        assert!(!is_guarded_read(b"SHOW TABLES"));
+        assert!(!is_guarded_read(b"SELECT 1; SELECT 2"));
+    }
 
     #[test]
     fn table_locks_of_lock_statements() {

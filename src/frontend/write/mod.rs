@@ -29,6 +29,7 @@ mod alone;
 mod commit;
 mod entries;
 mod in_doubt;
+mod read;
 pub(in crate::frontend) mod retry_master;
 mod session_state;
 mod statement;
@@ -118,7 +119,7 @@ impl Session {
                 if let Err(err) = self.set_pin_variables(&work, false).await {
                     return self.answer(w, Err(err)).await;
                 }
-                self.relay_on_master(&work, renames, w).await.map(|_| ())
+                self.read(work, renames, w).await
             }
             Route::Write => {
                 self.write_statement(work, EntryKind::Write, renames, w)

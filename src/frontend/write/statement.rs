@@ -221,6 +221,7 @@ impl Session {
             hide,
             skip,
             digest: Some(&mut digest),
+            refused_with: None,
         };
         let relayed = work
             .relay_on_master(&node, conn, w, renames, &mut self.status, shown)
@@ -239,6 +240,7 @@ impl Session {
                 Ok(MasterEnd::Done { w, end, outcome })
             }
             SetsEnd::Failed(err) => Ok(MasterEnd::Failed(err)),
+            SetsEnd::Refused(w) => Ok(MasterEnd::Failed(relay::unexpected_refusal(w).await?)),
         }
     }
 

@@ -1,0 +1,78 @@
+//! Reads that write (issue "Let the server decide", first step): a SELECT
+//! or DO whose stored function writes, `NEXTVAL` of a sequence, `VALUES
+//! (f())`. The master runs every read outside a transaction read-only; one
+//! that writes is refused there before its first row and takes the write
+//! path. The client's answers equal MariaDB's directly, and every node holds
+//! the rows the functions wrote.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{mariadb_cli, root_rows, wait_for_tail, Cluster, Lockstep, PASSWORD, USER};
+
+const SCHEMA: &str = "CREATE DATABASE g;
+CREATE TABLE g.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB;
+CREATE SEQUENCE g.s;
+CREATE TABLE g.src (n INT PRIMARY KEY) ENGINE=InnoDB;
+INSERT INTO g.src VALUES (1), (2);
+DELIMITER //
+CREATE FUNCTION g.f(x INT) RETURNS INT MODIFIES SQL DATA
+BEGIN INSERT INTO g.t (v) VALUES (x); RETURN x * 2; END//
+DELIMITER ;
+";
+
+const STATEMENTS: &str = "SELECT g.f(5);
+DO g.f(6);
+SELECT NEXTVAL(g.s), NEXTVAL(g.s);
+SELECT g.f(n) AS doubled FROM g.src ORDER BY n;
+VALUES (g.f(7));
+(SELECT g.f(8));
+SELECT 1 + 1, COUNT(*) FROM g.t;
+SELECT id, v FROM g.t ORDER BY id;
+";
+
+fn run(port: u16, user: &str, password: &str, sql: &str) -> String {
+    let out = mariadb_cli(port, user, password, &["--batch", "--column-names"], sql);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn reads_whose_functions_write_reach_every_node_with_mariadbs_answers() {
+    let direct = Cluster::start(1);
+    run(direct.nodes[0].port, "root", "", SCHEMA);
+    let expected = run(direct.nodes[0].port, "root", "", STATEMENTS);
+
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    run(lockstep.port, USER, PASSWORD, SCHEMA);
+    let through = run(lockstep.port, USER, PASSWORD, STATEMENTS);
+    assert_eq!(
+        through, expected,
+        "answers through lockstep differ from MariaDB's"
+    );
+
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let master = root_rows(cluster.master(), "SELECT id, v FROM g.t ORDER BY id");
+    assert_eq!(master.len(), 6, "{master:?}");
+    let sequence = root_rows(cluster.master(), "SELECT next_not_cached_value FROM g.s");
+    for node in &cluster.nodes[1..] {
+        assert_eq!(
+            root_rows(node, "SELECT id, v FROM g.t ORDER BY id"),
+            master,
+            "port {}",
+            node.port
+        );
+        assert_eq!(
+            root_rows(node, "SELECT next_not_cached_value FROM g.s"),
+            sequence,
+            "the sequence on port {}",
+            node.port
+        );
+    }
+}
