@@ -220,7 +220,7 @@ impl Config {
                     ))
                 }
                 (None, Some(hash)) => {
-                    if crate::frontend::auth::parse_password_hash(hash).is_none() {
+                    if crate::auth::parse_password_hash(hash).is_none() {
                         return Err(invalid(
                             &format!("users[{i}].password_hash"),
                             "must be `*` followed by 40 hex digits, as in mysql.user".into(),

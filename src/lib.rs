@@ -2,6 +2,7 @@
 //! MySQL/MariaDB servers. See README.md and DESIGN in the shared docs.
 
 pub mod admin;
+pub mod auth;
 pub mod backend;
 pub mod bench;
 pub mod chain;
@@ -13,7 +14,9 @@ pub mod failover;
 pub mod frontend;
 pub mod journal;
 pub mod mariadb;
+pub mod metrics;
 pub mod process;
 pub mod protocol;
 pub mod router;
+pub mod shared;
 pub mod sql;

@@ -14,7 +14,7 @@ use tracing::info;
 
 use crate::chain::roles::Role;
 use crate::check::{self, Report, Snapshot};
-use crate::frontend::session::Shared;
+use crate::shared::Shared;
 
 /// How long writes may take to drain, and tails to catch up, before the
 /// check gives up on them.

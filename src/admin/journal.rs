@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use uuid::Uuid;
 
-use crate::frontend::session::Shared;
 use crate::journal::inspect::{self, Exported, Filter, Line, Shown, Stats};
+use crate::shared::Shared;
 
 type Answer<T> = Result<Json<T>, (StatusCode, String)>;
 

@@ -5,7 +5,6 @@
 
 mod check;
 mod journal;
-pub mod metrics;
 mod status;
 
 use std::net::SocketAddr;
@@ -16,7 +15,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tracing::{error, info};
 
-use crate::frontend::session::Shared;
+use crate::shared::Shared;
 
 /// Binds `addr` (an error here stops lockstep from starting, as for the
 /// client port) and serves the endpoint until lockstep stops.

@@ -8,9 +8,9 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
 
-use super::metrics::{self, NodeLabel, NodeRoleLabel};
 use crate::chain::roles::Role;
-use crate::frontend::session::Shared;
+use crate::metrics::{self, NodeLabel, NodeRoleLabel};
+use crate::shared::Shared;
 
 const ROLES: [Role; 6] = [
     Role::Master,

@@ -10,8 +10,8 @@ use tracing::{error, info, warn};
 
 use super::tail::{Tail, TailError};
 use super::Chain;
-use crate::admin::metrics;
 use crate::compare::notify::Event;
+use crate::metrics;
 
 /// How long a node about to take the synchronous role waits for writes to
 /// drain.

@@ -23,13 +23,13 @@ use super::outcome;
 use super::replay_state::AppliedState;
 use super::roles::Role;
 use super::{handover, Chain};
-use crate::admin::metrics;
 use crate::backend::Node;
 use crate::compare::notify::Event;
 use crate::compare::{self, verdict::Verdict};
 use crate::journal::{
     CommitRecord, CommitState, Entry, Journal, JournalError, NodeResult, Outcome, Statement,
 };
+use crate::metrics;
 
 /// How far below its highest commit a node is checked for missing ones: a
 /// first slave that left the synchronous role may lack a few commits below

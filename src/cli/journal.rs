@@ -148,8 +148,9 @@ impl Source {
                 match ureq::get(&url).timeout(Duration::from_secs(120)).call() {
                     Ok(response) => {
                         eprintln!("(from the running lockstep at {addr})");
-                        let text = response.into_string()?;
-                        return serde_json::from_str(&text).map_err(|e| {
+                        // Streamed: a listing can exceed what ureq reads
+                        // into one string (10 MB).
+                        return serde_json::from_reader(response.into_reader()).map_err(|e| {
                             JournalCliError::Admin {
                                 addr: addr.clone(),
                                 reason: e.to_string(),

@@ -87,8 +87,13 @@ async fn open_journal(args: &ReplayArgs, scratch: &Path) -> Result<Journal, CliE
     let config = Config::load(path)?;
     let addr = config.admin_listen.to_string();
     let url = format!("http://{addr}/journal/export");
+    // Streamed from the response: a journal can be far larger than what
+    // ureq reads into one string (10 MB).
     let answer = tokio::task::spawn_blocking(move || match ureq::get(&url).call() {
-        Ok(response) => Some(response.into_string().map_err(|e| e.to_string())),
+        Ok(response) => Some(
+            serde_json::from_reader::<_, Vec<Exported>>(response.into_reader())
+                .map_err(|e| e.to_string()),
+        ),
         Err(ureq::Error::Status(_, response)) => {
             Some(Err(response.into_string().unwrap_or_default()))
         }
@@ -96,13 +101,11 @@ async fn open_journal(args: &ReplayArgs, scratch: &Path) -> Result<Journal, CliE
     })
     .await
     .map_err(std::io::Error::other)?;
-    let Some(text) = answer else {
+    let Some(commits) = answer else {
         eprintln!("lockstep is not running: its journal directory is read directly");
         return Ok(Journal::open_existing(&config.journal_dir)?);
     };
-    let text = text
-        .map_err(|e| replay::ReplayError::Point(format!("the running lockstep at {addr}: {e}")))?;
-    let commits: Vec<Exported> = serde_json::from_str(&text)
+    let commits = commits
         .map_err(|e| replay::ReplayError::Point(format!("the running lockstep at {addr}: {e}")))?;
     eprintln!(
         "replaying the journal of the running lockstep at {addr} ({} commits)",

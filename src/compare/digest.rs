@@ -3,17 +3,9 @@
 //! them.
 
 use mysql_async::{Column, Row};
-use serde::{Deserialize, Serialize};
 use sha1::{Digest as _, Sha1};
 
-/// The rows a statement returned, as compared between nodes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rows {
-    /// Rows over all result sets.
-    pub count: u64,
-    /// SHA-1 (hex) over every set's column definitions and rows.
-    pub checksum: String,
-}
+pub use crate::journal::Rows;
 
 /// Builds `Rows` as result sets stream by.
 #[derive(Default)]

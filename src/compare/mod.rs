@@ -49,7 +49,7 @@ pub fn judge(entry: &mut Entry, replay: bool) -> Vec<(String, Verdict)> {
                 rows: compare_rows,
             },
         );
-        crate::admin::metrics::count_verdict(verdict.name());
+        crate::metrics::count_verdict(verdict.name());
         if !verdict.is_agreement() {
             disagreements.push((result.node.clone(), verdict.clone()));
         }

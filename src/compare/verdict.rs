@@ -1,25 +1,8 @@
 //! How a node's result for a statement compares with the master's.
 
-use serde::{Deserialize, Serialize};
-
 use crate::journal::Outcome;
 
-/// The reconciliation table of DESIGN.md, one row per verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "verdict")]
-pub enum Verdict {
-    /// Both passed with the same result: done.
-    Agree,
-    /// Both failed: nothing changed anywhere.
-    BothFailed,
-    /// The master passed, the node failed: the node must re-run it.
-    NodeFailed,
-    /// The master failed, the node passed: undone on the node (or the
-    /// master retries, by policy).
-    MasterFailed,
-    /// Both passed with different results: the node diverged.
-    Diverged { what: String },
-}
+pub use crate::journal::Verdict;
 
 impl Verdict {
     /// Its name in metrics and logs.

@@ -12,7 +12,7 @@ use tracing::{info_span, warn, Instrument};
 use super::fail_over;
 use crate::backend::Node;
 use crate::chain::handover;
-use crate::frontend::session::Shared;
+use crate::shared::Shared;
 
 /// Checks the master until lockstep stops; a master that fails a check is
 /// replaced.

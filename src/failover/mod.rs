@@ -10,42 +10,12 @@
 pub mod health;
 mod promote;
 
+use crate::shared::Shared;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::{Mutex, Notify};
-
-use crate::frontend::session::Shared;
+pub use crate::shared::Failover;
 
 pub use promote::{fail_over, promote_one};
-
-/// What sessions and the health monitor share about failover.
-pub struct Failover {
-    /// A session saw the master's connection break: check now.
-    wake: Notify,
-    /// One failover at a time.
-    running: Mutex<()>,
-    pub interval: Duration,
-    pub timeout: Duration,
-}
-
-impl Failover {
-    pub fn new(interval: Duration, timeout: Duration) -> Failover {
-        Failover {
-            wake: Notify::new(),
-            running: Mutex::new(()),
-            interval,
-            timeout,
-        }
-    }
-
-    /// A session lost its connection to `node`: when it is the master, the
-    /// health monitor checks it at once instead of at its next tick.
-    pub fn suspect(&self, node: &str) {
-        tracing::debug!(%node, "connection to a node broke; checking the master now");
-        self.wake.notify_one();
-    }
-}
 
 /// Whether the master a session used (`node`) is gone: already replaced,
 /// or unreachable now, in which case it is declared down and replaced. A

@@ -11,7 +11,7 @@ use crate::chain::roles::Role;
 use crate::chain::tail::{InDoubt, Tail};
 use crate::chain::Chain;
 use crate::compare::notify::Event;
-use crate::frontend::session::Shared;
+use crate::shared::Shared;
 
 /// How long in-flight writes get to finish on their own before their
 /// sessions are ended (a master that hangs instead of dying keeps them).
@@ -94,7 +94,7 @@ pub async fn promote_one(chain: &Arc<Chain>, dead: &str) -> Option<String> {
                     error!(error = %e, "cannot journal the new master");
                 }
                 roles.promote(name);
-                crate::admin::metrics::get().failovers.inc();
+                crate::metrics::get().failovers.inc();
                 // Its applier stays stopped while it is master; one started
                 // later (it lost the role) must not stop at once.
                 tail.status.resume();

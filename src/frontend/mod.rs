@@ -2,13 +2,11 @@
 //! and patched), authentication, and the per-client session that relays to
 //! the nodes.
 
-pub mod auth;
 mod commands;
 mod encode;
 pub mod error;
 mod params;
 mod query;
-pub mod registry;
 mod relay;
 mod server;
 pub mod session;

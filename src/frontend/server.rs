@@ -12,10 +12,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls::ServerConfig;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
-use super::auth::Credential;
-use super::registry::Registry;
-use super::session::{Session, Shared};
+use super::session::Session;
 use super::tls::{self, TlsError};
+use crate::auth::Credential;
 use crate::backend::{Node, ServerInfo};
 use crate::chain::nontransactional::NonTransactional;
 use crate::chain::retention::{self, Retention};
@@ -27,6 +26,8 @@ use crate::compare::notify::Notifier;
 use crate::config::Config;
 use crate::failover::{health, Failover};
 use crate::journal::{CommitState, Journal, JournalError};
+use crate::shared::registry::Registry;
+use crate::shared::Shared;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -124,7 +125,12 @@ impl Frontend {
         let users: HashMap<Vec<u8>, Credential> = config
             .users
             .iter()
-            .filter_map(|u| Some((u.name.as_bytes().to_vec(), Credential::from_user(u)?)))
+            .filter_map(|u| {
+                Some((
+                    u.name.as_bytes().to_vec(),
+                    Credential::from_config(u.password.as_deref(), u.password_hash.as_deref())?,
+                ))
+            })
             .collect();
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),

@@ -4,7 +4,7 @@
 //! Each session has its own connection per node because that is where
 //! transactions, SET variables, temporary tables and prepared statements
 //! live. Which node sees a statement is the router's decision (`router`);
-//! the write path itself is in `write.rs`.
+//! the write path itself is in `write/`.
 
 use std::collections::HashMap;
 use std::io;
@@ -21,41 +21,14 @@ use opensrv_mysql::{
 use tokio::io::AsyncWrite;
 use tracing::{debug, info, warn};
 
-use super::auth::{self, Credential};
 use super::error::{ClientError, SendError};
 use super::write::OpenTransaction;
+use crate::auth;
 use crate::backend::{Node, SessionParams};
-use crate::chain::Chain;
-use crate::frontend::registry::Registry;
 use crate::journal::SessionState;
 use crate::router::Route;
+use crate::shared::Shared;
 use crate::sql::intercept::{intercept, Intercepted, Renames};
-
-/// What every session shares.
-pub struct Shared {
-    pub users: HashMap<Vec<u8>, Credential>,
-    /// The nodes, their roles, the journal: see `chain`.
-    pub chain: Arc<Chain>,
-    pub registry: Registry,
-    pub nontransactional: crate::chain::nontransactional::NonTransactional,
-    /// `[compare]`: retries and policies.
-    pub compare: crate::config::Compare,
-    /// Node health and the master's replacement.
-    pub failover: crate::failover::Failover,
-    /// 1: writes are refused while no slave is synchronous.
-    pub min_sync_slaves: u8,
-}
-
-impl Shared {
-    /// The node in the synchronous role, if any.
-    pub fn sync_node(&self) -> Option<Node> {
-        self.chain.roles.sync()
-    }
-
-    pub fn master_node(&self) -> Node {
-        self.chain.roles.master()
-    }
-}
 
 #[derive(Clone)]
 pub(super) struct PreparedStatement {

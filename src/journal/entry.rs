@@ -225,7 +225,7 @@ pub struct NodeResult {
     pub outcome: Outcome,
     /// How it compares with the master's result (not for the master).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<crate::compare::verdict::Verdict>,
+    pub verdict: Option<Verdict>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,7 +237,7 @@ pub enum Outcome {
         warnings: u16,
         /// The rows it returned, when it returned a result set.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        rows: Option<crate::compare::digest::Rows>,
+        rows: Option<Rows>,
     },
     Error {
         code: u16,
@@ -286,6 +286,37 @@ pub enum CommitState {
     /// The session went away during the master's commit: the master's
     /// `lockstep.commits` says whether it happened.
     InDoubt,
+}
+
+// The compare module's judgement and row summary are stored with each
+// node's result; their logic lives in `compare`, their shape here, so that
+// the journal (a lower floor) does not import it.
+
+/// How a node's result compares with the master's: the reconciliation
+/// table, one row per verdict (judged by `compare::verdict`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "verdict")]
+pub enum Verdict {
+    /// Both passed with the same result: done.
+    Agree,
+    /// Both failed: nothing changed anywhere.
+    BothFailed,
+    /// The master passed, the node failed: the node must re-run it.
+    NodeFailed,
+    /// The master failed, the node passed: undone on the node (or the
+    /// master retries, by policy).
+    MasterFailed,
+    /// Both passed with different results: the node diverged.
+    Diverged { what: String },
+}
+
+/// The rows a statement returned, as compared between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rows {
+    /// Rows over all result sets.
+    pub count: u64,
+    /// SHA-1 (hex) over every set's column definitions and rows.
+    pub checksum: String,
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 pub use entry::{
     CommitRecord, CommitState, Context, Entry, EntryKind, EntryState, NodeResult, Outcome, Param,
-    SessionState, SqlText, Statement,
+    Rows, SessionState, SqlText, Statement, Verdict,
 };
 use writer::{TreeName, Write, Writer};
 

@@ -112,7 +112,7 @@ impl Writer {
             }
         }
         self.batches.send_modify(|n| *n += 1);
-        let m = crate::admin::metrics::get();
+        let m = crate::metrics::get();
         m.journal_batches.inc();
         m.journal_entries.inc_by(size as u64);
         m.journal_batch_size.observe(size as f64);

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use lockstep::frontend::auth::scramble;
+use lockstep::auth::scramble;
 
 /// A minimal raw protocol client, to send what no real driver would.
 pub struct Raw {

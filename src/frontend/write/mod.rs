@@ -43,11 +43,11 @@ use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 use tokio::sync::OwnedRwLockReadGuard;
 
-use crate::admin::metrics;
 use crate::frontend::error::ClientError;
 use crate::frontend::relay::Shown;
 use crate::frontend::session::Session;
 use crate::journal::{Entry, EntryKind};
+use crate::metrics;
 use crate::protocol::control;
 use crate::router::Route;
 use crate::sql::intercept::Renames;
@@ -85,7 +85,7 @@ impl OpenTransaction {
 }
 
 struct TransactionMark {
-    shared: std::sync::Arc<crate::frontend::session::Shared>,
+    shared: std::sync::Arc<crate::shared::Shared>,
     id: u32,
 }
 

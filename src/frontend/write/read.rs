@@ -57,7 +57,7 @@ impl Session {
             SetsEnd::Refused(w) => {
                 self.busy = false;
                 info!("a read writes (a function or sequence it calls): it takes the write path");
-                crate::admin::metrics::count_statement("read-that-writes");
+                crate::metrics::count_statement("read-that-writes");
                 self.write_statement(work, EntryKind::Write, renames, w)
                     .await
             }

@@ -16,9 +16,9 @@ use crate::chain::outcome;
 use crate::chain::replay_state::AppliedState;
 use crate::compare;
 use crate::compare::notify::Event;
-use crate::frontend::session::Shared;
 use crate::journal::{CommitState, Entry, EntryState, NodeResult, Outcome};
 use crate::protocol::{commit, control};
+use crate::shared::Shared;
 
 /// Starts retrying `entry` on the master.
 pub(in crate::frontend) fn spawn(shared: Arc<Shared>, entry: Entry) {

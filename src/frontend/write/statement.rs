@@ -56,7 +56,7 @@ impl Session {
             .write_statement_traced(work, entry, &renames, w)
             .instrument(span)
             .await;
-        crate::admin::metrics::get()
+        crate::metrics::get()
             .write_seconds
             .observe(started.elapsed().as_secs_f64());
         answered
@@ -227,7 +227,7 @@ impl Session {
             .relay_on_master(&node, conn, w, renames, &mut self.status, shown)
             .await;
         self.busy = false;
-        crate::admin::metrics::observe_node(&node, started.elapsed().as_secs_f64());
+        crate::metrics::observe_node(&node, started.elapsed().as_secs_f64());
         match relayed? {
             SetsEnd::Complete(w) => {
                 let end = relay::final_status(conn, self.status);

@@ -69,7 +69,7 @@ impl Session {
         let outcome = work
             .run_on_sync_after(conn, pin.as_ref().map(|p| p.sql.as_str()))
             .await;
-        crate::admin::metrics::observe_node(&node.name, started.elapsed().as_secs_f64());
+        crate::metrics::observe_node(&node.name, started.elapsed().as_secs_f64());
         if let Outcome::Lost { reason } = &outcome {
             self.sync_lost(reason);
             return Ok(None);

@@ -1,4 +1,6 @@
-//! The counters and gauges `GET /metrics` exposes (Prometheus text format).
+//! The counters and gauges of the whole process, which `GET /metrics`
+//! exposes (OpenMetrics text, `admin` serves it). A low floor: every part
+//! counts here, and it imports nothing of lockstep.
 //!
 //! One process-wide set: every part of lockstep counts what it does here
 //! (`metrics::get()`), and the node gauges are read from the roles when the

@@ -1,4 +1,6 @@
-//! mysql_native_password against the `[[users]]` of the configuration.
+//! mysql_native_password against the `[[users]]` of the configuration. A
+//! low floor: the configuration checks hashes with it, the front end
+//! authenticates clients with it; it imports nothing of lockstep.
 //!
 //! The client sends `SHA1(password) XOR SHA1(salt + SHA1(SHA1(password)))`.
 //! Knowing only the stored `SHA1(SHA1(password))` (what `mysql.user` keeps, and
@@ -7,8 +9,6 @@
 
 use rand::Rng;
 use sha1::{Digest, Sha1};
-
-use crate::config::User;
 
 pub const SALT_LEN: usize = 20;
 
@@ -20,9 +20,11 @@ pub enum Credential {
 }
 
 impl Credential {
-    pub fn from_user(user: &User) -> Option<Credential> {
-        match (&user.password, &user.password_hash) {
-            (Some(p), _) if p.is_empty() => Some(Credential::Empty),
+    /// A user's credential from its configured `password` or
+    /// `password_hash` (None when it has neither, or a malformed hash).
+    pub fn from_config(password: Option<&str>, password_hash: Option<&str>) -> Option<Credential> {
+        match (password, password_hash) {
+            (Some(""), _) => Some(Credential::Empty),
             (Some(p), _) => Some(Credential::DoubleSha1(sha1(&sha1(p.as_bytes())))),
             (None, Some(h)) => parse_password_hash(h),
             (None, None) => None,

@@ -1,0 +1,71 @@
+//! The state every part of a running lockstep shares: the users, the
+//! chain (nodes, roles, journal), the client connection registry, the
+//! failover state and the policies. A low floor: the front end, failover and
+//! the admin endpoint all read it; it imports none of them.
+
+pub mod registry;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, Notify};
+
+use crate::auth::Credential;
+use crate::backend::Node;
+use crate::chain::Chain;
+use registry::Registry;
+
+/// What every session shares.
+pub struct Shared {
+    pub users: HashMap<Vec<u8>, Credential>,
+    /// The nodes, their roles, the journal: see `chain`.
+    pub chain: Arc<Chain>,
+    pub registry: Registry,
+    pub nontransactional: crate::chain::nontransactional::NonTransactional,
+    /// `[compare]`: retries and policies.
+    pub compare: crate::config::Compare,
+    /// Node health and the master's replacement.
+    pub failover: Failover,
+    /// 1: writes are refused while no slave is synchronous.
+    pub min_sync_slaves: u8,
+}
+
+impl Shared {
+    /// The node in the synchronous role, if any.
+    pub fn sync_node(&self) -> Option<Node> {
+        self.chain.roles.sync()
+    }
+
+    pub fn master_node(&self) -> Node {
+        self.chain.roles.master()
+    }
+}
+
+/// What sessions and the health monitor share about failover.
+pub struct Failover {
+    /// A session saw the master's connection break: check now.
+    pub(crate) wake: Notify,
+    /// One failover at a time.
+    pub(crate) running: Mutex<()>,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+impl Failover {
+    pub fn new(interval: Duration, timeout: Duration) -> Failover {
+        Failover {
+            wake: Notify::new(),
+            running: Mutex::new(()),
+            interval,
+            timeout,
+        }
+    }
+
+    /// A session lost its connection to `node`: when it is the master, the
+    /// health monitor checks it at once instead of at its next tick.
+    pub fn suspect(&self, node: &str) {
+        tracing::debug!(%node, "connection to a node broke; checking the master now");
+        self.wake.notify_one();
+    }
+}
