@@ -2,6 +2,7 @@
 //! MySQL/MariaDB servers. See README.md and DESIGN in the shared docs.
 
 pub mod admin;
+pub mod app;
 pub mod auth;
 pub mod backend;
 pub mod bench;

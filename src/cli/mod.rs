@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::app::StartError;
 use crate::config::ConfigError;
-use crate::frontend::StartError;
 use crate::mariadb::MariaDbError;
 
 #[derive(Debug, Parser)]

@@ -36,7 +36,8 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
 
 /// Serves `config` until Ctrl-C or SIGTERM.
 pub async fn serve(config: &Config) -> Result<(), CliError> {
-    let frontend = Frontend::start(config).await?;
+    let shared = crate::app::assemble(config).await?;
+    let frontend = Frontend::new(shared, config).map_err(crate::app::StartError::from)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| CliError::Bind {

@@ -14,4 +14,11 @@ mod show;
 mod tls;
 mod write;
 
-pub use server::{Frontend, StartError};
+pub use server::Frontend;
+pub use tls::TlsError;
+
+/// Takes up the statements the `retry-master` policy was still retrying
+/// when lockstep last stopped (called once at start, by `app`).
+pub fn resume_retries(shared: &std::sync::Arc<crate::shared::Shared>) {
+    write::retry_master::resume(shared);
+}

@@ -131,7 +131,6 @@ impl Journal {
             }
             None => 0,
         };
-        close_reservations_of_previous_run(&commits).map_err(|e| open_err(e.to_string()))?;
         let (batches_tx, batches) = watch::channel(0);
         let (tx, rx) = mpsc::channel();
         let failed = Arc::new(OnceLock::new());
@@ -587,29 +586,6 @@ impl Drop for Reservation {
                 .resolve_commit(&self.record, CommitState::InDoubt);
         }
     }
-}
-
-/// How far back from the last commit record a reservation left by an
-/// earlier run is looked for: only commits in flight when it stopped.
-const RESERVED_WINDOW: usize = 10_000;
-
-/// A reservation never outlives the process that made it: one still on disk
-/// at open was in flight when the previous run stopped. Its number is
-/// durable, so the master may have committed under it; it becomes in doubt
-/// and the appliers ask the master (or complete it after a failover)
-/// instead of waiting for it for ever.
-fn close_reservations_of_previous_run(commits: &sled::Tree) -> Result<(), JournalError> {
-    let read = |e: sled::Error| JournalError::Read(e.to_string());
-    for item in commits.iter().rev().take(RESERVED_WINDOW) {
-        let (key, value) = item.map_err(read)?;
-        let mut record: CommitRecord = decode(&value)?;
-        if record.state == CommitState::Reserved {
-            record.state = CommitState::InDoubt;
-            commits.insert(key, encode(&record)).map_err(read)?;
-        }
-    }
-    commits.flush().map_err(read)?;
-    Ok(())
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
