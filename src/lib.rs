@@ -1,5 +1,5 @@
 //! lockstep: a MySQL wire-protocol middleware in front of a chain of
-//! MySQL/MariaDB servers. See README.md and DESIGN in the shared docs.
+//! MySQL/MariaDB servers. See README.md, and docs/ for the design.
 
 pub mod admin;
 pub mod app;

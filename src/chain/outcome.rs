@@ -4,39 +4,35 @@
 use futures_util::StreamExt;
 use mysql_async::prelude::{Protocol, Queryable, StatementLike};
 use mysql_async::{Conn, Params, QueryResult, Row, Value};
+use opensrv_mysql::ErrorKind;
 
 use crate::compare::digest::{Digest, Rows};
 use crate::journal::{Outcome, Statement};
-
-/// MariaDB's transient conflicts: the client retries them, as it would
-/// against MySQL.
-pub const DEADLOCK: u16 = 1213;
-pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
 
 /// Errors a server raises because of timing or momentary load, not because
 /// of the statement or the data: the same statement can pass on one node
 /// and fail on another. On B they go back to the client as they are (the
 /// client would get them from MariaDB directly too, and retries them); A
 /// never runs the statement and B keeps its role.
-pub const TIMING_ERRORS: &[(u16, &str)] = &[
-    (1020, "ER_CHECKREAD: record changed since last read"),
-    (1037, "ER_OUTOFMEMORY"),
-    (1038, "ER_OUT_OF_SORTMEMORY"),
-    (1041, "ER_OUT_OF_RESOURCES"),
-    (LOCK_WAIT_TIMEOUT, "ER_LOCK_WAIT_TIMEOUT"),
-    (1206, "ER_LOCK_TABLE_FULL"),
-    (DEADLOCK, "ER_LOCK_DEADLOCK"),
-    (1317, "ER_QUERY_INTERRUPTED"),
-    (
-        1467,
-        "ER_AUTOINC_READ_FAILED: failed to read auto-increment value",
-    ),
-    (1613, "ER_XA_RBTIMEOUT"),
-    (1614, "ER_XA_RBDEADLOCK"),
-    (1637, "ER_TOO_MANY_CONCURRENT_TRXS"),
-    (1689, "ER_LOCK_ABORTED: metadata lock wait aborted"),
-    (1969, "ER_STATEMENT_TIMEOUT: max_statement_time exceeded"),
+pub const TIMING_ERRORS: &[ErrorKind] = &[
+    ErrorKind::ER_CHECKREAD,
+    ErrorKind::ER_OUTOFMEMORY,
+    ErrorKind::ER_OUT_OF_SORTMEMORY,
+    ErrorKind::ER_OUT_OF_RESOURCES,
+    ErrorKind::ER_LOCK_WAIT_TIMEOUT,
+    ErrorKind::ER_LOCK_TABLE_FULL,
+    ErrorKind::ER_LOCK_DEADLOCK,
+    ErrorKind::ER_QUERY_INTERRUPTED,
+    ErrorKind::ER_AUTOINC_READ_FAILED,
+    ErrorKind::ER_XA_RBTIMEOUT,
+    ErrorKind::ER_XA_RBDEADLOCK,
+    ErrorKind::ER_TOO_MANY_CONCURRENT_TRXS,
+    ErrorKind::ER_LOCK_ABORTED,
 ];
+
+/// MariaDB's ER_STATEMENT_TIMEOUT (`max_statement_time` exceeded), which the
+/// vendored (MySQL) list lacks: a timing error too.
+const ER_STATEMENT_TIMEOUT: u16 = 1969;
 
 /// Runs a text statement; its rows are read into a digest, not kept.
 pub async fn run_text(conn: &mut Conn, sql: &[u8]) -> Outcome {
@@ -124,7 +120,7 @@ pub fn outcome_of_error(e: mysql_async::Error) -> Outcome {
 /// An error on B that goes back to the client instead of reaching A
 /// (`TIMING_ERRORS`).
 pub fn is_timing_error(outcome: &Outcome) -> bool {
-    outcome
-        .error_code()
-        .is_some_and(|code| TIMING_ERRORS.iter().any(|(c, _)| *c == code))
+    outcome.error_code().is_some_and(|code| {
+        code == ER_STATEMENT_TIMEOUT || TIMING_ERRORS.iter().any(|kind| *kind as u16 == code)
+    })
 }

@@ -1,5 +1,5 @@
 //! Which node does what: one master, at most one synchronous slave, the
-//! rest tail nodes (DESIGN.md, "Failure model in one table").
+//! rest tail nodes (README, "Roles and failover").
 //!
 //! Roles move: the synchronous slave leaves its role when it fails or
 //! breaks, a caught-up tail node takes the vacant role, and the synchronous

@@ -1,5 +1,5 @@
 //! Failover: the master's health, and its replacement when it dies
-//! (DESIGN.md, "Failure model in one table"; issue "Failover and recovery").
+//! (README, "Roles and failover").
 //!
 //! The master is declared down after a failed health check (a ping on a
 //! connection of lockstep's own, or a new connection when that one broke)

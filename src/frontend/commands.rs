@@ -5,7 +5,7 @@ use std::io;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Row;
-use opensrv_mysql::{Column, ColumnType, InitWriter, OkResponse, QueryResultWriter};
+use opensrv_mysql::{Column, ColumnType, ErrorKind, InitWriter, OkResponse, QueryResultWriter};
 use tokio::io::AsyncWrite;
 use tracing::info;
 
@@ -34,7 +34,9 @@ async fn kill_on(
     match result {
         Ok(()) => Ok(()),
         // The backend thread ended on its own meanwhile: nothing to kill there.
-        Err(mysql_async::Error::Server(e)) if e.code == 1094 => Ok(()),
+        Err(mysql_async::Error::Server(e)) if e.code == ErrorKind::ER_NO_SUCH_THREAD as u16 => {
+            Ok(())
+        }
         Err(e) => Err(ClientError::from_backend(&node.name, e)),
     }
 }
@@ -154,11 +156,7 @@ impl Session {
                 // Killing oneself: MariaDB answers ER_CONNECTION_KILLED and closes.
                 self.master = None;
                 self.closing = true;
-                return Err(ClientError::Server {
-                    code: 1927,
-                    state: "70100".into(),
-                    message: "Connection was killed".into(),
-                });
+                return Err(ClientError::connection_killed());
             }
             self.shared.registry.kill(id);
         }
@@ -218,11 +216,7 @@ impl Session {
                         let id = u32::from_le_bytes([id[0], id[1], id[2], id[3]]);
                         self.kill(false, u64::from(id)).await
                     }
-                    None => Err(ClientError::Server {
-                        code: 1835,
-                        state: "08S01".into(),
-                        message: "Malformed communication packet".into(),
-                    }),
+                    None => Err(ClientError::malformed_packet()),
                 };
                 self.answer_init(w, outcome).await
             }

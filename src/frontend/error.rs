@@ -2,6 +2,13 @@
 //! client or driver expects for it.
 
 use mysql_async::Error as BackendError;
+use opensrv_mysql::ErrorKind;
+
+/// Codes the vendored (MySQL) error list lacks: MariaDB's own, and the
+/// client library's for a lost or refused connection.
+const ER_CONNECTION_KILLED: u16 = 1927;
+const CR_SERVER_LOST: u16 = 2013;
+const CR_CONN_HOST_ERROR: u16 = 2003;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -41,14 +48,57 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// A server error of `kind`, with its SQLSTATE, as lockstep answers it.
+    fn of_kind(kind: ErrorKind, message: impl Into<String>) -> ClientError {
+        ClientError::Server {
+            code: kind as u16,
+            state: String::from_utf8_lossy(kind.sqlstate()).into_owned(),
+            message: message.into(),
+        }
+    }
+
     /// ER_UNKNOWN_ERROR: lockstep reached a state it does not expect; the
     /// client gets an error instead of a dropped connection.
     pub fn internal(what: &str) -> ClientError {
+        Self::of_kind(
+            ErrorKind::ER_UNKNOWN_ERROR,
+            format!("lockstep internal error: {what}"),
+        )
+    }
+
+    /// `SHOW LOCKSTEP REQUEST` for an id the journal does not hold.
+    pub fn unknown_request(id: &str) -> ClientError {
+        Self::of_kind(
+            ErrorKind::ER_UNKNOWN_ERROR,
+            format!("lockstep's journal has no request '{id}'"),
+        )
+    }
+
+    /// What MariaDB answers a session killed with KILL CONNECTION.
+    pub fn connection_killed() -> ClientError {
         ClientError::Server {
-            code: 1105,
-            state: "HY000".into(),
-            message: format!("lockstep internal error: {what}"),
+            code: ER_CONNECTION_KILLED,
+            state: "70100".into(),
+            message: "Connection was killed".into(),
         }
+    }
+
+    pub fn malformed_packet() -> ClientError {
+        Self::of_kind(
+            ErrorKind::ER_MALFORMED_PACKET,
+            "Malformed communication packet",
+        )
+    }
+
+    pub fn parse_error(message: impl Into<String>) -> ClientError {
+        Self::of_kind(ErrorKind::ER_PARSE_ERROR, message)
+    }
+
+    pub fn deadlock() -> ClientError {
+        Self::of_kind(
+            ErrorKind::ER_LOCK_DEADLOCK,
+            "Deadlock found when trying to get lock; try restarting transaction",
+        )
     }
 
     /// Classifies a mysql_async error on node `node`: a server's own error
@@ -73,18 +123,17 @@ impl ClientError {
     pub fn code(&self) -> u16 {
         match self {
             ClientError::Server { code, .. } => *code,
-            ClientError::BackendLost { .. } => 2013,
-            ClientError::BackendUnreachable { .. } => 2003,
-            ClientError::NoSuchThread(_) => 1094,
-            ClientError::NotSupported(_) => 1235,
-            // ER_ERROR_ON_WRITE: what MariaDB says when it cannot write a file.
-            ClientError::JournalUnavailable(_) => 1026,
-            // ER_OPTION_PREVENTS_STATEMENT: what a read-only MariaDB says to a
-            // write, which is what lockstep is until a slave is synchronous.
-            ClientError::NoSyncSlave(_) => 1290,
-            // ER_LOCK_WAIT_TIMEOUT, what MariaDB gives a DDL whose metadata
-            // lock wait timed out.
-            ClientError::LockWaitTimeout => 1205,
+            ClientError::BackendLost { .. } => CR_SERVER_LOST,
+            ClientError::BackendUnreachable { .. } => CR_CONN_HOST_ERROR,
+            ClientError::NoSuchThread(_) => ErrorKind::ER_NO_SUCH_THREAD as u16,
+            ClientError::NotSupported(_) => ErrorKind::ER_NOT_SUPPORTED_YET as u16,
+            // What MariaDB says when it cannot write a file.
+            ClientError::JournalUnavailable(_) => ErrorKind::ER_ERROR_ON_WRITE as u16,
+            // What a read-only MariaDB says to a write, which is what
+            // lockstep is until a slave is synchronous.
+            ClientError::NoSyncSlave(_) => ErrorKind::ER_OPTION_PREVENTS_STATEMENT as u16,
+            // What MariaDB gives a DDL whose metadata lock wait timed out.
+            ClientError::LockWaitTimeout => ErrorKind::ER_LOCK_WAIT_TIMEOUT as u16,
         }
     }
 

@@ -80,13 +80,10 @@ impl Session {
             None => (sql, Vec::new()),
         };
         if has_named_params(&sql) {
-            let err = ClientError::Server {
-                code: 1064,
-                state: "42000".into(),
-                message: "You have an error in your SQL syntax: named parameters (:name) \
-                          are not MariaDB syntax"
-                    .into(),
-            };
+            let err = ClientError::parse_error(
+                "You have an error in your SQL syntax: named parameters (:name) \
+                 are not MariaDB syntax",
+            );
             return w.send_error(&err).await;
         }
         let node = self.master_name.clone();

@@ -379,15 +379,6 @@ impl Drop for Command {
     }
 }
 
-/// What a killed session answers, as MariaDB does.
-fn killed() -> ClientError {
-    ClientError::Server {
-        code: 1927,
-        state: "70100".into(),
-        message: "Connection was killed".into(),
-    }
-}
-
 impl Drop for Session {
     fn drop(&mut self) {
         self.shared.registry.remove(self.id);
@@ -498,7 +489,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         w: QueryResultWriter<'a, W>,
     ) -> io::Result<()> {
         let Some(_command) = Command::begin(&self.shared, self.id) else {
-            return w.send_error(&killed()).await;
+            return w.send_error(&ClientError::connection_killed()).await;
         };
         self.follow_roles().await;
         match intercept(query, self.id) {
@@ -542,7 +533,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         w: QueryResultWriter<'a, W>,
     ) -> io::Result<()> {
         let Some(_command) = Command::begin(&self.shared, self.id) else {
-            return w.send_error(&killed()).await;
+            return w.send_error(&ClientError::connection_killed()).await;
         };
         self.follow_roles().await;
         self.execute(id, params, w).await

@@ -107,11 +107,11 @@ impl Session {
         }
         let entry = match Uuid::parse_str(id) {
             Ok(uuid) => self.shared.chain.journal.entry(uuid),
-            Err(_) => return self.answer(w, Err(unknown_request(id))).await,
+            Err(_) => return self.answer(w, Err(ClientError::unknown_request(id))).await,
         };
         let entry = match entry {
             Ok(Some(entry)) => entry,
-            Ok(None) => return self.answer(w, Err(unknown_request(id))).await,
+            Ok(None) => return self.answer(w, Err(ClientError::unknown_request(id))).await,
             Err(e) => {
                 let err = ClientError::JournalUnavailable(e.to_string());
                 return self.answer(w, Err(err)).await;
@@ -120,14 +120,6 @@ impl Session {
         let rows = request_rows(&entry);
         let columns = ["node", "state", "result", "attempts", "last_error", "entry"];
         self.answer_table(w, &columns, &rows).await
-    }
-}
-
-fn unknown_request(id: &str) -> ClientError {
-    ClientError::Server {
-        code: 1105,
-        state: "HY000".into(),
-        message: format!("lockstep's journal has no request '{id}'"),
     }
 }
 

@@ -68,9 +68,9 @@ impl Wrap {
     }
 }
 
-/// MariaDB's error for a write in a read-only transaction
-/// (ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION).
-pub const READ_ONLY_REFUSAL: u16 = 1792;
+/// MariaDB's error for a write in a read-only transaction.
+pub const READ_ONLY_REFUSAL: u16 =
+    opensrv_mysql::ErrorKind::ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION as u16;
 
 /// A read as the master runs it outside a transaction: read-only for this
 /// statement alone, so that a write hidden in it is refused with

@@ -1,29 +1,26 @@
-//! The write path of one session (DESIGN.md, "The idea" and "Why this order
-//! is safe").
+//! The write path of one session: the session's side of the write
+//! protocol (docs/write-protocol.md, which explains every ordering rule).
 //!
-//! Per write-path statement, with A = master and B = first slave:
+//! Per write-path statement, with A = master and B = synchronous slave:
 //! 1. a requestId (UUID v7), a pinned context (timestamp, RAND seeds) and
-//!    unpinnable functions rewritten into literals;
-//! 2. the journal entry is made durable;
-//! 3. B runs it inside a transaction that stays open (`BEGIN` for an
-//!    autocommit statement, `SAVEPOINT` inside a client transaction);
-//!    a deadlock or lock wait timeout on B goes back to the client and A
-//!    never sees the statement;
-//! 4. A runs it with the same context and `insert_id` = B's first
-//!    AUTO_INCREMENT value; its response is relayed to the client;
-//! 5. a commit sequence number is taken (for an autocommit statement right
-//!    after B ran it, for a transaction at COMMIT), A records it in
-//!    `lockstep.commits` in the same transaction and commits, then B does
-//!    the same. When A fails, the statement is undone on B (ROLLBACK TO
-//!    SAVEPOINT, or ROLLBACK of B's transaction when A's transaction is gone).
+//!    unpinnable functions rewritten into literals (`work`);
+//! 2. its journal entry, synced while B and A run it (`entries`);
+//! 3. **run on B** inside a transaction that stays open (`BEGIN` for an
+//!    autocommit statement, `SAVEPOINT` inside a client transaction); an
+//!    error that depends on timing goes back to the client and A never sees
+//!    the statement (`sync`);
+//! 4. **run on A** with the same context, `insert_id` = B's first
+//!    AUTO_INCREMENT value and A's `lockstep.commits` row ahead of it; its
+//!    response is relayed to the client, the final OK held back
+//!    (`statement`);
+//! 5. **number**, **commit on A**, answer, **commit on B** (`commit`, the
+//!    one driver of every commit; for a client transaction at its COMMIT,
+//!    `transaction`). When A refuses the statement, B takes it back.
 //!
-//! One file per step: `work` (the statement and what is sent ahead of it),
-//! `sync` (B), `statement` (one statement through B and A), `transaction`
-//! (BEGIN/COMMIT/ROLLBACK), `session_state`, `alone` (DDL), `entries` (the
-//! journal entry).
-//!
-//! B's row locks are held until A is done, so conflicting statements reach A
-//! in the order B let them through.
+//! Also here: reads and the reads that turn out to write (`read`), session
+//! statements (`session_state`), statements that run alone (`alone`), a
+//! lost answer to COMMIT (`in_doubt`), the `retry-master` policy
+//! (`retry_master`).
 
 mod alone;
 mod commit;

@@ -12,7 +12,6 @@ use tracing::{debug, error, info_span, warn, Instrument};
 use super::commit::{CommitWork, Committed};
 use super::retry_master;
 use super::work::{prefixed, Pinning, Work};
-use crate::chain::outcome::DEADLOCK;
 use crate::compare::digest::Digest;
 use crate::config::MasterFailPolicy;
 use crate::frontend::error::{ClientError, SendError};
@@ -406,11 +405,8 @@ pub(super) fn client_error_of(outcome: &Outcome) -> ClientError {
             node: String::new(),
             reason: reason.clone(),
         },
-        Outcome::Ok { .. } => ClientError::Server {
-            code: DEADLOCK,
-            state: "40001".into(),
-            message: "Deadlock found when trying to get lock; try restarting transaction".into(),
-        },
+        // Only timing errors come here; a success cannot.
+        Outcome::Ok { .. } => ClientError::deadlock(),
     }
 }
 
