@@ -27,7 +27,7 @@ pub enum Route {
     Rollback,
     /// Commits implicitly (DDL, account management): cannot sit in an open
     /// transaction, so it runs alone across the chain.
-    Serialized,
+    Alone,
     /// Transaction forms lockstep cannot keep in step (XA).
     Unsupported(&'static str),
 }
@@ -55,7 +55,7 @@ impl Route {
             Route::Begin => "begin",
             Route::Commit => "commit",
             Route::Rollback => "rollback",
-            Route::Serialized => "alone",
+            Route::Alone => "alone",
             Route::Unsupported(_) => "unsupported",
         }
     }
@@ -67,14 +67,14 @@ impl Route {
             Route::Read => 0,
             Route::Session(_) => 1,
             Route::Write => 2,
-            Route::Begin | Route::Commit | Route::Rollback | Route::Serialized => 3,
+            Route::Begin | Route::Commit | Route::Rollback | Route::Alone => 3,
             Route::Unsupported(_) => 4,
         }
     }
 
     /// Writes data (or may): needs its journal entry durable before it runs.
     pub fn changes_data(self) -> bool {
-        matches!(self, Route::Write | Route::Serialized | Route::Commit)
+        matches!(self, Route::Write | Route::Alone | Route::Commit)
     }
 }
 
@@ -99,7 +99,7 @@ pub fn route(query: &[u8]) -> Route {
                 .max_by_key(|r| r.weight())
                 .unwrap_or(Route::Write);
             match strongest {
-                Route::Begin | Route::Commit | Route::Rollback => Route::Serialized,
+                Route::Begin | Route::Commit | Route::Rollback => Route::Alone,
                 other => other,
             }
         }
@@ -156,7 +156,7 @@ fn route_statement(tokens: &[Lexeme]) -> Route {
         "SAVEPOINT" | "RELEASE" => Route::Write,
         "XA" => Route::Unsupported("XA transactions"),
         "ALTER" | "RENAME" | "TRUNCATE" | "GRANT" | "REVOKE" | "OPTIMIZE" | "REPAIR"
-        | "INSTALL" | "UNINSTALL" => Route::Serialized,
+        | "INSTALL" | "UNINSTALL" => Route::Alone,
         _ => Route::Write,
     }
 }
@@ -285,7 +285,7 @@ fn route_set(words: &Words<'_>) -> Route {
     match words.upper(1).as_deref() {
         Some("TRANSACTION") => Route::Session(SessionChange::Passing),
         Some("GLOBAL") => Route::Session(SessionChange::Passing),
-        Some("PASSWORD") | Some("DEFAULT") => Route::Serialized,
+        Some("PASSWORD") | Some("DEFAULT") => Route::Alone,
         Some(w) if w.starts_with("@@GLOBAL") => Route::Session(SessionChange::Passing),
         _ => Route::Session(SessionChange::Lasting),
     }
@@ -298,7 +298,7 @@ fn route_create_drop(words: &Words<'_>) -> Route {
     if temporary || prepare {
         Route::Session(SessionChange::Lasting)
     } else {
-        Route::Serialized
+        Route::Alone
     }
 }
 
@@ -435,7 +435,7 @@ mod tests {
         assert_eq!(route(b"ROLLBACK WORK"), Route::Rollback);
         assert_eq!(
             route(b"BEGIN; INSERT INTO t VALUES (1); COMMIT"),
-            Route::Serialized
+            Route::Alone
         );
         assert!(matches!(route(b"XA START 'x'"), Route::Unsupported(_)));
     }
@@ -463,7 +463,7 @@ mod tests {
             "SET PASSWORD = PASSWORD('x')",
             "CREATE PROCEDURE p() BEGIN INSERT INTO t VALUES (1); END",
         ] {
-            assert_eq!(route(q.as_bytes()), Route::Serialized, "{q}");
+            assert_eq!(route(q.as_bytes()), Route::Alone, "{q}");
         }
     }
 }

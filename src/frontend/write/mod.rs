@@ -126,7 +126,7 @@ impl Session {
             Route::Begin => self.begin(work, renames, w).await,
             Route::Commit => self.commit(work, w).await,
             Route::Rollback => self.rollback(work, w).await,
-            Route::Serialized => self.run_alone(work, renames, w).await,
+            Route::Alone => self.run_alone(work, renames, w).await,
         }
     }
 
