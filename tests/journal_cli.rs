@@ -46,6 +46,10 @@ fn the_journal_is_readable_running_and_stopped() {
     assert!(err.contains("running lockstep"), "{err}");
     assert!(out.contains("entries committed"), "{out}");
     assert!(out.contains("entries failed             1"), "{out}");
+    // The group's options are accepted after the subcommand too.
+    let (code, after, err) = journal(&["stats", "--config", &config]);
+    assert_eq!(code, 0, "{err}");
+    assert!(after.contains("entries failed             1"), "{after}");
 
     let (code, out, err) = journal(&["--config", &config, "list", "--state", "failed", "--json"]);
     assert_eq!(code, 0, "{err}");

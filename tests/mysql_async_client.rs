@@ -287,7 +287,7 @@ fn connection_id_and_kill_use_lockstep_ids() {
         loop {
             let running: Option<i64> = b
                 .query_first(
-                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(20)'",
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%SELECT SLEEP(20)'",
                 )
                 .await
                 .expect("processlist");

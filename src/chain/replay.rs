@@ -231,7 +231,7 @@ pub async fn dry_run(
                 session = Some(entry.session_state.clone());
             }
             if i == 0 && !record.alone {
-                writeln!(out, "BEGIN;")?;
+                writeln!(out, "{};", control::BEGIN)?;
             }
             write_statement(out, &entry)?;
         }

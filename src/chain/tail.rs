@@ -595,7 +595,7 @@ impl Tail {
             }
         }
         // The transaction opens in the first statement's round trip.
-        let mut opening = (!alone).then_some("BEGIN");
+        let mut opening = (!alone).then_some(crate::protocol::control::BEGIN);
         for (_, entries) in group.iter_mut() {
             for entry in entries.iter_mut() {
                 let tried = entry.results.len();
@@ -606,7 +606,7 @@ impl Tail {
                     if entry.results.len() > tried {
                         self.report(entry);
                     }
-                    let _ = conn.query_drop("ROLLBACK").await;
+                    let _ = conn.query_drop(crate::protocol::control::ROLLBACK).await;
                     return Err(e);
                 }
             }

@@ -17,11 +17,12 @@ use crate::journal::Journal;
 
 #[derive(Debug, clap::Args)]
 pub struct JournalArgs {
-    /// The configuration of the lockstep whose journal this is.
-    #[arg(long, conflicts_with = "journal")]
+    /// The configuration of the lockstep whose journal this is. Accepted
+    /// before or after the subcommand (`journal stats --config F`).
+    #[arg(long, global = true, conflicts_with = "journal")]
     pub config: Option<PathBuf>,
     /// The journal directory, read directly (lockstep must be stopped).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub journal: Option<PathBuf>,
     #[command(subcommand)]
     pub what: What,

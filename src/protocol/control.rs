@@ -11,8 +11,10 @@ use uuid::Uuid;
 
 use crate::journal::Context;
 
-/// Opens the transaction an autocommit statement runs in on A and B.
-pub const BEGIN: &str = "BEGIN";
+/// Opens the transaction an autocommit statement runs in on A and B (and a
+/// replayed one on the tail). Not `BEGIN`: under `sql_mode = ORACLE`
+/// `BEGIN` opens a block, not a transaction.
+pub const BEGIN: &str = "START TRANSACTION";
 pub const COMMIT: &str = "COMMIT";
 pub const ROLLBACK: &str = "ROLLBACK";
 

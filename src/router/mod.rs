@@ -210,6 +210,19 @@ pub fn is_guarded_read(query: &[u8]) -> bool {
             ))
 }
 
+/// Whether the text names a user variable (`@u`, not `@@system`): a
+/// session statement that does assigns it, and later writes may read it.
+pub fn names_user_variable(query: &[u8]) -> bool {
+    lex(query).is_some_and(|lexemes| {
+        lexemes.iter().any(|l| match &l.token {
+            Token::Word(w) if w.quote_style.is_none() => {
+                w.value.starts_with('@') && !w.value.starts_with("@@")
+            }
+            _ => false,
+        })
+    })
+}
+
 /// What a `LOCK TABLES` / `UNLOCK TABLES` statement does to the session's
 /// table locks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,6 +327,14 @@ impl Words<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_variables_named() {
+        assert!(names_user_variable(b"SET @u = UUID()"));
+        assert!(names_user_variable(b"SELECT MAX(id) INTO @m FROM t"));
+        assert!(!names_user_variable(b"SET @@session.sql_mode = ''"));
+        assert!(!names_user_variable(b"SET sql_mode = '@x'"));
+    }
 
     #[test]
     fn guarded_reads() {

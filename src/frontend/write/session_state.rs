@@ -5,13 +5,15 @@ use std::io;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Row;
-use opensrv_mysql::QueryResultWriter;
+use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 use tracing::warn;
 
-use super::work::Work;
+use super::statement::MasterEnd;
+use super::work::{Pinning, Work};
+use crate::frontend::relay;
 use crate::frontend::session::Session;
-use crate::journal::{Outcome, SqlText};
+use crate::journal::{Context, Outcome, SqlText};
 use crate::protocol::control;
 use crate::router::{self, SessionChange, TableLocks};
 use crate::sql::intercept::Renames;
@@ -36,6 +38,12 @@ impl Session {
         }
         if let Err(err) = self.set_pin_variables(&work, true).await {
             return self.answer(w, Err(err)).await;
+        }
+        if let (SessionChange::Lasting, Work::Text(sql)) = (change, &work) {
+            if router::names_user_variable(sql) {
+                let sql = sql.clone();
+                return self.user_variable_statement(sql, renames, w).await;
+            }
         }
         let work = match (table_locks, work) {
             // The session's commits write their rows under its table locks.
@@ -69,6 +77,67 @@ impl Session {
                 self.holds_table_locks = locks != TableLocks::Released;
             }
             self.remember_session_change(&work, change).await;
+        }
+        Ok(())
+    }
+
+    /// `SET @u = UUID()`, `SET @t = NOW(6)`, `SELECT @r := RAND()`: user
+    /// variables feed later writes, so they must hold the same values on B,
+    /// on A and on the tail, as the statement binlog gives them. Unpinnable
+    /// calls become literals and the statement runs under one pinned context
+    /// (time, RAND seeds) on B and A; the tail replays it exactly as run.
+    /// (A variable read from the data, `SELECT … INTO @v`, is not pinned by
+    /// this: see README, limits.)
+    async fn user_variable_statement<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        sql: Vec<u8>,
+        renames: &Renames,
+        w: QueryResultWriter<'_, W>,
+    ) -> io::Result<()> {
+        let (work, renames, _) = Work::Text(sql).pinned(renames);
+        let pin = Pinning::of(&Context::now());
+        let sync = match self.sync.as_mut() {
+            Some(conn) => Some(work.run_on_sync_after(conn, Some(&pin.sql)).await),
+            None => None,
+        };
+        if let Some(Outcome::Lost { reason }) = &sync {
+            let reason = reason.clone();
+            self.sync_lost(&reason);
+        }
+        let passed = match self
+            .run_on_master_relayed(&work, Some(&pin), &renames, w, StatusFlags::empty())
+            .await?
+        {
+            MasterEnd::Done { w, end, .. } => {
+                relay::finish_with(w, end, &mut self.status).await?;
+                true
+            }
+            MasterEnd::Failed(err) => {
+                self.note_failure(&err);
+                false
+            }
+        };
+        // The context stays pinned for this statement only.
+        self.sync_finish(control::UNPIN).await;
+        let _ = self.run_on_master(control::UNPIN.as_bytes()).await;
+        let sync_passed = sync.as_ref().is_none_or(Outcome::is_ok);
+        if passed != sync_passed {
+            warn!(
+                sql = %String::from_utf8_lossy(work.sql()),
+                master_passed = passed,
+                "a session statement had different outcomes on the master and the synchronous slave"
+            );
+        }
+        if passed {
+            let as_run = [
+                pin.sql.as_bytes(),
+                b"; ",
+                work.sql(),
+                b"; ",
+                control::UNPIN.as_bytes(),
+            ]
+            .concat();
+            self.state.statements.push(SqlText::from_bytes(&as_run));
         }
         Ok(())
     }

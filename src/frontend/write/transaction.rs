@@ -58,7 +58,7 @@ impl Session {
             self.holds_table_locks = false;
             self.txn = Some(OpenTransaction::new(self, gate));
         } else {
-            self.sync_finish("ROLLBACK").await;
+            self.sync_finish(control::ROLLBACK).await;
         }
         Ok(())
     }
@@ -70,7 +70,9 @@ impl Session {
         if self.txn.is_none() {
             return Ok(());
         }
-        self.commit_transaction(b"COMMIT").await.map(|_| ())
+        self.commit_transaction(control::COMMIT.as_bytes())
+            .await
+            .map(|_| ())
     }
 
     /// COMMIT: A records the commit and commits, the client gets A's
