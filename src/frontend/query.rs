@@ -52,7 +52,7 @@ impl Session {
                 self.note_failure(&err);
                 Ok(false)
             }
-            (SetsEnd::Refused(w), _) => {
+            (SetsEnd::Refused(w, _), _) => {
                 let err = relay::unexpected_refusal(w).await?;
                 self.note_failure(&err);
                 Ok(false)

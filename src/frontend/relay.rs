@@ -34,8 +34,8 @@ pub enum SetsEnd<'w, W> {
     /// An error was written to the client in place of the next result or row.
     Failed(ClientError),
     /// The node answered `Shown::refused_with` before anything reached the
-    /// client: nothing was written, the writer is handed back.
-    Refused(QueryResultWriter<'w, W>),
+    /// client: nothing was written, the writer is handed back with the error.
+    Refused(QueryResultWriter<'w, W>, ClientError),
 }
 
 /// How the node's response is shown to the client, and what is learnt
@@ -72,7 +72,9 @@ where
 {
     match started {
         Ok(mut result) => relay_sets(node, &mut result, w, renames, status, shown).await,
-        Err(e) if is_code(&e, shown.refused_with) => Ok(SetsEnd::Refused(w)),
+        Err(e) if is_code(&e, shown.refused_with) => {
+            Ok(SetsEnd::Refused(w, ClientError::from_backend(node, e)))
+        }
         Err(e) => Ok(SetsEnd::Failed(fail(node, e, w).await?)),
     }
 }
@@ -126,7 +128,9 @@ where
         let mut stream = match result.stream::<Row>().await {
             Ok(Some(stream)) => stream,
             Ok(None) => return Ok(SetsEnd::Complete(w)),
-            Err(e) if is_code(&e, refused_with) => return Ok(SetsEnd::Refused(w)),
+            Err(e) if is_code(&e, refused_with) => {
+                return Ok(SetsEnd::Refused(w, ClientError::from_backend(node, e)))
+            }
             Err(e) => return Ok(SetsEnd::Failed(fail(node, e, w).await?)),
         };
         if stream.columns_ref().is_empty() {
@@ -134,10 +138,11 @@ where
             ok.status_flags -= shown.hide;
             *status = without_more_results(ok.status_flags);
             drop(stream);
-            refused_with = None;
             if skip > 0 {
                 skip -= 1;
             } else {
+                // Held back only before the first result the client sees.
+                refused_with = None;
                 w = w.complete_one(ok).await?;
             }
             continue;
@@ -156,7 +161,7 @@ where
             Some(code) => match stream.next().await {
                 Some(Err(e)) if is_code(&e, Some(code)) => {
                     drop(stream);
-                    return Ok(SetsEnd::Refused(w));
+                    return Ok(SetsEnd::Refused(w, ClientError::from_backend(node, e)));
                 }
                 first => Some(first),
             },

@@ -23,6 +23,10 @@ pub const ROLLBACK: &str = "ROLLBACK";
 pub const SAVEPOINT: &str = "SAVEPOINT lockstep_statement";
 pub const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT lockstep_statement";
 
+/// Lets the next statement generate its own AUTO_INCREMENT value again
+/// after `pin` forced one (`insert_id = 0` means none forced).
+pub const UNFORCE_INSERT_ID: &str = "SET insert_id = 0";
+
 /// Undoes `pin` for later reads of the session.
 pub const UNPIN: &str = "SET timestamp = DEFAULT";
 

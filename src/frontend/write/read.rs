@@ -54,7 +54,7 @@ impl Session {
             .relay_on_master(&node, conn, w, renames, &mut self.status, shown)
             .await?;
         match end {
-            SetsEnd::Refused(w) => {
+            SetsEnd::Refused(w, _) => {
                 self.busy = false;
                 info!("a read writes (a function or sequence it calls): it takes the write path");
                 crate::metrics::count_statement("read-that-writes");

@@ -5,7 +5,7 @@ use std::io;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Row;
-use opensrv_mysql::{QueryResultWriter, StatusFlags};
+use opensrv_mysql::{ErrorKind, QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 use tracing::{debug, error, info_span, warn, Instrument};
 
@@ -31,6 +31,17 @@ pub(super) enum MasterEnd<'w, W> {
     },
     /// A refused it; the client already has A's error.
     Failed(ClientError),
+}
+
+/// How A's part ended when one error was to be held back
+/// (`run_on_master_holding`).
+pub(super) enum Holding<'w, W> {
+    Ended(MasterEnd<'w, W>),
+    /// A refused it with the held error: the client has nothing yet.
+    Held {
+        w: QueryResultWriter<'w, W>,
+        err: ClientError,
+    },
 }
 
 impl Session {
@@ -103,7 +114,7 @@ impl Session {
             wrap.open()
         };
         let sync_pin = pinned.then(|| Pinning::of(&entry.context).opened_by(opening));
-        let sync_ok = match self
+        let mut sync_ok = match self
             .run_first_on_sync(&work, sync_pin, &mut entry, in_txn)
             .await
         {
@@ -128,10 +139,28 @@ impl Session {
         } else {
             StatusFlags::SERVER_STATUS_IN_TRANS
         };
-        match self
-            .run_on_master_relayed(&work, master_pin.as_ref(), renames, w, hide)
+        // B's AUTO_INCREMENT value, pinned on A, may be taken there (B
+        // lacks rows A has): A's duplicate-key error is held back for that.
+        let from_sync = entry.context.insert_id.filter(|_| sync_ok);
+        let held = from_sync.map(|_| ErrorKind::ER_DUP_ENTRY as u16);
+        let ended = match self
+            .run_on_master_holding(&work, master_pin.as_ref(), renames, w, hide, held)
             .await?
         {
+            Holding::Ended(ended) => ended,
+            Holding::Held { w, err } => match from_sync {
+                Some(value) if is_duplicate_of(&err, value) => {
+                    sync_ok = false;
+                    self.run_again_without_syncs_value(&work, &mut entry, in_txn, renames, w, hide)
+                        .await?
+                }
+                _ => {
+                    w.send_error(&err).await?;
+                    MasterEnd::Failed(err)
+                }
+            },
+        };
+        match ended {
             MasterEnd::Done { w, end, outcome } => {
                 if let Outcome::Ok { last_insert_id, .. } = outcome {
                     if last_insert_id > 0 {
@@ -193,6 +222,26 @@ impl Session {
         w: QueryResultWriter<'w, W>,
         hide: StatusFlags,
     ) -> io::Result<MasterEnd<'w, W>> {
+        match self
+            .run_on_master_holding(work, pin, renames, w, hide, None)
+            .await?
+        {
+            Holding::Held { w, .. } => Ok(MasterEnd::Failed(relay::unexpected_refusal(w).await?)),
+            Holding::Ended(end) => Ok(end),
+        }
+    }
+
+    /// `run_on_master_relayed`, except that A's error `held` (when A gives
+    /// it before any row) is not relayed but handed back (`Holding::Held`).
+    pub(super) async fn run_on_master_holding<'w, W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        work: &Work,
+        pin: Option<&Pinning>,
+        renames: &Renames,
+        w: QueryResultWriter<'w, W>,
+        hide: StatusFlags,
+        held: Option<u16>,
+    ) -> io::Result<Holding<'w, W>> {
         let (combined, skip) = match (work, pin) {
             (_, None) => (None, 0),
             (Work::Text(sql), Some(pin)) => {
@@ -201,7 +250,7 @@ impl Session {
             (Work::Prepared { .. }, Some(pin)) => {
                 if let Err(err) = self.run_on_master(pin.sql.as_bytes()).await {
                     w.send_error(&err).await?;
-                    return Ok(MasterEnd::Failed(err));
+                    return Ok(Holding::Ended(MasterEnd::Failed(err)));
                 }
                 (None, 0)
             }
@@ -211,7 +260,7 @@ impl Session {
         let Some(conn) = self.master.as_mut() else {
             let err = self.lost_master();
             w.send_error(&err).await?;
-            return Ok(MasterEnd::Failed(err));
+            return Ok(Holding::Ended(MasterEnd::Failed(err)));
         };
         self.busy = true;
         let started = std::time::Instant::now();
@@ -220,7 +269,7 @@ impl Session {
             hide,
             skip,
             digest: Some(&mut digest),
-            refused_with: None,
+            refused_with: held,
         };
         let relayed = work
             .relay_on_master(&node, conn, w, renames, &mut self.status, shown)
@@ -236,11 +285,46 @@ impl Session {
                     warnings: end.1,
                     rows: digest.finish(),
                 };
-                Ok(MasterEnd::Done { w, end, outcome })
+                Ok(Holding::Ended(MasterEnd::Done { w, end, outcome }))
             }
-            SetsEnd::Failed(err) => Ok(MasterEnd::Failed(err)),
-            SetsEnd::Refused(w) => Ok(MasterEnd::Failed(relay::unexpected_refusal(w).await?)),
+            SetsEnd::Failed(err) => Ok(Holding::Ended(MasterEnd::Failed(err))),
+            SetsEnd::Refused(w, err) => Ok(Holding::Held { w, err }),
         }
+    }
+
+    /// A refused B's AUTO_INCREMENT value as a duplicate: B lacks rows A
+    /// has (it failed a statement A passed, and this session was already
+    /// past B when B left its role). B's part is undone and B leaves the
+    /// role (it catches up from the journal); A runs the statement again
+    /// with a value of its own, in the same transaction, and the client gets
+    /// that answer, as from MariaDB.
+    async fn run_again_without_syncs_value<'w, W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        work: &Work,
+        entry: &mut Entry,
+        in_txn: bool,
+        renames: &Renames,
+        w: QueryResultWriter<'w, W>,
+        hide: StatusFlags,
+    ) -> io::Result<MasterEnd<'w, W>> {
+        warn!("the master already has the synchronous slave's AUTO_INCREMENT value: it leaves its role");
+        self.undo_on_sync_after_master_failed(in_txn).await;
+        let sync = self.sync_node_name();
+        entry.results.retain(|r| r.node != sync);
+        entry.context.insert_id = None;
+        self.leave_sync_role(
+            format!(
+                "request {}: the master already has the AUTO_INCREMENT value it generated",
+                entry.id
+            ),
+            true,
+        );
+        let unforced = Pinning {
+            sql: control::UNFORCE_INSERT_ID.to_string(),
+            statements: 1,
+        };
+        self.run_on_master_relayed(work, Some(&unforced), renames, w, hide)
+            .await
     }
 
     /// Commits an autocommit statement A ran (`commit`): the client gets
@@ -387,6 +471,14 @@ impl Session {
             _ => false,
         }
     }
+}
+
+/// A's duplicate-key error for `value`, the AUTO_INCREMENT value pinned
+/// from B (`Duplicate entry '49' for key 'PRIMARY'`).
+fn is_duplicate_of(err: &ClientError, value: u64) -> bool {
+    let message = err.to_string();
+    err.code() == ErrorKind::ER_DUP_ENTRY as u16
+        && (message.contains(&format!("'{value}'")) || message.contains(&format!("'{value}-")))
 }
 
 /// B's error as the client gets it.
