@@ -171,6 +171,10 @@ pub fn commits_open_transaction(query: &[u8]) -> bool {
     let words = Words(&lexemes);
     match words.upper(0).as_deref() {
         Some("LOCK") => true,
+        // Statements MariaDB runs with an implicit commit first, which the
+        // router sends to the master alone (server administration).
+        Some("ANALYZE" | "CHECK" | "FLUSH" | "CACHE" | "RESET") => true,
+        Some("LOAD") => words.upper(1).as_deref() == Some("INDEX"),
         Some("SET") => lexemes.windows(3).any(|w| {
             let name = w[0].word_upper();
             let enabling = match &w[2].token {
@@ -295,6 +299,9 @@ fn route_select(tokens: &[Lexeme]) -> Route {
 }
 
 fn route_set(words: &Words<'_>) -> Route {
+    if words.upper(1).as_deref() == Some("STATEMENT") {
+        return route_set_statement(words.0);
+    }
     match words.upper(1).as_deref() {
         Some("TRANSACTION") => Route::Session(SessionChange::Passing),
         Some("GLOBAL") => Route::Session(SessionChange::Passing),
@@ -302,6 +309,28 @@ fn route_set(words: &Words<'_>) -> Route {
         Some(w) if w.starts_with("@@GLOBAL") => Route::Session(SessionChange::Passing),
         _ => Route::Session(SessionChange::Lasting),
     }
+}
+
+/// `SET STATEMENT var = value [, …] FOR <statement>`: the variables hold
+/// for that statement only, so it takes the statement's route (a DDL runs
+/// alone, a write takes the write path) and is no session state.
+fn route_set_statement(tokens: &[Lexeme]) -> Route {
+    let mut depth = 0i32;
+    for (i, lexeme) in tokens.iter().enumerate() {
+        match lexeme.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ if depth == 0 && lexeme.word_upper().as_deref() == Some("FOR") => {
+                return match &tokens[i + 1..] {
+                    [] => Route::Write,
+                    inner => route_statement(inner),
+                };
+            }
+            _ => {}
+        }
+    }
+    // No FOR: not valid SQL; the server says so.
+    Route::Write
 }
 
 fn route_create_drop(words: &Words<'_>) -> Route {
@@ -327,6 +356,33 @@ impl Words<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_statement_takes_its_statements_route() {
+        assert_eq!(
+            route(b"SET STATEMENT max_statement_time = 10 FOR CREATE TABLE t1 AS SELECT 1"),
+            Route::Alone
+        );
+        assert_eq!(
+            route(b"SET STATEMENT sql_mode = (SELECT 'x' FOR UPDATE), foreign_key_checks = 0 FOR INSERT INTO t VALUES (1)"),
+            Route::Write
+        );
+        assert_eq!(
+            route(b"SET STATEMENT max_statement_time = 1 FOR SELECT * FROM t"),
+            Route::Read
+        );
+    }
+
+    #[test]
+    fn administration_commits_the_open_transaction() {
+        assert!(commits_open_transaction(b"ANALYZE TABLE t"));
+        assert!(commits_open_transaction(b"check table t"));
+        assert!(commits_open_transaction(b"FLUSH TABLES"));
+        assert!(commits_open_transaction(b"LOAD INDEX INTO CACHE t"));
+        assert!(!commits_open_transaction(
+            b"LOAD DATA INFILE 'x' INTO TABLE t"
+        ));
+    }
 
     #[test]
     fn user_variables_named() {

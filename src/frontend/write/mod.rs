@@ -46,7 +46,7 @@ use crate::frontend::session::Session;
 use crate::journal::{Entry, EntryKind};
 use crate::metrics;
 use crate::protocol::control;
-use crate::router::Route;
+use crate::router::{self, Route};
 use crate::sql::intercept::Renames;
 
 use work::assignments;
@@ -113,6 +113,13 @@ impl Session {
             // it holds nothing on MariaDB but a snapshot. Writes read
             // current rows under locks, so B's later snapshot changes none.
             Route::Read => {
+                // ANALYZE, CHECK, FLUSH, …: MariaDB commits the open
+                // transaction first; so does lockstep, through the protocol.
+                if router::commits_open_transaction(work.sql()) {
+                    if let Err(err) = self.commit_implicitly().await {
+                        return self.answer(w, Err(err)).await;
+                    }
+                }
                 if let Err(err) = self.set_pin_variables(&work, false).await {
                     return self.answer(w, Err(err)).await;
                 }

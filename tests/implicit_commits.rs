@@ -1,0 +1,75 @@
+//! Statements that commit the open transaction on MariaDB although the
+//! router sends them to the master alone (ANALYZE, CHECK, FLUSH), and
+//! `SET STATEMENT … FOR <statement>`, which is that statement and no
+//! session state (issue "Let the server decide": writes routed as reads,
+//! and the tail re-running a DDL in every session set-up).
+
+mod support;
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+use support::{root_rows, runtime, wait_for_tail, Cluster, Lockstep};
+
+#[test]
+fn analyze_commits_through_lockstep_and_set_statement_runs_once() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE i; CREATE TABLE i.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        c.query_drop("BEGIN").await.expect("begin");
+        c.query_drop("INSERT INTO i.t VALUES (1)")
+            .await
+            .expect("insert");
+        // Commits the transaction first, as in MariaDB.
+        let _: Vec<Row> = c.query("ANALYZE TABLE i.t").await.expect("analyze");
+        // Nothing left to roll back.
+        c.query_drop("ROLLBACK").await.expect("rollback");
+        c.query_drop("SET autocommit = 0")
+            .await
+            .expect("autocommit off");
+        c.query_drop("INSERT INTO i.t VALUES (2)")
+            .await
+            .expect("insert");
+        let _: Vec<Row> = c.query("CHECK TABLE i.t").await.expect("check");
+        c.query_drop("ROLLBACK").await.expect("rollback");
+        c.query_drop("SET autocommit = 1")
+            .await
+            .expect("autocommit on");
+
+        // A DDL under SET STATEMENT, then writes in the same session: the
+        // tail sets that session up before replaying them.
+        c.query_drop(
+            "SET STATEMENT max_statement_time = 100 FOR CREATE TABLE i.u (a INT) ENGINE=InnoDB",
+        )
+        .await
+        .expect("ddl");
+        c.query_drop("SET STATEMENT foreign_key_checks = 0 FOR INSERT INTO i.u VALUES (7)")
+            .await
+            .expect("write");
+        c.query_drop("INSERT INTO i.u VALUES (8)")
+            .await
+            .expect("write");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT id FROM i.t ORDER BY id"),
+            ["1", "2"],
+            "port {}",
+            node.port
+        );
+        assert_eq!(
+            root_rows(node, "SELECT a FROM i.u ORDER BY a"),
+            ["7", "8"],
+            "port {}",
+            node.port
+        );
+    }
+}
