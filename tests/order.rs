@@ -10,7 +10,8 @@
 //! order, `INSERT … SELECT MAX(id)` from the table they insert into (MariaDB
 //! itself fails some of them with 1467 or deadlocks), AUTO_INCREMENT inserts
 //! with NOW(6), RAND() and UUID(), and transactions that commit or roll
-//! back. Meanwhile: the synchronous slave fails some statements the master
+//! back; a ninth client changes a column default by DDL four times a
+//! second, so that rows record which side of each DDL they committed on. Meanwhile: the synchronous slave fails some statements the master
 //! passes (a trigger on that node only, dropped later), the synchronous
 //! slave is killed and comes back, and the master is killed and replaced.
 //!
@@ -50,7 +51,8 @@ const SCHEMA: &str = "CREATE DATABASE o; \
     CREATE TABLE o.ev (id BIGINT AUTO_INCREMENT PRIMARY KEY, client INT, op INT, prev BIGINT) ENGINE=InnoDB; \
     CREATE TABLE o.log (id BIGINT AUTO_INCREMENT PRIMARY KEY, client INT, op INT, \
       at DATETIME(6), r DOUBLE, u CHAR(36)) ENGINE=InnoDB; \
-    CREATE TABLE o.pick (id BIGINT AUTO_INCREMENT PRIMARY KEY, client INT, op INT, v INT) ENGINE=InnoDB;";
+    CREATE TABLE o.pick (id BIGINT AUTO_INCREMENT PRIMARY KEY, client INT, op INT, v INT, \
+      z INT DEFAULT 0) ENGINE=InnoDB;";
 const TABLES: [&str; 4] = ["o.hot", "o.ev", "o.log", "o.pick"];
 
 /// What became of one client operation that writes a tagged row.
@@ -245,6 +247,43 @@ async fn client(opts: OptsBuilder, id: u64, seed: u64, shared: Arc<Shared>) -> R
     report
 }
 
+/// A DDL client: changes the default of `o.pick.z` every quarter second,
+/// so that every row inserted there records which side of which DDL it
+/// was committed on. Replayed in another order, the rows differ.
+async fn ddl_client(opts: OptsBuilder, shared: Arc<Shared>) -> Report {
+    let mut report = Report::default();
+    let mut conn: Option<Conn> = None;
+    let mut k = 0;
+    while !shared.stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if conn.is_none() {
+            conn = Conn::new(opts.clone()).await.ok();
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        k += 1;
+        let sql = format!("ALTER TABLE o.pick ALTER COLUMN z SET DEFAULT {k}");
+        match c.query_drop(&sql).await {
+            Ok(()) => report.acknowledged += 1,
+            Err(mysql_async::Error::Server(s)) if TIMING.contains(&s.code) => {
+                report.timing_errors += 1
+            }
+            Err(mysql_async::Error::Server(s)) if !LOST.contains(&s.code) => report
+                .unexpected
+                .push(format!("ddl {k}: {} {} ({sql})", s.code, s.message)),
+            Err(e) => {
+                report.lost_connections += 1;
+                if !shared.faults.is_open(shared.start) {
+                    report
+                        .unexpected
+                        .push(format!("ddl {k}: lost connection outside a fault: {e}"));
+                }
+                conn = None;
+            }
+        }
+    }
+    report
+}
+
 /// `SHOW LOCKSTEP NODES`: (node, role) pairs, empty while lockstep does not answer.
 fn roles(lockstep: &Lockstep) -> Vec<(String, String)> {
     let out = mariadb_cli(
@@ -368,9 +407,10 @@ fn every_node_and_the_journal_hold_the_masters_data_after_an_adversarial_workloa
         start: Instant::now(),
         faults: FaultWindow::default(),
     });
-    let clients: Vec<_> = (0..CLIENTS)
+    let mut clients: Vec<_> = (0..CLIENTS)
         .map(|i| rt.spawn(client(lockstep.client_opts(), i, seed, shared.clone())))
         .collect();
+    clients.push(rt.spawn(ddl_client(lockstep.client_opts(), shared.clone())));
 
     let total = Duration::from_secs(seconds);
     let at = |fraction: f64| shared.start + total.mul_f64(fraction);
