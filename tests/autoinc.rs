@@ -9,22 +9,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row};
+use mysql_async::Conn;
 use support::{root_rows, root_sql, runtime, Cluster, Lockstep};
-
-/// The role of `node` in `SHOW LOCKSTEP NODES`.
-async fn role(c: &mut Conn, node: &str) -> String {
-    let rows: Vec<Row> = c.query("SHOW LOCKSTEP NODES").await.expect("show nodes");
-    rows.iter()
-        .find(|r| {
-            r.get_opt::<String, usize>(0)
-                .and_then(Result::ok)
-                .as_deref()
-                == Some(node)
-        })
-        .and_then(|r| r.get_opt::<String, usize>(2).and_then(Result::ok))
-        .unwrap_or_default()
-}
 
 #[test]
 fn a_value_the_master_already_has_is_replaced_by_the_masters_own() {
@@ -41,17 +27,19 @@ fn a_value_the_master_already_has_is_replaced_by_the_masters_own() {
     let rt = runtime();
     rt.block_on(async {
         let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
-        assert_eq!(role(&mut c, "n1").await, "sync");
+        assert_eq!(support::role(&mut c, "n1").await, "sync");
         c.query_drop("INSERT INTO a.t (v) VALUES (5)")
             .await
             .expect("no duplicate-key error for a value lockstep chose");
         let id: Option<u64> = c.query_first("SELECT LAST_INSERT_ID()").await.expect("id");
         assert_eq!(id, Some(5), "the master's own value");
-        assert_ne!(role(&mut c, "n1").await, "sync", "B left its role");
+        assert_ne!(support::role(&mut c, "n1").await, "sync", "B left its role");
         // Inside a transaction as well, once a caught-up node is B again
         // (it numbers after 5; the master gets 6 behind lockstep's back).
         let deadline = Instant::now() + Duration::from_secs(30);
-        while role(&mut c, "n2").await != "sync" && role(&mut c, "n1").await != "sync" {
+        while support::role(&mut c, "n2").await != "sync"
+            && support::role(&mut c, "n1").await != "sync"
+        {
             assert!(
                 Instant::now() < deadline,
                 "no node took the synchronous role"

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use lockstep::mariadb::MariaDb;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
-use support::{checksums, mariadb_cli, root_rows, runtime, Cluster, Lockstep};
+use support::{checksums, root_rows, runtime, Cluster, Lockstep};
 
 const WRITERS: u64 = 8;
 const PAUSE: Duration = Duration::from_millis(15);
@@ -85,25 +85,6 @@ async fn transaction(c: &mut Conn, ids: &[u64], writer: u64) -> mysql_async::Res
     c.query_drop("COMMIT").await
 }
 
-/// `SHOW LOCKSTEP NODES` through the `mariadb` client: (node, role) pairs;
-/// empty while lockstep does not answer.
-fn roles(lockstep: &Lockstep) -> Vec<(String, String)> {
-    let out = mariadb_cli(
-        lockstep.port,
-        "app",
-        "secret",
-        &["--batch", "-N", "--connect-timeout=2"],
-        "SHOW LOCKSTEP NODES",
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let mut cols = l.split('\t');
-            Some((cols.next()?.to_string(), cols.nth(1)?.to_string()))
-        })
-        .collect()
-}
-
 fn node_index(name: &str) -> usize {
     name.trim_start_matches('n').parse().expect("node name")
 }
@@ -114,7 +95,7 @@ fn node_index(name: &str) -> usize {
 fn pick(lockstep: &Lockstep, victim: &str) -> Option<(usize, String)> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        let roles = roles(lockstep);
+        let roles = support::roles(lockstep);
         let other = |(_, role): &&(String, String)| role != "master" && role != "sync";
         let found = match victim {
             "tail" => roles.iter().find(other),
@@ -211,7 +192,7 @@ fn no_acknowledged_write_is_lost_while_servers_and_lockstep_are_killed() {
             assert!(
                 Instant::now() < deadline,
                 "n{i} did not catch up: {:?}",
-                roles(&lockstep)
+                support::roles(&lockstep)
             );
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -10,24 +10,10 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 use support::{root_rows, runtime, wait_for_tail, Cluster, Lockstep};
 
-/// The role of `node` in `SHOW LOCKSTEP NODES`.
-async fn role(c: &mut Conn, node: &str) -> String {
-    let rows: Vec<Row> = c.query("SHOW LOCKSTEP NODES").await.expect("show nodes");
-    rows.iter()
-        .find(|r| {
-            r.get_opt::<String, usize>(0)
-                .and_then(Result::ok)
-                .as_deref()
-                == Some(node)
-        })
-        .and_then(|r| r.get_opt::<String, usize>(2).and_then(Result::ok))
-        .unwrap_or_default()
-}
-
 async fn wait_for_role(c: &mut Conn, node: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let now = role(c, node).await;
+        let now = support::role(c, node).await;
         if now == want {
             return;
         }
@@ -136,7 +122,7 @@ fn lockstep_starts_without_its_first_slave_and_takes_it_in_once_it_is_up() {
         c.query_drop("INSERT INTO s.t VALUES (1)")
             .await
             .expect("insert");
-        assert_eq!(role(&mut c, "n1").await, "catching-up");
+        assert_eq!(support::role(&mut c, "n1").await, "catching-up");
         cluster.nodes[1] = MariaDb::start(&dir, port, &Default::default()).expect("B starts");
         wait_for_role(&mut c, "n1", "sync").await;
         c.query_drop("INSERT INTO s.t VALUES (2)")
@@ -234,7 +220,7 @@ fn the_synchronous_slave_takes_over_when_the_master_dies_and_no_acknowledged_wri
         let lost = open.query_drop("INSERT INTO f.t VALUES (901)").await;
         assert!(lost.is_err(), "the transaction survived its master");
         wait_for_role(&mut idle, "n1", "master").await;
-        assert_eq!(role(&mut idle, "n0").await, "down");
+        assert_eq!(support::role(&mut idle, "n0").await, "down");
         // A session that was idle moves to the new master with its state.
         let kept: Option<u64> = idle.query_first("SELECT @kept").await.expect("select");
         assert_eq!(kept, Some(42));
@@ -298,7 +284,7 @@ fn the_synchronous_slave_takes_over_when_the_master_dies_and_no_acknowledged_wri
     let lockstep = Lockstep::start_with_journal(&cluster, FAST, Some(journal.path()));
     rt.block_on(async {
         let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
-        assert_eq!(role(&mut c, "n1").await, "master");
+        assert_eq!(support::role(&mut c, "n1").await, "master");
         c.query_drop("INSERT INTO f.t VALUES (904)")
             .await
             .expect("insert after restart");
@@ -477,7 +463,7 @@ fn servers_that_hang_are_replaced_by_their_health_checks() {
         // The synchronous slave hangs: it leaves the role, writes go on.
         signal(&cluster.nodes[1], libc::SIGSTOP);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while role(&mut c, "n1").await == "sync" {
+        while support::role(&mut c, "n1").await == "sync" {
             assert!(Instant::now() < deadline, "a hung slave kept its role");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -508,7 +494,7 @@ fn servers_that_hang_are_replaced_by_their_health_checks() {
             }
         }
         let mut fresh = fresh.expect("a session after the failover");
-        assert_ne!(role(&mut fresh, "n0").await, "master");
+        assert_ne!(support::role(&mut fresh, "n0").await, "master");
         signal(&cluster.nodes[0], libc::SIGCONT);
         wait_for_role(&mut fresh, "n0", "tail").await;
     });

@@ -36,7 +36,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use support::{mariadb_cli, root_rows, root_sql, runtime, Cluster, Lockstep};
+use support::{root_rows, root_sql, runtime, Cluster, Lockstep};
 
 const CLIENTS: u64 = 8;
 const HOT_ROWS: u64 = 3;
@@ -284,29 +284,14 @@ async fn ddl_client(opts: OptsBuilder, shared: Arc<Shared>) -> Report {
     report
 }
 
-/// `SHOW LOCKSTEP NODES`: (node, role) pairs, empty while lockstep does not answer.
-fn roles(lockstep: &Lockstep) -> Vec<(String, String)> {
-    let out = mariadb_cli(
-        lockstep.port,
-        "app",
-        "secret",
-        &["--batch", "-N", "--connect-timeout=2"],
-        "SHOW LOCKSTEP NODES",
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let mut cols = l.split('\t');
-            Some((cols.next()?.to_string(), cols.nth(1)?.to_string()))
-        })
-        .collect()
-}
-
 /// The node holding `role` (waiting up to 20 s for one to hold it).
 fn holder(lockstep: &Lockstep, role: &str) -> Option<usize> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if let Some((node, _)) = roles(lockstep).into_iter().find(|(_, r)| r == role) {
+        if let Some((node, _)) = support::roles(lockstep)
+            .into_iter()
+            .find(|(_, r)| r == role)
+        {
             return node.trim_start_matches('n').parse().ok();
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -354,7 +339,7 @@ fn wait_until_caught_up(cluster: &Cluster, master: usize, lockstep: &Lockstep) {
         assert!(
             Instant::now() < deadline,
             "nodes {behind:?} did not catch up with n{master}: {:?}",
-            roles(lockstep)
+            support::roles(lockstep)
         );
         std::thread::sleep(Duration::from_millis(200));
     }

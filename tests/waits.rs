@@ -24,20 +24,6 @@ fn server_code(e: &mysql_async::Error) -> Option<u16> {
     }
 }
 
-/// The role of `node` in `SHOW LOCKSTEP NODES`.
-async fn role(c: &mut Conn, node: &str) -> String {
-    let rows: Vec<Row> = c.query("SHOW LOCKSTEP NODES").await.expect("show nodes");
-    rows.iter()
-        .find(|r| {
-            r.get_opt::<String, usize>(0)
-                .and_then(Result::ok)
-                .as_deref()
-                == Some(node)
-        })
-        .and_then(|r| r.get_opt::<String, usize>(2).and_then(Result::ok))
-        .unwrap_or_default()
-}
-
 /// A root connection straight to node `i` (behind lockstep's back).
 async fn direct(cluster: &Cluster, i: usize) -> Conn {
     let opts = mysql_async::Opts::from_url(&cluster.nodes[i].url()).expect("url");
@@ -121,7 +107,7 @@ fn a_timing_error_on_the_synchronous_slave_goes_to_the_client_and_b_keeps_its_ro
     let rt = runtime();
     rt.block_on(async {
         let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
-        assert_eq!(role(&mut c, "n1").await, "sync");
+        assert_eq!(support::role(&mut c, "n1").await, "sync");
         // Behind lockstep's back, B holds a row lock the client will need.
         let mut on_b = direct(&cluster, 1).await;
         on_b.query_drop("BEGIN").await.expect("begin on B");
@@ -148,13 +134,13 @@ fn a_timing_error_on_the_synchronous_slave_goes_to_the_client_and_b_keeps_its_ro
                 // The timeout undid the statement only, as in MariaDB.
                 c.query_drop("COMMIT").await.expect("commit");
             }
-            assert_eq!(role(&mut c, "n1").await, "sync", "B kept its role");
+            assert_eq!(support::role(&mut c, "n1").await, "sync", "B kept its role");
         }
         on_b.query_drop("ROLLBACK").await.expect("release");
         c.query_drop("UPDATE w.t SET v = v + 1 WHERE id = 5")
             .await
             .expect("passes once B's lock is gone");
-        assert_eq!(role(&mut c, "n1").await, "sync");
+        assert_eq!(support::role(&mut c, "n1").await, "sync");
     });
     wait_for_tail(&cluster, Duration::from_secs(20));
     for node in &cluster.nodes {

@@ -194,6 +194,14 @@ pub fn commits_open_transaction(query: &[u8]) -> bool {
     }
 }
 
+/// How many statements a text holds.
+fn statement_count(lexemes: &[Lexeme]) -> usize {
+    lexemes
+        .split(|l| l.token == Token::SemiColon)
+        .filter(|s| !s.is_empty())
+        .count()
+}
+
 /// A read that may still write through what it calls (a stored function,
 /// a sequence): one statement of the SELECT family or DO. The master runs it
 /// read-only and refuses it if it writes (see `frontend::write::read`).
@@ -201,12 +209,8 @@ pub fn is_guarded_read(query: &[u8]) -> bool {
     let Some(lexemes) = lex(query) else {
         return false;
     };
-    let statements = lexemes
-        .split(|l| l.token == Token::SemiColon)
-        .filter(|s| !s.is_empty())
-        .count();
     let first = lexemes.first();
-    statements == 1
+    statement_count(&lexemes) == 1
         && (first.is_some_and(|l| l.token == Token::LParen)
             || matches!(
                 Words(&lexemes).upper(0).as_deref(),
@@ -244,12 +248,10 @@ pub enum TableLocks {
 /// None for any other text.
 pub fn table_locks(query: &[u8]) -> Option<TableLocks> {
     let lexemes = lex(query)?;
-    let statements = lexemes
-        .split(|l| l.token == Token::SemiColon)
-        .filter(|s| !s.is_empty())
-        .count();
     let words = Words(&lexemes);
-    if statements != 1 || !matches!(words.upper(1).as_deref(), Some("TABLE" | "TABLES")) {
+    if statement_count(&lexemes) != 1
+        || !matches!(words.upper(1).as_deref(), Some("TABLE" | "TABLES"))
+    {
         return None;
     }
     match words.upper(0).as_deref() {

@@ -398,3 +398,37 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("runtime")
 }
+
+/// The role of `node` in `SHOW LOCKSTEP NODES`, asked on `c`.
+pub async fn role(c: &mut mysql_async::Conn, node: &str) -> String {
+    use mysql_async::prelude::Queryable;
+    let rows: Vec<mysql_async::Row> = c.query("SHOW LOCKSTEP NODES").await.expect("show nodes");
+    rows.iter()
+        .find(|r| {
+            r.get_opt::<String, usize>(0)
+                .and_then(Result::ok)
+                .as_deref()
+                == Some(node)
+        })
+        .and_then(|r| r.get_opt::<String, usize>(2).and_then(Result::ok))
+        .unwrap_or_default()
+}
+
+/// `SHOW LOCKSTEP NODES` through the `mariadb` client: (node, role) pairs;
+/// empty while lockstep does not answer.
+pub fn roles(lockstep: &Lockstep) -> Vec<(String, String)> {
+    let out = mariadb_cli(
+        lockstep.port,
+        USER,
+        PASSWORD,
+        &["--batch", "-N", "--connect-timeout=2"],
+        "SHOW LOCKSTEP NODES",
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut cols = l.split('\t');
+            Some((cols.next()?.to_string(), cols.nth(1)?.to_string()))
+        })
+        .collect()
+}

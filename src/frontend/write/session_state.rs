@@ -64,14 +64,7 @@ impl Session {
             other => other,
         };
         let passed = self.relay_on_master(&work, renames, w).await?;
-        let sync_passed = sync.as_ref().is_none_or(Outcome::is_ok);
-        if passed != sync_passed {
-            warn!(
-                sql = %String::from_utf8_lossy(work.sql()),
-                master_passed = passed,
-                "a session statement had different outcomes on the master and the synchronous slave"
-            );
-        }
+        warn_if_outcomes_differ(work.sql(), passed, sync.as_ref());
         if passed {
             if let Some(locks) = table_locks {
                 self.holds_table_locks = locks != TableLocks::Released;
@@ -120,14 +113,7 @@ impl Session {
         // The context stays pinned for this statement only.
         self.sync_finish(control::UNPIN).await;
         let _ = self.run_on_master(control::UNPIN.as_bytes()).await;
-        let sync_passed = sync.as_ref().is_none_or(Outcome::is_ok);
-        if passed != sync_passed {
-            warn!(
-                sql = %String::from_utf8_lossy(work.sql()),
-                master_passed = passed,
-                "a session statement had different outcomes on the master and the synchronous slave"
-            );
-        }
+        warn_if_outcomes_differ(work.sql(), passed, sync.as_ref());
         if passed {
             let as_run = [
                 pin.sql.as_bytes(),
@@ -168,5 +154,19 @@ impl Session {
             self.params.db = schema.clone();
             self.state.schema = schema;
         }
+    }
+}
+
+/// A session statement the master and B did not both pass or both refuse:
+/// their sessions differ from here on (logged; the next writes' compare
+/// step decides).
+fn warn_if_outcomes_differ(sql: &[u8], master_passed: bool, sync: Option<&Outcome>) {
+    let sync_passed = sync.is_none_or(Outcome::is_ok);
+    if master_passed != sync_passed {
+        warn!(
+            sql = %String::from_utf8_lossy(sql),
+            master_passed,
+            "a session statement had different outcomes on the master and the synchronous slave"
+        );
     }
 }
