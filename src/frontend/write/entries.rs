@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use crate::compare::{self, verdict::Verdict};
 use crate::journal::entry::now_us;
-use crate::journal::{Context, Durable, Entry, EntryKind, EntryState, NodeResult, Outcome};
+use crate::journal::{Context, Entry, EntryKind, EntryState, NodeResult, Outcome};
 
 impl Session {
     /// A new journal entry for `work` in this session's current state.
@@ -34,32 +34,24 @@ impl Session {
         }
     }
 
-    /// Journals an autocommit write's entry before any node runs it: it is
-    /// synced while B and A run it, and its commit waits on the handle
-    /// returned. A statement inside a transaction is journaled once A has
-    /// run it (with both results), without a sync: nothing of it commits
-    /// before its COMMIT's entry is synced, and a sync covers every write
-    /// sent before it.
-    pub(super) fn journal_ahead(
-        &self,
-        entry: &Entry,
-        in_txn: bool,
-    ) -> Result<Option<Durable>, ClientError> {
+    /// Journals a write's entry before any node runs it, without a sync of
+    /// its own: nothing of it commits before its commit number is synced,
+    /// and that sync covers every write sent before it (one sync per
+    /// commit, not two). A statement inside a transaction is journaled once
+    /// A has run it, with both results.
+    pub(super) fn journal_ahead(&self, entry: &Entry, in_txn: bool) -> Result<(), ClientError> {
         let journal = &self.shared.chain.journal;
         if entry.kind == EntryKind::Read {
-            return Ok(None);
+            return Ok(());
         }
         // Refused up front, so that no node runs it.
         if let Some(why) = journal.failure() {
             return Err(ClientError::JournalUnavailable(why));
         }
-        if in_txn {
-            return Ok(None);
+        if !in_txn {
+            journal.write(entry);
         }
-        journal
-            .write_synced(entry)
-            .map(Some)
-            .map_err(|e| ClientError::JournalUnavailable(e.to_string()))
+        Ok(())
     }
 
     /// Journals an entry and waits until it is durable (a read's is not waited for).

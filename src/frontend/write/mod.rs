@@ -4,7 +4,7 @@
 //! Per write-path statement, with A = master and B = synchronous slave:
 //! 1. a requestId (UUID v7), a pinned context (timestamp, RAND seeds) and
 //!    unpinnable functions rewritten into literals (`work`);
-//! 2. its journal entry, synced while B and A run it (`entries`);
+//! 2. its journal entry, made durable by its commit number's sync (`entries`);
 //! 3. **run on B** inside a transaction that stays open (`START TRANSACTION` for an
 //!    autocommit statement, `SAVEPOINT` inside a client transaction); an
 //!    error that depends on timing goes back to the client and A never sees

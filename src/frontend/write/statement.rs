@@ -17,7 +17,7 @@ use crate::config::MasterFailPolicy;
 use crate::frontend::error::{ClientError, SendError};
 use crate::frontend::relay::{self, SetsEnd, Shown};
 use crate::frontend::session::Session;
-use crate::journal::{Durable, Entry, EntryKind, EntryState, Outcome};
+use crate::journal::{Entry, EntryKind, EntryState, Outcome};
 use crate::protocol::control;
 use crate::sql::intercept::Renames;
 
@@ -98,10 +98,9 @@ impl Session {
                 return self.answer(w, Err(err)).await;
             }
         }
-        let durable = match self.journal_ahead(&entry, in_txn) {
-            Ok(durable) => durable,
-            Err(err) => return self.answer(w, Err(err)).await,
-        };
+        if let Err(err) = self.journal_ahead(&entry, in_txn) {
+            return self.answer(w, Err(err)).await;
+        }
         // A read changes nothing: no savepoint, no pinned context, so that
         // SHOW WARNINGS, ROW_COUNT() and FOUND_ROWS() still see the client's
         // previous statement.
@@ -180,7 +179,7 @@ impl Session {
                 // transaction around the statement made A report.
                 let flags = (end.0 - StatusFlags::SERVER_STATUS_IN_TRANS)
                     | StatusFlags::SERVER_STATUS_AUTOCOMMIT;
-                self.commit_statement(entry, durable, sync_ok, w, (flags, end.1))
+                self.commit_statement(entry, sync_ok, w, (flags, end.1))
                     .await
             }
             MasterEnd::Failed(err) => {
@@ -332,22 +331,11 @@ impl Session {
     pub(super) async fn commit_statement<W: AsyncWrite + Send + Unpin>(
         &mut self,
         mut entry: Entry,
-        durable: Option<Durable>,
         sync_ok: bool,
         w: QueryResultWriter<'_, W>,
         end: (StatusFlags, u16),
     ) -> io::Result<()> {
-        // Nothing commits before its entry is on disk (the number's sync
-        // covers it too; this reports a failed one).
         let wrap = self.wrap();
-        if let Some(durable) = durable {
-            if let Err(e) = durable.wait().await {
-                let err = ClientError::JournalUnavailable(e.to_string());
-                let _ = self.run_on_master(wrap.rollback().as_bytes()).await;
-                self.finish_on_sync(entry.id, None, sync_ok, wrap).await;
-                return self.fail_statement(entry, w, err).await;
-            }
-        }
         // The entry as the others will replay it (B's AUTO_INCREMENT value
         // in its context) is in the journal before its number: the number's
         // sync makes both durable, and an applier that sees the commit
