@@ -80,6 +80,7 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
             max: Duration::from_millis(config.compare.retry_max_ms),
         },
         gate: Arc::new(tokio::sync::RwLock::new(())),
+        alone: Default::default(),
     });
     if let Some(reason) = prepared.master_down {
         fail_over_at_start(&chain, reason).await;

@@ -1,7 +1,8 @@
 //! No wait MariaDB itself would not make (issue "Same data everywhere",
 //! items 2 and 3): a session that only read holds nothing, a DDL waits for
-//! open transactions at most `lock_wait_timeout` and then gets MariaDB's
-//! 1205, a timing error on the synchronous slave goes back to the client
+//! open transactions on its own tables only, at most `lock_wait_timeout`,
+//! and then gets MariaDB's 1205, writes on other tables pass a waiting DDL,
+//! a timing error on the synchronous slave goes back to the client
 //! without reaching the master and without costing B its role, and KILL
 //! QUERY stops a statement waiting on B as fast as directly.
 
@@ -95,6 +96,92 @@ fn a_session_that_only_read_holds_nothing_and_ddl_waits_at_most_lock_wait_timeou
             node.port
         );
         assert_eq!(root_rows(node, "SELECT v FROM w.t WHERE id = 1"), ["1"]);
+    }
+}
+
+#[test]
+fn a_ddl_waits_only_for_transactions_on_its_tables_and_other_writes_pass_it() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        &format!(
+            "{SCHEMA} CREATE TABLE w.other (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB; \
+                  INSERT INTO w.other VALUES (1, 0);"
+        ),
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        // A transaction that wrote w.t stays open throughout.
+        let mut writer = Conn::new(lockstep.client_opts()).await.expect("connect");
+        writer.query_drop("BEGIN").await.expect("begin");
+        writer
+            .query_drop("UPDATE w.t SET v = 1 WHERE id = 1")
+            .await
+            .expect("update");
+
+        // A DDL on another table does not wait for it (MariaDB's does not).
+        let mut ddl = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let started = Instant::now();
+        let altered = tokio::time::timeout(
+            Duration::from_secs(10),
+            ddl.query_drop("ALTER TABLE w.other ADD COLUMN c INT"),
+        )
+        .await;
+        assert!(
+            matches!(altered, Ok(Ok(()))),
+            "a DDL on w.other waited for a transaction on w.t: {altered:?}"
+        );
+        println!("DDL on another table: done in {:?}", started.elapsed());
+
+        // A DDL on w.t waits for the transaction (3 s, then 1205) ...
+        ddl.query_drop("SET SESSION lock_wait_timeout = 3")
+            .await
+            .expect("set");
+        let waiting = tokio::spawn(async move {
+            let started = Instant::now();
+            let result = ddl.query_drop("ALTER TABLE w.t ADD COLUMN c INT").await;
+            (result, started.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // ... and meanwhile a write on another table passes it.
+        let mut other = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let started = Instant::now();
+        other
+            .query_drop("UPDATE w.other SET v = v + 1 WHERE id = 1")
+            .await
+            .expect("update on another table");
+        let passed = started.elapsed();
+        assert!(
+            passed < Duration::from_millis(1500),
+            "a write on w.other waited {passed:?} behind a DDL waiting on w.t"
+        );
+        println!("write on another table while the DDL waits: {passed:?}");
+        let (result, waited) = waiting.await.expect("ddl task");
+        let refused = result.expect_err("the DDL waits for the open transaction, then gives up");
+        assert_eq!(server_code(&refused), Some(1205), "{refused}");
+        assert!(
+            waited >= Duration::from_millis(2800) && waited < Duration::from_secs(8),
+            "waited {waited:?} for lock_wait_timeout = 3"
+        );
+        writer.query_drop("COMMIT").await.expect("commit");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let master = support::checksums(&cluster.nodes[0], &["w.t", "w.other"]);
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'w' AND TABLE_NAME = 'other'"),
+            ["3"],
+            "the ALTER of w.other ran exactly once on port {}",
+            node.port
+        );
+        assert_eq!(
+            root_rows(node, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'w' AND TABLE_NAME = 't'"),
+            ["2"],
+            "the refused ALTER of w.t ran nowhere (port {})",
+            node.port
+        );
+        assert_eq!(support::checksums(node, &["w.t", "w.other"]), master);
     }
 }
 

@@ -34,7 +34,10 @@ pub struct Chain {
     /// How an entry a node failed is re-run.
     pub retry: Backoff,
     /// Held shared by every write in progress (an autocommit statement, an
-    /// open transaction), exclusively by whatever must see no write in
-    /// flight: a statement that runs alone (DDL), a role change.
+    /// open transaction, a DDL), exclusively by whatever must see no write
+    /// in flight: a role change, a check, the shutdown.
     pub gate: Arc<tokio::sync::RwLock<()>>,
+    /// The DDL in flight, which writes around it wait behind
+    /// (`protocol::alone`).
+    pub alone: crate::protocol::alone::AloneStatements,
 }

@@ -147,6 +147,7 @@ pub async fn apply(
             max: Duration::from_secs(1),
         },
         gate: Arc::new(tokio::sync::RwLock::new(())),
+        alone: Default::default(),
     });
     let Some(mut tail) = Tail::for_node(&chain, &target.name) else {
         return Err(ReplayError::Point("no target".into()));

@@ -85,6 +85,12 @@ pub fn read_only(read: &[u8]) -> Vec<u8> {
     [b"SET STATEMENT tx_read_only = 1 FOR ".as_slice(), read].concat()
 }
 
+/// The processlist state of a node's thread (`protocol::alone` asks it of
+/// the DDL in flight).
+pub fn thread_state(thread: u32) -> String {
+    format!("SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = {thread}")
+}
+
 /// Pins a statement's context (time, RAND seeds, AUTO_INCREMENT value,
 /// prepared-statement pin variables) on a node's session.
 pub fn pin(context: &Context) -> String {

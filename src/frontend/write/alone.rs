@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Row;
-use tokio::sync::OwnedRwLockWriteGuard;
 
 use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
@@ -18,12 +17,13 @@ use crate::frontend::error::ClientError;
 use crate::frontend::relay;
 use crate::frontend::session::Session;
 use crate::journal::{CommitState, Entry, EntryKind, EntryState};
+use crate::protocol::alone::{AloneError, Turn};
 use crate::protocol::{commit, control};
 use crate::sql::intercept::Renames;
 
 impl Session {
-    /// DDL and other statements that commit implicitly: alone across the
-    /// chain (in-flight writes drain first), B then A.
+    /// DDL and other statements that commit implicitly: one at a time,
+    /// first node then A, numbered after A ran them (`protocol::alone`).
     pub(super) async fn run_alone<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: Work,
@@ -39,10 +39,20 @@ impl Session {
         entry.context.variables = variables;
         let span = info_span!("write", request_id = %entry.id);
         async move {
-            let _gate = match self.wait_to_run_alone().await {
-                Ok(gate) => gate,
-                Err(err) => return self.answer(w, Err(err)).await,
+            let shared = self.shared.clone();
+            let limit = self.lock_wait_timeout().await;
+            // Phase "wait for the previous DDL".
+            let turn = match shared.chain.alone.enter(limit).await {
+                Ok(turn) => turn,
+                Err(_) => {
+                    warn!(
+                        waited_s = limit.as_secs_f64(),
+                        "a statement that runs alone waited for the previous one past lock_wait_timeout"
+                    );
+                    return self.answer(w, Err(ClientError::LockWaitTimeout)).await;
+                }
             };
+            let _gate = shared.chain.gate.clone().read_owned().await;
             // The roles may have changed while this waited.
             self.follow_roles_with(&mut work).await;
             if let Err(err) = self.refuse_without_sync() {
@@ -51,11 +61,17 @@ impl Session {
             if let Err(err) = self.journal(&entry).await {
                 return self.answer(w, Err(err)).await;
             }
+            // Phase "run on the first node": there it waits for the
+            // transactions on its tables (`protocol::alone`, rule 1).
+            let first_is_sync = self.announce_first_node(&turn);
             let sync_pin = Some(Pinning::of(&entry.context));
-            let sync_ok = match self
+            let sync_ok = self
                 .run_first_on_sync(&work, sync_pin, &mut entry, false)
-                .await
-            {
+                .await;
+            if first_is_sync {
+                turn.past_first_node();
+            }
+            let sync_ok = match sync_ok {
                 Ok(sync_ok) => sync_ok,
                 Err(err) => return self.answer(w, Err(err)).await,
             };
@@ -112,30 +128,22 @@ impl Session {
         .await
     }
 
-    /// Waits until no transaction is open across the chain and keeps new
-    /// ones out, for at most the session's `lock_wait_timeout` (MariaDB's
-    /// DDL waits as long for its metadata locks, then fails with 1205).
-    async fn wait_to_run_alone(&mut self) -> Result<OwnedRwLockWriteGuard<()>, ClientError> {
-        let gate = self.shared.chain.gate.clone();
-        if let Ok(guard) = gate.clone().try_write_owned() {
-            return Ok(guard);
+    /// Tells the writes in flight where the DDL runs first (B, or A
+    /// without B) and on which thread; true when that is B.
+    fn announce_first_node(&self, turn: &Turn<'_>) -> bool {
+        if let Some(conn) = self.sync.as_ref() {
+            turn.starts_on(&self.sync_node_name(), conn.id());
+            return true;
         }
-        let limit = self.lock_wait_timeout().await;
-        match tokio::time::timeout(limit, gate.write_owned()).await {
-            Ok(guard) => Ok(guard),
-            Err(_) => {
-                warn!(
-                    waited_s = limit.as_secs_f64(),
-                    "a statement that runs alone waited for open transactions past lock_wait_timeout"
-                );
-                Err(ClientError::LockWaitTimeout)
-            }
+        if let Some(conn) = self.master.as_ref() {
+            turn.starts_on(&self.master_name, conn.id());
         }
+        false
     }
 
     /// The session's `lock_wait_timeout` on A (MariaDB's default, a day,
     /// when A cannot say).
-    async fn lock_wait_timeout(&mut self) -> Duration {
+    pub(super) async fn lock_wait_timeout(&mut self) -> Duration {
         const MARIADB_DEFAULT: Duration = Duration::from_secs(86_400);
         let Some(conn) = self.master.as_mut() else {
             return MARIADB_DEFAULT;
@@ -185,6 +193,68 @@ impl Session {
             control::UNPIN.to_string()
         };
         self.sync_finish(&sync_end).await;
+    }
+
+    /// Rule 2 of `protocol::alone` for a write whose statement just ran on
+    /// B: it waits behind a DDL that may have run before it there. On
+    /// timeout the statement is undone on B and the client gets 1205.
+    pub(super) async fn wait_behind_alone_on_sync(
+        &mut self,
+        in_txn: bool,
+    ) -> Result<(), ClientError> {
+        let shared = self.shared.clone();
+        if !shared.chain.alone.any_in_flight() || self.sync.is_none() {
+            return Ok(());
+        }
+        let limit = self.lock_wait_timeout().await;
+        let node = self.sync_node_name();
+        let Some(conn) = self.sync.as_mut() else {
+            return Ok(());
+        };
+        match shared.chain.alone.wait_behind(&node, conn, limit).await {
+            Ok(()) => Ok(()),
+            Err(AloneError::LockWaitTimeout) => {
+                warn!("a write waited behind a statement that runs alone past lock_wait_timeout");
+                Err(self
+                    .undo_on_sync_for(ClientError::LockWaitTimeout, in_txn)
+                    .await)
+            }
+            Err(AloneError::Node(e)) => {
+                // B is lost (the session goes on without it) or refused.
+                self.sync_failed(&node, e)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Rule 2 of `protocol::alone` without B, where A was the first node:
+    /// before the write takes its number. Asks on a connection of its own,
+    /// so that the client's warnings on its session stay.
+    pub(super) async fn wait_behind_alone_on_master(&mut self) -> Result<(), ClientError> {
+        let shared = self.shared.clone();
+        if !shared.chain.alone.any_in_flight() {
+            return Ok(());
+        }
+        let limit = self.lock_wait_timeout().await;
+        let node = shared.master_node();
+        let mut conn = node
+            .connect_admin()
+            .await
+            .map_err(|e| ClientError::from_backend(&node.name, e))?;
+        let waited = shared
+            .chain
+            .alone
+            .wait_behind(&node.name, &mut conn, limit)
+            .await;
+        let _ = conn.disconnect().await;
+        match waited {
+            Ok(()) => Ok(()),
+            Err(AloneError::LockWaitTimeout) => {
+                warn!("a write waited behind a statement that runs alone past lock_wait_timeout");
+                Err(ClientError::LockWaitTimeout)
+            }
+            Err(AloneError::Node(e)) => Err(ClientError::from_backend(&node.name, e)),
+        }
     }
 
     /// DDL may have created or changed a non-transactional table.

@@ -120,6 +120,10 @@ impl Session {
             Ok(sync_ok) => sync_ok,
             Err(err) => return self.answer(w, Err(err)).await,
         };
+        if let Err(err) = self.wait_behind_alone_on_sync(in_txn).await {
+            self.finish_entry(&mut entry, EntryState::Failed);
+            return self.answer(w, Err(err)).await;
+        }
         // Phase "run on A", whose response the client gets (its final
         // terminator held back until the commit). An autocommit statement
         // opens a transaction on A too, with A's row for it ahead of the
@@ -408,6 +412,13 @@ impl Session {
     ) -> ClientError {
         let err = client_error_of(outcome);
         debug!(code = err.code(), "timing error on the synchronous slave");
+        self.undo_on_sync_for(err, in_txn).await
+    }
+
+    /// Undoes on B the statement it just ran, which the client gets `err`
+    /// for: its own transaction outside one, the statement's savepoint
+    /// inside one.
+    pub(super) async fn undo_on_sync_for(&mut self, err: ClientError, in_txn: bool) -> ClientError {
         if !in_txn {
             self.sync_finish(&self.wrap().rollback()).await;
             return err;
