@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
-use support::{root_rows, runtime, wait_for_tail, Cluster, Lockstep};
+use support::{roles, root_rows, runtime, wait_for_tail, Cluster, Lockstep};
 
 const SCHEMA: &str = "CREATE DATABASE w; \
     CREATE TABLE w.t (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB; \
@@ -182,6 +182,80 @@ fn a_ddl_waits_only_for_transactions_on_its_tables_and_other_writes_pass_it() {
             node.port
         );
         assert_eq!(support::checksums(node, &["w.t", "w.other"]), master);
+    }
+}
+
+/// Reads go to the master alone, so a transaction that read a table holds
+/// a metadata lock there that B never saw: a DDL on that table passes B
+/// and waits for it on the master. The transaction's writes must not wait
+/// for the DDL in turn: on another table they pass, on the DDL's table they
+/// get MariaDB's own deadlock error (as directly), and the DDL then runs.
+#[test]
+fn a_transaction_that_read_the_ddls_table_and_writes_does_not_wait_for_it() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        &format!(
+            "{SCHEMA} CREATE TABLE w.other (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB; \
+                  INSERT INTO w.other VALUES (1, 0);"
+        ),
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut reader = Conn::new(lockstep.client_opts()).await.expect("connect");
+        reader.query_drop("BEGIN").await.expect("begin");
+        let _: Vec<Row> = reader.query("SELECT * FROM w.t").await.expect("read");
+
+        let mut ddl = Conn::new(lockstep.client_opts()).await.expect("connect");
+        ddl.query_drop("SET SESSION lock_wait_timeout = 20")
+            .await
+            .expect("set");
+        let altering = tokio::spawn(async move {
+            let started = Instant::now();
+            let result = ddl.query_drop("ALTER TABLE w.t ADD COLUMN c INT").await;
+            (result, started.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(700)).await;
+
+        let started = Instant::now();
+        reader
+            .query_drop("UPDATE w.other SET v = v + 1 WHERE id = 1")
+            .await
+            .expect("a write on another table passes");
+        let passed = started.elapsed();
+        assert!(
+            passed < Duration::from_secs(2),
+            "a write on another table waited {passed:?} for the DDL"
+        );
+        let started = Instant::now();
+        let refused = reader
+            .query_drop("UPDATE w.t SET v = v + 1 WHERE id = 1")
+            .await
+            .expect_err("MariaDB's deadlock between the reader and the DDL");
+        assert_eq!(server_code(&refused), Some(1213), "{refused}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let (result, waited) = altering.await.expect("ddl task");
+        result.expect("the DDL runs once the reader's transaction is gone");
+        println!("write on another table: {passed:?}; DDL done after {waited:?}");
+        // The deadlock rolled the whole transaction back, as MariaDB does.
+        reader.query_drop("COMMIT").await.expect("commit");
+        assert_eq!(roles(&lockstep)[1].1, "sync", "B keeps its role");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'w' AND TABLE_NAME = 't'"),
+            ["3"],
+            "the ALTER ran exactly once on port {}",
+            node.port
+        );
+        assert_eq!(
+            root_rows(node, "SELECT v FROM w.other WHERE id = 1"),
+            ["0"],
+            "the rolled-back update is nowhere (port {})",
+            node.port
+        );
     }
 }
 

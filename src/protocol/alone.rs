@@ -17,17 +17,33 @@
 //!    after the DDL finished on the first node; on A it must not run before
 //!    the DDL, nor be numbered before it. Which tables a write touched
 //!    (triggers, foreign keys and functions included) only the server
-//!    knows, so the rule is conservative and asks the server the one thing
-//!    that proves a write came first: after a write's statement ran on the
-//!    first node, if the DDL's thread there is still waiting for its
-//!    metadata locks, the DDL had not finished, so whatever the write
-//!    touched it touched before the DDL, and it goes on. Otherwise it waits
-//!    until the DDL is numbered (or failed), at most `lock_wait_timeout`,
-//!    as MariaDB would make a write on the DDL's tables wait.
+//!    knows, so the rule asks the servers the one thing that proves where a
+//!    write stands, the DDL thread's state:
+//!    - *before A* (`wait_before_master`), after the write ran on B: if the
+//!      DDL still waits for its metadata locks on B, it had not finished
+//!      there, so the write touched nothing after it; if it waits for them
+//!      on A, it has not run on A, and a write on its tables will queue
+//!      behind it there (MariaDB's own metadata locks, which also detect a
+//!      deadlock with a transaction that read the table on A and now writes
+//!      it, as they would directly);
+//!    - *before the number* (`wait_before_number`), after the write's work
+//!      ran on A: if the DDL reached A and does not wait for its locks
+//!      there, the write may have touched its tables after it, and waits
+//!      for the DDL's number.
+//!
+//!    Otherwise the write waits until the DDL is numbered (or failed), at
+//!    most `lock_wait_timeout`, as MariaDB makes a write on the DDL's tables
+//!    wait, asking again every 20 ms.
 //!
 //! So a DDL waiting for a long transaction on its tables holds up no other
-//! write; a DDL that is executing holds up the writes that finish on the
-//! first node meanwhile, until it has run on A. DDLs run one at a time.
+//! write; a DDL that is executing holds up the writes that finish on B
+//! meanwhile, until it has run on A. DDLs run one at a time.
+//!
+//! One wait has no good end: reads go to A alone, so a transaction that
+//! only read the DDL's table holds a metadata lock on A that B never saw.
+//! The DDL passes B and waits for it on A; if that transaction does not end
+//! within `lock_wait_timeout`, the DDL fails on A after B ran it, and B
+//! leaves its role (docs/write-protocol.md).
 
 use std::time::Duration;
 
@@ -37,6 +53,7 @@ use tokio::sync::{watch, Mutex, MutexGuard};
 use tokio::time::Instant;
 
 use super::control;
+use crate::backend::Node;
 
 /// The processlist state of a thread waiting for metadata locks.
 const WAITING_FOR_METADATA_LOCK: &str = "Waiting for table metadata lock";
@@ -54,6 +71,8 @@ struct InFlight {
     thread: u32,
     /// It has finished on the first node.
     past_first: bool,
+    /// Its thread on A, once it is sent there (after the first node).
+    master_thread: Option<u32>,
 }
 
 /// Shared by every session: the one DDL in flight, if any.
@@ -67,7 +86,7 @@ pub struct AloneStatements {
 pub enum AloneError {
     #[error("waited past lock_wait_timeout for a statement that runs alone")]
     LockWaitTimeout,
-    #[error("cannot ask the first node about the statement that runs alone: {0}")]
+    #[error("cannot ask a node about the statement that runs alone: {0}")]
     Node(#[from] mysql_async::Error),
 }
 
@@ -92,13 +111,34 @@ impl AloneStatements {
         })
     }
 
-    /// Rule 2, called by a write after its statement ran on `first_node`
-    /// (`conn` is a connection there whose own state does not matter).
-    pub async fn wait_behind(
+    /// Rule 2, before A: called by a write after its statement ran on B
+    /// (`sync_conn`, a connection there whose own state does not matter).
+    pub async fn wait_before_master(
         &self,
-        first_node: &str,
-        conn: &mut Conn,
+        sync_node: &str,
+        sync_conn: &mut Conn,
+        master: &mut MasterProbe,
         limit: Duration,
+    ) -> Result<(), AloneError> {
+        let mut sync = Some((sync_node, sync_conn));
+        self.wait_until(limit, &mut sync, master).await
+    }
+
+    /// Rule 2, before the number: called by a write whose work ran on A.
+    pub async fn wait_before_number(
+        &self,
+        master: &mut MasterProbe,
+        limit: Duration,
+    ) -> Result<(), AloneError> {
+        self.wait_until(limit, &mut None, master).await
+    }
+
+    /// Waits until no DDL is in flight or `may_go` lets the write go on.
+    async fn wait_until(
+        &self,
+        limit: Duration,
+        sync: &mut Option<(&str, &mut Conn)>,
+        master: &mut MasterProbe,
     ) -> Result<(), AloneError> {
         let mut watched = self.in_flight.subscribe();
         let deadline = Instant::now() + limit;
@@ -107,10 +147,7 @@ impl AloneStatements {
             let Some(ddl) = current else {
                 return Ok(());
             };
-            if ddl.first_node == first_node
-                && !ddl.past_first
-                && waits_for_metadata_lock(conn, ddl.thread).await?
-            {
+            if may_go(&ddl, sync, master).await? {
                 return Ok(());
             }
             let now = Instant::now();
@@ -143,7 +180,17 @@ impl Turn<'_> {
             first_node: first_node.to_string(),
             thread,
             past_first: false,
+            master_thread: None,
         }));
+    }
+
+    /// Before the DDL is sent to A, after its first node.
+    pub fn runs_on_master(&self, thread: u32) {
+        self.in_flight.send_modify(|ddl| {
+            if let Some(ddl) = ddl {
+                ddl.master_thread = Some(thread);
+            }
+        });
     }
 
     /// The DDL finished on its first node (whatever its result).
@@ -159,6 +206,62 @@ impl Turn<'_> {
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
         self.in_flight.send_replace(None);
+    }
+}
+
+/// Whether the write may go on past `ddl`: before A (`sync` is B), when
+/// the DDL waits for its locks on B or on A; before the number (`sync` is
+/// None), unless the DDL reached A and does not wait for its locks there.
+async fn may_go(
+    ddl: &InFlight,
+    sync: &mut Option<(&str, &mut Conn)>,
+    master: &mut MasterProbe,
+) -> Result<bool, AloneError> {
+    match sync {
+        Some((node, conn)) => {
+            if ddl.first_node == *node
+                && !ddl.past_first
+                && waits_for_metadata_lock(conn, ddl.thread).await?
+            {
+                return Ok(true);
+            }
+            match ddl.master_thread {
+                Some(thread) => master.waits_for_metadata_lock(thread).await,
+                None => Ok(false),
+            }
+        }
+        None => match ddl.master_thread {
+            Some(thread) => master.waits_for_metadata_lock(thread).await,
+            None => Ok(true),
+        },
+    }
+}
+
+/// A connection to A of lockstep's own, opened when first needed, to ask
+/// about the DDL's thread there without touching the client's session (its
+/// warnings, ROW_COUNT()).
+pub struct MasterProbe {
+    node: Node,
+    conn: Option<Conn>,
+}
+
+impl MasterProbe {
+    pub fn new(node: Node) -> MasterProbe {
+        MasterProbe { node, conn: None }
+    }
+
+    async fn waits_for_metadata_lock(&mut self, thread: u32) -> Result<bool, AloneError> {
+        let conn = match self.conn.as_mut() {
+            Some(conn) => conn,
+            None => self.conn.insert(self.node.connect_admin().await?),
+        };
+        waits_for_metadata_lock(conn, thread).await
+    }
+
+    pub async fn close(self) {
+        if let Some(conn) = self.conn {
+            let _ = conn.disconnect().await;
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use crate::frontend::error::ClientError;
 use crate::frontend::relay;
 use crate::frontend::session::Session;
 use crate::journal::{CommitState, Entry, EntryKind, EntryState};
-use crate::protocol::alone::{AloneError, Turn};
+use crate::protocol::alone::{AloneError, MasterProbe, Turn};
 use crate::protocol::{commit, control};
 use crate::sql::intercept::Renames;
 
@@ -75,6 +75,9 @@ impl Session {
                 Ok(sync_ok) => sync_ok,
                 Err(err) => return self.answer(w, Err(err)).await,
             };
+            if let Some(conn) = self.master.as_ref() {
+                turn.runs_on_master(conn.id());
+            }
             let pin = Pinning::of(&entry.context);
             match self
                 .run_on_master_relayed(&work, Some(&pin), renames, w, StatusFlags::empty())
@@ -198,7 +201,7 @@ impl Session {
     /// Rule 2 of `protocol::alone` for a write whose statement just ran on
     /// B: it waits behind a DDL that may have run before it there. On
     /// timeout the statement is undone on B and the client gets 1205.
-    pub(super) async fn wait_behind_alone_on_sync(
+    pub(super) async fn wait_behind_alone_before_master(
         &mut self,
         in_txn: bool,
     ) -> Result<(), ClientError> {
@@ -211,7 +214,14 @@ impl Session {
         let Some(conn) = self.sync.as_mut() else {
             return Ok(());
         };
-        match shared.chain.alone.wait_behind(&node, conn, limit).await {
+        let mut master = MasterProbe::new(shared.master_node());
+        let waited = shared
+            .chain
+            .alone
+            .wait_before_master(&node, conn, &mut master, limit)
+            .await;
+        master.close().await;
+        match waited {
             Ok(()) => Ok(()),
             Err(AloneError::LockWaitTimeout) => {
                 warn!("a write waited behind a statement that runs alone past lock_wait_timeout");
@@ -220,40 +230,41 @@ impl Session {
                     .await)
             }
             Err(AloneError::Node(e)) => {
-                // B is lost (the session goes on without it) or refused.
-                self.sync_failed(&node, e)?;
-                Ok(())
+                // Lost (the session goes on without B) or refused.
+                let err = ClientError::from_backend(&node, e);
+                if err.ends_session() {
+                    self.sync_lost(&err.to_string());
+                    return Ok(());
+                }
+                Err(self.undo_on_sync_for(err, in_txn).await)
             }
         }
     }
 
-    /// Rule 2 of `protocol::alone` without B, where A was the first node:
-    /// before the write takes its number. Asks on a connection of its own,
-    /// so that the client's warnings on its session stay.
-    pub(super) async fn wait_behind_alone_on_master(&mut self) -> Result<(), ClientError> {
+    /// Rule 2 of `protocol::alone` before a write's number, its work done
+    /// on A: it waits behind a DDL that may have run before it there.
+    pub(super) async fn wait_behind_alone_before_number(&mut self) -> Result<(), ClientError> {
         let shared = self.shared.clone();
         if !shared.chain.alone.any_in_flight() {
             return Ok(());
         }
         let limit = self.lock_wait_timeout().await;
-        let node = shared.master_node();
-        let mut conn = node
-            .connect_admin()
-            .await
-            .map_err(|e| ClientError::from_backend(&node.name, e))?;
+        let mut master = MasterProbe::new(shared.master_node());
         let waited = shared
             .chain
             .alone
-            .wait_behind(&node.name, &mut conn, limit)
+            .wait_before_number(&mut master, limit)
             .await;
-        let _ = conn.disconnect().await;
+        master.close().await;
         match waited {
             Ok(()) => Ok(()),
             Err(AloneError::LockWaitTimeout) => {
-                warn!("a write waited behind a statement that runs alone past lock_wait_timeout");
+                warn!("a commit waited behind a statement that runs alone past lock_wait_timeout");
                 Err(ClientError::LockWaitTimeout)
             }
-            Err(AloneError::Node(e)) => Err(ClientError::from_backend(&node.name, e)),
+            Err(AloneError::Node(e)) => {
+                Err(ClientError::from_backend(&shared.master_node().name, e))
+            }
         }
     }
 

@@ -68,11 +68,9 @@ impl Session {
     /// journaled as they are to be replayed before this is called: the
     /// commit is resolved (and appliers replay it) as soon as A committed.
     pub(super) async fn commit_on_master(&mut self, work: &CommitWork) -> Committed {
-        if self.sync.is_none() {
-            if let Err(err) = self.wait_behind_alone_on_master().await {
-                let _ = self.run_on_master(work.wrap.rollback().as_bytes()).await;
-                return Committed::No(err);
-            }
+        if let Err(err) = self.wait_behind_alone_before_number().await {
+            let _ = self.run_on_master(work.wrap.rollback().as_bytes()).await;
+            return Committed::No(err);
         }
         let journal = self.shared.chain.journal.clone();
         let reservation =
