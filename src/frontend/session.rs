@@ -64,6 +64,8 @@ pub struct Session {
     pub(super) last_request_id: Option<uuid::Uuid>,
     /// What LAST_INSERT_ID() returns in this session (journaled for replays).
     pub(super) last_insert_id: u64,
+    /// The time the client fixed with `SET timestamp = …`, as A reports it.
+    pub(super) fixed_timestamp: Option<String>,
     pub(super) statements: HashMap<u32, PreparedStatement>,
     next_statement_id: u32,
     /// The status flags of the last response: what PING and other answers
@@ -97,6 +99,7 @@ impl Session {
             state: SessionState::default(),
             last_request_id: None,
             last_insert_id: 0,
+            fixed_timestamp: None,
             statements: HashMap::new(),
             next_statement_id: 1,
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,

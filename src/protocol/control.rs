@@ -30,6 +30,12 @@ pub const UNFORCE_INSERT_ID: &str = "SET insert_id = 0";
 /// Undoes `pin` for later reads of the session.
 pub const UNPIN: &str = "SET timestamp = DEFAULT";
 
+/// Sets a session's time back to the value its client fixed (`value` as
+/// A reports `@@timestamp`: digits and a point).
+pub fn fix_timestamp(value: &str) -> String {
+    format!("SET timestamp = {value}")
+}
+
 /// How lockstep gives an autocommit statement a transaction of its own on A
 /// and B, so that its `lockstep.commits` row and its number go with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -231,6 +231,58 @@ pub fn names_user_variable(query: &[u8]) -> bool {
     })
 }
 
+/// A client's `SET timestamp = …` (also `@@timestamp`, `@@session.timestamp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampAssignment {
+    /// A fixed time: statements take it as theirs until released.
+    Fixes,
+    /// `DEFAULT` or 0: the session's time is the clock again.
+    Releases,
+}
+
+impl TimestampAssignment {
+    pub fn releases(self) -> bool {
+        self == TimestampAssignment::Releases
+    }
+}
+
+/// Whether a SET text assigns the session's `timestamp`, and how.
+pub fn assigned_timestamp(query: &[u8]) -> Option<TimestampAssignment> {
+    let lexemes = lex(query)?;
+    let words: Vec<&Token> = lexemes
+        .iter()
+        .map(|l| &l.token)
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    let first = match words.first()? {
+        Token::Word(w) => w.value.to_ascii_uppercase(),
+        _ => return None,
+    };
+    if first != "SET" {
+        return None;
+    }
+    let names_timestamp = |t: &Token| match t {
+        Token::Word(w) if w.quote_style.is_none() => {
+            let v = w.value.to_ascii_lowercase();
+            v == "timestamp" || v == "@@timestamp"
+        }
+        _ => false,
+    };
+    let position = words.windows(2).position(|pair| {
+        names_timestamp(pair[0]) && matches!(pair[1], Token::Eq | Token::Assignment)
+    })?;
+    let releases = match words.get(position + 2) {
+        Some(Token::Word(w)) => w.value.eq_ignore_ascii_case("DEFAULT"),
+        Some(Token::Number(n, _)) => n.trim_start_matches('0').is_empty(),
+        _ => false,
+    };
+    Some(if releases {
+        TimestampAssignment::Releases
+    } else {
+        TimestampAssignment::Fixes
+    })
+}
+
 /// What a `LOCK TABLES` / `UNLOCK TABLES` statement does to the session's
 /// table locks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -544,5 +596,25 @@ mod tests {
         ] {
             assert_eq!(route(q.as_bytes()), Route::Alone, "{q}");
         }
+    }
+
+    #[test]
+    fn timestamp_assignments_are_found() {
+        use super::{assigned_timestamp, TimestampAssignment::*};
+        assert_eq!(
+            assigned_timestamp(b"SET timestamp = 1293840061"),
+            Some(Fixes)
+        );
+        assert_eq!(
+            assigned_timestamp(b"set @@session.timestamp=unix_timestamp('2011-01-01')"),
+            Some(Fixes)
+        );
+        assert_eq!(
+            assigned_timestamp(b"SET sql_mode='', timestamp=DEFAULT"),
+            Some(Releases)
+        );
+        assert_eq!(assigned_timestamp(b"SET TIMESTAMP=0"), Some(Releases));
+        assert_eq!(assigned_timestamp(b"SET @t = 5"), None);
+        assert_eq!(assigned_timestamp(b"SELECT timestamp = 1 FROM t"), None);
     }
 }

@@ -17,6 +17,9 @@ impl Session {
         let id = Uuid::now_v7();
         self.last_request_id = Some(id);
         let mut context = Context::now();
+        if let Some(fixed) = self.fixed_timestamp.as_deref().and_then(timestamp_us) {
+            context.timestamp_us = fixed;
+        }
         context.last_insert_id = (self.last_insert_id > 0).then_some(self.last_insert_id);
         Entry {
             id,
@@ -113,4 +116,11 @@ fn describe(verdict: &Verdict) -> String {
         Verdict::Diverged { what } => format!("it diverged from the master: {what}"),
         other => format!("{other:?}"),
     }
+}
+
+/// `@@timestamp` as A prints it (`1293840061.000000`) in microseconds.
+fn timestamp_us(value: &str) -> Option<i64> {
+    let (secs, micros) = value.split_once('.').unwrap_or((value, "0"));
+    let micros = format!("{micros:0<6}");
+    Some(secs.parse::<i64>().ok()? * 1_000_000 + micros.get(..6)?.parse::<i64>().ok()?)
 }

@@ -103,6 +103,21 @@ impl Session {
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
         metrics::count_statement(route.name());
+        let unpins = !matches!(route, Route::Read | Route::Unsupported(_));
+        let answered = self.dispatch_route(work, route, renames, w).await;
+        if unpins {
+            self.restore_fixed_timestamp().await;
+        }
+        answered
+    }
+
+    async fn dispatch_route<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        work: Work,
+        route: Route,
+        renames: &Renames,
+        w: QueryResultWriter<'_, W>,
+    ) -> io::Result<()> {
         match route {
             Route::Unsupported(what) => {
                 self.answer(w, Err(ClientError::NotSupported(what.into())))
@@ -134,6 +149,20 @@ impl Session {
             Route::Commit => self.commit(work, w).await,
             Route::Rollback => self.rollback(work, w).await,
             Route::Alone => self.run_alone(work, renames, w).await,
+        }
+    }
+
+    /// The client fixed its session's time (`SET timestamp = …`): lockstep's
+    /// unpinning after a statement (`SET timestamp = DEFAULT`) let it go on
+    /// A, so it is set again there for the session's next reads.
+    async fn restore_fixed_timestamp(&mut self) {
+        if let Some(fixed) = self.fixed_timestamp.clone() {
+            if let Err(err) = self
+                .run_on_master(control::fix_timestamp(&fixed).as_bytes())
+                .await
+            {
+                tracing::warn!(error = %err, "cannot set the session's fixed timestamp again on the master");
+            }
         }
     }
 

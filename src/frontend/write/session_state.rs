@@ -69,6 +69,7 @@ impl Session {
             if let Some(locks) = table_locks {
                 self.holds_table_locks = locks != TableLocks::Released;
             }
+            self.note_fixed_timestamp(work.sql()).await;
             self.remember_session_change(&work, change).await;
         }
         Ok(())
@@ -110,6 +111,10 @@ impl Session {
                 false
             }
         };
+        if passed {
+            // Before the unpinning lets it go.
+            self.note_fixed_timestamp(work.sql()).await;
+        }
         // The context stays pinned for this statement only.
         self.sync_finish(control::UNPIN).await;
         let _ = self.run_on_master(control::UNPIN.as_bytes()).await;
@@ -126,6 +131,30 @@ impl Session {
             self.state.statements.push(SqlText::from_bytes(&as_run));
         }
         Ok(())
+    }
+
+    /// After a client's SET that names `timestamp`: the value the client
+    /// fixed, as A holds it, or none (`DEFAULT`, 0). Statements then take
+    /// it as their time (`new_entry`), as MariaDB's NOW() does.
+    async fn note_fixed_timestamp(&mut self, sql: &[u8]) {
+        let Some(assigned) = router::assigned_timestamp(sql) else {
+            return;
+        };
+        if assigned.releases() {
+            self.fixed_timestamp = None;
+            return;
+        }
+        let Some(conn) = self.master.as_mut() else {
+            return;
+        };
+        let value: Result<Option<String>, _> =
+            conn.query_first("SELECT CAST(@@timestamp AS CHAR)").await;
+        match value {
+            Ok(Some(value)) if value.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
+                self.fixed_timestamp = Some(value);
+            }
+            other => warn!(?other, "cannot read the timestamp the client fixed"),
+        }
     }
 
     pub(super) async fn remember_session_change(&mut self, work: &Work, change: SessionChange) {
