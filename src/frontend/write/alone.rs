@@ -177,7 +177,7 @@ impl Session {
             }
         };
         let row = control::commit_recorded(entry.id, record.seq());
-        match self.run_on_master(row.as_bytes()).await {
+        match self.record_on_master_aside(&row).await {
             Ok(_) => {
                 self.finish_entry(entry, EntryState::Committed { seq: record.seq() });
                 record.resolve(CommitState::Committed);
@@ -268,13 +268,45 @@ impl Session {
         }
     }
 
-    /// DDL may have created or changed a non-transactional table.
-    pub(super) async fn refresh_table_engines(&mut self) {
-        let shared = self.shared.clone();
-        if let Some(conn) = self.master.as_mut() {
-            if let Err(e) = shared.nontransactional.refresh(conn).await {
-                warn!(error = %e, "cannot list non-transactional tables");
-            }
+    /// A's row for a statement that ran alone, on a connection of its own:
+    /// on the session's, the INSERT would clear the DDL's notes and
+    /// warnings before the client asks for them (`SHOW WARNINGS`). Under
+    /// LOCK TABLES the session holds `lockstep.commits` itself, so its row
+    /// goes there.
+    async fn record_on_master_aside(&mut self, row: &str) -> Result<(), ClientError> {
+        if self.holds_table_locks {
+            return self.run_on_master(row.as_bytes()).await.map(|_| ());
         }
+        let node = self.shared.master_node();
+        let mut conn = node
+            .connect_admin()
+            .await
+            .map_err(|e| ClientError::from_backend(&node.name, e))?;
+        let recorded = conn
+            .query_drop(row)
+            .await
+            .map_err(|e| ClientError::from_backend(&node.name, e));
+        let _ = conn.disconnect().await;
+        // (A SET keeps the session's notes.)
+        self.run_on_master(control::UNPIN.as_bytes()).await?;
+        recorded
+    }
+
+    /// DDL may have created or changed a non-transactional table. Asked on
+    /// a connection of its own: on the session's, the query would clear
+    /// the DDL's notes before the client asks for them.
+    pub(super) async fn refresh_table_engines(&mut self) {
+        let node = self.shared.master_node();
+        let mut conn = match node.connect_admin().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                warn!(error = %e, "cannot list non-transactional tables");
+                return;
+            }
+        };
+        if let Err(e) = self.shared.nontransactional.refresh(&mut conn).await {
+            warn!(error = %e, "cannot list non-transactional tables");
+        }
+        let _ = conn.disconnect().await;
     }
 }
