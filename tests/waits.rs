@@ -99,17 +99,23 @@ fn a_session_that_only_read_holds_nothing_and_ddl_waits_at_most_lock_wait_timeou
     }
 }
 
-#[test]
-fn a_ddl_waits_only_for_transactions_on_its_tables_and_other_writes_pass_it() {
+/// Three nodes behind lockstep with `w.t` and a second table, `w.other`.
+fn start_with_two_tables() -> (Cluster, Lockstep) {
     let cluster = Cluster::start(3);
     let lockstep = Lockstep::start(&cluster, "");
     support::lockstep_sql(
         &lockstep,
         &format!(
             "{SCHEMA} CREATE TABLE w.other (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB; \
-                  INSERT INTO w.other VALUES (1, 0);"
+             INSERT INTO w.other VALUES (1, 0);"
         ),
     );
+    (cluster, lockstep)
+}
+
+#[test]
+fn a_ddl_waits_only_for_transactions_on_its_tables_and_other_writes_pass_it() {
+    let (cluster, lockstep) = start_with_two_tables();
     let rt = runtime();
     rt.block_on(async {
         // A transaction that wrote w.t stays open throughout.
@@ -192,15 +198,7 @@ fn a_ddl_waits_only_for_transactions_on_its_tables_and_other_writes_pass_it() {
 /// get MariaDB's own deadlock error (as directly), and the DDL then runs.
 #[test]
 fn a_transaction_that_read_the_ddls_table_and_writes_does_not_wait_for_it() {
-    let cluster = Cluster::start(3);
-    let lockstep = Lockstep::start(&cluster, "");
-    support::lockstep_sql(
-        &lockstep,
-        &format!(
-            "{SCHEMA} CREATE TABLE w.other (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB; \
-                  INSERT INTO w.other VALUES (1, 0);"
-        ),
-    );
+    let (cluster, lockstep) = start_with_two_tables();
     let rt = runtime();
     rt.block_on(async {
         let mut reader = Conn::new(lockstep.client_opts()).await.expect("connect");
