@@ -55,3 +55,61 @@ fn warnings_and_notes_are_those_mariadb_gives_directly() {
     let got = output(lockstep.port, USER, PASSWORD);
     assert_eq!(got, expected, "through lockstep vs directly");
 }
+
+/// A database whose name is not ASCII, used by clients with different
+/// character sets (MariaDB's `query_cache_innodb` test stopped the tail on
+/// "Unknown database 'testdatabase$ї'"): every node, the tail included,
+/// gets the rows.
+#[test]
+fn a_database_named_outside_ascii_reaches_every_node_whatever_the_clients_charset() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    // The session's character set changes before and after its USE.
+    let cases = [
+        (
+            "latin1",
+            "SET NAMES utf8mb4;",
+            "testdatabase$ї",
+            "SET NAMES latin1;",
+        ),
+        (
+            "utf8mb4",
+            "SET NAMES latin1;",
+            "données",
+            "SET NAMES utf8mb4;",
+        ),
+        ("latin1", "", "base_ї", "SET NAMES utf8mb4;"),
+    ];
+    for (charset, before, db, after) in cases {
+        let sql = format!(
+            "{before} CREATE DATABASE `{db}`; USE `{db}`; \
+             CREATE TABLE t (a INT) ENGINE=InnoDB; INSERT INTO t VALUES (1), (2); \
+             {after} INSERT INTO t VALUES (3);"
+        );
+        let out = mariadb_cli(
+            lockstep.port,
+            USER,
+            PASSWORD,
+            &[&format!("--default-character-set={charset}")],
+            &sql,
+        );
+        assert!(
+            out.status.success(),
+            "{charset}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    support::wait_for_tail(&cluster, std::time::Duration::from_secs(20));
+    let sums = |node| {
+        support::root_rows(
+            node,
+            "SELECT HEX(TABLE_SCHEMA), TABLE_ROWS FROM information_schema.TABLES \
+             WHERE TABLE_NAME = 't' ORDER BY 1",
+        )
+    };
+    let master = sums(cluster.master());
+    assert_eq!(master.len(), cases.len(), "{master:?}");
+    for node in &cluster.nodes {
+        assert_eq!(sums(node), master, "port {}", node.port);
+    }
+}

@@ -260,12 +260,15 @@ fn write_session(
     state: &SessionState,
     server: &ServerInfo,
 ) -> std::io::Result<()> {
-    if let Some(set_names) = server.set_names_for(state.collation) {
-        writeln!(out, "{set_names};")?;
-    }
+    // The schema's name is UTF-8: read as utf8mb4, before the session's
+    // own character set.
     if let Some(schema) = &state.schema {
         let quoted = crate::sql::quote::identifier(schema.as_bytes());
+        writeln!(out, "SET NAMES utf8mb4;")?;
         writeln!(out, "USE {};", String::from_utf8_lossy(&quoted))?;
+    }
+    if let Some(set_names) = server.set_names_for(state.collation) {
+        writeln!(out, "{set_names};")?;
     }
     for statement in &state.statements {
         writeln!(out, "{};", String::from_utf8_lossy(&statement.to_bytes()))?;

@@ -119,10 +119,14 @@ impl AppliedState {
     }
 }
 
+/// `USE schema`, the name (UTF-8) read as utf8mb4 whatever character set
+/// the replayed session has chosen, which is kept.
 async fn use_schema(conn: &mut Conn, schema: &str) -> Result<(), mysql_async::Error> {
     let sql = [
-        b"USE ".as_slice(),
+        b"SET @lockstep_charset = @@character_set_client, character_set_client = utf8mb4; USE "
+            .as_slice(),
         &crate::sql::quote::identifier(schema.as_bytes()),
+        b"; SET character_set_client = @lockstep_charset",
     ]
     .concat();
     conn.query_drop(sql).await

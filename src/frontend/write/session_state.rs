@@ -175,11 +175,16 @@ impl Session {
         let Some(conn) = self.master.as_mut() else {
             return;
         };
-        if let Ok(Some(row)) = conn.query_first::<Row, _>("SELECT DATABASE()").await {
+        // In hex of utf8mb4: the name itself would come back in the
+        // session's character_set_results, which need not be UTF-8.
+        let query = "SELECT HEX(CONVERT(DATABASE() USING utf8mb4))";
+        if let Ok(Some(row)) = conn.query_first::<Row, _>(query).await {
             let schema = row
                 .get_opt::<Option<String>, usize>(0)
                 .and_then(Result::ok)
-                .flatten();
+                .flatten()
+                .and_then(|h| hex::decode(h).ok())
+                .and_then(|bytes| String::from_utf8(bytes).ok());
             self.params.db = schema.clone();
             self.state.schema = schema;
         }
