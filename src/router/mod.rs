@@ -122,6 +122,8 @@ fn route_statement(tokens: &[Lexeme]) -> Route {
         "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN" | "HELP" | "CHECKSUM" | "CHECK" | "DO" => {
             Route::Read
         }
+        // HANDLER OPEN / READ / CLOSE: reads through a handle of the session.
+        "HANDLER" => Route::Read,
         // Server administration concerns the server it is sent to.
         "FLUSH" | "RESET" | "PURGE" | "SHUTDOWN" | "BINLOG" | "CHANGE" | "STOP" | "CACHE" => {
             Route::Read
@@ -292,6 +294,10 @@ pub enum TableLocks {
     Writing,
     /// `LOCK TABLES` with READ locks only: the session cannot write at all.
     Reading,
+    /// `LOCK TABLES` with WRITE locks on system tables (`mysql.*`), which
+    /// MariaDB refuses to combine with other tables (1428): lockstep cannot
+    /// add `lockstep.commits`, so the session cannot write through it.
+    WritingSystemTables,
     /// `UNLOCK TABLES`.
     Released,
 }
@@ -313,7 +319,14 @@ pub fn table_locks(query: &[u8]) -> Option<TableLocks> {
                 .iter()
                 .any(|l| l.word_upper().as_deref() == Some("WRITE")) =>
         {
-            Some(TableLocks::Writing)
+            let system = lexemes.windows(2).any(|pair| {
+                pair[0].word_upper().as_deref() == Some("MYSQL") && pair[1].token == Token::Period
+            });
+            Some(if system {
+                TableLocks::WritingSystemTables
+            } else {
+                TableLocks::Writing
+            })
         }
         Some("LOCK") => Some(TableLocks::Reading),
         _ => None,
@@ -453,6 +466,15 @@ mod tests {
         assert!(is_guarded_read(b"(SELECT 1) UNION (SELECT 2)"));
         assert!(!is_guarded_read(b"SHOW TABLES"));
         assert!(!is_guarded_read(b"SELECT 1; SELECT 2"));
+    }
+
+    #[test]
+    fn table_locks_of_system_tables() {
+        assert_eq!(
+            table_locks(b"LOCK TABLES mysql.time_zone WRITE, mysql.proc WRITE"),
+            Some(TableLocks::WritingSystemTables)
+        );
+        assert_eq!(route(b"HANDLER t OPEN"), Route::Read);
     }
 
     #[test]
