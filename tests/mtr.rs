@@ -273,6 +273,17 @@ fn mariadbs_own_test_suite_passes_through_lockstep_as_directly() {
     }
 
     // Every node caught up, and the chain agrees with itself.
+    if let Some(id) = quarantined_request(&lockstep.log()) {
+        let show = Command::new(lockstep_bin())
+            .args(["journal", "show", &id, "--config"])
+            .arg(&lockstep.config_path)
+            .output()
+            .expect("lockstep journal show");
+        panic!(
+            "a node diverged at request {id}:\n{}",
+            String::from_utf8_lossy(&show.stdout)
+        );
+    }
     wait_for_tail(&cluster, Duration::from_secs(120));
     let check = Command::new(lockstep_bin())
         .args(["check", "--config"])
@@ -292,4 +303,11 @@ fn dir(work: &tempfile::TempDir, name: &str) -> PathBuf {
     let dir = work.path().join(name);
     std::fs::create_dir_all(&dir).expect("mtr dir");
     dir
+}
+
+/// The request a node was quarantined at, from lockstep's log.
+fn quarantined_request(log: &str) -> Option<String> {
+    let line = log.lines().find(|l| l.contains("node quarantined"))?;
+    let after = line.split("reason=statement ").nth(1)?;
+    after.split_whitespace().next().map(str::to_string)
 }

@@ -38,27 +38,34 @@ impl NonTransactional {
         Ok(())
     }
 
+    /// Whether the text names such a table.
+    pub fn named_in(&self, sql: &[u8]) -> bool {
+        !self.names(sql).is_empty()
+    }
+
+    fn names(&self, sql: &[u8]) -> Vec<String> {
+        let Ok(tables) = self.tables.lock() else {
+            return Vec::new();
+        };
+        if tables.is_empty() {
+            return Vec::new();
+        }
+        let Some(lexemes) = lex(sql) else {
+            return Vec::new();
+        };
+        lexemes
+            .iter()
+            .filter_map(|l| match &l.token {
+                sqlparser::tokenizer::Token::Word(w) => Some(w.value.to_lowercase()),
+                _ => None,
+            })
+            .filter(|w| tables.contains(w))
+            .collect()
+    }
+
     /// Logs a warning the first time a write names such a table.
     pub fn warn_if_named(&self, sql: &[u8]) {
-        let named: Vec<String> = {
-            let Ok(tables) = self.tables.lock() else {
-                return;
-            };
-            if tables.is_empty() {
-                return;
-            }
-            let Some(lexemes) = lex(sql) else {
-                return;
-            };
-            lexemes
-                .iter()
-                .filter_map(|l| match &l.token {
-                    sqlparser::tokenizer::Token::Word(w) => Some(w.value.to_lowercase()),
-                    _ => None,
-                })
-                .filter(|w| tables.contains(w))
-                .collect()
-        };
+        let named = self.names(sql);
         let Ok(mut warned) = self.warned.lock() else {
             return;
         };

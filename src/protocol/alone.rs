@@ -20,15 +20,16 @@
 //!    knows, so the rule asks the servers the one thing that proves where a
 //!    write stands, the DDL thread's state:
 //!    - *before A* (`wait_before_master`), after the write ran on B: if the
-//!      DDL still waits for its metadata locks on B, it had not finished
-//!      there, so the write touched nothing after it; if it waits for them
-//!      on A, it has not run on A, and a write on its tables will queue
-//!      behind it there (MariaDB's own metadata locks, which also detect a
-//!      deadlock with a transaction that read the table on A and now writes
-//!      it, as they would directly);
+//!      DDL still waits for a lock on B (a metadata lock, or a row lock: a
+//!      `CREATE TABLE … AS SELECT` reads its source under shared row
+//!      locks), it had not finished there, so whatever the write touched it
+//!      touched before the DDL could; if it waits for one on A, it has not
+//!      run on A, and a write on its tables will queue behind it there
+//!      (MariaDB's own locks, which also detect a deadlock with a
+//!      transaction that read the table on A and now writes it, as they
+//!      would directly);
 //!    - *before the number* (`wait_before_number`), after the write's work
-//!      ran on A: if the DDL reached A and does not wait for its locks
-//!      there, the write may have touched its tables after it, and waits
+//!      ran on A: if the DDL reached A and does not wait for a lock there, the write may have touched its tables after it, and waits
 //!      for the DDL's number.
 //!
 //!    Otherwise the write waits until the DDL is numbered (or failed), at
@@ -54,9 +55,6 @@ use tokio::time::Instant;
 
 use super::control;
 use crate::backend::Node;
-
-/// The processlist state of a thread waiting for metadata locks.
-const WAITING_FOR_METADATA_LOCK: &str = "Waiting for table metadata lock";
 
 /// How often a waiting write asks again whether the DDL is still waiting
 /// for its locks (it may go back to waiting: an online ALTER does, for the
@@ -221,17 +219,17 @@ async fn may_go(
         Some((node, conn)) => {
             if ddl.first_node == *node
                 && !ddl.past_first
-                && waits_for_metadata_lock(conn, ddl.thread).await?
+                && waits_for_a_lock(conn, ddl.thread).await?
             {
                 return Ok(true);
             }
             match ddl.master_thread {
-                Some(thread) => master.waits_for_metadata_lock(thread).await,
+                Some(thread) => master.waits_for_a_lock(thread).await,
                 None => Ok(false),
             }
         }
         None => match ddl.master_thread {
-            Some(thread) => master.waits_for_metadata_lock(thread).await,
+            Some(thread) => master.waits_for_a_lock(thread).await,
             None => Ok(true),
         },
     }
@@ -250,12 +248,12 @@ impl MasterProbe {
         MasterProbe { node, conn: None }
     }
 
-    async fn waits_for_metadata_lock(&mut self, thread: u32) -> Result<bool, AloneError> {
+    async fn waits_for_a_lock(&mut self, thread: u32) -> Result<bool, AloneError> {
         let conn = match self.conn.as_mut() {
             Some(conn) => conn,
             None => self.conn.insert(self.node.connect_admin().await?),
         };
-        waits_for_metadata_lock(conn, thread).await
+        waits_for_a_lock(conn, thread).await
     }
 
     pub async fn close(self) {
@@ -265,7 +263,9 @@ impl MasterProbe {
     }
 }
 
-async fn waits_for_metadata_lock(conn: &mut Conn, thread: u32) -> Result<bool, AloneError> {
-    let state: Option<Option<String>> = conn.query_first(control::thread_state(thread)).await?;
-    Ok(state.flatten().as_deref() == Some(WAITING_FOR_METADATA_LOCK))
+async fn waits_for_a_lock(conn: &mut Conn, thread: u32) -> Result<bool, AloneError> {
+    let waits: Option<u8> = conn
+        .query_first(control::thread_waits_for_lock(thread))
+        .await?;
+    Ok(waits == Some(1))
 }

@@ -27,8 +27,10 @@ pub const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT lockstep_statemen
 /// after `pin` forced one (`insert_id = 0` means none forced).
 pub const UNFORCE_INSERT_ID: &str = "SET insert_id = 0";
 
-/// Undoes `pin` for later reads of the session.
-pub const UNPIN: &str = "SET timestamp = DEFAULT";
+/// Undoes `pin` for the session's next statements: its time, and the
+/// AUTO_INCREMENT value it forced, which a statement that generated none
+/// (explicit values, an UPDATE) leaves set for the next INSERT.
+pub const UNPIN: &str = "SET timestamp = DEFAULT, insert_id = 0";
 
 /// Sets a session's time back to the value its client fixed (`value` as
 /// A reports `@@timestamp`: digits and a point).
@@ -60,7 +62,7 @@ impl Wrap {
     fn restore(self) -> &'static str {
         match self {
             Wrap::Begin => UNPIN,
-            Wrap::AutocommitOff => "SET autocommit = 1, timestamp = DEFAULT",
+            Wrap::AutocommitOff => "SET autocommit = 1, timestamp = DEFAULT, insert_id = 0",
         }
     }
 
@@ -91,10 +93,16 @@ pub fn read_only(read: &[u8]) -> Vec<u8> {
     [b"SET STATEMENT tx_read_only = 1 FOR ".as_slice(), read].concat()
 }
 
-/// The processlist state of a node's thread (`protocol::alone` asks it of
-/// the DDL in flight).
-pub fn thread_state(thread: u32) -> String {
-    format!("SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = {thread}")
+/// 1 when a node's thread waits for a lock: a metadata lock (its
+/// processlist state) or an InnoDB row lock (its transaction's state);
+/// `protocol::alone` asks it of the DDL in flight.
+pub fn thread_waits_for_lock(thread: u32) -> String {
+    format!(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.PROCESSLIST \
+         WHERE ID = {thread} AND STATE = 'Waiting for table metadata lock') \
+         OR EXISTS (SELECT 1 FROM information_schema.INNODB_TRX \
+         WHERE trx_mysql_thread_id = {thread} AND trx_state = 'LOCK WAIT')"
+    )
 }
 
 /// Pins a statement's context (time, RAND seeds, AUTO_INCREMENT value,
@@ -224,12 +232,12 @@ mod tests {
         );
         assert_eq!(
             Wrap::AutocommitOff.rollback(),
-            "ROLLBACK; SET autocommit = 1, timestamp = DEFAULT"
+            "ROLLBACK; SET autocommit = 1, timestamp = DEFAULT, insert_id = 0"
         );
         assert_eq!(
             commit_recorded(id, 9),
             "INSERT INTO lockstep.commits (request_id, seq) VALUES \
-             (x'000000000000000000000000000000ff', 9); COMMIT; SET timestamp = DEFAULT"
+             (x'000000000000000000000000000000ff', 9); COMMIT; SET timestamp = DEFAULT, insert_id = 0"
         );
     }
 }

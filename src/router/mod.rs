@@ -285,6 +285,41 @@ pub fn assigned_timestamp(query: &[u8]) -> Option<TimestampAssignment> {
     })
 }
 
+/// Whether a statement that runs alone also reads rows under locks while it
+/// runs (`CREATE TABLE … SELECT`, `CREATE TABLE … AS SELECT`): such a
+/// statement waits for the row locks of the writes in flight, and they may
+/// be waiting for it (`protocol::alone`), so it runs with no write in
+/// flight instead.
+pub fn alone_reads_rows(query: &[u8]) -> bool {
+    let Some(lexemes) = lex(query) else {
+        return false;
+    };
+    let words = Words(&lexemes);
+    if words.upper(0).as_deref() != Some("CREATE") {
+        return false;
+    }
+    let mut depth = 0i32;
+    let mut names_table = false;
+    for lexeme in lexemes.iter() {
+        match lexeme.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ => match lexeme.word_upper().as_deref() {
+                Some("TABLE") if depth == 0 => names_table = true,
+                // A body or a definition: stored, not run now.
+                Some("VIEW" | "TRIGGER" | "PROCEDURE" | "FUNCTION" | "EVENT" | "PACKAGE")
+                    if depth == 0 && !names_table =>
+                {
+                    return false
+                }
+                Some("SELECT") if depth <= 1 => return names_table,
+                _ => {}
+            },
+        }
+    }
+    false
+}
+
 /// What a `LOCK TABLES` / `UNLOCK TABLES` statement does to the session's
 /// table locks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -466,6 +501,21 @@ mod tests {
         assert!(is_guarded_read(b"(SELECT 1) UNION (SELECT 2)"));
         assert!(!is_guarded_read(b"SHOW TABLES"));
         assert!(!is_guarded_read(b"SELECT 1; SELECT 2"));
+    }
+
+    #[test]
+    fn statements_alone_that_read_rows() {
+        assert!(alone_reads_rows(
+            b"CREATE TABLE s ENGINE=InnoDB AS SELECT * FROM t"
+        ));
+        assert!(alone_reads_rows(b"create table s (a int) select a from t"));
+        assert!(alone_reads_rows(b"CREATE TABLE s (SELECT 1)"));
+        assert!(!alone_reads_rows(b"CREATE TABLE s (a INT)"));
+        assert!(!alone_reads_rows(b"ALTER TABLE t ADD COLUMN c INT"));
+        assert!(!alone_reads_rows(b"CREATE VIEW v AS SELECT * FROM t"));
+        assert!(!alone_reads_rows(
+            b"CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @x = (SELECT 1)"
+        ));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use mysql_async::Row;
 
 use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
+use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard};
 use tracing::{error, info_span, warn, Instrument};
 
 use super::statement::{outcome_of_client_error, MasterEnd};
@@ -19,6 +20,7 @@ use crate::frontend::session::Session;
 use crate::journal::{CommitState, Entry, EntryKind, EntryState};
 use crate::protocol::alone::{AloneError, MasterProbe, Turn};
 use crate::protocol::{commit, control};
+use crate::router;
 use crate::sql::intercept::Renames;
 
 impl Session {
@@ -52,7 +54,10 @@ impl Session {
                     return self.answer(w, Err(ClientError::LockWaitTimeout)).await;
                 }
             };
-            let _gate = shared.chain.gate.clone().read_owned().await;
+            let _gate = match self.gate_for_alone(work.sql(), limit).await {
+                Ok(gate) => gate,
+                Err(err) => return self.answer(w, Err(err)).await,
+            };
             // The roles may have changed while this waited.
             self.follow_roles_with(&mut work).await;
             if let Err(err) = self.refuse_without_sync() {
@@ -129,6 +134,27 @@ impl Session {
         }
         .instrument(span)
         .await
+    }
+
+    /// Its hold on the gate: shared, like any write, so that the writes in
+    /// flight go on around it (`protocol::alone`); exclusive (no write in
+    /// flight, at most `limit`) for a statement that reads rows under locks
+    /// while it runs, which would wait for writes that wait for it.
+    async fn gate_for_alone(&self, sql: &[u8], limit: Duration) -> Result<Gate, ClientError> {
+        let gate = self.shared.chain.gate.clone();
+        if !router::alone_reads_rows(sql) {
+            return Ok(Gate::Shared(gate.read_owned().await));
+        }
+        match tokio::time::timeout(limit, gate.write_owned()).await {
+            Ok(guard) => Ok(Gate::Exclusive(guard)),
+            Err(_) => {
+                warn!(
+                    waited_s = limit.as_secs_f64(),
+                    "a statement that runs alone and reads rows waited for the writes in flight past lock_wait_timeout"
+                );
+                Err(ClientError::LockWaitTimeout)
+            }
+        }
     }
 
     /// Tells the writes in flight where the DDL runs first (B, or A
@@ -309,4 +335,12 @@ impl Session {
         }
         let _ = conn.disconnect().await;
     }
+}
+
+/// How a statement that runs alone holds the chain's gate (only held, never
+/// read: its drop lets go).
+#[allow(dead_code)]
+enum Gate {
+    Shared(OwnedRwLockReadGuard<()>),
+    Exclusive(OwnedRwLockWriteGuard<()>),
 }

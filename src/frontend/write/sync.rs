@@ -15,7 +15,8 @@ impl Session {
     /// result (and the AUTO_INCREMENT value it generated) in `entry`. True
     /// when B passed it (or there is no B). An error goes to the client and
     /// A never runs the statement: B unreachable, or a timing error there
-    /// (`outcome::TIMING_ERRORS`, already undone; B keeps its role).
+    /// (`outcome::TIMING_ERRORS`, already undone; B keeps its role) on
+    /// tables that can be undone.
     pub(super) async fn run_first_on_sync(
         &mut self,
         work: &Work,
@@ -40,7 +41,12 @@ impl Session {
             }
         };
         entry.results.push(sync.clone());
-        if outcome::is_timing_error(&sync.outcome) {
+        // A failed statement's changes to a MyISAM (or other
+        // non-transactional) table stay on B whatever lockstep undoes, as
+        // they stay on A directly: then A must run it too, however the
+        // error came about.
+        let undoable = !self.shared.nontransactional.named_in(work.sql());
+        if outcome::is_timing_error(&sync.outcome) && undoable {
             self.finish_entry(entry, EntryState::Failed);
             return Err(self.undo_timing_error_on_sync(&sync.outcome, in_txn).await);
         }
