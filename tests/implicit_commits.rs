@@ -73,3 +73,69 @@ fn analyze_commits_through_lockstep_and_set_statement_runs_once() {
         );
     }
 }
+
+/// A statement that fails after changing what cannot be rolled back keeps
+/// those changes on MariaDB: a multi-row INSERT into a MyISAM table that
+/// stops at a duplicate key keeps the rows before it, and a CALL whose
+/// procedure ran a DDL (an implicit commit) before it failed keeps what
+/// came before the DDL. Every node, the tail included, keeps the same.
+#[test]
+fn a_failed_statement_keeps_on_every_node_what_mariadb_keeps() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE f; \
+         CREATE TABLE f.m (a INT PRIMARY KEY) ENGINE=MyISAM; \
+         CREATE TABLE f.k (a INT) ENGINE=InnoDB;",
+    );
+    support::lockstep_sql(
+        &lockstep,
+        "DELIMITER //\n\
+         CREATE PROCEDURE f.p() BEGIN \
+           INSERT INTO f.k VALUES (1); CREATE TABLE f.k2 (a INT) ENGINE=InnoDB; \
+           INSERT INTO f.nosuch VALUES (1); END//\n",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let refused = c
+            .query_drop("INSERT INTO f.m VALUES (1), (2), (1), (3)")
+            .await
+            .expect_err("duplicate key at the third row");
+        assert!(refused.to_string().contains("1062"), "{refused}");
+        let refused = c
+            .query_drop("CALL f.p()")
+            .await
+            .expect_err("the procedure's last INSERT fails");
+        assert!(refused.to_string().contains("1146"), "{refused}");
+        // The session goes on writing.
+        c.query_drop("INSERT INTO f.k VALUES (2)")
+            .await
+            .expect("insert");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT a FROM f.m ORDER BY a"),
+            ["1", "2"],
+            "port {}",
+            node.port
+        );
+        assert_eq!(
+            root_rows(node, "SELECT a FROM f.k ORDER BY a"),
+            ["1", "2"],
+            "port {}",
+            node.port
+        );
+        assert_eq!(
+            root_rows(
+                node,
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = 'k2'"
+            ),
+            ["1"],
+            "port {}",
+            node.port
+        );
+    }
+}

@@ -284,7 +284,39 @@ fn mariadbs_own_test_suite_passes_through_lockstep_as_directly() {
             String::from_utf8_lossy(&show.stdout)
         );
     }
-    wait_for_tail(&cluster, Duration::from_secs(120));
+    if let Err(behind) = std::panic::catch_unwind(|| {
+        wait_for_tail(&cluster, Duration::from_secs(120));
+    }) {
+        let missing = support::root_rows(
+            cluster.master(),
+            "SELECT HEX(request_id) FROM lockstep.commits ORDER BY 1",
+        )
+        .into_iter()
+        .filter(|id| {
+            support::root_rows(
+                &cluster.nodes[1],
+                &format!("SELECT COUNT(*) FROM lockstep.commits WHERE request_id = x'{id}'"),
+            ) == ["0"]
+        })
+        .take(3)
+        .map(|id| {
+            let uuid = uuid::Uuid::parse_str(&id)
+                .map(|u| u.to_string())
+                .unwrap_or(id);
+            let show = Command::new(lockstep_bin())
+                .args(["journal", "show", &uuid, "--config"])
+                .arg(&lockstep.config_path)
+                .output()
+                .expect("lockstep journal show");
+            format!("{uuid}:\n{}", String::from_utf8_lossy(&show.stdout))
+        })
+        .collect::<Vec<_>>();
+        eprintln!(
+            "commits the master has and B lacks:\n{}",
+            missing.join("\n")
+        );
+        std::panic::resume_unwind(behind);
+    }
     let check = Command::new(lockstep_bin())
         .args(["check", "--config"])
         .arg(&lockstep.config_path)

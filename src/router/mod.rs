@@ -285,6 +285,11 @@ pub fn assigned_timestamp(query: &[u8]) -> Option<TimestampAssignment> {
     })
 }
 
+/// Whether the text is a CALL of a stored procedure.
+pub fn is_call(query: &[u8]) -> bool {
+    lex(query).is_some_and(|lexemes| Words(&lexemes).upper(0).as_deref() == Some("CALL"))
+}
+
 /// Whether a statement that runs alone also reads rows under locks while it
 /// runs (`CREATE TABLE … SELECT`, `CREATE TABLE … AS SELECT`): such a
 /// statement waits for the row locks of the writes in flight, and they may

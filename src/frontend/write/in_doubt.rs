@@ -49,7 +49,7 @@ impl Session {
 
     /// Whether the session's master has `request_id` in `lockstep.commits`;
     /// None when it could not say.
-    async fn ask_master(&self, request_id: Uuid) -> Option<bool> {
+    pub(super) async fn ask_master(&self, request_id: Uuid) -> Option<bool> {
         let member = self.shared.chain.roles.member(&self.master_name)?;
         let asked = tokio::time::timeout(ASK, async {
             let mut conn = member.node.connect_admin().await?;

@@ -8,6 +8,7 @@ use mysql_async::Row;
 use opensrv_mysql::{ErrorKind, QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 use tracing::{debug, error, info_span, warn, Instrument};
+use uuid::Uuid;
 
 use super::commit::{CommitWork, Committed};
 use super::retry_master;
@@ -19,6 +20,7 @@ use crate::frontend::relay::{self, SetsEnd, Shown};
 use crate::frontend::session::Session;
 use crate::journal::{Entry, EntryKind, EntryState, Outcome};
 use crate::protocol::control;
+use crate::router;
 use crate::sql::intercept::Renames;
 
 /// How A's part of a statement ended.
@@ -188,6 +190,18 @@ impl Session {
             }
             MasterEnd::Failed(err) => {
                 self.record_master(&mut entry, outcome_of_client_error(&err));
+                let sync_failed_too = !sync_ok || self.sync.is_none();
+                if !in_txn
+                    && entry.kind == EntryKind::Write
+                    && sync_failed_too
+                    && !err.ends_session()
+                    && self.failed_but_kept(&work, entry.id).await
+                {
+                    self.keep_failed_statement(entry).await;
+                    self.note_failure(&err);
+                    drop(gate);
+                    return Ok(());
+                }
                 let retry = !in_txn
                     && entry.kind == EntryKind::Write
                     && self.sync.is_some()
@@ -382,6 +396,46 @@ impl Session {
                 self.fail_statement(entry, w, err).await
             }
         }
+    }
+
+    /// Whether a statement A refused kept some of what it did there: it
+    /// changed a non-transactional table, or it is a CALL whose procedure
+    /// committed implicitly (a DDL inside it) before it failed, which
+    /// committed A's row for it too (asked of A, on a connection of its
+    /// own so that the client's warnings stay).
+    async fn failed_but_kept(&self, work: &Work, request_id: Uuid) -> bool {
+        if self.shared.nontransactional.named_in(work.sql()) {
+            return true;
+        }
+        router::is_call(work.sql()) && self.ask_master(request_id).await == Some(true)
+    }
+
+    /// A statement that failed on A (and on B) after changing a
+    /// non-transactional table keeps those changes there, as MariaDB keeps
+    /// them directly: it is committed with its error as A's result, so that
+    /// the tail runs it too and gets the same error and the same rows
+    /// (MariaDB's own test suite caught the tail without them). The same
+    /// for a CALL that committed part of its work before it failed.
+    async fn keep_failed_statement(&mut self, mut entry: Entry) {
+        let wrap = self.wrap();
+        let sync_ran = entry
+            .results
+            .iter()
+            .any(|r| Some(&r.node) == self.sync_name.as_ref());
+        self.shared.chain.journal.write(&entry);
+        let work = CommitWork {
+            request_id: entry.id,
+            statements: vec![entry.id],
+            master_commit: wrap.commit(),
+            wrap,
+        };
+        let committed = self.commit_on_master(&work).await;
+        let seq = committed.seq();
+        match seq {
+            Some(seq) => self.finish_entry(&mut entry, EntryState::Committed { seq }),
+            None => self.finish_entry(&mut entry, EntryState::Failed),
+        }
+        self.finish_on_sync(entry.id, seq, sync_ran, wrap).await;
     }
 
     /// The statement A ran is undone (or never committed): the client gets
