@@ -273,48 +273,13 @@ fn mariadbs_own_test_suite_passes_through_lockstep_as_directly() {
     }
 
     // Every node caught up, and the chain agrees with itself.
-    if let Some(id) = quarantined_request(&lockstep.log()) {
-        let show = Command::new(lockstep_bin())
-            .args(["journal", "show", &id, "--config"])
-            .arg(&lockstep.config_path)
-            .output()
-            .expect("lockstep journal show");
-        panic!(
-            "a node diverged at request {id}:\n{}",
-            String::from_utf8_lossy(&show.stdout)
-        );
-    }
     if let Err(behind) = std::panic::catch_unwind(|| {
         wait_for_tail(&cluster, Duration::from_secs(120));
     }) {
-        let missing = support::root_rows(
-            cluster.master(),
-            "SELECT HEX(request_id) FROM lockstep.commits ORDER BY 1",
-        )
-        .into_iter()
-        .filter(|id| {
-            support::root_rows(
-                &cluster.nodes[1],
-                &format!("SELECT COUNT(*) FROM lockstep.commits WHERE request_id = x'{id}'"),
-            ) == ["0"]
-        })
-        .take(3)
-        .map(|id| {
-            let uuid = uuid::Uuid::parse_str(&id)
-                .map(|u| u.to_string())
-                .unwrap_or(id);
-            let show = Command::new(lockstep_bin())
-                .args(["journal", "show", &uuid, "--config"])
-                .arg(&lockstep.config_path)
-                .output()
-                .expect("lockstep journal show");
-            format!("{uuid}:\n{}", String::from_utf8_lossy(&show.stdout))
-        })
-        .collect::<Vec<_>>();
-        eprintln!(
-            "commits the master has and B lacks:\n{}",
-            missing.join("\n")
-        );
+        eprintln!("{}", why_a_node_is_behind(&lockstep));
+        for node in &cluster.nodes[1..] {
+            eprintln!("{}", commits_a_node_lacks(&cluster, node, &lockstep));
+        }
         std::panic::resume_unwind(behind);
     }
     let check = Command::new(lockstep_bin())
@@ -337,9 +302,72 @@ fn dir(work: &tempfile::TempDir, name: &str) -> PathBuf {
     dir
 }
 
-/// The request a node was quarantined at, from lockstep's log.
-fn quarantined_request(log: &str) -> Option<String> {
-    let line = log.lines().find(|l| l.contains("node quarantined"))?;
-    let after = line.split("reason=statement ").nth(1)?;
-    after.split_whitespace().next().map(str::to_string)
+/// The first commits the master has and `node` lacks, each shown from the
+/// journal.
+fn commits_a_node_lacks(
+    cluster: &Cluster,
+    node: &lockstep::mariadb::MariaDb,
+    lockstep: &Lockstep,
+) -> String {
+    let ids = "SELECT HEX(request_id) FROM lockstep.commits ORDER BY 1";
+    let has: BTreeSet<String> = support::root_rows(node, ids).into_iter().collect();
+    let lacks: Vec<String> = support::root_rows(cluster.master(), ids)
+        .into_iter()
+        .filter(|id| !has.contains(id))
+        .collect();
+    let shown: Vec<String> = lacks
+        .iter()
+        .take(2)
+        .map(|id| {
+            let uuid = uuid::Uuid::parse_str(id)
+                .map(|u| u.to_string())
+                .unwrap_or(id.clone());
+            journal_show(lockstep, &uuid)
+        })
+        .collect();
+    format!(
+        "port {} lacks {} of the master's commits; the first:\n{}",
+        node.port,
+        lacks.len(),
+        shown.join("\n")
+    )
+}
+
+fn journal_show(lockstep: &Lockstep, id: &str) -> String {
+    let show = Command::new(lockstep_bin())
+        .args(["journal", "show", id, "--config"])
+        .arg(&lockstep.config_path)
+        .output()
+        .expect("lockstep journal show");
+    format!("{id}:\n{}", String::from_utf8_lossy(&show.stdout))
+}
+
+/// The statements a node stopped or diverged at, as lockstep's log names
+/// them, each shown from the journal: what a failing run needs to be
+/// understood without running it again.
+fn why_a_node_is_behind(lockstep: &Lockstep) -> String {
+    let log = lockstep.log();
+    let mut ids: Vec<String> = Vec::new();
+    for line in log
+        .lines()
+        .filter(|l| l.contains("applier stopped") || l.contains("node quarantined"))
+    {
+        let Some(after) = line.split("statement ").nth(1) else {
+            continue;
+        };
+        if let Some(id) = after.split_whitespace().next() {
+            if !ids.iter().any(|known| known == id) {
+                ids.push(id.to_string());
+            }
+        }
+    }
+    let shown: Vec<String> = ids
+        .iter()
+        .take(4)
+        .map(|id| journal_show(lockstep, id))
+        .collect();
+    format!(
+        "statements a node stopped or diverged at:\n{}",
+        shown.join("\n")
+    )
 }

@@ -270,8 +270,18 @@ fn write_session(
     if let Some(set_names) = server.set_names_for(state.collation) {
         writeln!(out, "{set_names};")?;
     }
-    for statement in &state.statements {
-        writeln!(out, "{};", String::from_utf8_lossy(&statement.to_bytes()))?;
+    for (statement, refused) in state.statements_as_run() {
+        let sql = String::from_utf8_lossy(&statement.to_bytes()).into_owned();
+        if refused {
+            // The client's `mariadb` would stop at its error.
+            writeln!(
+                out,
+                "-- refused in the origin session: {}",
+                sql.replace('\n', " ")
+            )?;
+        } else {
+            writeln!(out, "{sql};")?;
+        }
     }
     Ok(())
 }

@@ -29,7 +29,8 @@ pub struct AppliedState {
 }
 
 impl AppliedState {
-    /// Between transactions: a fresh session with exactly `want`.
+    /// Between transactions: a session with exactly `want`, fresh unless it
+    /// is the current one gone on.
     pub async fn prepare(
         &mut self,
         conn: &mut Conn,
@@ -38,6 +39,15 @@ impl AppliedState {
     ) -> Result<(), ReplayError> {
         if self.current.as_ref() == Some(want) {
             return Ok(());
+        }
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|current| continues(current, want))
+        {
+            // The same session went on: a reset would drop its temporary
+            // tables and the rows its replayed writes put in them.
+            return self.catch_up(conn, want).await;
         }
         self.current = None;
         // The reset drops the connection's prepared statements too.
@@ -49,8 +59,8 @@ impl AppliedState {
         if let Some(schema) = &want.schema {
             use_schema(conn, schema).await?;
         }
-        for statement in &want.statements {
-            run_state_statement(conn, &statement.to_bytes()).await;
+        for (statement, refused) in want.statements_as_run() {
+            run_state_statement(conn, &statement.to_bytes(), refused).await;
         }
         self.current = Some(want.clone());
         Ok(())
@@ -64,8 +74,18 @@ impl AppliedState {
         want: &SessionState,
         server: &ServerInfo,
     ) -> Result<(), ReplayError> {
-        let Some(current) = self.current.as_mut() else {
+        if self.current.is_none() {
             return self.prepare(conn, want, server).await;
+        }
+        self.catch_up(conn, want).await
+    }
+
+    /// From the current state to `want` without a reset: its schema and the
+    /// statements it has beyond the current ones (all of them when it is
+    /// not the current state gone on).
+    async fn catch_up(&mut self, conn: &mut Conn, want: &SessionState) -> Result<(), ReplayError> {
+        let Some(current) = self.current.as_mut() else {
+            return Ok(());
         };
         if current == want {
             return Ok(());
@@ -83,8 +103,8 @@ impl AppliedState {
         } else {
             0
         };
-        for statement in &want.statements[already..] {
-            run_state_statement(conn, &statement.to_bytes()).await;
+        for (statement, refused) in want.statements_as_run().skip(already) {
+            run_state_statement(conn, &statement.to_bytes(), refused).await;
         }
         *current = want.clone();
         Ok(())
@@ -119,6 +139,15 @@ impl AppliedState {
     }
 }
 
+/// Whether `want` is `current` with more statements run after it (and
+/// perhaps another schema): what one session's state becomes as it goes on.
+fn continues(current: &SessionState, want: &SessionState) -> bool {
+    current.collation == want.collation
+        && current.found_rows == want.found_rows
+        && want.statements.starts_with(&current.statements)
+        && want.refused.starts_with(&current.refused)
+}
+
 /// `USE schema`, the name (UTF-8) read as utf8mb4 whatever character set
 /// the replayed session has chosen, which is kept.
 async fn use_schema(conn: &mut Conn, schema: &str) -> Result<(), mysql_async::Error> {
@@ -132,11 +161,14 @@ async fn use_schema(conn: &mut Conn, schema: &str) -> Result<(), mysql_async::Er
     conn.query_drop(sql).await
 }
 
-/// Session state is best effort on the tail: the origin session's statement
-/// succeeded on the master, so a failure here is logged, not fatal.
-async fn run_state_statement(conn: &mut Conn, sql: &[u8]) {
+/// Session state is best effort on the tail: a statement the origin's nodes
+/// passed and that fails here is logged, not fatal; one they refused is
+/// expected to fail again.
+async fn run_state_statement(conn: &mut Conn, sql: &[u8], refused: bool) {
     if let Err(e) = conn.query_drop(sql).await {
         let outcome = outcome_of_error(e);
-        warn!(sql = %String::from_utf8_lossy(sql), ?outcome, "session statement failed on the tail");
+        if !refused {
+            warn!(sql = %String::from_utf8_lossy(sql), ?outcome, "session statement failed on the tail");
+        }
     }
 }

@@ -222,7 +222,7 @@ impl Session {
         // A reset rolls back the open transaction on both nodes.
         self.txn = None;
         self.holds_table_locks = false;
-        self.state.statements.clear();
+        self.state.forget_statements();
         self.last_insert_id = 0;
         let node = self.master_name.clone();
         let sync_reset = match (self.sync.as_mut(), self.shared.sync_node()) {
@@ -243,10 +243,14 @@ impl Session {
         let outcome = match (sync_reset, self.master.as_mut()) {
             (Err(err), _) => Err(err),
             (Ok(()), Some(conn)) => match conn.reset().await {
-                Ok(_) => {
-                    self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
-                    Ok(self.ok())
-                }
+                // The reset session takes the globals as they are now.
+                Ok(_) => match self.adopt_master_defaults().await {
+                    Ok(()) => {
+                        self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+                        Ok(self.ok())
+                    }
+                    Err(err) => Err(err),
+                },
                 Err(e) => Err(ClientError::from_backend(&node, e)),
             },
             (Ok(()), None) => Err(self.lost_master()),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Statement};
+use mysql_async::{Conn, Row, Statement};
 use opensrv_mysql::{
     AsyncMysqlShim, CapabilityFlags, ClientInfo, InitWriter, OkResponse, ParamValue,
     QueryResultWriter, StatementMetaWriter, StatusFlags,
@@ -25,7 +25,8 @@ use super::error::{ClientError, SendError};
 use super::write::OpenTransaction;
 use crate::auth;
 use crate::backend::{Node, SessionParams};
-use crate::journal::SessionState;
+use crate::journal::{SessionState, SqlText};
+use crate::protocol::control;
 use crate::router::Route;
 use crate::shared::Shared;
 use crate::sql::intercept::{intercept, Intercepted, Renames};
@@ -178,8 +179,47 @@ impl Session {
             schema: self.params.db.clone(),
             collation: self.params.collation,
             found_rows: self.params.found_rows,
-            statements: Vec::new(),
+            ..SessionState::default()
         };
+        self.adopt_master_defaults().await
+    }
+
+    /// The session variables a new session takes from the server's globals
+    /// (`control::SESSION_DEFAULTS`), read on A: B's session takes the same
+    /// values, and the tail replays the session's statements under them.
+    pub(super) async fn adopt_master_defaults(&mut self) -> Result<(), ClientError> {
+        let node = self.master_name.clone();
+        let Some(master) = self.master.as_mut() else {
+            return Err(self.lost_master());
+        };
+        let values: Option<Row> = master
+            .query_first(control::read_session_defaults())
+            .await
+            .map_err(|e| ClientError::from_backend(&node, e))?;
+        let values: Vec<Option<String>> = match values {
+            Some(row) => (0..row.len())
+                .map(|i| {
+                    row.get_opt::<Option<String>, usize>(i)
+                        .and_then(Result::ok)
+                        .flatten()
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let Some(set) = control::set_session_defaults(&values) else {
+            return Ok(());
+        };
+        if let (Some(sync), Some(name)) = (self.sync.as_mut(), self.sync_name.clone()) {
+            if let Err(e) = sync.query_drop(&set).await {
+                let err = ClientError::from_backend(&name, e);
+                if !err.ends_session() {
+                    return Err(err);
+                }
+                self.sync_lost(&err.to_string());
+            }
+        }
+        self.state
+            .remember(SqlText::from_bytes(set.as_bytes()), false);
         Ok(())
     }
 
@@ -330,10 +370,13 @@ impl Session {
     ) -> Result<(Conn, Vec<(u32, Statement)>), ClientError> {
         let mut conn = self.connect_node(node).await?;
         let backend = |e| ClientError::from_backend(&node.name, e);
-        for statement in &self.state.statements {
-            conn.query_drop(statement.to_bytes())
-                .await
-                .map_err(backend)?;
+        for (statement, refused) in self.state.statements_as_run() {
+            match conn.query_drop(statement.to_bytes()).await {
+                Ok(()) => {}
+                // It fails again here, after the same work.
+                Err(mysql_async::Error::Server(_)) if refused => {}
+                Err(e) => return Err(backend(e)),
+            }
         }
         let mut statements = Vec::with_capacity(self.statements.len());
         for (id, prepared) in &self.statements {

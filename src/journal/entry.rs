@@ -82,6 +82,36 @@ pub struct SessionState {
     /// Statements that set lasting session state (SET, PREPARE, temporary
     /// tables), in the order the client ran them.
     pub statements: Vec<SqlText>,
+    /// Which of `statements` (by index) the origin session's nodes refused:
+    /// kept because a refused statement can have done part of its work,
+    /// and expected to fail again where they are replayed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<u32>,
+}
+
+impl SessionState {
+    /// Each statement, and whether the origin's nodes refused it.
+    pub fn statements_as_run(&self) -> impl Iterator<Item = (&SqlText, bool)> {
+        self.statements
+            .iter()
+            .enumerate()
+            .map(|(i, sql)| (sql, self.refused.iter().any(|&r| r as usize == i)))
+    }
+
+    /// Remembers a statement the origin session ran; `refused` when every
+    /// node it reached refused it.
+    pub fn remember(&mut self, sql: SqlText, refused: bool) {
+        if refused {
+            self.refused.push(self.statements.len() as u32);
+        }
+        self.statements.push(sql);
+    }
+
+    /// Forgets every statement (COM_RESET_CONNECTION).
+    pub fn forget_statements(&mut self) {
+        self.statements.clear();
+        self.refused.clear();
+    }
 }
 
 /// The statement as it was sent to the nodes.

@@ -105,6 +105,70 @@ pub fn thread_waits_for_lock(thread: u32) -> String {
     )
 }
 
+/// The session variables that shape what a statement writes and that a new
+/// session takes from the server's global values: the ones the statement
+/// binary log carries with every query. A session's values when it
+/// connects are read on A and made its first state statement, so B and
+/// every replay run its statements under them whatever the globals are by
+/// then (a `SET GLOBAL time_zone` reaches every node, but a session that
+/// connected before it keeps the old zone, as in MariaDB).
+const SESSION_DEFAULTS: &[(&str, Value)] = &[
+    ("sql_mode", Value::Text),
+    ("time_zone", Value::Text),
+    ("lc_time_names", Value::Text),
+    ("default_storage_engine", Value::Text),
+    ("character_set_server", Value::Text),
+    ("collation_server", Value::Text),
+    ("auto_increment_increment", Value::Number),
+    ("auto_increment_offset", Value::Number),
+    ("explicit_defaults_for_timestamp", Value::Number),
+    ("div_precision_increment", Value::Number),
+    ("foreign_key_checks", Value::Number),
+    ("unique_checks", Value::Number),
+];
+
+#[derive(Clone, Copy)]
+enum Value {
+    Text,
+    Number,
+}
+
+/// Reads a session's `SESSION_DEFAULTS`, as text, in their order.
+pub fn read_session_defaults() -> String {
+    let columns: Vec<String> = SESSION_DEFAULTS
+        .iter()
+        .map(|(name, _)| format!("CAST(@@session.{name} AS CHAR)"))
+        .collect();
+    format!("SELECT {}", columns.join(", "))
+}
+
+/// The SET that gives a session the `SESSION_DEFAULTS` values read by
+/// `read_session_defaults`. A value that is not a plain name or number
+/// (none that MariaDB gives is) is left out rather than quoted.
+pub fn set_session_defaults(values: &[Option<String>]) -> Option<String> {
+    let assignments: Vec<String> = SESSION_DEFAULTS
+        .iter()
+        .zip(values)
+        .filter_map(|((name, kind), value)| {
+            let value = value.as_deref()?;
+            match kind {
+                Value::Number if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                    Some(format!("{name} = {value}"))
+                }
+                Value::Text
+                    if value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_+-:/,.".contains(&b)) =>
+                {
+                    Some(format!("{name} = '{value}'"))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    (!assignments.is_empty()).then(|| format!("SET SESSION {}", assignments.join(", ")))
+}
+
 /// Pins a statement's context (time, RAND seeds, AUTO_INCREMENT value,
 /// prepared-statement pin variables) on a node's session.
 pub fn pin(context: &Context) -> String {
@@ -198,6 +262,24 @@ pub fn then(first: &str, second: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn session_defaults_are_set_as_read() {
+        let mut values: Vec<Option<String>> = super::SESSION_DEFAULTS
+            .iter()
+            .map(|_| Some("1".to_string()))
+            .collect();
+        values[0] = Some("STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION".into());
+        values[1] = Some("+05:00".into());
+        values[2] = Some("x'; DROP TABLE t; --".into());
+        values[3] = None;
+        let set = super::set_session_defaults(&values).expect("a SET");
+        assert!(set.starts_with(
+            "SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+05:00', character_set_server = '1'"
+        ), "{set}");
+        assert!(!set.contains("lc_time_names") && !set.contains("default_storage_engine"));
+        assert!(set.ends_with("unique_checks = 1"), "{set}");
+    }
+
     use super::*;
 
     #[test]

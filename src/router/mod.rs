@@ -40,8 +40,8 @@ pub enum SessionChange {
     Lasting,
     /// `USE db`: the session's schema.
     Schema,
-    /// Affects the next transaction or the server only (SET TRANSACTION,
-    /// SET GLOBAL, LOCK TABLES): not replayed.
+    /// Affects the next transaction or this connection's locks only (SET
+    /// TRANSACTION, LOCK TABLES): not replayed.
     Passing,
 }
 
@@ -125,13 +125,19 @@ fn route_statement(tokens: &[Lexeme]) -> Route {
         // HANDLER OPEN / READ / CLOSE: reads through a handle of the session.
         "HANDLER" => Route::Read,
         // Server administration concerns the server it is sent to.
+        // FLUSH PRIVILEGES reloads the grant tables into memory, which
+        // decides what the next GRANT does to those tables (MariaDB's
+        // public_basic left B with a row the master had not): every node.
+        "FLUSH" if (1..tokens.len()).any(|i| words.upper(i).as_deref() == Some("PRIVILEGES")) => {
+            Route::Alone
+        }
         "FLUSH" | "RESET" | "PURGE" | "SHUTDOWN" | "BINLOG" | "CHANGE" | "STOP" | "CACHE" => {
             Route::Read
         }
         "ANALYZE" => match words.upper(1).as_deref() {
             Some("TABLE") | Some("TABLES") => Route::Read,
-            // ANALYZE <statement> executes it.
-            _ => route_statement(&tokens[1..]),
+            // ANALYZE [FORMAT = JSON] <statement> executes it.
+            _ => route_statement(analyzed_statement(tokens)),
         },
         "SET" => route_set(&words),
         "USE" => Route::Session(SessionChange::Schema),
@@ -160,6 +166,35 @@ fn route_statement(tokens: &[Lexeme]) -> Route {
         "ALTER" | "RENAME" | "TRUNCATE" | "GRANT" | "REVOKE" | "OPTIMIZE" | "REPAIR"
         | "INSTALL" | "UNINSTALL" => Route::Alone,
         _ => Route::Write,
+    }
+}
+
+/// The statement `ANALYZE [FORMAT = …] <statement>` runs (`tokens` start
+/// at ANALYZE).
+fn analyzed_statement(tokens: &[Lexeme]) -> &[Lexeme] {
+    let words = Words(tokens);
+    if words.upper(1).as_deref() == Some("FORMAT")
+        && tokens.get(2).is_some_and(|t| t.token == Token::Eq)
+    {
+        &tokens[tokens.len().min(4)..]
+    } else {
+        &tokens[1..]
+    }
+}
+
+/// Whether the rows a statement answers with are the node's report about
+/// itself rather than data: `ANALYZE <statement>` (the plan it ran and what
+/// each step cost), `REPAIR` and `OPTIMIZE TABLE` (one message per table,
+/// which depends on the node's files and memory). Never compared.
+pub fn answers_with_node_report(query: &[u8]) -> bool {
+    let Some(lexemes) = lex(query) else {
+        return false;
+    };
+    let words = Words(&lexemes);
+    match words.upper(0).as_deref() {
+        Some("ANALYZE") => !matches!(words.upper(1).as_deref(), Some("TABLE") | Some("TABLES")),
+        Some("REPAIR") | Some("OPTIMIZE") => true,
+        _ => false,
     }
 }
 
@@ -285,9 +320,16 @@ pub fn assigned_timestamp(query: &[u8]) -> Option<TimestampAssignment> {
     })
 }
 
-/// Whether the text is a CALL of a stored procedure.
-pub fn is_call(query: &[u8]) -> bool {
-    lex(query).is_some_and(|lexemes| Words(&lexemes).upper(0).as_deref() == Some("CALL"))
+/// Whether the text runs statements the router does not see, any of which
+/// may commit implicitly: a CALL of a stored procedure, or EXECUTE (and
+/// EXECUTE IMMEDIATE) of a prepared statement.
+pub fn runs_hidden_statements(query: &[u8]) -> bool {
+    lex(query).is_some_and(|lexemes| {
+        matches!(
+            Words(&lexemes).upper(0).as_deref(),
+            Some("CALL" | "EXECUTE")
+        )
+    })
 }
 
 /// Whether a statement that runs alone also reads rows under locks while it
@@ -411,9 +453,13 @@ fn route_set(words: &Words<'_>) -> Route {
     }
     match words.upper(1).as_deref() {
         Some("TRANSACTION") => Route::Session(SessionChange::Passing),
-        Some("GLOBAL") => Route::Session(SessionChange::Passing),
+        // A server's settings decide what its statements do (a MyISAM
+        // table's size limit, the default engine, the time zone): every node
+        // takes them in commit order, the tail and a returning node too, so a
+        // global setting is journaled like the writes it shapes.
+        Some("GLOBAL") => Route::Write,
+        Some(w) if w.starts_with("@@GLOBAL") => Route::Write,
         Some("PASSWORD") | Some("DEFAULT") => Route::Alone,
-        Some(w) if w.starts_with("@@GLOBAL") => Route::Session(SessionChange::Passing),
         _ => Route::Session(SessionChange::Lasting),
     }
 }
@@ -620,8 +666,6 @@ mod tests {
         assert_eq!(route(b"USE `db`"), Route::Session(SessionChange::Schema));
         for q in [
             "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
-            "SET GLOBAL max_connections = 10",
-            "SET @@global.max_connections = 10",
             "LOCK TABLES t WRITE",
         ] {
             assert_eq!(
@@ -630,6 +674,31 @@ mod tests {
                 "{q}"
             );
         }
+        for q in [
+            "SET GLOBAL myisam_data_pointer_size = 2",
+            "SET @@global.time_zone = '+02:00'",
+        ] {
+            assert_eq!(route(q.as_bytes()), Route::Write, "{q}");
+        }
+    }
+
+    #[test]
+    fn analyze_takes_the_route_of_what_it_runs() {
+        assert_eq!(route(b"analyze format=json select * from t1"), Route::Read);
+        assert_eq!(route(b"ANALYZE SELECT 1"), Route::Read);
+        assert_eq!(
+            route(b"ANALYZE FORMAT = JSON UPDATE t SET a = 1"),
+            Route::Write
+        );
+        assert_eq!(route(b"ANALYZE DELETE FROM t"), Route::Write);
+        assert_eq!(route(b"ANALYZE TABLE t"), Route::Read);
+        assert!(answers_with_node_report(
+            b"analyze format=json delete from t"
+        ));
+        assert!(answers_with_node_report(b"REPAIR LOCAL TABLE t1"));
+        assert!(answers_with_node_report(b"optimize table t1"));
+        assert!(!answers_with_node_report(b"ANALYZE TABLE t"));
+        assert!(!answers_with_node_report(b"SELECT 'ANALYZE'"));
     }
 
     #[test]
@@ -670,9 +739,12 @@ mod tests {
             "CREATE USER x",
             "SET PASSWORD = PASSWORD('x')",
             "CREATE PROCEDURE p() BEGIN INSERT INTO t VALUES (1); END",
+            "flush privileges",
+            "FLUSH LOCAL TABLES, PRIVILEGES",
         ] {
             assert_eq!(route(q.as_bytes()), Route::Alone, "{q}");
         }
+        assert_eq!(route(b"FLUSH TABLES"), Route::Read);
     }
 
     #[test]

@@ -70,7 +70,16 @@ impl Session {
                 self.holds_table_locks = locks != TableLocks::Released;
             }
             self.note_fixed_timestamp(work.sql()).await;
-            self.remember_session_change(&work, change).await;
+        }
+        // A statement that failed can have done part of its work first: a
+        // `CREATE TEMPORARY TABLE t2 AS SELECT f2()` that fails because
+        // f2() created t2 leaves t2 in the session. Refused everywhere, it
+        // is remembered all the same, and the tail's replay of it fails
+        // after the same work.
+        let refused_everywhere = !passed && sync.as_ref().is_none_or(|o| !o.is_ok());
+        if passed || refused_everywhere {
+            self.remember_session_change(&work, change, refused_everywhere)
+                .await;
         }
         Ok(())
     }
@@ -128,7 +137,7 @@ impl Session {
                 control::UNPIN.as_bytes(),
             ]
             .concat();
-            self.state.statements.push(SqlText::from_bytes(&as_run));
+            self.state.remember(SqlText::from_bytes(&as_run), false);
         }
         Ok(())
     }
@@ -157,10 +166,15 @@ impl Session {
         }
     }
 
-    pub(super) async fn remember_session_change(&mut self, work: &Work, change: SessionChange) {
+    pub(super) async fn remember_session_change(
+        &mut self,
+        work: &Work,
+        change: SessionChange,
+        refused: bool,
+    ) {
         match (change, work) {
             (SessionChange::Lasting, Work::Text(sql)) => {
-                self.state.statements.push(SqlText::from_bytes(sql));
+                self.state.remember(SqlText::from_bytes(sql), refused);
             }
             (SessionChange::Lasting, Work::Prepared { .. }) => {
                 warn!("a prepared session statement is not reproduced on the tail nodes");

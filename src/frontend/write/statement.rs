@@ -399,15 +399,16 @@ impl Session {
     }
 
     /// Whether a statement A refused kept some of what it did there: it
-    /// changed a non-transactional table, or it is a CALL whose procedure
-    /// committed implicitly (a DDL inside it) before it failed, which
-    /// committed A's row for it too (asked of A, on a connection of its
-    /// own so that the client's warnings stay).
+    /// changed a non-transactional table, or it is a CALL (or EXECUTE of a
+    /// prepared statement) that committed implicitly (a DDL inside it)
+    /// before it failed, which committed A's row for it too (asked of A, on
+    /// a connection of its own so that the client's warnings stay).
     async fn failed_but_kept(&self, work: &Work, request_id: Uuid) -> bool {
         if self.shared.nontransactional.named_in(work.sql()) {
             return true;
         }
-        router::is_call(work.sql()) && self.ask_master(request_id).await == Some(true)
+        router::runs_hidden_statements(work.sql())
+            && self.ask_master(request_id).await == Some(true)
     }
 
     /// A statement that failed on A (and on B) after changing a
