@@ -320,6 +320,17 @@ pub fn assigned_timestamp(query: &[u8]) -> Option<TimestampAssignment> {
     })
 }
 
+/// Whether the text is a `SET GLOBAL …` (or `SET @@global.…`).
+pub fn sets_global(query: &[u8]) -> bool {
+    lex(query).is_some_and(|lexemes| {
+        let words = Words(&lexemes);
+        words.upper(0).as_deref() == Some("SET")
+            && words
+                .upper(1)
+                .is_some_and(|w| w == "GLOBAL" || w.starts_with("@@GLOBAL"))
+    })
+}
+
 /// Whether the text runs statements the router does not see, any of which
 /// may commit implicitly: a CALL of a stored procedure, or EXECUTE (and
 /// EXECUTE IMMEDIATE) of a prepared statement.
@@ -641,7 +652,9 @@ mod tests {
             "something new",
         ] {
             assert_eq!(route(q.as_bytes()), Route::Write, "{q}");
+            assert!(sets_global(q.as_bytes()), "{q}");
         }
+        assert!(!sets_global(b"SET @global = 1"));
     }
 
     #[test]

@@ -140,6 +140,13 @@ impl Session {
                 }
                 self.read(work, renames, w).await
             }
+            // Outside a transaction a SET GLOBAL runs outside one on the
+            // nodes too, as the client sent it: some settings refuse to
+            // change inside a transaction (`read_only`: 1192), and lockstep's
+            // own transaction around a write would be one.
+            Route::Write if self.txn.is_none() && router::sets_global(work.sql()) => {
+                self.run_alone(work, renames, w).await
+            }
             Route::Write => {
                 self.write_statement(work, EntryKind::Write, renames, w)
                     .await
