@@ -29,7 +29,7 @@ use crate::journal::{SessionState, SqlText};
 use crate::protocol::control;
 use crate::router::Route;
 use crate::shared::Shared;
-use crate::sql::intercept::{intercept, Intercepted, Renames};
+use crate::sql::intercept::{intercept, mentions_row_count, with_row_count, Intercepted, Renames};
 
 #[derive(Clone)]
 pub(super) struct PreparedStatement {
@@ -67,6 +67,11 @@ pub struct Session {
     pub(super) last_insert_id: u64,
     /// The time the client fixed with `SET timestamp = …`, as A reports it.
     pub(super) fixed_timestamp: Option<String>,
+    /// What ROW_COUNT() gives after the client's last statement, when that
+    /// statement ran on A through the write path (lockstep's own COMMIT and
+    /// SET ran after it there, so A's session has lost the value): the next
+    /// text's `ROW_COUNT()` calls become this literal.
+    pub(super) row_count: Option<i64>,
     pub(super) statements: HashMap<u32, PreparedStatement>,
     next_statement_id: u32,
     /// The status flags of the last response: what PING and other answers
@@ -100,6 +105,7 @@ impl Session {
             state: SessionState::default(),
             last_request_id: None,
             last_insert_id: 0,
+            row_count: None,
             fixed_timestamp: None,
             statements: HashMap::new(),
             next_statement_id: 1,
@@ -182,6 +188,25 @@ impl Session {
             ..SessionState::default()
         };
         self.adopt_master_defaults().await
+    }
+
+    /// The value of ROW_COUNT() for a text that may call it: known when the
+    /// last statement took the write path, asked of A otherwise (A's
+    /// session still has it, but a write would run after lockstep's pinning
+    /// SET there, and B and the tail have their own). As a literal, the
+    /// call gives the same value everywhere.
+    async fn row_count_for(&mut self, sql: &[u8]) -> Option<i64> {
+        if !mentions_row_count(sql) {
+            return None;
+        }
+        if self.row_count.is_some() {
+            return self.row_count;
+        }
+        let conn = self.master.as_mut()?;
+        conn.query_first::<i64, _>("SELECT ROW_COUNT()")
+            .await
+            .ok()
+            .flatten()
     }
 
     /// The session variables a new session takes from the server's globals
@@ -557,6 +582,10 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
                 self.answer(w, Err(err)).await
             }
             Intercepted::Relay(rewrite) => {
+                let rewrite = match self.row_count_for(&rewrite.sql).await {
+                    Some(row_count) => with_row_count(rewrite, row_count),
+                    None => rewrite,
+                };
                 self.run_query(rewrite.sql.into_owned(), &rewrite.renames, w)
                     .await
             }

@@ -157,7 +157,46 @@ fn parse_show_lockstep(lexemes: &[Lexeme]) -> Option<Intercepted<'static>> {
 }
 
 fn rewrite_connection_id<'q>(query: &'q [u8], lexemes: &[Lexeme], id: u32) -> Rewrite<'q> {
-    let literal = id.to_string().into_bytes();
+    rewrite_calls(query, lexemes, "CONNECTION_ID", &id.to_string())
+}
+
+/// Whether `query` may call ROW_COUNT() (the name appears in it).
+pub fn mentions_row_count(query: &[u8]) -> bool {
+    contains_ignore_case(query, b"row_count")
+}
+
+/// `ROW_COUNT()` in `rewrite`'s text as the literal `row_count`: the value
+/// MariaDB gives for the client's previous statement, which lockstep knows
+/// and A's session no longer does (lockstep's own COMMIT and SET ran after
+/// that statement there). As a literal it is also the same on every node.
+pub fn with_row_count(rewrite: Rewrite<'_>, row_count: i64) -> Rewrite<'_> {
+    if !mentions_row_count(&rewrite.sql) {
+        return rewrite;
+    }
+    let Some(lexemes) = lex(&rewrite.sql) else {
+        return rewrite;
+    };
+    let replaced = rewrite_calls(&rewrite.sql, &lexemes, "ROW_COUNT", &row_count.to_string());
+    if replaced.renames.is_empty() {
+        return rewrite;
+    }
+    let mut renames = rewrite.renames;
+    renames.extend(replaced.renames);
+    Rewrite {
+        sql: Cow::Owned(replaced.sql.into_owned()),
+        renames,
+    }
+}
+
+/// Every call `function()` (no arguments) in `query` as `literal`, with the
+/// result column renamed back to the call the client wrote.
+fn rewrite_calls<'q>(
+    query: &'q [u8],
+    lexemes: &[Lexeme],
+    function: &str,
+    literal: &str,
+) -> Rewrite<'q> {
+    let literal = literal.as_bytes().to_vec();
     let mut sql = Vec::with_capacity(query.len());
     let mut renames = Vec::new();
     let mut copied_to = 0;
@@ -165,7 +204,7 @@ fn rewrite_connection_id<'q>(query: &'q [u8], lexemes: &[Lexeme], id: u32) -> Re
         let [word, open, close] = window else {
             continue;
         };
-        if word.word_upper().as_deref() == Some("CONNECTION_ID")
+        if word.word_upper().as_deref() == Some(function)
             && open.token == Token::LParen
             && close.token == Token::RParen
         {
@@ -246,6 +285,19 @@ mod tests {
             Intercepted::Relay(r) => assert!(matches!(r.sql, Cow::Borrowed(_))),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn row_count_becomes_the_known_value() {
+        let Intercepted::Relay(rewrite) =
+            intercept(b"SELECT ROW_COUNT(), 'ROW_COUNT()', row_count ( )", 3)
+        else {
+            panic!("a relay");
+        };
+        let (sql, renames) = relayed(Intercepted::Relay(super::with_row_count(rewrite, -1)));
+        assert_eq!(sql, b"SELECT -1, 'ROW_COUNT()', -1");
+        assert_eq!(renames.len(), 2);
+        assert_eq!(renames[0], (b"-1".to_vec(), b"ROW_COUNT()".to_vec()));
     }
 
     #[test]

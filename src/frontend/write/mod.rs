@@ -103,6 +103,8 @@ impl Session {
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
         metrics::count_statement(route.name());
+        // Set again by the write path when this statement runs there.
+        self.row_count = None;
         let unpins = !matches!(route, Route::Read | Route::Unsupported(_));
         let answered = self.dispatch_route(work, route, renames, w).await;
         if unpins {

@@ -293,6 +293,9 @@ impl Session {
             .await;
         self.busy = false;
         crate::metrics::observe_node(&node, started.elapsed().as_secs_f64());
+        // ROW_COUNT() as MariaDB gives it after this statement: its
+        // affected rows, or -1 after rows or an error.
+        self.row_count = Some(-1);
         match relayed? {
             SetsEnd::Complete(w) => {
                 let end = relay::final_status(conn, self.status);
@@ -302,6 +305,14 @@ impl Session {
                     warnings: end.1,
                     rows: digest.finish(),
                 };
+                if let Outcome::Ok {
+                    affected_rows,
+                    rows: None,
+                    ..
+                } = &outcome
+                {
+                    self.row_count = i64::try_from(*affected_rows).ok();
+                }
                 Ok(Holding::Ended(MasterEnd::Done { w, end, outcome }))
             }
             SetsEnd::Failed(err) => Ok(Holding::Ended(MasterEnd::Failed(err))),
