@@ -320,6 +320,19 @@ pub fn assigned_timestamp(query: &[u8]) -> Option<TimestampAssignment> {
     })
 }
 
+/// Whether the text starts with CREATE or ALTER: a definition the server
+/// stores (a table and its defaults, a trigger, a routine, an event, a
+/// view), as opposed to the data it writes. (A routine's body holds `;`, so
+/// the text is not split into statements here.)
+pub fn is_definition(query: &[u8]) -> bool {
+    lex(query).is_some_and(|lexemes| {
+        matches!(
+            Words(&lexemes).upper(0).as_deref(),
+            Some("CREATE" | "ALTER")
+        )
+    })
+}
+
 /// Whether the text is a `SET GLOBAL …` (or `SET @@global.…`).
 pub fn sets_global(query: &[u8]) -> bool {
     lex(query).is_some_and(|lexemes| {
@@ -652,9 +665,7 @@ mod tests {
             "something new",
         ] {
             assert_eq!(route(q.as_bytes()), Route::Write, "{q}");
-            assert!(sets_global(q.as_bytes()), "{q}");
         }
-        assert!(!sets_global(b"SET @global = 1"));
     }
 
     #[test]
@@ -692,7 +703,10 @@ mod tests {
             "SET @@global.time_zone = '+02:00'",
         ] {
             assert_eq!(route(q.as_bytes()), Route::Write, "{q}");
+            assert!(sets_global(q.as_bytes()), "{q}");
         }
+        assert!(!sets_global(b"SET @global = 1"));
+        assert!(!sets_global(b"INSERT INTO t VALUES (1)"));
     }
 
     #[test]

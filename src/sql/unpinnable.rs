@@ -61,6 +61,19 @@ pub fn rewrite_for_prepare(query: &[u8]) -> Option<Pinned> {
     rewrite_calls(query, true)
 }
 
+/// The first call in `query` that no pin or literal can make repeat
+/// (`UUID()`, `SYS_GUID()`, `UUID_SHORT()`), as the client wrote it. In a
+/// stored definition (a column default, a trigger, a routine, an event, a
+/// view) it runs later, on each node by itself, so no literal belongs there.
+pub fn unrepeatable_call(query: &[u8]) -> Option<String> {
+    let pinned = rewrite_calls(query, true)?;
+    let (_, original) = pinned
+        .renames
+        .iter()
+        .find(|(server_name, _)| server_name.starts_with(b"@lockstep_pin_"))?;
+    Some(String::from_utf8_lossy(original).into_owned())
+}
+
 /// One call found in the text: its byte range and its replacement.
 struct Call {
     start: usize,
@@ -196,6 +209,24 @@ fn uuid_short() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unrepeatable_calls_are_named() {
+        assert_eq!(
+            super::unrepeatable_call(b"CREATE TABLE t (u CHAR(36) DEFAULT (uuid()))").as_deref(),
+            Some("uuid()")
+        );
+        assert_eq!(
+            super::unrepeatable_call(
+                b"CREATE TRIGGER x BEFORE INSERT ON t FOR EACH ROW SET NEW.d = SYSDATE()"
+            ),
+            None
+        );
+        assert_eq!(
+            super::unrepeatable_call(b"CREATE VIEW v AS SELECT 'uuid()'"),
+            None
+        );
+    }
+
     use super::*;
 
     fn rewritten(q: &str) -> String {

@@ -32,6 +32,9 @@ impl Session {
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
+        if let Some(err) = unrepeatable_definition(&work) {
+            return self.answer(w, Err(err)).await;
+        }
         if let Err(err) = self.commit_implicitly().await {
             return self.answer(w, Err(err)).await;
         }
@@ -343,4 +346,24 @@ impl Session {
 enum Gate {
     Shared(OwnedRwLockReadGuard<()>),
     Exclusive(OwnedRwLockWriteGuard<()>),
+}
+
+/// A stored definition (a column default, a trigger, a routine, an event, a
+/// view) that calls `UUID()` or the like is refused: it runs later on each
+/// node by itself, so every node would store its own values, and a literal
+/// in its place would make every row get the same one (MariaDB's statement
+/// binlog cannot replay it either). `CREATE TABLE … SELECT UUID()` is data,
+/// pinned as a write is.
+fn unrepeatable_definition(work: &Work) -> Option<ClientError> {
+    let Work::Text(sql) = work else {
+        return None;
+    };
+    if !router::is_definition(sql) || router::alone_reads_rows(sql) {
+        return None;
+    }
+    let call = crate::sql::unpinnable::unrepeatable_call(sql)?;
+    Some(ClientError::NotSupported(format!(
+        "{call} in a stored definition (column default, trigger, routine, event, view): \
+         each node would compute its own values; generate the value in the writing statement"
+    )))
 }
