@@ -119,3 +119,66 @@ fn stored_definitions_calling_uuid_are_refused_and_data_stays_pinned() {
         );
     }
 }
+
+/// Variables read from the data (`SELECT … INTO @v`, `SET @v = (SELECT …)`)
+/// hold A's values on every node: B and the tail set them to what A read
+/// rather than reading again, on data another session has changed since
+/// (issue "Let the server decide": the tail re-ran the SELECT on its data).
+#[test]
+fn variables_read_from_the_data_hold_the_masters_values_everywhere() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut one = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let mut two = Conn::new(lockstep.client_opts()).await.expect("connect");
+        one.query_drop(
+            "CREATE DATABASE u; \
+             CREATE TABLE u.t (id INT PRIMARY KEY) ENGINE=InnoDB; \
+             CREATE TABLE u.log (n INT AUTO_INCREMENT PRIMARY KEY, c BIGINT, d DECIMAL(10,3), \
+               s VARCHAR(20) CHARACTER SET utf8mb4, f DOUBLE, b VARBINARY(8)) ENGINE=InnoDB; \
+             INSERT INTO u.t VALUES (1), (2), (3);",
+        )
+        .await
+        .expect("schema");
+        one.query_drop(
+            "SELECT COUNT(*), SUM(id) / 7, CONCAT('ñ', COUNT(*)), COUNT(*) / 3e0, \
+             x'00ff' INTO @c, @d, @s, @f, @b FROM u.t",
+        )
+        .await
+        .expect("select into");
+        one.query_drop("SET @x = (SELECT MAX(id) FROM u.t), @nothing = NULL")
+            .await
+            .expect("set from a subquery");
+        // Another session changes the data the variables were read from.
+        two.query_drop("INSERT INTO u.t VALUES (4), (5), (6), (7), (8)")
+            .await
+            .expect("insert");
+        one.query_drop(
+            "INSERT INTO u.log (c, d, s, f, b) VALUES (@c, @d, @s, @f, @b), \
+             (@x, @nothing, NULL, NULL, NULL)",
+        )
+        .await
+        .expect("insert the variables");
+        two.query_drop("INSERT INTO u.t VALUES (9)")
+            .await
+            .expect("insert");
+        one.query_drop("INSERT INTO u.log (c) VALUES (@c + 100)")
+            .await
+            .expect("insert again");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let query = "SELECT n, c, d, s, f, HEX(b) FROM u.log ORDER BY n";
+    let master = root_rows(cluster.master(), query);
+    assert_eq!(
+        master,
+        [
+            "1\t3\t0.857\tñ3\t1\t00FF",
+            "2\t3\tNULL\tNULL\tNULL\tNULL",
+            "3\t103\tNULL\tNULL\tNULL\tNULL"
+        ]
+    );
+    for node in &cluster.nodes {
+        assert_eq!(root_rows(node, query), master, "port {}", node.port);
+    }
+}

@@ -169,6 +169,92 @@ pub fn set_session_defaults(values: &[Option<String>]) -> Option<String> {
     (!assignments.is_empty()).then(|| format!("SET SESSION {}", assignments.join(", ")))
 }
 
+/// A user variable's value as A holds it, to be set as it is elsewhere.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserValue {
+    Null,
+    Int(i64),
+    UInt(u64),
+    Double(f64),
+    /// A DECIMAL, as its digits.
+    Decimal(String),
+    /// A string in `charset`, with `collation`; `binary` for bytes.
+    Text {
+        bytes: Vec<u8>,
+        charset: String,
+        collation: String,
+    },
+}
+
+impl UserValue {
+    /// As an SQL literal of the same type, or `None` when it cannot be
+    /// spelled in plain keywords, numbers and hex (a non-finite DOUBLE).
+    fn literal(&self) -> Option<String> {
+        let plain_name =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        match self {
+            UserValue::Null => Some("NULL".into()),
+            UserValue::Int(i) => Some(i.to_string()),
+            UserValue::UInt(u) => Some(u.to_string()),
+            // `{:e}` is the shortest text that reads back as the same bits,
+            // and an exponent makes MariaDB read a DOUBLE, not a DECIMAL.
+            UserValue::Double(d) if d.is_finite() => Some(format!("{d:e}")),
+            UserValue::Double(_) => None,
+            UserValue::Decimal(digits)
+                if !digits.is_empty()
+                    && digits
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') =>
+            {
+                Some(digits.clone())
+            }
+            UserValue::Decimal(_) => None,
+            UserValue::Text { bytes, charset, .. } if charset == "binary" => {
+                Some(format!("x'{}'", hex::encode(bytes)))
+            }
+            UserValue::Text {
+                bytes,
+                charset,
+                collation,
+            } if plain_name(charset) && plain_name(collation) => Some(format!(
+                "CONVERT(x'{}' USING {charset}) COLLATE {collation}",
+                hex::encode(bytes)
+            )),
+            UserValue::Text { .. } => None,
+        }
+    }
+}
+
+/// Reads user variables with their character set and collation (three
+/// columns each), for `set_user_variables`.
+pub fn read_user_variables(names: &[String]) -> String {
+    let columns: Vec<String> = names
+        .iter()
+        .map(|name| {
+            let v = user_variable(name);
+            format!("{v}, CHARSET({v}), COLLATION({v})")
+        })
+        .collect();
+    format!("SELECT {}", columns.join(", "))
+}
+
+/// Sets user variables to values read on A, so that another session (B's,
+/// the tail's) holds exactly A's: what the statement binlog does with the
+/// variables a statement uses. `None` when a value cannot be spelled.
+pub fn set_user_variables(values: &[(String, UserValue)]) -> Option<String> {
+    let assignments: Option<Vec<String>> = values
+        .iter()
+        .map(|(name, value)| Some(format!("{} = {}", user_variable(name), value.literal()?)))
+        .collect();
+    let assignments = assignments?;
+    (!assignments.is_empty()).then(|| format!("SET {}", assignments.join(", ")))
+}
+
+/// `@name`, quoted as an identifier.
+fn user_variable(name: &str) -> String {
+    format!("@`{}`", name.replace('`', "``"))
+}
+
 /// Pins a statement's context (time, RAND seeds, AUTO_INCREMENT value,
 /// prepared-statement pin variables) on a node's session.
 pub fn pin(context: &Context) -> String {
@@ -262,6 +348,35 @@ pub fn then(first: &str, second: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn user_variables_are_set_with_their_types() {
+        use super::UserValue;
+        let set = super::set_user_variables(&[
+            ("a".into(), UserValue::Int(-3)),
+            ("b".into(), UserValue::Double(0.1)),
+            ("c".into(), UserValue::Decimal("12.340".into())),
+            (
+                "d".into(),
+                UserValue::Text {
+                    bytes: b"h'i".to_vec(),
+                    charset: "utf8mb4".into(),
+                    collation: "utf8mb4_general_ci".into(),
+                },
+            ),
+            ("e".into(), UserValue::Null),
+        ])
+        .expect("a SET");
+        assert_eq!(
+            set,
+            "SET @`a` = -3, @`b` = 1e-1, @`c` = 12.340, \
+             @`d` = CONVERT(x'682769' USING utf8mb4) COLLATE utf8mb4_general_ci, @`e` = NULL"
+        );
+        assert_eq!(
+            super::set_user_variables(&[("x".into(), UserValue::Double(f64::NAN))]),
+            None
+        );
+    }
+
     #[test]
     fn session_defaults_are_set_as_read() {
         let mut values: Vec<Option<String>> = super::SESSION_DEFAULTS

@@ -268,6 +268,76 @@ pub fn names_user_variable(query: &[u8]) -> bool {
     })
 }
 
+/// The user variables a text names (`@u`, unquoted), each once, in the
+/// order they first appear; `None` when it also names one lockstep cannot
+/// spell back (a quoted name) or assigns anything but user variables (a
+/// SET that also sets a system variable), so that the statement itself
+/// must be kept.
+pub fn assigned_user_variables(query: &[u8]) -> Option<Vec<String>> {
+    let lexemes = lex(query)?;
+    let words = Words(&lexemes);
+    let first = words.upper(0)?;
+    if !matches!(first.as_str(), "SET" | "SELECT" | "WITH" | "VALUES") {
+        return None;
+    }
+    if first == "SET" && !set_targets_are_user_variables(&lexemes) {
+        return None;
+    }
+    let mut names: Vec<String> = Vec::new();
+    for lexeme in &lexemes {
+        match &lexeme.token {
+            Token::Word(w) if w.quote_style.is_none() && w.value.starts_with('@') => {
+                if w.value.starts_with("@@") {
+                    continue;
+                }
+                let name = &w.value[1..];
+                let plain = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$');
+                if !plain {
+                    return None;
+                }
+                if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                    names.push(name.to_string());
+                }
+            }
+            // `@'name'`, `@"name"`, @`name`: not spelled back.
+            _ if query.get(lexeme.range.start) == Some(&b'@') => return None,
+            _ => {}
+        }
+    }
+    (!names.is_empty()).then_some(names)
+}
+
+/// `SET a = …, b = …`: whether every target at the top level is a user
+/// variable.
+fn set_targets_are_user_variables(lexemes: &[Lexeme]) -> bool {
+    let mut depth = 0i32;
+    let mut expect_target = true;
+    for lexeme in &lexemes[1..] {
+        match &lexeme.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::Comma if depth == 0 => {
+                expect_target = true;
+                continue;
+            }
+            Token::SemiColon => break,
+            _ => {}
+        }
+        if expect_target {
+            let user = matches!(&lexeme.token, Token::Word(w)
+                if w.quote_style.is_none() && w.value.starts_with('@') && !w.value.starts_with("@@"));
+            if !user {
+                return false;
+            }
+            expect_target = false;
+        }
+    }
+    true
+}
+
 /// A client's `SET timestamp = …` (also `@@timestamp`, `@@session.timestamp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampAssignment {
@@ -726,6 +796,26 @@ mod tests {
         assert!(answers_with_node_report(b"optimize table t1"));
         assert!(!answers_with_node_report(b"ANALYZE TABLE t"));
         assert!(!answers_with_node_report(b"SELECT 'ANALYZE'"));
+    }
+
+    #[test]
+    fn assigned_user_variables_are_named() {
+        let names = |q: &str| assigned_user_variables(q.as_bytes());
+        assert_eq!(
+            names("SELECT MAX(id), COUNT(*) INTO @m, @c FROM t"),
+            Some(vec!["m".to_string(), "c".to_string()])
+        );
+        assert_eq!(
+            names("SET @x = (SELECT a FROM t), @X = @x + 1"),
+            Some(vec!["x".into()])
+        );
+        assert_eq!(names("SELECT @r := RAND()"), Some(vec!["r".into()]));
+        assert_eq!(names("SET @a = 1, sql_mode = ''"), None);
+        assert_eq!(names("SET sql_mode = '', @a = 1"), None);
+        assert_eq!(names("SET @`a b` = 1"), None);
+        assert_eq!(names("SELECT @'a b' := 1"), None);
+        assert_eq!(names("SELECT @`a b` := 1, @c := 2"), None);
+        assert_eq!(names("SET @@session.sql_mode = ''"), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::work::{Pinning, Work};
 use crate::frontend::relay;
 use crate::frontend::session::Session;
 use crate::journal::{Context, Outcome, SqlText};
-use crate::protocol::control;
+use crate::protocol::control::{self, UserValue};
 use crate::router::{self, SessionChange, TableLocks};
 use crate::sql::intercept::Renames;
 
@@ -124,22 +124,65 @@ impl Session {
             // Before the unpinning lets it go.
             self.note_fixed_timestamp(work.sql()).await;
         }
+        // A's values, read back: B takes them, and the tail sets them rather
+        // than computing them again on its own data.
+        let taken = match passed {
+            true => self.master_user_variables(work.sql()).await,
+            false => None,
+        };
         // The context stays pinned for this statement only.
-        self.sync_finish(control::UNPIN).await;
+        let sync_end = match &taken {
+            Some(set) => control::then(set, control::UNPIN),
+            None => control::UNPIN.to_string(),
+        };
+        self.sync_finish(&sync_end).await;
         let _ = self.run_on_master(control::UNPIN.as_bytes()).await;
         warn_if_outcomes_differ(work.sql(), passed, sync.as_ref());
-        if passed {
-            let as_run = [
-                pin.sql.as_bytes(),
-                b"; ",
-                work.sql(),
-                b"; ",
-                control::UNPIN.as_bytes(),
-            ]
-            .concat();
-            self.state.remember(SqlText::from_bytes(&as_run), false);
+        match (passed, taken) {
+            (true, Some(set)) => self
+                .state
+                .remember(SqlText::from_bytes(set.as_bytes()), false),
+            (true, None) => {
+                let as_run = [
+                    pin.sql.as_bytes(),
+                    b"; ",
+                    work.sql(),
+                    b"; ",
+                    control::UNPIN.as_bytes(),
+                ]
+                .concat();
+                self.state.remember(SqlText::from_bytes(&as_run), false);
+            }
+            (false, _) => {}
         }
         Ok(())
+    }
+
+    /// The user variables `sql` assigned, as A now holds them: the SET that
+    /// gives another session the same values (`None` when the statement
+    /// also does something else, or a value cannot be spelled).
+    async fn master_user_variables(&mut self, sql: &[u8]) -> Option<String> {
+        let names = router::assigned_user_variables(sql)?;
+        let conn = self.master.as_mut()?;
+        let row: Row = match conn
+            .exec_first(control::read_user_variables(&names), ())
+            .await
+        {
+            Ok(Some(row)) => row,
+            other => {
+                warn!(
+                    ?other,
+                    "cannot read the user variables back from the master"
+                );
+                return None;
+            }
+        };
+        let values: Option<Vec<(String, UserValue)>> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Some((name.clone(), user_value(&row, 3 * i)?)))
+            .collect();
+        control::set_user_variables(&values?)
     }
 
     /// After a client's SET that names `timestamp`: the value the client
@@ -203,6 +246,28 @@ impl Session {
             self.state.schema = schema;
         }
     }
+}
+
+/// Column `at` of `row` (a user variable, then its character set and
+/// collation) as the value to set elsewhere.
+fn user_value(row: &Row, at: usize) -> Option<UserValue> {
+    use mysql_async::consts::ColumnType;
+    use mysql_async::Value as V;
+    let decimal = row.columns_ref().get(at)?.column_type() == ColumnType::MYSQL_TYPE_NEWDECIMAL;
+    Some(match row.as_ref(at)? {
+        V::NULL => UserValue::Null,
+        V::Int(i) => UserValue::Int(*i),
+        V::UInt(u) => UserValue::UInt(*u),
+        V::Double(d) => UserValue::Double(*d),
+        V::Float(f) => UserValue::Double(f64::from(*f)),
+        V::Bytes(digits) if decimal => UserValue::Decimal(String::from_utf8(digits.clone()).ok()?),
+        V::Bytes(bytes) => UserValue::Text {
+            bytes: bytes.clone(),
+            charset: row.get::<Option<String>, usize>(at + 1)??,
+            collation: row.get::<Option<String>, usize>(at + 2)??,
+        },
+        _ => return None,
+    })
 }
 
 /// A session statement the master and B did not both pass or both refuse:
