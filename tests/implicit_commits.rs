@@ -191,3 +191,70 @@ fn executed_ddl_and_analyzed_writes_keep_every_node_in_step() {
         );
     }
 }
+
+/// A text of several statements runs as one unit on each node, and the
+/// tail replays it as one: right for a transaction that begins and ends
+/// inside the text. One whose transaction reaches beyond it (`BEGIN;
+/// INSERT …` then ROLLBACK; `BEGIN` then `INSERT …; ROLLBACK`; with
+/// autocommit off, `COMMIT; INSERT …`) is refused with 1235 before any node
+/// runs it: B and the tail kept its rows where MariaDB rolled them back.
+#[test]
+fn texts_whose_transaction_reaches_beyond_them_are_refused() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE x; CREATE TABLE x.t (a INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let refused = |e: mysql_async::Error| match e {
+            mysql_async::Error::Server(e) => e.code,
+            other => panic!("{other}"),
+        };
+        let err = c
+            .query_drop("BEGIN; INSERT INTO x.t VALUES (1)")
+            .await
+            .expect_err("leaves a transaction open");
+        assert_eq!(refused(err), 1235);
+        c.query_drop("ROLLBACK").await.expect("rollback");
+        c.query_drop("BEGIN").await.expect("begin");
+        let err = c
+            .query_drop("INSERT INTO x.t VALUES (2); ROLLBACK")
+            .await
+            .expect_err("ends the client's transaction");
+        assert_eq!(refused(err), 1235);
+        c.query_drop("ROLLBACK").await.expect("rollback");
+        c.query_drop("INSERT INTO x.t VALUES (3); BEGIN; INSERT INTO x.t VALUES (4); ROLLBACK")
+            .await
+            .expect("a transaction inside the text");
+        c.query_drop("START TRANSACTION; INSERT INTO x.t VALUES (5); COMMIT")
+            .await
+            .expect("a transaction inside the text");
+        c.query_drop("SET autocommit = 0")
+            .await
+            .expect("autocommit off");
+        c.query_drop("INSERT INTO x.t VALUES (6); COMMIT")
+            .await
+            .expect("ends what it began");
+        let err = c
+            .query_drop("COMMIT; INSERT INTO x.t VALUES (7)")
+            .await
+            .expect_err("leaves the insert's transaction open");
+        assert_eq!(refused(err), 1235);
+        c.query_drop("ROLLBACK").await.expect("rollback");
+        c.query_drop("SET autocommit = 1")
+            .await
+            .expect("autocommit on");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT a FROM x.t ORDER BY a"),
+            ["3", "5", "6"],
+            "port {}",
+            node.port
+        );
+    }
+}

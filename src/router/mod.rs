@@ -106,6 +106,55 @@ pub fn route(query: &[u8]) -> Route {
     }
 }
 
+/// How a text of several statements controls transactions itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextTransactions {
+    /// It has BEGIN, COMMIT or ROLLBACK among its statements.
+    pub controls: bool,
+    /// Its last transaction statement is a BEGIN: it leaves a transaction
+    /// open for the client's next texts.
+    pub leaves_open: bool,
+    /// Its last statement ends a transaction (COMMIT, ROLLBACK, or one that
+    /// commits implicitly): with autocommit off nothing stays open after it.
+    pub ends_with_end: bool,
+}
+
+/// How `query`'s statements open and end transactions (`None` for one
+/// statement or a text that cannot be read).
+pub fn text_transactions(query: &[u8]) -> Option<TextTransactions> {
+    let lexemes = lex(query)?;
+    let statements: Vec<&[Lexeme]> = lexemes
+        .split(|l| l.token == Token::SemiColon)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if statements.len() < 2 {
+        return None;
+    }
+    let mut shape = TextTransactions {
+        controls: false,
+        leaves_open: false,
+        ends_with_end: false,
+    };
+    for statement in statements {
+        let route = route_statement(statement);
+        shape.ends_with_end = matches!(route, Route::Commit | Route::Rollback | Route::Alone);
+        match route {
+            Route::Begin => {
+                shape.controls = true;
+                shape.leaves_open = true;
+            }
+            Route::Commit | Route::Rollback => {
+                shape.controls = true;
+                shape.leaves_open = false;
+            }
+            // A statement that commits implicitly ends it too.
+            Route::Alone => shape.leaves_open = false,
+            _ => {}
+        }
+    }
+    Some(shape)
+}
+
 fn route_statement(tokens: &[Lexeme]) -> Route {
     let words = Words(tokens);
     let Some(first) = tokens.first() else {
@@ -816,6 +865,34 @@ mod tests {
         assert_eq!(names("SELECT @'a b' := 1"), None);
         assert_eq!(names("SELECT @`a b` := 1, @c := 2"), None);
         assert_eq!(names("SET @@session.sql_mode = ''"), None);
+    }
+
+    #[test]
+    fn texts_that_control_transactions() {
+        let shape = |q: &str| {
+            text_transactions(q.as_bytes()).map(|t| (t.controls, t.leaves_open, t.ends_with_end))
+        };
+        assert_eq!(shape("BEGIN"), None);
+        assert_eq!(
+            shape("BEGIN; INSERT INTO t VALUES (1)"),
+            Some((true, true, false))
+        );
+        assert_eq!(
+            shape("START TRANSACTION; INSERT INTO t VALUES (1); COMMIT"),
+            Some((true, false, true))
+        );
+        assert_eq!(
+            shape("INSERT INTO t VALUES (1); ROLLBACK"),
+            Some((true, false, true))
+        );
+        assert_eq!(
+            shape("BEGIN; CREATE TABLE t (a INT)"),
+            Some((true, false, true))
+        );
+        assert_eq!(
+            shape("CREATE TABLE t (a INT); INSERT INTO t VALUES (1)"),
+            Some((false, false, false))
+        );
     }
 
     #[test]

@@ -35,6 +35,9 @@ impl Session {
         if let Some(err) = unrepeatable_definition(&work) {
             return self.answer(w, Err(err)).await;
         }
+        if let Some(err) = self.transaction_beyond_the_text(&work) {
+            return self.answer(w, Err(err)).await;
+        }
         if let Err(err) = self.commit_implicitly().await {
             return self.answer(w, Err(err)).await;
         }
@@ -346,6 +349,34 @@ impl Session {
 enum Gate {
     Shared(OwnedRwLockReadGuard<()>),
     Exclusive(OwnedRwLockWriteGuard<()>),
+}
+
+impl Session {
+    /// A text of several statements runs alone across the chain as one
+    /// unit, and the tail replays it as one. That holds only for a
+    /// transaction that begins and ends inside the text: one the text
+    /// leaves open (`BEGIN; INSERT …`, then ROLLBACK) or one the client had
+    /// open before it (`BEGIN`, then `INSERT …; ROLLBACK`) would be kept by
+    /// B and the tail, or committed early, where MariaDB rolls it back. Such
+    /// a text is refused before any node runs it.
+    fn transaction_beyond_the_text(&self, work: &Work) -> Option<ClientError> {
+        let Work::Text(sql) = work else {
+            return None;
+        };
+        let shape = router::text_transactions(sql)?;
+        let open_before =
+            self.txn.is_some() || self.status.contains(StatusFlags::SERVER_STATUS_IN_TRANS);
+        let autocommit_off = !self.status.contains(StatusFlags::SERVER_STATUS_AUTOCOMMIT);
+        let open_after = shape.leaves_open || (autocommit_off && !shape.ends_with_end);
+        if !shape.controls || !(open_before || open_after) {
+            return None;
+        }
+        Some(ClientError::NotSupported(
+            "a text of several statements whose transaction does not begin and end inside it \
+             (send BEGIN, COMMIT and ROLLBACK as statements of their own)"
+                .into(),
+        ))
+    }
 }
 
 /// A stored definition (a column default, a trigger, a routine, an event, a
