@@ -165,10 +165,72 @@ pub enum Param {
     Bytes(String),
     Int(i64),
     UInt(u64),
-    Float(f32),
-    Double(f64),
+    Float(#[serde(with = "any_float")] f32),
+    Double(#[serde(with = "any_float")] f64),
     Date(u16, u8, u8, u8, u8, u8, u32),
     Time(bool, u32, u8, u8, u8, u32),
+}
+
+/// A float parameter as JSON: a number when finite, else `"NaN"`, `"inf"` or
+/// `"-inf"` (JSON has no such numbers, and a journal entry that cannot be
+/// read back would stop every replay of it).
+mod any_float {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Number(f64),
+        Named(String),
+    }
+
+    pub trait Float: Copy {
+        fn to_f64(self) -> f64;
+        fn from_f64(v: f64) -> Self;
+    }
+
+    impl Float for f64 {
+        fn to_f64(self) -> f64 {
+            self
+        }
+        fn from_f64(v: f64) -> Self {
+            v
+        }
+    }
+
+    impl Float for f32 {
+        fn to_f64(self) -> f64 {
+            f64::from(self)
+        }
+        fn from_f64(v: f64) -> Self {
+            v as f32
+        }
+    }
+
+    pub fn serialize<F: Float, S: Serializer>(value: &F, s: S) -> Result<S::Ok, S::Error> {
+        let v = value.to_f64();
+        let stored = if v.is_finite() {
+            Stored::Number(v)
+        } else if v.is_nan() {
+            Stored::Named("NaN".into())
+        } else if v > 0.0 {
+            Stored::Named("inf".into())
+        } else {
+            Stored::Named("-inf".into())
+        };
+        stored.serialize(s)
+    }
+
+    pub fn deserialize<'de, F: Float, D: Deserializer<'de>>(d: D) -> Result<F, D::Error> {
+        Ok(F::from_f64(match Stored::deserialize(d)? {
+            Stored::Number(v) => v,
+            Stored::Named(name) => match name.as_str() {
+                "inf" => f64::INFINITY,
+                "-inf" => f64::NEG_INFINITY,
+                _ => f64::NAN,
+            },
+        }))
+    }
 }
 
 impl From<&mysql_async::Value> for Param {
