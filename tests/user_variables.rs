@@ -182,3 +182,45 @@ fn variables_read_from_the_data_hold_the_masters_values_everywhere() {
         assert_eq!(root_rows(node, query), master, "port {}", node.port);
     }
 }
+
+/// `CALL p(@o, @io)` sets user variables through OUT and INOUT parameters:
+/// writes that use them later hold the master's values on every node, the
+/// tail included, after another session wrote in between.
+#[test]
+fn variables_set_by_a_procedure_hold_the_masters_values_everywhere() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE o; \
+         CREATE TABLE o.t (id INT PRIMARY KEY) ENGINE=InnoDB; \
+         CREATE TABLE o.log (n INT AUTO_INCREMENT PRIMARY KEY, c INT, s VARCHAR(20)) ENGINE=InnoDB; \
+         INSERT INTO o.t VALUES (1), (2);",
+    );
+    support::lockstep_sql(
+        &lockstep,
+        "DELIMITER //\n\
+         CREATE PROCEDURE o.p(OUT c INT, INOUT s VARCHAR(20)) BEGIN \
+           SELECT COUNT(*) INTO c FROM o.t; SET s = CONCAT(s, '!'); END//\n",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut one = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let mut two = Conn::new(lockstep.client_opts()).await.expect("connect");
+        one.query_drop("SET @s = 'x'").await.expect("set");
+        one.query_drop("CALL o.p(@c, @s)").await.expect("call");
+        two.query_drop("INSERT INTO o.t VALUES (3), (4), (5)")
+            .await
+            .expect("insert");
+        one.query_drop("INSERT INTO o.log (c, s) VALUES (@c, @s)")
+            .await
+            .expect("insert the variables");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let query = "SELECT n, c, s FROM o.log ORDER BY n";
+    let master = root_rows(cluster.master(), query);
+    assert_eq!(master, ["1\t2\tx!"]);
+    for node in &cluster.nodes {
+        assert_eq!(root_rows(node, query), master, "port {}", node.port);
+    }
+}

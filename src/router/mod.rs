@@ -359,6 +359,40 @@ pub fn assigned_user_variables(query: &[u8]) -> Option<Vec<String>> {
     (!names.is_empty()).then_some(names)
 }
 
+/// The user variables a `CALL p(@a, @b)` passes (OUT and INOUT parameters
+/// set them), each once; `None` for any other text, or one lockstep cannot
+/// spell back.
+pub fn call_user_variables(query: &[u8]) -> Option<Vec<String>> {
+    let lexemes = lex(query)?;
+    if Words(&lexemes).upper(0).as_deref() != Some("CALL") {
+        return None;
+    }
+    let mut names: Vec<String> = Vec::new();
+    for lexeme in &lexemes {
+        match &lexeme.token {
+            Token::Word(w) if w.quote_style.is_none() && w.value.starts_with('@') => {
+                if w.value.starts_with("@@") {
+                    continue;
+                }
+                let name = &w.value[1..];
+                if name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+                {
+                    return None;
+                }
+                if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                    names.push(name.to_string());
+                }
+            }
+            _ if query.get(lexeme.range.start) == Some(&b'@') => return None,
+            _ => {}
+        }
+    }
+    (!names.is_empty()).then_some(names)
+}
+
 /// `SET a = …, b = …`: whether every target at the top level is a user
 /// variable.
 fn set_targets_are_user_variables(lexemes: &[Lexeme]) -> bool {
@@ -865,6 +899,16 @@ mod tests {
         assert_eq!(names("SELECT @'a b' := 1"), None);
         assert_eq!(names("SELECT @`a b` := 1, @c := 2"), None);
         assert_eq!(names("SET @@session.sql_mode = ''"), None);
+    }
+
+    #[test]
+    fn call_user_variables_are_named() {
+        assert_eq!(
+            call_user_variables(b"CALL p(@out, 1, @IN_out, @out)"),
+            Some(vec!["out".to_string(), "IN_out".to_string()])
+        );
+        assert_eq!(call_user_variables(b"CALL p(1)"), None);
+        assert_eq!(call_user_variables(b"SELECT @a := 1"), None);
     }
 
     #[test]

@@ -150,8 +150,17 @@ impl Session {
                 self.run_alone(work, renames, w).await
             }
             Route::Write => {
-                self.write_statement(work, EntryKind::Write, renames, w)
-                    .await
+                let call_variables = match &work {
+                    Work::Text(sql) => router::call_user_variables(sql),
+                    Work::Prepared { .. } => None,
+                };
+                let answered = self
+                    .write_statement(work, EntryKind::Write, renames, w)
+                    .await;
+                if let Some(names) = call_variables {
+                    self.take_master_user_variables(&names).await;
+                }
+                answered
             }
             Route::Session(change) => self.session_statement(work, change, renames, w).await,
             Route::Begin => self.begin(work, renames, w).await,

@@ -158,14 +158,34 @@ impl Session {
         Ok(())
     }
 
+    /// After `CALL p(@out)`: the procedure set the variables on each node by
+    /// itself (and the tail's replay of the CALL sets them only for that
+    /// moment). B's session takes A's values, and the tail's session state
+    /// gets them, as after `SELECT … INTO @v`.
+    pub(super) async fn take_master_user_variables(&mut self, names: &[String]) {
+        let Some(set) = self.read_master_user_variables(names).await else {
+            return;
+        };
+        if let Err(err) = self.sync_control(&set).await {
+            warn!(error = %err, "the synchronous slave could not take the master's user variables");
+        }
+        self.state
+            .remember(SqlText::from_bytes(set.as_bytes()), false);
+    }
+
     /// The user variables `sql` assigned, as A now holds them: the SET that
     /// gives another session the same values (`None` when the statement
     /// also does something else, or a value cannot be spelled).
     async fn master_user_variables(&mut self, sql: &[u8]) -> Option<String> {
         let names = router::assigned_user_variables(sql)?;
+        self.read_master_user_variables(&names).await
+    }
+
+    /// `names` as A holds them, as the SET that gives them to another session.
+    async fn read_master_user_variables(&mut self, names: &[String]) -> Option<String> {
         let conn = self.master.as_mut()?;
         let row: Row = match conn
-            .exec_first(control::read_user_variables(&names), ())
+            .exec_first(control::read_user_variables(names), ())
             .await
         {
             Ok(Some(row)) => row,
