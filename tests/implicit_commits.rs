@@ -258,3 +258,49 @@ fn texts_whose_transaction_reaches_beyond_them_are_refused() {
         );
     }
 }
+
+/// `USE db2; INSERT …` in one text changes the session's schema: the
+/// session's later writes run in db2 on every node, the tail included
+/// (they were journaled with the old schema, and the tail wrote them into
+/// the other database's table of the same name).
+#[test]
+fn a_use_inside_a_text_moves_the_later_writes_everywhere() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE s1; CREATE DATABASE s2; \
+         CREATE TABLE s1.t (a INT PRIMARY KEY) ENGINE=InnoDB; \
+         CREATE TABLE s2.t (a INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut one = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let mut two = Conn::new(lockstep.client_opts()).await.expect("connect");
+        one.query_drop("USE s1").await.expect("use");
+        one.query_drop("USE s2; INSERT INTO t VALUES (1)")
+            .await
+            .expect("use and insert");
+        two.query_drop("INSERT INTO s1.t VALUES (100)")
+            .await
+            .expect("another session");
+        one.query_drop("INSERT INTO t VALUES (2)")
+            .await
+            .expect("insert in s2");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT a FROM s2.t ORDER BY a"),
+            ["1", "2"],
+            "port {}",
+            node.port
+        );
+        assert_eq!(
+            root_rows(node, "SELECT a FROM s1.t ORDER BY a"),
+            ["100"],
+            "port {}",
+            node.port
+        );
+    }
+}

@@ -359,6 +359,23 @@ pub fn assigned_user_variables(query: &[u8]) -> Option<Vec<String>> {
     (!names.is_empty()).then_some(names)
 }
 
+/// Whether a text of several statements has a `USE db` among them (the
+/// text takes the route of its strongest statement, so the session's
+/// schema must be read again after it).
+pub fn text_changes_schema(query: &[u8]) -> bool {
+    let Some(lexemes) = lex(query) else {
+        return false;
+    };
+    let statements: Vec<&[Lexeme]> = lexemes
+        .split(|l| l.token == Token::SemiColon)
+        .filter(|s| !s.is_empty())
+        .collect();
+    statements.len() > 1
+        && statements
+            .iter()
+            .any(|s| Words(s).upper(0).as_deref() == Some("USE"))
+}
+
 /// The user variables a `CALL p(@a, @b)` passes (OUT and INOUT parameters
 /// set them), each once; `None` for any other text, or one lockstep cannot
 /// spell back.
@@ -899,6 +916,16 @@ mod tests {
         assert_eq!(names("SELECT @'a b' := 1"), None);
         assert_eq!(names("SELECT @`a b` := 1, @c := 2"), None);
         assert_eq!(names("SET @@session.sql_mode = ''"), None);
+    }
+
+    #[test]
+    fn texts_that_change_the_schema() {
+        assert!(text_changes_schema(b"USE db2; INSERT INTO t VALUES (1)"));
+        assert!(text_changes_schema(b"INSERT INTO t VALUES (1); use `db2`"));
+        assert!(!text_changes_schema(b"USE db2"));
+        assert!(!text_changes_schema(
+            b"INSERT INTO t VALUES ('USE x'); SELECT 1"
+        ));
     }
 
     #[test]

@@ -106,7 +106,13 @@ impl Session {
         // Set again by the write path when this statement runs there.
         self.row_count = None;
         let unpins = !matches!(route, Route::Read | Route::Unsupported(_));
+        let changes_schema = matches!(&work, Work::Text(sql) if router::text_changes_schema(sql));
         let answered = self.dispatch_route(work, route, renames, w).await;
+        if changes_schema {
+            // `USE db2; INSERT …`: the session's later statements are
+            // journaled with the schema A's session has now.
+            self.refresh_schema().await;
+        }
         if unpins {
             self.restore_fixed_timestamp().await;
         }
