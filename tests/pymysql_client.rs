@@ -40,8 +40,11 @@ fn pymysql_sees_the_same_as_direct() {
             "CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; GRANT ALL ON *.* TO '{USER}'@'127.0.0.1';"
         ),
     );
+    // An interactive client's session takes this as its wait_timeout.
+    root_sql(master, "SET GLOBAL interactive_timeout = 1234");
     let lockstep = Lockstep::start(&cluster, "");
     let direct = run_check(master.port, USER, PASSWORD);
+    assert!(direct.contains("1234"), "{direct}");
     let via = run_check(lockstep.port, USER, PASSWORD);
     assert!(direct.contains("\"rows\""), "{direct}");
     assert_eq!(via, direct, "lockstep log:\n{}", lockstep.log());

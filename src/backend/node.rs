@@ -12,6 +12,10 @@ pub struct Node {
     opts: Opts,
 }
 
+/// What CLIENT_INTERACTIVE does to a new session on MariaDB, done on the
+/// backend session of a client that asked for it.
+const INTERACTIVE_TIMEOUT: &str = "SET SESSION wait_timeout = @@global.interactive_timeout";
+
 /// What a client session asks of its backend connection.
 #[derive(Debug, Clone, Default)]
 pub struct SessionParams {
@@ -19,6 +23,9 @@ pub struct SessionParams {
     pub collation: u16,
     /// The client asked for CLIENT_FOUND_ROWS, which changes affected-row counts.
     pub found_rows: bool,
+    /// The client said CLIENT_INTERACTIVE: MariaDB then gives its session
+    /// `interactive_timeout` as its `wait_timeout`.
+    pub interactive: bool,
     pub db: Option<String>,
 }
 
@@ -49,7 +56,11 @@ impl Node {
     ) -> Result<Conn, mysql_async::Error> {
         // `setup` (not `init`) so that COM_RESET_CONNECTION restores the
         // handshake's character set, as MariaDB does.
-        let setup: Vec<String> = server.set_names_for(params.collation).into_iter().collect();
+        let mut setup: Vec<String> = server.set_names_for(params.collation).into_iter().collect();
+        if params.interactive {
+            // mysql_async cannot send CLIENT_INTERACTIVE itself.
+            setup.push(INTERACTIVE_TIMEOUT.to_string());
+        }
         let builder = self
             .builder()
             .client_found_rows(params.found_rows)

@@ -278,6 +278,9 @@ impl Session {
             found_rows: client
                 .capabilities
                 .contains(CapabilityFlags::CLIENT_FOUND_ROWS),
+            interactive: client
+                .capabilities
+                .contains(CapabilityFlags::CLIENT_INTERACTIVE),
             db: client
                 .db
                 .as_ref()

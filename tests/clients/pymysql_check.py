@@ -50,6 +50,16 @@ def main():
         pymysql.connect(host="127.0.0.1", port=port, user=user, password=password + "x")
     except pymysql.MySQLError as e:
         out["bad_password"] = e.args[0]
+    # CLIENT_INTERACTIVE gives the session interactive_timeout as wait_timeout.
+    timeouts = []
+    for flag in (0, CLIENT.INTERACTIVE):
+        c = pymysql.connect(host="127.0.0.1", port=port, user=user, password=password,
+                            client_flag=flag)
+        with c.cursor() as cur:
+            cur.execute("SELECT @@wait_timeout")
+            timeouts.append(cur.fetchone()[0])
+        c.close()
+    out["wait_timeout"] = timeouts
     print(json.dumps(out, indent=1, sort_keys=True))
 
 
