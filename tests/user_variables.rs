@@ -224,3 +224,42 @@ fn variables_set_by_a_procedure_hold_the_masters_values_everywhere() {
         assert_eq!(root_rows(node, query), master, "port {}", node.port);
     }
 }
+
+/// `SET @k = (SELECT …); INSERT … @k` in one text: the variable keeps the
+/// master's value for the session's later writes, on the tail too.
+#[test]
+fn a_set_inside_a_writing_text_holds_the_masters_value_later() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE k; \
+         CREATE TABLE k.t (id INT PRIMARY KEY) ENGINE=InnoDB; \
+         CREATE TABLE k.log (n INT AUTO_INCREMENT PRIMARY KEY, c INT) ENGINE=InnoDB; \
+         INSERT INTO k.t VALUES (1), (2);",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut one = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let mut two = Conn::new(lockstep.client_opts()).await.expect("connect");
+        // A session state of its own: the tail switches sessions between
+        // one's writes.
+        two.query_drop("SET @two = 2").await.expect("set");
+        one.query_drop("SET @k = (SELECT COUNT(*) FROM k.t); INSERT INTO k.log (c) VALUES (@k)")
+            .await
+            .expect("set and insert");
+        two.query_drop("INSERT INTO k.t VALUES (3), (4), (5)")
+            .await
+            .expect("insert");
+        one.query_drop("INSERT INTO k.log (c) VALUES (@k + 10)")
+            .await
+            .expect("insert the variable");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let query = "SELECT n, c FROM k.log ORDER BY n";
+    let master = root_rows(cluster.master(), query);
+    assert_eq!(master, ["1\t2", "2\t12"]);
+    for node in &cluster.nodes {
+        assert_eq!(root_rows(node, query), master, "port {}", node.port);
+    }
+}

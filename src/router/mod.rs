@@ -376,6 +376,37 @@ pub fn text_changes_schema(query: &[u8]) -> bool {
             .any(|s| Words(s).upper(0).as_deref() == Some("USE"))
 }
 
+/// The user variables the SET statements of a text of several statements
+/// assign (`SET @a = 1; INSERT … @a`), each once; `None` when it has no
+/// such SET, or a SET that also sets a system variable.
+pub fn text_set_user_variables(query: &[u8]) -> Option<Vec<String>> {
+    let lexemes = lex(query)?;
+    let statements: Vec<&[Lexeme]> = lexemes
+        .split(|l| l.token == Token::SemiColon)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if statements.len() < 2 {
+        return None;
+    }
+    let mut names: Vec<String> = Vec::new();
+    for statement in statements {
+        if Words(statement).upper(0).as_deref() != Some("SET") {
+            continue;
+        }
+        if !set_targets_are_user_variables(statement) {
+            return None;
+        }
+        let start = statement.first()?.range.start;
+        let end = statement.last()?.range.end;
+        for name in assigned_user_variables(query.get(start..end)?)? {
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+                names.push(name);
+            }
+        }
+    }
+    (!names.is_empty()).then_some(names)
+}
+
 /// The user variables a `CALL p(@a, @b)` passes (OUT and INOUT parameters
 /// set them), each once; `None` for any other text, or one lockstep cannot
 /// spell back.
@@ -926,6 +957,23 @@ mod tests {
         assert!(!text_changes_schema(
             b"INSERT INTO t VALUES ('USE x'); SELECT 1"
         ));
+    }
+
+    #[test]
+    fn set_user_variables_in_texts_are_named() {
+        assert_eq!(
+            text_set_user_variables(b"SET @a = 1, @b = (SELECT 2); INSERT INTO t VALUES (@a)"),
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        assert_eq!(text_set_user_variables(b"SET @a = 1"), None);
+        assert_eq!(
+            text_set_user_variables(b"SET sql_mode = ''; INSERT INTO t VALUES (1)"),
+            None
+        );
+        assert_eq!(
+            text_set_user_variables(b"INSERT INTO t VALUES (@a); SELECT 1"),
+            None
+        );
     }
 
     #[test]

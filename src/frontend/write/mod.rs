@@ -156,14 +156,17 @@ impl Session {
                 self.run_alone(work, renames, w).await
             }
             Route::Write => {
-                let call_variables = match &work {
-                    Work::Text(sql) => router::call_user_variables(sql),
+                // Variables a CALL's OUT parameters or a SET inside the text
+                // assign: read back from A after it (see `session_state`).
+                let assigned_variables = match &work {
+                    Work::Text(sql) => router::call_user_variables(sql)
+                        .or_else(|| router::text_set_user_variables(sql)),
                     Work::Prepared { .. } => None,
                 };
                 let answered = self
                     .write_statement(work, EntryKind::Write, renames, w)
                     .await;
-                if let Some(names) = call_variables {
+                if let Some(names) = assigned_variables {
                     self.take_master_user_variables(&names).await;
                 }
                 answered
