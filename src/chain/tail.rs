@@ -19,6 +19,7 @@ use mysql_async::Conn;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::commits;
+use super::lanes::{LaneKey, Lanes};
 use super::outcome;
 use super::replay_state::AppliedState;
 use super::roles::Role;
@@ -368,7 +369,7 @@ impl Tail {
         self.status.applied.store(applied, Ordering::Relaxed);
         self.status.caught_up.store(false, Ordering::Relaxed);
         info!(from = applied, "applier connected");
-        let mut state = AppliedState::default();
+        let mut lanes = Lanes::new(self.node.clone(), conn);
         let mut batches = journal.batches();
         loop {
             if until == Until::SyncVacant {
@@ -425,8 +426,13 @@ impl Tail {
                 let mut group = self.group_from(record, &present, end)?;
                 let last = group.last().map_or(next, |(r, _)| r.seq);
                 let span = info_span!("commits", from = next, to = last);
+                let key = group
+                    .first()
+                    .and_then(|(_, entries)| entries.first())
+                    .map_or(LaneKey::Shared, LaneKey::of);
+                let lane = lanes.lane(key).await?;
                 if let Err(e) = self
-                    .apply(&mut conn, &mut group, &mut state)
+                    .apply(&mut lane.conn, &mut group, &mut lane.state)
                     .instrument(span)
                     .await
                 {
@@ -530,7 +536,13 @@ impl Tail {
         let Some(state) = first_entries.first().map(|e| e.session_state.clone()) else {
             return Ok(vec![(first, first_entries)]);
         };
-        let same_state = |entries: &[Entry]| entries.iter().all(|e| e.session_state == state);
+        // A session with a lane of its own goes with its own commits only.
+        let lane = first_entries.first().map(LaneKey::of);
+        let same_state = |entries: &[Entry]| {
+            entries
+                .iter()
+                .all(|e| e.session_state == state && Some(LaneKey::of(e)) == lane)
+        };
         if first.alone || singly || !same_state(&first_entries) {
             return Ok(vec![(first, first_entries)]);
         }

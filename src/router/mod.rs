@@ -534,6 +534,16 @@ pub fn is_definition(query: &[u8]) -> bool {
     })
 }
 
+/// Whether the text creates a temporary table (`CREATE [OR REPLACE]
+/// TEMPORARY TABLE …`).
+pub fn creates_temporary_table(query: &[u8]) -> bool {
+    lex(query).is_some_and(|lexemes| {
+        let words = Words(&lexemes);
+        words.upper(0).as_deref() == Some("CREATE")
+            && (1..4).any(|i| words.upper(i).as_deref() == Some("TEMPORARY"))
+    })
+}
+
 /// Whether the text is a `SET GLOBAL …` (or `SET @@global.…`).
 pub fn sets_global(query: &[u8]) -> bool {
     lex(query).is_some_and(|lexemes| {
@@ -974,6 +984,18 @@ mod tests {
             text_set_user_variables(b"INSERT INTO t VALUES (@a); SELECT 1"),
             None
         );
+    }
+
+    #[test]
+    fn temporary_tables_are_found() {
+        assert!(creates_temporary_table(b"CREATE TEMPORARY TABLE t (a INT)"));
+        assert!(creates_temporary_table(
+            b"create or replace temporary table t as select 1"
+        ));
+        assert!(!creates_temporary_table(
+            b"CREATE TABLE temporary_things (a INT)"
+        ));
+        assert!(!creates_temporary_table(b"DROP TEMPORARY TABLE t"));
     }
 
     #[test]

@@ -1,0 +1,77 @@
+//! Temporary tables belong to the session that made them. The tail replays
+//! many sessions; one that has temporary tables keeps a connection of its
+//! own there, so that its tables and their rows survive the other sessions'
+//! commits in between, as a replica keeps temporary tables per origin
+//! thread. A report job that fills a temporary table and then copies it
+//! into a real one leaves the same rows on every node.
+
+mod support;
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use support::{root_rows, runtime, wait_for_tail, Cluster, Lockstep};
+
+#[test]
+fn a_sessions_temporary_rows_survive_other_sessions_on_the_tail() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE tt; \
+         CREATE TABLE tt.src (id INT PRIMARY KEY, v INT) ENGINE=InnoDB; \
+         CREATE TABLE tt.report (id INT PRIMARY KEY, v INT) ENGINE=InnoDB; \
+         INSERT INTO tt.src VALUES (1, 10), (2, 20), (3, 30);",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut jobs = Vec::new();
+        for _ in 0..2 {
+            jobs.push(Conn::new(lockstep.client_opts()).await.expect("connect"));
+        }
+        let mut other = Conn::new(lockstep.client_opts()).await.expect("connect");
+        other.query_drop("SET @other = 1").await.expect("set");
+        for (i, job) in jobs.iter_mut().enumerate() {
+            job.query_drop("USE tt").await.expect("use");
+            job.query_drop("CREATE TEMPORARY TABLE tmp (id INT PRIMARY KEY, v INT) ENGINE=InnoDB")
+                .await
+                .expect("temporary table");
+            job.query_drop(format!(
+                "INSERT INTO tmp SELECT id + {}, v * 2 FROM tt.src",
+                100 * (i + 1)
+            ))
+            .await
+            .expect("fill");
+        }
+        // Other sessions' commits between the fill and the copy.
+        for (i, job) in jobs.iter_mut().enumerate() {
+            other
+                .query_drop(format!("INSERT INTO tt.src VALUES ({}, 0)", 10 + i))
+                .await
+                .expect("another session");
+            job.query_drop("UPDATE tmp SET v = v + 1")
+                .await
+                .expect("update");
+            other
+                .query_drop(format!("UPDATE tt.src SET v = v + 1 WHERE id = {}", 10 + i))
+                .await
+                .expect("another session");
+        }
+        for job in jobs.iter_mut() {
+            job.query_drop("INSERT INTO tt.report SELECT * FROM tmp")
+                .await
+                .expect("copy");
+            job.query_drop("DROP TEMPORARY TABLE tmp")
+                .await
+                .expect("drop");
+        }
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let query = "SELECT id, v FROM tt.report ORDER BY id";
+    let master = root_rows(cluster.master(), query);
+    assert_eq!(master.len(), 6, "{master:?}");
+    for node in &cluster.nodes {
+        assert_eq!(root_rows(node, query), master, "port {}", node.port);
+    }
+}
