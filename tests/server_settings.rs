@@ -132,3 +132,39 @@ fn set_global_reaches_every_node_in_commit_order() {
         String::from_utf8_lossy(&check.stdout)
     );
 }
+
+/// A prepared `SET time_zone = ?` (and `SET @v = ?`): the parameters are not
+/// in the session's state, so the values the SET gave are, as the master
+/// holds them; the session's later writes store the same on the tail.
+#[test]
+fn prepared_session_settings_reach_the_tail() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE p; CREATE TABLE p.t (n INT AUTO_INCREMENT PRIMARY KEY, at DATETIME, \
+         v VARCHAR(10)) ENGINE=InnoDB;",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut one = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let mut two = Conn::new(lockstep.client_opts()).await.expect("connect");
+        two.query_drop("SET @two = 2").await.expect("set");
+        one.exec_drop("SET time_zone = ?, @v = ?", ("+05:00", "seven"))
+            .await
+            .expect("prepared set");
+        two.query_drop("INSERT INTO p.t (v) VALUES ('two')")
+            .await
+            .expect("another session");
+        one.query_drop("INSERT INTO p.t (at, v) VALUES (FROM_UNIXTIME(1000000000), @v)")
+            .await
+            .expect("insert");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let query = "SELECT n, at, v FROM p.t ORDER BY n";
+    let master = root_rows(cluster.master(), query);
+    assert_eq!(master[1], "2\t2001-09-09 06:46:40\tseven", "{master:?}");
+    for node in &cluster.nodes {
+        assert_eq!(root_rows(node, query), master, "port {}", node.port);
+    }
+}

@@ -225,34 +225,53 @@ impl UserValue {
     }
 }
 
-/// Reads user variables with their character set and collation (three
-/// columns each), for `set_user_variables`.
-pub fn read_user_variables(names: &[String]) -> String {
-    let columns: Vec<String> = names
-        .iter()
-        .map(|name| {
-            let v = user_variable(name);
-            format!("{v}, CHARSET({v}), COLLATION({v})")
-        })
-        .collect();
-    format!("SELECT {}", columns.join(", "))
+/// A variable a session statement set, to be read on A and set elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Variable {
+    /// `@name`
+    User(String),
+    /// `@@session.name`: a plain name only (letters, digits, `_`).
+    Session(String),
 }
 
-/// Sets user variables to values read on A, so that another session (B's,
-/// the tail's) holds exactly A's: what the statement binlog does with the
+impl Variable {
+    fn sql(&self) -> Option<String> {
+        match self {
+            Variable::User(name) => Some(format!("@`{}`", name.replace('`', "``"))),
+            Variable::Session(name)
+                if !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                Some(format!("@@session.{name}"))
+            }
+            Variable::Session(_) => None,
+        }
+    }
+}
+
+/// Reads variables with their character set and collation (three columns
+/// each), for `set_variables`.
+pub fn read_variables(variables: &[Variable]) -> Option<String> {
+    let columns: Option<Vec<String>> = variables
+        .iter()
+        .map(|variable| {
+            let v = variable.sql()?;
+            Some(format!("{v}, CHARSET({v}), COLLATION({v})"))
+        })
+        .collect();
+    Some(format!("SELECT {}", columns?.join(", ")))
+}
+
+/// Sets variables to values read on A, so that another session (B's, the
+/// tail's) holds exactly A's: what the statement binlog does with the
 /// variables a statement uses. `None` when a value cannot be spelled.
-pub fn set_user_variables(values: &[(String, UserValue)]) -> Option<String> {
+pub fn set_variables(values: &[(Variable, UserValue)]) -> Option<String> {
     let assignments: Option<Vec<String>> = values
         .iter()
-        .map(|(name, value)| Some(format!("{} = {}", user_variable(name), value.literal()?)))
+        .map(|(variable, value)| Some(format!("{} = {}", variable.sql()?, value.literal()?)))
         .collect();
     let assignments = assignments?;
     (!assignments.is_empty()).then(|| format!("SET {}", assignments.join(", ")))
-}
-
-/// `@name`, quoted as an identifier.
-fn user_variable(name: &str) -> String {
-    format!("@`{}`", name.replace('`', "``"))
 }
 
 /// Pins a statement's context (time, RAND seeds, AUTO_INCREMENT value,
@@ -350,29 +369,36 @@ pub fn then(first: &str, second: &str) -> String {
 mod tests {
     #[test]
     fn user_variables_are_set_with_their_types() {
-        use super::UserValue;
-        let set = super::set_user_variables(&[
-            ("a".into(), UserValue::Int(-3)),
-            ("b".into(), UserValue::Double(0.1)),
-            ("c".into(), UserValue::Decimal("12.340".into())),
+        use super::{UserValue, Variable};
+        let user = |name: &str| Variable::User(name.into());
+        let set = super::set_variables(&[
+            (user("a"), UserValue::Int(-3)),
+            (user("b"), UserValue::Double(0.1)),
+            (user("c"), UserValue::Decimal("12.340".into())),
             (
-                "d".into(),
+                user("d"),
                 UserValue::Text {
                     bytes: b"h'i".to_vec(),
                     charset: "utf8mb4".into(),
                     collation: "utf8mb4_general_ci".into(),
                 },
             ),
-            ("e".into(), UserValue::Null),
+            (user("e"), UserValue::Null),
+            (Variable::Session("time_zone".into()), UserValue::Int(1)),
         ])
         .expect("a SET");
         assert_eq!(
             set,
             "SET @`a` = -3, @`b` = 1e-1, @`c` = 12.340, \
-             @`d` = CONVERT(x'682769' USING utf8mb4) COLLATE utf8mb4_general_ci, @`e` = NULL"
+             @`d` = CONVERT(x'682769' USING utf8mb4) COLLATE utf8mb4_general_ci, @`e` = NULL, \
+             @@session.time_zone = 1"
         );
         assert_eq!(
-            super::set_user_variables(&[("x".into(), UserValue::Double(f64::NAN))]),
+            super::set_variables(&[(user("x"), UserValue::Double(f64::NAN))]),
+            None
+        );
+        assert_eq!(
+            super::set_variables(&[(Variable::Session("a; DROP".into()), UserValue::Null)]),
             None
         );
     }

@@ -441,6 +441,111 @@ pub fn call_user_variables(query: &[u8]) -> Option<Vec<String>> {
     (!names.is_empty()).then_some(names)
 }
 
+/// A variable a `SET` assigns in the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetTarget {
+    /// `@name`
+    User(String),
+    /// `name`, `SESSION name`, `@@name`, `@@session.name`
+    Session(String),
+}
+
+/// The variables a `SET` statement assigns, in order; `None` for another
+/// statement, a global one, or a form with a syntax of its own (`SET NAMES`,
+/// `SET CHARACTER SET`, `SET TRANSACTION`, `SET ROLE`, `SET PASSWORD`,
+/// `SET STATEMENT`, `SET DEFAULT ROLE`), or a name lockstep cannot spell.
+pub fn set_targets(query: &[u8]) -> Option<Vec<SetTarget>> {
+    let lexemes = lex(query)?;
+    if Words(&lexemes).upper(0).as_deref() != Some("SET") {
+        return None;
+    }
+    let plain = |name: &str| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+    };
+    let mut targets = Vec::new();
+    let mut depth = 0i32;
+    let mut expect_target = true;
+    let mut scope_given = false;
+    for lexeme in &lexemes[1..] {
+        match &lexeme.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::Comma if depth == 0 => {
+                expect_target = true;
+                continue;
+            }
+            Token::SemiColon => break,
+            _ => {}
+        }
+        if !expect_target {
+            continue;
+        }
+        // `@@session.name` comes as `@@session`, `.`, `name`.
+        if scope_given && lexeme.token == Token::Period {
+            continue;
+        }
+        let Token::Word(w) = &lexeme.token else {
+            return None;
+        };
+        if w.quote_style.is_some() {
+            return None;
+        }
+        let upper = w.value.to_ascii_uppercase();
+        if !scope_given
+            && matches!(
+                upper.as_str(),
+                "SESSION" | "LOCAL" | "@@SESSION" | "@@LOCAL"
+            )
+        {
+            scope_given = true;
+            continue;
+        }
+        if upper == "@@GLOBAL" {
+            return None;
+        }
+        scope_given = false;
+        let target = if let Some(system) = upper.strip_prefix("@@") {
+            let name = system
+                .strip_prefix("SESSION.")
+                .or_else(|| system.strip_prefix("LOCAL."))
+                .unwrap_or(system);
+            if name.starts_with("GLOBAL.") || !plain(name) {
+                return None;
+            }
+            SetTarget::Session(name.to_ascii_lowercase())
+        } else if let Some(user) = w.value.strip_prefix('@') {
+            if !plain(user) {
+                return None;
+            }
+            SetTarget::User(user.to_string())
+        } else {
+            let special = [
+                "GLOBAL",
+                "NAMES",
+                "CHARACTER",
+                "CHARSET",
+                "TRANSACTION",
+                "ROLE",
+                "PASSWORD",
+                "STATEMENT",
+                "DEFAULT",
+            ];
+            if special.contains(&upper.as_str()) || !plain(&w.value) {
+                return None;
+            }
+            SetTarget::Session(w.value.to_ascii_lowercase())
+        };
+        if !targets.contains(&target) {
+            targets.push(target);
+        }
+        expect_target = false;
+    }
+    (!targets.is_empty()).then_some(targets)
+}
+
 /// `SET a = …, b = …`: whether every target at the top level is a user
 /// variable.
 fn set_targets_are_user_variables(lexemes: &[Lexeme]) -> bool {
@@ -996,6 +1101,30 @@ mod tests {
             b"CREATE TABLE temporary_things (a INT)"
         ));
         assert!(!creates_temporary_table(b"DROP TEMPORARY TABLE t"));
+    }
+
+    #[test]
+    fn set_targets_are_named() {
+        use SetTarget::{Session, User};
+        assert_eq!(
+            set_targets(
+                b"SET time_zone = ?, @a = ?, SESSION sql_mode = ?, @@session.lc_time_names = ?"
+            ),
+            Some(vec![
+                Session("time_zone".into()),
+                User("a".into()),
+                Session("sql_mode".into()),
+                Session("lc_time_names".into())
+            ])
+        );
+        assert_eq!(
+            set_targets(b"SET @@max_heap_table_size = (1 + ?)"),
+            Some(vec![Session("max_heap_table_size".into())])
+        );
+        assert_eq!(set_targets(b"SET NAMES ?"), None);
+        assert_eq!(set_targets(b"SET GLOBAL x = ?"), None);
+        assert_eq!(set_targets(b"SET @@global.x = ?"), None);
+        assert_eq!(set_targets(b"SELECT 1"), None);
     }
 
     #[test]

@@ -14,8 +14,8 @@ use super::work::{Pinning, Work};
 use crate::frontend::relay;
 use crate::frontend::session::Session;
 use crate::journal::{Context, Outcome, SqlText};
-use crate::protocol::control::{self, UserValue};
-use crate::router::{self, SessionChange, TableLocks};
+use crate::protocol::control::{self, UserValue, Variable};
+use crate::router::{self, SessionChange, SetTarget, TableLocks};
 use crate::sql::intercept::Renames;
 
 impl Session {
@@ -183,26 +183,28 @@ impl Session {
 
     /// `names` as A holds them, as the SET that gives them to another session.
     async fn read_master_user_variables(&mut self, names: &[String]) -> Option<String> {
+        let variables: Vec<Variable> = names.iter().cloned().map(Variable::User).collect();
+        self.read_master_variables(&variables).await
+    }
+
+    /// `variables` as A holds them, as the SET that gives them to another
+    /// session.
+    async fn read_master_variables(&mut self, variables: &[Variable]) -> Option<String> {
+        let query = control::read_variables(variables)?;
         let conn = self.master.as_mut()?;
-        let row: Row = match conn
-            .exec_first(control::read_user_variables(names), ())
-            .await
-        {
+        let row: Row = match conn.exec_first(query, ()).await {
             Ok(Some(row)) => row,
             other => {
-                warn!(
-                    ?other,
-                    "cannot read the user variables back from the master"
-                );
+                warn!(?other, "cannot read the variables back from the master");
                 return None;
             }
         };
-        let values: Option<Vec<(String, UserValue)>> = names
+        let values: Option<Vec<(Variable, UserValue)>> = variables
             .iter()
             .enumerate()
-            .map(|(i, name)| Some((name.clone(), user_value(&row, 3 * i)?)))
+            .map(|(i, variable)| Some((variable.clone(), user_value(&row, 3 * i)?)))
             .collect();
-        control::set_user_variables(&values?)
+        control::set_variables(&values?)
     }
 
     /// After a client's SET that names `timestamp`: the value the client
@@ -239,8 +241,32 @@ impl Session {
             (SessionChange::Lasting, Work::Text(sql)) => {
                 self.state.remember(SqlText::from_bytes(sql), refused);
             }
-            (SessionChange::Lasting, Work::Prepared { .. }) => {
-                warn!("a prepared session statement is not reproduced on the tail nodes");
+            (SessionChange::Lasting, Work::Prepared { sql, .. }) => {
+                // `SET time_zone = ?`: its parameters are not in the
+                // session's state, so the values it set are, as A has them.
+                let set = match router::set_targets(sql) {
+                    Some(targets) if !refused => {
+                        let variables: Vec<Variable> = targets
+                            .into_iter()
+                            .map(|target| match target {
+                                SetTarget::User(name) => Variable::User(name),
+                                SetTarget::Session(name) => Variable::Session(name),
+                            })
+                            .collect();
+                        self.read_master_variables(&variables).await
+                    }
+                    _ => None,
+                };
+                match set {
+                    Some(set) => self
+                        .state
+                        .remember(SqlText::from_bytes(set.as_bytes()), false),
+                    None if refused => {}
+                    None => warn!(
+                        sql = %String::from_utf8_lossy(sql),
+                        "a prepared session statement is not reproduced on the tail nodes"
+                    ),
+                }
             }
             (SessionChange::Schema, _) => self.refresh_schema().await,
             (SessionChange::Passing, _) => {}
