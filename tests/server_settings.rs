@@ -159,11 +159,22 @@ fn prepared_session_settings_reach_the_tail() {
         one.query_drop("INSERT INTO p.t (at, v) VALUES (FROM_UNIXTIME(1000000000), @v)")
             .await
             .expect("insert");
+        // A SET of the session's zone inside a writing text holds later too.
+        one.query_drop("SET time_zone = '+03:00'; INSERT INTO p.t (v) VALUES ('three')")
+            .await
+            .expect("set and insert");
+        two.query_drop("INSERT INTO p.t (v) VALUES ('two')")
+            .await
+            .expect("another session");
+        one.query_drop("INSERT INTO p.t (at, v) VALUES (FROM_UNIXTIME(1000000000), 'later')")
+            .await
+            .expect("insert");
     });
     wait_for_tail(&cluster, Duration::from_secs(20));
     let query = "SELECT n, at, v FROM p.t ORDER BY n";
     let master = root_rows(cluster.master(), query);
     assert_eq!(master[1], "2\t2001-09-09 06:46:40\tseven", "{master:?}");
+    assert_eq!(master[4], "5\t2001-09-09 04:46:40\tlater", "{master:?}");
     for node in &cluster.nodes {
         assert_eq!(root_rows(node, query), master, "port {}", node.port);
     }

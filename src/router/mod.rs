@@ -376,10 +376,10 @@ pub fn text_changes_schema(query: &[u8]) -> bool {
             .any(|s| Words(s).upper(0).as_deref() == Some("USE"))
 }
 
-/// The user variables the SET statements of a text of several statements
-/// assign (`SET @a = 1; INSERT … @a`), each once; `None` when it has no
-/// such SET, or a SET that also sets a system variable.
-pub fn text_set_user_variables(query: &[u8]) -> Option<Vec<String>> {
+/// The variables the SET statements of a text of several statements assign
+/// (`SET @a = 1, sql_mode = ''; INSERT …`), each once; `None` when it has
+/// no SET, or one whose variables `set_targets` cannot name.
+pub fn text_set_targets(query: &[u8]) -> Option<Vec<SetTarget>> {
     let lexemes = lex(query)?;
     let statements: Vec<&[Lexeme]> = lexemes
         .split(|l| l.token == Token::SemiColon)
@@ -388,23 +388,20 @@ pub fn text_set_user_variables(query: &[u8]) -> Option<Vec<String>> {
     if statements.len() < 2 {
         return None;
     }
-    let mut names: Vec<String> = Vec::new();
+    let mut targets: Vec<SetTarget> = Vec::new();
     for statement in statements {
         if Words(statement).upper(0).as_deref() != Some("SET") {
             continue;
         }
-        if !set_targets_are_user_variables(statement) {
-            return None;
-        }
         let start = statement.first()?.range.start;
         let end = statement.last()?.range.end;
-        for name in assigned_user_variables(query.get(start..end)?)? {
-            if !names.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
-                names.push(name);
+        for target in set_targets(query.get(start..end)?)? {
+            if !targets.contains(&target) {
+                targets.push(target);
             }
         }
     }
-    (!names.is_empty()).then_some(names)
+    (!targets.is_empty()).then_some(targets)
 }
 
 /// The user variables a `CALL p(@a, @b)` passes (OUT and INOUT parameters
@@ -1075,56 +1072,19 @@ mod tests {
     }
 
     #[test]
-    fn set_user_variables_in_texts_are_named() {
-        assert_eq!(
-            text_set_user_variables(b"SET @a = 1, @b = (SELECT 2); INSERT INTO t VALUES (@a)"),
-            Some(vec!["a".to_string(), "b".to_string()])
-        );
-        assert_eq!(text_set_user_variables(b"SET @a = 1"), None);
-        assert_eq!(
-            text_set_user_variables(b"SET sql_mode = ''; INSERT INTO t VALUES (1)"),
-            None
-        );
-        assert_eq!(
-            text_set_user_variables(b"INSERT INTO t VALUES (@a); SELECT 1"),
-            None
-        );
-    }
-
-    #[test]
-    fn temporary_tables_are_found() {
-        assert!(creates_temporary_table(b"CREATE TEMPORARY TABLE t (a INT)"));
-        assert!(creates_temporary_table(
-            b"create or replace temporary table t as select 1"
-        ));
-        assert!(!creates_temporary_table(
-            b"CREATE TABLE temporary_things (a INT)"
-        ));
-        assert!(!creates_temporary_table(b"DROP TEMPORARY TABLE t"));
-    }
-
-    #[test]
-    fn set_targets_are_named() {
+    fn set_targets_in_texts_are_named() {
         use SetTarget::{Session, User};
         assert_eq!(
-            set_targets(
-                b"SET time_zone = ?, @a = ?, SESSION sql_mode = ?, @@session.lc_time_names = ?"
-            ),
-            Some(vec![
-                Session("time_zone".into()),
-                User("a".into()),
-                Session("sql_mode".into()),
-                Session("lc_time_names".into())
-            ])
+            text_set_targets(b"SET @a = 1, @b = (SELECT 2); INSERT INTO t VALUES (@a)"),
+            Some(vec![User("a".into()), User("b".into())])
         );
+        assert_eq!(text_set_targets(b"SET @a = 1"), None);
         assert_eq!(
-            set_targets(b"SET @@max_heap_table_size = (1 + ?)"),
-            Some(vec![Session("max_heap_table_size".into())])
+            text_set_targets(b"SET sql_mode = ''; INSERT INTO t VALUES (1)"),
+            Some(vec![Session("sql_mode".into())])
         );
-        assert_eq!(set_targets(b"SET NAMES ?"), None);
-        assert_eq!(set_targets(b"SET GLOBAL x = ?"), None);
-        assert_eq!(set_targets(b"SET @@global.x = ?"), None);
-        assert_eq!(set_targets(b"SELECT 1"), None);
+        assert_eq!(text_set_targets(b"SET NAMES utf8; INSERT INTO t VALUES (1)"), None);
+        assert_eq!(text_set_targets(b"INSERT INTO t VALUES (@a); SELECT 1"), None);
     }
 
     #[test]

@@ -46,7 +46,7 @@ use crate::frontend::session::Session;
 use crate::journal::{Entry, EntryKind};
 use crate::metrics;
 use crate::protocol::control;
-use crate::router::{self, Route};
+use crate::router::{self, Route, SetTarget};
 use crate::sql::intercept::Renames;
 
 use work::assignments;
@@ -158,16 +158,17 @@ impl Session {
             Route::Write => {
                 // Variables a CALL's OUT parameters or a SET inside the text
                 // assign: read back from A after it (see `session_state`).
-                let assigned_variables = match &work {
+                let assigned = match &work {
                     Work::Text(sql) => router::call_user_variables(sql)
-                        .or_else(|| router::text_set_user_variables(sql)),
+                        .map(|names| names.into_iter().map(SetTarget::User).collect())
+                        .or_else(|| router::text_set_targets(sql)),
                     Work::Prepared { .. } => None,
                 };
                 let answered = self
                     .write_statement(work, EntryKind::Write, renames, w)
                     .await;
-                if let Some(names) = assigned_variables {
-                    self.take_master_user_variables(&names).await;
+                if let Some(targets) = assigned {
+                    self.take_master_variables(targets).await;
                 }
                 answered
             }

@@ -158,19 +158,19 @@ impl Session {
         Ok(())
     }
 
-    /// After `CALL p(@out)`: the procedure set the variables on each node by
-    /// itself (and the tail's replay of the CALL sets them only for that
-    /// moment). B's session takes A's values, and the tail's session state
-    /// gets them, as after `SELECT … INTO @v`.
-    pub(super) async fn take_master_user_variables(&mut self, names: &[String]) {
-        let Some(set) = self.read_master_user_variables(names).await else {
+    /// After `CALL p(@out)` or `SET …; INSERT …`: the text set the variables
+    /// on each node by itself (and the tail's replay of it sets them only
+    /// for that moment). B's session takes A's values, and the tail's
+    /// session state gets them, as after `SELECT … INTO @v`.
+    pub(super) async fn take_master_variables(&mut self, targets: Vec<SetTarget>) {
+        let variables = variables_of(targets);
+        let Some(set) = self.read_master_variables(&variables).await else {
             return;
         };
         if let Err(err) = self.sync_control(&set).await {
-            warn!(error = %err, "the synchronous slave could not take the master's user variables");
+            warn!(error = %err, "the synchronous slave could not take the master's variables");
         }
-        self.state
-            .remember(SqlText::from_bytes(set.as_bytes()), false);
+        self.state.remember(SqlText::from_bytes(set.as_bytes()), false);
     }
 
     /// The user variables `sql` assigned, as A now holds them: the SET that
@@ -246,14 +246,7 @@ impl Session {
                 // session's state, so the values it set are, as A has them.
                 let set = match router::set_targets(sql) {
                     Some(targets) if !refused => {
-                        let variables: Vec<Variable> = targets
-                            .into_iter()
-                            .map(|target| match target {
-                                SetTarget::User(name) => Variable::User(name),
-                                SetTarget::Session(name) => Variable::Session(name),
-                            })
-                            .collect();
-                        self.read_master_variables(&variables).await
+                        self.read_master_variables(&variables_of(targets)).await
                     }
                     _ => None,
                 };
@@ -292,6 +285,17 @@ impl Session {
             self.state.schema = schema;
         }
     }
+}
+
+/// The variables to read on A for what a SET assigned.
+fn variables_of(targets: Vec<SetTarget>) -> Vec<Variable> {
+    targets
+        .into_iter()
+        .map(|target| match target {
+            SetTarget::User(name) => Variable::User(name),
+            SetTarget::Session(name) => Variable::Session(name),
+        })
+        .collect()
 }
 
 /// Column `at` of `row` (a user variable, then its character set and
