@@ -1083,8 +1083,14 @@ mod tests {
             text_set_targets(b"SET sql_mode = ''; INSERT INTO t VALUES (1)"),
             Some(vec![Session("sql_mode".into())])
         );
-        assert_eq!(text_set_targets(b"SET NAMES utf8; INSERT INTO t VALUES (1)"), None);
-        assert_eq!(text_set_targets(b"INSERT INTO t VALUES (@a); SELECT 1"), None);
+        assert_eq!(
+            text_set_targets(b"SET NAMES utf8; INSERT INTO t VALUES (1)"),
+            None
+        );
+        assert_eq!(
+            text_set_targets(b"INSERT INTO t VALUES (@a); SELECT 1"),
+            None
+        );
     }
 
     #[test]

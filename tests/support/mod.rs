@@ -223,11 +223,7 @@ impl Drop for Lockstep {
         self.stop();
         // `LOCKSTEP_KEEP_LOGS=DIR` keeps every lockstep log whole.
         if let Some(dir) = std::env::var_os("LOCKSTEP_KEEP_LOGS") {
-            let name = format!(
-                "lockstep-{}-{}.log",
-                std::process::id(),
-                self.port
-            );
+            let name = format!("lockstep-{}-{}.log", std::process::id(), self.port);
             let _ = std::fs::copy(&self.log_path, Path::new(&dir).join(name));
         }
         // A failing test shows what lockstep said.

@@ -170,7 +170,8 @@ impl Session {
         if let Err(err) = self.sync_control(&set).await {
             warn!(error = %err, "the synchronous slave could not take the master's variables");
         }
-        self.state.remember(SqlText::from_bytes(set.as_bytes()), false);
+        self.state
+            .remember(SqlText::from_bytes(set.as_bytes()), false);
     }
 
     /// The user variables `sql` assigned, as A now holds them: the SET that
