@@ -84,6 +84,9 @@ struct Report {
     /// The longest time a client went without an acknowledged operation,
     /// and when it ended (seconds into the run).
     longest_pause: (Duration, f64),
+    /// What that client met during it: the failures (statement, error, how
+    /// long the statement took), so that a long pause can be explained.
+    longest_pause_failures: Vec<String>,
 }
 
 /// Until when a lost connection is expected (a server is being killed).
@@ -129,6 +132,7 @@ async fn client(opts: OptsBuilder, id: u64, seed: u64, shared: Arc<Shared>) -> R
     let mut conn: Option<Conn> = None;
     let mut op = 0;
     let mut last_ack = Instant::now();
+    let mut failures_since_ack: Vec<String> = Vec::new();
     while !shared.stop.load(Ordering::Relaxed) {
         if conn.is_none() {
             match Conn::new(opts.clone()).await {
@@ -171,6 +175,7 @@ async fn client(opts: OptsBuilder, id: u64, seed: u64, shared: Arc<Shared>) -> R
             }
         };
         let in_transaction = statements.len() > 1;
+        let began = Instant::now();
         let mut fate = Fate::Acknowledged;
         let mut failed = None;
         for sql in &statements {
@@ -186,6 +191,15 @@ async fn client(opts: OptsBuilder, id: u64, seed: u64, shared: Arc<Shared>) -> R
             }
             if !commit {
                 fate = Fate::NotDone;
+            }
+        }
+        if let Some((sql, e)) = &failed {
+            if failures_since_ack.len() < 20 {
+                failures_since_ack.push(format!(
+                    "{:.1} s: {sql}: {e} (after {} ms)",
+                    shared.start.elapsed().as_secs_f64(),
+                    began.elapsed().as_millis()
+                ));
             }
         }
         if let Some((sql, e)) = failed {
@@ -234,10 +248,19 @@ async fn client(opts: OptsBuilder, id: u64, seed: u64, shared: Arc<Shared>) -> R
         }
         if fate == Fate::Acknowledged {
             report.acknowledged += 1;
+            if began.elapsed() > Duration::from_secs(1) {
+                failures_since_ack.push(format!(
+                    "{:.1} s: {statements:?} passed after {} ms",
+                    shared.start.elapsed().as_secs_f64(),
+                    began.elapsed().as_millis()
+                ));
+            }
             let pause = last_ack.elapsed();
             if pause > report.longest_pause.0 {
                 report.longest_pause = (pause, shared.start.elapsed().as_secs_f64());
+                report.longest_pause_failures = std::mem::take(&mut failures_since_ack);
             }
+            failures_since_ack.clear();
             last_ack = Instant::now();
         }
         if let Some(table) = table {
@@ -452,6 +475,7 @@ fn every_node_and_the_journal_hold_the_masters_data_after_an_adversarial_workloa
         report.acknowledged += r.acknowledged;
         if r.longest_pause.0 > report.longest_pause.0 {
             report.longest_pause = r.longest_pause;
+            report.longest_pause_failures = r.longest_pause_failures;
         }
     }
     let (pause, ended) = report.longest_pause;
@@ -467,8 +491,10 @@ fn every_node_and_the_journal_hold_the_masters_data_after_an_adversarial_workloa
     // replacement, each cost a pause; none may be a hang.
     assert!(
         pause < Duration::from_secs(15),
-        "seed {seed}: a client waited {pause:?} for a write (ending {ended:.1} s in); events {:?}",
-        events.lock().expect("events")
+        "seed {seed}: a client waited {pause:?} for a write (ending {ended:.1} s in); events {:?}; \
+         what it met meanwhile: {:#?}",
+        events.lock().expect("events"),
+        report.longest_pause_failures
     );
 
     // Oracle: no error MariaDB directly would not give.
