@@ -85,10 +85,7 @@ pub fn route(query: &[u8]) -> Route {
     let Some(lexemes) = lex(query) else {
         return Route::Write;
     };
-    let statements: Vec<&[Lexeme]> = lexemes
-        .split(|l| l.token == Token::SemiColon)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let statements = statements_of(&lexemes);
     match statements.as_slice() {
         [] => Route::Read,
         [one] => route_statement(one),
@@ -123,10 +120,7 @@ pub struct TextTransactions {
 /// statement or a text that cannot be read).
 pub fn text_transactions(query: &[u8]) -> Option<TextTransactions> {
     let lexemes = lex(query)?;
-    let statements: Vec<&[Lexeme]> = lexemes
-        .split(|l| l.token == Token::SemiColon)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let statements = statements_of(&lexemes);
     if statements.len() < 2 {
         return None;
     }
@@ -282,10 +276,7 @@ pub fn commits_open_transaction(query: &[u8]) -> bool {
 
 /// How many statements a text holds.
 fn statement_count(lexemes: &[Lexeme]) -> usize {
-    lexemes
-        .split(|l| l.token == Token::SemiColon)
-        .filter(|s| !s.is_empty())
-        .count()
+    statements_of(lexemes).len()
 }
 
 /// A read that may still write through what it calls (a stored function,
@@ -317,6 +308,48 @@ pub fn names_user_variable(query: &[u8]) -> bool {
     })
 }
 
+/// The statements of a text, split at its top-level `;`.
+fn statements_of(lexemes: &[Lexeme]) -> Vec<&[Lexeme]> {
+    lexemes
+        .split(|l| l.token == Token::SemiColon)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A name lockstep can spell back without quoting it.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+}
+
+/// Every user variable `lexemes` name (`@u`), each once, in order; `None`
+/// when one has a name lockstep cannot spell back (`@'a b'`, @`a b`).
+fn user_variable_names(query: &[u8], lexemes: &[Lexeme]) -> Option<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    for lexeme in lexemes {
+        match &lexeme.token {
+            Token::Word(w) if w.quote_style.is_none() && w.value.starts_with('@') => {
+                if w.value.starts_with("@@") {
+                    continue;
+                }
+                let name = &w.value[1..];
+                if !is_plain_name(name) {
+                    return None;
+                }
+                if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                    names.push(name.to_string());
+                }
+            }
+            // `@'name'`, `@"name"`, @`name`: not spelled back.
+            _ if query.get(lexeme.range.start) == Some(&b'@') => return None,
+            _ => {}
+        }
+    }
+    (!names.is_empty()).then_some(names)
+}
+
 /// The user variables a text names (`@u`, unquoted), each once, in the
 /// order they first appear; `None` when it also names one lockstep cannot
 /// spell back (a quoted name) or assigns anything but user variables (a
@@ -332,31 +365,7 @@ pub fn assigned_user_variables(query: &[u8]) -> Option<Vec<String>> {
     if first == "SET" && !set_targets_are_user_variables(&lexemes) {
         return None;
     }
-    let mut names: Vec<String> = Vec::new();
-    for lexeme in &lexemes {
-        match &lexeme.token {
-            Token::Word(w) if w.quote_style.is_none() && w.value.starts_with('@') => {
-                if w.value.starts_with("@@") {
-                    continue;
-                }
-                let name = &w.value[1..];
-                let plain = !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$');
-                if !plain {
-                    return None;
-                }
-                if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-                    names.push(name.to_string());
-                }
-            }
-            // `@'name'`, `@"name"`, @`name`: not spelled back.
-            _ if query.get(lexeme.range.start) == Some(&b'@') => return None,
-            _ => {}
-        }
-    }
-    (!names.is_empty()).then_some(names)
+    user_variable_names(query, &lexemes)
 }
 
 /// Whether a text of several statements has a `USE db` among them (the
@@ -366,10 +375,7 @@ pub fn text_changes_schema(query: &[u8]) -> bool {
     let Some(lexemes) = lex(query) else {
         return false;
     };
-    let statements: Vec<&[Lexeme]> = lexemes
-        .split(|l| l.token == Token::SemiColon)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let statements = statements_of(&lexemes);
     statements.len() > 1
         && statements
             .iter()
@@ -381,10 +387,7 @@ pub fn text_changes_schema(query: &[u8]) -> bool {
 /// no SET, or one whose variables `set_targets` cannot name.
 pub fn text_set_targets(query: &[u8]) -> Option<Vec<SetTarget>> {
     let lexemes = lex(query)?;
-    let statements: Vec<&[Lexeme]> = lexemes
-        .split(|l| l.token == Token::SemiColon)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let statements = statements_of(&lexemes);
     if statements.len() < 2 {
         return None;
     }
@@ -412,30 +415,7 @@ pub fn call_user_variables(query: &[u8]) -> Option<Vec<String>> {
     if Words(&lexemes).upper(0).as_deref() != Some("CALL") {
         return None;
     }
-    let mut names: Vec<String> = Vec::new();
-    for lexeme in &lexemes {
-        match &lexeme.token {
-            Token::Word(w) if w.quote_style.is_none() && w.value.starts_with('@') => {
-                if w.value.starts_with("@@") {
-                    continue;
-                }
-                let name = &w.value[1..];
-                if name.is_empty()
-                    || !name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
-                {
-                    return None;
-                }
-                if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-                    names.push(name.to_string());
-                }
-            }
-            _ if query.get(lexeme.range.start) == Some(&b'@') => return None,
-            _ => {}
-        }
-    }
-    (!names.is_empty()).then_some(names)
+    user_variable_names(query, &lexemes)
 }
 
 /// A variable a `SET` assigns in the session.
@@ -456,12 +436,6 @@ pub fn set_targets(query: &[u8]) -> Option<Vec<SetTarget>> {
     if Words(&lexemes).upper(0).as_deref() != Some("SET") {
         return None;
     }
-    let plain = |name: &str| {
-        !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
-    };
     let mut targets = Vec::new();
     let mut depth = 0i32;
     let mut expect_target = true;
@@ -509,12 +483,12 @@ pub fn set_targets(query: &[u8]) -> Option<Vec<SetTarget>> {
                 .strip_prefix("SESSION.")
                 .or_else(|| system.strip_prefix("LOCAL."))
                 .unwrap_or(system);
-            if name.starts_with("GLOBAL.") || !plain(name) {
+            if name.starts_with("GLOBAL.") || !is_plain_name(name) {
                 return None;
             }
             SetTarget::Session(name.to_ascii_lowercase())
         } else if let Some(user) = w.value.strip_prefix('@') {
-            if !plain(user) {
+            if !is_plain_name(user) {
                 return None;
             }
             SetTarget::User(user.to_string())
@@ -530,7 +504,7 @@ pub fn set_targets(query: &[u8]) -> Option<Vec<SetTarget>> {
                 "STATEMENT",
                 "DEFAULT",
             ];
-            if special.contains(&upper.as_str()) || !plain(&w.value) {
+            if special.contains(&upper.as_str()) || !is_plain_name(&w.value) {
                 return None;
             }
             SetTarget::Session(w.value.to_ascii_lowercase())
