@@ -112,6 +112,7 @@ fn same_answers_and_same_rows(driver: &str, tables: &[&str]) {
             node.port
         );
     }
+    support::assert_check_passes(&lockstep);
 }
 
 #[test]

@@ -282,18 +282,7 @@ fn mariadbs_own_test_suite_passes_through_lockstep_as_directly() {
         }
         std::panic::resume_unwind(behind);
     }
-    let check = Command::new(lockstep_bin())
-        .args(["check", "--config"])
-        .arg(&lockstep.config_path)
-        .output()
-        .expect("lockstep check");
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "lockstep check after the slice:\n{}\n{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    support::assert_check_passes(&lockstep);
 }
 
 fn dir(work: &tempfile::TempDir, name: &str) -> PathBuf {

@@ -6,12 +6,11 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use support::{lockstep_bin, root_rows, runtime, wait_for_tail, Cluster, Lockstep};
+use support::{root_rows, runtime, wait_for_tail, Cluster, Lockstep};
 
 /// The answers a client gets for filling a MyISAM table whose rows are
 /// addressed with two bytes: how many inserts passed, then the error codes
@@ -120,17 +119,7 @@ fn set_global_reaches_every_node_in_commit_order() {
             node.port
         );
     }
-    let check = Command::new(lockstep_bin())
-        .args(["check", "--config"])
-        .arg(&lockstep.config_path)
-        .output()
-        .expect("lockstep check");
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    support::assert_check_passes(&lockstep);
 }
 
 /// A prepared `SET time_zone = ?` (and `SET @v = ?`): the parameters are not

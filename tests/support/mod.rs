@@ -236,6 +236,23 @@ impl Drop for Lockstep {
     }
 }
 
+/// `lockstep check` through the running `lockstep` exits 0: every node holds
+/// the master's data at one point.
+pub fn assert_check_passes(lockstep: &Lockstep) {
+    let check = Command::new(lockstep_bin())
+        .args(["check", "--config"])
+        .arg(&lockstep.config_path)
+        .output()
+        .expect("lockstep check");
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "lockstep check:\n{}\n{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
 pub fn lockstep_bin() -> &'static str {
     env!("CARGO_BIN_EXE_lockstep")
 }
