@@ -32,7 +32,7 @@ impl Session {
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
-        if let Some(err) = unrepeatable_definition(&work) {
+        if let Some(err) = unrepeatable_definition(&work, renames) {
             return self.answer(w, Err(err)).await;
         }
         if let Some(err) = self.transaction_beyond_the_text(&work) {
@@ -385,14 +385,25 @@ impl Session {
 /// in its place would make every row get the same one (MariaDB's statement
 /// binlog cannot replay it either). `CREATE TABLE … SELECT UUID()` is data,
 /// pinned as a write is.
-fn unrepeatable_definition(work: &Work) -> Option<ClientError> {
+///
+/// `CONNECTION_ID()` is the same: lockstep made it the client's id in the
+/// text (`renames` has it), which a trigger or routine would then return for
+/// every session, and left alone it would be each node's own thread id.
+fn unrepeatable_definition(work: &Work, renames: &Renames) -> Option<ClientError> {
     let Work::Text(sql) = work else {
         return None;
     };
     if !router::is_definition(sql) || router::alone_reads_rows(sql) {
         return None;
     }
-    let call = crate::sql::unpinnable::unrepeatable_call(sql)?;
+    let connection_id = renames.iter().find_map(|(_, original)| {
+        let original = String::from_utf8_lossy(original);
+        original
+            .to_ascii_uppercase()
+            .starts_with("CONNECTION_ID")
+            .then(|| original.into_owned())
+    });
+    let call = connection_id.or_else(|| crate::sql::unpinnable::unrepeatable_call(sql))?;
     Some(ClientError::NotSupported(format!(
         "{call} in a stored definition (column default, trigger, routine, event, view): \
          each node would compute its own values; generate the value in the writing statement"
