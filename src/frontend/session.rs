@@ -217,10 +217,19 @@ impl Session {
         let Some(master) = self.master.as_mut() else {
             return Err(self.lost_master());
         };
-        let values: Option<Row> = master
-            .query_first(control::read_session_defaults())
-            .await
-            .map_err(|e| ClientError::from_backend(&node, e))?;
+        let values: Option<Row> = match master.query_first(control::read_session_defaults()).await {
+            Ok(values) => values,
+            Err(e) => {
+                let err = ClientError::from_backend(&node, e);
+                if err.ends_session() {
+                    return Err(err);
+                }
+                // A server without one of these variables: the session
+                // goes on with its own, as before.
+                warn!(error = %err, "cannot read the session's settings on the master; the tail uses its own");
+                return Ok(());
+            }
+        };
         let values: Vec<Option<String>> = match values {
             Some(row) => (0..row.len())
                 .map(|i| {
@@ -237,10 +246,11 @@ impl Session {
         if let (Some(sync), Some(name)) = (self.sync.as_mut(), self.sync_name.clone()) {
             if let Err(e) = sync.query_drop(&set).await {
                 let err = ClientError::from_backend(&name, e);
-                if !err.ends_session() {
-                    return Err(err);
+                if err.ends_session() {
+                    self.sync_lost(&err.to_string());
+                } else {
+                    warn!(error = %err, "the synchronous slave refused the master's session settings");
                 }
-                self.sync_lost(&err.to_string());
             }
         }
         self.state
