@@ -51,8 +51,7 @@ fn server(dir: &Path, extra: &[&str]) -> Result<MariaDb, SetupError> {
     mariadb::install_datadir(dir)?;
     let mut args = durable();
     args.extend(extra.iter().map(|s| s.to_string()));
-    let port = mariadb::free_port().map_err(io("free port"))?;
-    Ok(MariaDb::start(dir, port, &ServerOptions { args })?)
+    Ok(MariaDb::start_on_a_free_port(dir, &ServerOptions { args })?)
 }
 
 fn root(port: u16) -> Endpoint {

@@ -91,13 +91,7 @@ fn start_nodes(dir: &Path) -> Result<Vec<MariaDb>, mariadb::MariaDbError> {
     }
     node_dirs
         .iter()
-        .map(|d| {
-            let port = mariadb::free_port().map_err(|source| mariadb::MariaDbError::Io {
-                what: "find a free port".into(),
-                source,
-            })?;
-            MariaDb::start(d, port, &ServerOptions::default())
-        })
+        .map(|d| MariaDb::start_on_a_free_port(d, &ServerOptions::default()))
         .collect()
 }
 

@@ -26,7 +26,18 @@ pub enum MariaDbError {
         seconds: u64,
         log: PathBuf,
     },
+    #[error("mariadbd on port {port} exited while starting ({log} ends: {tail})")]
+    Exited {
+        port: u16,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("mariadbd found port {port} taken (see {log})")]
+    PortTaken { port: u16, log: PathBuf },
 }
+
+/// How many free ports `start_on_a_free_port` tries.
+const PORT_TRIES: usize = 5;
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> MariaDbError {
     let what = what.into();
@@ -82,6 +93,24 @@ pub fn install_datadir(dir: &Path) -> Result<(), MariaDbError> {
 }
 
 impl MariaDb {
+    /// `start` on a free port. A port found free can be taken before
+    /// mariadbd binds it (by another server starting, or as the local end of
+    /// an outgoing connection): then another port is tried.
+    pub fn start_on_a_free_port(
+        dir: &Path,
+        options: &ServerOptions,
+    ) -> Result<MariaDb, MariaDbError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let port = free_port().map_err(io_err("find a free port"))?;
+            match MariaDb::start(dir, port, options) {
+                Err(MariaDbError::PortTaken { .. }) if tries < PORT_TRIES => continue,
+                other => return other,
+            }
+        }
+    }
+
     /// Starts mariadbd on `dir/data` (made by `install_datadir`) and waits
     /// until it greets clients.
     pub fn start(dir: &Path, port: u16, options: &ServerOptions) -> Result<MariaDb, MariaDbError> {
@@ -141,7 +170,21 @@ impl MariaDb {
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(_)) = child.try_wait() {
-                    break; // it exited: the log says why
+                    self.stop();
+                    let said = fs::read_to_string(log).unwrap_or_default();
+                    return Err(if said.contains("Address already in use") {
+                        MariaDbError::PortTaken {
+                            port: self.port,
+                            log: log.to_path_buf(),
+                        }
+                    } else {
+                        let lines: Vec<&str> = said.lines().collect();
+                        MariaDbError::Exited {
+                            port: self.port,
+                            log: log.to_path_buf(),
+                            tail: lines[lines.len().saturating_sub(5)..].join(" | "),
+                        }
+                    });
                 }
             }
             if greets(&addr) {

@@ -72,8 +72,7 @@ impl Cluster {
                 let node_dir = dir.path().join(format!("n{i}"));
                 std::fs::create_dir_all(&node_dir).expect("node dir");
                 copy_dir(&template().join("data"), &node_dir.join("data"));
-                let port = mariadb::free_port().expect("free port");
-                MariaDb::start(&node_dir, port, options).expect("mariadbd starts")
+                MariaDb::start_on_a_free_port(&node_dir, options).expect("mariadbd starts")
             })
             .collect();
         Cluster { nodes, _dir: dir }
