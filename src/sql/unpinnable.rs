@@ -90,7 +90,11 @@ fn rewrite_calls(query: &[u8], with_variables: bool) -> Option<Pinned> {
         return None;
     }
     let lexemes = lex(query)?;
-    let calls = find_calls(query, &lexemes, with_variables);
+    let mut calls = find_calls(query, &lexemes, with_variables);
+    if !with_variables {
+        calls.extend(calls_in_immediate(query, &lexemes));
+        calls.sort_by_key(|call| call.start);
+    }
     if calls.is_empty() {
         return None;
     }
@@ -117,6 +121,40 @@ fn rewrite_calls(query: &[u8], with_variables: bool) -> Option<Pinned> {
         renames,
         variables,
     })
+}
+
+/// `EXECUTE IMMEDIATE '<statement>'`: the calls inside the string, as calls
+/// of the whole text, their literals written for inside a single-quoted
+/// string. Only a string written without escapes (its bytes are its value);
+/// another is left as it is (README, limits).
+fn calls_in_immediate(query: &[u8], lexemes: &[Lexeme]) -> Vec<Call> {
+    let immediate = lexemes.first().and_then(Lexeme::word_upper).as_deref() == Some("EXECUTE")
+        && lexemes.get(1).and_then(Lexeme::word_upper).as_deref() == Some("IMMEDIATE");
+    let Some(string) = lexemes.get(2).filter(|_| immediate) else {
+        return Vec::new();
+    };
+    let Token::SingleQuotedString(value) = &string.token else {
+        return Vec::new();
+    };
+    let inside = (string.range.start + 1)..string.range.end.saturating_sub(1);
+    let Some(raw) = query.get(inside.clone()) else {
+        return Vec::new();
+    };
+    if raw != value.as_bytes() {
+        return Vec::new();
+    }
+    let Some(inner) = lex(raw) else {
+        return Vec::new();
+    };
+    find_calls(raw, &inner, false)
+        .into_iter()
+        .map(|call| Call {
+            start: call.start + inside.start,
+            end: call.end + inside.start,
+            replacement: call.replacement.replace('\'', "''"),
+            pin: call.pin,
+        })
+        .collect()
 }
 
 fn find_calls(query: &[u8], lexemes: &[Lexeme], with_variables: bool) -> Vec<Call> {
@@ -209,6 +247,21 @@ fn uuid_short() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn calls_inside_execute_immediate_become_literals() {
+        let pinned =
+            super::rewrite(b"EXECUTE IMMEDIATE 'INSERT INTO t VALUES (UUID(), UUID_SHORT())'")
+                .expect("rewritten");
+        let sql = String::from_utf8(pinned.sql).expect("utf8");
+        assert!(
+            sql.starts_with("EXECUTE IMMEDIATE 'INSERT INTO t VALUES (''"),
+            "{sql}"
+        );
+        assert!(!sql.to_uppercase().contains("UUID"), "{sql}");
+        // Written with escapes: left as it is.
+        assert!(super::rewrite(b"EXECUTE IMMEDIATE 'SELECT ''a'', UUID()'").is_none());
+    }
+
     #[test]
     fn unrepeatable_calls_are_named() {
         assert_eq!(
