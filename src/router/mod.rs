@@ -602,11 +602,15 @@ pub fn assigned_timestamp(query: &[u8]) -> Option<TimestampAssignment> {
 /// view), as opposed to the data it writes. (A routine's body holds `;`, so
 /// the text is not split into statements here.)
 pub fn is_definition(query: &[u8]) -> bool {
+    starts_with_one_of(query, &["CREATE", "ALTER"])
+}
+
+/// Whether the text's first word is one of `words` (upper case).
+fn starts_with_one_of(query: &[u8], words: &[&str]) -> bool {
     lex(query).is_some_and(|lexemes| {
-        matches!(
-            Words(&lexemes).upper(0).as_deref(),
-            Some("CREATE" | "ALTER")
-        )
+        Words(&lexemes)
+            .upper(0)
+            .is_some_and(|first| words.contains(&first.as_str()))
     })
 }
 
@@ -635,12 +639,7 @@ pub fn sets_global(query: &[u8]) -> bool {
 /// may commit implicitly: a CALL of a stored procedure, or EXECUTE (and
 /// EXECUTE IMMEDIATE) of a prepared statement.
 pub fn runs_hidden_statements(query: &[u8]) -> bool {
-    lex(query).is_some_and(|lexemes| {
-        matches!(
-            Words(&lexemes).upper(0).as_deref(),
-            Some("CALL" | "EXECUTE")
-        )
-    })
+    starts_with_one_of(query, &["CALL", "EXECUTE"])
 }
 
 /// Whether a statement that runs alone also reads rows under locks while it
