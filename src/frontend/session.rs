@@ -330,6 +330,7 @@ impl Session {
             info!(from = ?self.sync_name, "leaving a node that is no longer the synchronous slave");
             self.sync = None;
             self.sync_name = None;
+            self.shared.registry.set_sync_thread(self.id, None);
         }
         if let Some(node) = sync {
             if self.sync.is_none() && self.txn.is_none() && self.master.is_some() {

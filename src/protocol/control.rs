@@ -93,6 +93,11 @@ pub fn read_only(read: &[u8]) -> Vec<u8> {
     [b"SET STATEMENT tx_read_only = 1 FOR ".as_slice(), read].concat()
 }
 
+/// Ends a node's thread (a session connection lockstep no longer uses).
+pub fn kill_connection(thread: u32) -> String {
+    format!("KILL CONNECTION {thread}")
+}
+
 /// 1 when a node's thread waits for a lock: a metadata lock (its
 /// processlist state) or an InnoDB row lock (its transaction's state);
 /// `protocol::alone` asks it of the DDL in flight.

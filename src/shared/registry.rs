@@ -81,6 +81,19 @@ impl Registry {
         }
     }
 
+    /// The threads other sessions than `except` hold on `node` as their
+    /// synchronous slave.
+    pub fn sync_threads_on(&self, node: &str, except: u32) -> Vec<u32> {
+        self.lock()
+            .iter()
+            .filter(|(id, _)| **id != except)
+            .filter_map(|(_, e)| match &e.sync_thread {
+                Some((name, thread)) if name == node => Some(*thread),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn target(&self, id: u64) -> Option<KillTarget> {
         let id = u32::try_from(id).ok()?;
         self.lock().get(&id).map(|e| KillTarget {

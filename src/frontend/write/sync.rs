@@ -9,6 +9,7 @@ use crate::chain::{handover, outcome};
 use crate::frontend::error::ClientError;
 use crate::frontend::session::Session;
 use crate::journal::{Entry, EntryKind, EntryState, NodeResult, Outcome};
+use crate::protocol::control;
 
 impl Session {
     /// B's part of a statement: runs it there after `pin` and records B's
@@ -138,13 +139,43 @@ impl Session {
     pub(in crate::frontend) fn leave_sync_role(&mut self, reason: String, rejoin: bool) {
         // Its open transaction there, if any, ends with the connection.
         self.sync = None;
+        self.shared.registry.set_sync_thread(self.id, None);
         let node = self
             .sync_name
             .take()
             .or_else(|| self.shared.sync_node().map(|n| n.name));
         if let Some(node) = node {
             handover::sync_leaves(&self.shared.chain, &node, reason, rejoin);
+            self.end_connections_on_old_sync(&node);
         }
+    }
+
+    /// The other sessions' connections to a node that left the synchronous
+    /// role end at once. Until each session's next command they would keep
+    /// their transactions open there, and their row locks would hold up the
+    /// node's applier and their own statements still running on it, up to
+    /// `innodb_lock_wait_timeout`, in a wait no server sees as a deadlock
+    /// (the order test found a 50 s stall). Each session then finds its
+    /// connection lost and goes on without the node, as it would anyway.
+    fn end_connections_on_old_sync(&self, node: &str) {
+        let threads = self.shared.registry.sync_threads_on(node, self.id);
+        let Some(member) = self.shared.chain.roles.member(node) else {
+            return;
+        };
+        if threads.is_empty() {
+            return;
+        }
+        let node = member.node.clone();
+        tokio::spawn(async move {
+            let Ok(mut admin) = node.connect_admin().await else {
+                return;
+            };
+            for thread in threads {
+                // A thread that ended meanwhile is no error worth a word.
+                let _ = admin.query_drop(control::kill_connection(thread)).await;
+            }
+            let _ = admin.disconnect().await;
+        });
     }
 
     /// `min_sync_slaves = 1`: no write while no slave is synchronous.
