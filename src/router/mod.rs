@@ -7,7 +7,7 @@
 
 use sqlparser::tokenizer::Token;
 
-use crate::sql::lexer::{lex, Lexeme};
+use crate::sql::lexer::{contains_ignore_case, lex, Lexeme};
 
 /// The path of one COM_QUERY text (or prepared statement).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,7 +362,11 @@ pub fn assigned_user_variables(query: &[u8]) -> Option<Vec<String>> {
     if !matches!(first.as_str(), "SET" | "SELECT" | "WITH" | "VALUES") {
         return None;
     }
-    if first == "SET" && !set_targets_are_user_variables(&lexemes) {
+    if first == "SET"
+        && !set_targets(query)?
+            .iter()
+            .all(|target| matches!(target, SetTarget::User(_)))
+    {
         return None;
     }
     user_variable_names(query, &lexemes)
@@ -372,6 +376,10 @@ pub fn assigned_user_variables(query: &[u8]) -> Option<Vec<String>> {
 /// text takes the route of its strongest statement, so the session's
 /// schema must be read again after it).
 pub fn text_changes_schema(query: &[u8]) -> bool {
+    // Every statement asks: read the text only when it may hold one.
+    if !query.contains(&b';') || !contains_ignore_case(query, b"use") {
+        return false;
+    }
     let Some(lexemes) = lex(query) else {
         return false;
     };
@@ -386,6 +394,10 @@ pub fn text_changes_schema(query: &[u8]) -> bool {
 /// (`SET @a = 1, sql_mode = ''; INSERT …`), each once; `None` when it has
 /// no SET, or one whose variables `set_targets` cannot name.
 pub fn text_set_targets(query: &[u8]) -> Option<Vec<SetTarget>> {
+    // Every write asks: read the text only when it may hold several.
+    if !query.contains(&b';') {
+        return None;
+    }
     let lexemes = lex(query)?;
     let statements = statements_of(&lexemes);
     if statements.len() < 2 {
@@ -411,6 +423,10 @@ pub fn text_set_targets(query: &[u8]) -> Option<Vec<SetTarget>> {
 /// set them), each once; `None` for any other text, or one lockstep cannot
 /// spell back.
 pub fn call_user_variables(query: &[u8]) -> Option<Vec<String>> {
+    // Every write asks: read the text only when it may pass a variable.
+    if !query.contains(&b'@') {
+        return None;
+    }
     let lexemes = lex(query)?;
     if Words(&lexemes).upper(0).as_deref() != Some("CALL") {
         return None;
@@ -515,34 +531,6 @@ pub fn set_targets(query: &[u8]) -> Option<Vec<SetTarget>> {
         expect_target = false;
     }
     (!targets.is_empty()).then_some(targets)
-}
-
-/// `SET a = …, b = …`: whether every target at the top level is a user
-/// variable.
-fn set_targets_are_user_variables(lexemes: &[Lexeme]) -> bool {
-    let mut depth = 0i32;
-    let mut expect_target = true;
-    for lexeme in &lexemes[1..] {
-        match &lexeme.token {
-            Token::LParen => depth += 1,
-            Token::RParen => depth -= 1,
-            Token::Comma if depth == 0 => {
-                expect_target = true;
-                continue;
-            }
-            Token::SemiColon => break,
-            _ => {}
-        }
-        if expect_target {
-            let user = matches!(&lexeme.token, Token::Word(w)
-                if w.quote_style.is_none() && w.value.starts_with('@') && !w.value.starts_with("@@"));
-            if !user {
-                return false;
-            }
-            expect_target = false;
-        }
-    }
-    true
 }
 
 /// A client's `SET timestamp = …` (also `@@timestamp`, `@@session.timestamp`).

@@ -39,6 +39,18 @@ pub(super) struct CommitWork {
     pub wrap: Wrap,
 }
 
+impl CommitWork {
+    /// An autocommit statement's own transaction, ended by `wrap`.
+    pub(super) fn one_statement(request_id: Uuid, wrap: Wrap) -> CommitWork {
+        CommitWork {
+            request_id,
+            statements: vec![request_id],
+            master_commit: wrap.commit(),
+            wrap,
+        }
+    }
+}
+
 /// How a commit ended on A.
 pub(super) enum Committed {
     /// A committed under `seq`: the client gets `ok`, then `finish_on_sync`.

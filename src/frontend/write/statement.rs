@@ -370,12 +370,7 @@ impl Session {
         // sync makes both durable, and an applier that sees the commit
         // resolved reads this version, never the one written before B ran.
         self.shared.chain.journal.write(&entry);
-        let work = CommitWork {
-            request_id: entry.id,
-            statements: vec![entry.id],
-            master_commit: wrap.commit(),
-            wrap,
-        };
+        let work = CommitWork::one_statement(entry.id, wrap);
         let committed = self.commit_on_master(&work).await;
         let seq = committed.seq();
         match committed {
@@ -435,12 +430,7 @@ impl Session {
             .iter()
             .any(|r| Some(&r.node) == self.sync_name.as_ref());
         self.shared.chain.journal.write(&entry);
-        let work = CommitWork {
-            request_id: entry.id,
-            statements: vec![entry.id],
-            master_commit: wrap.commit(),
-            wrap,
-        };
+        let work = CommitWork::one_statement(entry.id, wrap);
         let committed = self.commit_on_master(&work).await;
         let seq = committed.seq();
         match seq {
