@@ -14,6 +14,7 @@ use crate::backend::{Node, ServerInfo};
 use crate::chain::nontransactional::NonTransactional;
 use crate::chain::retention::{self, Retention};
 use crate::chain::roles::{Role, Roles};
+use crate::chain::stored_functions::StoredFunctions;
 use crate::chain::tail::{self, Backoff, Tail};
 use crate::chain::Chain;
 use crate::chain::{commits, recover};
@@ -97,6 +98,11 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
         .refresh(&mut conn)
         .await
         .map_err(unreachable)?;
+    let stored_functions = StoredFunctions::default();
+    stored_functions
+        .refresh(&mut conn)
+        .await
+        .map_err(unreachable)?;
     let _ = conn.disconnect().await;
     info!(node = %master.name, version = %chain.server.version, "master reachable");
     let sync_behind = prepared.sync_behind;
@@ -125,6 +131,7 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
         chain,
         registry: Registry::default(),
         nontransactional,
+        stored_functions,
         compare: config.compare.clone(),
         failover: Failover::new(
             Duration::from_millis(config.health_interval_ms),

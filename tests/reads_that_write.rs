@@ -76,3 +76,47 @@ fn reads_whose_functions_write_reach_every_node_with_mariadbs_answers() {
         );
     }
 }
+
+const VIEW: &str = "CREATE VIEW g.v AS SELECT g.f(n) AS w FROM g.src;";
+
+/// The same reads inside client transactions (autocommit off, PyMySQL's
+/// default, and BEGIN … COMMIT), through a view that calls the function,
+/// and in a text of two statements: there the master cannot run them
+/// read-only (MariaDB ignores a per-statement `tx_read_only` inside a
+/// transaction), so lockstep recognises the stored functions and views it
+/// knows of and sends those reads down the write path. Before, the rows the
+/// functions wrote inside a transaction existed on the master alone.
+#[test]
+fn reads_whose_functions_write_inside_transactions_reach_every_node() {
+    let statements = format!(
+        "SET autocommit = 0;\n{STATEMENTS}SELECT w FROM g.v ORDER BY w;\nCOMMIT;\n\
+         BEGIN;\nSELECT g.f(9); SELECT 1;\nSELECT * FROM g.v;\nCOMMIT;\n\
+         SET autocommit = 1;\nSELECT g.f(10); SELECT 2;\nSELECT COUNT(*) FROM g.v;\n\
+         SELECT id, v FROM g.t ORDER BY id;\n"
+    );
+    let schema = format!("{SCHEMA}{VIEW}\n");
+    let direct = Cluster::start(1);
+    run(direct.nodes[0].port, "root", "", &schema);
+    let expected = run(direct.nodes[0].port, "root", "", &statements);
+
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    run(lockstep.port, USER, PASSWORD, &schema);
+    let through = run(lockstep.port, USER, PASSWORD, &statements);
+    assert_eq!(
+        through, expected,
+        "answers through lockstep differ from MariaDB's"
+    );
+
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let master = root_rows(cluster.master(), "SELECT id, v FROM g.t ORDER BY id");
+    assert_eq!(master.len(), 12, "{master:?}");
+    for node in &cluster.nodes[1..] {
+        assert_eq!(
+            root_rows(node, "SELECT id, v FROM g.t ORDER BY id"),
+            master,
+            "port {}",
+            node.port
+        );
+    }
+}

@@ -16,6 +16,7 @@ pub mod replay;
 pub mod replay_state;
 pub mod retention;
 pub mod roles;
+pub mod stored_functions;
 pub mod tail;
 
 use std::sync::Arc;

@@ -295,6 +295,12 @@ pub fn is_guarded_read(query: &[u8]) -> bool {
             ))
 }
 
+/// Whether running the text may call a function it names: not a
+/// statement that only describes (`SHOW CREATE FUNCTION f`, `EXPLAIN`).
+pub fn may_call_functions(query: &[u8]) -> bool {
+    !starts_with_one_of(query, &["SHOW", "DESC", "DESCRIBE", "EXPLAIN", "HELP"])
+}
+
 /// Whether the text names a user variable (`@u`, not `@@system`): a
 /// session statement that does assigns it, and later writes may read it.
 pub fn names_user_variable(query: &[u8]) -> bool {
@@ -850,6 +856,14 @@ mod tests {
         assert!(is_guarded_read(b"(SELECT 1) UNION (SELECT 2)"));
         assert!(!is_guarded_read(b"SHOW TABLES"));
         assert!(!is_guarded_read(b"SELECT 1; SELECT 2"));
+    }
+
+    #[test]
+    fn statements_that_only_describe_call_no_function() {
+        assert!(may_call_functions(b"SELECT f()"));
+        assert!(may_call_functions(b"ANALYZE SELECT f()"));
+        assert!(!may_call_functions(b"show create function f"));
+        assert!(!may_call_functions(b"EXPLAIN SELECT f()"));
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct Shared {
     pub chain: Arc<Chain>,
     pub registry: Registry,
     pub nontransactional: crate::chain::nontransactional::NonTransactional,
+    /// The names through which a read can write (stored functions, views).
+    pub stored_functions: crate::chain::stored_functions::StoredFunctions,
     /// `[compare]`: retries and policies.
     pub compare: crate::config::Compare,
     /// Node health and the master's replacement.

@@ -97,7 +97,7 @@ impl Session {
                 MasterEnd::Done { w, end, outcome } => {
                     self.record_master(&mut entry, outcome);
                     self.record_alone_commit(&mut entry, sync_ok).await;
-                    self.refresh_table_engines().await;
+                    self.refresh_master_catalog().await;
                     relay::finish_with(w, end, &mut self.status).await
                 }
                 MasterEnd::Failed(err)
@@ -324,20 +324,24 @@ impl Session {
         recorded
     }
 
-    /// DDL may have created or changed a non-transactional table. Asked on
-    /// a connection of its own: on the session's, the query would clear
-    /// the DDL's notes before the client asks for them.
-    pub(super) async fn refresh_table_engines(&mut self) {
+    /// DDL may have created or changed a non-transactional table, a stored
+    /// function or a view. Asked on a connection of its own: on the
+    /// session's, the queries would clear the DDL's notes before the client
+    /// asks for them.
+    pub(super) async fn refresh_master_catalog(&mut self) {
         let node = self.shared.master_node();
         let mut conn = match node.connect_admin().await {
             Ok(conn) => conn,
             Err(e) => {
-                warn!(error = %e, "cannot list non-transactional tables");
+                warn!(error = %e, "cannot list non-transactional tables and stored functions");
                 return;
             }
         };
         if let Err(e) = self.shared.nontransactional.refresh(&mut conn).await {
             warn!(error = %e, "cannot list non-transactional tables");
+        }
+        if let Err(e) = self.shared.stored_functions.refresh(&mut conn).await {
+            warn!(error = %e, "cannot list stored functions and views");
         }
         let _ = conn.disconnect().await;
     }

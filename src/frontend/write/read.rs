@@ -8,6 +8,10 @@
 //! read that writes is refused with 1792 before its first row. lockstep then
 //! sends it down the write path (B first, journaled, numbered) and the
 //! client gets that answer, as if it had been a write from the start.
+//!
+//! Where the guard cannot apply (inside a transaction, a text of several
+//! statements), a read that names a stored function or a view that calls
+//! one (`chain::stored_functions`) takes the write path from the start.
 
 use std::io;
 
@@ -33,10 +37,17 @@ impl Session {
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
         // Inside a transaction tx_read_only cannot be set for one
-        // statement (MariaDB ignores it there): unguarded, a documented limit.
+        // statement (MariaDB ignores it there).
         let guarded = match &work {
             Work::Text(sql) if !self.in_transaction() && router::is_guarded_read(sql) => {
                 Work::Text(control::read_only(sql))
+            }
+            _ if self.may_write_unguarded(work.sql()) => {
+                info!("a read names a stored function or a view that calls one: it takes the write path");
+                crate::metrics::count_statement("read-that-may-write");
+                return self
+                    .write_statement(work, EntryKind::Write, renames, w)
+                    .await;
             }
             _ => return self.relay_on_master(&work, renames, w).await.map(|_| ()),
         };
@@ -63,5 +74,11 @@ impl Session {
             }
             end => self.end_response(end).await.map(|_| ()),
         }
+    }
+
+    /// A read the master cannot run read-only that may call a function
+    /// that writes.
+    fn may_write_unguarded(&self, sql: &[u8]) -> bool {
+        router::may_call_functions(sql) && self.shared.stored_functions.named_in(sql)
     }
 }
