@@ -272,3 +272,69 @@ fn a_set_inside_a_writing_text_holds_the_masters_value_later() {
         assert_eq!(root_rows(node, query), master, "port {}", node.port);
     }
 }
+
+/// `PREPARE s FROM '… UUID() …'` then `EXECUTE s`: each execution gets
+/// fresh values, as directly, and every node stores the master's (before,
+/// each node computed its own UUID() and SYSDATE()). The client still sees
+/// the column named `UUID()`.
+#[test]
+fn statements_prepared_from_strings_store_the_masters_values_everywhere() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE p; CREATE TABLE p.t (id INT AUTO_INCREMENT PRIMARY KEY, \
+         u VARCHAR(36), at DATETIME(6), s BIGINT UNSIGNED) ENGINE=InnoDB;",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        c.query_drop(
+            "PREPARE s FROM 'INSERT INTO p.t (u, at, s) VALUES (UUID(), SYSDATE(6), UUID_SHORT())'",
+        )
+        .await
+        .expect("prepare");
+        for _ in 0..3 {
+            c.query_drop("EXECUTE s").await.expect("execute");
+        }
+        c.query_drop("BEGIN").await.expect("begin");
+        c.query_drop("EXECUTE s")
+            .await
+            .expect("execute in a transaction");
+        c.query_drop("COMMIT").await.expect("commit");
+        let distinct: Option<i64> = c
+            .query_first("SELECT COUNT(DISTINCT u) + COUNT(DISTINCT s) FROM p.t")
+            .await
+            .expect("count");
+        assert_eq!(distinct, Some(8), "each execution has values of its own");
+
+        c.query_drop("PREPARE q FROM 'SELECT UUID()'")
+            .await
+            .expect("prepare a read");
+        let result = c.query_iter("EXECUTE q").await.expect("execute a read");
+        let columns: Vec<String> = result
+            .columns_ref()
+            .iter()
+            .map(|c| c.name_str().into_owned())
+            .collect();
+        drop(result);
+        assert_eq!(columns, vec!["UUID()".to_string()]);
+        // Prepared again under the same name without a call to pin.
+        c.query_drop("PREPARE s FROM 'INSERT INTO p.t (u) VALUES (?)'")
+            .await
+            .expect("prepare again");
+        c.query_drop("SET @v = 'plain'").await.expect("set");
+        c.query_drop("EXECUTE s USING @v").await.expect("execute");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let master = root_rows(cluster.master(), "SELECT * FROM p.t ORDER BY id");
+    assert_eq!(master.len(), 5);
+    for node in &cluster.nodes[1..] {
+        assert_eq!(
+            root_rows(node, "SELECT * FROM p.t ORDER BY id"),
+            master,
+            "port {}",
+            node.port
+        );
+    }
+}

@@ -219,6 +219,7 @@ impl Session {
         w: InitWriter<'_, W>,
     ) -> io::Result<()> {
         self.statements.clear();
+        self.sql_prepared_pins.clear();
         // A reset rolls back the open transaction on both nodes.
         self.txn = None;
         self.holds_table_locks = false;

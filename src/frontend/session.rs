@@ -44,6 +44,14 @@ pub(super) struct PreparedStatement {
     pub pins: Vec<crate::sql::unpinnable::Pin>,
 }
 
+/// What `EXECUTE name` must set for a `PREPARE name FROM '…'` whose string
+/// calls unpinnable functions.
+pub(super) struct PrepareStringPins {
+    pub pins: Vec<crate::sql::unpinnable::Pin>,
+    /// Result column names the pin variables changed, for the client.
+    pub renames: Renames,
+}
+
 pub struct Session {
     pub(super) id: u32,
     salt: [u8; auth::SALT_LEN],
@@ -74,6 +82,9 @@ pub struct Session {
     pub(super) row_count: Option<i64>,
     pub(super) statements: HashMap<u32, PreparedStatement>,
     next_statement_id: u32,
+    /// The unpinnable calls of the client's `PREPARE name FROM '…'`
+    /// statements, by name: each `EXECUTE name` sets their pin variables.
+    pub(super) sql_prepared_pins: HashMap<String, PrepareStringPins>,
     /// The status flags of the last response: what PING and other answers
     /// lockstep makes up itself report (autocommit, in transaction).
     pub(super) status: StatusFlags,
@@ -109,6 +120,7 @@ impl Session {
             fixed_timestamp: None,
             statements: HashMap::new(),
             next_statement_id: 1,
+            sql_prepared_pins: HashMap::new(),
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
             busy: false,
             closing: false,
@@ -565,6 +577,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         self.txn = None;
         self.holds_table_locks = false;
         self.statements.clear();
+        self.sql_prepared_pins.clear();
         self.start_session(client, w).await
     }
 

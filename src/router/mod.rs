@@ -295,6 +295,31 @@ pub fn is_guarded_read(query: &[u8]) -> bool {
             ))
 }
 
+/// The statement name of `PREPARE name FROM …` (lower-cased: MariaDB's
+/// statement names ignore case).
+pub fn prepared_statement_name(query: &[u8]) -> Option<String> {
+    statement_name_after(query, "PREPARE")
+}
+
+/// The statement name of `EXECUTE name [USING …]` (not `EXECUTE IMMEDIATE`).
+pub fn executed_statement_name(query: &[u8]) -> Option<String> {
+    statement_name_after(query, "EXECUTE").filter(|name| name != "immediate")
+}
+
+fn statement_name_after(query: &[u8], verb: &str) -> Option<String> {
+    if !starts_with_one_of(query, &[verb]) {
+        return None;
+    }
+    let lexemes = lex(query)?;
+    if statement_count(&lexemes) != 1 {
+        return None;
+    }
+    match &lexemes.get(1)?.token {
+        Token::Word(w) => Some(w.value.to_lowercase()),
+        _ => None,
+    }
+}
+
 /// Whether running the text may call a function it names: not a
 /// statement that only describes (`SHOW CREATE FUNCTION f`, `EXPLAIN`).
 pub fn may_call_functions(query: &[u8]) -> bool {
@@ -856,6 +881,20 @@ mod tests {
         assert!(is_guarded_read(b"(SELECT 1) UNION (SELECT 2)"));
         assert!(!is_guarded_read(b"SHOW TABLES"));
         assert!(!is_guarded_read(b"SELECT 1; SELECT 2"));
+    }
+
+    #[test]
+    fn names_of_sql_prepared_statements() {
+        assert_eq!(
+            prepared_statement_name(b"prepare S1 from 'x'").as_deref(),
+            Some("s1")
+        );
+        assert_eq!(
+            executed_statement_name(b"EXECUTE `s1` USING @a").as_deref(),
+            Some("s1")
+        );
+        assert_eq!(executed_statement_name(b"EXECUTE IMMEDIATE 'x'"), None);
+        assert_eq!(executed_statement_name(b"EXECUTE s; SELECT 1"), None);
     }
 
     #[test]

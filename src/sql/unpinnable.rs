@@ -49,6 +49,14 @@ pub fn variable_name(index: usize) -> String {
     format!("@lockstep_pin_{}", index + 1)
 }
 
+/// Fresh values for the pin variables of `pins`, in order.
+pub fn fresh_values(pins: &[Pin]) -> Vec<(String, String)> {
+    pins.iter()
+        .enumerate()
+        .map(|(i, pin)| (variable_name(i), pin.literal()))
+        .collect()
+}
+
 /// A text statement with its unpinnable calls replaced by literals, or
 /// `None` when it has none.
 pub fn rewrite(query: &[u8]) -> Option<Pinned> {
@@ -59,6 +67,29 @@ pub fn rewrite(query: &[u8]) -> Option<Pinned> {
 /// variables (its executions differ, so no literal can be fixed at prepare).
 pub fn rewrite_for_prepare(query: &[u8]) -> Option<Pinned> {
     rewrite_calls(query, true)
+}
+
+/// `PREPARE name FROM '<statement>'` with the unpinnable calls inside its
+/// string replaced by the pin variables each `EXECUTE name` sets (its
+/// executions differ, as a prepared statement's do), or `None` when the
+/// string has none. Only a string written without escapes (README, limits).
+pub fn rewrite_sql_prepare(query: &[u8]) -> Option<Pinned> {
+    let suspicious = [b"uuid".as_slice(), b"sysdate", b"sys_guid"]
+        .iter()
+        .any(|name| contains_ignore_case(query, name));
+    if !suspicious {
+        return None;
+    }
+    let lexemes = lex(query)?;
+    let words: Vec<Option<String>> = lexemes.iter().take(3).map(Lexeme::word_upper).collect();
+    if words.first()?.as_deref() != Some("PREPARE") || words.get(2)?.as_deref() != Some("FROM") {
+        return None;
+    }
+    let calls = calls_in_string(query, lexemes.get(3)?, true);
+    if calls.is_empty() {
+        return None;
+    }
+    Some(replaced(query, calls))
 }
 
 /// The first call in `query` that no pin or literal can make repeat
@@ -98,6 +129,11 @@ fn rewrite_calls(query: &[u8], with_variables: bool) -> Option<Pinned> {
     if calls.is_empty() {
         return None;
     }
+    Some(replaced(query, calls))
+}
+
+/// `query` with each call replaced.
+fn replaced(query: &[u8], calls: Vec<Call>) -> Pinned {
     let mut sql = Vec::with_capacity(query.len() + 32);
     let mut renames = Vec::new();
     let mut variables = Vec::new();
@@ -116,23 +152,28 @@ fn rewrite_calls(query: &[u8], with_variables: bool) -> Option<Pinned> {
         }
     }
     sql.extend_from_slice(&query[copied_to..]);
-    Some(Pinned {
+    Pinned {
         sql,
         renames,
         variables,
-    })
+    }
 }
 
-/// `EXECUTE IMMEDIATE '<statement>'`: the calls inside the string, as calls
-/// of the whole text, their literals written for inside a single-quoted
-/// string. Only a string written without escapes (its bytes are its value);
-/// another is left as it is (README, limits).
+/// `EXECUTE IMMEDIATE '<statement>'`: the calls inside the string. Only a
+/// string written without escapes (its bytes are its value); another is
+/// left as it is (README, limits).
 fn calls_in_immediate(query: &[u8], lexemes: &[Lexeme]) -> Vec<Call> {
     let immediate = lexemes.first().and_then(Lexeme::word_upper).as_deref() == Some("EXECUTE")
         && lexemes.get(1).and_then(Lexeme::word_upper).as_deref() == Some("IMMEDIATE");
-    let Some(string) = lexemes.get(2).filter(|_| immediate) else {
-        return Vec::new();
-    };
+    match lexemes.get(2).filter(|_| immediate) {
+        Some(string) => calls_in_string(query, string, false),
+        None => Vec::new(),
+    }
+}
+
+/// The calls inside a single-quoted string that holds a statement, as calls
+/// of the whole text, their replacements written for inside the string.
+fn calls_in_string(query: &[u8], string: &Lexeme, with_variables: bool) -> Vec<Call> {
     let Token::SingleQuotedString(value) = &string.token else {
         return Vec::new();
     };
@@ -146,7 +187,7 @@ fn calls_in_immediate(query: &[u8], lexemes: &[Lexeme]) -> Vec<Call> {
     let Some(inner) = lex(raw) else {
         return Vec::new();
     };
-    find_calls(raw, &inner, false)
+    find_calls(raw, &inner, with_variables)
         .into_iter()
         .map(|call| Call {
             start: call.start + inside.start,
@@ -247,6 +288,25 @@ fn uuid_short() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn calls_inside_a_prepare_string_become_pin_variables() {
+        let pinned = super::rewrite_sql_prepare(
+            b"PREPARE s FROM 'INSERT INTO t VALUES (UUID(), SYSDATE(6), UUID_SHORT())'",
+        )
+        .expect("rewritten");
+        assert_eq!(
+            String::from_utf8_lossy(&pinned.sql),
+            "PREPARE s FROM 'INSERT INTO t VALUES (@lockstep_pin_1, NOW(6), @lockstep_pin_2)'"
+        );
+        assert_eq!(
+            pinned.variables,
+            vec![super::Pin::Uuid, super::Pin::UuidShort]
+        );
+        assert!(super::rewrite_sql_prepare(b"PREPARE s FROM @q").is_none());
+        assert!(super::rewrite_sql_prepare(b"PREPARE s FROM 'SELECT 1'").is_none());
+        assert!(super::rewrite_sql_prepare(b"SELECT 'PREPARE s FROM UUID()'").is_none());
+    }
+
     #[test]
     fn calls_inside_execute_immediate_become_literals() {
         let pinned =

@@ -41,7 +41,7 @@ impl Session {
         if let Err(err) = self.commit_implicitly().await {
             return self.answer(w, Err(err)).await;
         }
-        let (mut work, renames, variables) = work.pinned(renames);
+        let (mut work, renames, variables) = self.pinned_work(work, renames);
         let renames = &renames;
         let mut entry = self.new_entry(EntryKind::Alone, &work);
         entry.context.variables = variables;

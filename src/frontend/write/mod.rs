@@ -48,6 +48,7 @@ use crate::metrics;
 use crate::protocol::control;
 use crate::router::{self, Route, SetTarget};
 use crate::sql::intercept::Renames;
+use crate::sql::unpinnable;
 
 use work::assignments;
 pub(in crate::frontend) use work::Work;
@@ -206,6 +207,27 @@ impl Session {
             self.sync_control(&set).await?;
         }
         self.run_on_master(set.as_bytes()).await.map(|_| ())
+    }
+
+    /// `Work::pinned`; for `EXECUTE name` of a `PREPARE name FROM '…'`
+    /// whose string calls unpinnable functions, also fresh values for its
+    /// pin variables (journaled with the statement's context).
+    pub(super) fn pinned_work(
+        &self,
+        work: Work,
+        renames: &Renames,
+    ) -> (Work, Renames, Vec<(String, String)>) {
+        let executed = match &work {
+            Work::Text(sql) => router::executed_statement_name(sql)
+                .and_then(|name| self.sql_prepared_pins.get(&name)),
+            Work::Prepared { .. } => None,
+        };
+        let (work, mut renames, mut variables) = work.pinned(renames);
+        if let Some(executed) = executed {
+            variables.extend(unpinnable::fresh_values(&executed.pins));
+            renames.extend(executed.renames.iter().cloned());
+        }
+        (work, renames, variables)
     }
 
     /// Follows the roles after waiting for the gate (a failover or a new

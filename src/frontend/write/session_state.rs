@@ -12,11 +12,12 @@ use tracing::warn;
 use super::statement::MasterEnd;
 use super::work::{Pinning, Work};
 use crate::frontend::relay;
-use crate::frontend::session::Session;
+use crate::frontend::session::{PrepareStringPins, Session};
 use crate::journal::{Context, Outcome, SqlText};
 use crate::protocol::control::{self, UserValue, Variable};
 use crate::router::{self, SessionChange, SetTarget, TableLocks};
 use crate::sql::intercept::Renames;
+use crate::sql::unpinnable;
 
 impl Session {
     /// SET, USE, PREPARE, temporary tables: B's session, then A's.
@@ -50,6 +51,7 @@ impl Session {
             (Some(TableLocks::Writing), Work::Text(sql)) => {
                 Work::Text(control::lock_tables_with_commits(&sql))
             }
+            (_, Work::Text(sql)) => Work::Text(self.pin_prepare_string(sql)),
             (_, work) => work,
         };
         let sync = match self.sync.as_mut() {
@@ -82,6 +84,29 @@ impl Session {
                 .await;
         }
         Ok(())
+    }
+
+    /// `PREPARE s FROM '… UUID() …'`: the string's unpinnable calls read
+    /// pin variables that each `EXECUTE s` sets to the values the journal
+    /// keeps (`Session::pinned`); before, every node computed its own.
+    fn pin_prepare_string(&mut self, sql: Vec<u8>) -> Vec<u8> {
+        let Some(name) = router::prepared_statement_name(&sql) else {
+            return sql;
+        };
+        match unpinnable::rewrite_sql_prepare(&sql) {
+            Some(pinned) => {
+                let pins = PrepareStringPins {
+                    pins: pinned.variables,
+                    renames: pinned.renames,
+                };
+                self.sql_prepared_pins.insert(name, pins);
+                pinned.sql
+            }
+            None => {
+                self.sql_prepared_pins.remove(&name);
+                sql
+            }
+        }
     }
 
     /// `SET @u = UUID()`, `SET @t = NOW(6)`, `SELECT @r := RAND()`: user

@@ -56,7 +56,7 @@ impl Session {
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
-        let (work, renames, variables) = work.pinned(renames);
+        let (work, renames, variables) = self.pinned_work(work, renames);
         if kind == EntryKind::Write {
             self.shared.nontransactional.warn_if_named(work.sql());
         }

@@ -60,11 +60,7 @@ impl Work {
     /// Fresh values for a prepared statement's pin variables.
     pub(super) fn variable_values(&self) -> Vec<(String, String)> {
         match self {
-            Work::Prepared { pins, .. } => pins
-                .iter()
-                .enumerate()
-                .map(|(i, pin)| (unpinnable::variable_name(i), pin.literal()))
-                .collect(),
+            Work::Prepared { pins, .. } => unpinnable::fresh_values(pins),
             Work::Text(_) => Vec::new(),
         }
     }
