@@ -225,7 +225,7 @@ impl Session {
                 Err(err) => self.answer_init(w, Err(err)).await,
             },
             COM_DEBUG => w.eof(self.status).await,
-            _ => w.error_raw(1047, b"08S01", b"Unknown command").await,
+            _ => w.send_error(&ClientError::unknown_command()).await,
         }
     }
 

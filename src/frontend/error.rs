@@ -66,6 +66,20 @@ impl ClientError {
         )
     }
 
+    /// A command byte lockstep does not serve (MariaDB's answer to one it
+    /// does not know).
+    pub fn unknown_command() -> ClientError {
+        Self::of_kind(ErrorKind::ER_UNKNOWN_COM_ERROR, "Unknown command")
+    }
+
+    /// COM_STMT_EXECUTE of a statement id the session never prepared.
+    pub fn unknown_prepared_statement(id: u32, command: &str) -> ClientError {
+        Self::of_kind(
+            ErrorKind::ER_UNKNOWN_STMT_HANDLER,
+            format!("Unknown prepared statement handler ({id}) given to {command}"),
+        )
+    }
+
     /// `SHOW LOCKSTEP REQUEST` for an id the journal does not hold.
     pub fn unknown_request(id: &str) -> ClientError {
         Self::of_kind(

@@ -142,9 +142,8 @@ impl Session {
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
         let Some(stmt) = self.statements.get(&id).cloned() else {
-            let msg =
-                format!("Unknown prepared statement handler ({id}) given to mysqld_stmt_execute");
-            return w.error_raw(1243, b"HY000", msg.as_bytes()).await;
+            let err = ClientError::unknown_prepared_statement(id, "mysqld_stmt_execute");
+            return w.send_error(&err).await;
         };
         let work = Work::Prepared {
             id,
