@@ -52,8 +52,9 @@ const SCHEMA: &str = "CREATE DATABASE o; \
     CREATE TABLE o.log (id BIGINT AUTO_INCREMENT PRIMARY KEY, client INT, op INT, \
       at DATETIME(6), r DOUBLE, u CHAR(36)) ENGINE=InnoDB; \
     CREATE TABLE o.pick (id BIGINT AUTO_INCREMENT PRIMARY KEY, client INT, op INT, v INT, \
-      z INT DEFAULT 0) ENGINE=InnoDB;";
-const TABLES: [&str; 4] = ["o.hot", "o.ev", "o.log", "o.pick"];
+      z INT DEFAULT 0) ENGINE=InnoDB; \
+    CREATE TABLE o.snap ENGINE=InnoDB AS SELECT id, v, n FROM o.hot;";
+const TABLES: [&str; 5] = ["o.hot", "o.ev", "o.log", "o.pick", "o.snap"];
 
 /// What became of one client operation that writes a tagged row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,7 +273,10 @@ async fn client(opts: OptsBuilder, id: u64, seed: u64, shared: Arc<Shared>) -> R
 
 /// A DDL client: changes the default of `o.pick.z` every quarter second,
 /// so that every row inserted there records which side of which DDL it
-/// was committed on. Replayed in another order, the rows differ.
+/// was committed on, and every fourth time copies the hot rows with
+/// `CREATE OR REPLACE TABLE … SELECT`, which reads them under shared locks
+/// while the clients update them. Replayed in another order, the rows
+/// differ.
 async fn ddl_client(opts: OptsBuilder, shared: Arc<Shared>) -> Report {
     let mut report = Report::default();
     let mut conn: Option<Conn> = None;
@@ -284,7 +288,11 @@ async fn ddl_client(opts: OptsBuilder, shared: Arc<Shared>) -> Report {
         }
         let Some(c) = conn.as_mut() else { continue };
         k += 1;
-        let sql = format!("ALTER TABLE o.pick ALTER COLUMN z SET DEFAULT {k}");
+        let sql = if k % 4 == 0 {
+            "CREATE OR REPLACE TABLE o.snap ENGINE=InnoDB AS SELECT id, v, n FROM o.hot".to_string()
+        } else {
+            format!("ALTER TABLE o.pick ALTER COLUMN z SET DEFAULT {k}")
+        };
         match c.query_drop(&sql).await {
             Ok(()) => report.acknowledged += 1,
             Err(mysql_async::Error::Server(s)) if TIMING.contains(&s.code) => {
