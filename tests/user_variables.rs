@@ -338,3 +338,41 @@ fn statements_prepared_from_strings_store_the_masters_values_everywhere() {
         );
     }
 }
+
+/// `SET NAMES latin1; INSERT …` in one text: the session's later texts are
+/// read in latin1 on the master, and on the tail too (before, the tail
+/// replayed them in the connection's first character set and stored other
+/// bytes).
+#[test]
+fn set_names_inside_a_writing_text_holds_for_the_sessions_later_writes() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE cs; \
+         CREATE TABLE cs.t (n INT AUTO_INCREMENT PRIMARY KEY, s VARCHAR(10)) \
+         CHARACTER SET utf8mb4 ENGINE=InnoDB;",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut one = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let mut two = Conn::new(lockstep.client_opts()).await.expect("connect");
+        two.query_drop("SET @two = 2").await.expect("set");
+        one.query_drop("SET NAMES latin1; INSERT INTO cs.t (s) VALUES ('é')")
+            .await
+            .expect("set names and insert");
+        two.query_drop("INSERT INTO cs.t (s) VALUES ('é')")
+            .await
+            .expect("insert");
+        one.query_drop("INSERT INTO cs.t (s) VALUES ('é')")
+            .await
+            .expect("insert in latin1");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let query = "SELECT n, HEX(s) FROM cs.t ORDER BY n";
+    let master = root_rows(cluster.master(), query);
+    assert_eq!(master, ["1\tC383C2A9", "2\tC3A9", "3\tC383C2A9"]);
+    for node in &cluster.nodes {
+        assert_eq!(root_rows(node, query), master, "port {}", node.port);
+    }
+}

@@ -26,6 +26,10 @@ pub struct AppliedState {
     /// statement resolves its tables in the schema (and parses with the
     /// sql_mode) of the moment it was prepared.
     prepared: HashMap<Vec<u8>, mysql_async::Statement>,
+    /// A replayed text changed the connection's session beyond `current`
+    /// (`SET NAMES latin1; INSERT …`): no other session's state may
+    /// continue from it, so the next one between transactions starts fresh.
+    changed_by_text: bool,
 }
 
 impl AppliedState {
@@ -37,6 +41,9 @@ impl AppliedState {
         want: &SessionState,
         server: &ServerInfo,
     ) -> Result<(), ReplayError> {
+        if std::mem::take(&mut self.changed_by_text) {
+            self.current = None;
+        }
         if self.current.as_ref() == Some(want) {
             return Ok(());
         }
@@ -112,6 +119,11 @@ impl AppliedState {
 }
 
 impl AppliedState {
+    /// The text just replayed changed the session (`router::text_changes_session`).
+    pub fn changed_by_text(&mut self) {
+        self.changed_by_text = true;
+    }
+
     /// Runs a journaled statement; a prepared one is prepared once per state.
     pub async fn run(&mut self, conn: &mut Conn, statement: &Statement) -> Outcome {
         let Statement::Prepared { sql, params } = statement else {

@@ -31,6 +31,7 @@ use crate::journal::{
     CommitRecord, CommitState, Entry, Journal, JournalError, NodeResult, Outcome, Statement,
 };
 use crate::metrics;
+use crate::router;
 
 /// How far below its highest commit a node is checked for missing ones: a
 /// first slave that left the synchronous role may lack a few commits below
@@ -694,7 +695,11 @@ impl Tail {
         // A text carries its pinned context in its own round trip.
         let outcome = match &entry.statement {
             Statement::Text { sql } => {
-                let text = [pin.as_bytes(), b"; ", &sql.to_bytes()].concat();
+                let sql = sql.to_bytes();
+                if router::text_changes_session(&sql) {
+                    state.changed_by_text();
+                }
+                let text = [pin.as_bytes(), b"; ", &sql].concat();
                 outcome::run_text(conn, &text).await
             }
             prepared => {

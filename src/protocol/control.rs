@@ -124,6 +124,12 @@ const SESSION_DEFAULTS: &[(&str, Value)] = &[
     ("default_storage_engine", Value::Text),
     ("character_set_server", Value::Text),
     ("collation_server", Value::Text),
+    // The client's character set (its handshake's, or a `SET NAMES`): the
+    // tail's connection must not keep another session's.
+    ("character_set_client", Value::Text),
+    ("character_set_connection", Value::Text),
+    ("character_set_results", Value::Text),
+    ("collation_connection", Value::Text),
     ("auto_increment_increment", Value::Number),
     ("auto_increment_offset", Value::Number),
     ("explicit_defaults_for_timestamp", Value::Number),

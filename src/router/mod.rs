@@ -403,6 +403,23 @@ pub fn assigned_user_variables(query: &[u8]) -> Option<Vec<String>> {
     user_variable_names(query, &lexemes)
 }
 
+/// Whether a text of several statements changes its session as it runs
+/// (a `SET` or `USE` among them): a connection that replays it holds
+/// another state afterwards than the one the text was journaled with.
+pub fn text_changes_session(query: &[u8]) -> bool {
+    if !query.contains(&b';') {
+        return false;
+    }
+    let Some(lexemes) = lex(query) else {
+        return false;
+    };
+    let statements = statements_of(&lexemes);
+    statements.len() > 1
+        && statements
+            .iter()
+            .any(|s| matches!(Words(s).upper(0).as_deref(), Some("SET" | "USE")))
+}
+
 /// Whether a text of several statements has a `USE db` among them (the
 /// text takes the route of its strongest statement, so the session's
 /// schema must be read again after it).
@@ -436,7 +453,21 @@ pub fn text_set_targets(query: &[u8]) -> Option<Vec<SetTarget>> {
     }
     let mut targets: Vec<SetTarget> = Vec::new();
     for statement in statements {
-        if Words(statement).upper(0).as_deref() != Some("SET") {
+        let words = Words(statement);
+        if words.upper(0).as_deref() != Some("SET") {
+            continue;
+        }
+        if matches!(
+            words.upper(1).as_deref(),
+            Some("NAMES" | "CHARACTER" | "CHARSET")
+        ) {
+            // `SET NAMES x` has a syntax of its own; what it sets is these.
+            for name in CHARACTER_SET_VARIABLES {
+                let target = SetTarget::Session(name.to_string());
+                if !targets.contains(&target) {
+                    targets.push(target);
+                }
+            }
             continue;
         }
         let start = statement.first()?.range.start;
@@ -473,6 +504,14 @@ pub enum SetTarget {
     /// `name`, `SESSION name`, `@@name`, `@@session.name`
     Session(String),
 }
+
+/// What `SET NAMES` and `SET CHARACTER SET` change in a session.
+const CHARACTER_SET_VARIABLES: [&str; 4] = [
+    "character_set_client",
+    "character_set_connection",
+    "character_set_results",
+    "collation_connection",
+];
 
 /// The variables a `SET` statement assigns, in order; `None` for another
 /// statement, a global one, or a form with a syntax of its own (`SET NAMES`,
@@ -884,6 +923,18 @@ mod tests {
     }
 
     #[test]
+    fn texts_that_change_their_session() {
+        assert!(text_changes_session(
+            b"SET NAMES latin1; INSERT INTO t VALUES (1)"
+        ));
+        assert!(text_changes_session(b"INSERT INTO t VALUES (1); use d2"));
+        assert!(!text_changes_session(b"SET NAMES latin1"));
+        assert!(!text_changes_session(
+            b"INSERT INTO t VALUES (';'); SELECT 1"
+        ));
+    }
+
+    #[test]
     fn names_of_sql_prepared_statements() {
         assert_eq!(
             prepared_statement_name(b"prepare S1 from 'x'").as_deref(),
@@ -1098,8 +1149,13 @@ mod tests {
             Some(vec![Session("sql_mode".into())])
         );
         assert_eq!(
-            text_set_targets(b"SET NAMES utf8; INSERT INTO t VALUES (1)"),
-            None
+            text_set_targets(b"SET NAMES latin1; INSERT INTO t VALUES (1)"),
+            Some(
+                CHARACTER_SET_VARIABLES
+                    .iter()
+                    .map(|name| Session(name.to_string()))
+                    .collect()
+            )
         );
         assert_eq!(
             text_set_targets(b"INSERT INTO t VALUES (@a); SELECT 1"),
