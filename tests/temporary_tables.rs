@@ -75,3 +75,83 @@ fn a_sessions_temporary_rows_survive_other_sessions_on_the_tail() {
         assert_eq!(root_rows(node, query), master, "port {}", node.port);
     }
 }
+
+/// `DROP TABLE t` (without TEMPORARY) drops the session's temporary table
+/// t, and a real table t created afterwards receives the session's rows.
+/// A replay that rebuilds the session's state from scratch (here: the
+/// tail's and the replay's connection for the session is evicted by more
+/// sessions with temporary tables than they keep connections for) must not
+/// create the temporary t again, where it would hide the real one and
+/// swallow the rows.
+#[test]
+fn a_temporary_table_dropped_without_temporary_stays_dropped_in_replays() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(&lockstep, "CREATE DATABASE td;");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut one = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let mut two = Conn::new(lockstep.client_opts()).await.expect("connect");
+        one.query_drop("CREATE TEMPORARY TABLE td.t (a INT)")
+            .await
+            .expect("create temporary");
+        one.query_drop("INSERT INTO td.t VALUES (1)")
+            .await
+            .expect("insert into the temporary table");
+        one.query_drop("DROP TABLE td.t").await.expect("drop it");
+        one.query_drop("CREATE TABLE td.t (a INT PRIMARY KEY) ENGINE=InnoDB")
+            .await
+            .expect("create the real table");
+        two.query_drop("CREATE TABLE td.other (a INT) ENGINE=InnoDB")
+            .await
+            .expect("another session's DDL");
+        // More sessions with temporary tables than the tail keeps
+        // connections for.
+        for i in 0..40 {
+            let mut other = Conn::new(lockstep.client_opts()).await.expect("connect");
+            for sql in [
+                "CREATE TEMPORARY TABLE td.x (a INT)".to_string(),
+                format!("INSERT INTO td.x VALUES ({i})"),
+                "INSERT INTO td.other SELECT a FROM td.x".to_string(),
+            ] {
+                other
+                    .query_drop(sql)
+                    .await
+                    .expect("a session with a temporary table");
+            }
+            other.disconnect().await.expect("disconnect");
+        }
+        one.query_drop("INSERT INTO td.t VALUES (2)")
+            .await
+            .expect("insert into the real table");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let query = "SELECT a FROM td.t ORDER BY a";
+    let master = root_rows(cluster.master(), query);
+    assert_eq!(master, ["2"]);
+    let fresh = Cluster::start(1);
+    let config = lockstep.config_path.to_str().expect("utf-8 path");
+    let out = std::process::Command::new(support::lockstep_bin())
+        .args([
+            "replay",
+            "--config",
+            config,
+            "--target",
+            &fresh.nodes[0].url(),
+        ])
+        .output()
+        .expect("lockstep replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        root_rows(&fresh.nodes[0], query),
+        master,
+        "the replayed journal"
+    );
+    for node in &cluster.nodes {
+        assert_eq!(root_rows(node, query), master, "port {}", node.port);
+    }
+}

@@ -672,6 +672,36 @@ fn starts_with_one_of(query: &[u8], words: &[&str]) -> bool {
     })
 }
 
+/// For `DROP TABLE [IF EXISTS] t1, t2 …` (without TEMPORARY), the
+/// `DROP TEMPORARY TABLE IF EXISTS t1, t2 …` of the same names: MariaDB's
+/// DROP TABLE drops the session's temporary table of a name first, and a
+/// replay of the session's state must not create it again.
+pub fn as_temporary_drop(query: &[u8]) -> Option<Vec<u8>> {
+    if !starts_with_one_of(query, &["DROP"]) {
+        return None;
+    }
+    let lexemes = lex(query)?;
+    if statement_count(&lexemes) != 1 {
+        return None;
+    }
+    let words = Words(&lexemes);
+    if !matches!(words.upper(1).as_deref(), Some("TABLE" | "TABLES")) {
+        return None;
+    }
+    let mut first_name = 2;
+    if words.upper(2).as_deref() == Some("IF") && words.upper(3).as_deref() == Some("EXISTS") {
+        first_name = 4;
+    }
+    let start = lexemes.get(first_name)?.range.start;
+    // Up to a closing `;`, if any.
+    let end = match lexemes.last() {
+        Some(l) if l.token == Token::SemiColon => l.range.start,
+        _ => query.len(),
+    };
+    let names = query.get(start..end)?.trim_ascii_end();
+    Some([b"DROP TEMPORARY TABLE IF EXISTS ".as_slice(), names].concat())
+}
+
 /// Whether the text creates a temporary table (`CREATE [OR REPLACE]
 /// TEMPORARY TABLE …`).
 pub fn creates_temporary_table(query: &[u8]) -> bool {
@@ -920,6 +950,22 @@ mod tests {
         assert!(is_guarded_read(b"(SELECT 1) UNION (SELECT 2)"));
         assert!(!is_guarded_read(b"SHOW TABLES"));
         assert!(!is_guarded_read(b"SELECT 1; SELECT 2"));
+    }
+
+    #[test]
+    fn drops_of_tables_as_temporary_drops() {
+        let drop =
+            |q: &[u8]| as_temporary_drop(q).map(|d| String::from_utf8_lossy(&d).into_owned());
+        assert_eq!(
+            drop(b"drop table if exists d.t1, `t 2` CASCADE;").as_deref(),
+            Some("DROP TEMPORARY TABLE IF EXISTS d.t1, `t 2` CASCADE")
+        );
+        assert_eq!(
+            drop(b"DROP TABLES t").as_deref(),
+            Some("DROP TEMPORARY TABLE IF EXISTS t")
+        );
+        assert_eq!(drop(b"DROP TEMPORARY TABLE t"), None);
+        assert_eq!(drop(b"DROP VIEW v"), None);
     }
 
     #[test]

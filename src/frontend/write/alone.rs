@@ -97,6 +97,7 @@ impl Session {
                 MasterEnd::Done { w, end, outcome } => {
                     self.record_master(&mut entry, outcome);
                     self.record_alone_commit(&mut entry, sync_ok).await;
+                    self.remember_temporary_drop(work.sql());
                     self.refresh_master_catalog().await;
                     relay::finish_with(w, end, &mut self.status).await
                 }

@@ -86,6 +86,26 @@ impl Session {
         Ok(())
     }
 
+    /// After a `DROP TABLE t` the master passed: when the session holds
+    /// temporary tables, t may have been one of them (MariaDB drops the
+    /// temporary table of a name first), and a replay of the session's state
+    /// must not create it again, where it would hide a table t created
+    /// later. Remembered as `DROP TEMPORARY TABLE IF EXISTS t`, which does
+    /// nothing where t was not temporary.
+    pub(super) fn remember_temporary_drop(&mut self, sql: &[u8]) {
+        let holds_temporary_tables = self
+            .state
+            .statements
+            .iter()
+            .any(|statement| router::creates_temporary_table(&statement.to_bytes()));
+        if !holds_temporary_tables {
+            return;
+        }
+        if let Some(drop) = router::as_temporary_drop(sql) {
+            self.state.remember(SqlText::from_bytes(&drop), false);
+        }
+    }
+
     /// `PREPARE s FROM '… UUID() …'`: the string's unpinnable calls read
     /// pin variables that each `EXECUTE s` sets to the values the journal
     /// keeps (`Session::pinned`); before, every node computed its own.
