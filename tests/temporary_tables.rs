@@ -155,3 +155,67 @@ fn a_temporary_table_dropped_without_temporary_stays_dropped_in_replays() {
         assert_eq!(root_rows(node, query), master, "port {}", node.port);
     }
 }
+
+/// Temporary tables made inside a text of several statements (`CREATE
+/// TEMPORARY TABLE x …; INSERT …`): the session's state does not hold
+/// them, the text does. Each such session gets a connection of its own on
+/// the tail and in a replay, as when its state holds them, so that the
+/// next session's same text does not fail there with "already exists",
+/// and the session's later statements still find its table.
+#[test]
+fn temporary_tables_made_inside_texts_belong_to_their_session_on_the_tail() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE tx; CREATE TABLE tx.out (a INT) ENGINE=InnoDB;",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut sessions = Vec::new();
+        for i in 0..5 {
+            let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+            c.query_drop(format!(
+                "CREATE TEMPORARY TABLE tx.x (a INT); INSERT INTO tx.x VALUES ({i}); \
+                 INSERT INTO tx.out SELECT a FROM tx.x"
+            ))
+            .await
+            .expect("a text making a temporary table");
+            sessions.push(c);
+        }
+        for c in sessions.iter_mut() {
+            c.query_drop("INSERT INTO tx.out SELECT a + 100 FROM tx.x")
+                .await
+                .expect("the session's table, later");
+        }
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let query = "SELECT a FROM tx.out ORDER BY a";
+    let master = root_rows(cluster.master(), query);
+    assert_eq!(master.len(), 10);
+    for node in &cluster.nodes {
+        assert_eq!(root_rows(node, query), master, "port {}", node.port);
+    }
+    let fresh = Cluster::start(1);
+    let config = lockstep.config_path.to_str().expect("utf-8 path");
+    let out = std::process::Command::new(support::lockstep_bin())
+        .args([
+            "replay",
+            "--config",
+            config,
+            "--target",
+            &fresh.nodes[0].url(),
+        ])
+        .output()
+        .expect("lockstep replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        root_rows(&fresh.nodes[0], query),
+        master,
+        "the replayed journal"
+    );
+}

@@ -6,14 +6,14 @@
 //! them. A MariaDB replica keeps temporary tables per origin thread the same
 //! way.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use mysql_async::Conn;
 use tracing::warn;
 
 use super::replay_state::AppliedState;
 use crate::backend::Node;
-use crate::journal::{Entry, SessionState};
+use crate::journal::{Entry, SessionState, Statement};
 use crate::router;
 
 /// Most sessions with a lane of their own at once; the least recently used
@@ -35,18 +35,6 @@ pub enum LaneKey {
     Own(u32),
 }
 
-impl LaneKey {
-    /// The lane of `entry`: its session's own when the session has made
-    /// temporary tables.
-    pub fn of(entry: &Entry) -> LaneKey {
-        if has_temporary_tables(&entry.session_state) {
-            LaneKey::Own(entry.session)
-        } else {
-            LaneKey::Shared
-        }
-    }
-}
-
 fn has_temporary_tables(state: &SessionState) -> bool {
     state
         .statements
@@ -54,11 +42,22 @@ fn has_temporary_tables(state: &SessionState) -> bool {
         .any(|sql| router::creates_temporary_table(&sql.to_bytes()))
 }
 
+fn makes_temporary_tables(entry: &Entry) -> bool {
+    match &entry.statement {
+        Statement::Text { sql } => router::text_creates_temporary_table(&sql.to_bytes()),
+        Statement::Prepared { .. } => false,
+    }
+}
+
 pub struct Lanes {
     node: Node,
     shared: Lane,
     own: HashMap<u32, Lane>,
     uses: u64,
+    /// Sessions that made temporary tables inside a text of several
+    /// statements (`CREATE TEMPORARY TABLE x …; INSERT …`): their state does
+    /// not say so, the texts this node applied did.
+    made_by_text: HashSet<u32>,
 }
 
 impl Lanes {
@@ -73,6 +72,28 @@ impl Lanes {
             },
             own: HashMap::new(),
             uses: 0,
+            made_by_text: HashSet::new(),
+        }
+    }
+
+    /// The lane of `entry`: its session's own when the session has made
+    /// temporary tables (in its state, or in a text, this one included).
+    pub fn key_of(&self, entry: &Entry) -> LaneKey {
+        let own = has_temporary_tables(&entry.session_state)
+            || self.made_by_text.contains(&entry.session)
+            || makes_temporary_tables(entry);
+        if own {
+            LaneKey::Own(entry.session)
+        } else {
+            LaneKey::Shared
+        }
+    }
+
+    /// After `entries` were given their lane: the sessions whose texts made
+    /// temporary tables keep their own lane from now on.
+    pub fn note_texts(&mut self, entries: &[Entry]) {
+        for entry in entries.iter().filter(|e| makes_temporary_tables(e)) {
+            self.made_by_text.insert(entry.session);
         }
     }
 

@@ -424,13 +424,16 @@ impl Tail {
             };
             if let (true, Some(record)) = (apply, record) {
                 let started = std::time::Instant::now();
-                let mut group = self.group_from(record, &present, end)?;
+                let mut group = self.group_from(record, &present, end, &lanes)?;
                 let last = group.last().map_or(next, |(r, _)| r.seq);
                 let span = info_span!("commits", from = next, to = last);
                 let key = group
                     .first()
                     .and_then(|(_, entries)| entries.first())
-                    .map_or(LaneKey::Shared, LaneKey::of);
+                    .map_or(LaneKey::Shared, |entry| lanes.key_of(entry));
+                for (_, entries) in &group {
+                    lanes.note_texts(entries);
+                }
                 let lane = lanes.lane(key).await?;
                 if let Err(e) = self
                     .apply(&mut lane.conn, &mut group, &mut lane.state)
@@ -531,6 +534,7 @@ impl Tail {
         first: CommitRecord,
         present: &HashSet<u64>,
         end: u64,
+        lanes: &Lanes,
     ) -> Result<Vec<(CommitRecord, Vec<Entry>)>, TailError> {
         let first_entries = self.entries_of(&first)?;
         let singly = first.seq <= self.status.singly_through.load(Ordering::Relaxed);
@@ -538,11 +542,11 @@ impl Tail {
             return Ok(vec![(first, first_entries)]);
         };
         // A session with a lane of its own goes with its own commits only.
-        let lane = first_entries.first().map(LaneKey::of);
+        let lane = first_entries.first().map(|e| lanes.key_of(e));
         let same_state = |entries: &[Entry]| {
             entries
                 .iter()
-                .all(|e| e.session_state == state && Some(LaneKey::of(e)) == lane)
+                .all(|e| e.session_state == state && Some(lanes.key_of(e)) == lane)
         };
         if first.alone || singly || !same_state(&first_entries) {
             return Ok(vec![(first, first_entries)]);

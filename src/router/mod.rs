@@ -702,6 +702,24 @@ pub fn as_temporary_drop(query: &[u8]) -> Option<Vec<u8>> {
     Some([b"DROP TEMPORARY TABLE IF EXISTS ".as_slice(), names].concat())
 }
 
+/// Whether a text of several statements creates a temporary table among
+/// them (`CREATE TEMPORARY TABLE x …; INSERT …`).
+pub fn text_creates_temporary_table(query: &[u8]) -> bool {
+    if !query.contains(&b';') || !contains_ignore_case(query, b"temporary") {
+        return false;
+    }
+    let Some(lexemes) = lex(query) else {
+        return false;
+    };
+    let statements = statements_of(&lexemes);
+    statements.len() > 1
+        && statements.iter().any(|s| {
+            let words = Words(s);
+            words.upper(0).as_deref() == Some("CREATE")
+                && (1..4).any(|i| words.upper(i).as_deref() == Some("TEMPORARY"))
+        })
+}
+
 /// Whether the text creates a temporary table (`CREATE [OR REPLACE]
 /// TEMPORARY TABLE …`).
 pub fn creates_temporary_table(query: &[u8]) -> bool {
@@ -966,6 +984,19 @@ mod tests {
         );
         assert_eq!(drop(b"DROP TEMPORARY TABLE t"), None);
         assert_eq!(drop(b"DROP VIEW v"), None);
+    }
+
+    #[test]
+    fn texts_that_create_temporary_tables() {
+        assert!(text_creates_temporary_table(
+            b"CREATE TEMPORARY TABLE x (a INT); INSERT INTO x VALUES (1)"
+        ));
+        assert!(!text_creates_temporary_table(
+            b"CREATE TEMPORARY TABLE x (a INT)"
+        ));
+        assert!(!text_creates_temporary_table(
+            b"INSERT INTO t VALUES ('temporary'); SELECT 1"
+        ));
     }
 
     #[test]
