@@ -74,10 +74,7 @@ pub fn rewrite_for_prepare(query: &[u8]) -> Option<Pinned> {
 /// executions differ, as a prepared statement's do), or `None` when the
 /// string has none. Only a string written without escapes (README, limits).
 pub fn rewrite_sql_prepare(query: &[u8]) -> Option<Pinned> {
-    let suspicious = [b"uuid".as_slice(), b"sysdate", b"sys_guid"]
-        .iter()
-        .any(|name| contains_ignore_case(query, name));
-    if !suspicious {
+    if !may_call_unpinnable(query) {
         return None;
     }
     let lexemes = lex(query)?;
@@ -105,6 +102,13 @@ pub fn unrepeatable_call(query: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(original).into_owned())
 }
 
+/// The cheap test before tokenizing: the text names one of the calls.
+fn may_call_unpinnable(query: &[u8]) -> bool {
+    [b"uuid".as_slice(), b"sysdate", b"sys_guid"]
+        .iter()
+        .any(|name| contains_ignore_case(query, name))
+}
+
 /// One call found in the text: its byte range and its replacement.
 struct Call {
     start: usize,
@@ -114,10 +118,7 @@ struct Call {
 }
 
 fn rewrite_calls(query: &[u8], with_variables: bool) -> Option<Pinned> {
-    let suspicious = [b"uuid".as_slice(), b"sysdate", b"sys_guid"]
-        .iter()
-        .any(|name| contains_ignore_case(query, name));
-    if !suspicious {
+    if !may_call_unpinnable(query) {
         return None;
     }
     let lexemes = lex(query)?;
