@@ -273,8 +273,9 @@ async fn client(opts: OptsBuilder, id: u64, seed: u64, shared: Arc<Shared>) -> R
 
 /// A DDL client: changes the default of `o.pick.z` every quarter second,
 /// so that every row inserted there records which side of which DDL it
-/// was committed on, and every fourth time copies the hot rows with
-/// `CREATE OR REPLACE TABLE … SELECT`, which reads them under shared locks
+/// was committed on, and every fourth time copies the hot rows, by turns
+/// with `CREATE OR REPLACE TABLE o.snap … SELECT` and into a new table with
+/// `CREATE TABLE o.snap_<k> … SELECT`, which read them under shared locks
 /// while the clients update them. Replayed in another order, the rows
 /// differ.
 async fn ddl_client(opts: OptsBuilder, shared: Arc<Shared>) -> Report {
@@ -288,10 +289,11 @@ async fn ddl_client(opts: OptsBuilder, shared: Arc<Shared>) -> Report {
         }
         let Some(c) = conn.as_mut() else { continue };
         k += 1;
-        let sql = if k % 4 == 0 {
-            "CREATE OR REPLACE TABLE o.snap ENGINE=InnoDB AS SELECT id, v, n FROM o.hot".to_string()
-        } else {
-            format!("ALTER TABLE o.pick ALTER COLUMN z SET DEFAULT {k}")
+        let sql = match k % 8 {
+            0 => "CREATE OR REPLACE TABLE o.snap ENGINE=InnoDB AS SELECT id, v, n FROM o.hot"
+                .to_string(),
+            4 => format!("CREATE TABLE o.snap_{k} ENGINE=InnoDB AS SELECT id, v, n FROM o.hot"),
+            _ => format!("ALTER TABLE o.pick ALTER COLUMN z SET DEFAULT {k}"),
         };
         match c.query_drop(&sql).await {
             Ok(()) => report.acknowledged += 1,
@@ -336,6 +338,16 @@ fn restart(cluster: &mut Cluster, i: usize) {
 }
 
 /// Every row of `table`, in primary-key order, one string per row.
+/// The workload's tables on `node`: the fixed ones and the DDL client's
+/// copies.
+fn tables_of(node: &MariaDb) -> Vec<String> {
+    root_rows(
+        node,
+        "SELECT CONCAT('o.', TABLE_NAME) FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = 'o' ORDER BY TABLE_NAME",
+    )
+}
+
 fn dump(node: &MariaDb, table: &str) -> Vec<String> {
     root_rows(node, &format!("SELECT * FROM {table} ORDER BY 1"))
 }
@@ -515,8 +527,28 @@ fn every_node_and_the_journal_hold_the_masters_data_after_an_adversarial_workloa
     let master = holder(&lockstep, "master").expect("a master at the end");
     wait_until_caught_up(&cluster, master, &lockstep);
 
-    // Oracle: every node's rows equal the master's.
-    for table in TABLES {
+    // Oracle: every node's rows equal the master's, in the fixed tables
+    // and in the copies the DDL client made (the same set everywhere).
+    let tables = tables_of(&cluster.nodes[master]);
+    for fixed in TABLES {
+        assert!(
+            tables.iter().any(|t| t == fixed),
+            "seed {seed}: {fixed} is gone"
+        );
+    }
+    println!(
+        "seed {seed}: {} copies made by CREATE TABLE … SELECT under the load",
+        tables.len() - TABLES.len()
+    );
+    for node in &cluster.nodes {
+        assert_eq!(
+            tables_of(node),
+            tables,
+            "seed {seed}: the tables on port {}",
+            node.port
+        );
+    }
+    for table in &tables {
         let reference = dump(&cluster.nodes[master], table);
         for (i, node) in cluster.nodes.iter().enumerate() {
             let rows = dump(node, table);
@@ -586,7 +618,12 @@ fn every_node_and_the_journal_hold_the_masters_data_after_an_adversarial_workloa
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "replay failed: {said}");
-    for table in TABLES {
+    assert_eq!(
+        tables_of(&fresh.nodes[0]),
+        tables,
+        "seed {seed}: the replayed tables"
+    );
+    for table in &tables {
         let reference = dump(&cluster.nodes[master], table);
         let replayed = dump(&fresh.nodes[0], table);
         assert!(

@@ -191,6 +191,75 @@ fn a_ddl_waits_only_for_transactions_on_its_tables_and_other_writes_pass_it() {
     }
 }
 
+/// `CREATE TABLE … SELECT` reads its source under shared row locks, as
+/// directly: it waits only for transactions holding rows of its source.
+/// Before, it waited for every open write transaction on any table (and
+/// every new write queued behind it), up to `lock_wait_timeout`: a day by
+/// default.
+#[test]
+fn a_create_table_select_waits_only_for_transactions_on_its_source() {
+    let (cluster, lockstep) = start_with_two_tables();
+    let rt = runtime();
+    rt.block_on(async {
+        let mut writer = Conn::new(lockstep.client_opts()).await.expect("connect");
+        writer.query_drop("BEGIN").await.expect("begin");
+        writer
+            .query_drop("UPDATE w.t SET v = 1 WHERE id = 1")
+            .await
+            .expect("update");
+
+        let mut ddl = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let started = Instant::now();
+        let copied = tokio::time::timeout(
+            Duration::from_secs(10),
+            ddl.query_drop("CREATE TABLE w.copy_other AS SELECT * FROM w.other"),
+        )
+        .await;
+        assert!(
+            matches!(copied, Ok(Ok(()))),
+            "CREATE … SELECT from w.other waited for a transaction on w.t: {copied:?}"
+        );
+        println!(
+            "CREATE … SELECT from another table: {:?}",
+            started.elapsed()
+        );
+
+        // From the transaction's table it waits for the row lock, as
+        // directly: innodb_lock_wait_timeout, then 1205.
+        ddl.query_drop("SET SESSION innodb_lock_wait_timeout = 2")
+            .await
+            .expect("set");
+        let started = Instant::now();
+        let refused = ddl
+            .query_drop("CREATE TABLE w.copy_t AS SELECT * FROM w.t")
+            .await
+            .expect_err("the row lock of the open transaction holds it up");
+        let waited = started.elapsed();
+        assert_eq!(server_code(&refused), Some(1205), "{refused}");
+        assert!(waited < Duration::from_secs(8), "waited {waited:?}");
+        // Meanwhile the transaction goes on and commits.
+        writer
+            .query_drop("UPDATE w.t SET v = 2 WHERE id = 2")
+            .await
+            .expect("update");
+        writer.query_drop("COMMIT").await.expect("commit");
+        ddl.query_drop("CREATE TABLE w.copy_t AS SELECT * FROM w.t")
+            .await
+            .expect("once the transaction ended");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let tables = ["w.t", "w.other", "w.copy_other", "w.copy_t"];
+    let master = support::checksums(&cluster.nodes[0], &tables);
+    for node in &cluster.nodes[1..] {
+        assert_eq!(
+            support::checksums(node, &tables),
+            master,
+            "port {}",
+            node.port
+        );
+    }
+}
+
 /// Reads go to the master alone, so a transaction that read a table holds
 /// a metadata lock there that B never saw: a DDL on that table passes B
 /// and waits for it on the master. The transaction's writes must not wait
