@@ -50,10 +50,21 @@ pub enum Wrap {
     AutocommitOff,
 }
 
+/// lockstep's own transaction around an autocommit write, at REPEATABLE
+/// READ whatever the session's level: there InnoDB reads the rows a write
+/// reads (`INSERT … SELECT`, a subquery) under shared locks, as the
+/// statement binlog requires, so that B and A read the same rows. Under
+/// READ COMMITTED it reads them without locks, and an update committed
+/// between B's run and A's changed what A read (`tests/isolation.rs`: most
+/// copies differed). The level applies to this transaction only; for the
+/// writes of one statement it is SERIALIZABLE's too.
+pub const BEGIN_REPEATABLE_READ: &str =
+    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; START TRANSACTION";
+
 impl Wrap {
     pub fn open(self) -> &'static str {
         match self {
-            Wrap::Begin => BEGIN,
+            Wrap::Begin => BEGIN_REPEATABLE_READ,
             Wrap::AutocommitOff => "SET autocommit = 0",
         }
     }

@@ -156,7 +156,8 @@ impl Pinning {
     pub(super) fn opened_by(self, opening: &str) -> Pinning {
         Pinning {
             sql: format!("{opening}; {}", self.sql),
-            statements: self.statements + 1,
+            // lockstep's own statements hold no `;` but between them.
+            statements: self.statements + opening.split(';').count(),
         }
     }
 
