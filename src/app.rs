@@ -82,6 +82,7 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
         },
         gate: Arc::new(tokio::sync::RwLock::new(())),
         alone: Default::default(),
+        appliers: Default::default(),
     });
     if let Some(reason) = prepared.master_down {
         fail_over_at_start(&chain, reason).await;

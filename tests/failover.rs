@@ -199,7 +199,13 @@ fn the_synchronous_slave_takes_over_when_the_master_dies_and_no_acknowledged_wri
     let (acknowledged, longest) = rt.block_on(async {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writers: Vec<_> = (0..4u64)
-            .map(|w| tokio::spawn(writer(lockstep.client_opts(), w * 1_000_000, stop.clone())))
+            .map(|w| {
+                tokio::spawn(writer(
+                    lockstep.client_opts(),
+                    (w + 1) * 1_000_000,
+                    stop.clone(),
+                ))
+            })
             .collect();
         let mut idle = Conn::new(lockstep.client_opts()).await.expect("connect");
         idle.query_drop("SET @kept = 42").await.expect("set");

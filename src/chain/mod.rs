@@ -42,4 +42,8 @@ pub struct Chain {
     /// The DDL in flight, which writes around it wait behind
     /// (`protocol::alone`).
     pub alone: crate::protocol::alone::AloneStatements,
+    /// Held shared by an applier from a group's first statement until its
+    /// results are journaled, exclusively by the shutdown before it closes
+    /// the journal: a node's commit is not left without its result there.
+    pub appliers: Arc<tokio::sync::RwLock<()>>,
 }

@@ -148,6 +148,7 @@ pub async fn apply(
         },
         gate: Arc::new(tokio::sync::RwLock::new(())),
         alone: Default::default(),
+        appliers: Default::default(),
     });
     let Some(mut tail) = Tail::for_node(&chain, &target.name) else {
         return Err(ReplayError::Point("no target".into()));

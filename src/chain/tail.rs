@@ -435,11 +435,13 @@ impl Tail {
                     lanes.note_texts(entries);
                 }
                 let lane = lanes.lane(key).await?;
-                if let Err(e) = self
+                let applying = self.chain.appliers.clone().read_owned().await;
+                let applied_group = self
                     .apply(&mut lane.conn, &mut group, &mut lane.state)
                     .instrument(span)
-                    .await
-                {
+                    .await;
+                drop(applying);
+                if let Err(e) = applied_group {
                     self.status
                         .singly_through
                         .fetch_max(last, Ordering::Relaxed);

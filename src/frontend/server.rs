@@ -70,6 +70,13 @@ impl Frontend {
                 () = &mut shutdown => {
                     info!(sessions = self.shared.registry.len(), "shutting down: no new clients");
                     self.drain().await;
+                    // No applier between a node's commit and its result:
+                    // held until the process ends.
+                    let _appliers = tokio::time::timeout(
+                        DRAIN,
+                        self.shared.chain.appliers.clone().write_owned(),
+                    )
+                    .await;
                     // What is queued for the journal (results, commit
                     // records) reaches the disk before the process ends.
                     let journal = self.shared.chain.journal.clone();
