@@ -36,15 +36,6 @@
 //!    most `lock_wait_timeout`, as MariaDB makes a write on the DDL's tables
 //!    wait, asking again every 20 ms.
 //!
-//!    A DDL that reads rows (`CREATE TABLE … SELECT`) reads its source
-//!    under shared row locks, so its waits are row-lock waits, which hold
-//!    up only the rows concerned: waiting for one on A proves nothing about
-//!    the rows it has not read yet. Once such a DDL passed the first node,
-//!    a write that ran there after it waits for its number (it changed
-//!    rows the DDL had read there, and must not change them on A before
-//!    the DDL reads them). Before it passed, the write's changes met it on
-//!    the first node under InnoDB's locks, as they would directly.
-//!
 //! So a DDL waiting for a long transaction on its tables holds up no other
 //! write; a DDL that is executing holds up the writes that finish on B
 //! meanwhile, until it has run on A. DDLs run one at a time.
@@ -80,8 +71,6 @@ struct InFlight {
     past_first: bool,
     /// Its thread on A, once it is sent there (after the first node).
     master_thread: Option<u32>,
-    /// It reads rows under shared row locks (`CREATE TABLE … SELECT`).
-    reads_rows: bool,
 }
 
 /// Shared by every session: the one DDL in flight, if any.
@@ -184,13 +173,12 @@ pub struct Turn<'a> {
 
 impl Turn<'_> {
     /// Before the DDL is sent to its first node.
-    pub fn starts_on(&self, first_node: &str, thread: u32, reads_rows: bool) {
+    pub fn starts_on(&self, first_node: &str, thread: u32) {
         self.in_flight.send_replace(Some(InFlight {
             first_node: first_node.to_string(),
             thread,
             past_first: false,
             master_thread: None,
-            reads_rows,
         }));
     }
 
@@ -220,9 +208,8 @@ impl Drop for Turn<'_> {
 }
 
 /// Whether the write may go on past `ddl`: before A (`sync` is B), when
-/// the DDL waits for its locks on B, or on A unless it reads rows; before
-/// the number (`sync` is None), unless the DDL reached A and does not wait
-/// for its locks there.
+/// the DDL waits for its locks on B or on A; before the number (`sync` is
+/// None), unless the DDL reached A and does not wait for its locks there.
 async fn may_go(
     ddl: &InFlight,
     sync: &mut Option<(&str, &mut Conn)>,
@@ -232,18 +219,17 @@ async fn may_go(
         Some((node, conn)) => {
             if ddl.first_node == *node
                 && !ddl.past_first
-                && waits_for_a_lock(conn, ddl.thread, ddl.reads_rows).await?
+                && waits_for_a_lock(conn, ddl.thread).await?
             {
                 return Ok(true);
             }
             match ddl.master_thread {
-                Some(_) if ddl.reads_rows => Ok(false),
-                Some(thread) => master.waits_for_a_lock(thread, false).await,
+                Some(thread) => master.waits_for_a_lock(thread).await,
                 None => Ok(false),
             }
         }
         None => match ddl.master_thread {
-            Some(thread) => master.waits_for_a_lock(thread, ddl.reads_rows).await,
+            Some(thread) => master.waits_for_a_lock(thread).await,
             None => Ok(true),
         },
     }
@@ -262,16 +248,12 @@ impl MasterProbe {
         MasterProbe { node, conn: None }
     }
 
-    async fn waits_for_a_lock(
-        &mut self,
-        thread: u32,
-        reads_rows: bool,
-    ) -> Result<bool, AloneError> {
+    async fn waits_for_a_lock(&mut self, thread: u32) -> Result<bool, AloneError> {
         let conn = match self.conn.as_mut() {
             Some(conn) => conn,
             None => self.conn.insert(self.node.connect_admin().await?),
         };
-        waits_for_a_lock(conn, thread, reads_rows).await
+        waits_for_a_lock(conn, thread).await
     }
 
     pub async fn close(self) {
@@ -281,70 +263,9 @@ impl MasterProbe {
     }
 }
 
-/// Whether `thread` waits for a lock on the node. A DDL that reads rows
-/// may wait for a row lock in a read-only transaction, which only InnoDB's
-/// own report is sure to show (`control::INNODB_STATUS`).
-async fn waits_for_a_lock(
-    conn: &mut Conn,
-    thread: u32,
-    reads_rows: bool,
-) -> Result<bool, AloneError> {
+async fn waits_for_a_lock(conn: &mut Conn, thread: u32) -> Result<bool, AloneError> {
     let waits: Option<u8> = conn
         .query_first(control::thread_waits_for_lock(thread))
         .await?;
-    if waits == Some(1) || !reads_rows {
-        return Ok(waits == Some(1));
-    }
-    // Bytes: the report quotes raw row data, which need not be UTF-8.
-    let status: Option<mysql_async::Row> = conn.query_first(control::INNODB_STATUS).await?;
-    let report = status
-        .and_then(|row| row.get_opt::<Vec<u8>, usize>(2))
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    Ok(report_shows_lock_wait(
-        &String::from_utf8_lossy(&report),
-        thread,
-    ))
-}
-
-/// Whether InnoDB's report lists `thread`'s transaction as waiting for a
-/// lock: in its block (`---TRANSACTION …` up to the next), a `LOCK WAIT`
-/// line and `MariaDB thread id <thread>,`.
-fn report_shows_lock_wait(report: &str, thread: u32) -> bool {
-    let id = format!("MariaDB thread id {thread},");
-    report
-        .split("---TRANSACTION")
-        .skip(1)
-        .any(|block| block.contains(&id) && block.lines().any(|line| line.starts_with("LOCK WAIT")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::report_shows_lock_wait;
-
-    const REPORT: &str = "LIST OF TRANSACTIONS FOR EACH SESSION:
----TRANSACTION (0x7f0ee668d380), ACTIVE 5 sec starting index read
-mysql tables in use 2, locked 2
-LOCK WAIT 2 lock struct(s), heap size 1128, 1 row lock(s)
-MariaDB thread id 18, OS thread handle 139701734647488, query id 12481 127.0.0.1 root Sending data
-CREATE OR REPLACE TABLE o.snap ENGINE=InnoDB AS SELECT id, v, n FROM o.hot
-------- TRX HAS BEEN WAITING 5498072 us FOR THIS LOCK TO BE GRANTED:
----TRANSACTION 3030, ACTIVE 5 sec
-3 lock struct(s), heap size 1128, 1 row lock(s), undo log entries 3
-MariaDB thread id 16, OS thread handle 139701735261888, query id 13239 127.0.0.1 root
---------
-FILE I/O";
-
-    #[test]
-    fn a_read_only_transactions_lock_wait_is_found_in_innodbs_report() {
-        assert!(report_shows_lock_wait(REPORT, 18));
-        assert!(
-            !report_shows_lock_wait(REPORT, 16),
-            "16 holds locks, waits for none"
-        );
-        assert!(
-            !report_shows_lock_wait(REPORT, 1),
-            "thread id 1 is not 18's prefix"
-        );
-    }
+    Ok(waits == Some(1))
 }

@@ -121,13 +121,6 @@ pub fn thread_waits_for_lock(thread: u32) -> String {
     )
 }
 
-/// InnoDB's own report, whose transaction list shows a row-lock wait of a
-/// read-only transaction (`trx id 0`, as `CREATE TABLE … SELECT` reads its
-/// source) that `information_schema.INNODB_TRX` can leave out: measured on
-/// MariaDB 10.11 by the order test, whose writes then waited for a DDL
-/// that waited for them.
-pub const INNODB_STATUS: &str = "SHOW ENGINE INNODB STATUS";
-
 /// The session variables that shape what a statement writes and that a new
 /// session takes from the server's global values: the ones the statement
 /// binary log carries with every query. A session's values when it

@@ -783,17 +783,6 @@ pub fn alone_reads_rows(query: &[u8]) -> bool {
     false
 }
 
-/// `CREATE OR REPLACE TABLE … SELECT`: a statement run alone that reads
-/// rows and drops the old table first (MariaDB 10.11 leaves no table when
-/// the statement then fails, measured).
-pub fn replaces_table_with_rows(query: &[u8]) -> bool {
-    alone_reads_rows(query)
-        && lex(query).is_some_and(|lexemes| {
-            let words = Words(&lexemes);
-            words.upper(1).as_deref() == Some("OR") && words.upper(2).as_deref() == Some("REPLACE")
-        })
-}
-
 /// What a `LOCK TABLES` / `UNLOCK TABLES` statement does to the session's
 /// table locks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1007,19 +996,6 @@ mod tests {
         ));
         assert!(!text_creates_temporary_table(
             b"INSERT INTO t VALUES ('temporary'); SELECT 1"
-        ));
-    }
-
-    #[test]
-    fn statements_that_replace_a_table_with_rows() {
-        assert!(replaces_table_with_rows(
-            b"CREATE OR REPLACE TABLE s ENGINE=InnoDB AS SELECT * FROM t"
-        ));
-        assert!(!replaces_table_with_rows(
-            b"CREATE TABLE s AS SELECT * FROM t"
-        ));
-        assert!(!replaces_table_with_rows(
-            b"CREATE OR REPLACE TABLE s (a INT)"
         ));
     }
 

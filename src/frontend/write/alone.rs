@@ -74,8 +74,7 @@ impl Session {
             }
             // Phase "run on the first node": there it waits for the
             // transactions on its tables (`protocol::alone`, rule 1).
-            let first_is_sync =
-                self.announce_first_node(&turn, router::alone_reads_rows(work.sql()));
+            let first_is_sync = self.announce_first_node(&turn);
             let sync_pin = Some(Pinning::of(&entry.context));
             let sync_ok = self
                 .run_first_on_sync(&work, sync_pin, &mut entry, false)
@@ -146,13 +145,11 @@ impl Session {
 
     /// Its hold on the gate: shared, like any write, so that the writes in
     /// flight go on around it (`protocol::alone`); exclusive (no write in
-    /// flight, at most `limit`) for `CREATE OR REPLACE TABLE … SELECT`,
-    /// which drops the old table before it reads its source: failing on B
-    /// for a row lock (a timing error, which A never sees) it would leave
-    /// B without the table and A with it.
+    /// flight, at most `limit`) for a statement that reads rows under locks
+    /// while it runs, which would wait for writes that wait for it.
     async fn gate_for_alone(&self, sql: &[u8], limit: Duration) -> Result<Gate, ClientError> {
         let gate = self.shared.chain.gate.clone();
-        if !router::replaces_table_with_rows(sql) {
+        if !router::alone_reads_rows(sql) {
             return Ok(Gate::Shared(gate.read_owned().await));
         }
         match tokio::time::timeout(limit, gate.write_owned()).await {
@@ -160,7 +157,7 @@ impl Session {
             Err(_) => {
                 warn!(
                     waited_s = limit.as_secs_f64(),
-                    "CREATE OR REPLACE … SELECT waited for the writes in flight past lock_wait_timeout"
+                    "a statement that runs alone and reads rows waited for the writes in flight past lock_wait_timeout"
                 );
                 Err(ClientError::LockWaitTimeout)
             }
@@ -168,15 +165,14 @@ impl Session {
     }
 
     /// Tells the writes in flight where the DDL runs first (B, or A
-    /// without B), on which thread and whether it reads rows under locks;
-    /// true when that is B.
-    fn announce_first_node(&self, turn: &Turn<'_>, reads_rows: bool) -> bool {
+    /// without B) and on which thread; true when that is B.
+    fn announce_first_node(&self, turn: &Turn<'_>) -> bool {
         if let Some(conn) = self.sync.as_ref() {
-            turn.starts_on(&self.sync_node_name(), conn.id(), reads_rows);
+            turn.starts_on(&self.sync_node_name(), conn.id());
             return true;
         }
         if let Some(conn) = self.master.as_ref() {
-            turn.starts_on(&self.master_name, conn.id(), reads_rows);
+            turn.starts_on(&self.master_name, conn.id());
         }
         false
     }
@@ -352,6 +348,14 @@ impl Session {
     }
 }
 
+/// How a statement that runs alone holds the chain's gate (only held, never
+/// read: its drop lets go).
+#[allow(dead_code)]
+enum Gate {
+    Shared(OwnedRwLockReadGuard<()>),
+    Exclusive(OwnedRwLockWriteGuard<()>),
+}
+
 impl Session {
     /// A text of several statements runs alone across the chain as one
     /// unit, and the tail replays it as one. That holds only for a
@@ -409,12 +413,4 @@ fn unrepeatable_definition(work: &Work, renames: &Renames) -> Option<ClientError
         "{call} in a stored definition (column default, trigger, routine, event, view): \
          each node would compute its own values; generate the value in the writing statement"
     )))
-}
-
-/// How a statement that runs alone holds the chain's gate (held, never
-/// read: its drop lets go).
-#[allow(dead_code)]
-enum Gate {
-    Shared(OwnedRwLockReadGuard<()>),
-    Exclusive(OwnedRwLockWriteGuard<()>),
 }
