@@ -42,22 +42,29 @@ fn run(port: u16, user: &str, password: &str, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn reads_whose_functions_write_reach_every_node_with_mariadbs_answers() {
+/// `schema` then `statements`, directly on one server and through lockstep
+/// in front of three nodes: the answers must be equal. Returns the three
+/// nodes once the tail caught up.
+fn answers_equal_directly_and_through(schema: &str, statements: &str) -> Cluster {
     let direct = Cluster::start(1);
-    run(direct.nodes[0].port, "root", "", SCHEMA);
-    let expected = run(direct.nodes[0].port, "root", "", STATEMENTS);
+    run(direct.nodes[0].port, "root", "", schema);
+    let expected = run(direct.nodes[0].port, "root", "", statements);
 
     let cluster = Cluster::start(3);
     let lockstep = Lockstep::start(&cluster, "");
-    run(lockstep.port, USER, PASSWORD, SCHEMA);
-    let through = run(lockstep.port, USER, PASSWORD, STATEMENTS);
+    run(lockstep.port, USER, PASSWORD, schema);
+    let through = run(lockstep.port, USER, PASSWORD, statements);
     assert_eq!(
         through, expected,
         "answers through lockstep differ from MariaDB's"
     );
-
     wait_for_tail(&cluster, Duration::from_secs(20));
+    cluster
+}
+
+#[test]
+fn reads_whose_functions_write_reach_every_node_with_mariadbs_answers() {
+    let cluster = answers_equal_directly_and_through(SCHEMA, STATEMENTS);
     let master = root_rows(cluster.master(), "SELECT id, v FROM g.t ORDER BY id");
     assert_eq!(master.len(), 6, "{master:?}");
     let sequence = root_rows(cluster.master(), "SELECT next_not_cached_value FROM g.s");
@@ -95,20 +102,7 @@ fn reads_whose_functions_write_inside_transactions_reach_every_node() {
          SELECT id, v FROM g.t ORDER BY id;\n"
     );
     let schema = format!("{SCHEMA}{VIEW}\n");
-    let direct = Cluster::start(1);
-    run(direct.nodes[0].port, "root", "", &schema);
-    let expected = run(direct.nodes[0].port, "root", "", &statements);
-
-    let cluster = Cluster::start(3);
-    let lockstep = Lockstep::start(&cluster, "");
-    run(lockstep.port, USER, PASSWORD, &schema);
-    let through = run(lockstep.port, USER, PASSWORD, &statements);
-    assert_eq!(
-        through, expected,
-        "answers through lockstep differ from MariaDB's"
-    );
-
-    wait_for_tail(&cluster, Duration::from_secs(20));
+    let cluster = answers_equal_directly_and_through(&schema, &statements);
     let master = root_rows(cluster.master(), "SELECT id, v FROM g.t ORDER BY id");
     assert_eq!(master.len(), 12, "{master:?}");
     for node in &cluster.nodes[1..] {

@@ -217,10 +217,14 @@ impl Session {
         work: Work,
         renames: &Renames,
     ) -> (Work, Renames, Vec<(String, String)>) {
+        // Every write passes here: read the text only when the session
+        // has such a statement at all.
         let executed = match &work {
-            Work::Text(sql) => router::executed_statement_name(sql)
-                .and_then(|name| self.sql_prepared_pins.get(&name)),
-            Work::Prepared { .. } => None,
+            Work::Text(sql) if !self.sql_prepared_pins.is_empty() => {
+                router::executed_statement_name(sql)
+                    .and_then(|name| self.sql_prepared_pins.get(&name))
+            }
+            _ => None,
         };
         let (work, mut renames, mut variables) = work.pinned(renames);
         if let Some(executed) = executed {
