@@ -11,6 +11,7 @@ use tracing::{error, info, warn};
 
 use crate::auth::Credential;
 use crate::backend::{Node, ServerInfo};
+use crate::chain::hidden_auto_increment::{warn_of_makers, HiddenAutoIncrement};
 use crate::chain::nontransactional::NonTransactional;
 use crate::chain::retention::{self, Retention};
 use crate::chain::roles::{Role, Roles};
@@ -104,6 +105,14 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
         .refresh(&mut conn)
         .await
         .map_err(unreachable)?;
+    let hidden_auto_increment = HiddenAutoIncrement::default();
+    if let Some(makers) = hidden_auto_increment
+        .refresh(&mut conn)
+        .await
+        .map_err(unreachable)?
+    {
+        warn_of_makers(&makers);
+    }
     let _ = conn.disconnect().await;
     info!(node = %master.name, version = %chain.server.version, "master reachable");
     let sync_behind = prepared.sync_behind;
@@ -133,6 +142,7 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
         registry: Registry::default(),
         nontransactional,
         stored_functions,
+        hidden_auto_increment,
         compare: config.compare.clone(),
         failover: Failover::new(
             Duration::from_millis(config.health_interval_ms),

@@ -8,6 +8,7 @@
 
 pub mod commits;
 pub mod handover;
+pub mod hidden_auto_increment;
 pub mod lanes;
 pub mod nontransactional;
 pub mod outcome;

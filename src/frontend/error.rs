@@ -80,6 +80,16 @@ impl ClientError {
         )
     }
 
+    /// A statement that would run a trigger or stored routine making
+    /// AUTO_INCREMENT values (`chain::hidden_auto_increment`).
+    pub fn hidden_auto_increment(definition: &str) -> ClientError {
+        ClientError::NotSupported(format!(
+            "a statement that runs {definition}, which makes AUTO_INCREMENT values: each node \
+             would choose its own (give the column its values, or insert those rows in the \
+             client's statement)"
+        ))
+    }
+
     /// `SHOW LOCKSTEP REQUEST` for an id the journal does not hold.
     pub fn unknown_request(id: &str) -> ClientError {
         Self::of_kind(

@@ -6,12 +6,10 @@
 //! whether another result follows (opensrv's writer holds it back), so
 //! SERVER_MORE_RESULTS_EXISTS is right for multi-statements and CALL.
 //!
-//! One approximation remains, from mysql_async: when a result set with rows is
-//! followed by another result within the same response (a multi-statement or a
-//! CALL), the node's terminator of that set has been replaced by the next one
-//! before lockstep can read it, so that set's warning count is the next
-//! result's, and its status flags are the session's last known ones. The last
-//! result of a response (the only one, for ordinary statements) is exact.
+//! A result set's terminator is the node's own even when another result
+//! follows it (a multi-statement, a CALL): mysql_async reads the next result
+//! before the set's stream ends, and would lose the set's terminator there;
+//! the vendored copy keeps it (`vendor/mysql_async/PATCHES.md`).
 
 use std::io;
 
@@ -198,7 +196,22 @@ where
             }
         }
         drop(stream);
-        w = rows.finish_one_with(*status, result.warnings()).await?;
+        let (set_status, warnings) = set_end(result, *status);
+        *status = set_status - shown.hide;
+        w = rows.finish_one_with(*status, warnings).await?;
+    }
+}
+
+/// The status flags (without SERVER_MORE_RESULTS_EXISTS, which the
+/// writer sets) and warnings of the result set just read to its end, from
+/// its own terminator (`last` when there is none).
+fn set_end<P: Protocol>(result: &QueryResult<'_, '_, P>, last: StatusFlags) -> (StatusFlags, u16) {
+    match result.last_result_set_end() {
+        Some(end) => (
+            without_more_results(status_flags(end.status_flags().bits())),
+            end.warnings(),
+        ),
+        None => (last, result.warnings()),
     }
 }
 

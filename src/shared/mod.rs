@@ -25,6 +25,9 @@ pub struct Shared {
     pub nontransactional: crate::chain::nontransactional::NonTransactional,
     /// The names through which a read can write (stored functions, views).
     pub stored_functions: crate::chain::stored_functions::StoredFunctions,
+    /// The triggers and routines that make AUTO_INCREMENT values: the
+    /// statements that run them are refused.
+    pub hidden_auto_increment: crate::chain::hidden_auto_increment::HiddenAutoIncrement,
     /// `[compare]`: retries and policies.
     pub compare: crate::config::Compare,
     /// Node health and the master's replacement.

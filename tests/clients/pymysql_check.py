@@ -31,6 +31,23 @@ def main():
             if not cur.nextset():
                 break
         out["multi"] = sets
+        # Every result of a response carries its own warning count and
+        # status flags, also a result set followed by another result.
+        cur.execute("CREATE OR REPLACE PROCEDURE fx.warn_p() "
+                    "BEGIN SELECT 1/0 AS x; SELECT 2 AS y; END")
+        for sql in ["SELECT 1/0 AS x; SELECT CAST('9x' AS SIGNED) AS y, 2; DO 1",
+                    "SELECT CAST('9x' AS SIGNED) AS y; SELECT 1; DO 1/0",
+                    "CALL fx.warn_p()"]:
+            results = []
+            cur.execute(sql)
+            while True:
+                result = cur._result
+                results.append({"rows": [list(r) for r in cur.fetchall()],
+                                "warnings": result.warning_count,
+                                "status": result.server_status})
+                if not cur.nextset():
+                    break
+            out["results of " + sql] = results
         errors = []
         for sql in ["SELECT * FROM nosuch", "SELEC 1", "INSERT INTO t (id) VALUES (1)"]:
             try:

@@ -344,6 +344,11 @@ impl Session {
         if let Err(e) = self.shared.stored_functions.refresh(&mut conn).await {
             warn!(error = %e, "cannot list stored functions and views");
         }
+        match self.shared.hidden_auto_increment.refresh(&mut conn).await {
+            Ok(Some(makers)) => crate::chain::hidden_auto_increment::warn_of_makers(&makers),
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "cannot list triggers and stored routines"),
+        }
         let _ = conn.disconnect().await;
     }
 }

@@ -127,6 +127,9 @@ impl Session {
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
+        if let Some(err) = self.runs_hidden_auto_increment(&work, &route) {
+            return self.answer(w, Err(err)).await;
+        }
         match route {
             Route::Unsupported(what) => {
                 self.answer(w, Err(ClientError::NotSupported(what.into())))
@@ -179,6 +182,18 @@ impl Session {
             Route::Rollback => self.rollback(work, w).await,
             Route::Alone => self.run_alone(work, renames, w).await,
         }
+    }
+
+    /// A statement that would run a trigger or routine making
+    /// AUTO_INCREMENT values is refused before any node runs it.
+    fn runs_hidden_auto_increment(&self, work: &Work, route: &Route) -> Option<ClientError> {
+        if !matches!(route, Route::Read | Route::Write | Route::Alone) {
+            return None;
+        }
+        self.shared
+            .hidden_auto_increment
+            .run_by(work.sql())
+            .map(|definition| ClientError::hidden_auto_increment(&definition))
     }
 
     /// The client fixed its session's time (`SET timestamp = …`): lockstep's

@@ -1,0 +1,581 @@
+//! The master's triggers and stored routines that make AUTO_INCREMENT
+//! values, and the statements that would run them.
+//!
+//! lockstep gives every node the same AUTO_INCREMENT values by pinning: B
+//! chooses the statement's first value, A and the tail are given it
+//! (`insert_id`). That reaches the client's own statement only. Rows a
+//! trigger, a stored function or a procedure inserts get values each node
+//! chooses by itself: B and A run concurrent statements in different
+//! orders, and the tail replays only what committed (a rolled-back insert
+//! leaves a gap on A that the tail never sees), so the values differ, and
+//! the next pinned value collides on the tail (1062) or is duplicated on A.
+//! MariaDB's statement binlog cannot replay these either (Note 1592,
+//! "invokes a trigger or a stored function that inserts into an
+//! AUTO_INCREMENT column"); it switches to row images, which lockstep does
+//! not have. So a statement that would run such a body is refused (1235)
+//! before any node runs it, naming the definition.
+//!
+//! A body makes AUTO_INCREMENT values when it inserts into a table with an
+//! AUTO_INCREMENT column (explicit values count too: the text cannot tell
+//! NULL from a value), calls a procedure or function that does, or writes a
+//! table whose trigger for that kind of write does. The catalog is read
+//! from the master at start and after every statement that runs alone
+//! (DDL), as `stored_functions` is.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+use sqlparser::tokenizer::Token;
+
+use crate::sql::lexer::{lex, Lexeme};
+
+/// The kind of write a trigger fires on (`EVENT_MANIPULATION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Event {
+    fn parse(s: &str) -> Option<Event> {
+        match s.to_ascii_uppercase().as_str() {
+            "INSERT" => Some(Event::Insert),
+            "UPDATE" => Some(Event::Update),
+            "DELETE" => Some(Event::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// A trigger or stored routine as the master's catalog lists it.
+#[derive(Debug, Clone)]
+pub struct Definition {
+    /// `schema.name`, for messages.
+    pub name: String,
+    pub kind: Kind,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Procedure,
+    Function,
+    /// On the table (lower-cased, unqualified), for this kind of write.
+    Trigger {
+        table: String,
+        event: Event,
+    },
+}
+
+/// What a text does that can run a body: the tables it inserts into, the
+/// tables it writes and how, the procedures it calls and the functions it
+/// names. Names are lower-cased and unqualified (a schema is not told
+/// apart: over-approximated).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Effects {
+    inserts: HashSet<String>,
+    writes: HashSet<(String, Event)>,
+    calls: HashSet<String>,
+    functions: HashSet<String>,
+}
+
+/// The definitions that make AUTO_INCREMENT values, by how a statement
+/// reaches them (names lower-cased, unqualified).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Makers {
+    procedures: HashMap<String, String>,
+    functions: HashMap<String, String>,
+    triggers: HashMap<(String, Event), String>,
+}
+
+impl Makers {
+    pub fn is_empty(&self) -> bool {
+        self.procedures.is_empty() && self.functions.is_empty() && self.triggers.is_empty()
+    }
+
+    /// The definitions, for the log.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .procedures
+            .values()
+            .map(|n| format!("procedure {n}"))
+            .chain(self.functions.values().map(|n| format!("function {n}")))
+            .chain(self.triggers.values().map(|n| format!("trigger {n}")))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The first maker a text with these effects runs, described.
+    fn reached_by(&self, effects: &Effects) -> Option<String> {
+        let procedure = effects
+            .calls
+            .iter()
+            .find_map(|p| self.procedures.get(p))
+            .map(|n| format!("procedure {n}"));
+        let function = || {
+            effects
+                .functions
+                .iter()
+                .find_map(|f| self.functions.get(f))
+                .map(|n| format!("function {n}"))
+        };
+        let trigger = || {
+            effects
+                .writes
+                .iter()
+                .find_map(|w| self.triggers.get(w))
+                .map(|n| format!("trigger {n}"))
+        };
+        procedure.or_else(function).or_else(trigger)
+    }
+}
+
+/// Which definitions make AUTO_INCREMENT values: those inserting into a
+/// table of `auto_tables`, then, until nothing changes, those reaching one.
+pub fn makers(auto_tables: &HashSet<String>, definitions: &[Definition]) -> Makers {
+    let effects: Vec<Effects> = definitions
+        .iter()
+        .map(|d| effects_of(&lex(d.body.as_bytes()).unwrap_or_default()))
+        .collect();
+    let mut makers = Makers::default();
+    let mut found = vec![false; definitions.len()];
+    loop {
+        let mut changed = false;
+        for (i, definition) in definitions.iter().enumerate() {
+            if found[i] {
+                continue;
+            }
+            let inserts_auto = effects[i].inserts.iter().any(|t| auto_tables.contains(t));
+            if !inserts_auto && makers.reached_by(&effects[i]).is_none() {
+                continue;
+            }
+            found[i] = true;
+            changed = true;
+            let bare = bare_name(&definition.name);
+            let name = definition.name.clone();
+            match &definition.kind {
+                Kind::Procedure => {
+                    makers.procedures.insert(bare, name);
+                }
+                Kind::Function => {
+                    makers.functions.insert(bare, name);
+                }
+                Kind::Trigger { table, event } => {
+                    makers.triggers.insert((table.clone(), *event), name);
+                }
+            }
+        }
+        if !changed {
+            return makers;
+        }
+    }
+}
+
+fn bare_name(qualified: &str) -> String {
+    qualified
+        .rsplit('.')
+        .next()
+        .unwrap_or(qualified)
+        .to_lowercase()
+}
+
+/// The effects of a text (a client's statements or a body).
+fn effects_of(lexemes: &[Lexeme]) -> Effects {
+    let mut effects = Effects::default();
+    for statement in lexemes.split(|l| l.token == Token::SemiColon) {
+        if !is_stored_definition(statement) {
+            statement_effects(statement, &mut effects);
+        }
+    }
+    effects
+}
+
+/// A definition runs nothing now (`CREATE TRIGGER … INSERT …`, `DROP
+/// PROCEDURE p`); `CREATE TABLE … SELECT f()` runs its query.
+fn is_stored_definition(s: &[Lexeme]) -> bool {
+    let first = s.first().and_then(Lexeme::word_upper);
+    match first.as_deref() {
+        Some("ALTER" | "DROP") => true,
+        Some("CREATE") => {
+            !s.iter()
+                .any(|l| l.word_upper().as_deref() == Some("SELECT"))
+                || s.iter().any(|l| {
+                    matches!(
+                        l.word_upper().as_deref(),
+                        Some("TRIGGER" | "PROCEDURE" | "FUNCTION" | "EVENT" | "VIEW")
+                    )
+                })
+        }
+        _ => false,
+    }
+}
+
+fn statement_effects(s: &[Lexeme], effects: &mut Effects) {
+    let upper = |i: usize| s.get(i).and_then(Lexeme::word_upper);
+    let duplicate_key = (0..s.len()).any(|i| upper(i).as_deref() == Some("DUPLICATE"));
+    for i in 0..s.len() {
+        if next_is_paren(s, i) {
+            if let Some(name) = word(s, i) {
+                effects.functions.insert(name);
+            }
+            continue;
+        }
+        let Some(w) = upper(i) else { continue };
+        // `AFTER INSERT ON t`, `ON UPDATE CASCADE`, `FOR UPDATE`, `KEY
+        // UPDATE`, `GRANT INSERT`: not a write of its own.
+        let before = i.checked_sub(1).and_then(upper);
+        if matches!(
+            before.as_deref(),
+            Some("BEFORE" | "AFTER" | "ON" | "FOR" | "KEY" | "GRANT" | "REVOKE")
+        ) {
+            continue;
+        }
+        match w.as_str() {
+            "INSERT" | "REPLACE" => {
+                if let Some(table) = insert_target(s, i + 1) {
+                    effects.inserts.insert(table.clone());
+                    effects.writes.insert((table.clone(), Event::Insert));
+                    if w == "REPLACE" {
+                        effects.writes.insert((table, Event::Delete));
+                    } else if duplicate_key {
+                        effects.writes.insert((table, Event::Update));
+                    }
+                }
+            }
+            "UPDATE" => {
+                for table in words_until(s, i + 1, &["SET"]) {
+                    effects.writes.insert((table, Event::Update));
+                }
+            }
+            "DELETE" => {
+                for table in words_until(s, i + 1, &["WHERE", "ORDER", "LIMIT", "RETURNING"]) {
+                    effects.writes.insert((table, Event::Delete));
+                }
+            }
+            "LOAD" => {
+                let replace = (i..s.len()).any(|j| upper(j).as_deref() == Some("REPLACE"));
+                if let Some(at) = (i..s.len()).find(|&j| upper(j).as_deref() == Some("TABLE")) {
+                    if let Some(table) = qualified_name_at(s, at + 1) {
+                        effects.inserts.insert(table.clone());
+                        effects.writes.insert((table.clone(), Event::Insert));
+                        if replace {
+                            effects.writes.insert((table, Event::Delete));
+                        }
+                    }
+                }
+            }
+            "CALL" => {
+                if let Some(name) = qualified_name_at(s, i + 1) {
+                    effects.calls.insert(name);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn next_is_paren(s: &[Lexeme], i: usize) -> bool {
+    matches!(s.get(i).map(|l| &l.token), Some(Token::Word(_)))
+        && s.get(i + 1).map(|l| &l.token) == Some(&Token::LParen)
+}
+
+/// A word's value, lower-cased, quoted or not.
+fn word(s: &[Lexeme], i: usize) -> Option<String> {
+    match &s.get(i)?.token {
+        Token::Word(w) => Some(w.value.to_lowercase()),
+        _ => None,
+    }
+}
+
+/// The unqualified name of `a`, `a.b` or `a.b.c` starting at `i`.
+fn qualified_name_at(s: &[Lexeme], mut i: usize) -> Option<String> {
+    let mut name = word(s, i)?;
+    while s.get(i + 1).map(|l| &l.token) == Some(&Token::Period) {
+        name = word(s, i + 2)?;
+        i += 2;
+    }
+    Some(name)
+}
+
+/// The table of `INSERT [modifiers] [INTO] name`, from the word after
+/// INSERT.
+fn insert_target(s: &[Lexeme], mut i: usize) -> Option<String> {
+    while let Some(w) = s.get(i).and_then(Lexeme::word_upper) {
+        if matches!(
+            w.as_str(),
+            "LOW_PRIORITY" | "DELAYED" | "HIGH_PRIORITY" | "IGNORE" | "INTO"
+        ) {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    qualified_name_at(s, i)
+}
+
+/// Every word from `i` up to one of `ends` (or the end), lower-cased: the
+/// table references of an UPDATE or a DELETE, over-approximated (join
+/// conditions' column names count too).
+fn words_until(s: &[Lexeme], i: usize, ends: &[&str]) -> Vec<String> {
+    let mut words = Vec::new();
+    for j in i..s.len() {
+        if s[j]
+            .word_upper()
+            .is_some_and(|w| ends.contains(&w.as_str()))
+        {
+            break;
+        }
+        if let Some(w) = word(s, j) {
+            words.push(w);
+        }
+    }
+    words
+}
+
+/// Shared by every session: the makers, as of the last refresh.
+#[derive(Default)]
+pub struct HiddenAutoIncrement {
+    makers: Mutex<Makers>,
+}
+
+impl HiddenAutoIncrement {
+    /// Re-reads the catalog from the master; returns the makers' names
+    /// when they changed.
+    pub async fn refresh(
+        &self,
+        conn: &mut Conn,
+    ) -> Result<Option<Vec<String>>, mysql_async::Error> {
+        let tables: Vec<Row> = conn
+            .query(
+                "SELECT DISTINCT LOWER(TABLE_NAME) FROM information_schema.COLUMNS \
+                 WHERE EXTRA LIKE '%auto_increment%' \
+                 AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
+            )
+            .await?;
+        let triggers: Vec<Row> = conn
+            .query(
+                "SELECT CONCAT(TRIGGER_SCHEMA, '.', TRIGGER_NAME), LOWER(EVENT_OBJECT_TABLE), \
+                 EVENT_MANIPULATION, ACTION_STATEMENT FROM information_schema.TRIGGERS",
+            )
+            .await?;
+        let routines: Vec<Row> = conn
+            .query(
+                "SELECT CONCAT(ROUTINE_SCHEMA, '.', ROUTINE_NAME), ROUTINE_TYPE, ROUTINE_DEFINITION \
+                 FROM information_schema.ROUTINES WHERE ROUTINE_TYPE IN ('PROCEDURE', 'FUNCTION') \
+                 AND ROUTINE_SCHEMA NOT IN ('mysql', 'sys')",
+            )
+            .await?;
+        let auto_tables = tables.iter().filter_map(|r| text_at(r, 0)).collect();
+        let mut definitions: Vec<Definition> = triggers
+            .iter()
+            .filter_map(|r| {
+                Some(Definition {
+                    name: text_at(r, 0)?,
+                    kind: Kind::Trigger {
+                        table: text_at(r, 1)?,
+                        event: Event::parse(&text_at(r, 2)?)?,
+                    },
+                    body: text_at(r, 3)?,
+                })
+            })
+            .collect();
+        definitions.extend(routines.iter().filter_map(|r| {
+            Some(Definition {
+                name: text_at(r, 0)?,
+                kind: match text_at(r, 1)?.as_str() {
+                    "PROCEDURE" => Kind::Procedure,
+                    _ => Kind::Function,
+                },
+                body: text_at(r, 2)?,
+            })
+        }));
+        let makers = makers(&auto_tables, &definitions);
+        let Ok(mut held) = self.makers.lock() else {
+            return Ok(None);
+        };
+        let changed = *held != makers;
+        *held = makers;
+        Ok(changed.then(|| held.names()))
+    }
+
+    /// The definition making AUTO_INCREMENT values that the text would
+    /// run, described (`trigger s.name`), if any.
+    pub fn run_by(&self, sql: &[u8]) -> Option<String> {
+        let makers = self.makers.lock().ok()?;
+        if makers.is_empty() {
+            return None;
+        }
+        let lexemes = lex(sql)?;
+        makers.reached_by(&effects_of(&lexemes))
+    }
+}
+
+/// Logs the definitions whose statements are refused from now on.
+pub fn warn_of_makers(makers: &[String]) {
+    if makers.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        definitions = %makers.join(", "),
+        "these definitions make AUTO_INCREMENT values that each node would choose by itself: \
+         statements that run them are refused (1235)"
+    );
+}
+
+fn text_at(row: &Row, i: usize) -> Option<String> {
+    row.get_opt::<String, usize>(i).and_then(Result::ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trigger(name: &str, table: &str, event: Event, body: &str) -> Definition {
+        Definition {
+            name: name.into(),
+            kind: Kind::Trigger {
+                table: table.into(),
+                event,
+            },
+            body: body.into(),
+        }
+    }
+
+    fn routine(name: &str, kind: Kind, body: &str) -> Definition {
+        Definition {
+            name: name.into(),
+            kind,
+            body: body.into(),
+        }
+    }
+
+    fn catalog() -> Makers {
+        let auto: HashSet<String> = ["log".to_string()].into();
+        makers(
+            &auto,
+            &[
+                trigger(
+                    "g.ai",
+                    "t",
+                    Event::Insert,
+                    "INSERT INTO g.log (k) VALUES (NEW.k)",
+                ),
+                trigger("g.plain", "t", Event::Delete, "SET @d = OLD.k"),
+                // Reaches a maker through another table's trigger.
+                trigger(
+                    "g.chain",
+                    "u",
+                    Event::Update,
+                    "INSERT INTO t VALUES (NEW.k, 0)",
+                ),
+                routine(
+                    "g.p",
+                    Kind::Procedure,
+                    "BEGIN INSERT INTO `log` (k) VALUES (1); END",
+                ),
+                routine("g.q", Kind::Procedure, "BEGIN CALL g.p(); END"),
+                routine(
+                    "g.f",
+                    Kind::Function,
+                    "BEGIN REPLACE INTO log VALUES (NULL, 1); RETURN 1; END",
+                ),
+                routine(
+                    "g.pure",
+                    Kind::Function,
+                    "RETURN REPLACE(INSERT('abc', 1, 1, 'x'), 'a', 'b')",
+                ),
+            ],
+        )
+    }
+
+    fn reached(sql: &str) -> Option<String> {
+        catalog().reached_by(&effects_of(&lex(sql.as_bytes()).unwrap()))
+    }
+
+    #[test]
+    fn bodies_that_insert_into_auto_increment_tables_and_their_callers_are_makers() {
+        assert_eq!(
+            catalog().names(),
+            [
+                "function g.f",
+                "procedure g.p",
+                "procedure g.q",
+                "trigger g.ai",
+                "trigger g.chain"
+            ]
+        );
+    }
+
+    #[test]
+    fn statements_that_run_a_maker_are_found() {
+        assert_eq!(
+            reached("INSERT INTO t VALUES (1, 0)").unwrap(),
+            "trigger g.ai"
+        );
+        assert_eq!(
+            reached("insert ignore g.t set k = 1").unwrap(),
+            "trigger g.ai"
+        );
+        assert_eq!(
+            reached("UPDATE u JOIN w ON u.k = w.k SET u.v = 1").unwrap(),
+            "trigger g.chain"
+        );
+        assert_eq!(reached("CALL g.q()").unwrap(), "procedure g.q");
+        assert_eq!(reached("call p").unwrap(), "procedure g.p");
+        assert_eq!(reached("SELECT G.F()").unwrap(), "function g.f");
+        assert_eq!(
+            reached("UPDATE x SET v = 1; INSERT INTO t VALUES (2, 0)").unwrap(),
+            "trigger g.ai"
+        );
+        assert_eq!(
+            reached("LOAD DATA INFILE 'f' INTO TABLE t").unwrap(),
+            "trigger g.ai"
+        );
+    }
+
+    #[test]
+    fn statements_that_run_no_maker_pass() {
+        // The client's own insert into an AUTO_INCREMENT table is pinned.
+        assert_eq!(reached("INSERT INTO log (k) VALUES (1)"), None);
+        // t's DELETE trigger makes nothing; UPDATE t has none.
+        assert_eq!(reached("DELETE FROM t WHERE k = 1"), None);
+        assert_eq!(reached("UPDATE t SET v = 2"), None);
+        assert_eq!(reached("SELECT * FROM t FOR UPDATE"), None);
+        assert_eq!(reached("SELECT pure(1), 'call p', `f`"), None);
+        assert_eq!(reached("INSERT INTO w SELECT k FROM t"), None);
+        // Definitions run nothing when they are made.
+        assert_eq!(
+            reached("CREATE TRIGGER x AFTER INSERT ON w FOR EACH ROW CALL p()"),
+            None
+        );
+        assert_eq!(reached("DROP PROCEDURE p; DROP FUNCTION f"), None);
+        assert_eq!(
+            reached("CREATE TABLE c SELECT f() AS n").unwrap(),
+            "function g.f"
+        );
+    }
+
+    #[test]
+    fn an_update_through_on_duplicate_key_counts_for_update_triggers() {
+        let auto: HashSet<String> = ["log".to_string()].into();
+        let makers = makers(
+            &auto,
+            &[trigger(
+                "g.au",
+                "t",
+                Event::Update,
+                "INSERT INTO log VALUES (NULL)",
+            )],
+        );
+        let reached = |sql: &str| makers.reached_by(&effects_of(&lex(sql.as_bytes()).unwrap()));
+        assert_eq!(reached("INSERT INTO t VALUES (1, 0)"), None);
+        assert_eq!(
+            reached("INSERT INTO t VALUES (1, 0) ON DUPLICATE KEY UPDATE v = v + 1").unwrap(),
+            "trigger g.au"
+        );
+    }
+}
