@@ -143,6 +143,7 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
         nontransactional,
         stored_functions,
         hidden_auto_increment,
+        table_keys: Default::default(),
         compare: config.compare.clone(),
         failover: Failover::new(
             Duration::from_millis(config.health_interval_ms),

@@ -18,6 +18,7 @@ pub mod replay_state;
 pub mod retention;
 pub mod roles;
 pub mod stored_functions;
+pub mod table_keys;
 pub mod tail;
 
 use std::sync::Arc;

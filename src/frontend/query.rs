@@ -79,6 +79,7 @@ impl Session {
             }
             None => (sql, Vec::new()),
         };
+        let sql = self.ordered_limit(sql).await;
         if has_named_params(&sql) {
             let err = ClientError::parse_error(
                 "You have an error in your SQL syntax: named parameters (:name) \

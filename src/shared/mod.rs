@@ -28,6 +28,8 @@ pub struct Shared {
     /// The triggers and routines that make AUTO_INCREMENT values: the
     /// statements that run them are refused.
     pub hidden_auto_increment: crate::chain::hidden_auto_increment::HiddenAutoIncrement,
+    /// The order `UPDATE`/`DELETE … LIMIT` without `ORDER BY` is given.
+    pub table_keys: crate::chain::table_keys::TableKeys,
     /// `[compare]`: retries and policies.
     pub compare: crate::config::Compare,
     /// Node health and the master's replacement.

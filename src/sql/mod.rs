@@ -3,5 +3,6 @@
 
 pub mod intercept;
 pub mod lexer;
+pub mod limit_order;
 pub mod quote;
 pub mod unpinnable;

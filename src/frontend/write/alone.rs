@@ -330,6 +330,7 @@ impl Session {
     /// session's, the queries would clear the DDL's notes before the client
     /// asks for them.
     pub(super) async fn refresh_master_catalog(&mut self) {
+        self.shared.table_keys.forget();
         let node = self.shared.master_node();
         let mut conn = match node.connect_admin().await {
             Ok(conn) => conn,

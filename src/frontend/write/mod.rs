@@ -48,6 +48,7 @@ use crate::metrics;
 use crate::protocol::control;
 use crate::router::{self, Route, SetTarget};
 use crate::sql::intercept::Renames;
+use crate::sql::limit_order;
 use crate::sql::unpinnable;
 
 use work::assignments;
@@ -247,6 +248,47 @@ impl Session {
             renames.extend(executed.renames.iter().cloned());
         }
         (work, renames, variables)
+    }
+
+    /// `UPDATE`/`DELETE … LIMIT` without `ORDER BY`, ordered by its table's
+    /// key so that every node changes the same rows (`sql::limit_order`).
+    /// Left as written when the table may be one of the session's
+    /// temporary tables or the master cannot say.
+    pub(in crate::frontend) async fn ordered_limit(&mut self, sql: Vec<u8>) -> Vec<u8> {
+        let Some(found) = limit_order::unordered_limit(&sql) else {
+            return sql;
+        };
+        if self.holds_temporary_tables() {
+            return sql;
+        }
+        let Some(schema) = found.schema.clone().or_else(|| self.state.schema.clone()) else {
+            return sql;
+        };
+        let keys = &self.shared.table_keys;
+        let columns = match keys.get(&schema, &found.table) {
+            Some(columns) => Some(columns),
+            None => {
+                let node = self.shared.master_node();
+                match node.connect_admin().await {
+                    Ok(mut conn) => {
+                        let fetched = keys.fetch(&mut conn, &schema, &found.table).await;
+                        let _ = conn.disconnect().await;
+                        fetched.unwrap_or_else(|e| {
+                            tracing::warn!(error = %e, "cannot read a table's key; its LIMIT statement goes as written");
+                            None
+                        })
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read a table's key; its LIMIT statement goes as written");
+                        None
+                    }
+                }
+            }
+        };
+        match columns {
+            Some(columns) => found.ordered_by(&sql, &columns),
+            None => sql,
+        }
     }
 
     /// Follows the roles after waiting for the gate (a failover or a new

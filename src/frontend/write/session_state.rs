@@ -93,17 +93,21 @@ impl Session {
     /// later. Remembered as `DROP TEMPORARY TABLE IF EXISTS t`, which does
     /// nothing where t was not temporary.
     pub(super) fn remember_temporary_drop(&mut self, sql: &[u8]) {
-        let holds_temporary_tables = self
-            .state
-            .statements
-            .iter()
-            .any(|statement| router::creates_temporary_table(&statement.to_bytes()));
-        if !holds_temporary_tables {
+        if !self.holds_temporary_tables() {
             return;
         }
         if let Some(drop) = router::as_temporary_drop(sql) {
             self.state.remember(SqlText::from_bytes(&drop), false);
         }
+    }
+
+    /// The session made temporary tables (as far as its state says: one
+    /// made inside a text of several statements is not recorded there).
+    pub(in crate::frontend) fn holds_temporary_tables(&self) -> bool {
+        self.state
+            .statements
+            .iter()
+            .any(|statement| router::creates_temporary_table(&statement.to_bytes()))
     }
 
     /// `PREPARE s FROM '… UUID() …'`: the string's unpinnable calls read

@@ -56,6 +56,12 @@ impl Session {
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
+        let work = match work {
+            Work::Text(sql) if kind == EntryKind::Write => {
+                Work::Text(self.ordered_limit(sql).await)
+            }
+            other => other,
+        };
         let (work, renames, variables) = self.pinned_work(work, renames);
         if kind == EntryKind::Write {
             self.shared.nontransactional.warn_if_named(work.sql());

@@ -1,0 +1,182 @@
+//! `UPDATE … LIMIT n` and `DELETE … LIMIT n` without `ORDER BY` given an
+//! order every node follows.
+//!
+//! Without an order, which rows such a statement changes depends on the
+//! order the node reads them in: a table without a primary key is read in
+//! the order its rows were inserted, which on B, A and the tail is each
+//! node's own order of concurrent inserts; and any table may be read
+//! through another index where a node's statistics differ. MariaDB's
+//! statement binlog flags it (Note 1592, "LIMIT clause"). lockstep adds
+//! `ORDER BY` the table's primary key, or every column for a table without
+//! one (rows equal in every column are interchangeable), before `LIMIT`:
+//! the rows MariaDB may choose from are the same, and every node chooses
+//! the same ones.
+
+use sqlparser::tokenizer::Token;
+
+use super::lexer::{lex, Lexeme};
+use super::quote::identifier;
+
+/// A single-table UPDATE or DELETE with a LIMIT and no ORDER BY.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnorderedLimit {
+    /// As written, without quotes; `None` for the session's schema.
+    pub schema: Option<String>,
+    pub table: String,
+    /// Byte offset of the `LIMIT` keyword.
+    limit_at: usize,
+}
+
+impl UnorderedLimit {
+    /// The text with `ORDER BY columns` before its LIMIT.
+    pub fn ordered_by(&self, query: &[u8], columns: &[String]) -> Vec<u8> {
+        let order: Vec<Vec<u8>> = columns.iter().map(|c| identifier(c.as_bytes())).collect();
+        [
+            &query[..self.limit_at],
+            b"ORDER BY ",
+            &order.join(b", ".as_slice()),
+            b" ",
+            &query[self.limit_at..],
+        ]
+        .concat()
+    }
+}
+
+/// The statement's table and where its LIMIT is, when `query` is one
+/// single-table UPDATE or DELETE with a LIMIT and no ORDER BY.
+pub fn unordered_limit(query: &[u8]) -> Option<UnorderedLimit> {
+    if !contains_limit(query) {
+        return None;
+    }
+    let lexemes = lex(query)?;
+    let statement = match lexemes.last() {
+        Some(l) if l.token == Token::SemiColon => &lexemes[..lexemes.len() - 1],
+        _ => &lexemes[..],
+    };
+    if statement.iter().any(|l| l.token == Token::SemiColon) {
+        return None;
+    }
+    let table_at = table_position(statement)?;
+    let (schema, table, after) = qualified_name(statement, table_at, query)?;
+    // A multi-table UPDATE (`UPDATE a, b SET …`, `UPDATE a JOIN b …`)
+    // takes no LIMIT; its text is left to the server.
+    match statement.get(after).and_then(Lexeme::word_upper).as_deref() {
+        Some("SET" | "WHERE" | "LIMIT" | "RETURNING") => {}
+        _ => return None,
+    }
+    let mut depth = 0i32;
+    let mut limit_at = None;
+    for (i, l) in statement.iter().enumerate().skip(after) {
+        match l.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ if depth == 0 => match l.word_upper().as_deref() {
+                Some("ORDER") if upper(statement, i + 1).as_deref() == Some("BY") => return None,
+                Some("LIMIT") => limit_at = Some(l.range.start),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    Some(UnorderedLimit {
+        schema,
+        table,
+        limit_at: limit_at?,
+    })
+}
+
+/// Cheap test before lexing: most writes have no LIMIT.
+fn contains_limit(query: &[u8]) -> bool {
+    query.windows(5).any(|w| w.eq_ignore_ascii_case(b"limit"))
+}
+
+fn upper(s: &[Lexeme], i: usize) -> Option<String> {
+    s.get(i).and_then(Lexeme::word_upper)
+}
+
+/// Where the table name starts: after `UPDATE [LOW_PRIORITY] [IGNORE]` or
+/// `DELETE [LOW_PRIORITY] [QUICK] [IGNORE] FROM`.
+fn table_position(s: &[Lexeme]) -> Option<usize> {
+    let modifiers = ["LOW_PRIORITY", "QUICK", "IGNORE"];
+    let mut i = 1;
+    while upper(s, i).is_some_and(|w| modifiers.contains(&w.as_str())) {
+        i += 1;
+    }
+    match upper(s, 0).as_deref() {
+        Some("UPDATE") => Some(i),
+        Some("DELETE") if upper(s, i).as_deref() == Some("FROM") => Some(i + 1),
+        _ => None,
+    }
+}
+
+/// `name` or `schema.name` at `i`: (schema, name, the index after it).
+fn qualified_name(s: &[Lexeme], i: usize, query: &[u8]) -> Option<(Option<String>, String, usize)> {
+    let first = word(s, i, query)?;
+    if s.get(i + 1).map(|l| &l.token) == Some(&Token::Period) {
+        return Some((Some(first), word(s, i + 2, query)?, i + 3));
+    }
+    Some((None, first, i + 1))
+}
+
+/// A name's value. The lexer sees bytes >= 0x80 as `x`: a name with such
+/// bytes (in the client's character set) is not looked up at all.
+fn word(s: &[Lexeme], i: usize, query: &[u8]) -> Option<String> {
+    let lexeme = s.get(i)?;
+    match &lexeme.token {
+        Token::Word(w) if query.get(lexeme.range.clone())?.is_ascii() => Some(w.value.clone()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ordered(sql: &str, columns: &[&str]) -> Option<String> {
+        let found = unordered_limit(sql.as_bytes())?;
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        Some(String::from_utf8(found.ordered_by(sql.as_bytes(), &columns)).unwrap())
+    }
+
+    #[test]
+    fn an_unordered_limit_gets_the_tables_order() {
+        assert_eq!(
+            ordered(
+                "UPDATE q SET owner = 1 WHERE owner IS NULL LIMIT 1",
+                &["job"]
+            )
+            .unwrap(),
+            "UPDATE q SET owner = 1 WHERE owner IS NULL ORDER BY `job` LIMIT 1"
+        );
+        assert_eq!(
+            ordered("delete low_priority from `s`.`q` limit 2;", &["a", "b`c"]).unwrap(),
+            "delete low_priority from `s`.`q` ORDER BY `a`, `b``c` limit 2;"
+        );
+        let found =
+            unordered_limit(b"DELETE FROM s.q WHERE x IN (SELECT y FROM z LIMIT 3) LIMIT 4")
+                .unwrap();
+        assert_eq!(
+            (found.schema.as_deref(), found.table.as_str()),
+            (Some("s"), "q")
+        );
+    }
+
+    #[test]
+    fn ordered_multi_table_and_other_statements_are_left_alone() {
+        for sql in [
+            "UPDATE q SET v = 1 ORDER BY id LIMIT 1",
+            "DELETE FROM q ORDER BY id LIMIT 1",
+            "UPDATE q SET v = 1 WHERE id = 1",
+            "UPDATE a, b SET a.v = b.v",
+            "UPDATE a JOIN b ON a.id = b.id SET a.v = 1",
+            "DELETE a FROM a JOIN b ON a.id = b.id",
+            "SELECT * FROM q LIMIT 1",
+            "INSERT INTO q SELECT * FROM r LIMIT 1",
+            "UPDATE q SET v = 1 LIMIT 1; DELETE FROM q LIMIT 1",
+            "UPDATE q SET note = 'limit' WHERE id = 1",
+            "UPDATE caf\u{e9} SET v = 1 LIMIT 1",
+        ] {
+            assert_eq!(unordered_limit(sql.as_bytes()), None, "{sql}");
+        }
+    }
+}
