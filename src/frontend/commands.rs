@@ -182,7 +182,7 @@ impl Session {
                         .columns_ref()
                         .iter()
                         .filter(|c| wildcard.is_empty() || like(wildcard, c.name_ref()))
-                        .map(|c| encode::column(c, |n| n))
+                        .map(|c| encode::column(c, c.name_ref()))
                         .collect();
                     match result.drop_result().await {
                         Ok(()) => Ok(columns),

@@ -10,12 +10,12 @@ use opensrv_mysql::{Column, ColumnFlags, ColumnType};
 
 /// A backend column definition as the client gets it; `rename` maps a
 /// column name back to what the client wrote (see `sql::intercept`).
-pub fn column<'n>(c: &'n BackendColumn, rename: impl Fn(&'n [u8]) -> &'n [u8]) -> Column {
+pub fn column(c: &BackendColumn, name: &[u8]) -> Column {
     Column {
         schema: c.schema_ref().to_vec(),
         table: c.table_ref().to_vec(),
         org_table: c.org_table_ref().to_vec(),
-        column: rename(c.name_ref()).to_vec(),
+        column: name.to_vec(),
         org_column: c.org_name_ref().to_vec(),
         charset: c.character_set(),
         column_length: c.column_length(),

@@ -15,7 +15,7 @@ use super::session::{PreparedStatement, Session};
 use super::write::Work;
 use super::{encode, params};
 use crate::router;
-use crate::sql::intercept::{intercept, original_name, Intercepted, Renames};
+use crate::sql::intercept::{intercept, original_names, Intercepted, Renames};
 use crate::sql::quote;
 use crate::sql::unpinnable;
 
@@ -67,7 +67,7 @@ impl Session {
         query: &[u8],
         w: StatementMetaWriter<'_, W>,
     ) -> io::Result<()> {
-        let (sql, mut renames): (Vec<u8>, Renames) = match intercept(query, self.id) {
+        let (sql, mut renames): (Vec<u8>, Renames) = match intercept(query, self.client()) {
             Intercepted::Relay(r) => (r.sql.into_owned(), r.renames),
             _ => (query.to_vec(), Vec::new()),
         };
@@ -104,12 +104,14 @@ impl Session {
                 let params: Vec<_> = stmt
                     .params()
                     .iter()
-                    .map(|c| encode::column(c, |n| n))
+                    .map(|c| encode::column(c, c.name_ref()))
                     .collect();
+                let names = original_names(&renames, &stmt.columns());
                 let columns: Vec<_> = stmt
                     .columns()
                     .iter()
-                    .map(|c| encode::column(c, |n| original_name(&renames, n)))
+                    .zip(&names)
+                    .map(|(c, name)| encode::column(c, name))
                     .collect();
                 let id = self.allocate_statement_id();
                 let route = router::route(&sql);

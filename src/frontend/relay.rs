@@ -22,7 +22,7 @@ use tokio::io::AsyncWrite;
 use super::encode;
 use super::error::{ClientError, SendError};
 use crate::compare::digest::Digest;
-use crate::sql::intercept::original_name;
+use crate::sql::intercept::original_names;
 
 /// How relaying a response ended.
 pub enum SetsEnd<'w, W> {
@@ -149,9 +149,11 @@ where
         if let Some(digest) = digest.as_deref_mut() {
             digest.columns(&columns);
         }
+        let names = original_names(renames, &columns);
         let client_columns = columns
             .iter()
-            .map(|c| encode::column(c, |name| original_name(renames, name)))
+            .zip(&names)
+            .map(|(c, name)| encode::column(c, name))
             .collect();
         // Held back until the first row shows the node did not refuse it:
         // `prefetched` is that first row, or the end of the set.

@@ -29,7 +29,9 @@ use crate::journal::{SessionState, SqlText};
 use crate::protocol::control;
 use crate::router::Route;
 use crate::shared::Shared;
-use crate::sql::intercept::{intercept, mentions_row_count, with_row_count, Intercepted, Renames};
+use crate::sql::intercept::{
+    intercept, mentions_row_count, with_row_count, Client, Intercepted, Renames,
+};
 
 #[derive(Clone)]
 pub(super) struct PreparedStatement {
@@ -58,6 +60,8 @@ pub struct Session {
     peer: SocketAddr,
     pub(super) shared: Arc<Shared>,
     pub(super) user: String,
+    /// `user@host`, as `USER()` answers directly.
+    pub(super) user_at_host: String,
     pub(super) params: SessionParams,
     pub(super) master: Option<Conn>,
     /// The node `master` is a connection to.
@@ -107,6 +111,7 @@ impl Session {
             peer,
             shared,
             user: String::new(),
+            user_at_host: String::new(),
             params: SessionParams::default(),
             master: None,
             master_name: String::new(),
@@ -288,6 +293,14 @@ impl Session {
         }
     }
 
+    /// The client as the functions that name it see it.
+    pub(super) fn client(&self) -> Client<'_> {
+        Client {
+            connection_id: self.id,
+            user: &self.user_at_host,
+        }
+    }
+
     /// Answers a new (or changed) user's session: connect, then OK or the error.
     async fn start_session<W: AsyncWrite + Send + Unpin>(
         &mut self,
@@ -295,6 +308,7 @@ impl Session {
         w: InitWriter<'_, W>,
     ) -> io::Result<bool> {
         self.user = String::from_utf8_lossy(&client.username).into_owned();
+        self.user_at_host = format!("{}@{}", self.user, self.peer.ip());
         self.params = SessionParams {
             collation: client.collation,
             found_rows: client
@@ -590,7 +604,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
             return w.send_error(&ClientError::connection_killed()).await;
         };
         self.follow_roles().await;
-        match intercept(query, self.id) {
+        match intercept(query, self.client()) {
             Intercepted::SelectSocket => self.answer_select_socket(w).await,
             Intercepted::Kill { query_only, id } => {
                 let outcome = self.kill(query_only, id).await;

@@ -4,6 +4,8 @@
 
 use std::borrow::Cow;
 
+use mysql_async::Column;
+
 use sqlparser::tokenizer::Token;
 
 use super::lexer::{contains_ignore_case, lex, Lexeme};
@@ -43,23 +45,54 @@ pub struct Rewrite<'q> {
 /// Pairs of (name the server gives a result column, name the client expects).
 pub type Renames = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The name the client expects for a result column the server named `name`.
-pub fn original_name<'n>(renames: &'n [(Vec<u8>, Vec<u8>)], name: &'n [u8]) -> &'n [u8] {
-    renames
+/// The names the client expects for result columns the server named as in
+/// `columns`: the k-th column named after a literal gets the k-th call the
+/// client wrote that became that literal (`USER(), SESSION_USER()` become
+/// the same one).
+pub fn original_names(renames: &[(Vec<u8>, Vec<u8>)], columns: &[Column]) -> Vec<Vec<u8>> {
+    let mut used = vec![false; renames.len()];
+    columns
         .iter()
-        .find(|(literal, _)| literal.as_slice() == name)
-        .map(|(_, original)| original.as_slice())
-        .unwrap_or(name)
+        .map(|c| {
+            let name = c.name_ref();
+            let found = renames
+                .iter()
+                .enumerate()
+                .find(|(i, (literal, _))| !used[*i] && literal.as_slice() == name);
+            match found {
+                Some((i, (_, original))) => {
+                    used[i] = true;
+                    original.clone()
+                }
+                None => name.to_vec(),
+            }
+        })
+        .collect()
 }
 
-/// Looks at one COM_QUERY text. `connection_id` is lockstep's id for this session.
-pub fn intercept(query: &[u8], connection_id: u32) -> Intercepted<'_> {
+/// The client a session serves, as the functions that name it see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'c> {
+    /// lockstep's connection id (`CONNECTION_ID()`).
+    pub connection_id: u32,
+    /// `user@host` (`USER()`, `SESSION_USER()`, `SYSTEM_USER()`).
+    pub user: &'c str,
+}
+
+/// Looks at one COM_QUERY text sent by `client`.
+pub fn intercept<'q>(query: &'q [u8], client: Client<'_>) -> Intercepted<'q> {
     let mentions_socket = contains_ignore_case(query, b"@@socket");
     let mentions_kill = contains_ignore_case(query, b"kill");
     let mentions_connection_id = contains_ignore_case(query, b"connection_id");
+    let mentions_user = calls_user_function(query);
     let mentions_request_id = contains_ignore_case(query, b"lockstep_request_id");
     let mentions_lockstep = contains_ignore_case(query, b"lockstep");
-    if !(mentions_socket || mentions_kill || mentions_connection_id || mentions_lockstep) {
+    if !(mentions_socket
+        || mentions_kill
+        || mentions_connection_id
+        || mentions_user
+        || mentions_lockstep)
+    {
         return relay_unchanged(query);
     }
     let Some(lexemes) = lex(query) else {
@@ -76,14 +109,17 @@ pub fn intercept(query: &[u8], connection_id: u32) -> Intercepted<'_> {
             return show;
         }
     }
-    let rewrite = if mentions_connection_id {
-        rewrite_connection_id(query, &lexemes, connection_id)
+    let mut rewrite = if mentions_connection_id {
+        rewrite_connection_id(query, &lexemes, client.connection_id)
     } else {
         Rewrite {
             sql: Cow::Borrowed(query),
             renames: Vec::new(),
         }
     };
+    if mentions_user {
+        rewrite = with_client_user(rewrite, client.user);
+    }
     if mentions_kill {
         let relexed = if rewrite.renames.is_empty() {
             Some(lexemes)
@@ -160,6 +196,64 @@ fn rewrite_connection_id<'q>(query: &'q [u8], lexemes: &[Lexeme], id: u32) -> Re
     rewrite_calls(query, lexemes, "CONNECTION_ID", &id.to_string())
 }
 
+/// The functions that name the session's user: on the nodes they would
+/// name lockstep's own account on the node.
+const USER_FUNCTIONS: [&str; 3] = ["USER", "SESSION_USER", "SYSTEM_USER"];
+
+/// Whether the text may call `USER()` or its kin: `user` followed by `(`
+/// (cheap; most texts are relayed without lexing).
+fn calls_user_function(query: &[u8]) -> bool {
+    query.windows(4).enumerate().any(|(i, w)| {
+        w.eq_ignore_ascii_case(b"user")
+            && query[i + 4..]
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(|b| *b == b'(')
+    })
+}
+
+/// `USER()`, `SESSION_USER()` and `SYSTEM_USER()` as the literal
+/// `'user@host'` of the client lockstep serves, as MariaDB answers them
+/// directly (a column or row written from them holds the client's user on
+/// every node). Not in a definition (`CREATE TRIGGER … USER()`, a DEFAULT):
+/// there they run later, in whichever session uses it. A name with a quote
+/// or backslash is left to the server.
+fn with_client_user<'q>(rewrite: Rewrite<'q>, user: &str) -> Rewrite<'q> {
+    if user.contains(['\'', '\\']) {
+        return rewrite;
+    }
+    let Some(lexemes) = lex(&rewrite.sql) else {
+        return rewrite;
+    };
+    let first = lexemes.first().and_then(Lexeme::word_upper);
+    if matches!(first.as_deref(), Some("CREATE" | "ALTER")) {
+        return rewrite;
+    }
+    let literal = format!("'{user}'");
+    let mut sql = rewrite.sql.into_owned();
+    let mut renames = rewrite.renames;
+    for function in USER_FUNCTIONS {
+        let lexemes = if function == USER_FUNCTIONS[0] {
+            lexemes.clone()
+        } else {
+            match lex(&sql) {
+                Some(lexemes) => lexemes,
+                None => break,
+            }
+        };
+        let replaced = rewrite_calls_as(&sql, &lexemes, function, &literal, user.as_bytes());
+        if replaced.renames.is_empty() {
+            continue;
+        }
+        renames.extend(replaced.renames);
+        sql = replaced.sql.into_owned();
+    }
+    Rewrite {
+        sql: Cow::Owned(sql),
+        renames,
+    }
+}
+
 /// Whether `query` may call ROW_COUNT() (the name appears in it).
 pub fn mentions_row_count(query: &[u8]) -> bool {
     contains_ignore_case(query, b"row_count")
@@ -196,6 +290,18 @@ fn rewrite_calls<'q>(
     function: &str,
     literal: &str,
 ) -> Rewrite<'q> {
+    rewrite_calls_as(query, lexemes, function, literal, literal.as_bytes())
+}
+
+/// `rewrite_calls` where the server names the literal's column `column`
+/// (a string literal's column is its content).
+fn rewrite_calls_as<'q>(
+    query: &'q [u8],
+    lexemes: &[Lexeme],
+    function: &str,
+    literal: &str,
+    column: &[u8],
+) -> Rewrite<'q> {
     let literal = literal.as_bytes().to_vec();
     let mut sql = Vec::with_capacity(query.len());
     let mut renames = Vec::new();
@@ -211,7 +317,7 @@ fn rewrite_calls<'q>(
             sql.extend_from_slice(&query[copied_to..word.range.start]);
             sql.extend_from_slice(&literal);
             renames.push((
-                literal.clone(),
+                column.to_vec(),
                 query[word.range.start..close.range.end].to_vec(),
             ));
             copied_to = close.range.end;
@@ -272,6 +378,39 @@ fn parse_kill(lexemes: &[Lexeme]) -> Option<Intercepted<'static>> {
 mod tests {
     use super::*;
 
+    fn client(connection_id: u32) -> Client<'static> {
+        Client {
+            connection_id,
+            user: "app@10.0.0.7",
+        }
+    }
+
+    #[test]
+    fn user_functions_become_the_clients_user_outside_definitions() {
+        let (sql, renames) = relayed(intercept(
+            b"SELECT USER(), session_user (), 'USER()', SYSTEM_USER()",
+            client(1),
+        ));
+        assert_eq!(
+            sql,
+            b"SELECT 'app@10.0.0.7', 'app@10.0.0.7', 'USER()', 'app@10.0.0.7'"
+        );
+        let originals: Vec<&[u8]> = renames.iter().map(|(_, o)| o.as_slice()).collect();
+        assert_eq!(
+            originals,
+            [b"USER()".as_slice(), b"session_user ()", b"SYSTEM_USER()"]
+        );
+        let (sql, _) = relayed(intercept(
+            b"CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.u = USER()",
+            client(1),
+        ));
+        assert!(sql.ends_with(b"USER()"));
+        assert_eq!(
+            intercept(b"SELECT * FROM users", client(1)),
+            relay_unchanged(b"SELECT * FROM users")
+        );
+    }
+
     fn relayed(i: Intercepted<'_>) -> (Vec<u8>, Renames) {
         match i {
             Intercepted::Relay(r) => (r.sql.into_owned(), r.renames),
@@ -281,7 +420,7 @@ mod tests {
 
     #[test]
     fn plain_statements_are_untouched_and_not_copied() {
-        match intercept(b"SELECT * FROM t WHERE id = 1", 7) {
+        match intercept(b"SELECT * FROM t WHERE id = 1", client(7)) {
             Intercepted::Relay(r) => assert!(matches!(r.sql, Cow::Borrowed(_))),
             other => panic!("{other:?}"),
         }
@@ -289,9 +428,10 @@ mod tests {
 
     #[test]
     fn row_count_becomes_the_known_value() {
-        let Intercepted::Relay(rewrite) =
-            intercept(b"SELECT ROW_COUNT(), 'ROW_COUNT()', row_count ( )", 3)
-        else {
+        let Intercepted::Relay(rewrite) = intercept(
+            b"SELECT ROW_COUNT(), 'ROW_COUNT()', row_count ( )",
+            client(3),
+        ) else {
             panic!("a relay");
         };
         let (sql, renames) = relayed(Intercepted::Relay(super::with_row_count(rewrite, -1)));
@@ -302,7 +442,10 @@ mod tests {
 
     #[test]
     fn connection_id_becomes_lockstep_id_and_keeps_its_column_name() {
-        let (sql, renames) = relayed(intercept(b"SELECT connection_id( ), 'CONNECTION_ID()'", 42));
+        let (sql, renames) = relayed(intercept(
+            b"SELECT connection_id( ), 'CONNECTION_ID()'",
+            client(42),
+        ));
         assert_eq!(sql, b"SELECT 42, 'CONNECTION_ID()'");
         assert_eq!(
             renames,
@@ -313,11 +456,11 @@ mod tests {
     #[test]
     fn request_id_is_answered_by_lockstep() {
         assert_eq!(
-            intercept(b"select lockstep_request_id();", 1),
+            intercept(b"select lockstep_request_id();", client(1)),
             Intercepted::RequestId
         );
         assert!(matches!(
-            intercept(b"SELECT 'LOCKSTEP_REQUEST_ID()'", 1),
+            intercept(b"SELECT 'LOCKSTEP_REQUEST_ID()'", client(1)),
             Intercepted::Relay(_)
         ));
     }
@@ -325,20 +468,23 @@ mod tests {
     #[test]
     fn show_lockstep_commands() {
         assert_eq!(
-            intercept(b"show lockstep nodes;", 1),
+            intercept(b"show lockstep nodes;", client(1)),
             Intercepted::ShowNodes
         );
         assert_eq!(
-            intercept(b"SHOW LOCKSTEP REQUEST 'abc'", 1),
+            intercept(b"SHOW LOCKSTEP REQUEST 'abc'", client(1)),
             Intercepted::ShowRequest("abc".into())
         );
-        assert_eq!(intercept(b"SHOW LOCKSTEP FOO", 1), Intercepted::ShowUnknown);
         assert_eq!(
-            intercept(b"SHOW LOCKSTEP STATUS", 1),
+            intercept(b"SHOW LOCKSTEP FOO", client(1)),
+            Intercepted::ShowUnknown
+        );
+        assert_eq!(
+            intercept(b"SHOW LOCKSTEP STATUS", client(1)),
             Intercepted::ShowStatus
         );
         assert!(matches!(
-            intercept(b"SELECT * FROM lockstep.commits", 1),
+            intercept(b"SELECT * FROM lockstep.commits", client(1)),
             Intercepted::Relay(_)
         ));
     }
@@ -346,51 +492,60 @@ mod tests {
     #[test]
     fn kill_forms() {
         assert_eq!(
-            intercept(b"KILL QUERY 12", 1),
+            intercept(b"KILL QUERY 12", client(1)),
             Intercepted::Kill {
                 query_only: true,
                 id: 12
             }
         );
         assert_eq!(
-            intercept(b"kill hard connection 12;", 1),
+            intercept(b"kill hard connection 12;", client(1)),
             Intercepted::Kill {
                 query_only: false,
                 id: 12
             }
         );
         assert_eq!(
-            intercept(b"KILL 5", 1),
+            intercept(b"KILL 5", client(1)),
             Intercepted::Kill {
                 query_only: false,
                 id: 5
             }
         );
         assert_eq!(
-            intercept(b"KILL CONNECTION_ID()", 9),
+            intercept(b"KILL CONNECTION_ID()", client(9)),
             Intercepted::Kill {
                 query_only: false,
                 id: 9
             }
         );
-        assert_eq!(intercept(b"KILL USER app", 1), Intercepted::KillUnsupported);
         assert_eq!(
-            intercept(b"KILL QUERY ID 3", 1),
+            intercept(b"KILL USER app", client(1)),
+            Intercepted::KillUnsupported
+        );
+        assert_eq!(
+            intercept(b"KILL QUERY ID 3", client(1)),
             Intercepted::KillUnsupported
         );
         // Not a KILL statement: a column named kill.
         assert!(matches!(
-            intercept(b"SELECT `kill` FROM t", 1),
+            intercept(b"SELECT `kill` FROM t", client(1)),
             Intercepted::Relay(_)
         ));
     }
 
     #[test]
     fn select_socket_is_answered() {
-        assert_eq!(intercept(b"SELECT @@socket", 1), Intercepted::SelectSocket);
-        assert_eq!(intercept(b"select @@SOCKET;", 1), Intercepted::SelectSocket);
+        assert_eq!(
+            intercept(b"SELECT @@socket", client(1)),
+            Intercepted::SelectSocket
+        );
+        assert_eq!(
+            intercept(b"select @@SOCKET;", client(1)),
+            Intercepted::SelectSocket
+        );
         assert!(matches!(
-            intercept(b"SELECT @@socket, 1", 1),
+            intercept(b"SELECT @@socket, 1", client(1)),
             Intercepted::Relay(_)
         ));
     }

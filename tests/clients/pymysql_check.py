@@ -48,6 +48,13 @@ def main():
                 if not cur.nextset():
                     break
             out["results of " + sql] = results
+        # The client's own user, as MariaDB names it, also in written rows.
+        cur.execute("SELECT USER(), SESSION_USER(), SYSTEM_USER(), 'USER()'")
+        out["user"] = {"columns": [d[0] for d in cur.description],
+                       "row": list(cur.fetchone())}
+        cur.execute("INSERT INTO t (v) VALUES (USER())")
+        cur.execute("SELECT v FROM t WHERE id = LAST_INSERT_ID()")
+        out["user_written"] = cur.fetchone()[0]
         errors = []
         for sql in ["SELECT * FROM nosuch", "SELEC 1", "INSERT INTO t (id) VALUES (1)"]:
             try:
