@@ -1,6 +1,12 @@
 //! The order a table's rows are chosen in by `UPDATE`/`DELETE … LIMIT`
 //! without `ORDER BY` (`sql::limit_order`): its primary key's columns, or
-//! every column for a table without one.
+//! every column for a table without one. Only for InnoDB tables: there a
+//! full scan already reads in primary-key order, so the order changes
+//! nothing MariaDB would choose directly in the usual case. A MyISAM or Aria
+//! table is read in the order of its data file, which a client may rely on
+//! (MariaDB's own tests do) and which is the same on every node as long as
+//! they apply the same writes in the same order (non-transactional tables
+//! are outside lockstep's full guarantees anyway: README, limits).
 //!
 //! Asked of the master when such a statement first names the table, then
 //! remembered until the next statement that runs alone (DDL) through
@@ -12,15 +18,19 @@ use std::sync::Mutex;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
+/// (schema, table) as written → the columns to order by (`None`: not
+/// ordered, the table is not InnoDB).
+type Known = HashMap<(String, String), Option<Vec<String>>>;
+
 #[derive(Default)]
 pub struct TableKeys {
-    /// (schema, table) as written → the columns to order by.
-    known: Mutex<HashMap<(String, String), Vec<String>>>,
+    known: Mutex<Known>,
 }
 
 impl TableKeys {
-    /// The remembered order of a table, if any.
-    pub fn get(&self, schema: &str, table: &str) -> Option<Vec<String>> {
+    /// The remembered order of a table: `None` when not asked yet,
+    /// `Some(None)` when the table is not ordered.
+    pub fn get(&self, schema: &str, table: &str) -> Option<Option<Vec<String>>> {
         self.lock()
             .get(&(schema.to_string(), table.to_string()))
             .cloned()
@@ -35,6 +45,21 @@ impl TableKeys {
         schema: &str,
         table: &str,
     ) -> Result<Option<Vec<String>>, mysql_async::Error> {
+        let engine: Option<String> = conn
+            .exec_first(
+                "SELECT ENGINE FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND TABLE_TYPE = 'BASE TABLE'",
+                (schema, table),
+            )
+            .await?;
+        match engine {
+            None => return Ok(None),
+            Some(engine) if !engine.eq_ignore_ascii_case("InnoDB") => {
+                self.remember(schema, table, None);
+                return Ok(None);
+            }
+            Some(_) => {}
+        }
         let primary: Vec<String> = conn
             .exec(
                 "SELECT COLUMN_NAME FROM information_schema.STATISTICS \
@@ -45,10 +70,8 @@ impl TableKeys {
             .await?;
         let columns = if primary.is_empty() {
             conn.exec(
-                "SELECT c.COLUMN_NAME FROM information_schema.COLUMNS c \
-                 JOIN information_schema.TABLES t USING (TABLE_SCHEMA, TABLE_NAME) \
-                 WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ? AND t.TABLE_TYPE = 'BASE TABLE' \
-                 ORDER BY c.ORDINAL_POSITION",
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
                 (schema, table),
             )
             .await?
@@ -58,9 +81,13 @@ impl TableKeys {
         if columns.is_empty() {
             return Ok(None);
         }
-        self.lock()
-            .insert((schema.to_string(), table.to_string()), columns.clone());
+        self.remember(schema, table, Some(columns.clone()));
         Ok(Some(columns))
+    }
+
+    fn remember(&self, schema: &str, table: &str, columns: Option<Vec<String>>) {
+        self.lock()
+            .insert((schema.to_string(), table.to_string()), columns);
     }
 
     /// A DDL ran: every key may have changed.
@@ -68,7 +95,7 @@ impl TableKeys {
         self.lock().clear();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Vec<String>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Known> {
         // Every update is one insert or clear: a poisoned map is usable.
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }

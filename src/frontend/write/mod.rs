@@ -266,7 +266,7 @@ impl Session {
         };
         let keys = &self.shared.table_keys;
         let columns = match keys.get(&schema, &found.table) {
-            Some(columns) => Some(columns),
+            Some(known) => known,
             None => {
                 let node = self.shared.master_node();
                 match node.connect_admin().await {
