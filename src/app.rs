@@ -82,7 +82,7 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
             max: Duration::from_millis(config.compare.retry_max_ms),
         },
         gate: Arc::new(tokio::sync::RwLock::new(())),
-        alone: Default::default(),
+        serialized: Default::default(),
         appliers: Default::default(),
     });
     if let Some(reason) = prepared.master_down {

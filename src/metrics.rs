@@ -52,7 +52,7 @@ pub struct Metrics {
     pub journal_batches: Counter,
     pub journal_entries: Counter,
     pub journal_batch_size: Histogram,
-    pub journal_sync_seconds: Histogram,
+    pub journal_flush_seconds: Histogram,
     pub journal_last_seq: Gauge,
     pub journal_bytes: Gauge,
     pub node_role: Family<NodeRoleLabel, Gauge>,
@@ -83,7 +83,7 @@ impl Metrics {
             journal_batches: Counter::default(),
             journal_entries: Counter::default(),
             journal_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
-            journal_sync_seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
+            journal_flush_seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
             journal_last_seq: Gauge::default(),
             journal_bytes: Gauge::default(),
             node_role: Family::default(),
@@ -144,9 +144,9 @@ impl Metrics {
             m.journal_batch_size.clone(),
         );
         registry.register(
-            "journal_sync_seconds",
+            "journal_flush_seconds",
             "Time to apply and sync a journal batch that a writer waits for",
-            m.journal_sync_seconds.clone(),
+            m.journal_flush_seconds.clone(),
         );
         registry.register(
             "journal_last_seq",

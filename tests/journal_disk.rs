@@ -127,7 +127,7 @@ fn a_full_journal_disk_refuses_writes_and_reads_go_on() {
     });
 }
 
-/// Inside a transaction the statements are journaled without a sync, so the
+/// Inside a transaction the statements are journaled without a flush, so the
 /// first write the full disk refuses is a COMMIT: the transaction is rolled
 /// back on every node, the session is left outside any transaction, and
 /// every write after it is refused before it runs.

@@ -254,11 +254,11 @@ fn every_write_reaches_the_first_slave_before_the_master() {
         assert!(e.results.iter().all(|r| r.outcome.is_ok()), "{e:?}");
         assert!(matches!(e.state, EntryState::Committed { .. }), "{e:?}");
     }
-    let alone = journal
+    let serialized = journal
         .entries()
-        .filter(|e| matches!(e, Ok(e) if e.kind == EntryKind::Alone))
+        .filter(|e| matches!(e, Ok(e) if e.kind == EntryKind::Serialized))
         .count();
-    assert_eq!(alone, 2, "CREATE DATABASE and CREATE TABLE");
+    assert_eq!(serialized, 2, "CREATE DATABASE and CREATE TABLE");
 }
 
 /// Every node's `CHECKSUM TABLE` equals the master's; when not, the test

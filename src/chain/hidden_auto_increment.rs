@@ -19,7 +19,7 @@
 //! AUTO_INCREMENT column (explicit values count too: the text cannot tell
 //! NULL from a value), calls a procedure or function that does, or writes a
 //! table whose trigger for that kind of write does. The catalog is read
-//! from the master at start and after every statement that runs alone
+//! from the master at start and after every serialized statement
 //! (DDL), as `stored_functions` is.
 
 use std::collections::{HashMap, HashSet};

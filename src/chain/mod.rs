@@ -42,8 +42,8 @@ pub struct Chain {
     /// in flight: a role change, a check, the shutdown.
     pub gate: Arc<tokio::sync::RwLock<()>>,
     /// The DDL in flight, which writes around it wait behind
-    /// (`protocol::alone`).
-    pub alone: crate::protocol::alone::AloneStatements,
+    /// (`protocol::serialized`).
+    pub serialized: crate::protocol::serialized::SerializedStatements,
     /// Held shared by an applier from a group's first statement until its
     /// results are journaled, exclusively by the shutdown before it closes
     /// the journal: a node's commit is not left without its result there.

@@ -50,7 +50,7 @@ pub async fn recover_commit_records(roles: &Roles, journal: &Journal) -> Result<
                     seq,
                     request_id: Uuid::nil(),
                     statements: Vec::new(),
-                    alone: false,
+                    serialized: false,
                     state: CommitState::Aborted,
                 }
             }
@@ -81,7 +81,7 @@ fn rebuilt(
         seq,
         request_id,
         statements,
-        alone: entry.kind == EntryKind::Alone,
+        serialized: entry.kind == EntryKind::Serialized,
         state: CommitState::Committed,
     }))
 }

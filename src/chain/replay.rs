@@ -147,7 +147,7 @@ pub async fn apply(
             max: Duration::from_secs(1),
         },
         gate: Arc::new(tokio::sync::RwLock::new(())),
-        alone: Default::default(),
+        serialized: Default::default(),
         appliers: Default::default(),
     });
     let Some(mut tail) = Tail::for_node(&chain, &target.name) else {
@@ -232,7 +232,7 @@ pub async fn dry_run(
                 write_session(out, &entry.session_state, &server)?;
                 session = Some(entry.session_state.clone());
             }
-            if i == 0 && !record.alone {
+            if i == 0 && !record.serialized {
                 writeln!(out, "{};", control::BEGIN)?;
             }
             write_statement(out, &entry)?;

@@ -10,7 +10,7 @@
 //! `READS SQL DATA`, so every stored function counts.
 //!
 //! The list is read from the master at start and after every statement that
-//! runs alone (DDL), as `nontransactional` is: a function created on the
+//! is serialized (DDL), as `nontransactional` is: a function created on the
 //! master behind lockstep's back counts from the next DDL on.
 
 use std::collections::HashSet;

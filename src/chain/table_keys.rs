@@ -9,7 +9,7 @@
 //! are outside lockstep's full guarantees anyway: README, limits).
 //!
 //! Asked of the master when such a statement first names the table, then
-//! remembered until the next statement that runs alone (DDL) through
+//! remembered until the next serialized statement (DDL) through
 //! lockstep, which may have changed the key.
 
 use std::collections::HashMap;

@@ -2,7 +2,7 @@
 //! the first slave, in commit-sequence order, one transaction after the
 //! other, like a MySQL replica applies its relay log. Consecutive commits
 //! already decided share one node transaction (up to `GROUP_COMMITS`): the
-//! same serial order, one sync on the node instead of one per commit.
+//! same serial order, one flush on the node instead of one per commit.
 //!
 //! Its position is the node's own `lockstep.commits`: on (re)connect it
 //! starts after the highest sequence number the node has, so nothing is
@@ -526,11 +526,11 @@ impl Tail {
     }
 
     /// The commit `first` and the decided commits right after it that can
-    /// share its node transaction: one sync on the node for all of them,
+    /// share its node transaction: one flush on the node for all of them,
     /// which lets a tail keep up with many concurrent sessions. Only
     /// commits in the same session state go together (changing it between
     /// them would need a reset, which would roll the transaction back); a
-    /// commit that runs alone (DDL) goes alone.
+    /// serialized commit (DDL) goes by itself.
     fn group_from(
         &self,
         first: CommitRecord,
@@ -550,7 +550,7 @@ impl Tail {
                 .iter()
                 .all(|e| e.session_state == state && Some(lanes.key_of(e)) == lane)
         };
-        if first.alone || singly || !same_state(&first_entries) {
+        if first.serialized || singly || !same_state(&first_entries) {
             return Ok(vec![(first, first_entries)]);
         }
         let mut statements = first_entries.len();
@@ -564,7 +564,7 @@ impl Tail {
             let Some(record) = journal.commit_record(seq)? else {
                 break;
             };
-            if record.state != CommitState::Committed || record.alone {
+            if record.state != CommitState::Committed || record.serialized {
                 break;
             }
             let Ok(entries) = self.entries_of(&record) else {
@@ -596,7 +596,7 @@ impl Tail {
     }
 
     /// Applies commits in one node transaction: their statements, then their
-    /// `lockstep.commits` rows (a commit that runs alone, DDL-like: its
+    /// `lockstep.commits` rows (a serialized commit, DDL-like: its
     /// statement, then its row). The node's results reach the journal once
     /// it committed them, or, for a statement that failed, at once.
     async fn apply(
@@ -605,8 +605,8 @@ impl Tail {
         group: &mut [(CommitRecord, Vec<Entry>)],
         state: &mut AppliedState,
     ) -> Result<(), TailError> {
-        let alone = group.len() == 1 && group[0].0.alone;
-        if !alone {
+        let serialized = group.len() == 1 && group[0].0.serialized;
+        if !serialized {
             if let Some(first) = group.first().and_then(|(_, entries)| entries.first()) {
                 state
                     .prepare(conn, &first.session_state, &self.chain.server)
@@ -614,12 +614,12 @@ impl Tail {
             }
         }
         // The transaction opens in the first statement's round trip.
-        let mut opening = (!alone).then_some(crate::protocol::control::BEGIN);
+        let mut opening = (!serialized).then_some(crate::protocol::control::BEGIN);
         for (_, entries) in group.iter_mut() {
             for entry in entries.iter_mut() {
                 let tried = entry.results.len();
                 let result = self
-                    .apply_statement(conn, entry, state, opening.take(), !alone)
+                    .apply_statement(conn, entry, state, opening.take(), !serialized)
                     .await;
                 if let Err(e) = result {
                     if entry.results.len() > tried {
@@ -634,7 +634,7 @@ impl Tail {
             .iter()
             .map(|(record, _)| (record.request_id, record.seq))
             .collect();
-        // COMMIT also for a statement applied alone: the connection may be
+        // COMMIT also for a statement applied by itself: the connection may be
         // in autocommit=0 from the origin session's state.
         conn.query_drop(format!(
             "{}; COMMIT; {}",

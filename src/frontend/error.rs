@@ -40,7 +40,7 @@ pub enum ClientError {
         "lockstep refuses writes: no synchronous slave is in place ({0}) and min_sync_slaves = 1"
     )]
     NoSyncSlave(String),
-    /// A statement that must run alone across the chain (DDL) waited for
+    /// A statement serialized across the chain (DDL) waited for
     /// the open transactions for the session's `lock_wait_timeout`, as
     /// MariaDB's DDL waits for metadata locks.
     #[error("Lock wait timeout exceeded; try restarting transaction")]

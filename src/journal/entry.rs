@@ -44,9 +44,11 @@ pub enum EntryKind {
     Read,
     /// Session state (SET, USE, …) or transaction control; nothing to replay.
     Control,
-    /// A statement that commits implicitly (DDL): runs alone, outside any
-    /// transaction, on every node.
-    Alone,
+    /// A statement that commits implicitly (DDL): serialized, outside any
+    /// transaction, on every node. (Journals written before the rename
+    /// call it `alone`.)
+    #[serde(alias = "alone")]
+    Serialized,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -362,8 +364,10 @@ pub struct CommitRecord {
     pub request_id: Uuid,
     /// The statements it commits, in execution order.
     pub statements: Vec<Uuid>,
-    /// A DDL-like statement committed by itself (no BEGIN around it).
-    pub alone: bool,
+    /// A serialized statement (DDL) committed by itself (no BEGIN around
+    /// it). Journals written before the rename call it `alone`.
+    #[serde(alias = "alone")]
+    pub serialized: bool,
     pub state: CommitState,
 }
 
@@ -414,6 +418,17 @@ pub struct Rows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn journals_written_before_the_rename_still_read() {
+        let kind: EntryKind = serde_json::from_str("\"alone\"").expect("old kind");
+        assert_eq!(kind, EntryKind::Serialized);
+        let record: CommitRecord = serde_json::from_str(
+            r#"{"seq":3,"request_id":"01a231e7-4f6d-7511-a31e-a205ccb6dda3","statements":[],"alone":true,"state":"committed"}"#,
+        )
+        .expect("old record");
+        assert!(record.serialized);
+    }
 
     #[test]
     fn sql_text_round_trips_non_utf8() {

@@ -86,7 +86,7 @@ struct Inner {
     /// writer in sequence order and no number is ever skipped silently.
     last_seq: Mutex<u64>,
     batches: watch::Receiver<u64>,
-    /// Set by the writer when a write or sync failed: nothing is
+    /// Set by the writer when a write or flush failed: nothing is
     /// acknowledged after that.
     failed: Arc<OnceLock<String>>,
 }
@@ -124,7 +124,7 @@ impl Journal {
             .open_tree("commits")
             .map_err(|e| open_err(e.to_string()))?;
         let nodes = db.open_tree("nodes").map_err(|e| open_err(e.to_string()))?;
-        writer::sync_dir(dir).map_err(|e| open_err(e.to_string()))?;
+        writer::fsync_dir(dir).map_err(|e| open_err(e.to_string()))?;
         let last_seq = match commits.last().map_err(|e| open_err(e.to_string()))? {
             Some((key, _)) => {
                 seq_from_key(&key).ok_or_else(|| open_err("bad commit key".into()))?
@@ -140,7 +140,7 @@ impl Journal {
             commits: commits.clone(),
             nodes: nodes.clone(),
             dir: dir.to_path_buf(),
-            synced_blobs: HashSet::new(),
+            fsynced_blobs: HashSet::new(),
             log: None,
             batches: batches_tx,
             failed: failed.clone(),
@@ -168,7 +168,7 @@ impl Journal {
         &self.inner.dir
     }
 
-    /// Stops the writer after it has synced everything sent so far, and
+    /// Stops the writer after it has flushed everything sent so far, and
     /// releases the directory (sled locks it while open). Later writes
     /// through any clone fail.
     pub fn close(&self) {
@@ -181,19 +181,19 @@ impl Journal {
         }
     }
 
-    /// Why the journal refuses writes, once a write or sync failed.
+    /// Why the journal refuses writes, once a write or flush failed.
     pub fn failure(&self) -> Option<String> {
         self.inner.failed.get().cloned()
     }
 
     /// Writes `entry` and waits until it is on disk.
     pub async fn write_durable(&self, entry: &Entry) -> Result<(), JournalError> {
-        self.write_synced(entry)?.wait().await
+        self.write_flushed(entry)?.wait().await
     }
 
-    /// Writes `entry` with a sync, without waiting for it: the caller does
+    /// Writes `entry` with a flush, without waiting for it: the caller does
     /// other work meanwhile and waits on the handle before it relies on it.
-    pub fn write_synced(&self, entry: &Entry) -> Result<Durable, JournalError> {
+    pub fn write_flushed(&self, entry: &Entry) -> Result<Durable, JournalError> {
         let (tx, rx) = oneshot::channel();
         self.send(
             TreeName::Entries,
@@ -363,7 +363,7 @@ impl Journal {
             .collect()
     }
 
-    /// Waits until everything written before is applied (and synced), so
+    /// Waits until everything written before is applied (and flushed), so
     /// that reads see it.
     pub async fn settle(&self) -> Result<(), JournalError> {
         let (tx, rx) = oneshot::channel();
@@ -393,7 +393,7 @@ impl Journal {
         &self,
         request_id: Uuid,
         statements: Vec<Uuid>,
-        alone: bool,
+        serialized: bool,
     ) -> Result<Reservation, JournalError> {
         let mut last = self
             .inner
@@ -404,10 +404,10 @@ impl Journal {
             seq: *last + 1,
             request_id,
             statements,
-            alone,
+            serialized,
             state: CommitState::Reserved,
         };
-        // Synced: the master is asked to commit under this number only once
+        // Flushed: the master is asked to commit under this number only once
         // the number is on disk (see `Reservation::durable`).
         let (tx, rx) = oneshot::channel();
         self.send(
@@ -532,7 +532,7 @@ impl Journal {
     }
 }
 
-/// A write on its way to the disk (`Journal::write_synced`).
+/// A write on its way to the disk (`Journal::write_flushed`).
 pub struct Durable(oneshot::Receiver<Result<(), String>>);
 
 impl Durable {
@@ -554,7 +554,7 @@ impl Durable {
 pub struct Reservation {
     journal: Journal,
     record: CommitRecord,
-    /// The record's sync, until waited for.
+    /// The record's flush, until waited for.
     durable: Option<Durable>,
     resolved: bool,
 }
@@ -710,7 +710,7 @@ mod tests {
             assert_eq!((a.seq(), b.seq()), (1, 2));
             b.resolve(CommitState::Committed);
             drop(a);
-            journal.write_durable(&entry("x")).await.expect("sync");
+            journal.write_durable(&entry("x")).await.expect("flush");
             journal.close();
         }
         let journal = Journal::open(dir.path()).expect("reopen");

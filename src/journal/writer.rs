@@ -6,7 +6,7 @@
 //! metadata. So one thread takes every pending write, applies them all,
 //! flushes once, then fsyncs the files sled wrote, and only then tells the
 //! waiting sessions their entries are durable. Concurrent sessions share one
-//! sync per batch.
+//! flush per batch.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -32,7 +32,7 @@ pub enum TreeName {
     /// Node name → why it is quarantined (empty value: removed).
     Nodes,
     /// No tree: a barrier, acknowledged once everything sent before it is
-    /// applied and synced.
+    /// applied and flushed.
     Barrier,
     /// A node's result (the value) appended to the entry under the key, in
     /// this thread, so that nodes reporting at the same time lose nothing.
@@ -57,18 +57,18 @@ pub struct Writer {
     pub commits: sled::Tree,
     pub nodes: sled::Tree,
     pub dir: PathBuf,
-    pub synced_blobs: HashSet<OsString>,
+    pub fsynced_blobs: HashSet<OsString>,
     /// sled's log file, opened once for its fsyncs.
     pub log: Option<File>,
     /// Counts finished batches: the tail appliers wait on it.
     pub batches: watch::Sender<u64>,
-    /// Once a sync failed nothing more is acknowledged: the journal's state
+    /// Once a flush failed nothing more is acknowledged: the journal's state
     /// on disk is unknown. Shared, so that sessions refuse writes up front.
     pub failed: Arc<OnceLock<String>>,
 }
 
 impl Writer {
-    /// Runs until every sender is gone; the last batch is synced too.
+    /// Runs until every sender is gone; the last batch is flushed too.
     pub fn run(mut self, rx: Receiver<Write>) {
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
@@ -80,10 +80,10 @@ impl Writer {
             }
             self.write_batch(batch);
         }
-        // Closing: what was applied without a sync reaches the disk now.
+        // Closing: what was applied without a flush reaches the disk now.
         if self.failed.get().is_none() {
-            if let Err(e) = self.apply_and_sync(&[], true) {
-                error!(error = %e, "journal: the final sync failed");
+            if let Err(e) = self.apply_and_flush(&[], true) {
+                error!(error = %e, "journal: the final flush failed");
             }
         }
         debug!("journal writer stopped");
@@ -92,12 +92,12 @@ impl Writer {
     fn write_batch(&mut self, batch: Vec<Write>) {
         let started = Instant::now();
         let size = batch.len();
-        // A batch nobody waits for is applied without a sync: it becomes
-        // durable with the next synced batch (sled also flushes by itself
-        // every half second). Writes are applied in order, so a synced batch
+        // A batch nobody waits for is applied without a flush: it becomes
+        // durable with the next flushed batch (sled also flushes by itself
+        // every half second). Writes are applied in order, so a flushed batch
         // always covers every earlier write.
-        let must_sync = batch.iter().any(|w| w.durable.is_some());
-        let outcome = self.apply_and_sync(&batch, must_sync);
+        let must_flush = batch.iter().any(|w| w.durable.is_some());
+        let outcome = self.apply_and_flush(&batch, must_flush);
         if let Err(e) = &outcome {
             error!(error = %e, "journal write failed: writes are refused from now on");
             let _ = self.failed.set(e.clone());
@@ -116,19 +116,19 @@ impl Writer {
         m.journal_batches.inc();
         m.journal_entries.inc_by(size as u64);
         m.journal_batch_size.observe(size as f64);
-        if must_sync {
-            m.journal_sync_seconds
+        if must_flush {
+            m.journal_flush_seconds
                 .observe(started.elapsed().as_secs_f64());
         }
         debug!(
             size,
-            synced = must_sync,
+            flushed = must_flush,
             micros = started.elapsed().as_micros() as u64,
             "journal batch written"
         );
     }
 
-    fn apply_and_sync(&mut self, batch: &[Write], sync: bool) -> Result<(), String> {
+    fn apply_and_flush(&mut self, batch: &[Write], flush: bool) -> Result<(), String> {
         if let Some(e) = self.failed.get() {
             return Err(e.clone());
         }
@@ -161,11 +161,11 @@ impl Writer {
             tree.insert(write.key.as_slice(), write.value.as_slice())
                 .map_err(|e| format!("sled insert: {e}"))?;
         }
-        if !sync {
+        if !flush {
             return Ok(());
         }
         self.db.flush().map_err(|e| format!("sled flush: {e}"))?;
-        self.sync_files().map_err(|e| format!("fsync: {e}"))
+        self.fsync_files().map_err(|e| format!("fsync: {e}"))
     }
 
     fn append_result(&self, key: &[u8], result: &[u8]) -> Result<(), String> {
@@ -189,7 +189,7 @@ impl Writer {
     }
 
     /// fsyncs sled's log file, and blob files it created since the last batch.
-    fn sync_files(&mut self) -> std::io::Result<()> {
+    fn fsync_files(&mut self) -> std::io::Result<()> {
         let log = match self.log.take() {
             Some(log) => log,
             None => File::open(self.dir.join("db"))?,
@@ -202,23 +202,23 @@ impl Writer {
             let mut present = HashSet::new();
             for item in listing {
                 let name = item?.file_name();
-                if !self.synced_blobs.contains(&name) {
+                if !self.fsynced_blobs.contains(&name) {
                     File::open(blobs.join(&name))?.sync_all()?;
                     new_blob = true;
                 }
                 present.insert(name);
             }
             // sled deletes blobs it no longer needs: forget those.
-            self.synced_blobs = present;
+            self.fsynced_blobs = present;
         }
         if new_blob {
-            sync_dir(&blobs)?;
+            fsync_dir(&blobs)?;
         }
         Ok(())
     }
 }
 
 /// A directory's fsync makes the files created in it durable.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }

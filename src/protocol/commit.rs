@@ -26,9 +26,9 @@ pub async fn number(
     journal: &Journal,
     request_id: Uuid,
     statements: Vec<Uuid>,
-    alone: bool,
+    serialized: bool,
 ) -> Result<Reservation, JournalError> {
-    let mut reservation = journal.reserve_commit(request_id, statements, alone)?;
+    let mut reservation = journal.reserve_commit(request_id, statements, serialized)?;
     if let Err(e) = reservation.durable().await {
         // The master will not be asked to commit under it.
         reservation.resolve(CommitState::Aborted);

@@ -111,7 +111,7 @@ pub fn kill_connection(thread: u32) -> String {
 
 /// 1 when a node's thread waits for a lock: a metadata lock (its
 /// processlist state) or an InnoDB row lock (its transaction's state);
-/// `protocol::alone` asks it of the DDL in flight.
+/// `protocol::serialized` asks it of the DDL in flight.
 pub fn thread_waits_for_lock(thread: u32) -> String {
     format!(
         "SELECT EXISTS (SELECT 1 FROM information_schema.PROCESSLIST \
@@ -358,7 +358,7 @@ pub fn records(commits: &[(Uuid, u64)]) -> String {
 }
 
 /// B's end of a commit the master made under `seq` (a client transaction,
-/// or a statement that ran alone).
+/// or a serialized statement).
 pub fn commit_recorded(request_id: Uuid, seq: u64) -> String {
     Wrap::Begin.commit_recorded(request_id, seq)
 }

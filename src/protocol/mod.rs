@@ -1,10 +1,10 @@
 //! The write protocol's low floor: the statements lockstep sends around a
 //! client's work (`control`) and the commit-number rule every write follows
 //! (`commit`), and the rules that keep statements which commit implicitly
-//! (DDL) in the master's order (`alone`). The sessions (`frontend::write`)
+//! (DDL) in the master's order (`serialized`). The sessions (`frontend::write`)
 //! and the retrier drive it; docs/write-protocol.md gives the whole
 //! protocol and why each step is where it is.
 
-pub mod alone;
 pub mod commit;
 pub mod control;
+pub mod serialized;

@@ -26,8 +26,9 @@ pub enum Route {
     /// ROLLBACK of the whole transaction.
     Rollback,
     /// Commits implicitly (DDL, account management): cannot sit in an open
-    /// transaction, so it runs alone across the chain.
-    Alone,
+    /// transaction, so it is serialized across the chain (one at a time,
+    /// numbered after the master ran it: `protocol::serialized`).
+    Serialized,
     /// Transaction forms lockstep cannot keep in step (XA).
     Unsupported(&'static str),
 }
@@ -55,7 +56,7 @@ impl Route {
             Route::Begin => "begin",
             Route::Commit => "commit",
             Route::Rollback => "rollback",
-            Route::Alone => "alone",
+            Route::Serialized => "serialized",
             Route::Unsupported(_) => "unsupported",
         }
     }
@@ -67,20 +68,20 @@ impl Route {
             Route::Read => 0,
             Route::Session(_) => 1,
             Route::Write => 2,
-            Route::Begin | Route::Commit | Route::Rollback | Route::Alone => 3,
+            Route::Begin | Route::Commit | Route::Rollback | Route::Serialized => 3,
             Route::Unsupported(_) => 4,
         }
     }
 
     /// Writes data (or may): needs its journal entry durable before it runs.
     pub fn changes_data(self) -> bool {
-        matches!(self, Route::Write | Route::Alone | Route::Commit)
+        matches!(self, Route::Write | Route::Serialized | Route::Commit)
     }
 }
 
 /// The route of a query text. Several statements in one text take the path
 /// of the strongest; one that controls transactions or commits implicitly
-/// makes the whole text run alone across the chain.
+/// makes the whole text serialized across the chain.
 pub fn route(query: &[u8]) -> Route {
     let Some(lexemes) = lex(query) else {
         return Route::Write;
@@ -96,7 +97,7 @@ pub fn route(query: &[u8]) -> Route {
                 .max_by_key(|r| r.weight())
                 .unwrap_or(Route::Write);
             match strongest {
-                Route::Begin | Route::Commit | Route::Rollback => Route::Alone,
+                Route::Begin | Route::Commit | Route::Rollback => Route::Serialized,
                 other => other,
             }
         }
@@ -131,7 +132,7 @@ pub fn text_transactions(query: &[u8]) -> Option<TextTransactions> {
     };
     for statement in statements {
         let route = route_statement(statement);
-        shape.ends_with_end = matches!(route, Route::Commit | Route::Rollback | Route::Alone);
+        shape.ends_with_end = matches!(route, Route::Commit | Route::Rollback | Route::Serialized);
         match route {
             Route::Begin => {
                 shape.controls = true;
@@ -142,7 +143,7 @@ pub fn text_transactions(query: &[u8]) -> Option<TextTransactions> {
                 shape.leaves_open = false;
             }
             // A statement that commits implicitly ends it too.
-            Route::Alone => shape.leaves_open = false,
+            Route::Serialized => shape.leaves_open = false,
             _ => {}
         }
     }
@@ -172,7 +173,7 @@ fn route_statement(tokens: &[Lexeme]) -> Route {
         // decides what the next GRANT does to those tables (MariaDB's
         // public_basic left B with a row the master had not): every node.
         "FLUSH" if (1..tokens.len()).any(|i| words.upper(i).as_deref() == Some("PRIVILEGES")) => {
-            Route::Alone
+            Route::Serialized
         }
         "FLUSH" | "RESET" | "PURGE" | "SHUTDOWN" | "BINLOG" | "CHANGE" | "STOP" | "CACHE" => {
             Route::Read
@@ -207,7 +208,7 @@ fn route_statement(tokens: &[Lexeme]) -> Route {
         "SAVEPOINT" | "RELEASE" => Route::Write,
         "XA" => Route::Unsupported("XA transactions"),
         "ALTER" | "RENAME" | "TRUNCATE" | "GRANT" | "REVOKE" | "OPTIMIZE" | "REPAIR"
-        | "INSTALL" | "UNINSTALL" => Route::Alone,
+        | "INSTALL" | "UNINSTALL" => Route::Serialized,
         _ => Route::Write,
     }
 }
@@ -748,12 +749,12 @@ pub fn runs_hidden_statements(query: &[u8]) -> bool {
     starts_with_one_of(query, &["CALL", "EXECUTE"])
 }
 
-/// Whether a statement that runs alone also reads rows under locks while it
+/// Whether a serialized statement also reads rows under locks while it
 /// runs (`CREATE TABLE … SELECT`, `CREATE TABLE … AS SELECT`): such a
 /// statement waits for the row locks of the writes in flight, and they may
-/// be waiting for it (`protocol::alone`), so it runs with no write in
+/// be waiting for it (`protocol::serialized`), so it runs with no write in
 /// flight instead.
-pub fn alone_reads_rows(query: &[u8]) -> bool {
+pub fn serialized_reads_rows(query: &[u8]) -> bool {
     let Some(lexemes) = lex(query) else {
         return false;
     };
@@ -875,14 +876,14 @@ fn route_set(words: &Words<'_>) -> Route {
         // global setting is journaled like the writes it shapes.
         Some("GLOBAL") => Route::Write,
         Some(w) if w.starts_with("@@GLOBAL") => Route::Write,
-        Some("PASSWORD") | Some("DEFAULT") => Route::Alone,
+        Some("PASSWORD") | Some("DEFAULT") => Route::Serialized,
         _ => Route::Session(SessionChange::Lasting),
     }
 }
 
 /// `SET STATEMENT var = value [, …] FOR <statement>`: the variables hold
-/// for that statement only, so it takes the statement's route (a DDL runs
-/// alone, a write takes the write path) and is no session state.
+/// for that statement only, so it takes the statement's route (a DDL is
+/// serialized, a write takes the write path) and is no session state.
 fn route_set_statement(tokens: &[Lexeme]) -> Route {
     let mut depth = 0i32;
     for (i, lexeme) in tokens.iter().enumerate() {
@@ -909,7 +910,7 @@ fn route_create_drop(words: &Words<'_>) -> Route {
     if temporary || prepare {
         Route::Session(SessionChange::Lasting)
     } else {
-        Route::Alone
+        Route::Serialized
     }
 }
 
@@ -930,7 +931,7 @@ mod tests {
     fn set_statement_takes_its_statements_route() {
         assert_eq!(
             route(b"SET STATEMENT max_statement_time = 10 FOR CREATE TABLE t1 AS SELECT 1"),
-            Route::Alone
+            Route::Serialized
         );
         assert_eq!(
             route(b"SET STATEMENT sql_mode = (SELECT 'x' FOR UPDATE), foreign_key_checks = 0 FOR INSERT INTO t VALUES (1)"),
@@ -1034,16 +1035,18 @@ mod tests {
     }
 
     #[test]
-    fn statements_alone_that_read_rows() {
-        assert!(alone_reads_rows(
+    fn serialized_statements_that_read_rows() {
+        assert!(serialized_reads_rows(
             b"CREATE TABLE s ENGINE=InnoDB AS SELECT * FROM t"
         ));
-        assert!(alone_reads_rows(b"create table s (a int) select a from t"));
-        assert!(alone_reads_rows(b"CREATE TABLE s (SELECT 1)"));
-        assert!(!alone_reads_rows(b"CREATE TABLE s (a INT)"));
-        assert!(!alone_reads_rows(b"ALTER TABLE t ADD COLUMN c INT"));
-        assert!(!alone_reads_rows(b"CREATE VIEW v AS SELECT * FROM t"));
-        assert!(!alone_reads_rows(
+        assert!(serialized_reads_rows(
+            b"create table s (a int) select a from t"
+        ));
+        assert!(serialized_reads_rows(b"CREATE TABLE s (SELECT 1)"));
+        assert!(!serialized_reads_rows(b"CREATE TABLE s (a INT)"));
+        assert!(!serialized_reads_rows(b"ALTER TABLE t ADD COLUMN c INT"));
+        assert!(!serialized_reads_rows(b"CREATE VIEW v AS SELECT * FROM t"));
+        assert!(!serialized_reads_rows(
             b"CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @x = (SELECT 1)"
         ));
     }
@@ -1289,7 +1292,7 @@ mod tests {
         assert_eq!(route(b"ROLLBACK WORK"), Route::Rollback);
         assert_eq!(
             route(b"BEGIN; INSERT INTO t VALUES (1); COMMIT"),
-            Route::Alone
+            Route::Serialized
         );
         assert!(matches!(route(b"XA START 'x'"), Route::Unsupported(_)));
     }
@@ -1319,7 +1322,7 @@ mod tests {
             "flush privileges",
             "FLUSH LOCAL TABLES, PRIVILEGES",
         ] {
-            assert_eq!(route(q.as_bytes()), Route::Alone, "{q}");
+            assert_eq!(route(q.as_bytes()), Route::Serialized, "{q}");
         }
         assert_eq!(route(b"FLUSH TABLES"), Route::Read);
     }

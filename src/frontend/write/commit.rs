@@ -12,7 +12,7 @@
 //!    the journal), it never keeps a transaction open.
 //!
 //! Used by autocommit statements (`statement`) and COMMIT (`transaction`).
-//! Statements that commit implicitly (`alone`) and the retrier
+//! Statements that commit implicitly (`serialized`) and the retrier
 //! (`retry_master`) take their numbers through the same
 //! `protocol::commit::number`.
 
@@ -80,7 +80,7 @@ impl Session {
     /// journaled as they are to be replayed before this is called: the
     /// commit is resolved (and appliers replay it) as soon as A committed.
     pub(super) async fn commit_on_master(&mut self, work: &CommitWork) -> Committed {
-        if let Err(err) = self.wait_behind_alone_before_number().await {
+        if let Err(err) = self.wait_behind_serialized_before_number().await {
             let _ = self.run_on_master(work.wrap.rollback().as_bytes()).await;
             return Committed::No(err);
         }

@@ -37,9 +37,9 @@ impl Session {
         }
     }
 
-    /// Journals a write's entry before any node runs it, without a sync of
-    /// its own: nothing of it commits before its commit number is synced,
-    /// and that sync covers every write sent before it (one sync per
+    /// Journals a write's entry before any node runs it, without a flush of
+    /// its own: nothing of it commits before its commit number is flushed,
+    /// and that flush covers every write sent before it (one flush per
     /// commit, not two). A statement inside a transaction is journaled once
     /// A has run it, with both results.
     pub(super) fn journal_ahead(&self, entry: &Entry, in_txn: bool) -> Result<(), ClientError> {

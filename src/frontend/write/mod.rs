@@ -18,16 +18,16 @@
 //!    `transaction`). When A refuses the statement, B takes it back.
 //!
 //! Also here: reads and the reads that turn out to write (`read`), session
-//! statements (`session_state`), statements that run alone (`alone`), a
+//! statements (`session_state`), serialized statements (`serialized`), a
 //! lost answer to COMMIT (`in_doubt`), the `retry-master` policy
 //! (`retry_master`).
 
-mod alone;
 mod commit;
 mod entries;
 mod in_doubt;
 mod read;
 pub(in crate::frontend) mod retry_master;
+mod serialized;
 mod session_state;
 mod statement;
 mod sync;
@@ -56,7 +56,7 @@ pub(in crate::frontend) use work::Work;
 
 /// A client transaction open on A and B.
 pub struct OpenTransaction {
-    /// Keeps statements that must run alone (DDL) and role changes out
+    /// Keeps serialized statements (DDL) and role changes out
     /// while it is open.
     _gate: OwnedRwLockReadGuard<()>,
     /// The data-changing statements A accepted, in order: what its commit
@@ -158,7 +158,7 @@ impl Session {
             // change inside a transaction (`read_only`: 1192), and lockstep's
             // own transaction around a write would be one.
             Route::Write if self.txn.is_none() && router::sets_global(work.sql()) => {
-                self.run_alone(work, renames, w).await
+                self.run_serialized(work, renames, w).await
             }
             Route::Write => {
                 // Variables a CALL's OUT parameters or a SET inside the text
@@ -181,14 +181,14 @@ impl Session {
             Route::Begin => self.begin(work, renames, w).await,
             Route::Commit => self.commit(work, w).await,
             Route::Rollback => self.rollback(work, w).await,
-            Route::Alone => self.run_alone(work, renames, w).await,
+            Route::Serialized => self.run_serialized(work, renames, w).await,
         }
     }
 
     /// A statement that would run a trigger or routine making
     /// AUTO_INCREMENT values is refused before any node runs it.
     fn runs_hidden_auto_increment(&self, work: &Work, route: &Route) -> Option<ClientError> {
-        if !matches!(route, Route::Read | Route::Write | Route::Alone) {
+        if !matches!(route, Route::Read | Route::Write | Route::Serialized) {
             return None;
         }
         self.shared

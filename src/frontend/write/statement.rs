@@ -128,7 +128,7 @@ impl Session {
             Ok(sync_ok) => sync_ok,
             Err(err) => return self.answer(w, Err(err)).await,
         };
-        if let Err(err) = self.wait_behind_alone_before_master(in_txn).await {
+        if let Err(err) = self.wait_behind_serialized_before_master(in_txn).await {
             self.finish_entry(&mut entry, EntryState::Failed);
             return self.answer(w, Err(err)).await;
         }

@@ -18,15 +18,15 @@ use crate::frontend::error::ClientError;
 use crate::frontend::relay;
 use crate::frontend::session::Session;
 use crate::journal::{CommitState, Entry, EntryKind, EntryState};
-use crate::protocol::alone::{AloneError, MasterProbe, Turn};
+use crate::protocol::serialized::{MasterProbe, SerializedError, Turn};
 use crate::protocol::{commit, control};
 use crate::router;
 use crate::sql::intercept::Renames;
 
 impl Session {
     /// DDL and other statements that commit implicitly: one at a time,
-    /// first node then A, numbered after A ran them (`protocol::alone`).
-    pub(super) async fn run_alone<W: AsyncWrite + Send + Unpin>(
+    /// first node then A, numbered after A ran them (`protocol::serialized`).
+    pub(super) async fn run_serialized<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: Work,
         renames: &Renames,
@@ -43,24 +43,24 @@ impl Session {
         }
         let (mut work, renames, variables) = self.pinned_work(work, renames);
         let renames = &renames;
-        let mut entry = self.new_entry(EntryKind::Alone, &work);
+        let mut entry = self.new_entry(EntryKind::Serialized, &work);
         entry.context.variables = variables;
         let span = info_span!("write", request_id = %entry.id);
         async move {
             let shared = self.shared.clone();
             let limit = self.lock_wait_timeout().await;
             // Phase "wait for the previous DDL".
-            let turn = match shared.chain.alone.enter(limit).await {
+            let turn = match shared.chain.serialized.enter(limit).await {
                 Ok(turn) => turn,
                 Err(_) => {
                     warn!(
                         waited_s = limit.as_secs_f64(),
-                        "a statement that runs alone waited for the previous one past lock_wait_timeout"
+                        "a serialized statement waited for the previous one past lock_wait_timeout"
                     );
                     return self.answer(w, Err(ClientError::LockWaitTimeout)).await;
                 }
             };
-            let _gate = match self.gate_for_alone(work.sql(), limit).await {
+            let _gate = match self.gate_for_serialized(work.sql(), limit).await {
                 Ok(gate) => gate,
                 Err(err) => return self.answer(w, Err(err)).await,
             };
@@ -73,7 +73,7 @@ impl Session {
                 return self.answer(w, Err(err)).await;
             }
             // Phase "run on the first node": there it waits for the
-            // transactions on its tables (`protocol::alone`, rule 1).
+            // transactions on its tables (`protocol::serialized`, rule 1).
             let first_is_sync = self.announce_first_node(&turn);
             let sync_pin = Some(Pinning::of(&entry.context));
             let sync_ok = self
@@ -96,7 +96,7 @@ impl Session {
             {
                 MasterEnd::Done { w, end, outcome } => {
                     self.record_master(&mut entry, outcome);
-                    self.record_alone_commit(&mut entry, sync_ok).await;
+                    self.record_serialized_commit(&mut entry, sync_ok).await;
                     self.remember_temporary_drop(work.sql());
                     self.refresh_master_catalog().await;
                     relay::finish_with(w, end, &mut self.status).await
@@ -114,7 +114,7 @@ impl Session {
                         entry.master = b;
                     }
                     self.master = None;
-                    self.record_alone_commit(&mut entry, sync_ok).await;
+                    self.record_serialized_commit(&mut entry, sync_ok).await;
                     self.note_failure(&err);
                     Ok(())
                 }
@@ -144,12 +144,12 @@ impl Session {
     }
 
     /// Its hold on the gate: shared, like any write, so that the writes in
-    /// flight go on around it (`protocol::alone`); exclusive (no write in
+    /// flight go on around it (`protocol::serialized`); exclusive (no write in
     /// flight, at most `limit`) for a statement that reads rows under locks
     /// while it runs, which would wait for writes that wait for it.
-    async fn gate_for_alone(&self, sql: &[u8], limit: Duration) -> Result<Gate, ClientError> {
+    async fn gate_for_serialized(&self, sql: &[u8], limit: Duration) -> Result<Gate, ClientError> {
         let gate = self.shared.chain.gate.clone();
-        if !router::alone_reads_rows(sql) {
+        if !router::serialized_reads_rows(sql) {
             return Ok(Gate::Shared(gate.read_owned().await));
         }
         match tokio::time::timeout(limit, gate.write_owned()).await {
@@ -157,7 +157,7 @@ impl Session {
             Err(_) => {
                 warn!(
                     waited_s = limit.as_secs_f64(),
-                    "a statement that runs alone and reads rows waited for the writes in flight past lock_wait_timeout"
+                    "a serialized statement that reads rows waited for the writes in flight past lock_wait_timeout"
                 );
                 Err(ClientError::LockWaitTimeout)
             }
@@ -195,11 +195,11 @@ impl Session {
         }
     }
 
-    /// After a statement ran alone on A: its number (no other write runs
+    /// After a serialized statement ran on A: its number (no other write runs
     /// meanwhile, so any moment is in A's order), A's and B's
     /// `lockstep.commits` rows (in their own small transactions: DDL
     /// cannot share one).
-    pub(super) async fn record_alone_commit(&mut self, entry: &mut Entry, sync_ok: bool) {
+    pub(super) async fn record_serialized_commit(&mut self, entry: &mut Entry, sync_ok: bool) {
         let journal = self.shared.chain.journal.clone();
         let record = match commit::number(&journal, entry.id, vec![entry.id], true).await {
             Ok(record) => record,
@@ -231,15 +231,15 @@ impl Session {
         self.sync_finish(&sync_end).await;
     }
 
-    /// Rule 2 of `protocol::alone` for a write whose statement just ran on
+    /// Rule 2 of `protocol::serialized` for a write whose statement just ran on
     /// B: it waits behind a DDL that may have run before it there. On
     /// timeout the statement is undone on B and the client gets 1205.
-    pub(super) async fn wait_behind_alone_before_master(
+    pub(super) async fn wait_behind_serialized_before_master(
         &mut self,
         in_txn: bool,
     ) -> Result<(), ClientError> {
         let shared = self.shared.clone();
-        if !shared.chain.alone.any_in_flight() || self.sync.is_none() {
+        if !shared.chain.serialized.any_in_flight() || self.sync.is_none() {
             return Ok(());
         }
         let limit = self.lock_wait_timeout().await;
@@ -250,19 +250,19 @@ impl Session {
         let mut master = MasterProbe::new(shared.master_node());
         let waited = shared
             .chain
-            .alone
+            .serialized
             .wait_before_master(&node, conn, &mut master, limit)
             .await;
         master.close().await;
         match waited {
             Ok(()) => Ok(()),
-            Err(AloneError::LockWaitTimeout) => {
-                warn!("a write waited behind a statement that runs alone past lock_wait_timeout");
+            Err(SerializedError::LockWaitTimeout) => {
+                warn!("a write waited behind a serialized statement past lock_wait_timeout");
                 Err(self
                     .undo_on_sync_for(ClientError::LockWaitTimeout, in_txn)
                     .await)
             }
-            Err(AloneError::Node(e)) => {
+            Err(SerializedError::Node(e)) => {
                 // Lost (the session goes on without B) or refused.
                 let err = ClientError::from_backend(&node, e);
                 if err.ends_session() {
@@ -274,34 +274,34 @@ impl Session {
         }
     }
 
-    /// Rule 2 of `protocol::alone` before a write's number, its work done
+    /// Rule 2 of `protocol::serialized` before a write's number, its work done
     /// on A: it waits behind a DDL that may have run before it there.
-    pub(super) async fn wait_behind_alone_before_number(&mut self) -> Result<(), ClientError> {
+    pub(super) async fn wait_behind_serialized_before_number(&mut self) -> Result<(), ClientError> {
         let shared = self.shared.clone();
-        if !shared.chain.alone.any_in_flight() {
+        if !shared.chain.serialized.any_in_flight() {
             return Ok(());
         }
         let limit = self.lock_wait_timeout().await;
         let mut master = MasterProbe::new(shared.master_node());
         let waited = shared
             .chain
-            .alone
+            .serialized
             .wait_before_number(&mut master, limit)
             .await;
         master.close().await;
         match waited {
             Ok(()) => Ok(()),
-            Err(AloneError::LockWaitTimeout) => {
-                warn!("a commit waited behind a statement that runs alone past lock_wait_timeout");
+            Err(SerializedError::LockWaitTimeout) => {
+                warn!("a commit waited behind a serialized statement past lock_wait_timeout");
                 Err(ClientError::LockWaitTimeout)
             }
-            Err(AloneError::Node(e)) => {
+            Err(SerializedError::Node(e)) => {
                 Err(ClientError::from_backend(&shared.master_node().name, e))
             }
         }
     }
 
-    /// A's row for a statement that ran alone, on a connection of its own:
+    /// A's row for a serialized statement, on a connection of its own:
     /// on the session's, the INSERT would clear the DDL's notes and
     /// warnings before the client asks for them (`SHOW WARNINGS`). Under
     /// LOCK TABLES the session holds `lockstep.commits` itself, so its row
@@ -354,7 +354,7 @@ impl Session {
     }
 }
 
-/// How a statement that runs alone holds the chain's gate (only held, never
+/// How a serialized statement holds the chain's gate (only held, never
 /// read: its drop lets go).
 #[allow(dead_code)]
 enum Gate {
@@ -363,7 +363,7 @@ enum Gate {
 }
 
 impl Session {
-    /// A text of several statements runs alone across the chain as one
+    /// A text of several statements is serialized across the chain as one
     /// unit, and the tail replays it as one. That holds only for a
     /// transaction that begins and ends inside the text: one the text
     /// leaves open (`BEGIN; INSERT …`, then ROLLBACK) or one the client had
@@ -404,7 +404,7 @@ fn unrepeatable_definition(work: &Work, renames: &Renames) -> Option<ClientError
     let Work::Text(sql) = work else {
         return None;
     };
-    if !router::is_definition(sql) || router::alone_reads_rows(sql) {
+    if !router::is_definition(sql) || router::serialized_reads_rows(sql) {
         return None;
     }
     let connection_id = renames.iter().find_map(|(_, original)| {

@@ -74,35 +74,35 @@ struct InFlight {
 }
 
 /// Shared by every session: the one DDL in flight, if any.
-pub struct AloneStatements {
+pub struct SerializedStatements {
     one_at_a_time: Mutex<()>,
     in_flight: watch::Sender<Option<InFlight>>,
 }
 
 /// Why a write or a DDL could not go on.
 #[derive(Debug, thiserror::Error)]
-pub enum AloneError {
-    #[error("waited past lock_wait_timeout for a statement that runs alone")]
+pub enum SerializedError {
+    #[error("waited past lock_wait_timeout for a serialized statement")]
     LockWaitTimeout,
-    #[error("cannot ask a node about the statement that runs alone: {0}")]
+    #[error("cannot ask a node about the serialized statement: {0}")]
     Node(#[from] mysql_async::Error),
 }
 
-impl Default for AloneStatements {
+impl Default for SerializedStatements {
     fn default() -> Self {
-        AloneStatements {
+        SerializedStatements {
             one_at_a_time: Mutex::new(()),
             in_flight: watch::Sender::new(None),
         }
     }
 }
 
-impl AloneStatements {
+impl SerializedStatements {
     /// Phase "wait for the previous DDL": at most `limit`.
-    pub async fn enter(&self, limit: Duration) -> Result<Turn<'_>, AloneError> {
+    pub async fn enter(&self, limit: Duration) -> Result<Turn<'_>, SerializedError> {
         let guard = tokio::time::timeout(limit, self.one_at_a_time.lock())
             .await
-            .map_err(|_| AloneError::LockWaitTimeout)?;
+            .map_err(|_| SerializedError::LockWaitTimeout)?;
         Ok(Turn {
             _one_at_a_time: guard,
             in_flight: &self.in_flight,
@@ -117,7 +117,7 @@ impl AloneStatements {
         sync_conn: &mut Conn,
         master: &mut MasterProbe,
         limit: Duration,
-    ) -> Result<(), AloneError> {
+    ) -> Result<(), SerializedError> {
         let mut sync = Some((sync_node, sync_conn));
         self.wait_until(limit, &mut sync, master).await
     }
@@ -127,7 +127,7 @@ impl AloneStatements {
         &self,
         master: &mut MasterProbe,
         limit: Duration,
-    ) -> Result<(), AloneError> {
+    ) -> Result<(), SerializedError> {
         self.wait_until(limit, &mut None, master).await
     }
 
@@ -137,7 +137,7 @@ impl AloneStatements {
         limit: Duration,
         sync: &mut Option<(&str, &mut Conn)>,
         master: &mut MasterProbe,
-    ) -> Result<(), AloneError> {
+    ) -> Result<(), SerializedError> {
         let mut watched = self.in_flight.subscribe();
         let deadline = Instant::now() + limit;
         loop {
@@ -150,7 +150,7 @@ impl AloneStatements {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(AloneError::LockWaitTimeout);
+                return Err(SerializedError::LockWaitTimeout);
             }
             let pause = ASK_AGAIN.min(deadline - now);
             // A change (the DDL moved on or ended) or the pause: look again.
@@ -214,7 +214,7 @@ async fn may_go(
     ddl: &InFlight,
     sync: &mut Option<(&str, &mut Conn)>,
     master: &mut MasterProbe,
-) -> Result<bool, AloneError> {
+) -> Result<bool, SerializedError> {
     match sync {
         Some((node, conn)) => {
             if ddl.first_node == *node
@@ -248,7 +248,7 @@ impl MasterProbe {
         MasterProbe { node, conn: None }
     }
 
-    async fn waits_for_a_lock(&mut self, thread: u32) -> Result<bool, AloneError> {
+    async fn waits_for_a_lock(&mut self, thread: u32) -> Result<bool, SerializedError> {
         let conn = match self.conn.as_mut() {
             Some(conn) => conn,
             None => self.conn.insert(self.node.connect_admin().await?),
@@ -263,7 +263,7 @@ impl MasterProbe {
     }
 }
 
-async fn waits_for_a_lock(conn: &mut Conn, thread: u32) -> Result<bool, AloneError> {
+async fn waits_for_a_lock(conn: &mut Conn, thread: u32) -> Result<bool, SerializedError> {
     let waits: Option<u8> = conn
         .query_first(control::thread_waits_for_lock(thread))
         .await?;
