@@ -11,12 +11,12 @@ use tracing::{error, info, warn};
 
 use crate::auth::Credential;
 use crate::backend::{Node, ServerInfo};
-use crate::chain::hidden_auto_increment::{warn_of_makers, HiddenAutoIncrement};
 use crate::chain::nontransactional::NonTransactional;
 use crate::chain::retention::{self, Retention};
 use crate::chain::roles::{Role, Roles};
 use crate::chain::stored_functions::StoredFunctions;
 use crate::chain::tail::{self, Backoff, Tail};
+use crate::chain::unrepeatable_bodies::{warn_of_makers, UnrepeatableBodies};
 use crate::chain::Chain;
 use crate::chain::{commits, recover};
 use crate::compare::notify::Notifier;
@@ -105,8 +105,8 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
         .refresh(&mut conn)
         .await
         .map_err(unreachable)?;
-    let hidden_auto_increment = HiddenAutoIncrement::default();
-    if let Some(makers) = hidden_auto_increment
+    let unrepeatable_bodies = UnrepeatableBodies::default();
+    if let Some(makers) = unrepeatable_bodies
         .refresh(&mut conn)
         .await
         .map_err(unreachable)?
@@ -142,7 +142,7 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
         registry: Registry::default(),
         nontransactional,
         stored_functions,
-        hidden_auto_increment,
+        unrepeatable_bodies,
         table_keys: Default::default(),
         compare: config.compare.clone(),
         failover: Failover::new(

@@ -12,7 +12,7 @@ use std::time::Duration;
 use support::{mariadb_cli, root_rows, wait_for_tail, Cluster, Lockstep, PASSWORD, USER};
 
 // The function numbers its rows itself: one that makes AUTO_INCREMENT
-// values is refused (tests/hidden_auto_increment.rs).
+// values is refused (tests/unrepeatable_bodies.rs).
 const SCHEMA: &str = "CREATE DATABASE g;
 CREATE TABLE g.t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB;
 CREATE SEQUENCE g.s;

@@ -8,7 +8,6 @@
 
 pub mod commits;
 pub mod handover;
-pub mod hidden_auto_increment;
 pub mod lanes;
 pub mod nontransactional;
 pub mod outcome;
@@ -20,6 +19,7 @@ pub mod roles;
 pub mod stored_functions;
 pub mod table_keys;
 pub mod tail;
+pub mod unrepeatable_bodies;
 
 use std::sync::Arc;
 

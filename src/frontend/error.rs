@@ -80,13 +80,13 @@ impl ClientError {
         )
     }
 
-    /// A statement that would run a trigger or stored routine making
-    /// AUTO_INCREMENT values (`chain::hidden_auto_increment`).
-    pub fn hidden_auto_increment(definition: &str) -> ClientError {
+    /// A statement that would run a trigger or stored routine each node
+    /// would run with its own values (`chain::unrepeatable_bodies`);
+    /// `definition` is described (`trigger s.t, which calls UUID()`).
+    pub fn unrepeatable_body(definition: &str) -> ClientError {
         ClientError::NotSupported(format!(
-            "a statement that runs {definition}, which makes AUTO_INCREMENT values: each node \
-             would choose its own (give the column its values, or insert those rows in the \
-             client's statement)"
+            "a statement that runs {definition}: each node would compute its own values \
+             (compute them in the client's statement, where lockstep pins them)"
         ))
     }
 

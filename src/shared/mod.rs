@@ -25,9 +25,9 @@ pub struct Shared {
     pub nontransactional: crate::chain::nontransactional::NonTransactional,
     /// The names through which a read can write (stored functions, views).
     pub stored_functions: crate::chain::stored_functions::StoredFunctions,
-    /// The triggers and routines that make AUTO_INCREMENT values: the
-    /// statements that run them are refused.
-    pub hidden_auto_increment: crate::chain::hidden_auto_increment::HiddenAutoIncrement,
+    /// The triggers and routines each node would run with its own values:
+    /// the statements that run them are refused.
+    pub unrepeatable_bodies: crate::chain::unrepeatable_bodies::UnrepeatableBodies,
     /// The order `UPDATE`/`DELETE … LIMIT` without `ORDER BY` is given.
     pub table_keys: crate::chain::table_keys::TableKeys,
     /// `[compare]`: retries and policies.

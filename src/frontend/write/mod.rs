@@ -128,7 +128,7 @@ impl Session {
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
-        if let Some(err) = self.runs_hidden_auto_increment(&work, &route) {
+        if let Some(err) = self.runs_unrepeatable_body(&work, &route) {
             return self.answer(w, Err(err)).await;
         }
         match route {
@@ -185,16 +185,16 @@ impl Session {
         }
     }
 
-    /// A statement that would run a trigger or routine making
-    /// AUTO_INCREMENT values is refused before any node runs it.
-    fn runs_hidden_auto_increment(&self, work: &Work, route: &Route) -> Option<ClientError> {
+    /// A statement that would run a trigger or routine each node would run
+    /// with its own values is refused before any node runs it.
+    fn runs_unrepeatable_body(&self, work: &Work, route: &Route) -> Option<ClientError> {
         if !matches!(route, Route::Read | Route::Write | Route::Serialized) {
             return None;
         }
         self.shared
-            .hidden_auto_increment
+            .unrepeatable_bodies
             .run_by(work.sql())
-            .map(|definition| ClientError::hidden_auto_increment(&definition))
+            .map(|definition| ClientError::unrepeatable_body(&definition))
     }
 
     /// The client fixed its session's time (`SET timestamp = …`): lockstep's

@@ -345,8 +345,8 @@ impl Session {
         if let Err(e) = self.shared.stored_functions.refresh(&mut conn).await {
             warn!(error = %e, "cannot list stored functions and views");
         }
-        match self.shared.hidden_auto_increment.refresh(&mut conn).await {
-            Ok(Some(makers)) => crate::chain::hidden_auto_increment::warn_of_makers(&makers),
+        match self.shared.unrepeatable_bodies.refresh(&mut conn).await {
+            Ok(Some(makers)) => crate::chain::unrepeatable_bodies::warn_of_makers(&makers),
             Ok(None) => {}
             Err(e) => warn!(error = %e, "cannot list triggers and stored routines"),
         }

@@ -1,11 +1,13 @@
-//! AUTO_INCREMENT values made inside triggers, stored functions and
-//! procedures (issue "Let the server decide", pins that miss). lockstep
-//! pins the client statement's own value only; rows a body inserts get the
-//! values each node chooses by itself, in its own order. Before, an audit
-//! trigger or a procedure inserting rows under six clients gave clients
-//! 1062 errors MariaDB never gives, took B out of its role and stopped both
-//! tails for good within a second. Such statements are now refused (1235)
-//! before any node runs them, and everything else goes on.
+//! Triggers, stored functions and procedures whose effects each node would
+//! compute by itself (issue "Let the server decide", pins that miss):
+//! AUTO_INCREMENT values made inside them, and `UUID()` or
+//! `CONNECTION_ID()` called there. lockstep pins the client statement's own
+//! values only. Before, an audit trigger or a procedure inserting rows under
+//! six clients gave clients 1062 errors MariaDB never gives, took B out of
+//! its role and stopped both tails for good within a second; a trigger
+//! calling UUID() (made before lockstep, or behind its back) left every
+//! node with its own values, silently. Such statements are now refused
+//! (1235) before any node runs them, and everything else goes on.
 //!
 //! Oracle, for a seeded concurrent workload (`LOCKSTEP_SEED` replays one):
 //! every statement that runs such a body gets 1235 and leaves no trace;
@@ -46,6 +48,7 @@ CREATE TABLE h.log (id INT AUTO_INCREMENT PRIMARY KEY, k INT, what VARCHAR(10)) 
 CREATE TABLE h.t (k INT PRIMARY KEY, v INT) ENGINE=InnoDB;
 CREATE TABLE h.u (k INT PRIMARY KEY, v INT) ENGINE=InnoDB;
 CREATE TABLE h.w (k INT PRIMARY KEY) ENGINE=InnoDB;
+CREATE TABLE h.x (k INT PRIMARY KEY, u VARCHAR(36)) ENGINE=InnoDB;
 CREATE TRIGGER h.t_ai AFTER INSERT ON h.t FOR EACH ROW
   INSERT INTO h.log (k, what) VALUES (NEW.k, 'trigger');
 CREATE TRIGGER h.u_bu BEFORE UPDATE ON h.u FOR EACH ROW SET NEW.v = NEW.v + 1;
@@ -69,7 +72,8 @@ fn operation(rng: &mut StdRng, key: i64) -> (String, bool) {
         1 => (format!("CALL h.p({key})"), true),
         2 => (format!("CALL h.q({key})"), true),
         3 => (format!("SELECT h.f({key})"), true),
-        4 => (format!("INSERT INTO h.w VALUES ({key})"), true),
+        4 if key % 2 == 0 => (format!("INSERT INTO h.w VALUES ({key})"), true),
+        4 => (format!("INSERT INTO h.x (k) VALUES ({key})"), true),
         5 => (format!("CALL h.plain({})", key % 10), false),
         6 => (
             format!("UPDATE h.u SET v = v + 1 WHERE k = {}", key % 10),
@@ -91,7 +95,7 @@ fn is_timing_error(e: &mysql_async::Error) -> bool {
 }
 
 #[test]
-fn statements_running_bodies_that_make_auto_increment_values_are_refused_and_nodes_stay_equal() {
+fn statements_running_bodies_each_node_would_compute_alone_are_refused_and_nodes_stay_equal() {
     let seed = seed();
     let cluster = Cluster::start(3);
     let lockstep = Lockstep::start(&cluster, "");
@@ -108,7 +112,8 @@ fn statements_running_bodies_that_make_auto_increment_values_are_refused_and_nod
              CREATE TRIGGER h.t_ai AFTER INSERT ON h.t FOR EACH ROW \
                INSERT INTO h.log (k, what) VALUES (NEW.k, 'trigger'); \
              CREATE TRIGGER h.w_ai AFTER INSERT ON h.w FOR EACH ROW \
-               INSERT INTO h.log (k, what) VALUES (NEW.k, 'behind');"
+               INSERT INTO h.log (k, what) VALUES (NEW.k, 'behind'); \
+             CREATE TRIGGER h.x_bi BEFORE INSERT ON h.x FOR EACH ROW SET NEW.u = UUID();"
             ),
         );
     }
@@ -136,7 +141,11 @@ fn statements_running_bodies_that_make_auto_increment_values_are_refused_and_nod
                     match outcome {
                         Err(mysql_async::Error::Server(e)) if must_refuse => {
                             assert_eq!(e.code, 1235, "{sql}: {}", e.message);
-                            assert!(e.message.contains("AUTO_INCREMENT"), "{}", e.message);
+                            assert!(
+                                e.message.contains("each node would compute its own values"),
+                                "{}",
+                                e.message
+                            );
                             refused += 1;
                         }
                         Ok(()) if must_refuse => panic!("{sql} ran (seed {seed})"),
@@ -183,7 +192,7 @@ fn statements_running_bodies_that_make_auto_increment_values_are_refused_and_nod
     assert!(refused > 0, "the workload ran no refused statement");
 
     wait_for_tail(&cluster, Duration::from_secs(60));
-    let tables = ["h.log", "h.t", "h.u", "h.w", "lockstep.commits"];
+    let tables = ["h.log", "h.t", "h.u", "h.w", "h.x", "lockstep.commits"];
     let master = checksums(cluster.master(), &tables);
     for node in &cluster.nodes {
         assert_eq!(
@@ -198,7 +207,11 @@ fn statements_running_bodies_that_make_auto_increment_values_are_refused_and_nod
         expected.sort_by_key(|k| k.parse::<i64>().unwrap_or(0));
         assert_eq!(rows, expected, "port {} (seed {seed})", node.port);
         assert_eq!(
-            root_rows(node, "SELECT COUNT(*) FROM h.log WHERE what <> 'client'"),
+            root_rows(
+                node,
+                "SELECT (SELECT COUNT(*) FROM h.log WHERE what <> 'client') + \
+                 (SELECT COUNT(*) FROM h.x)"
+            ),
             ["0"],
             "a refused statement left rows (seed {seed})"
         );

@@ -1,26 +1,34 @@
-//! The master's triggers and stored routines that make AUTO_INCREMENT
-//! values, and the statements that would run them.
+//! The master's triggers and stored routines whose effects each node would
+//! compute by itself, and the statements that would run them.
 //!
-//! lockstep gives every node the same AUTO_INCREMENT values by pinning: B
-//! chooses the statement's first value, A and the tail are given it
-//! (`insert_id`). That reaches the client's own statement only. Rows a
-//! trigger, a stored function or a procedure inserts get values each node
-//! chooses by itself: B and A run concurrent statements in different
-//! orders, and the tail replays only what committed (a rolled-back insert
-//! leaves a gap on A that the tail never sees), so the values differ, and
-//! the next pinned value collides on the tail (1062) or is duplicated on A.
-//! MariaDB's statement binlog cannot replay these either (Note 1592,
-//! "invokes a trigger or a stored function that inserts into an
-//! AUTO_INCREMENT column"); it switches to row images, which lockstep does
-//! not have. So a statement that would run such a body is refused (1235)
-//! before any node runs it, naming the definition.
+//! lockstep makes a statement repeat on every node by pinning what it
+//! computes: B chooses the statement's first AUTO_INCREMENT value and A and
+//! the tail are given it (`insert_id`); `UUID()` and its kin in the
+//! client's text become literals. That reaches the client's own statement
+//! only. Inside a trigger, a stored function or a procedure:
 //!
-//! A body makes AUTO_INCREMENT values when it inserts into a table with an
+//! - rows inserted into a table with an AUTO_INCREMENT column get values
+//!   each node chooses by itself: B and A run concurrent statements in
+//!   different orders, and the tail replays only what committed (a
+//!   rolled-back insert leaves a gap on A that the tail never sees), so the
+//!   values differ, and the next pinned value collides on the tail (1062)
+//!   or is duplicated on A;
+//! - `UUID()`, `UUID_SHORT()`, `SYS_GUID()`, `SYSDATE()` and
+//!   `CONNECTION_ID()` give each node its own value.
+//!
+//! MariaDB's statement binlog cannot replay these either (Note 1592); it
+//! switches to row images, which lockstep does not have. So a statement
+//! that would run such a body is refused (1235) before any node runs it,
+//! naming the definition. (A definition made through lockstep that calls
+//! `UUID()` is refused when it is made: `frontend/write/serialized.rs`;
+//! this also catches those made before lockstep or behind its back.)
+//!
+//! A body is unrepeatable when it inserts into a table with an
 //! AUTO_INCREMENT column (explicit values count too: the text cannot tell
-//! NULL from a value), calls a procedure or function that does, or writes a
-//! table whose trigger for that kind of write does. The catalog is read
-//! from the master at start and after every serialized statement
-//! (DDL), as `stored_functions` is.
+//! NULL from a value), calls one of those functions, calls a procedure or
+//! function that is unrepeatable, or writes a table whose trigger for that
+//! kind of write is. The catalog is read from the master at start and
+//! after every serialized statement (DDL), as `stored_functions` is.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -82,8 +90,9 @@ struct Effects {
     functions: HashSet<String>,
 }
 
-/// The definitions that make AUTO_INCREMENT values, by how a statement
-/// reaches them (names lower-cased, unqualified).
+/// The unrepeatable definitions, by how a statement reaches them (names
+/// lower-cased, unqualified), each with its description (`trigger s.t,
+/// which calls UUID()`).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Makers {
     procedures: HashMap<String, String>,
@@ -96,46 +105,32 @@ impl Makers {
         self.procedures.is_empty() && self.functions.is_empty() && self.triggers.is_empty()
     }
 
-    /// The definitions, for the log.
+    /// The definitions, described, for the log.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .procedures
             .values()
-            .map(|n| format!("procedure {n}"))
-            .chain(self.functions.values().map(|n| format!("function {n}")))
-            .chain(self.triggers.values().map(|n| format!("trigger {n}")))
+            .chain(self.functions.values())
+            .chain(self.triggers.values())
+            .cloned()
             .collect();
         names.sort();
         names
     }
 
-    /// The first maker a text with these effects runs, described.
+    /// The first unrepeatable definition a text with these effects runs,
+    /// described.
     fn reached_by(&self, effects: &Effects) -> Option<String> {
-        let procedure = effects
-            .calls
-            .iter()
-            .find_map(|p| self.procedures.get(p))
-            .map(|n| format!("procedure {n}"));
-        let function = || {
-            effects
-                .functions
-                .iter()
-                .find_map(|f| self.functions.get(f))
-                .map(|n| format!("function {n}"))
-        };
-        let trigger = || {
-            effects
-                .writes
-                .iter()
-                .find_map(|w| self.triggers.get(w))
-                .map(|n| format!("trigger {n}"))
-        };
-        procedure.or_else(function).or_else(trigger)
+        let procedure = effects.calls.iter().find_map(|p| self.procedures.get(p));
+        let function = || effects.functions.iter().find_map(|f| self.functions.get(f));
+        let trigger = || effects.writes.iter().find_map(|w| self.triggers.get(w));
+        procedure.or_else(function).or_else(trigger).cloned()
     }
 }
 
-/// Which definitions make AUTO_INCREMENT values: those inserting into a
-/// table of `auto_tables`, then, until nothing changes, those reaching one.
+/// Which definitions are unrepeatable: those inserting into a table of
+/// `auto_tables` or calling a function no pin can fix, then, until nothing
+/// changes, those reaching one.
 pub fn makers(auto_tables: &HashSet<String>, definitions: &[Definition]) -> Makers {
     let effects: Vec<Effects> = definitions
         .iter()
@@ -149,23 +144,30 @@ pub fn makers(auto_tables: &HashSet<String>, definitions: &[Definition]) -> Make
             if found[i] {
                 continue;
             }
-            let inserts_auto = effects[i].inserts.iter().any(|t| auto_tables.contains(t));
-            if !inserts_auto && makers.reached_by(&effects[i]).is_none() {
+            let why = if effects[i].inserts.iter().any(|t| auto_tables.contains(t)) {
+                "makes AUTO_INCREMENT values".to_string()
+            } else if let Some(call) = unrepeatable_call(&definition.body) {
+                format!("calls {call}")
+            } else if let Some(inner) = makers.reached_by(&effects[i]) {
+                format!("runs {inner}")
+            } else {
                 continue;
-            }
+            };
             found[i] = true;
             changed = true;
             let bare = bare_name(&definition.name);
-            let name = definition.name.clone();
+            let described = |kind: &str| format!("{kind} {}, which {why}", definition.name);
             match &definition.kind {
                 Kind::Procedure => {
-                    makers.procedures.insert(bare, name);
+                    makers.procedures.insert(bare, described("procedure"));
                 }
                 Kind::Function => {
-                    makers.functions.insert(bare, name);
+                    makers.functions.insert(bare, described("function"));
                 }
                 Kind::Trigger { table, event } => {
-                    makers.triggers.insert((table.clone(), *event), name);
+                    makers
+                        .triggers
+                        .insert((table.clone(), *event), described("trigger"));
                 }
             }
         }
@@ -173,6 +175,19 @@ pub fn makers(auto_tables: &HashSet<String>, definitions: &[Definition]) -> Make
             return makers;
         }
     }
+}
+
+/// The first call in a body that gives each node its own value.
+fn unrepeatable_call(body: &str) -> Option<String> {
+    let body = body.as_bytes();
+    if let Some(call) = crate::sql::unpinnable::unrepeatable_call(body) {
+        return Some(call);
+    }
+    let lexemes = lex(body)?;
+    lexemes.windows(2).find_map(|pair| {
+        (pair[0].word_upper().as_deref() == Some("CONNECTION_ID") && pair[1].token == Token::LParen)
+            .then(|| "CONNECTION_ID()".to_string())
+    })
 }
 
 fn bare_name(qualified: &str) -> String {
@@ -336,13 +351,14 @@ fn words_until(s: &[Lexeme], i: usize, ends: &[&str]) -> Vec<String> {
     words
 }
 
-/// Shared by every session: the makers, as of the last refresh.
+/// Shared by every session: the unrepeatable definitions, as of the last
+/// refresh.
 #[derive(Default)]
-pub struct HiddenAutoIncrement {
+pub struct UnrepeatableBodies {
     makers: Mutex<Makers>,
 }
 
-impl HiddenAutoIncrement {
+impl UnrepeatableBodies {
     /// Re-reads the catalog from the master; returns the makers' names
     /// when they changed.
     pub async fn refresh(
@@ -402,8 +418,8 @@ impl HiddenAutoIncrement {
         Ok(changed.then(|| held.names()))
     }
 
-    /// The definition making AUTO_INCREMENT values that the text would
-    /// run, described (`trigger s.name`), if any.
+    /// The unrepeatable definition the text would run, described
+    /// (`trigger s.t, which calls UUID()`), if any.
     pub fn run_by(&self, sql: &[u8]) -> Option<String> {
         let makers = self.makers.lock().ok()?;
         if makers.is_empty() {
@@ -420,8 +436,8 @@ pub fn warn_of_makers(makers: &[String]) {
         return;
     }
     tracing::warn!(
-        definitions = %makers.join(", "),
-        "these definitions make AUTO_INCREMENT values that each node would choose by itself: \
+        definitions = %makers.join("; "),
+        "these definitions compute values each node would compute by itself: \
          statements that run them are refused (1235)"
     );
 }
@@ -483,6 +499,12 @@ mod tests {
                     Kind::Function,
                     "BEGIN REPLACE INTO log VALUES (NULL, 1); RETURN 1; END",
                 ),
+                trigger("g.uu", "v", Event::Insert, "SET NEW.u = UUID()"),
+                routine(
+                    "g.who",
+                    Kind::Procedure,
+                    "BEGIN INSERT INTO w VALUES (CONNECTION_ID()); END",
+                ),
                 routine(
                     "g.pure",
                     Kind::Function,
@@ -492,20 +514,29 @@ mod tests {
         )
     }
 
+    /// `kind name` of the definition the text reaches.
     fn reached(sql: &str) -> Option<String> {
-        catalog().reached_by(&effects_of(&lex(sql.as_bytes()).unwrap()))
+        let described = catalog().reached_by(&effects_of(&lex(sql.as_bytes()).unwrap()))?;
+        Some(described.split(',').next()?.to_string())
     }
 
     #[test]
     fn bodies_that_insert_into_auto_increment_tables_and_their_callers_are_makers() {
+        let names: Vec<String> = catalog()
+            .names()
+            .iter()
+            .map(|n| n.split(',').next().unwrap_or_default().to_string())
+            .collect();
         assert_eq!(
-            catalog().names(),
+            names,
             [
                 "function g.f",
                 "procedure g.p",
                 "procedure g.q",
+                "procedure g.who",
                 "trigger g.ai",
-                "trigger g.chain"
+                "trigger g.chain",
+                "trigger g.uu"
             ]
         );
     }
@@ -534,6 +565,27 @@ mod tests {
         assert_eq!(
             reached("LOAD DATA INFILE 'f' INTO TABLE t").unwrap(),
             "trigger g.ai"
+        );
+    }
+
+    #[test]
+    fn bodies_calling_functions_each_node_answers_alone_are_unrepeatable() {
+        let described = catalog()
+            .reached_by(&effects_of(
+                &lex(b"INSERT INTO v (u) VALUES (NULL)").unwrap(),
+            ))
+            .unwrap();
+        assert_eq!(described, "trigger g.uu, which calls UUID()");
+        let described = catalog()
+            .reached_by(&effects_of(&lex(b"CALL g.who()").unwrap()))
+            .unwrap();
+        assert_eq!(described, "procedure g.who, which calls CONNECTION_ID()");
+        let described = catalog()
+            .reached_by(&effects_of(&lex(b"CALL q(1)").unwrap()))
+            .unwrap();
+        assert_eq!(
+            described,
+            "procedure g.q, which runs procedure g.p, which makes AUTO_INCREMENT values"
         );
     }
 
@@ -575,7 +627,7 @@ mod tests {
         assert_eq!(reached("INSERT INTO t VALUES (1, 0)"), None);
         assert_eq!(
             reached("INSERT INTO t VALUES (1, 0) ON DUPLICATE KEY UPDATE v = v + 1").unwrap(),
-            "trigger g.au"
+            "trigger g.au, which makes AUTO_INCREMENT values"
         );
     }
 }
