@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use support::{root_rows, runtime, wait_for_tail, Cluster, Lockstep};
+use support::{checksums, root_rows, runtime, wait_for_tail, Cluster, Lockstep};
 
 #[test]
 fn writes_using_user_variables_are_identical_on_every_node() {
@@ -374,5 +374,64 @@ fn set_names_inside_a_writing_text_holds_for_the_sessions_later_writes() {
     assert_eq!(master, ["1\tC383C2A9", "2\tC3A9", "3\tC383C2A9"]);
     for node in &cluster.nodes {
         assert_eq!(root_rows(node, query), master, "port {}", node.port);
+    }
+}
+
+/// `SET @a = f()`, `SELECT f() INTO @b`, `SELECT @c := f()` with a stored
+/// function that writes: a write, journaled and replayed, so the
+/// function's rows reach every node, the tail included (before, the tail
+/// got the variables' values but not the rows); later writes that use the
+/// variables hold the master's values everywhere.
+#[test]
+fn variables_assigned_from_writing_functions_write_on_every_node() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE fw;
+         CREATE TABLE fw.calls (k INT PRIMARY KEY, at DATETIME(6)) ENGINE=InnoDB;
+         CREATE TABLE fw.used (v INT PRIMARY KEY) ENGINE=InnoDB;
+         DELIMITER //
+         CREATE FUNCTION fw.f(x INT) RETURNS INT MODIFIES SQL DATA
+         BEGIN INSERT INTO fw.calls VALUES (x, NOW(6)); RETURN x * 10; END//
+         DELIMITER ;",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        c.query_drop("SET @a = fw.f(1)").await.expect("set");
+        c.query_drop("SELECT fw.f(2) INTO @b")
+            .await
+            .expect("select into");
+        let assigned: Option<i64> = c.query_first("SELECT @c := fw.f(3)").await.expect("assign");
+        assert_eq!(assigned, Some(30));
+        c.query_drop("BEGIN").await.expect("begin");
+        c.query_drop("SET @d = fw.f(4)")
+            .await
+            .expect("set in a transaction");
+        c.query_drop("COMMIT").await.expect("commit");
+        c.query_drop("INSERT INTO fw.used VALUES (@a + @b + @c + @d)")
+            .await
+            .expect("use them");
+        let values: Option<(i64, i64, i64, i64)> =
+            c.query_first("SELECT @a, @b, @c, @d").await.expect("read");
+        assert_eq!(values, Some((10, 20, 30, 40)));
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let master = checksums(cluster.master(), &["fw.calls", "fw.used"]);
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT k FROM fw.calls ORDER BY k"),
+            ["1", "2", "3", "4"],
+            "the function's rows on port {}",
+            node.port
+        );
+        assert_eq!(
+            root_rows(node, "SELECT v FROM fw.used"),
+            ["100"],
+            "port {}",
+            node.port
+        );
+        assert_eq!(checksums(node, &["fw.calls", "fw.used"]), master);
     }
 }

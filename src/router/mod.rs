@@ -404,6 +404,16 @@ pub fn assigned_user_variables(query: &[u8]) -> Option<Vec<String>> {
     user_variable_names(query, &lexemes)
 }
 
+/// What a single statement that assigns variables assigns: the targets of
+/// a `SET`, the user variables of a `SELECT … INTO @v` or `SELECT @v :=
+/// …`; `None` when lockstep cannot name them all.
+pub fn assigned_targets(query: &[u8]) -> Option<Vec<SetTarget>> {
+    if starts_with_one_of(query, &["SET"]) {
+        return set_targets(query);
+    }
+    assigned_user_variables(query).map(|names| names.into_iter().map(SetTarget::User).collect())
+}
+
 /// Whether a text of several statements changes its session as it runs
 /// (a `SET` or `USE` among them): a connection that replays it holds
 /// another state afterwards than the one the text was journaled with.

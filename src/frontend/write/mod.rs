@@ -131,6 +131,7 @@ impl Session {
         if let Some(err) = self.runs_unrepeatable_body(&work, &route) {
             return self.answer(w, Err(err)).await;
         }
+        let route = self.writing_assignment_as_write(&work, route);
         match route {
             Route::Unsupported(what) => {
                 self.answer(w, Err(ClientError::NotSupported(what.into())))
@@ -166,7 +167,8 @@ impl Session {
                 let assigned = match &work {
                     Work::Text(sql) => router::call_user_variables(sql)
                         .map(|names| names.into_iter().map(SetTarget::User).collect())
-                        .or_else(|| router::text_set_targets(sql)),
+                        .or_else(|| router::text_set_targets(sql))
+                        .or_else(|| router::assigned_targets(sql)),
                     Work::Prepared { .. } => None,
                 };
                 let answered = self
@@ -182,6 +184,27 @@ impl Session {
             Route::Commit => self.commit(work, w).await,
             Route::Rollback => self.rollback(work, w).await,
             Route::Serialized => self.run_serialized(work, renames, w).await,
+        }
+    }
+
+    /// `SET @x = f()`, `SELECT f() INTO @x`: a statement that assigns
+    /// variables from a stored function (which may write) is a write: it is
+    /// journaled and replayed on the tail, where the function's writes must
+    /// happen too, and the values it assigned are then read back from A
+    /// like a `CALL`'s (before, the tail got the values but not the
+    /// function's writes). Outside a transaction, too: a session statement
+    /// runs without the read-only guard that sends reads that write down
+    /// the write path.
+    fn writing_assignment_as_write(&self, work: &Work, route: Route) -> Route {
+        match (route, work) {
+            (Route::Session(router::SessionChange::Lasting), Work::Text(sql))
+                if self.shared.stored_functions.named_in(sql)
+                    && router::may_call_functions(sql)
+                    && router::assigned_targets(sql).is_some() =>
+            {
+                Route::Write
+            }
+            _ => route,
         }
     }
 
