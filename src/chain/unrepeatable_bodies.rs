@@ -71,6 +71,11 @@ pub struct Definition {
 pub enum Kind {
     Procedure,
     Function,
+    /// A column's DEFAULT expression, run by every insert into the table
+    /// (lower-cased, unqualified) that leaves the column out.
+    ColumnDefault {
+        table: String,
+    },
     /// On the table (lower-cased, unqualified), for this kind of write.
     Trigger {
         table: String,
@@ -85,9 +90,21 @@ pub enum Kind {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Effects {
     inserts: HashSet<String>,
+    /// The tables inserted into with every column that is given a value
+    /// (the column list, or every column when there is none); a table
+    /// inserted into twice in one text with other lists is not here.
+    given_columns: HashMap<String, Given>,
     writes: HashSet<(String, Event)>,
     calls: HashSet<String>,
     functions: HashSet<String>,
+}
+
+/// The columns an insert gives values to.
+#[derive(Debug, PartialEq, Eq, Clone)]
+enum Given {
+    /// No column list: a value for every column.
+    All,
+    Listed(HashSet<String>),
 }
 
 /// The unrepeatable definitions, by how a statement reaches them (names
@@ -98,11 +115,17 @@ pub struct Makers {
     procedures: HashMap<String, String>,
     functions: HashMap<String, String>,
     triggers: HashMap<(String, Event), String>,
+    /// table → (column, description): defaults that run when an insert
+    /// leaves the column out.
+    defaults: HashMap<String, Vec<(String, String)>>,
 }
 
 impl Makers {
     pub fn is_empty(&self) -> bool {
-        self.procedures.is_empty() && self.functions.is_empty() && self.triggers.is_empty()
+        self.procedures.is_empty()
+            && self.functions.is_empty()
+            && self.triggers.is_empty()
+            && self.defaults.is_empty()
     }
 
     /// The definitions, described, for the log.
@@ -112,6 +135,7 @@ impl Makers {
             .values()
             .chain(self.functions.values())
             .chain(self.triggers.values())
+            .chain(self.defaults.values().flatten().map(|(_, d)| d))
             .cloned()
             .collect();
         names.sort();
@@ -124,7 +148,27 @@ impl Makers {
         let procedure = effects.calls.iter().find_map(|p| self.procedures.get(p));
         let function = || effects.functions.iter().find_map(|f| self.functions.get(f));
         let trigger = || effects.writes.iter().find_map(|w| self.triggers.get(w));
-        procedure.or_else(function).or_else(trigger).cloned()
+        let default = || {
+            effects.inserts.iter().find_map(|table| {
+                let given = effects.given_columns.get(table);
+                self.defaults
+                    .get(table)?
+                    .iter()
+                    .find_map(|(column, described)| {
+                        let left_out = match given {
+                            Some(Given::All) => false,
+                            Some(Given::Listed(columns)) => !columns.contains(column),
+                            None => true,
+                        };
+                        left_out.then_some(described)
+                    })
+            })
+        };
+        procedure
+            .or_else(function)
+            .or_else(trigger)
+            .or_else(default)
+            .cloned()
     }
 }
 
@@ -164,6 +208,13 @@ pub fn makers(auto_tables: &HashSet<String>, definitions: &[Definition]) -> Make
                 Kind::Function => {
                     makers.functions.insert(bare, described("function"));
                 }
+                Kind::ColumnDefault { table } => {
+                    makers
+                        .defaults
+                        .entry(table.clone())
+                        .or_default()
+                        .push((bare.clone(), described("the DEFAULT of")));
+                }
                 Kind::Trigger { table, event } => {
                     makers
                         .triggers
@@ -182,6 +233,9 @@ fn unrepeatable_call(body: &str) -> Option<String> {
     let body = body.as_bytes();
     if let Some(call) = crate::sql::unpinnable::unrepeatable_call(body) {
         return Some(call);
+    }
+    if crate::sql::sequences::calls(body).is_some() {
+        return Some("NEXTVAL".to_string());
     }
     let lexemes = lex(body)?;
     lexemes.windows(2).find_map(|pair| {
@@ -251,8 +305,14 @@ fn statement_effects(s: &[Lexeme], effects: &mut Effects) {
         }
         match w.as_str() {
             "INSERT" | "REPLACE" => {
-                if let Some(table) = insert_target(s, i + 1) {
-                    effects.inserts.insert(table.clone());
+                if let Some((table, after)) = insert_target(s, i + 1) {
+                    let given = given_columns(s, after);
+                    let first = effects.inserts.insert(table.clone());
+                    if first {
+                        effects.given_columns.insert(table.clone(), given);
+                    } else if effects.given_columns.get(&table) != Some(&given) {
+                        effects.given_columns.remove(&table);
+                    }
                     effects.writes.insert((table.clone(), Event::Insert));
                     if w == "REPLACE" {
                         effects.writes.insert((table, Event::Delete));
@@ -318,7 +378,7 @@ fn qualified_name_at(s: &[Lexeme], mut i: usize) -> Option<String> {
 
 /// The table of `INSERT [modifiers] [INTO] name`, from the word after
 /// INSERT.
-fn insert_target(s: &[Lexeme], mut i: usize) -> Option<String> {
+fn insert_target(s: &[Lexeme], mut i: usize) -> Option<(String, usize)> {
     while let Some(w) = s.get(i).and_then(Lexeme::word_upper) {
         if matches!(
             w.as_str(),
@@ -329,7 +389,52 @@ fn insert_target(s: &[Lexeme], mut i: usize) -> Option<String> {
             break;
         }
     }
-    qualified_name_at(s, i)
+    let name = qualified_name_at(s, i)?;
+    let mut after = i + 1;
+    while s.get(after).map(|l| &l.token) == Some(&Token::Period) {
+        after += 2;
+    }
+    Some((name, after))
+}
+
+/// The columns an insert whose table name ends before `i` gives values
+/// to: its column list `(a, b)`, the columns of its `SET a = …, b = …`,
+/// or every column.
+fn given_columns(s: &[Lexeme], i: usize) -> Given {
+    let upper = |j: usize| s.get(j).and_then(Lexeme::word_upper);
+    if s.get(i).map(|l| &l.token) == Some(&Token::LParen)
+        && upper(i + 1).as_deref() != Some("SELECT")
+    {
+        let mut columns = HashSet::new();
+        for l in &s[i + 1..] {
+            match &l.token {
+                Token::RParen => break,
+                Token::Word(w) => {
+                    columns.insert(w.value.to_lowercase());
+                }
+                _ => {}
+            }
+        }
+        return Given::Listed(columns);
+    }
+    if upper(i).as_deref() == Some("SET") {
+        let mut columns = HashSet::new();
+        let mut depth = 0i32;
+        for (j, l) in s.iter().enumerate().skip(i + 1) {
+            match &l.token {
+                Token::LParen => depth += 1,
+                Token::RParen => depth -= 1,
+                Token::Eq if depth == 0 => {
+                    if let Some(column) = word(s, j - 1) {
+                        columns.insert(column);
+                    }
+                }
+                _ => {}
+            }
+        }
+        return Given::Listed(columns);
+    }
+    Given::All
 }
 
 /// Every word from `i` up to one of `ends` (or the end), lower-cased: the
@@ -385,6 +490,16 @@ impl UnrepeatableBodies {
                  AND ROUTINE_SCHEMA NOT IN ('mysql', 'sys')",
             )
             .await?;
+        let defaults: Vec<Row> = conn
+            .query(
+                "SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME, '.', COLUMN_NAME), \
+                 LOWER(TABLE_NAME), COLUMN_DEFAULT FROM information_schema.COLUMNS \
+                 WHERE (COLUMN_DEFAULT LIKE '%nextval%' OR COLUMN_DEFAULT LIKE '%next value%' \
+                   OR COLUMN_DEFAULT LIKE '%uuid%' OR COLUMN_DEFAULT LIKE '%sys_guid%' \
+                   OR COLUMN_DEFAULT LIKE '%sysdate%' OR COLUMN_DEFAULT LIKE '%connection_id%') \
+                 AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
+            )
+            .await?;
         let auto_tables = tables.iter().filter_map(|r| text_at(r, 0)).collect();
         let mut definitions: Vec<Definition> = triggers
             .iter()
@@ -399,6 +514,15 @@ impl UnrepeatableBodies {
                 })
             })
             .collect();
+        definitions.extend(defaults.iter().filter_map(|r| {
+            Some(Definition {
+                name: text_at(r, 0)?,
+                kind: Kind::ColumnDefault {
+                    table: text_at(r, 1)?,
+                },
+                body: text_at(r, 2)?,
+            })
+        }));
         definitions.extend(routines.iter().filter_map(|r| {
             Some(Definition {
                 name: text_at(r, 0)?,
@@ -500,6 +624,11 @@ mod tests {
                     "BEGIN REPLACE INTO log VALUES (NULL, 1); RETURN 1; END",
                 ),
                 trigger("g.uu", "v", Event::Insert, "SET NEW.u = UUID()"),
+                Definition {
+                    name: "g.n.id".into(),
+                    kind: Kind::ColumnDefault { table: "n".into() },
+                    body: "nextval(`g`.`s`)".into(),
+                },
                 routine(
                     "g.who",
                     Kind::Procedure,
@@ -534,6 +663,7 @@ mod tests {
                 "procedure g.p",
                 "procedure g.q",
                 "procedure g.who",
+                "the DEFAULT of g.n.id",
                 "trigger g.ai",
                 "trigger g.chain",
                 "trigger g.uu"
@@ -580,6 +710,22 @@ mod tests {
             .reached_by(&effects_of(&lex(b"CALL g.who()").unwrap()))
             .unwrap();
         assert_eq!(described, "procedure g.who, which calls CONNECTION_ID()");
+        let described = catalog()
+            .reached_by(&effects_of(&lex(b"INSERT INTO n (v) VALUES (1)").unwrap()))
+            .unwrap();
+        assert_eq!(described, "the DEFAULT of g.n.id, which calls NEXTVAL");
+        // Given explicitly, the DEFAULT does not run.
+        for sql in [
+            "INSERT INTO n (id, v) VALUES (5, 1)",
+            "INSERT INTO n SET v = 1, id = 5",
+            "INSERT INTO n VALUES (5, 1)",
+        ] {
+            assert_eq!(
+                catalog().reached_by(&effects_of(&lex(sql.as_bytes()).unwrap())),
+                None,
+                "{sql}"
+            );
+        }
         let described = catalog()
             .reached_by(&effects_of(&lex(b"CALL q(1)").unwrap()))
             .unwrap();

@@ -5,4 +5,5 @@ pub mod intercept;
 pub mod lexer;
 pub mod limit_order;
 pub mod quote;
+pub mod sequences;
 pub mod unpinnable;

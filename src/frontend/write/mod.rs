@@ -36,6 +36,8 @@ mod work;
 
 use std::io;
 
+use mysql_async::prelude::Queryable;
+
 use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 use tokio::sync::OwnedRwLockReadGuard;
@@ -49,6 +51,7 @@ use crate::protocol::control;
 use crate::router::{self, Route, SetTarget};
 use crate::sql::intercept::Renames;
 use crate::sql::limit_order;
+use crate::sql::sequences;
 use crate::sql::unpinnable;
 
 use work::assignments;
@@ -187,8 +190,9 @@ impl Session {
         }
     }
 
-    /// `SET @x = f()`, `SELECT f() INTO @x`: a statement that assigns
-    /// variables from a stored function (which may write) is a write: it is
+    /// `SET @x = f()`, `SELECT f() INTO @x`, `SET @x = NEXTVAL(s)`: a
+    /// statement that assigns variables from a stored function (which may
+    /// write) or a sequence is a write: it is
     /// journaled and replayed on the tail, where the function's writes must
     /// happen too, and the values it assigned are then read back from A
     /// like a `CALL`'s (before, the tail got the values but not the
@@ -198,8 +202,9 @@ impl Session {
     fn writing_assignment_as_write(&self, work: &Work, route: Route) -> Route {
         match (route, work) {
             (Route::Session(router::SessionChange::Lasting), Work::Text(sql))
-                if self.shared.stored_functions.named_in(sql)
+                if (self.shared.stored_functions.named_in(sql)
                     && router::may_call_functions(sql)
+                    || sequences::calls(sql).is_some())
                     && router::assigned_targets(sql).is_some() =>
             {
                 Route::Write
@@ -312,6 +317,79 @@ impl Session {
             Some(columns) => found.ordered_by(&sql, &columns),
             None => sql,
         }
+    }
+
+    /// `NEXTVAL(s)` in a write: each call's value taken once, on the first
+    /// node (B, or A without B), written into the text, and every node's
+    /// sequence brought to it by `SETVAL` in the pinned context
+    /// (`sql::sequences`). A call that runs once per row is refused.
+    pub(super) async fn pinned_sequences(
+        &mut self,
+        work: Work,
+        renames: &Renames,
+    ) -> Result<(Work, Renames, Vec<(String, String)>), ClientError> {
+        let Work::Text(sql) = &work else {
+            return Ok((work, renames.clone(), Vec::new()));
+        };
+        let calls = match sequences::calls(sql) {
+            None => return Ok((work, renames.clone(), Vec::new())),
+            Some(sequences::Calls::PerRow) => {
+                return Err(ClientError::NotSupported(
+                    "NEXTVAL or NEXT VALUE FOR once per row (INSERT … SELECT, UPDATE, a \
+                     SELECT with FROM): each node would hand out its own values"
+                        .into(),
+                ))
+            }
+            Some(sequences::Calls::Once(calls)) => calls,
+        };
+        let take = format!(
+            "SELECT {}",
+            calls
+                .iter()
+                .map(|c| format!("NEXTVAL({})", c.sequence))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let (node, conn) = match (self.sync.as_mut(), self.master.as_mut()) {
+            (Some(conn), _) => (self.sync_name.clone().unwrap_or_default(), conn),
+            (None, Some(conn)) => (self.master_name.clone(), conn),
+            (None, None) => return Err(self.lost_master()),
+        };
+        let row: Option<mysql_async::Row> = conn
+            .query_first(take)
+            .await
+            .map_err(|e| ClientError::from_backend(&node, e))?;
+        let values: Vec<i64> = row
+            .map(|row| {
+                (0..row.len())
+                    .filter_map(|i| row.get_opt::<i64, usize>(i).and_then(Result::ok))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if values.len() != calls.len() {
+            return Err(ClientError::internal("a sequence gave no value"));
+        }
+        let (text, sequence_renames) = sequences::with_values(sql, &calls, &values);
+        let mut highest: Vec<(String, i64)> = Vec::new();
+        for (call, value) in calls.iter().zip(&values) {
+            match highest.iter_mut().find(|(s, _)| *s == call.sequence) {
+                Some((_, v)) => *v = (*v).max(*value),
+                None => highest.push((call.sequence.clone(), *value)),
+            }
+        }
+        let pins = highest
+            .into_iter()
+            .enumerate()
+            .map(|(i, (sequence, value))| {
+                (
+                    format!("@lockstep_seq_{i}"),
+                    format!("SETVAL({sequence}, {value})"),
+                )
+            })
+            .collect();
+        let mut renames = renames.clone();
+        renames.extend(sequence_renames);
+        Ok((Work::Text(text), renames, pins))
     }
 
     /// Follows the roles after waiting for the gate (a failover or a new

@@ -62,7 +62,12 @@ impl Session {
             }
             other => other,
         };
-        let (work, renames, variables) = self.pinned_work(work, renames);
+        let (work, renames, sequence_pins) = match self.pinned_sequences(work, renames).await {
+            Ok(pinned) => pinned,
+            Err(err) => return self.answer(w, Err(err)).await,
+        };
+        let (work, renames, mut variables) = self.pinned_work(work, &renames);
+        variables.extend(sequence_pins);
         if kind == EntryKind::Write {
             self.shared.nontransactional.warn_if_named(work.sql());
         }
