@@ -113,6 +113,7 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
     {
         warn_of_makers(&makers);
     }
+    warn_if_events_run(&mut conn, &master.name).await;
     let _ = conn.disconnect().await;
     info!(node = %master.name, version = %chain.server.version, "master reachable");
     let sync_behind = prepared.sync_behind;
@@ -329,4 +330,21 @@ fn resolve_unfinished_commits(journal: &Journal) -> Result<(), StartError> {
         journal.resolve_commit(&record, CommitState::InDoubt);
     }
     Ok(())
+}
+
+/// MariaDB's event scheduler running on the master: its events write there
+/// behind lockstep's back (B and the tail never get those writes), and every
+/// node with it on runs them by itself. lockstep refuses to turn it on;
+/// one that is on already is worth a loud warning.
+async fn warn_if_events_run(conn: &mut mysql_async::Conn, node: &str) {
+    use mysql_async::prelude::Queryable;
+    let state: Result<Option<String>, _> = conn.query_first("SELECT @@event_scheduler").await;
+    if let Ok(Some(state)) = state {
+        if state.eq_ignore_ascii_case("ON") {
+            warn!(
+                %node,
+                "the event scheduler is on: its events write behind lockstep's back and the nodes will differ; set event_scheduler = OFF on every node"
+            );
+        }
+    }
 }

@@ -218,3 +218,31 @@ fn statements_running_bodies_each_node_would_compute_alone_are_refused_and_nodes
     }
     support::assert_check_passes(&lockstep);
 }
+
+/// The event scheduler would run every event on every node by itself,
+/// writing behind lockstep's back: turning it on is refused, and it stays
+/// off everywhere.
+#[test]
+fn the_event_scheduler_is_not_turned_on_behind_the_nodes() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        for sql in [
+            "SET GLOBAL event_scheduler = ON",
+            "SET @@global.event_scheduler = 1",
+        ] {
+            match c.query_drop(sql).await {
+                Err(mysql_async::Error::Server(e)) => assert_eq!(e.code, 1235, "{sql}"),
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+        c.query_drop("SET GLOBAL event_scheduler = OFF")
+            .await
+            .expect("off is fine");
+    });
+    for node in &cluster.nodes {
+        assert_eq!(root_rows(node, "SELECT @@global.event_scheduler"), ["OFF"]);
+    }
+}

@@ -752,6 +752,37 @@ pub fn sets_global(query: &[u8]) -> bool {
     })
 }
 
+/// Whether the text turns MariaDB's event scheduler on (`SET GLOBAL
+/// event_scheduler = ON`): every node would then run the events by itself,
+/// writing behind lockstep's back.
+pub fn enables_event_scheduler(query: &[u8]) -> bool {
+    if !contains_ignore_case(query, b"event_scheduler") {
+        return false;
+    }
+    let Some(lexemes) = lex(query) else {
+        return false;
+    };
+    let words = Words(&lexemes);
+    if words.upper(0).as_deref() != Some("SET") {
+        return false;
+    }
+    lexemes.windows(3).any(|w| {
+        w[0].word_upper().as_deref() == Some("EVENT_SCHEDULER")
+            && matches!(w[1].token, Token::Eq | Token::Assignment)
+            && !turns_off(&w[2].token)
+    })
+}
+
+fn turns_off(value: &Token) -> bool {
+    let text = match value {
+        Token::Word(w) => w.value.to_ascii_uppercase(),
+        Token::Number(n, _) => n.clone(),
+        Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => s.to_ascii_uppercase(),
+        _ => return false,
+    };
+    matches!(text.as_str(), "OFF" | "0" | "DISABLED" | "FALSE")
+}
+
 /// Whether the text runs statements the router does not see, any of which
 /// may commit implicitly: a CALL of a stored procedure, or EXECUTE (and
 /// EXECUTE IMMEDIATE) of a prepared statement.
@@ -936,6 +967,25 @@ impl Words<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn turning_the_event_scheduler_on_is_told_apart() {
+        for sql in [
+            "SET GLOBAL event_scheduler = ON",
+            "set @@global.event_scheduler=1",
+            "SET GLOBAL event_scheduler := 'on'",
+        ] {
+            assert!(enables_event_scheduler(sql.as_bytes()), "{sql}");
+        }
+        for sql in [
+            "SET GLOBAL event_scheduler = OFF",
+            "SET GLOBAL event_scheduler = DISABLED",
+            "SELECT @@event_scheduler",
+            "SET @x = 'event_scheduler = ON'",
+        ] {
+            assert!(!enables_event_scheduler(sql.as_bytes()), "{sql}");
+        }
+    }
 
     #[test]
     fn set_statement_takes_its_statements_route() {

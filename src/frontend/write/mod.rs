@@ -134,6 +134,14 @@ impl Session {
         if let Some(err) = self.runs_unrepeatable_body(&work, &route) {
             return self.answer(w, Err(err)).await;
         }
+        if router::enables_event_scheduler(work.sql()) {
+            let err = ClientError::NotSupported(
+                "the event scheduler: every node would run the events by itself, writing \
+                 behind lockstep's back (run scheduled work from a client instead)"
+                    .into(),
+            );
+            return self.answer(w, Err(err)).await;
+        }
         let route = self.writing_assignment_as_write(&work, route);
         match route {
             Route::Unsupported(what) => {
