@@ -6,7 +6,7 @@
 //! on the first node, writes it into the statement, and brings every other
 //! node's sequence to it (`SETVAL`); a call that runs once per row, and an
 //! insert that leaves a column whose DEFAULT calls NEXTVAL to it, are
-//! refused.
+//! refused. Prepared statements take their values at each execution.
 //!
 //! Oracle, for a seeded concurrent workload (`LOCKSTEP_SEED` replays one):
 //! every node's rows equal the master's, every node's sequence continues
@@ -67,6 +67,11 @@ fn rows_numbered_from_a_sequence_hold_the_same_values_on_every_node() {
             let refused = c.query_drop(sql).await.expect_err(sql);
             assert_eq!(server_code(&refused), Some(code), "{sql}: {refused}");
         }
+        let refused = c
+            .prep("UPDATE q.t SET extra = NEXTVAL(q.s) WHERE who = ?")
+            .await
+            .expect_err("prepared once per row");
+        assert_eq!(server_code(&refused), Some(1235), "{refused}");
         // The column given explicitly: its DEFAULT does not run.
         c.query_drop("INSERT INTO q.d (id, who) VALUES (NEXTVAL(q.s), 0)")
             .await
@@ -78,10 +83,21 @@ fn rows_numbered_from_a_sequence_hold_the_same_values_on_every_node() {
             clients.push(tokio::spawn(async move {
                 let mut rng = StdRng::seed_from_u64(seed.wrapping_add(client));
                 let mut c = Conn::new(opts).await.expect("connect");
+                let prepared = c
+                    .prep("INSERT INTO q.t VALUES (NEXTVAL(q.s), ?, NEXT VALUE FOR q.s)")
+                    .await
+                    .expect("prepare");
                 for _ in 0..OPERATIONS {
                     let in_transaction = rng.gen_bool(0.3);
                     if in_transaction {
                         c.query_drop("BEGIN").await.expect("begin");
+                    }
+                    if rng.gen_bool(0.2) {
+                        match c.exec_drop(&prepared, (client,)).await {
+                            Ok(()) => {}
+                            Err(e) if matches!(server_code(&e), Some(1213 | 1205)) => {}
+                            Err(e) => panic!("prepared insert: {e} (seed {seed})"),
+                        }
                     }
                     let sql = match rng.gen_range(0..4) {
                         0 => format!(

@@ -17,6 +17,7 @@ use super::{encode, params};
 use crate::router;
 use crate::sql::intercept::{intercept, original_names, Intercepted, Renames};
 use crate::sql::quote;
+use crate::sql::sequences;
 use crate::sql::unpinnable;
 
 impl Session {
@@ -80,6 +81,18 @@ impl Session {
             None => (sql, Vec::new()),
         };
         let sql = self.ordered_limit(sql).await;
+        // Each execution takes its sequence values once (`sql::sequences`).
+        let (sql, sequences) = match sequences::calls(&sql) {
+            None => (sql, Vec::new()),
+            Some(sequences::Calls::PerRow) => {
+                return w.send_error(&super::write::per_row_sequence()).await;
+            }
+            Some(sequences::Calls::Once(calls)) => {
+                let (text, sequence_renames) = sequences::with_variables(&sql, &calls);
+                renames.extend(sequence_renames);
+                (text, calls.into_iter().map(|c| c.sequence).collect())
+            }
+        };
         if has_named_params(&sql) {
             let err = ClientError::parse_error(
                 "You have an error in your SQL syntax: named parameters (:name) \
@@ -124,6 +137,7 @@ impl Session {
                         route,
                         renames,
                         pins,
+                        sequences,
                     },
                 );
                 w.reply(id, &params, &columns).await
@@ -155,6 +169,7 @@ impl Session {
             sync: stmt.sync,
             params: params::to_backend(client_params),
             pins: stmt.pins,
+            sequences: stmt.sequences,
         };
         self.dispatch(work, stmt.route, &stmt.renames, w).await
     }

@@ -44,6 +44,9 @@ pub(super) struct PreparedStatement {
     pub renames: Renames,
     /// Unpinnable calls the text reads from `@lockstep_pin_N` variables.
     pub pins: Vec<crate::sql::unpinnable::Pin>,
+    /// The sequences of the `NEXTVAL` calls the text reads from
+    /// `@lockstep_seq_call_N` variables (`sql::sequences`).
+    pub sequences: Vec<String>,
 }
 
 /// What `EXECUTE name` must set for a `PREPARE name FROM '…'` whose string

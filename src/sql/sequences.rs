@@ -81,6 +81,29 @@ pub fn with_values(query: &[u8], calls: &[Call], values: &[i64]) -> (Vec<u8>, Re
     (sql, renames)
 }
 
+/// The variable a prepared statement reads the value of its `i`-th call
+/// from: set at each execution, with the values taken then.
+pub fn call_variable(i: usize) -> String {
+    format!("@lockstep_seq_call_{i}")
+}
+
+/// A prepared statement's text with each call replaced by its variable
+/// (`call_variable`), and the result columns to rename back.
+pub fn with_variables(query: &[u8], calls: &[Call]) -> (Vec<u8>, Renames) {
+    let mut sql = Vec::with_capacity(query.len());
+    let mut renames = Vec::new();
+    let mut copied_to = 0;
+    for (i, call) in calls.iter().enumerate() {
+        let variable = call_variable(i).into_bytes();
+        sql.extend_from_slice(&query[copied_to..call.range.start]);
+        sql.extend_from_slice(&variable);
+        renames.push((variable, query[call.range.clone()].to_vec()));
+        copied_to = call.range.end;
+    }
+    sql.extend_from_slice(&query[copied_to..]);
+    (sql, renames)
+}
+
 /// `NEXTVAL ( name )` or `NEXT VALUE FOR name` at `i`: the call and the
 /// index after it.
 fn call_at(query: &[u8], s: &[Lexeme], i: usize) -> Option<(Call, usize)> {

@@ -336,25 +336,45 @@ impl Session {
         work: Work,
         renames: &Renames,
     ) -> Result<(Work, Renames, Vec<(String, String)>), ClientError> {
-        let Work::Text(sql) = &work else {
-            return Ok((work, renames.clone(), Vec::new()));
-        };
-        let calls = match sequences::calls(sql) {
-            None => return Ok((work, renames.clone(), Vec::new())),
-            Some(sequences::Calls::PerRow) => {
-                return Err(ClientError::NotSupported(
-                    "NEXTVAL or NEXT VALUE FOR once per row (INSERT … SELECT, UPDATE, a \
-                     SELECT with FROM): each node would hand out its own values"
-                        .into(),
-                ))
+        match &work {
+            Work::Text(sql) => {
+                let calls = match sequences::calls(sql) {
+                    None => return Ok((work, renames.clone(), Vec::new())),
+                    Some(sequences::Calls::PerRow) => return Err(per_row_sequence()),
+                    Some(sequences::Calls::Once(calls)) => calls,
+                };
+                let names: Vec<String> = calls.iter().map(|c| c.sequence.clone()).collect();
+                let values = self.take_sequence_values(&names).await?;
+                let (text, sequence_renames) = sequences::with_values(sql, &calls, &values);
+                let mut renames = renames.clone();
+                renames.extend(sequence_renames);
+                Ok((Work::Text(text), renames, setval_pins(&names, &values)))
             }
-            Some(sequences::Calls::Once(calls)) => calls,
-        };
+            Work::Prepared {
+                sequences: names, ..
+            } if !names.is_empty() => {
+                let names = names.clone();
+                let values = self.take_sequence_values(&names).await?;
+                let mut pins: Vec<(String, String)> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (sequences::call_variable(i), v.to_string()))
+                    .collect();
+                pins.extend(setval_pins(&names, &values));
+                Ok((work, renames.clone(), pins))
+            }
+            Work::Prepared { .. } => Ok((work, renames.clone(), Vec::new())),
+        }
+    }
+
+    /// One value of each sequence named, in order, taken on the first node
+    /// (B, or A without B).
+    async fn take_sequence_values(&mut self, names: &[String]) -> Result<Vec<i64>, ClientError> {
         let take = format!(
             "SELECT {}",
-            calls
+            names
                 .iter()
-                .map(|c| format!("NEXTVAL({})", c.sequence))
+                .map(|s| format!("NEXTVAL({s})"))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -374,30 +394,10 @@ impl Session {
                     .collect()
             })
             .unwrap_or_default();
-        if values.len() != calls.len() {
+        if values.len() != names.len() {
             return Err(ClientError::internal("a sequence gave no value"));
         }
-        let (text, sequence_renames) = sequences::with_values(sql, &calls, &values);
-        let mut highest: Vec<(String, i64)> = Vec::new();
-        for (call, value) in calls.iter().zip(&values) {
-            match highest.iter_mut().find(|(s, _)| *s == call.sequence) {
-                Some((_, v)) => *v = (*v).max(*value),
-                None => highest.push((call.sequence.clone(), *value)),
-            }
-        }
-        let pins = highest
-            .into_iter()
-            .enumerate()
-            .map(|(i, (sequence, value))| {
-                (
-                    format!("@lockstep_seq_{i}"),
-                    format!("SETVAL({sequence}, {value})"),
-                )
-            })
-            .collect();
-        let mut renames = renames.clone();
-        renames.extend(sequence_renames);
-        Ok((Work::Text(text), renames, pins))
+        Ok(values)
     }
 
     /// Follows the roles after waiting for the gate (a failover or a new
@@ -451,4 +451,36 @@ impl Session {
             .await?;
         self.end_response(end).await
     }
+}
+
+/// A call of `NEXTVAL` that runs once per row cannot be pinned.
+pub(in crate::frontend) fn per_row_sequence() -> ClientError {
+    ClientError::NotSupported(
+        "NEXTVAL or NEXT VALUE FOR once per row (INSERT … SELECT, UPDATE, a SELECT with \
+         FROM): each node would hand out its own values"
+            .into(),
+    )
+}
+
+/// `@lockstep_seq_N = SETVAL(s, v)` for each sequence with the highest
+/// value taken of it: brings every other node's sequence there (a no-op
+/// where it is already: SETVAL only moves a sequence forward).
+fn setval_pins(names: &[String], values: &[i64]) -> Vec<(String, String)> {
+    let mut highest: Vec<(&String, i64)> = Vec::new();
+    for (name, value) in names.iter().zip(values) {
+        match highest.iter_mut().find(|(s, _)| *s == name) {
+            Some((_, v)) => *v = (*v).max(*value),
+            None => highest.push((name, *value)),
+        }
+    }
+    highest
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, value))| {
+            (
+                format!("@lockstep_seq_{i}"),
+                format!("SETVAL({name}, {value})"),
+            )
+        })
+        .collect()
 }

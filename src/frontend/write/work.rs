@@ -27,6 +27,9 @@ pub(in crate::frontend) enum Work {
         params: Vec<Value>,
         /// The unpinnable calls the text reads from `@lockstep_pin_N`.
         pins: Vec<Pin>,
+        /// The sequences of the `NEXTVAL` calls it reads from
+        /// `@lockstep_seq_call_N`.
+        sequences: Vec<String>,
     },
 }
 
