@@ -42,7 +42,8 @@ fn seed() -> u64 {
 
 const SCHEMA: &str = "CREATE DATABASE l; \
     CREATE TABLE l.q (job INT NOT NULL, owner INT NULL, note VARCHAR(20) NULL) ENGINE=InnoDB; \
-    CREATE TABLE l.k (id INT PRIMARY KEY, grp INT NOT NULL, owner INT NULL, KEY (grp)) ENGINE=InnoDB;";
+    CREATE TABLE l.k (id INT PRIMARY KEY, grp INT NOT NULL, owner INT NULL, KEY (grp)) ENGINE=InnoDB; \
+    CREATE TABLE l.e (grp INT NOT NULL, tag INT NOT NULL) ENGINE=InnoDB;";
 
 fn is_timing_error(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Server(s) if s.code == 1213 || s.code == 1205)
@@ -52,7 +53,10 @@ fn is_timing_error(e: &mysql_async::Error) -> bool {
 fn operation(rng: &mut StdRng, client: u64) -> Option<String> {
     Some(match rng.gen_range(0..6) {
         0 | 1 => format!("UPDATE l.q SET owner = {client} WHERE owner IS NULL LIMIT 1"),
-        2 => "DELETE FROM l.q WHERE owner IS NOT NULL LIMIT 2".to_string(),
+        2 if rng.gen_bool(0.5) => "DELETE FROM l.q WHERE owner IS NOT NULL LIMIT 2".to_string(),
+        // An order whose ties (a third of the rows share each grp) the key
+        // must break.
+        2 => "DELETE FROM l.e ORDER BY grp LIMIT 1".to_string(),
         3 => format!(
             "UPDATE l.k SET owner = {client} WHERE grp = {} AND owner IS NULL LIMIT 2",
             rng.gen_range(0..4)
@@ -83,8 +87,10 @@ fn updates_and_deletes_with_an_unordered_limit_change_the_same_rows_everywhere()
                     let key = client * 1_000 + n;
                     c.query_drop(format!(
                         "INSERT INTO l.q (job) VALUES ({key}); \
-                         INSERT INTO l.k (id, grp) VALUES ({key}, {})",
-                        key % 4
+                         INSERT INTO l.k (id, grp) VALUES ({key}, {}); \
+                         INSERT INTO l.e VALUES ({}, {key})",
+                        key % 4,
+                        key % 3
                     ))
                     .await
                     .expect("insert");
@@ -136,7 +142,7 @@ fn updates_and_deletes_with_an_unordered_limit_change_the_same_rows_everywhere()
         }
     });
     wait_for_tail(&cluster, Duration::from_secs(60));
-    let tables = ["l.q", "l.k", "lockstep.commits"];
+    let tables = ["l.q", "l.k", "l.e", "lockstep.commits"];
     let master = checksums(cluster.master(), &tables);
     for node in &cluster.nodes {
         assert_eq!(

@@ -1,5 +1,6 @@
-//! `UPDATE … LIMIT n` and `DELETE … LIMIT n` without `ORDER BY` given an
-//! order every node follows.
+//! `UPDATE … LIMIT n` and `DELETE … LIMIT n` given an order every node
+//! follows: the table's key, or the key after their own ORDER BY to break
+//! its ties.
 //!
 //! Without an order, which rows such a statement changes depends on the
 //! order the node reads them in: a table without a primary key is read in
@@ -11,13 +12,19 @@
 //! one (rows equal in every column are interchangeable), before `LIMIT`:
 //! the rows MariaDB may choose from are the same, and every node chooses
 //! the same ones.
+//!
+//! An ORDER BY of its own leaves the same choice among rows that tie
+//! (`ORDER BY created LIMIT 100` where many rows share a `created`): the key
+//! is appended as its last term.
 
 use sqlparser::tokenizer::Token;
 
 use super::lexer::{lex, Lexeme};
 use super::quote::identifier;
 
-/// A single-table UPDATE or DELETE with a LIMIT and no ORDER BY.
+/// A single-table UPDATE or DELETE with a LIMIT whose rows are not fully
+/// ordered: no ORDER BY, or one whose ties the key must break (`ORDER BY
+/// created LIMIT 100` with equal `created` values).
 #[derive(Debug, PartialEq, Eq)]
 pub struct UnorderedLimit {
     /// As written, without quotes; `None` for the session's schema.
@@ -25,20 +32,29 @@ pub struct UnorderedLimit {
     pub table: String,
     /// Byte offset of the `LIMIT` keyword.
     limit_at: usize,
+    /// It has an ORDER BY already: the key is appended to it.
+    has_order: bool,
 }
 
 impl UnorderedLimit {
-    /// The text with `ORDER BY columns` before its LIMIT.
+    /// The text with `ORDER BY columns` before its LIMIT (`, columns` after
+    /// an ORDER BY it has).
     pub fn ordered_by(&self, query: &[u8], columns: &[String]) -> Vec<u8> {
         let order: Vec<Vec<u8>> = columns.iter().map(|c| identifier(c.as_bytes())).collect();
-        [
-            &query[..self.limit_at],
-            b"ORDER BY ",
-            &order.join(b", ".as_slice()),
-            b" ",
-            &query[self.limit_at..],
-        ]
-        .concat()
+        let (head, tail) = query.split_at(self.limit_at);
+        let mut out = Vec::with_capacity(query.len() + 32);
+        if self.has_order {
+            // `… ORDER BY a LIMIT`: right after the last term.
+            out.extend_from_slice(head.trim_ascii_end());
+            out.extend_from_slice(b", ");
+        } else {
+            out.extend_from_slice(head);
+            out.extend_from_slice(b"ORDER BY ");
+        }
+        out.extend_from_slice(&order.join(b", ".as_slice()));
+        out.extend_from_slice(b" ");
+        out.extend_from_slice(tail);
+        out
     }
 }
 
@@ -66,12 +82,15 @@ pub fn unordered_limit(query: &[u8]) -> Option<UnorderedLimit> {
     }
     let mut depth = 0i32;
     let mut limit_at = None;
+    let mut has_order = false;
     for (i, l) in statement.iter().enumerate().skip(after) {
         match l.token {
             Token::LParen => depth += 1,
             Token::RParen => depth -= 1,
             _ if depth == 0 => match l.word_upper().as_deref() {
-                Some("ORDER") if upper(statement, i + 1).as_deref() == Some("BY") => return None,
+                Some("ORDER") if upper(statement, i + 1).as_deref() == Some("BY") => {
+                    has_order = true
+                }
                 Some("LIMIT") => limit_at = Some(l.range.start),
                 _ => {}
             },
@@ -82,6 +101,7 @@ pub fn unordered_limit(query: &[u8]) -> Option<UnorderedLimit> {
         schema,
         table,
         limit_at: limit_at?,
+        has_order,
     })
 }
 
@@ -162,10 +182,24 @@ mod tests {
     }
 
     #[test]
+    fn an_order_gets_the_key_to_break_its_ties() {
+        assert_eq!(
+            ordered(
+                "DELETE FROM q WHERE x < 5 ORDER BY created DESC LIMIT 100",
+                &["id"]
+            )
+            .unwrap(),
+            "DELETE FROM q WHERE x < 5 ORDER BY created DESC, `id` LIMIT 100"
+        );
+        assert_eq!(
+            ordered("UPDATE q SET v = 1 ORDER BY id LIMIT 1", &["id"]).unwrap(),
+            "UPDATE q SET v = 1 ORDER BY id, `id` LIMIT 1"
+        );
+    }
+
+    #[test]
     fn ordered_multi_table_and_other_statements_are_left_alone() {
         for sql in [
-            "UPDATE q SET v = 1 ORDER BY id LIMIT 1",
-            "DELETE FROM q ORDER BY id LIMIT 1",
             "UPDATE q SET v = 1 WHERE id = 1",
             "UPDATE a, b SET a.v = b.v",
             "UPDATE a JOIN b ON a.id = b.id SET a.v = 1",
