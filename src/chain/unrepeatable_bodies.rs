@@ -192,6 +192,8 @@ pub fn makers(auto_tables: &HashSet<String>, definitions: &[Definition]) -> Make
                 "makes AUTO_INCREMENT values".to_string()
             } else if let Some(call) = unrepeatable_call(&definition.body) {
                 format!("calls {call}")
+            } else if let Some(control) = transaction_control(&definition.body) {
+                format!("ends transactions itself ({control})")
             } else if let Some(inner) = makers.reached_by(&effects[i]) {
                 format!("runs {inner}")
             } else {
@@ -226,6 +228,42 @@ pub fn makers(auto_tables: &HashSet<String>, definitions: &[Definition]) -> Make
             return makers;
         }
     }
+}
+
+/// The first statement of a procedure's body that ends or starts a
+/// transaction (`COMMIT`, `ROLLBACK`, `START TRANSACTION`, `SET
+/// autocommit`, `XA`). lockstep runs a client's statement inside a
+/// transaction of its own on B and A, and the tail applies several commits
+/// in one node transaction: a procedure that commits or rolls back in the
+/// middle ends those (its ROLLBACK took lockstep's own row on A with it,
+/// and the tail stored rows the master does not have, silently).
+fn transaction_control(body: &str) -> Option<String> {
+    let lexemes = lex(body.as_bytes())?;
+    let upper: Vec<Option<String>> = lexemes.iter().map(Lexeme::word_upper).collect();
+    let at = |i: usize| upper.get(i).cloned().flatten();
+    (0..upper.len()).find_map(|i| {
+        let word = at(i)?;
+        let found = match word.as_str() {
+            "COMMIT" | "XA" => true,
+            // `ROLLBACK TO [SAVEPOINT] s` stays inside the transaction.
+            "ROLLBACK" => {
+                let next = at(i + 1);
+                let to = next.as_deref() == Some("TO")
+                    || (next.as_deref() == Some("WORK") && at(i + 2).as_deref() == Some("TO"));
+                !to
+            }
+            "START" => at(i + 1).as_deref() == Some("TRANSACTION"),
+            "AUTOCOMMIT" | "@@AUTOCOMMIT" => {
+                (1..=2).any(|back| i.checked_sub(back).and_then(at).as_deref() == Some("SET"))
+            }
+            _ => false,
+        };
+        found.then(|| match word.as_str() {
+            "START" => "START TRANSACTION".to_string(),
+            "AUTOCOMMIT" | "@@AUTOCOMMIT" => "SET autocommit".to_string(),
+            other => other.to_string(),
+        })
+    })
 }
 
 /// The first call in a body that gives each node its own value.
@@ -624,6 +662,16 @@ mod tests {
                     "BEGIN REPLACE INTO log VALUES (NULL, 1); RETURN 1; END",
                 ),
                 trigger("g.uu", "v", Event::Insert, "SET NEW.u = UUID()"),
+                routine(
+                    "g.tx",
+                    Kind::Procedure,
+                    "BEGIN INSERT INTO w VALUES (1); IF 1 THEN COMMIT; END IF; END",
+                ),
+                routine(
+                    "g.savepoint",
+                    Kind::Procedure,
+                    "BEGIN SAVEPOINT a; INSERT INTO w VALUES (1); ROLLBACK TO a; END",
+                ),
                 Definition {
                     name: "g.n.id".into(),
                     kind: Kind::ColumnDefault { table: "n".into() },
@@ -662,6 +710,7 @@ mod tests {
                 "function g.f",
                 "procedure g.p",
                 "procedure g.q",
+                "procedure g.tx",
                 "procedure g.who",
                 "the DEFAULT of g.n.id",
                 "trigger g.ai",
@@ -710,6 +759,17 @@ mod tests {
             .reached_by(&effects_of(&lex(b"CALL g.who()").unwrap()))
             .unwrap();
         assert_eq!(described, "procedure g.who, which calls CONNECTION_ID()");
+        let described = catalog()
+            .reached_by(&effects_of(&lex(b"CALL g.tx()").unwrap()))
+            .unwrap();
+        assert_eq!(
+            described,
+            "procedure g.tx, which ends transactions itself (COMMIT)"
+        );
+        assert_eq!(
+            catalog().reached_by(&effects_of(&lex(b"CALL g.savepoint()").unwrap())),
+            None
+        );
         let described = catalog()
             .reached_by(&effects_of(&lex(b"INSERT INTO n (v) VALUES (1)").unwrap()))
             .unwrap();

@@ -80,13 +80,14 @@ impl ClientError {
         )
     }
 
-    /// A statement that would run a trigger or stored routine each node
-    /// would run with its own values (`chain::unrepeatable_bodies`);
+    /// A statement that would run a trigger or stored routine lockstep
+    /// cannot replay alike on every node (`chain::unrepeatable_bodies`);
     /// `definition` is described (`trigger s.t, which calls UUID()`).
     pub fn unrepeatable_body(definition: &str) -> ClientError {
         ClientError::NotSupported(format!(
-            "a statement that runs {definition}: each node would compute its own values \
-             (compute them in the client's statement, where lockstep pins them)"
+            "a statement that runs {definition}: lockstep cannot replay it alike on every \
+             node (compute such values in the client's statement, where lockstep pins them, \
+             and control transactions from the client)"
         ))
     }
 
