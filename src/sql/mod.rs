@@ -4,6 +4,7 @@
 pub mod intercept;
 pub mod lexer;
 pub mod limit_order;
+pub mod node_variables;
 pub mod quote;
 pub mod sequences;
 pub mod unpinnable;

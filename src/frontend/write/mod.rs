@@ -51,6 +51,7 @@ use crate::protocol::control;
 use crate::router::{self, Route, SetTarget};
 use crate::sql::intercept::Renames;
 use crate::sql::limit_order;
+use crate::sql::node_variables;
 use crate::sql::sequences;
 use crate::sql::unpinnable;
 
@@ -365,6 +366,58 @@ impl Session {
             }
             Work::Prepared { .. } => Ok((work, renames.clone(), Vec::new())),
         }
+    }
+
+    /// `@@hostname`, `@@server_id` and the other variables whose value is
+    /// each server's own, in a write: the master's values, as literals
+    /// (`sql::node_variables`). Left as written when the master cannot say.
+    pub(super) async fn pinned_node_variables(
+        &mut self,
+        work: Work,
+        renames: Renames,
+    ) -> (Work, Renames) {
+        let Work::Text(sql) = &work else {
+            return (work, renames);
+        };
+        let uses = node_variables::uses(sql);
+        if uses.is_empty() {
+            return (work, renames);
+        }
+        let query = format!(
+            "SELECT {}",
+            uses.iter()
+                .map(|u| format!("@@global.{}", u.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let node = self.shared.master_node();
+        let row: Option<mysql_async::Row> = match node.connect_admin().await {
+            Ok(mut conn) => {
+                let row = conn.query_first(query).await.ok().flatten();
+                let _ = conn.disconnect().await;
+                row
+            }
+            Err(_) => None,
+        };
+        let values: Option<Vec<String>> = row.and_then(|row| {
+            uses.iter()
+                .enumerate()
+                .map(|(i, u)| {
+                    let value: Option<String> = row.get_opt::<Option<String>, usize>(i)?.ok()?;
+                    node_variables::literal(&value?, node_variables::is_numeric(&u.name))
+                })
+                .collect()
+        });
+        let Some(values) = values else {
+            tracing::warn!(
+                "cannot read the master's per-server variables; the write goes as written"
+            );
+            return (work, renames);
+        };
+        let (text, more) = node_variables::with_values(sql, &uses, &values);
+        let mut renames = renames;
+        renames.extend(more);
+        (Work::Text(text), renames)
     }
 
     /// One value of each sequence named, in order, taken on the first node

@@ -66,6 +66,7 @@ impl Session {
             Ok(pinned) => pinned,
             Err(err) => return self.answer(w, Err(err)).await,
         };
+        let (work, renames) = self.pinned_node_variables(work, renames).await;
         let (work, renames, mut variables) = self.pinned_work(work, &renames);
         variables.extend(sequence_pins);
         if kind == EntryKind::Write {
