@@ -43,7 +43,8 @@ fn seed() -> u64 {
 const SCHEMA: &str = "CREATE DATABASE l; \
     CREATE TABLE l.q (job INT NOT NULL, owner INT NULL, note VARCHAR(20) NULL) ENGINE=InnoDB; \
     CREATE TABLE l.k (id INT PRIMARY KEY, grp INT NOT NULL, owner INT NULL, KEY (grp)) ENGINE=InnoDB; \
-    CREATE TABLE l.e (grp INT NOT NULL, tag INT NOT NULL) ENGINE=InnoDB;";
+    CREATE TABLE l.e (grp INT NOT NULL, tag INT NOT NULL) ENGINE=InnoDB; \
+    CREATE TABLE l.copy (job INT NOT NULL, copier INT NOT NULL) ENGINE=InnoDB;";
 
 fn is_timing_error(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Server(s) if s.code == 1213 || s.code == 1205)
@@ -51,7 +52,11 @@ fn is_timing_error(e: &mysql_async::Error) -> bool {
 
 /// One statement changing rows chosen by LIMIT, or None for the prepared one.
 fn operation(rng: &mut StdRng, client: u64) -> Option<String> {
-    Some(match rng.gen_range(0..6) {
+    Some(match rng.gen_range(0..7) {
+        // A copy of rows chosen by LIMIT alone.
+        6 => {
+            format!("INSERT INTO l.copy SELECT job, {client} FROM l.q WHERE owner IS NULL LIMIT 2")
+        }
         0 | 1 => format!("UPDATE l.q SET owner = {client} WHERE owner IS NULL LIMIT 1"),
         2 if rng.gen_bool(0.5) => "DELETE FROM l.q WHERE owner IS NOT NULL LIMIT 2".to_string(),
         // An order whose ties (a third of the rows share each grp) the key
@@ -142,7 +147,7 @@ fn updates_and_deletes_with_an_unordered_limit_change_the_same_rows_everywhere()
         }
     });
     wait_for_tail(&cluster, Duration::from_secs(60));
-    let tables = ["l.q", "l.k", "l.e", "lockstep.commits"];
+    let tables = ["l.q", "l.k", "l.e", "l.copy", "lockstep.commits"];
     let master = checksums(cluster.master(), &tables);
     for node in &cluster.nodes {
         assert_eq!(

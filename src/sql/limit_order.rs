@@ -34,13 +34,27 @@ pub struct UnorderedLimit {
     limit_at: usize,
     /// It has an ORDER BY already: the key is appended to it.
     has_order: bool,
+    /// How the statement names the table (its alias, or its name), for a
+    /// SELECT's columns; `None` for an UPDATE's or DELETE's own table.
+    qualifier: Option<String>,
 }
 
 impl UnorderedLimit {
     /// The text with `ORDER BY columns` before its LIMIT (`, columns` after
     /// an ORDER BY it has).
     pub fn ordered_by(&self, query: &[u8], columns: &[String]) -> Vec<u8> {
-        let order: Vec<Vec<u8>> = columns.iter().map(|c| identifier(c.as_bytes())).collect();
+        let order: Vec<Vec<u8>> = columns
+            .iter()
+            .map(|c| match &self.qualifier {
+                Some(q) => [
+                    identifier(q.as_bytes()),
+                    b".".to_vec(),
+                    identifier(c.as_bytes()),
+                ]
+                .concat(),
+                None => identifier(c.as_bytes()),
+            })
+            .collect();
         let (head, tail) = query.split_at(self.limit_at);
         let mut out = Vec::with_capacity(query.len() + 32);
         if self.has_order {
@@ -72,6 +86,9 @@ pub fn unordered_limit(query: &[u8]) -> Option<UnorderedLimit> {
     if statement.iter().any(|l| l.token == Token::SemiColon) {
         return None;
     }
+    if matches!(upper(statement, 0).as_deref(), Some("INSERT" | "REPLACE")) {
+        return unordered_insert_select(statement, query);
+    }
     let table_at = table_position(statement)?;
     let (schema, table, after) = qualified_name(statement, table_at, query)?;
     // A multi-table UPDATE (`UPDATE a, b SET …`, `UPDATE a JOIN b …`)
@@ -102,6 +119,70 @@ pub fn unordered_limit(query: &[u8]) -> Option<UnorderedLimit> {
         table,
         limit_at: limit_at?,
         has_order,
+        qualifier: None,
+    })
+}
+
+/// `INSERT … SELECT … FROM one_table … LIMIT n`: the rows copied depend on
+/// the order they are read in, as an UPDATE's do. Only a plain select of
+/// one table (no join, union, grouping, DISTINCT or aggregate, whose
+/// order would change what it means) is given one.
+fn unordered_insert_select(s: &[Lexeme], query: &[u8]) -> Option<UnorderedLimit> {
+    let select = s
+        .iter()
+        .position(|l| l.word_upper().as_deref() == Some("SELECT"))?;
+    // The SELECT of the INSERT itself, not one inside a VALUES tuple.
+    if s[..select]
+        .iter()
+        .any(|l| l.word_upper().as_deref() == Some("VALUES"))
+    {
+        return None;
+    }
+    let mut depth = 0i32;
+    let mut from = None;
+    let mut limit_at = None;
+    let mut has_order = false;
+    for (i, l) in s.iter().enumerate().skip(select + 1) {
+        match l.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::Comma if depth == 0 && from.is_some() => return None,
+            _ if depth == 0 => match l.word_upper().as_deref() {
+                Some(
+                    "DISTINCT" | "DISTINCTROW" | "GROUP" | "HAVING" | "UNION" | "EXCEPT"
+                    | "INTERSECT" | "JOIN" | "STRAIGHT_JOIN" | "COUNT" | "SUM" | "MIN" | "MAX"
+                    | "AVG" | "GROUP_CONCAT" | "WINDOW" | "OVER",
+                ) => return None,
+                Some("FROM") if from.is_none() => from = Some(i),
+                Some("ORDER") if upper(s, i + 1).as_deref() == Some("BY") => has_order = true,
+                Some("LIMIT") => limit_at = Some(l.range.start),
+                Some("ON") if limit_at.is_some() => break,
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    let (schema, table, after) = qualified_name(s, from? + 1, query)?;
+    let (qualifier, after) = match upper(s, after).as_deref() {
+        Some("AS") => (word(s, after + 1, query)?, after + 2),
+        Some("WHERE" | "ORDER" | "LIMIT") => (table.clone(), after),
+        Some(_) if matches!(s.get(after).map(|l| &l.token), Some(Token::Word(_))) => {
+            (word(s, after, query)?, after + 1)
+        }
+        _ => return None,
+    };
+    if !matches!(
+        upper(s, after).as_deref(),
+        Some("WHERE" | "ORDER" | "LIMIT")
+    ) {
+        return None;
+    }
+    Some(UnorderedLimit {
+        schema,
+        table,
+        limit_at: limit_at?,
+        has_order,
+        qualifier: Some(qualifier),
     })
 }
 
@@ -198,6 +279,35 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_of_one_tables_rows_gets_its_order() {
+        assert_eq!(
+            ordered("INSERT INTO q SELECT * FROM r WHERE a > 1 LIMIT 2", &["id"]).unwrap(),
+            "INSERT INTO q SELECT * FROM r WHERE a > 1 ORDER BY `r`.`id` LIMIT 2"
+        );
+        assert_eq!(
+            ordered(
+                "INSERT IGNORE INTO q (a) SELECT x.a FROM s.r AS x ORDER BY a LIMIT 2 \
+                 ON DUPLICATE KEY UPDATE a = 1",
+                &["id"]
+            )
+            .unwrap(),
+            "INSERT IGNORE INTO q (a) SELECT x.a FROM s.r AS x ORDER BY a, `x`.`id` LIMIT 2 \
+             ON DUPLICATE KEY UPDATE a = 1"
+        );
+        for sql in [
+            "INSERT INTO q SELECT a FROM r, u LIMIT 1",
+            "INSERT INTO q SELECT a FROM r JOIN u ON r.a = u.a LIMIT 1",
+            "INSERT INTO q SELECT DISTINCT a FROM r LIMIT 1",
+            "INSERT INTO q SELECT COUNT(*) FROM r LIMIT 1",
+            "INSERT INTO q SELECT a FROM r GROUP BY a LIMIT 1",
+            "INSERT INTO q VALUES ((SELECT a FROM r LIMIT 1))",
+            "INSERT INTO q SELECT a FROM r",
+        ] {
+            assert_eq!(unordered_limit(sql.as_bytes()), None, "{sql}");
+        }
+    }
+
+    #[test]
     fn ordered_multi_table_and_other_statements_are_left_alone() {
         for sql in [
             "UPDATE q SET v = 1 WHERE id = 1",
@@ -205,7 +315,6 @@ mod tests {
             "UPDATE a JOIN b ON a.id = b.id SET a.v = 1",
             "DELETE a FROM a JOIN b ON a.id = b.id",
             "SELECT * FROM q LIMIT 1",
-            "INSERT INTO q SELECT * FROM r LIMIT 1",
             "UPDATE q SET v = 1 LIMIT 1; DELETE FROM q LIMIT 1",
             "UPDATE q SET note = 'limit' WHERE id = 1",
             "UPDATE caf\u{e9} SET v = 1 LIMIT 1",
