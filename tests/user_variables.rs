@@ -325,10 +325,25 @@ fn statements_prepared_from_strings_store_the_masters_values_everywhere() {
             .expect("prepare again");
         c.query_drop("SET @v = 'plain'").await.expect("set");
         c.query_drop("EXECUTE s USING @v").await.expect("execute");
+        // Prepared from a variable: the same pins as from a string.
+        c.query_drop(
+            "SET @q = 'INSERT INTO p.t (u, at, s) VALUES (UUID(), SYSDATE(6), UUID_SHORT())'",
+        )
+        .await
+        .expect("set the text");
+        c.query_drop("PREPARE v FROM @q")
+            .await
+            .expect("prepare from @q");
+        c.query_drop("SET @q = 'no longer a statement'")
+            .await
+            .expect("set again");
+        for _ in 0..2 {
+            c.query_drop("EXECUTE v").await.expect("execute v");
+        }
     });
     wait_for_tail(&cluster, Duration::from_secs(20));
     let master = root_rows(cluster.master(), "SELECT * FROM p.t ORDER BY id");
-    assert_eq!(master.len(), 5);
+    assert_eq!(master.len(), 7);
     for node in &cluster.nodes[1..] {
         assert_eq!(
             root_rows(node, "SELECT * FROM p.t ORDER BY id"),

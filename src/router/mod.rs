@@ -302,6 +302,28 @@ pub fn prepared_statement_name(query: &[u8]) -> Option<String> {
     statement_name_after(query, "PREPARE")
 }
 
+/// The user variable of `PREPARE name FROM @var`, as written.
+pub fn prepared_from_variable(query: &[u8]) -> Option<String> {
+    if !starts_with_one_of(query, &["PREPARE"]) {
+        return None;
+    }
+    let lexemes = lex(query)?;
+    if statement_count(&lexemes) != 1 || Words(&lexemes).upper(2).as_deref() != Some("FROM") {
+        return None;
+    }
+    match lexemes.get(3).map(|l| &l.token) {
+        Some(Token::Word(w))
+            if w.quote_style.is_none()
+                && w.value.starts_with('@')
+                && !w.value.starts_with("@@") =>
+        {
+            (lexemes.len() == 4 || lexemes.get(4).map(|l| &l.token) == Some(&Token::SemiColon))
+                .then(|| w.value.clone())
+        }
+        _ => None,
+    }
+}
+
 /// The statement name of `EXECUTE name [USING …]` (not `EXECUTE IMMEDIATE`).
 pub fn executed_statement_name(query: &[u8]) -> Option<String> {
     statement_name_after(query, "EXECUTE").filter(|name| name != "immediate")
@@ -967,6 +989,25 @@ impl Words<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_statement_prepared_from_a_variable_names_it() {
+        assert_eq!(
+            prepared_from_variable(b"PREPARE s FROM @q").as_deref(),
+            Some("@q")
+        );
+        assert_eq!(
+            prepared_from_variable(b"prepare s from @Q;").as_deref(),
+            Some("@Q")
+        );
+        for sql in [
+            "PREPARE s FROM 'SELECT 1'",
+            "PREPARE s FROM @@x",
+            "SELECT @q",
+        ] {
+            assert_eq!(prepared_from_variable(sql.as_bytes()), None, "{sql}");
+        }
+    }
 
     #[test]
     fn turning_the_event_scheduler_on_is_told_apart() {

@@ -40,6 +40,10 @@ impl Session {
         if let Err(err) = self.set_pin_variables(&work, true).await {
             return self.answer(w, Err(err)).await;
         }
+        let work = match work {
+            Work::Text(sql) => Work::Text(self.prepare_from_variable_as_string(sql).await),
+            prepared => prepared,
+        };
         if let (SessionChange::Lasting, Work::Text(sql)) = (change, &work) {
             if router::names_user_variable(sql) {
                 let sql = sql.clone();
@@ -108,6 +112,39 @@ impl Session {
             .statements
             .iter()
             .any(|statement| router::creates_temporary_table(&statement.to_bytes()))
+    }
+
+    /// `PREPARE s FROM @q` whose variable holds a statement that calls
+    /// `UUID()` or the like: prepared from the variable's value as a string,
+    /// so that its calls are pinned as in `PREPARE s FROM '…'` (and the tail
+    /// prepares the same text without needing `@q`). Left as written when
+    /// the value needs escapes, or calls nothing to pin.
+    async fn prepare_from_variable_as_string(&mut self, sql: Vec<u8>) -> Vec<u8> {
+        let Some(variable) = router::prepared_from_variable(&sql) else {
+            return sql;
+        };
+        let Some(conn) = self.master.as_mut() else {
+            return sql;
+        };
+        let value: Option<Option<Vec<u8>>> = conn
+            .query_first(format!("SELECT {variable}"))
+            .await
+            .ok()
+            .flatten();
+        let Some(Some(value)) = value else {
+            return sql;
+        };
+        if value.contains(&b'\'') || value.contains(&b'\\') || unpinnable::rewrite(&value).is_none()
+        {
+            return sql;
+        }
+        let Some(at) = sql
+            .windows(variable.len())
+            .position(|w| w == variable.as_bytes())
+        else {
+            return sql;
+        };
+        [&sql[..at], b"'", &value, b"'", &sql[at + variable.len()..]].concat()
     }
 
     /// `PREPARE s FROM '… UUID() …'`: the string's unpinnable calls read
