@@ -12,21 +12,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{checksums, root_sql, wait_for_tail, Cluster, Lockstep, PASSWORD, USER};
-
-fn seed() -> u64 {
-    let seed = std::env::var("LOCKSTEP_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(1)
-        });
-    println!("seed {seed} (LOCKSTEP_SEED={seed} replays it)");
-    seed
-}
+use support::{checksums, root_sql, seed, wait_for_tail, Cluster, Lockstep, PASSWORD, USER};
 
 fn run_workload(driver: &str, port: u16, seed: u64) -> String {
     let script = concat!(

@@ -20,35 +20,14 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use support::{checksums, root_rows, runtime, wait_for_tail, Cluster, Lockstep};
+use support::{checksums, root_rows, runtime, seed, server_code, wait_for_tail, Cluster, Lockstep};
 
 const CLIENTS: u64 = 6;
 const OPERATIONS: u64 = 100;
 
-fn seed() -> u64 {
-    let seed = std::env::var("LOCKSTEP_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(1)
-        });
-    println!("seed {seed} (LOCKSTEP_SEED={seed} replays it)");
-    seed
-}
-
 const SCHEMA: &str = "CREATE DATABASE q; CREATE SEQUENCE q.s; \
     CREATE TABLE q.t (id BIGINT PRIMARY KEY, who INT, extra BIGINT) ENGINE=InnoDB; \
     CREATE TABLE q.d (id BIGINT PRIMARY KEY DEFAULT (NEXTVAL(q.s)), who INT) ENGINE=InnoDB;";
-
-fn server_code(e: &mysql_async::Error) -> Option<u16> {
-    match e {
-        mysql_async::Error::Server(s) => Some(s.code),
-        _ => None,
-    }
-}
 
 #[test]
 fn rows_numbered_from_a_sequence_hold_the_same_values_on_every_node() {

@@ -20,35 +20,17 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use support::{checksums, runtime, wait_for_tail, Cluster, Lockstep};
+use support::{checksums, is_timing_error, runtime, seed, wait_for_tail, Cluster, Lockstep};
 
 const CLIENTS: u64 = 6;
 const ROWS: u64 = 80;
 const OPERATIONS: u64 = 80;
-
-fn seed() -> u64 {
-    let seed = std::env::var("LOCKSTEP_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(1)
-        });
-    println!("seed {seed} (LOCKSTEP_SEED={seed} replays it)");
-    seed
-}
 
 const SCHEMA: &str = "CREATE DATABASE l; \
     CREATE TABLE l.q (job INT NOT NULL, owner INT NULL, note VARCHAR(20) NULL) ENGINE=InnoDB; \
     CREATE TABLE l.k (id INT PRIMARY KEY, grp INT NOT NULL, owner INT NULL, KEY (grp)) ENGINE=InnoDB; \
     CREATE TABLE l.e (grp INT NOT NULL, tag INT NOT NULL) ENGINE=InnoDB; \
     CREATE TABLE l.copy (job INT NOT NULL, copier INT NOT NULL) ENGINE=InnoDB;";
-
-fn is_timing_error(e: &mysql_async::Error) -> bool {
-    matches!(e, mysql_async::Error::Server(s) if s.code == 1213 || s.code == 1205)
-}
 
 /// One statement changing rows chosen by LIMIT, or None for the prepared one.
 fn operation(rng: &mut StdRng, client: u64) -> Option<String> {

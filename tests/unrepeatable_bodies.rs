@@ -25,24 +25,13 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use support::{checksums, root_rows, root_sql, runtime, wait_for_tail, Cluster, Lockstep};
+use support::{
+    checksums, is_timing_error, root_rows, root_sql, runtime, seed, wait_for_tail, Cluster,
+    Lockstep,
+};
 
 const CLIENTS: u64 = 6;
 const OPERATIONS: u64 = 150;
-
-fn seed() -> u64 {
-    let seed = std::env::var("LOCKSTEP_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(1)
-        });
-    println!("seed {seed} (LOCKSTEP_SEED={seed} replays it)");
-    seed
-}
 
 const SCHEMA: &str = "
 CREATE DATABASE h;
@@ -94,10 +83,6 @@ fn operation(rng: &mut StdRng, key: i64) -> (String, bool) {
             false,
         ),
     }
-}
-
-fn is_timing_error(e: &mysql_async::Error) -> bool {
-    matches!(e, mysql_async::Error::Server(s) if s.code == 1213 || s.code == 1205)
 }
 
 #[test]

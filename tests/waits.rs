@@ -12,18 +12,11 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
-use support::{roles, root_rows, runtime, wait_for_tail, Cluster, Lockstep};
+use support::{roles, root_rows, runtime, server_code, wait_for_tail, Cluster, Lockstep};
 
 const SCHEMA: &str = "CREATE DATABASE w; \
     CREATE TABLE w.t (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB; \
     INSERT INTO w.t VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0);";
-
-fn server_code(e: &mysql_async::Error) -> Option<u16> {
-    match e {
-        mysql_async::Error::Server(s) => Some(s.code),
-        _ => None,
-    }
-}
 
 /// A root connection straight to node `i` (behind lockstep's back).
 async fn direct(cluster: &Cluster, i: usize) -> Conn {

@@ -436,6 +436,36 @@ pub fn commits_of(node: &MariaDb) -> Vec<String> {
     )
 }
 
+/// The seed of a randomized workload: `LOCKSTEP_SEED` replays one, else
+/// the clock's seconds. Printed, so that a failing run can be replayed.
+pub fn seed() -> u64 {
+    let seed = std::env::var("LOCKSTEP_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(1)
+        });
+    println!("seed {seed} (LOCKSTEP_SEED={seed} replays it)");
+    seed
+}
+
+/// The MariaDB error code of a server's error.
+pub fn server_code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// MariaDB's answers to contention: deadlock (1213), lock wait timeout
+/// (1205). A client of MariaDB directly gets them too.
+pub fn is_timing_error(e: &mysql_async::Error) -> bool {
+    matches!(server_code(e), Some(1213 | 1205))
+}
+
 /// A tokio runtime for tests that drive async clients.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
