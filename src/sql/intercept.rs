@@ -45,6 +45,26 @@ pub struct Rewrite<'q> {
 /// Pairs of (name the server gives a result column, name the client expects).
 pub type Renames = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// `query` with each range replaced by its text, and the renames that give
+/// the result column the server names `column` back the name the client
+/// wrote (the replaced text). Ranges in order, not overlapping.
+pub fn replaced(
+    query: &[u8],
+    parts: impl IntoIterator<Item = (std::ops::Range<usize>, Vec<u8>, Vec<u8>)>,
+) -> (Vec<u8>, Renames) {
+    let mut sql = Vec::with_capacity(query.len());
+    let mut renames = Vec::new();
+    let mut copied_to = 0;
+    for (range, text, column) in parts {
+        sql.extend_from_slice(&query[copied_to..range.start]);
+        sql.extend_from_slice(&text);
+        renames.push((column, query[range.clone()].to_vec()));
+        copied_to = range.end;
+    }
+    sql.extend_from_slice(&query[copied_to..]);
+    (sql, renames)
+}
+
 /// The names the client expects for result columns the server named as in
 /// `columns`: the k-th column named after a literal gets the k-th call the
 /// client wrote that became that literal (`USER(), SESSION_USER()` become
@@ -302,34 +322,25 @@ fn rewrite_calls_as<'q>(
     literal: &str,
     column: &[u8],
 ) -> Rewrite<'q> {
-    let literal = literal.as_bytes().to_vec();
-    let mut sql = Vec::with_capacity(query.len());
-    let mut renames = Vec::new();
-    let mut copied_to = 0;
-    for window in lexemes.windows(3) {
-        let [word, open, close] = window else {
-            continue;
-        };
-        if word.word_upper().as_deref() == Some(function)
-            && open.token == Token::LParen
-            && close.token == Token::RParen
-        {
-            sql.extend_from_slice(&query[copied_to..word.range.start]);
-            sql.extend_from_slice(&literal);
-            renames.push((
-                column.to_vec(),
-                query[word.range.start..close.range.end].to_vec(),
-            ));
-            copied_to = close.range.end;
-        }
-    }
-    if renames.is_empty() {
+    let calls: Vec<_> = lexemes
+        .windows(3)
+        .filter(|w| {
+            w[0].word_upper().as_deref() == Some(function)
+                && w[1].token == Token::LParen
+                && w[2].token == Token::RParen
+        })
+        .map(|w| {
+            let range = w[0].range.start..w[2].range.end;
+            (range, literal.as_bytes().to_vec(), column.to_vec())
+        })
+        .collect();
+    if calls.is_empty() {
         return Rewrite {
             sql: Cow::Borrowed(query),
-            renames,
+            renames: Vec::new(),
         };
     }
-    sql.extend_from_slice(&query[copied_to..]);
+    let (sql, renames) = replaced(query, calls);
     Rewrite {
         sql: Cow::Owned(sql),
         renames,

@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use sqlparser::tokenizer::Token;
 
-use super::intercept::Renames;
+use super::intercept::{replaced, Renames};
 use super::lexer::{contains_ignore_case, lex, Lexeme};
 
 /// The variables whose value differs from server to server.
@@ -83,19 +83,18 @@ fn use_at(s: &[Lexeme], i: usize) -> Option<(String, usize)> {
 /// The text with each use replaced by the master's value (`values[i]` for
 /// `uses[i]`, already a SQL literal), and the result columns to rename back.
 pub fn with_values(query: &[u8], uses: &[Use], values: &[String]) -> (Vec<u8>, Renames) {
-    let mut sql = Vec::with_capacity(query.len());
-    let mut renames = Vec::new();
-    let mut copied_to = 0;
-    for (u, literal) in uses.iter().zip(values) {
-        sql.extend_from_slice(&query[copied_to..u.range.start]);
-        sql.extend_from_slice(literal.as_bytes());
-        // A string literal's column is named after its content.
-        let column = literal.trim_matches('\'').replace("''", "'");
-        renames.push((column.into_bytes(), query[u.range.clone()].to_vec()));
-        copied_to = u.range.end;
-    }
-    sql.extend_from_slice(&query[copied_to..]);
-    (sql, renames)
+    replaced(
+        query,
+        uses.iter().zip(values).map(|(u, literal)| {
+            // A string literal's column is named after its content.
+            let column = literal.trim_matches('\'').replace("''", "'");
+            (
+                u.range.clone(),
+                literal.clone().into_bytes(),
+                column.into_bytes(),
+            )
+        }),
+    )
 }
 
 /// A value as a SQL literal that reads the same under any `sql_mode`: a

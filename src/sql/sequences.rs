@@ -19,7 +19,7 @@ use std::ops::Range;
 
 use sqlparser::tokenizer::Token;
 
-use super::intercept::Renames;
+use super::intercept::{replaced, Renames};
 use super::lexer::{contains_ignore_case, lex, Lexeme};
 
 /// A call in the text: where it is and the sequence as the client wrote it.
@@ -67,18 +67,13 @@ pub fn calls(query: &[u8]) -> Option<Calls> {
 /// The text with each call replaced by its value, and the result columns
 /// to rename back (`NEXTVAL(s)` keeps its name for the client).
 pub fn with_values(query: &[u8], calls: &[Call], values: &[i64]) -> (Vec<u8>, Renames) {
-    let mut sql = Vec::with_capacity(query.len());
-    let mut renames = Vec::new();
-    let mut copied_to = 0;
-    for (call, value) in calls.iter().zip(values) {
-        let literal = value.to_string().into_bytes();
-        sql.extend_from_slice(&query[copied_to..call.range.start]);
-        sql.extend_from_slice(&literal);
-        renames.push((literal, query[call.range.clone()].to_vec()));
-        copied_to = call.range.end;
-    }
-    sql.extend_from_slice(&query[copied_to..]);
-    (sql, renames)
+    replaced(
+        query,
+        calls.iter().zip(values).map(|(call, value)| {
+            let literal = value.to_string().into_bytes();
+            (call.range.clone(), literal.clone(), literal)
+        }),
+    )
 }
 
 /// The variable a prepared statement reads the value of its `i`-th call
@@ -90,18 +85,13 @@ pub fn call_variable(i: usize) -> String {
 /// A prepared statement's text with each call replaced by its variable
 /// (`call_variable`), and the result columns to rename back.
 pub fn with_variables(query: &[u8], calls: &[Call]) -> (Vec<u8>, Renames) {
-    let mut sql = Vec::with_capacity(query.len());
-    let mut renames = Vec::new();
-    let mut copied_to = 0;
-    for (i, call) in calls.iter().enumerate() {
-        let variable = call_variable(i).into_bytes();
-        sql.extend_from_slice(&query[copied_to..call.range.start]);
-        sql.extend_from_slice(&variable);
-        renames.push((variable, query[call.range.clone()].to_vec()));
-        copied_to = call.range.end;
-    }
-    sql.extend_from_slice(&query[copied_to..]);
-    (sql, renames)
+    replaced(
+        query,
+        calls.iter().enumerate().map(|(i, call)| {
+            let variable = call_variable(i).into_bytes();
+            (call.range.clone(), variable.clone(), variable)
+        }),
+    )
 }
 
 /// `NEXTVAL ( name )` or `NEXT VALUE FOR name` at `i`: the call and the
