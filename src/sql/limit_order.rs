@@ -94,7 +94,7 @@ pub fn unordered_limit(query: &[u8]) -> Option<UnorderedLimit> {
     // A multi-table UPDATE (`UPDATE a, b SET …`, `UPDATE a JOIN b …`)
     // takes no LIMIT; its text is left to the server.
     match statement.get(after).and_then(Lexeme::word_upper).as_deref() {
-        Some("SET" | "WHERE" | "LIMIT" | "RETURNING") => {}
+        Some("SET" | "WHERE" | "ORDER" | "LIMIT" | "RETURNING") => {}
         _ => return None,
     }
     let mut depth = 0i32;
@@ -271,6 +271,10 @@ mod tests {
             )
             .unwrap(),
             "DELETE FROM q WHERE x < 5 ORDER BY created DESC, `id` LIMIT 100"
+        );
+        assert_eq!(
+            ordered("DELETE FROM e ORDER BY grp LIMIT 1", &["grp", "tag"]).unwrap(),
+            "DELETE FROM e ORDER BY grp, `grp`, `tag` LIMIT 1"
         );
         assert_eq!(
             ordered("UPDATE q SET v = 1 ORDER BY id LIMIT 1", &["id"]).unwrap(),
