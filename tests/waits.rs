@@ -250,6 +250,77 @@ fn a_transaction_that_read_the_ddls_table_and_writes_does_not_wait_for_it() {
     }
 }
 
+/// A transaction that only read a table holds it on the master alone. A
+/// DDL on that table waits for it there as directly, at most
+/// `lock_wait_timeout` (or its own `NOWAIT`), and then gets MariaDB's
+/// 1205 before any node ran it: B keeps its role and no node has the
+/// change. (Before: B ran the DDL, the master refused it, and B left its
+/// role holding a column the master lacked.)
+#[test]
+fn a_ddl_behind_a_transaction_that_only_read_its_table_fails_on_no_node_but_the_master() {
+    let (cluster, lockstep) = start_with_two_tables();
+    let rt = runtime();
+    rt.block_on(async {
+        let mut reader = Conn::new(lockstep.client_opts()).await.expect("connect");
+        reader.query_drop("SET autocommit = 0").await.expect("set");
+        let _: Vec<Row> = reader.query("SELECT * FROM w.t").await.expect("read");
+
+        let mut ddl = Conn::new(lockstep.client_opts()).await.expect("connect");
+        ddl.query_drop("SET SESSION lock_wait_timeout = 1")
+            .await
+            .expect("set");
+        for statement in [
+            "ALTER TABLE w.t ADD COLUMN c INT",
+            "ALTER TABLE w.t NOWAIT ADD COLUMN c INT",
+            "TRUNCATE TABLE w.t",
+            "DROP TABLE w.other, w.t",
+            "RENAME TABLE w.t TO w.renamed",
+            "CREATE INDEX v ON w.t (v)",
+        ] {
+            let started = Instant::now();
+            let refused = ddl
+                .query_drop(statement)
+                .await
+                .expect_err("the DDL waits for the reader, then gives up");
+            let waited = started.elapsed();
+            assert_eq!(server_code(&refused), Some(1205), "{statement}: {refused}");
+            assert!(
+                waited < Duration::from_secs(5),
+                "{statement}: waited {waited:?} for lock_wait_timeout = 1"
+            );
+            println!("{statement}: 1205 after {waited:?}");
+        }
+        assert_eq!(roles(&lockstep)[1].1, "sync", "B keeps its role");
+        // The reader's transaction goes on, and once it ended the DDL runs.
+        let _: Vec<Row> = reader.query("SELECT * FROM w.t").await.expect("read");
+        reader.query_drop("COMMIT").await.expect("commit");
+        ddl.query_drop("ALTER TABLE w.t ADD COLUMN c INT")
+            .await
+            .expect("the DDL runs once the reader's transaction ended");
+        ddl.query_drop("UPDATE w.t SET c = v + id")
+            .await
+            .expect("update");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let master = support::checksums(&cluster.nodes[0], &["w.t", "w.other"]);
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'w' AND TABLE_NAME = 't'"),
+            ["3"],
+            "the refused DDLs ran nowhere, the last ALTER once (port {})",
+            node.port
+        );
+        assert_eq!(
+            root_rows(node, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'w' AND TABLE_NAME = 't' AND INDEX_NAME = 'v'"),
+            ["0"],
+            "port {}",
+            node.port
+        );
+        assert_eq!(support::checksums(node, &["w.t", "w.other"]), master);
+    }
+    support::assert_check_passes(&lockstep);
+}
+
 #[test]
 fn a_timing_error_on_the_synchronous_slave_goes_to_the_client_and_b_keeps_its_role() {
     let cluster = Cluster::start(3);

@@ -120,7 +120,10 @@ pub fn outcome_of_error(e: mysql_async::Error) -> Outcome {
 /// An error on B that goes back to the client instead of reaching A
 /// (`TIMING_ERRORS`).
 pub fn is_timing_error(outcome: &Outcome) -> bool {
-    outcome.error_code().is_some_and(|code| {
-        code == ER_STATEMENT_TIMEOUT || TIMING_ERRORS.iter().any(|kind| *kind as u16 == code)
-    })
+    outcome.error_code().is_some_and(is_timing_code)
+}
+
+/// Whether a server error code is one of the timing errors.
+pub fn is_timing_code(code: u16) -> bool {
+    code == ER_STATEMENT_TIMEOUT || TIMING_ERRORS.iter().any(|kind| *kind as u16 == code)
 }

@@ -10,6 +10,7 @@
 use uuid::Uuid;
 
 use crate::journal::Context;
+use crate::sql::ddl_tables::ExclusiveTables;
 
 /// Opens the transaction an autocommit statement runs in on A and B (and a
 /// replayed one on the tail). Not `BEGIN`: under `sql_mode = ORACLE`
@@ -387,6 +388,32 @@ pub fn lock_tables_with_commits(text: &[u8]) -> Vec<u8> {
     [&text[..end], b", ", COMMITS_LOCK.as_bytes()].concat()
 }
 
+/// Before a DDL runs on its first node: on the master, in the client's
+/// session, the write locks the DDL needs on its tables, so that it waits
+/// there (at most the session's `lock_wait_timeout`, or the DDL's own
+/// `WAIT n` / `NOWAIT`) for the transactions that only read them on the
+/// master, which the first node never saw. Released at once
+/// (`UNLOCK_TABLES`). The names are the client's bytes, in its character
+/// set, as in the DDL.
+pub fn lock_tables_of_ddl(ddl: &[u8], tables: &ExclusiveTables) -> Vec<u8> {
+    let mut text = b"LOCK TABLES ".to_vec();
+    for (i, name) in tables.names.iter().enumerate() {
+        if i > 0 {
+            text.extend_from_slice(b", ");
+        }
+        text.extend_from_slice(&ddl[name.clone()]);
+        text.extend_from_slice(b" WRITE");
+    }
+    if let Some(wait) = &tables.wait {
+        text.push(b' ');
+        text.extend_from_slice(&ddl[wait.clone()]);
+    }
+    text
+}
+
+/// Lets go of `lock_tables_of_ddl`'s locks.
+pub const UNLOCK_TABLES: &str = "UNLOCK TABLES";
+
 /// Several statements as one multi-statement text.
 pub fn then(first: &str, second: &str) -> String {
     format!("{first}; {second}")
@@ -394,6 +421,16 @@ pub fn then(first: &str, second: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_ddls_tables_are_locked_for_write_with_its_wait_clause() {
+        let ddl = b"DROP TABLE IF EXISTS `d`.`t`, u NOWAIT";
+        let tables = crate::sql::ddl_tables::exclusive_tables(ddl).expect("tables");
+        assert_eq!(
+            super::lock_tables_of_ddl(ddl, &tables),
+            b"LOCK TABLES `d`.`t` WRITE, u WRITE NOWAIT"
+        );
+    }
+
     #[test]
     fn user_variables_are_set_with_their_types() {
         use super::{UserValue, Variable};

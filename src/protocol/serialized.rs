@@ -40,11 +40,11 @@
 //! write; a DDL that is executing holds up the writes that finish on B
 //! meanwhile, until it has run on A. DDLs run one at a time.
 //!
-//! One wait has no good end: reads go to A alone, so a transaction that
-//! only read the DDL's table holds a metadata lock on A that B never saw.
-//! The DDL passes B and waits for it on A; if that transaction does not end
-//! within `lock_wait_timeout`, the DDL fails on A after B ran it, and B
-//! leaves its role (docs/write-protocol.md).
+//! Reads go to A alone, so a transaction that only read the DDL's table
+//! holds a metadata lock on A that B never saw: before the first node runs
+//! the DDL, A's session waits for such transactions by taking the DDL's
+//! table locks and letting go at once (`frontend::write::serialized`,
+//! docs/write-protocol.md "Waits").
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! Reading SQL text: a tokenizer view and the few statements lockstep answers
 //! or rewrites itself. Everything else is relayed untouched.
 
+pub mod ddl_tables;
 pub mod intercept;
 pub mod lexer;
 pub mod limit_order;

@@ -13,6 +13,7 @@ use tracing::{error, info_span, warn, Instrument};
 
 use super::statement::{outcome_of_client_error, MasterEnd};
 use super::work::{Pinning, Work};
+use crate::chain::outcome;
 use crate::failover;
 use crate::frontend::error::ClientError;
 use crate::frontend::relay;
@@ -21,6 +22,7 @@ use crate::journal::{CommitState, Entry, EntryKind, EntryState};
 use crate::protocol::serialized::{MasterProbe, SerializedError, Turn};
 use crate::protocol::{commit, control};
 use crate::router;
+use crate::sql::ddl_tables;
 use crate::sql::intercept::Renames;
 
 impl Session {
@@ -60,6 +62,10 @@ impl Session {
                     return self.answer(w, Err(ClientError::LockWaitTimeout)).await;
                 }
             };
+            // Phase "wait for the master's readers".
+            if let Err(err) = self.wait_for_readers_on_master(work.sql()).await {
+                return self.answer(w, Err(err)).await;
+            }
             let _gate = match self.gate_for_serialized(work.sql(), limit).await {
                 Ok(gate) => gate,
                 Err(err) => return self.answer(w, Err(err)).await,
@@ -161,6 +167,37 @@ impl Session {
                 );
                 Err(ClientError::LockWaitTimeout)
             }
+        }
+    }
+
+    /// Reads go to A alone, so a transaction that only read the DDL's
+    /// tables holds them on A, where B never saw it. Before B runs the
+    /// DDL, A's session takes the write locks the DDL needs on them and
+    /// lets go at once: it waits for such a transaction as long as MariaDB
+    /// would make the DDL wait, and a timing error (1205 after
+    /// `lock_wait_timeout` or the DDL's `WAIT n`, KILL QUERY's 1317, a
+    /// deadlock) is the DDL's answer, before any node ran it. Any other
+    /// refusal (no such table, no LOCK TABLES privilege) is left to the DDL.
+    async fn wait_for_readers_on_master(&mut self, ddl: &[u8]) -> Result<(), ClientError> {
+        if self.sync.is_none() || self.master.is_none() || self.holds_table_locks {
+            return Ok(());
+        }
+        let Some(tables) = ddl_tables::exclusive_tables(ddl) else {
+            return Ok(());
+        };
+        match self
+            .run_on_master(&control::lock_tables_of_ddl(ddl, &tables))
+            .await
+        {
+            Ok(_) => self
+                .run_on_master(control::UNLOCK_TABLES.as_bytes())
+                .await
+                .map(|_| ()),
+            Err(err) if err.ends_session() || outcome::is_timing_code(err.code()) => {
+                warn!(error = %err, "a DDL waited on the master for transactions on its tables");
+                Err(err)
+            }
+            Err(_) => Ok(()),
         }
     }
 
