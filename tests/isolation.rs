@@ -1,11 +1,12 @@
-//! Sessions under READ COMMITTED (issue "Let the server decide",
-//! isolation). There InnoDB reads the source rows of `INSERT … SELECT`
-//! without locks, so an update that commits between the statement's run on
-//! B and its run on A gives the two nodes different rows. An autocommit
-//! write runs in lockstep's own transaction on A and B, which lockstep opens
-//! at REPEATABLE READ: there the source rows are read under shared locks,
-//! as the statement binlog requires, and the update waits or goes first on
-//! both nodes alike.
+//! Isolation levels (issue "Let the server decide", isolation). Under
+//! READ COMMITTED InnoDB reads the source rows of `INSERT … SELECT` without
+//! locks, so a change that commits between the statement's run on B and
+//! its run on A gives the two nodes different rows; under REPEATABLE READ a
+//! routine's plain SELECT reads a snapshot. An autocommit write runs in
+//! lockstep's own transaction on A and B, opened at SERIALIZABLE; B's side
+//! of a client transaction runs at SERIALIZABLE too. There the rows a write
+//! reads are read under shared locks, as the statement binlog requires, and
+//! a change to them waits on B or goes first on every node alike.
 
 mod support;
 
@@ -165,5 +166,144 @@ fn a_procedure_that_computes_from_rows_others_change_stores_the_same_values_ever
             node.port,
             master.len()
         );
+    }
+}
+
+/// Client transactions under READ COMMITTED and READ UNCOMMITTED (and
+/// with autocommit off, PyMySQL's default): the level is the client's, so
+/// on A an `INSERT … SELECT` reads its source without locks, and an update
+/// or an insert that commits between the copy's run on B and its run on A
+/// made A copy other rows than B. B's side of every client transaction now
+/// runs at SERIALIZABLE: there the copy reads its source under shared
+/// locks (gaps included), so a change to those rows waits on B until the
+/// copy committed, or committed everywhere before it.
+#[test]
+fn copies_in_client_transactions_under_read_committed_are_identical_on_every_node() {
+    use rand::{Rng, SeedableRng};
+    let seed = support::seed();
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE rt; \
+         CREATE TABLE rt.src (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB; \
+         INSERT INTO rt.src (v) VALUES (0), (0), (0), (0); \
+         CREATE TABLE rt.dst (n INT AUTO_INCREMENT PRIMARY KEY, total INT, rows_seen INT) ENGINE=InnoDB;",
+    );
+    let rt = runtime();
+    let (copies, changes) = rt.block_on(async {
+        let until = Instant::now() + Duration::from_secs(SECONDS);
+        let mut copiers = Vec::new();
+        for (client, level, explicit) in [
+            (0u64, "READ COMMITTED", true),
+            (1, "READ UNCOMMITTED", false),
+            (2, "READ COMMITTED", false),
+        ] {
+            let opts = lockstep.client_opts();
+            copiers.push(tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ client);
+                let mut c = Conn::new(opts).await.expect("connect");
+                c.query_drop(format!("SET SESSION TRANSACTION ISOLATION LEVEL {level}"))
+                    .await
+                    .expect("level");
+                if !explicit {
+                    c.query_drop("SET autocommit = 0")
+                        .await
+                        .expect("autocommit");
+                }
+                let mut copies = 0;
+                while Instant::now() < until {
+                    let mut steps = vec![
+                        "INSERT INTO rt.dst (total, rows_seen) SELECT SUM(v), COUNT(*) FROM rt.src",
+                        "UPDATE rt.dst SET total = (SELECT MAX(v) FROM rt.src) \
+                         WHERE n = LAST_INSERT_ID()",
+                    ];
+                    if explicit {
+                        steps.insert(0, "BEGIN");
+                    }
+                    let end = if rng.gen_ratio(1, 4) {
+                        "ROLLBACK"
+                    } else {
+                        "COMMIT"
+                    };
+                    steps.push(end);
+                    for step in steps {
+                        match c.query_drop(step).await {
+                            Ok(()) => {}
+                            // MariaDB's own answers to contention: the
+                            // transaction is over (1213) or goes on (1205).
+                            Err(mysql_async::Error::Server(e))
+                                if [1205, 1213].contains(&e.code) =>
+                            {
+                                c.query_drop("ROLLBACK").await.expect("rollback");
+                                break;
+                            }
+                            Err(e) => panic!("{step}: {e}"),
+                        }
+                        if step == "COMMIT" {
+                            copies += 1;
+                        }
+                    }
+                }
+                copies
+            }));
+        }
+        let mut changers = Vec::new();
+        for client in 10..13u64 {
+            let opts = lockstep.client_opts();
+            changers.push(tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ client);
+                let mut c = Conn::new(opts).await.expect("connect");
+                c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    .await
+                    .expect("read committed");
+                let mut changes = 0;
+                while Instant::now() < until {
+                    let sql = if rng.gen_ratio(1, 5) {
+                        "INSERT INTO rt.src (v) VALUES (1)".to_string()
+                    } else {
+                        format!(
+                            "UPDATE rt.src SET v = v + 1 WHERE id = {}",
+                            rng.gen_range(1..=4)
+                        )
+                    };
+                    match c.query_drop(&sql).await {
+                        Ok(()) => changes += 1,
+                        Err(mysql_async::Error::Server(e)) if [1205, 1213].contains(&e.code) => {}
+                        Err(e) => panic!("{sql}: {e}"),
+                    }
+                }
+                changes
+            }));
+        }
+        let mut copies = 0;
+        for c in copiers {
+            copies += c.await.expect("copier");
+        }
+        let mut changes = 0;
+        for c in changers {
+            changes += c.await.expect("changer");
+        }
+        (copies, changes)
+    });
+    println!("{copies} committed copies under {changes} changes in {SECONDS} s");
+    assert!(copies > 0 && changes > 0);
+    wait_for_tail(&cluster, Duration::from_secs(30));
+    for query in [
+        "SELECT n, total, rows_seen FROM rt.dst ORDER BY n",
+        "SELECT id, v FROM rt.src ORDER BY id",
+    ] {
+        let master = root_rows(cluster.master(), query);
+        for node in &cluster.nodes[1..] {
+            let rows = root_rows(node, query);
+            let differing = rows.iter().zip(&master).filter(|(a, b)| a != b).count();
+            assert_eq!(
+                (rows.len(), differing),
+                (master.len(), 0),
+                "port {}: {differing} of {} rows of `{query}` differ from the master's (seed {seed})",
+                node.port,
+                master.len()
+            );
+        }
     }
 }

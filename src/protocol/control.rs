@@ -67,6 +67,28 @@ pub enum Wrap {
 pub const BEGIN_SERIALIZABLE: &str =
     "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; START TRANSACTION";
 
+/// Opens B's side of a client transaction: the client's own `BEGIN` text
+/// (or, for a transaction opened by autocommit off, `START TRANSACTION`)
+/// at SERIALIZABLE, whatever level the client chose; A keeps the client's.
+/// B runs the writes first and keeps its locks until after A's commit
+/// and its number, so B's shared locks on every row (and gap) a write
+/// reads make any change to them wait on B until the write committed
+/// everywhere, or commit everywhere before it. A then reads the same rows
+/// at READ COMMITTED (latest committed) as B did under its locks: under
+/// READ COMMITTED on B too, an `INSERT … SELECT` read its source without
+/// locks and a change committed between B's run and A's made the nodes
+/// differ (`tests/isolation.rs`). `COMMIT` first: `SET TRANSACTION` fails
+/// (1568) inside a transaction, and one a session statement may have
+/// opened on B with autocommit off would be committed by the `BEGIN`
+/// anyway.
+pub fn begin_on_sync(client_begin: &[u8]) -> Vec<u8> {
+    [
+        b"COMMIT; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; ".as_slice(),
+        client_begin,
+    ]
+    .concat()
+}
+
 impl Wrap {
     pub fn open(self) -> &'static str {
         match self {

@@ -31,7 +31,8 @@ impl Session {
         // its transaction starts with the first statement anyway. Under
         // LOCK TABLES a BEGIN would release the client's table locks.
         if !self.holds_table_locks {
-            self.sync_control(control::BEGIN).await?;
+            self.sync_control_bytes(&control::begin_on_sync(control::BEGIN.as_bytes()))
+                .await?;
         }
         self.txn = Some(OpenTransaction::new(self, gate));
         Ok(())
@@ -50,7 +51,10 @@ impl Session {
         let gate = self.shared.chain.gate.clone().read_owned().await;
         // The roles may have changed while this waited.
         self.follow_roles_with(&mut work).await;
-        if let Err(err) = self.sync_control_bytes(work.sql()).await {
+        if let Err(err) = self
+            .sync_control_bytes(&control::begin_on_sync(work.sql()))
+            .await
+        {
             return self.answer(w, Err(err)).await;
         }
         if self.relay_on_master(&work, renames, w).await? {
