@@ -681,3 +681,49 @@ fn a_tail_node_that_was_down_catches_up_across_a_lockstep_restart() {
         ["150"]
     );
 }
+
+/// `SET PASSWORD` without `FOR`, and `ALTER USER CURRENT_USER()`, change the
+/// account the statement runs as: through lockstep that is lockstep's own
+/// account on every node. Before, a client's `SET PASSWORD = …` changed it
+/// on every node and locked lockstep out of them. Now it is refused, and
+/// lockstep and every node's account are as they were.
+#[test]
+fn changing_the_account_lockstep_runs_as_is_refused() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = mysql_async::Conn::new(lockstep.client_opts())
+            .await
+            .expect("connect");
+        for sql in [
+            "SET PASSWORD = PASSWORD('locked-out')",
+            "SET PASSWORD FOR CURRENT_USER() = PASSWORD('locked-out')",
+            "ALTER USER CURRENT_USER() IDENTIFIED BY 'locked-out'",
+        ] {
+            let refused = c.query_drop(sql).await.expect_err("refused");
+            assert_eq!(
+                support::server_code(&refused),
+                Some(1235),
+                "{sql}: {refused}"
+            );
+        }
+    });
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(
+                node,
+                "SELECT COUNT(*) FROM mysql.user WHERE authentication_string <> ''"
+            ),
+            ["0"],
+            "no account of port {} has a password",
+            node.port
+        );
+    }
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE still; CREATE TABLE still.t (id INT PRIMARY KEY); \
+         INSERT INTO still.t VALUES (1);",
+    );
+    wait_for_tail(&cluster, Duration::from_secs(20));
+}

@@ -80,6 +80,18 @@ impl ClientError {
         )
     }
 
+    /// `SET PASSWORD` / `ALTER USER` of the account a statement runs as:
+    /// through lockstep that is lockstep's own account on every node, and
+    /// its new password would lock lockstep out of them.
+    pub fn own_account_change() -> ClientError {
+        ClientError::NotSupported(
+            "changing the account a session runs as: through lockstep that is lockstep's own \
+             account on the nodes (a lockstep user's password is set in lockstep's \
+             configuration, [[users]])"
+                .into(),
+        )
+    }
+
     /// A statement that would run a trigger or stored routine lockstep
     /// cannot replay alike on every node (`chain::unrepeatable_bodies`);
     /// `definition` is described (`trigger s.t, which calls UUID()`).

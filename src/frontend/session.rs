@@ -30,7 +30,8 @@ use crate::protocol::control;
 use crate::router::Route;
 use crate::shared::Shared;
 use crate::sql::intercept::{
-    intercept, mentions_row_count, with_row_count, Client, Intercepted, Renames,
+    intercept, mentions_found_rows, mentions_row_count, with_found_rows, with_row_count, Client,
+    Intercepted, Renames,
 };
 
 #[derive(Clone)]
@@ -224,6 +225,20 @@ impl Session {
         }
         let conn = self.master.as_mut()?;
         conn.query_first::<i64, _>("SELECT ROW_COUNT()")
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The value of FOUND_ROWS() for a write that may call it: the client's
+    /// last SELECT ran on A alone, so only A's session has it. Asked of A
+    /// (a SELECT, after which A's own FOUND_ROWS() is 1: README, limits).
+    async fn found_rows_for_write(&mut self, sql: &[u8]) -> Option<i64> {
+        if !mentions_found_rows(sql) || crate::router::route(sql) == Route::Read {
+            return None;
+        }
+        let conn = self.master.as_mut()?;
+        conn.query_first::<i64, _>("SELECT FOUND_ROWS()")
             .await
             .ok()
             .flatten()
@@ -626,6 +641,12 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
                 self.answer(w, Err(err)).await
             }
             Intercepted::Relay(rewrite) => {
+                // FOUND_ROWS() first: asking A for ROW_COUNT() is a SELECT,
+                // which sets A's FOUND_ROWS().
+                let rewrite = match self.found_rows_for_write(&rewrite.sql).await {
+                    Some(found_rows) => with_found_rows(rewrite, found_rows),
+                    None => rewrite,
+                };
                 let rewrite = match self.row_count_for(&rewrite.sql).await {
                     Some(row_count) => with_row_count(rewrite, row_count),
                     None => rewrite,

@@ -774,6 +774,33 @@ pub fn sets_global(query: &[u8]) -> bool {
     })
 }
 
+/// Whether the text changes the account it runs as: `SET PASSWORD = …`,
+/// `SET PASSWORD FOR CURRENT_USER[()] = …`, `ALTER USER CURRENT_USER[()]
+/// …`. Through lockstep that is lockstep's own account on the nodes (the
+/// one in their URLs), not the client's lockstep user.
+pub fn changes_own_account(query: &[u8]) -> bool {
+    let Some(lexemes) = lex(query) else {
+        return false;
+    };
+    let words = Words(&lexemes);
+    let current_user_at = |i: usize| words.upper(i).as_deref() == Some("CURRENT_USER");
+    match (words.upper(0).as_deref(), words.upper(1).as_deref()) {
+        (Some("SET"), Some("PASSWORD")) => {
+            lexemes.get(2).is_some_and(|l| l.token == Token::Eq)
+                || (words.upper(2).as_deref() == Some("FOR") && current_user_at(3))
+        }
+        (Some("ALTER"), Some("USER")) => {
+            let at = if words.upper(2).as_deref() == Some("IF") {
+                4
+            } else {
+                2
+            };
+            current_user_at(at)
+        }
+        _ => false,
+    }
+}
+
 /// Whether the text turns MariaDB's event scheduler on (`SET GLOBAL
 /// event_scheduler = ON`): every node would then run the events by itself,
 /// writing behind lockstep's back.
@@ -989,6 +1016,28 @@ impl Words<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_that_change_the_account_they_run_as() {
+        for sql in [
+            "SET PASSWORD = PASSWORD('x')",
+            "set password = 'x'",
+            "SET PASSWORD FOR CURRENT_USER() = PASSWORD('x')",
+            "SET PASSWORD FOR current_user = 'x'",
+            "ALTER USER CURRENT_USER() IDENTIFIED BY 'x'",
+            "ALTER USER IF EXISTS CURRENT_USER IDENTIFIED BY 'x'",
+        ] {
+            assert!(changes_own_account(sql.as_bytes()), "{sql}");
+        }
+        for sql in [
+            "SET PASSWORD FOR app@'%' = PASSWORD('x')",
+            "ALTER USER app IDENTIFIED BY 'x'",
+            "SELECT PASSWORD('x')",
+            "SET @password = 1",
+        ] {
+            assert!(!changes_own_account(sql.as_bytes()), "{sql}");
+        }
+    }
 
     #[test]
     fn a_statement_prepared_from_a_variable_names_it() {

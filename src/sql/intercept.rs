@@ -284,13 +284,30 @@ pub fn mentions_row_count(query: &[u8]) -> bool {
 /// and A's session no longer does (lockstep's own COMMIT and SET ran after
 /// that statement there). As a literal it is also the same on every node.
 pub fn with_row_count(rewrite: Rewrite<'_>, row_count: i64) -> Rewrite<'_> {
-    if !mentions_row_count(&rewrite.sql) {
+    with_call_value(rewrite, "ROW_COUNT", row_count)
+}
+
+/// Whether `query` may call FOUND_ROWS() (the name appears in it).
+pub fn mentions_found_rows(query: &[u8]) -> bool {
+    contains_ignore_case(query, b"found_rows")
+}
+
+/// `FOUND_ROWS()` in `rewrite`'s text as the literal `found_rows`: in a
+/// write, the value of the client's last SELECT, which ran on A alone (B
+/// and the tail would each give their own).
+pub fn with_found_rows(rewrite: Rewrite<'_>, found_rows: i64) -> Rewrite<'_> {
+    with_call_value(rewrite, "FOUND_ROWS", found_rows)
+}
+
+/// Every `function()` call in `rewrite`'s text as the literal `value`.
+fn with_call_value<'q>(rewrite: Rewrite<'q>, function: &str, value: i64) -> Rewrite<'q> {
+    if !contains_ignore_case(&rewrite.sql, function.as_bytes()) {
         return rewrite;
     }
     let Some(lexemes) = lex(&rewrite.sql) else {
         return rewrite;
     };
-    let replaced = rewrite_calls(&rewrite.sql, &lexemes, "ROW_COUNT", &row_count.to_string());
+    let replaced = rewrite_calls(&rewrite.sql, &lexemes, function, &value.to_string());
     if replaced.renames.is_empty() {
         return rewrite;
     }

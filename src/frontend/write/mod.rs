@@ -135,6 +135,9 @@ impl Session {
         if let Some(err) = self.runs_unrepeatable_body(&work, &route) {
             return self.answer(w, Err(err)).await;
         }
+        if router::changes_own_account(work.sql()) {
+            return self.answer(w, Err(ClientError::own_account_change())).await;
+        }
         if router::enables_event_scheduler(work.sql()) {
             let err = ClientError::NotSupported(
                 "the event scheduler: every node would run the events by itself, writing \
