@@ -30,11 +30,14 @@ pub fn master_outcome(entry: &Entry) -> Option<&Outcome> {
 /// at different moments, so a read may legitimately see different rows
 /// (it changes nothing, so nothing diverges). Nor are those of a statement
 /// that answers with the node's report about itself (`ANALYZE <write>`,
-/// `REPAIR`, `OPTIMIZE`).
+/// `REPAIR`, `OPTIMIZE`), nor those of a `SELECT … FOR UPDATE SKIP LOCKED`,
+/// which skips the rows other sessions hold on each node at that moment.
 pub fn judge(entry: &mut Entry, replay: bool) -> Vec<(String, Verdict)> {
     let ignore_affected_rows = replay && entry.session_state.found_rows;
+    let sql = entry.statement.sql().to_bytes();
     let compare_rows = entry.kind != EntryKind::Read
-        && !crate::router::answers_with_node_report(&entry.statement.sql().to_bytes());
+        && !crate::router::answers_with_node_report(&sql)
+        && !crate::router::skips_locked_rows(&sql);
     let Some(reference) = master_outcome(entry).cloned() else {
         return Vec::new();
     };

@@ -80,6 +80,16 @@ impl ClientError {
         )
     }
 
+    /// A write of rows a `SKIP LOCKED` read chose (`router::writes_skipped_rows`).
+    pub fn writes_skipped_rows() -> ClientError {
+        ClientError::NotSupported(
+            "a write of the rows a SKIP LOCKED read chose: each node skips the rows its own \
+             sessions hold, so each would write other rows (claim rows with SELECT … FOR \
+             UPDATE SKIP LOCKED, then write them by key)"
+                .into(),
+        )
+    }
+
     /// `SET PASSWORD` / `ALTER USER` of the account a statement runs as:
     /// through lockstep that is lockstep's own account on every node, and
     /// its new password would lock lockstep out of them.

@@ -242,6 +242,24 @@ pub fn answers_with_node_report(query: &[u8]) -> bool {
     }
 }
 
+/// Whether a statement locks rows with `SKIP LOCKED`: which rows it skips
+/// depends on what other sessions hold at that moment on each node, so
+/// its rows differ between nodes by design.
+pub fn skips_locked_rows(query: &[u8]) -> bool {
+    if !contains_ignore_case(query, b"skip") {
+        return false;
+    }
+    lex(query).is_some_and(|lexemes| claims_rows(&lexemes))
+}
+
+/// A `SELECT … FOR UPDATE SKIP LOCKED` (or `LOCK IN SHARE MODE`) that only
+/// answers rows: its rows may differ between nodes, but it changes
+/// nothing. A statement that writes what a `SKIP LOCKED` read chose
+/// (`INSERT … SELECT … SKIP LOCKED`) would write other rows on each node.
+pub fn writes_skipped_rows(query: &[u8]) -> bool {
+    skips_locked_rows(query) && !is_guarded_read(query)
+}
+
 /// A session statement that commits the open transaction as it runs
 /// (`LOCK TABLES`, `SET autocommit = 1`): lockstep commits it first, through
 /// the write path, so the commit is recorded everywhere.
@@ -926,6 +944,9 @@ pub fn table_locks(query: &[u8]) -> Option<TableLocks> {
 /// variables or files, assigns user variables or advances a sequence.
 fn route_select(tokens: &[Lexeme]) -> Route {
     let words = Words(tokens);
+    if claims_rows(tokens) {
+        return Route::Read;
+    }
     let mut assigns_variables = false;
     for (i, token) in tokens.iter().enumerate() {
         if token.token == Token::Assignment {
@@ -952,6 +973,22 @@ fn route_select(tokens: &[Lexeme]) -> Route {
     } else {
         Route::Read
     }
+}
+
+/// A `SELECT … FOR UPDATE SKIP LOCKED` (a job queue's claim) takes the
+/// read path: on A alone, where its locks are the claim the client acts
+/// on. Run on B first, each node skipped the rows its own sessions held at
+/// that moment, so B and A locked different rows, and the claimers' next
+/// writes waited for one another across the two nodes, where no deadlock
+/// detector sees the cycle, until `innodb_lock_wait_timeout` (50 s). The
+/// writes that follow the claim name the claimed rows and run on B first
+/// as any write. Outside a transaction the read guard refuses it (1792:
+/// it locks) and it takes the write path, where its locks end with it.
+fn claims_rows(tokens: &[Lexeme]) -> bool {
+    tokens.windows(2).any(|pair| {
+        pair[0].word_upper().as_deref() == Some("SKIP")
+            && pair[1].word_upper().as_deref() == Some("LOCKED")
+    })
 }
 
 fn route_set(words: &Words<'_>) -> Route {
@@ -1016,6 +1053,18 @@ impl Words<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skip_locked_reads_and_writes() {
+        let read = b"SELECT id FROM q.jobs WHERE state = 'new' LIMIT 1 FOR UPDATE SKIP LOCKED";
+        assert!(skips_locked_rows(read) && !writes_skipped_rows(read));
+        assert_eq!(route(read), Route::Read);
+        let write = b"INSERT INTO t SELECT id FROM q.jobs FOR UPDATE SKIP LOCKED";
+        assert!(writes_skipped_rows(write));
+        for sql in ["SELECT 'skip locked'", "SELECT skip FROM t FOR UPDATE"] {
+            assert!(!skips_locked_rows(sql.as_bytes()), "{sql}");
+        }
+    }
 
     #[test]
     fn statements_that_change_the_account_they_run_as() {

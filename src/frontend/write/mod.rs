@@ -135,6 +135,11 @@ impl Session {
         if let Some(err) = self.runs_unrepeatable_body(&work, &route) {
             return self.answer(w, Err(err)).await;
         }
+        if router::writes_skipped_rows(work.sql()) {
+            return self
+                .answer(w, Err(ClientError::writes_skipped_rows()))
+                .await;
+        }
         if router::changes_own_account(work.sql()) {
             return self.answer(w, Err(ClientError::own_account_change())).await;
         }
