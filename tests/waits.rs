@@ -321,6 +321,74 @@ fn a_ddl_behind_a_transaction_that_only_read_its_table_fails_on_no_node_but_the_
     support::assert_check_passes(&lockstep);
 }
 
+/// `CREATE TABLE … SELECT` runs with no write in flight. Waiting for one
+/// (a session idle after a write with autocommit off), it used to queue
+/// for the whole wait, and every write of every session queued behind it
+/// up to `lock_wait_timeout`. Now it holds new writes up at most 200 ms at
+/// a time, and gets 1205 itself when no moment without writes in flight
+/// comes (MariaDB would run it: README, limits).
+#[test]
+fn create_table_select_waiting_for_an_idle_transaction_does_not_stall_other_writes() {
+    let (cluster, lockstep) = start_with_two_tables();
+    let rt = runtime();
+    rt.block_on(async {
+        let mut idle = Conn::new(lockstep.client_opts()).await.expect("connect");
+        idle.query_drop("SET autocommit = 0").await.expect("set");
+        idle.query_drop("UPDATE w.other SET v = v + 1 WHERE id = 1")
+            .await
+            .expect("write, then idle");
+
+        let mut ddl = Conn::new(lockstep.client_opts()).await.expect("connect");
+        ddl.query_drop("SET SESSION lock_wait_timeout = 3")
+            .await
+            .expect("set");
+        let copying = tokio::spawn(async move {
+            let started = Instant::now();
+            let result = ddl
+                .query_drop("CREATE TABLE w.copy AS SELECT * FROM w.t")
+                .await;
+            (ddl, result, started.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut writer = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let mut slowest = Duration::ZERO;
+        let started = Instant::now();
+        let mut writes = 0;
+        while started.elapsed() < Duration::from_millis(2500) {
+            let one = Instant::now();
+            writer
+                .query_drop("UPDATE w.t SET v = v + 1 WHERE id = 2")
+                .await
+                .expect("write");
+            slowest = slowest.max(one.elapsed());
+            writes += 1;
+        }
+        println!("{writes} writes while the copy waited; the slowest took {slowest:?}");
+        assert!(
+            slowest < Duration::from_millis(1000),
+            "a write waited {slowest:?} behind a CREATE TABLE … SELECT"
+        );
+        let (mut ddl, result, waited) = copying.await.expect("copy task");
+        let refused = result.expect_err("no moment without a write in flight came");
+        assert_eq!(server_code(&refused), Some(1205), "{refused}");
+        assert!(waited < Duration::from_secs(6), "waited {waited:?}");
+        idle.query_drop("COMMIT").await.expect("commit");
+        ddl.query_drop("CREATE TABLE w.copy AS SELECT * FROM w.t")
+            .await
+            .expect("the copy runs once the transaction ended");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let master = support::checksums(&cluster.nodes[0], &["w.t", "w.other", "w.copy"]);
+    for node in &cluster.nodes[1..] {
+        assert_eq!(
+            support::checksums(node, &["w.t", "w.other", "w.copy"]),
+            master,
+            "port {}",
+            node.port
+        );
+    }
+}
+
 #[test]
 fn a_timing_error_on_the_synchronous_slave_goes_to_the_client_and_b_keeps_its_role() {
     let cluster = Cluster::start(3);
