@@ -58,11 +58,10 @@ pub async fn quarantine(chain: &Chain, node: &str, reason: String) {
 /// with writes drained (the gate held exclusively) it applies the last
 /// commits and takes the role. False when another node took it first.
 pub(super) async fn take_sync(tail: &mut Tail) -> Result<bool, TailError> {
-    // Waiting for the gate holds up every new write (the lock lets no reader
-    // past a waiting writer), and an idle open transaction may hold it for
-    // long: give up after a while and try again later.
-    let gate = tail.chain.gate.clone().write_owned();
-    let Ok(_gate) = tokio::time::timeout(DRAIN, gate).await else {
+    // An idle open transaction may hold the gate for long: wait in short
+    // turns (`Chain::drain_writes`), give up after a while and try again
+    // later.
+    let Some(_gate) = tail.chain.drain_writes(DRAIN).await else {
         info!("writes did not drain within a second; the synchronous role waits");
         tokio::time::sleep(DRAIN).await;
         return Ok(false);

@@ -22,6 +22,10 @@ pub mod tail;
 pub mod unrepeatable_bodies;
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OwnedRwLockWriteGuard;
+use tokio::time::Instant;
 
 use crate::backend::ServerInfo;
 use crate::compare::notify::Notifier;
@@ -48,4 +52,38 @@ pub struct Chain {
     /// results are journaled, exclusively by the shutdown before it closes
     /// the journal: a node's commit is not left without its result there.
     pub appliers: Arc<tokio::sync::RwLock<()>>,
+}
+
+/// How long `Chain::drain_writes` holds up new writes at a time while it
+/// waits for the writes in flight to end, and how long it then lets them
+/// pass.
+const QUEUE_FOR: Duration = Duration::from_millis(200);
+const LET_PASS_FOR: Duration = Duration::from_millis(800);
+
+impl Chain {
+    /// The gate held exclusively: no write in flight, none starting. Waits
+    /// at most `limit`, in turns: queued for `QUEUE_FOR` (new writes wait
+    /// behind it while the writes in flight end), then out of the queue
+    /// for `LET_PASS_FOR` (new writes pass). Queued for the whole wait, one
+    /// transaction left open (a session idle with autocommit off after a
+    /// write) held up every write of every session for all of it. None
+    /// when no moment without writes in flight came.
+    pub async fn drain_writes(&self, limit: Duration) -> Option<OwnedRwLockWriteGuard<()>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(guard) = self.gate.clone().try_write_owned() {
+                return Some(guard);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let queued = self.gate.clone().write_owned();
+            if let Ok(guard) = tokio::time::timeout(left.min(QUEUE_FOR), queued).await {
+                return Some(guard);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(left.min(LET_PASS_FOR)).await;
+        }
+    }
 }

@@ -50,9 +50,7 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use std::sync::Arc;
-
-use tokio::sync::{watch, Mutex, MutexGuard, OwnedRwLockWriteGuard, RwLock};
+use tokio::sync::{watch, Mutex, MutexGuard};
 use tokio::time::Instant;
 
 use super::control;
@@ -163,44 +161,6 @@ impl SerializedStatements {
     /// True while a DDL is in flight: only then does a write ask.
     pub fn any_in_flight(&self) -> bool {
         self.in_flight.borrow().is_some()
-    }
-}
-
-/// How long a statement that must run with no write in flight (`CREATE
-/// TABLE … SELECT`) holds up new writes at a time while it waits for the
-/// writes in flight to end, and how long it then lets them pass.
-const QUEUE_FOR: Duration = Duration::from_millis(200);
-const LET_PASS_FOR: Duration = Duration::from_millis(800);
-
-/// The gate held exclusively: no write in flight, none starting. Waits at
-/// most `limit`, in turns: queued for `QUEUE_FOR` (new writes wait behind
-/// it, the writes in flight end), then out of the queue for
-/// `LET_PASS_FOR` (new writes pass). Queued for the whole wait, one
-/// transaction left open (a session idle with autocommit off after a
-/// write) held up every write of every session, up to `lock_wait_timeout`
-/// (a day by default); now it holds them up at most `QUEUE_FOR` at a
-/// time, and the statement itself gets 1205 if no moment without writes
-/// in flight comes.
-pub async fn drain_writes(
-    gate: Arc<RwLock<()>>,
-    limit: Duration,
-) -> Result<OwnedRwLockWriteGuard<()>, SerializedError> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(guard) = gate.clone().try_write_owned() {
-            return Ok(guard);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(SerializedError::LockWaitTimeout);
-        }
-        if let Ok(guard) =
-            tokio::time::timeout(left.min(QUEUE_FOR), gate.clone().write_owned()).await
-        {
-            return Ok(guard);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        tokio::time::sleep(left.min(LET_PASS_FOR)).await;
     }
 }
 

@@ -19,7 +19,7 @@ use crate::frontend::error::ClientError;
 use crate::frontend::relay;
 use crate::frontend::session::Session;
 use crate::journal::{CommitState, Entry, EntryKind, EntryState};
-use crate::protocol::serialized::{self, MasterProbe, SerializedError, Turn};
+use crate::protocol::serialized::{MasterProbe, SerializedError, Turn};
 use crate::protocol::{commit, control};
 use crate::router;
 use crate::sql::ddl_tables;
@@ -152,16 +152,16 @@ impl Session {
     /// Its hold on the gate: shared, like any write, so that the writes in
     /// flight go on around it (`protocol::serialized`); exclusive (no write in
     /// flight, at most `limit`, new writes held up in short turns:
-    /// `serialized::drain_writes`) for a statement that reads rows under
+    /// `Chain::drain_writes`) for a statement that reads rows under
     /// locks while it runs, which would wait for writes that wait for it.
     async fn gate_for_serialized(&self, sql: &[u8], limit: Duration) -> Result<Gate, ClientError> {
-        let gate = self.shared.chain.gate.clone();
         if !router::serialized_reads_rows(sql) {
+            let gate = self.shared.chain.gate.clone();
             return Ok(Gate::Shared(gate.read_owned().await));
         }
-        match serialized::drain_writes(gate, limit).await {
-            Ok(guard) => Ok(Gate::Exclusive(guard)),
-            Err(_) => {
+        match self.shared.chain.drain_writes(limit).await {
+            Some(guard) => Ok(Gate::Exclusive(guard)),
+            None => {
                 warn!(
                     waited_s = limit.as_secs_f64(),
                     "a serialized statement that reads rows waited for the writes in flight past lock_wait_timeout"
