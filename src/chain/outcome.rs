@@ -6,7 +6,7 @@ use mysql_async::prelude::{Protocol, Queryable, StatementLike};
 use mysql_async::{Conn, Params, QueryResult, Row, Value};
 use opensrv_mysql::ErrorKind;
 
-use crate::compare::digest::{Digest, Rows};
+use crate::compare::digest::Digest;
 use crate::journal::{Outcome, Statement};
 
 /// Errors a server raises because of timing or momentary load, not because
@@ -77,10 +77,14 @@ pub fn params_of(params: &[crate::journal::Param]) -> Params {
 /// Reads every result set of a response into a digest.
 async fn digest_sets<P: Protocol + Unpin>(
     result: &mut QueryResult<'_, '_, P>,
-) -> Result<Option<Rows>, mysql_async::Error> {
+) -> Result<Digest, mysql_async::Error> {
     let mut digest = Digest::default();
     while let Some(mut stream) = result.stream::<Row>().await? {
-        if !stream.columns_ref().is_empty() {
+        if stream.columns_ref().is_empty() {
+            if let Some(ok) = stream.ok_packet() {
+                digest.insert_id(ok.last_insert_id().unwrap_or(0));
+            }
+        } else {
             digest.columns(stream.columns_ref());
         }
         // OK-only sets too must be read to their end.
@@ -88,17 +92,20 @@ async fn digest_sets<P: Protocol + Unpin>(
             digest.row(&row?);
         }
     }
-    Ok(digest.finish())
+    Ok(digest)
 }
 
-/// What the node reported for its last result, or its error.
-pub fn summarize(conn: &Conn, result: Result<Option<Rows>, mysql_async::Error>) -> Outcome {
+/// What the node reported for its last result (the AUTO_INCREMENT value
+/// of its first inserting statement), or its error.
+pub fn summarize(conn: &Conn, result: Result<Digest, mysql_async::Error>) -> Outcome {
     match result {
-        Ok(rows) => Outcome::Ok {
+        Ok(digest) => Outcome::Ok {
             affected_rows: conn.affected_rows(),
-            last_insert_id: conn.last_insert_id().unwrap_or(0),
+            last_insert_id: digest
+                .first_insert_id()
+                .unwrap_or_else(|| conn.last_insert_id().unwrap_or(0)),
             warnings: conn.get_warnings(),
-            rows,
+            rows: digest.finish(),
         },
         Err(e) => outcome_of_error(e),
     }

@@ -499,6 +499,8 @@ fn words_until(s: &[Lexeme], i: usize, ends: &[&str]) -> Vec<String> {
 #[derive(Default)]
 pub struct UnrepeatableBodies {
     makers: Mutex<Makers>,
+    /// The tables with an AUTO_INCREMENT column (names lower-cased).
+    auto_tables: Mutex<HashSet<String>>,
 }
 
 impl UnrepeatableBodies {
@@ -572,12 +574,40 @@ impl UnrepeatableBodies {
             })
         }));
         let makers = makers(&auto_tables, &definitions);
+        if let Ok(mut held) = self.auto_tables.lock() {
+            *held = auto_tables;
+        }
         let Ok(mut held) = self.makers.lock() else {
             return Ok(None);
         };
         let changed = *held != makers;
         *held = makers;
         Ok(changed.then(|| held.names()))
+    }
+
+    /// How many statements of the text insert into a table with an
+    /// AUTO_INCREMENT column: lockstep pins the first value a text makes
+    /// (B's, on A and the tail), so a text of several statements can make
+    /// values in one of them only.
+    pub fn auto_increment_inserts(&self, sql: &[u8]) -> usize {
+        let Ok(tables) = self.auto_tables.lock() else {
+            return 0;
+        };
+        if tables.is_empty() || !sql.contains(&b';') {
+            return 0;
+        }
+        let Some(lexemes) = lex(sql) else {
+            return 0;
+        };
+        lexemes
+            .split(|l| l.token == Token::SemiColon)
+            .filter(|statement| !is_stored_definition(statement))
+            .filter(|statement| {
+                let mut effects = Effects::default();
+                statement_effects(statement, &mut effects);
+                effects.inserts.iter().any(|t| tables.contains(t))
+            })
+            .count()
     }
 
     /// The unrepeatable definition the text would run, described

@@ -13,6 +13,7 @@ pub struct Digest {
     hash: Sha1,
     count: u64,
     sets: u64,
+    first_insert_id: Option<u64>,
 }
 
 impl Digest {
@@ -42,6 +43,21 @@ impl Digest {
                 None => self.hash.update(b"?"),
             }
         }
+    }
+
+    /// A result without rows ended with this `last_insert_id` (0: none).
+    pub fn insert_id(&mut self, id: u64) {
+        if id > 0 && self.first_insert_id.is_none() {
+            self.first_insert_id = Some(id);
+        }
+    }
+
+    /// The AUTO_INCREMENT value the response's first inserting statement
+    /// reported: in a text of several statements (`INSERT …; SELECT
+    /// LAST_INSERT_ID()`) the value a node chose, which the last result's
+    /// does not carry.
+    pub fn first_insert_id(&self) -> Option<u64> {
+        self.first_insert_id
     }
 
     /// The rows seen, or None when the statement returned no result set.

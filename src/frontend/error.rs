@@ -80,6 +80,17 @@ impl ClientError {
         )
     }
 
+    /// A text of several statements of which more than one makes
+    /// AUTO_INCREMENT values (`UnrepeatableBodies::auto_increment_inserts`).
+    pub fn several_auto_increment_inserts() -> ClientError {
+        ClientError::NotSupported(
+            "a text of several statements of which more than one inserts into a table with an \
+             AUTO_INCREMENT column: lockstep pins the values of one of them on every node \
+             (send the inserts as statements of their own)"
+                .into(),
+        )
+    }
+
     /// A write of rows a `SKIP LOCKED` read chose (`router::writes_skipped_rows`).
     pub fn writes_skipped_rows() -> ClientError {
         ClientError::NotSupported(

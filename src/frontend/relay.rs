@@ -133,6 +133,9 @@ where
         };
         if stream.columns_ref().is_empty() {
             let mut ok = stream.ok_packet().map(ok_response).unwrap_or_default();
+            if let Some(digest) = digest.as_deref_mut() {
+                digest.insert_id(ok.last_insert_id);
+            }
             ok.status_flags -= shown.hide;
             *status = without_more_results(ok.status_flags);
             drop(stream);

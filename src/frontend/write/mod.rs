@@ -135,6 +135,17 @@ impl Session {
         if let Some(err) = self.runs_unrepeatable_body(&work, &route) {
             return self.answer(w, Err(err)).await;
         }
+        if matches!(work, Work::Text(_))
+            && self
+                .shared
+                .unrepeatable_bodies
+                .auto_increment_inserts(work.sql())
+                > 1
+        {
+            return self
+                .answer(w, Err(ClientError::several_auto_increment_inserts()))
+                .await;
+        }
         if router::writes_skipped_rows(work.sql()) {
             return self
                 .answer(w, Err(ClientError::writes_skipped_rows()))

@@ -313,7 +313,9 @@ impl Session {
                 let end = relay::final_status(conn, self.status);
                 let outcome = Outcome::Ok {
                     affected_rows: conn.affected_rows(),
-                    last_insert_id: conn.last_insert_id().unwrap_or(0),
+                    last_insert_id: digest
+                        .first_insert_id()
+                        .unwrap_or_else(|| conn.last_insert_id().unwrap_or(0)),
                     warnings: end.1,
                     rows: digest.finish(),
                 };
