@@ -91,6 +91,13 @@ fn an_insert_and_its_last_insert_id_in_one_text_get_the_same_id_everywhere() {
     let rt = runtime();
     let ids = rt.block_on(async {
         let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        // A routine's body is no text of several statements.
+        c.query_drop(
+            "CREATE PROCEDURE mi.p() BEGIN INSERT INTO mi.t (who) VALUES (0); \
+             INSERT INTO mi.t (who) VALUES (0); END",
+        )
+        .await
+        .expect("a procedure whose body inserts twice");
         let refused = c
             .query_drop("INSERT INTO mi.t (who) VALUES (0); INSERT INTO mi.t (who) VALUES (0)")
             .await

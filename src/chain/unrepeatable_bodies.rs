@@ -301,6 +301,21 @@ fn effects_of(lexemes: &[Lexeme]) -> Effects {
     effects
 }
 
+/// `CREATE [OR REPLACE] [DEFINER = …] TRIGGER | PROCEDURE | FUNCTION |
+/// EVENT …`: a text whose statements after the first are the body's.
+fn defines_a_body(lexemes: &[Lexeme]) -> bool {
+    let first = lexemes.split(|l| l.token == Token::SemiColon).next();
+    first.is_some_and(|s| {
+        s.first().and_then(Lexeme::word_upper).as_deref() == Some("CREATE")
+            && s.iter().any(|l| {
+                matches!(
+                    l.word_upper().as_deref(),
+                    Some("TRIGGER" | "PROCEDURE" | "FUNCTION" | "EVENT")
+                )
+            })
+    })
+}
+
 /// A definition runs nothing now (`CREATE TRIGGER … INSERT …`, `DROP
 /// PROCEDURE p`); `CREATE TABLE … SELECT f()` runs its query.
 fn is_stored_definition(s: &[Lexeme]) -> bool {
@@ -599,6 +614,10 @@ impl UnrepeatableBodies {
         let Some(lexemes) = lex(sql) else {
             return 0;
         };
+        // A routine's or trigger's body holds `;`: its statements run later.
+        if defines_a_body(&lexemes) {
+            return 0;
+        }
         lexemes
             .split(|l| l.token == Token::SemiColon)
             .filter(|statement| !is_stored_definition(statement))
@@ -725,6 +744,38 @@ mod tests {
     fn reached(sql: &str) -> Option<String> {
         let described = catalog().reached_by(&effects_of(&lex(sql.as_bytes()).unwrap()))?;
         Some(described.split(',').next()?.to_string())
+    }
+
+    #[test]
+    fn statements_inserting_into_auto_increment_tables_are_counted_outside_bodies() {
+        let bodies = UnrepeatableBodies::default();
+        if let Ok(mut tables) = bodies.auto_tables.lock() {
+            tables.insert("t".to_string());
+        }
+        let count = |sql: &str| bodies.auto_increment_inserts(sql.as_bytes());
+        assert_eq!(count("INSERT INTO t VALUES (1)"), 0, "one statement");
+        assert_eq!(
+            count("INSERT INTO t (v) VALUES (1); SELECT LAST_INSERT_ID()"),
+            1
+        );
+        assert_eq!(
+            count("INSERT INTO u VALUES (1); INSERT INTO d.t (v) VALUES (2)"),
+            1
+        );
+        assert_eq!(
+            count("INSERT INTO t (v) VALUES (1); REPLACE INTO t (v) VALUES (2)"),
+            2
+        );
+        assert_eq!(
+            count(
+                "BEGIN NOT ATOMIC INSERT INTO t (v) VALUES (1); INSERT INTO t (v) VALUES (2); END"
+            ),
+            2
+        );
+        assert_eq!(
+            count("CREATE PROCEDURE p() BEGIN INSERT INTO t (v) VALUES (1); INSERT INTO t (v) VALUES (2); END"),
+            0
+        );
     }
 
     #[test]
