@@ -81,18 +81,27 @@ fn autocommit_copies_under_read_committed_are_identical_on_every_node() {
     });
     println!("{copies} copies under {updates} updates in {SECONDS} s");
     wait_for_tail(&cluster, Duration::from_secs(30));
-    let query = "SELECT n, total FROM rc.dst ORDER BY n";
-    let master = root_rows(cluster.master(), query);
+    let master =
+        assert_every_node_has_the_masters(&cluster, "SELECT n, total FROM rc.dst ORDER BY n");
     assert_eq!(master.len(), copies);
+}
+
+/// Every node's rows for `query` equal the master's, counted; returns the
+/// master's rows.
+fn assert_every_node_has_the_masters(cluster: &Cluster, query: &str) -> Vec<String> {
+    let master = root_rows(cluster.master(), query);
     for node in &cluster.nodes[1..] {
         let rows = root_rows(node, query);
         let differing = rows.iter().zip(&master).filter(|(a, b)| a != b).count();
         assert_eq!(
-            differing, 0,
-            "port {}: {differing} of {copies} copies differ from the master's",
-            node.port
+            (rows.len(), differing),
+            (master.len(), 0),
+            "port {}: {differing} of {} rows of `{query}` differ from the master's",
+            node.port,
+            master.len()
         );
     }
+    master
 }
 
 /// A procedure that counts rows with a plain `SELECT … INTO` and stores
@@ -154,19 +163,7 @@ fn a_procedure_that_computes_from_rows_others_change_stores_the_same_values_ever
     println!("{calls} calls of the procedure in {SECONDS} s");
     assert!(calls > 0);
     wait_for_tail(&cluster, Duration::from_secs(30));
-    let query = "SELECT k, n, total FROM pc.log ORDER BY k";
-    let master = root_rows(cluster.master(), query);
-    for node in &cluster.nodes[1..] {
-        let rows = root_rows(node, query);
-        let differing = rows.iter().zip(&master).filter(|(a, b)| a != b).count();
-        assert_eq!(
-            (rows.len(), differing),
-            (master.len(), 0),
-            "port {}: {differing} of {} counts differ from the master's",
-            node.port,
-            master.len()
-        );
-    }
+    assert_every_node_has_the_masters(&cluster, "SELECT k, n, total FROM pc.log ORDER BY k");
 }
 
 /// Client transactions under READ COMMITTED and READ UNCOMMITTED (and
@@ -293,17 +290,6 @@ fn copies_in_client_transactions_under_read_committed_are_identical_on_every_nod
         "SELECT n, total, rows_seen FROM rt.dst ORDER BY n",
         "SELECT id, v FROM rt.src ORDER BY id",
     ] {
-        let master = root_rows(cluster.master(), query);
-        for node in &cluster.nodes[1..] {
-            let rows = root_rows(node, query);
-            let differing = rows.iter().zip(&master).filter(|(a, b)| a != b).count();
-            assert_eq!(
-                (rows.len(), differing),
-                (master.len(), 0),
-                "port {}: {differing} of {} rows of `{query}` differ from the master's (seed {seed})",
-                node.port,
-                master.len()
-            );
-        }
+        assert_every_node_has_the_masters(&cluster, query);
     }
 }
