@@ -543,11 +543,17 @@ impl Session {
 }
 
 /// A's duplicate-key error for `value`, the AUTO_INCREMENT value pinned
-/// from B (`Duplicate entry '49' for key 'PRIMARY'`).
+/// from B: the entry is the value (`Duplicate entry '49' for key
+/// 'PRIMARY'`), or begins with it in a primary key of several columns
+/// (`'49-x' for key 'PRIMARY'`). Not another unique key whose entry only
+/// begins with the same digits (`'49-t4' for key 'uid'`): that is the
+/// statement's own duplicate, which MariaDB gives as it is.
 fn is_duplicate_of(err: &ClientError, value: u64) -> bool {
     let message = err.to_string();
     err.code() == ErrorKind::ER_DUP_ENTRY as u16
-        && (message.contains(&format!("'{value}'")) || message.contains(&format!("'{value}-")))
+        && (message.contains(&format!("entry '{value}'"))
+            || (message.contains(&format!("entry '{value}-"))
+                && message.contains("for key 'PRIMARY'")))
 }
 
 /// B's error as the client gets it.
@@ -585,5 +591,37 @@ pub(super) fn outcome_of_client_error(err: &ClientError) -> Outcome {
         other => Outcome::Lost {
             reason: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_duplicate_of;
+    use crate::frontend::error::ClientError;
+
+    fn duplicate(message: &str) -> ClientError {
+        ClientError::Server {
+            code: 1062,
+            state: "23000".into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn only_the_pinned_value_is_bs_value_taken_on_a() {
+        for message in [
+            "Duplicate entry '49' for key 'PRIMARY'",
+            "Duplicate entry '49' for key 'id'",
+            "Duplicate entry '49-x' for key 'PRIMARY'",
+        ] {
+            assert!(is_duplicate_of(&duplicate(message), 49), "{message}");
+        }
+        for message in [
+            "Duplicate entry '49-t4' for key 'uid'",
+            "Duplicate entry '149' for key 'PRIMARY'",
+            "Duplicate entry 'x-49' for key 'PRIMARY'",
+        ] {
+            assert!(!is_duplicate_of(&duplicate(message), 49), "{message}");
+        }
     }
 }
