@@ -145,6 +145,7 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
         stored_functions,
         unrepeatable_bodies,
         table_keys: Default::default(),
+        column_tops: Default::default(),
         compare: config.compare.clone(),
         failover: Failover::new(
             Duration::from_millis(config.health_interval_ms),

@@ -596,28 +596,7 @@ fn every_node_and_the_journal_hold_the_masters_data_after_an_adversarial_workloa
     }
 
     // Oracle: the journal replayed onto a fresh server equals the master.
-    let fresh = Cluster::start(1);
-    let config = lockstep
-        .config_path
-        .to_str()
-        .expect("utf-8 path")
-        .to_string();
-    let out = std::process::Command::new(support::lockstep_bin())
-        .args([
-            "replay",
-            "--config",
-            &config,
-            "--target",
-            &fresh.nodes[0].url(),
-        ])
-        .output()
-        .expect("lockstep replay");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "replay failed: {said}");
+    let fresh = support::replayed_onto_a_fresh_server(&lockstep);
     assert_eq!(
         tables_of(&fresh.nodes[0]),
         tables,

@@ -13,28 +13,6 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use support::{root_rows, runtime, wait_for_tail, Cluster, Lockstep};
 
-/// The journal of a running lockstep replayed onto a server of its own.
-fn replayed_onto_a_fresh_server(lockstep: &Lockstep) -> Cluster {
-    let fresh = Cluster::start(1);
-    let config = lockstep.config_path.to_str().expect("utf-8 path");
-    let out = std::process::Command::new(support::lockstep_bin())
-        .args([
-            "replay",
-            "--config",
-            config,
-            "--target",
-            &fresh.nodes[0].url(),
-        ])
-        .output()
-        .expect("lockstep replay");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    fresh
-}
-
 #[test]
 fn a_sessions_temporary_rows_survive_other_sessions_on_the_tail() {
     let cluster = Cluster::start(3);
@@ -151,7 +129,7 @@ fn a_temporary_table_dropped_without_temporary_stays_dropped_in_replays() {
     let query = "SELECT a FROM td.t ORDER BY a";
     let master = root_rows(cluster.master(), query);
     assert_eq!(master, ["2"]);
-    let fresh = replayed_onto_a_fresh_server(&lockstep);
+    let fresh = support::replayed_onto_a_fresh_server(&lockstep);
     assert_eq!(
         root_rows(&fresh.nodes[0], query),
         master,
@@ -202,7 +180,7 @@ fn temporary_tables_made_inside_texts_belong_to_their_session_on_the_tail() {
     for node in &cluster.nodes {
         assert_eq!(root_rows(node, query), master, "port {}", node.port);
     }
-    let fresh = replayed_onto_a_fresh_server(&lockstep);
+    let fresh = support::replayed_onto_a_fresh_server(&lockstep);
     assert_eq!(
         root_rows(&fresh.nodes[0], query),
         master,

@@ -352,6 +352,33 @@ pub fn replay_pin(context: &Context) -> String {
     sql
 }
 
+/// Appended to `pin` ahead of an `ON DUPLICATE KEY UPDATE` statement that
+/// does not read LAST_INSERT_ID(): afterwards the session's value is then
+/// non-zero exactly when the statement generated (and inserted) a value
+/// (`protocol::insert_id`).
+pub const ZERO_LAST_INSERT_ID: &str = "last_insert_id = 0";
+
+/// After a statement: the session's LAST_INSERT_ID().
+pub const READ_LAST_INSERT_ID: &str = "SELECT LAST_INSERT_ID()";
+
+/// After a statement pinned with `ZERO_LAST_INSERT_ID`: the session's
+/// LAST_INSERT_ID(), then the value from before (`previous`) put back when
+/// the statement set none, as MariaDB leaves it.
+pub fn read_zeroed_last_insert_id(previous: u64) -> String {
+    format!(
+        "{READ_LAST_INSERT_ID}; \
+         SET last_insert_id = IF(LAST_INSERT_ID() = 0, {previous}, LAST_INSERT_ID())"
+    )
+}
+
+/// The type of a table's AUTO_INCREMENT column and the table's counter
+/// (schema or NULL for the session's, then table, as parameters).
+pub const AUTO_INCREMENT_COLUMN: &str = "SELECT c.COLUMN_TYPE, t.AUTO_INCREMENT \
+     FROM information_schema.COLUMNS c JOIN information_schema.TABLES t \
+     ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
+     WHERE c.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND c.TABLE_NAME = ? \
+     AND c.EXTRA LIKE '%auto_increment%'";
+
 /// The master's row for a commit: its requestId only. It is written
 /// *before* the client's statement, in the same transaction, because any
 /// statement that uses a table clears the client's warnings (SHOW WARNINGS

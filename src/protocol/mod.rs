@@ -1,10 +1,12 @@
 //! The write protocol's low floor: the statements lockstep sends around a
 //! client's work (`control`) and the commit-number rule every write follows
-//! (`commit`), and the rules that keep statements which commit implicitly
-//! (DDL) in the master's order (`serialized`). The sessions (`frontend::write`)
+//! (`commit`), which AUTO_INCREMENT value a statement made and the nodes
+//! after it pin (`insert_id`), and the rules that keep statements which
+//! commit implicitly (DDL) in the master's order (`serialized`). The sessions (`frontend::write`)
 //! and the retrier drive it; docs/write-protocol.md gives the whole
 //! protocol and why each step is where it is.
 
 pub mod commit;
 pub mod control;
+pub mod insert_id;
 pub mod serialized;

@@ -30,6 +30,8 @@ pub struct Shared {
     pub unrepeatable_bodies: crate::chain::unrepeatable_bodies::UnrepeatableBodies,
     /// The order `UPDATE`/`DELETE … LIMIT` without `ORDER BY` is given.
     pub table_keys: crate::chain::table_keys::TableKeys,
+    /// The top value of each table's AUTO_INCREMENT column.
+    pub column_tops: crate::protocol::insert_id::ColumnTops,
     /// `[compare]`: retries and policies.
     pub compare: crate::config::Compare,
     /// Node health and the master's replacement.

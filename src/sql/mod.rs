@@ -6,6 +6,7 @@ pub mod intercept;
 pub mod lexer;
 pub mod limit_order;
 pub mod node_variables;
+pub mod on_duplicate;
 pub mod quote;
 pub mod sequences;
 pub mod unpinnable;

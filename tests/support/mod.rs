@@ -508,3 +508,25 @@ pub fn roles(lockstep: &Lockstep) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// The journal of a running lockstep replayed onto a server of its own.
+pub fn replayed_onto_a_fresh_server(lockstep: &Lockstep) -> Cluster {
+    let fresh = Cluster::start(1);
+    let config = lockstep.config_path.to_str().expect("utf-8 path");
+    let out = std::process::Command::new(lockstep_bin())
+        .args([
+            "replay",
+            "--config",
+            config,
+            "--target",
+            &fresh.nodes[0].url(),
+        ])
+        .output()
+        .expect("lockstep replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fresh
+}

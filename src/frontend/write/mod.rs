@@ -10,7 +10,8 @@
 //!    error that depends on timing goes back to the client and A never sees
 //!    the statement (`sync`);
 //! 4. **run on A** with the same context, `insert_id` = B's first
-//!    AUTO_INCREMENT value and A's `lockstep.commits` row ahead of it; its
+//!    AUTO_INCREMENT value (for an upsert, asked of B:
+//!    `protocol::insert_id`) and A's `lockstep.commits` row ahead of it; its
 //!    response is relayed to the client, the final OK held back
 //!    (`statement`);
 //! 5. **number**, **commit on A**, answer, **commit on B** (`commit`, the

@@ -17,6 +17,7 @@ use crate::chain::replay_state::AppliedState;
 use crate::compare;
 use crate::compare::notify::Event;
 use crate::journal::{CommitState, Entry, EntryState, NodeResult, Outcome};
+use crate::protocol::insert_id::{self, Question, Reported};
 use crate::protocol::{commit, control};
 use crate::shared::Shared;
 
@@ -90,10 +91,9 @@ async fn attempt(shared: &Arc<Shared>, entry: &mut Entry) -> Result<u64, String>
         let outcome = run(conn, control::BEGIN, &context, entry).await;
         record(entry, name, outcome.clone());
         match outcome {
-            Outcome::Ok { last_insert_id, .. } if last_insert_id > 0 => {
-                context.insert_id = Some(last_insert_id)
+            Outcome::Ok { .. } => {
+                context.insert_id = generated_insert_id(shared, conn, entry, &outcome).await
             }
-            Outcome::Ok { .. } => {}
             other => {
                 let _ = conn.query_drop(control::rollback_unpinned()).await;
                 return Err(format!("the synchronous slave now fails it too: {other:?}"));
@@ -111,6 +111,9 @@ async fn attempt(shared: &Arc<Shared>, entry: &mut Entry) -> Result<u64, String>
             let _ = conn.query_drop(control::rollback_unpinned()).await;
         }
         return Err(format!("{outcome:?}"));
+    }
+    if context.insert_id.is_none() {
+        context.insert_id = generated_insert_id(shared, &mut master, entry, &outcome).await;
     }
     let journal = shared.chain.journal.clone();
     let reservation = match commit::number(&journal, entry.id, vec![entry.id], false).await {
@@ -174,6 +177,44 @@ async fn run(
         return outcome::outcome_of_error(e);
     }
     outcome::run_statement(conn, &entry.statement).await
+}
+
+/// The AUTO_INCREMENT value `outcome` generated on `conn`
+/// (`protocol::insert_id`), the origin session's LAST_INSERT_ID() pinned
+/// ahead of it by `replay_pin`. A failed question pins nothing: the
+/// commit that follows on the same connection fails too.
+async fn generated_insert_id(
+    shared: &Shared,
+    conn: &mut Conn,
+    entry: &Entry,
+    outcome: &Outcome,
+) -> Option<u64> {
+    let Outcome::Ok {
+        last_insert_id,
+        affected_rows,
+        ..
+    } = outcome
+    else {
+        return None;
+    };
+    let sql = entry.statement.sql().to_bytes();
+    let question = Question::for_statement(&sql, false);
+    let reported = Reported {
+        insert_id: *last_insert_id,
+        affected_rows: *affected_rows,
+        several_rows: !conn.info().is_empty(),
+    };
+    let previous = entry.context.last_insert_id.unwrap_or(0);
+    let node = insert_id::Node {
+        conn,
+        schema: entry.session_state.schema.as_deref(),
+        tops: &shared.column_tops,
+        request_id: entry.id,
+    };
+    insert_id::generated(node, &sql, question, reported, previous)
+        .await
+        .ok()
+        .and_then(|generated| generated.insert_id)
 }
 
 fn record(entry: &mut Entry, node: &str, outcome: Outcome) {

@@ -19,6 +19,7 @@ use crate::frontend::error::ClientError;
 use crate::frontend::relay;
 use crate::frontend::session::Session;
 use crate::journal::{CommitState, Entry, EntryKind, EntryState};
+use crate::protocol::insert_id::Question;
 use crate::protocol::serialized::{MasterProbe, SerializedError, Turn};
 use crate::protocol::{commit, control};
 use crate::router;
@@ -82,9 +83,13 @@ impl Session {
             // transactions on its tables (`protocol::serialized`, rule 1).
             let first_is_sync = self.announce_first_node(&turn);
             let sync_pin = Some(Pinning::of(&entry.context));
+            // No LAST_INSERT_ID() is set ahead of a serialized statement:
+            // what it generated is read as on A (`protocol::insert_id`).
+            let question = Question::for_statement(work.sql(), false);
             let sync_ok = self
-                .run_first_on_sync(&work, sync_pin, &mut entry, false)
-                .await;
+                .run_first_on_sync(&work, sync_pin, &mut entry, false, question)
+                .await
+                .map(|part| part.passed);
             if first_is_sync {
                 turn.past_first_node();
             }
@@ -369,6 +374,7 @@ impl Session {
     /// asks for them.
     pub(super) async fn refresh_master_catalog(&mut self) {
         self.shared.table_keys.forget();
+        self.shared.column_tops.forget();
         let node = self.shared.master_node();
         let mut conn = match node.connect_admin().await {
             Ok(conn) => conn,

@@ -20,6 +20,7 @@ use crate::frontend::relay::{self, SetsEnd, Shown};
 use crate::frontend::session::Session;
 use crate::journal::{Entry, EntryKind, EntryState, Outcome};
 use crate::protocol::control;
+use crate::protocol::insert_id::{self, Generated, Question, Reported};
 use crate::router;
 use crate::sql::intercept::Renames;
 
@@ -126,12 +127,17 @@ impl Session {
         } else {
             wrap.open()
         };
-        let sync_pin = pinned.then(|| Pinning::of(&entry.context).opened_by(opening));
-        let mut sync_ok = match self
-            .run_first_on_sync(&work, sync_pin, &mut entry, in_txn)
+        let question = Question::for_statement(work.sql(), true);
+        let sync_pin = pinned.then(|| {
+            Pinning::of(&entry.context)
+                .setting(question.pin_addition())
+                .opened_by(opening)
+        });
+        let (mut sync_ok, sync_generated) = match self
+            .run_first_on_sync(&work, sync_pin, &mut entry, in_txn, question)
             .await
         {
-            Ok(sync_ok) => sync_ok,
+            Ok(part) => (part.passed, part.generated),
             Err(err) => return self.answer(w, Err(err)).await,
         };
         if let Err(err) = self.wait_behind_serialized_before_master(in_txn).await {
@@ -179,10 +185,23 @@ impl Session {
         };
         match ended {
             MasterEnd::Done { w, end, outcome } => {
-                if let Outcome::Ok { last_insert_id, .. } = outcome {
-                    if last_insert_id > 0 {
-                        self.last_insert_id = last_insert_id;
-                        entry.context.insert_id.get_or_insert(last_insert_id);
+                if let Outcome::Ok {
+                    last_insert_id,
+                    affected_rows,
+                    ..
+                } = outcome
+                {
+                    // A ran with B's value when B passed: B's answer holds.
+                    let generated = match sync_generated.filter(|_| sync_ok) {
+                        Some(generated) => generated,
+                        None => {
+                            self.generated_on_master(&work, entry.id, last_insert_id, affected_rows)
+                                .await
+                        }
+                    };
+                    self.last_insert_id = generated.last_insert_id;
+                    if entry.context.insert_id.is_none() {
+                        entry.context.insert_id = generated.insert_id;
                     }
                 }
                 self.record_master(&mut entry, outcome);
@@ -331,6 +350,48 @@ impl Session {
             }
             SetsEnd::Failed(err) => Ok(Holding::Ended(MasterEnd::Failed(err))),
             SetsEnd::Refused(w, err) => Ok(Holding::Held { w, err }),
+        }
+    }
+
+    /// What A's statement generated, when no B answered for it
+    /// (`protocol::insert_id`). A's session is the client's own: lockstep
+    /// only reads its LAST_INSERT_ID(), never sets it.
+    async fn generated_on_master(
+        &mut self,
+        work: &Work,
+        request_id: Uuid,
+        reported_id: u64,
+        affected_rows: u64,
+    ) -> Generated {
+        let previous = self.last_insert_id;
+        let question = Question::for_statement(work.sql(), false);
+        let Some(conn) = self.master.as_mut() else {
+            return Generated {
+                insert_id: None,
+                last_insert_id: previous,
+            };
+        };
+        let reported = Reported {
+            insert_id: reported_id,
+            affected_rows,
+            several_rows: !conn.info().is_empty(),
+        };
+        let node = insert_id::Node {
+            conn,
+            schema: self.state.schema.as_deref(),
+            tops: &self.shared.column_tops,
+            request_id,
+        };
+        match insert_id::generated(node, work.sql(), question, reported, previous).await {
+            Ok(generated) => generated,
+            Err(e) => {
+                // The commit that follows finds the connection's state.
+                warn!(error = %e, "could not read LAST_INSERT_ID() on the master");
+                Generated {
+                    insert_id: None,
+                    last_insert_id: previous,
+                }
+            }
         }
     }
 

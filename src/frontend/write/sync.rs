@@ -10,11 +10,20 @@ use crate::frontend::error::ClientError;
 use crate::frontend::session::Session;
 use crate::journal::{Entry, EntryKind, EntryState, NodeResult, Outcome};
 use crate::protocol::control;
+use crate::protocol::insert_id::{self, Generated, Question, Reported};
+
+/// How B's part of a statement went, for A's part.
+pub(super) struct SyncPart {
+    /// B passed it, or there is no B.
+    pub passed: bool,
+    /// What B generated: A's `insert_id`, the client's LAST_INSERT_ID().
+    pub generated: Option<Generated>,
+}
 
 impl Session {
     /// B's part of a statement: runs it there after `pin` and records B's
-    /// result (and the AUTO_INCREMENT value it generated) in `entry`. True
-    /// when B passed it (or there is no B). An error goes to the client and
+    /// result (and the AUTO_INCREMENT value it generated, found out as
+    /// `question` says) in `entry`. An error goes to the client and
     /// A never runs the statement: B unreachable, or a timing error there
     /// (`outcome::TIMING_ERRORS`, already undone; B keeps its role) on
     /// tables that can be undone.
@@ -24,18 +33,11 @@ impl Session {
         pin: Option<Pinning>,
         entry: &mut Entry,
         in_txn: bool,
-    ) -> Result<bool, ClientError> {
+        question: Question,
+    ) -> Result<SyncPart, ClientError> {
         let sync = match self.run_on_sync(work, pin).await {
             Ok(Some(sync)) => sync,
-            Ok(None) if entry.kind == EntryKind::Read => return Ok(true),
-            Ok(None) => {
-                // B may have just been lost: without it, maybe no write.
-                if let Err(err) = self.refuse_without_sync() {
-                    self.finish_entry(entry, EntryState::Failed);
-                    return Err(err);
-                }
-                return Ok(true);
-            }
+            Ok(None) => return self.going_on_without_sync(entry),
             Err(err) => {
                 self.finish_entry(entry, EntryState::Failed);
                 return Err(err);
@@ -51,12 +53,82 @@ impl Session {
             self.finish_entry(entry, EntryState::Failed);
             return Err(self.undo_timing_error_on_sync(&sync.outcome, in_txn).await);
         }
-        if let Outcome::Ok { last_insert_id, .. } = sync.outcome {
-            if last_insert_id > 0 {
-                entry.context.insert_id = Some(last_insert_id);
+        let Outcome::Ok {
+            last_insert_id,
+            affected_rows,
+            ..
+        } = sync.outcome
+        else {
+            return Ok(SyncPart {
+                passed: false,
+                generated: None,
+            });
+        };
+        let reported = Reported {
+            insert_id: last_insert_id,
+            affected_rows,
+            several_rows: self.sync.as_ref().is_some_and(|c| !c.info().is_empty()),
+        };
+        match self
+            .generated_on_sync(work.sql(), question, reported, entry.id)
+            .await
+        {
+            Ok(generated) => {
+                entry.context.insert_id = generated.insert_id;
+                Ok(SyncPart {
+                    passed: true,
+                    generated: Some(generated),
+                })
+            }
+            Err(e) => {
+                // B's part died with its connection.
+                self.sync_lost(&e.to_string());
+                entry.results.retain(|r| r.node != sync.node);
+                self.going_on_without_sync(entry)
             }
         }
-        Ok(sync.outcome.is_ok())
+    }
+
+    /// No B (any more) for this statement: a read, or a write where the
+    /// settings allow one without B, goes on to A.
+    fn going_on_without_sync(&mut self, entry: &mut Entry) -> Result<SyncPart, ClientError> {
+        let without = SyncPart {
+            passed: true,
+            generated: None,
+        };
+        if entry.kind == EntryKind::Read {
+            return Ok(without);
+        }
+        if let Err(err) = self.refuse_without_sync() {
+            self.finish_entry(entry, EntryState::Failed);
+            return Err(err);
+        }
+        Ok(without)
+    }
+
+    /// What B's statement generated (`protocol::insert_id`).
+    async fn generated_on_sync(
+        &mut self,
+        sql: &[u8],
+        question: Question,
+        reported: Reported,
+        request_id: uuid::Uuid,
+    ) -> Result<Generated, mysql_async::Error> {
+        let previous = self.last_insert_id;
+        match (question, self.sync.as_mut()) {
+            (Question::OkPacket, _) | (_, None) => {
+                Ok(insert_id::from_ok_packet(reported, previous))
+            }
+            (question, Some(conn)) => {
+                let node = insert_id::Node {
+                    conn,
+                    schema: self.state.schema.as_deref(),
+                    tops: &self.shared.column_tops,
+                    request_id,
+                };
+                insert_id::generated(node, sql, question, reported, previous).await
+            }
+        }
     }
 
     /// Runs `work` on B after `pin`; None without B.

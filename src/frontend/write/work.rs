@@ -156,6 +156,18 @@ impl Pinning {
         }
     }
 
+    /// `addition` (one more `name = value`) in the pinning `SET`; call it
+    /// before `opened_by` and `then`.
+    pub(super) fn setting(self, addition: Option<&str>) -> Pinning {
+        match addition {
+            Some(addition) => Pinning {
+                sql: format!("{}, {addition}", self.sql),
+                statements: self.statements,
+            },
+            None => self,
+        }
+    }
+
     pub(super) fn opened_by(self, opening: &str) -> Pinning {
         Pinning {
             sql: format!("{opening}; {}", self.sql),
