@@ -355,21 +355,19 @@ pub fn replay_pin(context: &Context) -> String {
 /// Appended to `pin` ahead of an `ON DUPLICATE KEY UPDATE` statement that
 /// does not read LAST_INSERT_ID(): afterwards the session's value is then
 /// non-zero exactly when the statement generated (and inserted) a value
-/// (`protocol::insert_id`).
-pub const ZERO_LAST_INSERT_ID: &str = "last_insert_id = 0";
+/// (`protocol::insert_id`). The value from before is kept in a variable
+/// (`SET` evaluates every value before it assigns any).
+pub const ZERO_LAST_INSERT_ID: &str =
+    "@lockstep_last_insert_id = LAST_INSERT_ID(), last_insert_id = 0";
 
 /// After a statement: the session's LAST_INSERT_ID().
 pub const READ_LAST_INSERT_ID: &str = "SELECT LAST_INSERT_ID()";
 
 /// After a statement pinned with `ZERO_LAST_INSERT_ID`: the session's
-/// LAST_INSERT_ID(), then the value from before (`previous`) put back when
-/// the statement set none, as MariaDB leaves it.
-pub fn read_zeroed_last_insert_id(previous: u64) -> String {
-    format!(
-        "{READ_LAST_INSERT_ID}; \
-         SET last_insert_id = IF(LAST_INSERT_ID() = 0, {previous}, LAST_INSERT_ID())"
-    )
-}
+/// LAST_INSERT_ID() and the value from before, which is put back when the
+/// statement set none, as MariaDB leaves it.
+pub const READ_ZEROED_LAST_INSERT_ID: &str = "SELECT LAST_INSERT_ID(), @lockstep_last_insert_id; \
+     SET last_insert_id = IF(LAST_INSERT_ID() = 0, @lockstep_last_insert_id, LAST_INSERT_ID())";
 
 /// The type of a table's AUTO_INCREMENT column and the table's counter
 /// (schema or NULL for the session's, then table, as parameters).

@@ -175,18 +175,23 @@ pub async fn generated(
         tops,
         request_id,
     } = node;
-    let after = match question {
+    let (after, previous) = match question {
         Question::OkPacket => return Ok(from_ok_packet(reported, previous)),
         Question::OnDuplicate { zeroed: true, .. } => {
-            conn.query_first::<u64, _>(control::read_zeroed_last_insert_id(previous))
-                .await?
+            // The node's own value from before: lockstep's count of the
+            // client's may be off (an insert of explicit ids reports them).
+            let read: Option<(u64, Option<u64>)> = conn
+                .query_first(control::READ_ZEROED_LAST_INSERT_ID)
+                .await?;
+            let (after, before) = read.unwrap_or((0, None));
+            (after, before.unwrap_or(previous))
         }
         Question::OnDuplicate { zeroed: false, .. } => {
-            conn.query_first::<u64, _>(control::READ_LAST_INSERT_ID)
-                .await?
+            let after: Option<u64> = conn.query_first(control::READ_LAST_INSERT_ID).await?;
+            (after.unwrap_or(0), previous)
         }
     };
-    let (decided, last_insert_id) = decide(question, reported, previous, after.unwrap_or(0));
+    let (decided, last_insert_id) = decide(question, reported, previous, after);
     let insert_id = match decided {
         Decided::Value(value) => Some(value),
         Decided::Nothing => None,
