@@ -241,7 +241,7 @@ impl Session {
         self.txn = None;
         self.holds_table_locks = false;
         self.state.forget_statements();
-        self.last_insert_id = 0;
+        self.last_insert_id = crate::protocol::insert_id::LastInsertId::known(0);
         let node = self.master_name.clone();
         let sync_reset = match (self.sync.as_mut(), self.shared.sync_node()) {
             (Some(conn), Some(sync)) => conn

@@ -27,6 +27,7 @@ use crate::auth;
 use crate::backend::{Node, SessionParams};
 use crate::journal::{SessionState, SqlText};
 use crate::protocol::control;
+use crate::protocol::insert_id::LastInsertId;
 use crate::router::Route;
 use crate::shared::Shared;
 use crate::sql::intercept::{
@@ -80,7 +81,7 @@ pub struct Session {
     pub(super) state: SessionState,
     pub(super) last_request_id: Option<uuid::Uuid>,
     /// What LAST_INSERT_ID() returns in this session (journaled for replays).
-    pub(super) last_insert_id: u64,
+    pub(super) last_insert_id: LastInsertId,
     /// The time the client fixed with `SET timestamp = …`, as A reports it.
     pub(super) fixed_timestamp: Option<String>,
     /// What ROW_COUNT() gives after the client's last statement, when that
@@ -124,7 +125,7 @@ impl Session {
             txn: None,
             state: SessionState::default(),
             last_request_id: None,
-            last_insert_id: 0,
+            last_insert_id: LastInsertId::known(0),
             row_count: None,
             fixed_timestamp: None,
             statements: HashMap::new(),
@@ -201,7 +202,7 @@ impl Session {
         }
         self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
         self.txn = None;
-        self.last_insert_id = 0;
+        self.last_insert_id = LastInsertId::known(0);
         self.state = SessionState {
             schema: self.params.db.clone(),
             collation: self.params.collation,

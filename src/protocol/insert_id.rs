@@ -57,7 +57,45 @@ pub struct Generated {
     /// nodes that run it after this one.
     pub insert_id: Option<u64>,
     /// LAST_INSERT_ID() in the session after it.
-    pub last_insert_id: u64,
+    pub last_insert_id: LastInsertId,
+}
+
+/// LAST_INSERT_ID() of the client's session, as lockstep counts it: the
+/// value journaled with each write for the tail and every replay.
+///
+/// The OK packet's insert id is not always that value: an insert of
+/// explicit ids reports the id of its row yet leaves LAST_INSERT_ID() as
+/// it was, and nothing in the packet tells the two apart. After such an
+/// answer the count is unsure, and a write that may read the value asks
+/// the master first (`may_read_session_value`); asking after every insert
+/// would cost a round trip each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastInsertId {
+    pub value: u64,
+    /// The session has exactly `value` (read from a node, or never changed).
+    pub sure: bool,
+}
+
+impl LastInsertId {
+    /// A new session's, or one read from a node.
+    pub fn known(value: u64) -> LastInsertId {
+        LastInsertId { value, sure: true }
+    }
+
+    /// An OK packet's insert id: the session has it, or the value from before.
+    fn reported(value: u64) -> LastInsertId {
+        LastInsertId { value, sure: false }
+    }
+}
+
+/// Whether the statement may read the session's LAST_INSERT_ID(): it names
+/// it, or is an upsert (whose answer is judged against the value from
+/// before), or runs statements lockstep does not see (CALL, EXECUTE). A
+/// trigger or stored function that reads it is not seen (README, limits).
+pub fn may_read_session_value(sql: &[u8]) -> bool {
+    on_duplicate::last_insert_id_use(sql).reads
+        || on_duplicate::updates_on_duplicate(sql)
+        || crate::router::runs_hidden_statements(sql)
 }
 
 /// How a statement's generated value is found out.
@@ -161,13 +199,13 @@ pub struct Node<'a> {
 }
 
 /// Asks the node, if `question` says so, and decides. `sql` is the
-/// statement's text; `previous` the session's LAST_INSERT_ID() before it.
+/// statement's text; `counted` the session's LAST_INSERT_ID() before it.
 pub async fn generated(
     node: Node<'_>,
     sql: &[u8],
     question: Question,
     reported: Reported,
-    previous: u64,
+    counted: LastInsertId,
 ) -> Result<Generated, mysql_async::Error> {
     let Node {
         conn,
@@ -176,7 +214,7 @@ pub async fn generated(
         request_id,
     } = node;
     let (after, previous) = match question {
-        Question::OkPacket => return Ok(from_ok_packet(reported, previous)),
+        Question::OkPacket => return Ok(from_ok_packet(reported, counted)),
         Question::OnDuplicate { zeroed: true, .. } => {
             // The node's own value from before: lockstep's count of the
             // client's may be off (an insert of explicit ids reports them).
@@ -184,11 +222,11 @@ pub async fn generated(
                 .query_first(control::READ_ZEROED_LAST_INSERT_ID)
                 .await?;
             let (after, before) = read.unwrap_or((0, None));
-            (after, before.unwrap_or(previous))
+            (after, before.unwrap_or(counted.value))
         }
         Question::OnDuplicate { zeroed: false, .. } => {
             let after: Option<u64> = conn.query_first(control::READ_LAST_INSERT_ID).await?;
-            (after.unwrap_or(0), previous)
+            (after.unwrap_or(0), counted.value)
         }
     };
     let (decided, last_insert_id) = decide(question, reported, previous, after);
@@ -201,7 +239,8 @@ pub async fn generated(
     };
     Ok(Generated {
         insert_id,
-        last_insert_id,
+        // Read from the node just now.
+        last_insert_id: LastInsertId::known(last_insert_id),
     })
 }
 
@@ -273,17 +312,19 @@ pub fn column_max(column_type: &str) -> Option<u64> {
     })
 }
 
-/// A statement the OK packet tells the truth about.
-pub fn from_ok_packet(reported: Reported, previous: u64) -> Generated {
+/// A statement the OK packet tells the truth about. Its non-zero insert
+/// id is pinned as `insert_id` even when the statement named it (then no
+/// value is generated on the next node either, and the pin is unused).
+pub fn from_ok_packet(reported: Reported, counted: LastInsertId) -> Generated {
     if reported.insert_id == 0 {
         return Generated {
             insert_id: None,
-            last_insert_id: previous,
+            last_insert_id: counted,
         };
     }
     Generated {
         insert_id: Some(reported.insert_id),
-        last_insert_id: reported.insert_id,
+        last_insert_id: LastInsertId::reported(reported.insert_id),
     }
 }
 
@@ -291,9 +332,9 @@ pub fn from_ok_packet(reported: Reported, previous: u64) -> Generated {
 /// (`after`), and the session's LAST_INSERT_ID() after it.
 pub fn decide(question: Question, reported: Reported, previous: u64, after: u64) -> (Decided, u64) {
     let Question::OnDuplicate { uses, zeroed } = question else {
-        let generated = from_ok_packet(reported, previous);
+        let generated = from_ok_packet(reported, LastInsertId::known(previous));
         let decided = generated.insert_id.map_or(Decided::Nothing, Decided::Value);
-        return (decided, generated.last_insert_id);
+        return (decided, generated.last_insert_id.value);
     };
     let last_insert_id = if zeroed && after == 0 {
         previous
@@ -410,6 +451,25 @@ mod tests {
             decide(q, reported(5, 1, false), 4, 0),
             (Decided::Value(5), 5)
         );
+    }
+
+    #[test]
+    fn an_ok_packets_id_leaves_the_sessions_value_unsure() {
+        let before = LastInsertId::known(4);
+        let none = from_ok_packet(reported(0, 1, false), before);
+        assert_eq!(none.last_insert_id, before);
+        // `INSERT INTO t (id) VALUES (1000)` reports 1000 and leaves 4.
+        let named_or_made = from_ok_packet(reported(1000, 1, false), before);
+        assert_eq!(named_or_made.last_insert_id.value, 1000);
+        assert!(!named_or_made.last_insert_id.sure);
+        assert!(may_read_session_value(
+            b"insert into log values (last_insert_id())"
+        ));
+        assert!(may_read_session_value(b"call p()"));
+        assert!(may_read_session_value(
+            b"insert into t (k) values (1) on duplicate key update n=n+1"
+        ));
+        assert!(!may_read_session_value(b"insert into t (k) values (1)"));
     }
 
     #[test]

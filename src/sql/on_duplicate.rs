@@ -46,8 +46,9 @@ pub fn last_insert_id_use(query: &[u8]) -> LastInsertIdUse {
         let Some(word) = lexeme.word_upper() else {
             continue;
         };
-        if word.starts_with('@') && word.ends_with("LAST_INSERT_ID") {
-            // `@@last_insert_id`, `@@session.last_insert_id`
+        if word.starts_with('@') && (word.ends_with("LAST_INSERT_ID") || word.ends_with("IDENTITY"))
+        {
+            // `@@last_insert_id`, `@@session.last_insert_id`, `@@identity`
             uses.reads = true;
             continue;
         }
@@ -148,6 +149,7 @@ mod tests {
         );
         assert!(reads.reads && !reads.sets);
         let variable = last_insert_id_use(b"insert into t (k) values (@@last_insert_id)");
+        assert!(last_insert_id_use(b"insert into t (k) values (@@identity)").reads);
         assert!(variable.reads);
     }
 }

@@ -20,7 +20,8 @@ impl Session {
         if let Some(fixed) = self.fixed_timestamp.as_deref().and_then(timestamp_us) {
             context.timestamp_us = fixed;
         }
-        context.last_insert_id = (self.last_insert_id > 0).then_some(self.last_insert_id);
+        let last_insert_id = self.last_insert_id.value;
+        context.last_insert_id = (last_insert_id > 0).then_some(last_insert_id);
         Entry {
             id,
             session: self.id,

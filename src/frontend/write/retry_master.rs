@@ -204,14 +204,14 @@ async fn generated_insert_id(
         affected_rows: *affected_rows,
         several_rows: !conn.info().is_empty(),
     };
-    let previous = entry.context.last_insert_id.unwrap_or(0);
+    let counted = insert_id::LastInsertId::known(entry.context.last_insert_id.unwrap_or(0));
     let node = insert_id::Node {
         conn,
         schema: entry.session_state.schema.as_deref(),
         tops: &shared.column_tops,
         request_id: entry.id,
     };
-    insert_id::generated(node, &sql, question, reported, previous)
+    insert_id::generated(node, &sql, question, reported, counted)
         .await
         .ok()
         .and_then(|generated| generated.insert_id)

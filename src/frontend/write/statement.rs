@@ -20,7 +20,7 @@ use crate::frontend::relay::{self, SetsEnd, Shown};
 use crate::frontend::session::Session;
 use crate::journal::{Entry, EntryKind, EntryState, Outcome};
 use crate::protocol::control;
-use crate::protocol::insert_id::{self, Generated, Question, Reported};
+use crate::protocol::insert_id::{self, Generated, LastInsertId, Question, Reported};
 use crate::router;
 use crate::sql::intercept::Renames;
 
@@ -70,6 +70,7 @@ impl Session {
         let (work, renames) = self.pinned_node_variables(work, renames).await;
         let (work, renames, mut variables) = self.pinned_work(work, &renames);
         variables.extend(sequence_pins);
+        self.settle_last_insert_id(work.sql()).await;
         if kind == EntryKind::Write {
             self.shared.nontransactional.warn_if_named(work.sql());
         }
@@ -350,6 +351,29 @@ impl Session {
             }
             SetsEnd::Failed(err) => Ok(Holding::Ended(MasterEnd::Failed(err))),
             SetsEnd::Refused(w, err) => Ok(Holding::Held { w, err }),
+        }
+    }
+
+    /// Reads LAST_INSERT_ID() on A when lockstep's count of it is unsure
+    /// and the statement may read it (`insert_id::LastInsertId`): the
+    /// entry then journals the master's value for the tail and replays.
+    /// Before the statement runs anywhere; A's FOUND_ROWS() and ROW_COUNT()
+    /// this statement may call were read before, and are literals in it.
+    async fn settle_last_insert_id(&mut self, sql: &[u8]) {
+        if self.last_insert_id.sure || !insert_id::may_read_session_value(sql) {
+            return;
+        }
+        let Some(conn) = self.master.as_mut() else {
+            return;
+        };
+        match conn
+            .query_first::<u64, _>(control::READ_LAST_INSERT_ID)
+            .await
+        {
+            Ok(Some(value)) => self.last_insert_id = LastInsertId::known(value),
+            Ok(None) => {}
+            // The statement that follows finds the connection's state.
+            Err(e) => warn!(error = %e, "could not read LAST_INSERT_ID() on the master"),
         }
     }
 
