@@ -26,6 +26,9 @@ pub struct SessionParams {
     /// The client said CLIENT_INTERACTIVE: MariaDB then gives its session
     /// `interactive_timeout` as its `wait_timeout`.
     pub interactive: bool,
+    /// The client said CLIENT_LOCAL_FILES: it sends the files `LOAD DATA
+    /// LOCAL INFILE` names.
+    pub local_files: bool,
     pub db: Option<String>,
 }
 

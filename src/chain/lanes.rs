@@ -45,7 +45,7 @@ fn has_temporary_tables(state: &SessionState) -> bool {
 fn makes_temporary_tables(entry: &Entry) -> bool {
     match &entry.statement {
         Statement::Text { sql } => router::text_creates_temporary_table(&sql.to_bytes()),
-        Statement::Prepared { .. } => false,
+        Statement::Prepared { .. } | Statement::LocalInfile { .. } => false,
     }
 }
 

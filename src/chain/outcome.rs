@@ -34,6 +34,15 @@ pub const TIMING_ERRORS: &[ErrorKind] = &[
 /// vendored (MySQL) list lacks: a timing error too.
 const ER_STATEMENT_TIMEOUT: u16 = 1969;
 
+/// Gives `conn` the content of the file the next `LOAD DATA LOCAL
+/// INFILE` on it names (whatever the name): the bytes the client sent.
+pub fn give_local_infile(conn: &mut Conn, content: &bytes::Bytes) {
+    let content = content.clone();
+    conn.set_infile_handler(async move {
+        Ok(futures_util::stream::once(async move { Ok(content) }).boxed())
+    });
+}
+
 /// Runs a text statement; its rows are read into a digest, not kept.
 pub async fn run_text(conn: &mut Conn, sql: &[u8]) -> Outcome {
     let result = match conn.query_iter(sql).await {
@@ -57,6 +66,10 @@ pub async fn run_prepared<S: StatementLike>(conn: &mut Conn, stmt: S, params: Pa
 pub async fn run_statement(conn: &mut Conn, statement: &Statement) -> Outcome {
     match statement {
         Statement::Text { sql } => run_text(conn, &sql.to_bytes()).await,
+        Statement::LocalInfile { sql, content } => {
+            give_local_infile(conn, &content.0);
+            run_text(conn, &sql.to_bytes()).await
+        }
         Statement::Prepared { sql, params } => {
             let text = String::from_utf8_lossy(&sql.to_bytes()).into_owned();
             run_prepared(conn, text.as_str(), params_of(params)).await

@@ -312,5 +312,16 @@ fn write_statement(out: &mut impl Write, entry: &Entry) -> std::io::Result<()> {
             }
             writeln!(out, "DEALLOCATE PREPARE lockstep_replay;")
         }
+        Statement::LocalInfile { sql, content } => {
+            // SQL cannot carry the file: `mariadb --local-infile` would
+            // read a file of that name on this machine instead.
+            writeln!(
+                out,
+                "-- the client's file ({} bytes) is in the journal; `lockstep replay` without --dry-run gives it",
+                content.0.len()
+            )?;
+            let text = String::from_utf8_lossy(&sql.to_bytes()).into_owned();
+            writeln!(out, "{};", text.trim_end_matches([';', ' ', '\n']))
+        }
     }
 }

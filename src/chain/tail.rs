@@ -708,6 +708,11 @@ impl Tail {
                 let text = [pin.as_bytes(), b"; ", &sql].concat();
                 outcome::run_text(conn, &text).await
             }
+            Statement::LocalInfile { sql, content } => {
+                outcome::give_local_infile(conn, &content.0);
+                let text = [pin.as_bytes(), b"; ", &sql.to_bytes()].concat();
+                outcome::run_text(conn, &text).await
+            }
             prepared => {
                 conn.query_drop(pin).await?;
                 state.run(conn, prepared).await

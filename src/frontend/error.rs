@@ -9,6 +9,7 @@ use opensrv_mysql::ErrorKind;
 const ER_CONNECTION_KILLED: u16 = 1927;
 const CR_SERVER_LOST: u16 = 2013;
 const CR_CONN_HOST_ERROR: u16 = 2003;
+const ER_LOAD_INFILE_CAPABILITY_DISABLED: u16 = 4166;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -89,6 +90,37 @@ impl ClientError {
              (send the inserts as statements of their own)"
                 .into(),
         )
+    }
+
+    /// `LOAD DATA LOCAL INFILE` from a client that did not say it can send
+    /// files (CLIENT_LOCAL_FILES): MariaDB's answer, without asking it.
+    pub fn client_files_disabled() -> ClientError {
+        ClientError::Server {
+            code: ER_LOAD_INFILE_CAPABILITY_DISABLED,
+            state: "HY000".into(),
+            message: "The used command is not allowed because the MariaDB server or client has \
+                      disabled the local infile capability"
+                .into(),
+        }
+    }
+
+    /// `LOAD DATA LOCAL INFILE` in a text of several statements: the
+    /// client's file is asked for before any node runs the text.
+    pub fn client_file_among_several() -> ClientError {
+        ClientError::NotSupported(
+            "LOAD DATA LOCAL INFILE in a text of several statements (send it as a statement of \
+             its own)"
+                .into(),
+        )
+    }
+
+    /// A client file larger than lockstep holds in memory and journals.
+    pub fn client_file_too_large(limit: usize) -> ClientError {
+        ClientError::NotSupported(format!(
+            "LOAD DATA LOCAL INFILE of a file larger than {} MiB through lockstep, which \
+             journals the file's content (split the file)",
+            limit >> 20
+        ))
     }
 
     /// A write of rows a `SKIP LOCKED` read chose (`router::writes_skipped_rows`).

@@ -16,9 +16,14 @@ use super::write::Work;
 use super::{encode, params};
 use crate::router;
 use crate::sql::intercept::{intercept, original_names, Intercepted, Renames};
+use crate::sql::load_data::{self, ClientFile};
 use crate::sql::quote;
 use crate::sql::sequences;
 use crate::sql::unpinnable;
+
+/// The largest client file lockstep takes for `LOAD DATA LOCAL INFILE`:
+/// its content is held in memory and journaled with the statement.
+const CLIENT_FILE_LIMIT: usize = 64 << 20;
 
 impl Session {
     /// COM_QUERY: routed, then run where the route says.
@@ -26,10 +31,32 @@ impl Session {
         &mut self,
         sql: Vec<u8>,
         renames: &Renames,
-        w: QueryResultWriter<'_, W>,
+        mut w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
         let route = router::route(&sql);
-        self.dispatch(Work::Text(sql), route, renames, w).await
+        match load_data::client_file(&sql) {
+            ClientFile::None => self.dispatch(Work::Text(sql), route, renames, w).await,
+            ClientFile::AmongSeveral => {
+                self.answer(w, Err(ClientError::client_file_among_several()))
+                    .await
+            }
+            ClientFile::Named(_) if !self.params.local_files => {
+                self.answer(w, Err(ClientError::client_files_disabled()))
+                    .await
+            }
+            ClientFile::Named(name) => {
+                // As MariaDB does: the file first, then the statement runs.
+                let file = w.local_infile(&name, CLIENT_FILE_LIMIT).await?;
+                if file.truncated {
+                    let err = ClientError::client_file_too_large(CLIENT_FILE_LIMIT);
+                    return self.answer(w, Err(err)).await;
+                }
+                self.client_file = Some(file.content.into());
+                let answered = self.dispatch(Work::Text(sql), route, renames, w).await;
+                self.client_file = None;
+                answered
+            }
+        }
     }
 
     /// Ends a relayed response: the last terminator once the master's final

@@ -105,6 +105,9 @@ pub struct Session {
     /// The client holds `LOCK TABLES` on A and B: lockstep must not send
     /// `BEGIN` (it releases them); see `control::Wrap`.
     pub(super) holds_table_locks: bool,
+    /// The content of the client's file for the `LOAD DATA LOCAL INFILE`
+    /// being run: given to B and A, and journaled with the statement.
+    pub(super) client_file: Option<bytes::Bytes>,
 }
 
 impl Session {
@@ -133,6 +136,7 @@ impl Session {
             sql_prepared_pins: HashMap::new(),
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
             busy: false,
+            client_file: None,
             closing: false,
             holds_table_locks: false,
         }
@@ -336,6 +340,9 @@ impl Session {
             interactive: client
                 .capabilities
                 .contains(CapabilityFlags::CLIENT_INTERACTIVE),
+            local_files: client
+                .capabilities
+                .contains(CapabilityFlags::CLIENT_LOCAL_FILES),
             db: client
                 .db
                 .as_ref()

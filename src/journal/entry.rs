@@ -120,15 +120,50 @@ impl SessionState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "protocol")]
 pub enum Statement {
-    Text { sql: SqlText },
-    Prepared { sql: SqlText, params: Vec<Param> },
+    Text {
+        sql: SqlText,
+    },
+    Prepared {
+        sql: SqlText,
+        params: Vec<Param>,
+    },
+    /// `LOAD DATA LOCAL INFILE`, with the content the client sent: every
+    /// node, and every replay, is given these bytes as the file.
+    LocalInfile {
+        sql: SqlText,
+        content: FileContent,
+    },
 }
 
 impl Statement {
     pub fn sql(&self) -> &SqlText {
         match self {
-            Statement::Text { sql } | Statement::Prepared { sql, .. } => sql,
+            Statement::Text { sql }
+            | Statement::Prepared { sql, .. }
+            | Statement::LocalInfile { sql, .. } => sql,
         }
+    }
+}
+
+/// A file's bytes, journaled as base64 (the journal is JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileContent(pub bytes::Bytes);
+
+impl Serialize for FileContent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine;
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for FileContent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use base64::Engine;
+        let text = String::deserialize(deserializer)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map(|bytes| FileContent(bytes.into()))
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -134,10 +134,7 @@ pub fn state_name(state: &EntryState) -> String {
 }
 
 fn statement_text(entry: &Entry) -> String {
-    let sql = match &entry.statement {
-        super::Statement::Text { sql } | super::Statement::Prepared { sql, .. } => sql.to_bytes(),
-    };
-    String::from_utf8_lossy(&sql).into_owned()
+    String::from_utf8_lossy(&entry.statement.sql().to_bytes()).into_owned()
 }
 
 /// One settled commit with its entries, as `GET /journal/export` sends it

@@ -20,8 +20,8 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 pub use entry::{
-    CommitRecord, CommitState, Context, Entry, EntryKind, EntryState, NodeResult, Outcome, Param,
-    Rows, SessionState, SqlText, Statement, Verdict,
+    CommitRecord, CommitState, Context, Entry, EntryKind, EntryState, FileContent, NodeResult,
+    Outcome, Param, Rows, SessionState, SqlText, Statement, Verdict,
 };
 use writer::{TreeName, Write, Writer};
 

@@ -37,6 +37,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use crate::protocol::control;
+use crate::sql::load_data;
 use crate::sql::on_duplicate::{self, LastInsertIdUse};
 
 /// What the answers say about a statement's generated value.
@@ -103,8 +104,9 @@ pub fn may_read_session_value(sql: &[u8]) -> bool {
 pub enum Question {
     /// The OK packet's insert id is the generated value (or 0).
     OkPacket,
-    /// `ON DUPLICATE KEY UPDATE`: the node is asked after the statement.
-    OnDuplicate {
+    /// `ON DUPLICATE KEY UPDATE`, `LOAD DATA` (whose OK packet carries no
+    /// value): the node is asked after the statement.
+    AskNode {
         uses: LastInsertIdUse,
         /// Whether its session's LAST_INSERT_ID was set to 0 ahead of it
         /// (`control::ZERO_LAST_INSERT_ID`): only where the statement does
@@ -118,11 +120,11 @@ impl Question {
     /// session's LAST_INSERT_ID to 0 ahead of it (`may_zero`: B, a replay;
     /// not A, whose session is the client's own).
     pub fn for_statement(sql: &[u8], may_zero: bool) -> Question {
-        if !on_duplicate::updates_on_duplicate(sql) {
+        if !on_duplicate::updates_on_duplicate(sql) && !load_data::loads_rows(sql) {
             return Question::OkPacket;
         }
         let uses = on_duplicate::last_insert_id_use(sql);
-        Question::OnDuplicate {
+        Question::AskNode {
             uses,
             zeroed: may_zero && !uses.reads,
         }
@@ -131,7 +133,7 @@ impl Question {
     /// What to add to the statement's `pin`, if anything.
     pub fn pin_addition(self) -> Option<&'static str> {
         match self {
-            Question::OnDuplicate { zeroed: true, .. } => Some(control::ZERO_LAST_INSERT_ID),
+            Question::AskNode { zeroed: true, .. } => Some(control::ZERO_LAST_INSERT_ID),
             _ => None,
         }
     }
@@ -215,7 +217,7 @@ pub async fn generated(
     } = node;
     let (after, previous) = match question {
         Question::OkPacket => return Ok(from_ok_packet(reported, counted)),
-        Question::OnDuplicate { zeroed: true, .. } => {
+        Question::AskNode { zeroed: true, .. } => {
             // The node's own value from before: lockstep's count of the
             // client's may be off (an insert of explicit ids reports them).
             let read: Option<(u64, Option<u64>)> = conn
@@ -224,7 +226,7 @@ pub async fn generated(
             let (after, before) = read.unwrap_or((0, None));
             (after, before.unwrap_or(counted.value))
         }
-        Question::OnDuplicate { zeroed: false, .. } => {
+        Question::AskNode { zeroed: false, .. } => {
             let after: Option<u64> = conn.query_first(control::READ_LAST_INSERT_ID).await?;
             (after.unwrap_or(0), counted.value)
         }
@@ -331,7 +333,7 @@ pub fn from_ok_packet(reported: Reported, counted: LastInsertId) -> Generated {
 /// The decision, given LAST_INSERT_ID() read after the statement
 /// (`after`), and the session's LAST_INSERT_ID() after it.
 pub fn decide(question: Question, reported: Reported, previous: u64, after: u64) -> (Decided, u64) {
-    let Question::OnDuplicate { uses, zeroed } = question else {
+    let Question::AskNode { uses, zeroed } = question else {
         let generated = from_ok_packet(reported, LastInsertId::known(previous));
         let decided = generated.insert_id.map_or(Decided::Nothing, Decided::Value);
         return (decided, generated.last_insert_id.value);

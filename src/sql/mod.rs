@@ -5,6 +5,7 @@ pub mod ddl_tables;
 pub mod intercept;
 pub mod lexer;
 pub mod limit_order;
+pub mod load_data;
 pub mod node_variables;
 pub mod on_duplicate;
 pub mod quote;

@@ -29,7 +29,7 @@ impl Session {
             master: self.master_name.clone(),
             kind,
             session_state: self.state.clone(),
-            statement: work.journal_statement(),
+            statement: work.journal_statement(self.client_file.as_ref()),
             context,
             created_us: now_us(),
             results: Vec::new(),

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::commit::{CommitWork, Committed};
 use super::retry_master;
 use super::work::{prefixed, Pinning, Work};
+use crate::chain::outcome;
 use crate::compare::digest::Digest;
 use crate::config::MasterFailPolicy;
 use crate::frontend::error::{ClientError, SendError};
@@ -311,6 +312,9 @@ impl Session {
             w.send_error(&err).await?;
             return Ok(Holding::Ended(MasterEnd::Failed(err)));
         };
+        if let Some(content) = &self.client_file {
+            outcome::give_local_infile(conn, content);
+        }
         self.busy = true;
         let started = std::time::Instant::now();
         let mut digest = Digest::default();

@@ -144,6 +144,9 @@ impl Session {
             self.sync_lost("no connection");
             return Ok(None);
         };
+        if let Some(content) = &self.client_file {
+            outcome::give_local_infile(conn, content);
+        }
         let started = std::time::Instant::now();
         let outcome = work
             .run_on_sync_after(conn, pin.as_ref().map(|p| p.sql.as_str()))

@@ -68,12 +68,21 @@ impl Work {
         }
     }
 
-    pub(super) fn journal_statement(&self) -> crate::journal::Statement {
-        match self {
-            Work::Text(sql) => crate::journal::Statement::Text {
+    /// The statement as journaled; `client_file` is the content of the
+    /// client's file for a `LOAD DATA LOCAL INFILE`.
+    pub(super) fn journal_statement(
+        &self,
+        client_file: Option<&bytes::Bytes>,
+    ) -> crate::journal::Statement {
+        match (self, client_file) {
+            (Work::Text(sql), Some(content)) => crate::journal::Statement::LocalInfile {
+                sql: SqlText::from_bytes(sql),
+                content: crate::journal::FileContent(content.clone()),
+            },
+            (Work::Text(sql), None) => crate::journal::Statement::Text {
                 sql: SqlText::from_bytes(sql),
             },
-            Work::Prepared { sql, params, .. } => crate::journal::Statement::Prepared {
+            (Work::Prepared { sql, params, .. }, _) => crate::journal::Statement::Prepared {
                 sql: SqlText::from_bytes(sql),
                 params: params.iter().map(Param::from).collect(),
             },

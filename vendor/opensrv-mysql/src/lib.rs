@@ -50,6 +50,7 @@ pub use crate::tls::{plain_run_with_options, secure_run_with_options};
 
 mod commands;
 mod errorcodes;
+mod local_infile;
 mod packet_reader;
 mod packet_writer;
 mod params;
@@ -138,6 +139,7 @@ pub struct ClientInfo {
 }
 
 pub use crate::errorcodes::ErrorKind;
+pub use crate::local_infile::LocalInfile;
 pub use crate::params::{ParamParser, ParamValue};
 pub use crate::resultset::{InitWriter, QueryResultWriter, RowWriter, StatementMetaWriter};
 pub use crate::value::{decode::to_naive_datetime, ToMysqlValue, Value, ValueInner};
@@ -334,6 +336,7 @@ fn server_capabilities() -> CapabilityFlags {
         | CapabilityFlags::CLIENT_CONNECT_ATTRS
         | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
         | CapabilityFlags::CLIENT_DEPRECATE_EOF
+        | CapabilityFlags::CLIENT_LOCAL_FILES
 }
 
 fn handshake_error(e: nom::Err<nom::error::Error<&[u8]>>) -> io::Error {
@@ -669,7 +672,8 @@ where
         use crate::commands::Command;
         match cmd {
             Command::Query(q) => {
-                let w = QueryResultWriter::new(&mut self.writer, false, self.client_capabilities);
+                let w = QueryResultWriter::new(&mut self.writer, false, self.client_capabilities)
+                    .reading_from(&mut self.reader);
                 self.shim.on_query(q, w).await?;
             }
             Command::Prepare(q) => {

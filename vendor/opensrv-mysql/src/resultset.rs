@@ -27,6 +27,7 @@ use byteorder::WriteBytesExt;
 use mysql_common::constants::{CapabilityFlags, ColumnFlags, StatusFlags};
 use tokio::io::AsyncWrite;
 
+use crate::local_infile::{ClientPackets, LocalInfile};
 use crate::packet_writer::PacketWriter;
 use crate::value::ToMysqlValue;
 use crate::{writers, OkResponse};
@@ -173,6 +174,9 @@ pub struct QueryResultWriter<'a, W> {
     pub(crate) client_capabilities: CapabilityFlags,
     pub(crate) writer: &'a mut PacketWriter<W>,
     last_end: Option<Finalizer>,
+    /// The client's connection, for a COM_QUERY that reads the content of
+    /// a `LOAD DATA LOCAL INFILE` from it.
+    client: Option<&'a mut (dyn ClientPackets + 'a)>,
 }
 
 impl<'a, W: AsyncWrite + Unpin> QueryResultWriter<'a, W> {
@@ -186,6 +190,58 @@ impl<'a, W: AsyncWrite + Unpin> QueryResultWriter<'a, W> {
             client_capabilities,
             writer,
             last_end: None,
+            client: None,
+        }
+    }
+
+    pub(crate) fn reading_from(mut self, client: &'a mut (dyn ClientPackets + 'a)) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Asks the client for the content of `file_name` (a `LOAD DATA LOCAL
+    /// INFILE`) and reads it, keeping at most `limit` bytes: the client
+    /// sends it all, ended by an empty packet, whatever the server does
+    /// with it. The statement's answer (OK or error) follows on this
+    /// writer. A client that cannot read the file sends no content.
+    pub async fn local_infile(
+        &mut self,
+        file_name: &[u8],
+        limit: usize,
+    ) -> io::Result<LocalInfile> {
+        let Some(client) = self.client.as_mut() else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "LOCAL INFILE is read only during a COM_QUERY",
+            ));
+        };
+        if self.last_end.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "LOCAL INFILE asked after a result of the same command",
+            ));
+        }
+        self.writer.write_all(&[0xFB])?;
+        self.writer.write_all(file_name)?;
+        self.writer.end_packet().await?;
+        self.writer.flush_all().await?;
+        let mut infile = LocalInfile::default();
+        loop {
+            let Some((seq, packet)) = client.next_packet().await? else {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the client closed the connection while sending a LOCAL INFILE",
+                ));
+            };
+            self.writer.set_seq(seq.wrapping_add(1));
+            if packet.is_empty() {
+                return Ok(infile);
+            }
+            if infile.content.len() + packet.len() > limit {
+                infile.truncated = true;
+            } else {
+                infile.content.extend_from_slice(&packet);
+            }
         }
     }
 
