@@ -29,6 +29,9 @@ pub struct SessionParams {
     /// The client said CLIENT_LOCAL_FILES: it sends the files `LOAD DATA
     /// LOCAL INFILE` names.
     pub local_files: bool,
+    /// The client asked for MariaDB's extended column metadata, which the
+    /// node is then asked for too (relayed with each column).
+    pub extended_metadata: bool,
     pub db: Option<String>,
 }
 
@@ -67,6 +70,7 @@ impl Node {
         let builder = self
             .builder()
             .client_found_rows(params.found_rows)
+            .mariadb_extended_metadata(params.extended_metadata)
             .db_name(params.db.clone())
             .setup(setup);
         Conn::new(builder).await

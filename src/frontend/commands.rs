@@ -178,11 +178,13 @@ impl Session {
         let columns = match self.master.as_mut() {
             Some(conn) => match conn.query_iter(sql.as_slice()).await {
                 Ok(result) => {
+                    let extended = result.columns_extended_metadata();
                     let columns: Vec<Column> = result
                         .columns_ref()
                         .iter()
-                        .filter(|c| wildcard.is_empty() || like(wildcard, c.name_ref()))
-                        .map(|c| encode::column(c, c.name_ref()))
+                        .enumerate()
+                        .filter(|(_, c)| wildcard.is_empty() || like(wildcard, c.name_ref()))
+                        .map(|(i, c)| encode::column(c, c.name_ref(), extended.get(i)))
                         .collect();
                     match result.drop_result().await {
                         Ok(()) => Ok(columns),

@@ -8,9 +8,10 @@ use mysql_async::consts::ColumnType as BackendType;
 use mysql_async::{Column as BackendColumn, Row, Value};
 use opensrv_mysql::{Column, ColumnFlags, ColumnType};
 
-/// A backend column definition as the client gets it; `rename` maps a
-/// column name back to what the client wrote (see `sql::intercept`).
-pub fn column(c: &BackendColumn, name: &[u8]) -> Column {
+/// A backend column definition as the client gets it; `name` is the
+/// column name the client wrote (see `sql::intercept`), `extended` the
+/// node's MariaDB extended metadata for it, if any.
+pub fn column(c: &BackendColumn, name: &[u8], extended: Option<&Vec<u8>>) -> Column {
     Column {
         schema: c.schema_ref().to_vec(),
         table: c.table_ref().to_vec(),
@@ -23,6 +24,7 @@ pub fn column(c: &BackendColumn, name: &[u8]) -> Column {
             .unwrap_or(ColumnType::MYSQL_TYPE_STRING),
         colflags: ColumnFlags::from_bits_truncate(c.flags().bits()),
         decimals: c.decimals(),
+        extended_metadata: extended.cloned().unwrap_or_default(),
     }
 }
 

@@ -144,14 +144,16 @@ impl Session {
                 let params: Vec<_> = stmt
                     .params()
                     .iter()
-                    .map(|c| encode::column(c, c.name_ref()))
+                    .map(|c| encode::column(c, c.name_ref(), None))
                     .collect();
                 let names = original_names(&renames, &stmt.columns());
+                let extended = stmt.columns_extended_metadata();
                 let columns: Vec<_> = stmt
                     .columns()
                     .iter()
                     .zip(&names)
-                    .map(|(c, name)| encode::column(c, name))
+                    .enumerate()
+                    .map(|(i, (c, name))| encode::column(c, name, extended.get(i)))
                     .collect();
                 let id = self.allocate_statement_id();
                 let route = router::route(&sql);

@@ -153,10 +153,12 @@ where
             digest.columns(&columns);
         }
         let names = original_names(renames, &columns);
+        let extended = stream.columns_extended_metadata();
         let client_columns = columns
             .iter()
             .zip(&names)
-            .map(|(c, name)| encode::column(c, name))
+            .enumerate()
+            .map(|(i, (c, name))| encode::column(c, name, extended.get(i)))
             .collect();
         // Held back until the first row shows the node did not refuse it:
         // `prefetched` is that first row, or the end of the set.

@@ -343,6 +343,7 @@ impl Session {
             local_files: client
                 .capabilities
                 .contains(CapabilityFlags::CLIENT_LOCAL_FILES),
+            extended_metadata: client.extended_metadata,
             db: client
                 .db
                 .as_ref()

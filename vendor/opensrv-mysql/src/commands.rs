@@ -19,6 +19,9 @@ pub struct ClientHandshake {
     #[allow(dead_code)]
     pub(crate) maxps: u32,
     pub(crate) capabilities: CapabilityFlags,
+    /// MariaDB's extended capabilities (the last 4 bytes of the filler,
+    /// sent to a server without CLIENT_MYSQL).
+    pub(crate) mariadb_capabilities: u32,
     #[allow(dead_code)]
     pub(crate) collation: u16,
     #[allow(dead_code)]
@@ -45,13 +48,15 @@ pub fn client_handshake(i: &[u8], after_tls: bool) -> nom::IResult<&[u8], Client
         let (i, maxps) = nom::number::complete::le_u32(i)?;
         let (i, collation) = nom::bytes::complete::take(1u8)(i)?;
 
-        let (i, _) = nom::bytes::complete::take(23u8)(i)?;
+        let (i, _) = nom::bytes::complete::take(19u8)(i)?;
+        let (i, mariadb_capabilities) = nom::number::complete::le_u32(i)?;
 
         if !after_tls && capabilities.contains(CapabilityFlags::CLIENT_SSL) {
             return Ok((
                 i,
                 ClientHandshake {
                     capabilities,
+                    mariadb_capabilities,
                     maxps,
                     collation: u16::from(collation[0]),
                     username: None,
@@ -104,6 +109,7 @@ pub fn client_handshake(i: &[u8], after_tls: bool) -> nom::IResult<&[u8], Client
             i,
             ClientHandshake {
                 capabilities,
+                mariadb_capabilities,
                 maxps,
                 collation: u16::from(collation[0]),
                 username,
@@ -137,6 +143,7 @@ pub fn client_handshake(i: &[u8], after_tls: bool) -> nom::IResult<&[u8], Client
             i,
             ClientHandshake {
                 capabilities,
+                mariadb_capabilities: 0,
                 maxps,
                 collation: 0,
                 username: Some(username.to_vec()),

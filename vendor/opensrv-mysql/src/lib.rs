@@ -87,6 +87,9 @@ pub struct Column {
     pub coltype: ColumnType,
     pub colflags: ColumnFlags,
     pub decimals: u8,
+    /// MariaDB's extended metadata (type and format names), sent to a
+    /// client that asked for it (`ClientInfo::extended_metadata`).
+    pub extended_metadata: Vec<u8>,
 }
 
 impl Column {
@@ -103,6 +106,7 @@ impl Column {
             coltype,
             colflags: ColumnFlags::empty(),
             decimals: 0,
+            extended_metadata: Vec::new(),
         }
     }
 }
@@ -136,6 +140,8 @@ pub struct ClientInfo {
     pub collation: u16,
     /// The default database, if the client named one.
     pub db: Option<Vec<u8>>,
+    /// The client asked for MariaDB's extended column metadata.
+    pub extended_metadata: bool,
 }
 
 pub use crate::errorcodes::ErrorKind;
@@ -319,9 +325,13 @@ const AUTH_PLUGIN_DATA_PART_1_LENGTH: usize = 8;
 /// What the server offers. Not offered: compression, LOAD DATA LOCAL (a relay
 /// would have to forward the file), session tracking (the backend's session
 /// state changes are not relayed), and MariaDB's extended capabilities.
+/// MariaDB's extended capabilities offered: MARIADB_CLIENT_EXTENDED_METADATA.
+const MARIADB_EXTENDED_METADATA: u32 = 1 << 3;
+
+/// Without CLIENT_LONG_PASSWORD (CLIENT_MYSQL), which is how a MariaDB
+/// server tells clients that its handshake carries extended capabilities.
 fn server_capabilities() -> CapabilityFlags {
-    CapabilityFlags::CLIENT_LONG_PASSWORD
-        | CapabilityFlags::CLIENT_FOUND_ROWS
+    CapabilityFlags::CLIENT_FOUND_ROWS
         | CapabilityFlags::CLIENT_LONG_FLAG
         | CapabilityFlags::CLIENT_CONNECT_WITH_DB
         | CapabilityFlags::CLIENT_IGNORE_SPACE
@@ -463,7 +473,9 @@ where
         } else {
             writer.write_all(&((scramble.len() + 1) as u8).to_le_bytes())?; // length of the combined auth_plugin_data(scramble), if auth_plugin_data_len is > 0
         }
-        writer.write_all(&[0x00; 10][..])?; // 10 bytes filler
+        // 6 bytes filler, then MariaDB's extended capabilities.
+        writer.write_all(&[0x00; 6][..])?;
+        writer.write_all(&MARIADB_EXTENDED_METADATA.to_le_bytes())?;
 
         // Part2 of the auth_plugin_data
         // $len=MAX(13, length of auth-plugin-data - 8)
@@ -535,6 +547,8 @@ where
         // only what both sides support, or we would write packets in a format
         // the client does not expect (e.g. session tracking).
         self.client_capabilities &= handshake.capabilities;
+        self.writer.extended_metadata =
+            handshake.mariadb_capabilities & MARIADB_EXTENDED_METADATA != 0;
         let username = handshake.username.clone().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidData, "handshake without user name")
         })?;
@@ -555,6 +569,7 @@ where
             capabilities: self.client_capabilities,
             collation: handshake.collation,
             db: handshake.db.clone().filter(|db| !db.is_empty()),
+            extended_metadata: self.writer.extended_metadata,
         };
         let accepted = if client.db.is_none() && self.reject_connection_on_dbname_absence {
             writers::write_err(
@@ -836,6 +851,7 @@ where
             capabilities: self.client_capabilities,
             collation: request.collation.unwrap_or(0),
             db: request.db,
+            extended_metadata: self.writer.extended_metadata,
         };
         let w = InitWriter {
             client_capabilities: self.client_capabilities,

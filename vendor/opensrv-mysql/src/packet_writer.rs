@@ -30,6 +30,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 pub struct PacketWriter<W> {
     packet_builder: PacketBuilder,
     output_stream: BufWriter<W>,
+    /// The client asked for MariaDB's extended column metadata
+    /// (lockstep patch 18): every column definition carries it.
+    pub(crate) extended_metadata: bool,
 }
 
 // exports the internal builder as sync Write
@@ -48,6 +51,7 @@ impl<W: AsyncWrite> PacketWriter<W> {
         Self {
             packet_builder: PacketBuilder::new(),
             output_stream: BufWriter::with_capacity(64 * 1024, output_stream),
+            extended_metadata: false,
         }
     }
 }

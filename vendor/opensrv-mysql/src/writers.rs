@@ -145,6 +145,9 @@ fn write_column_definition<W>(c: &Column, w: &mut PacketWriter<W>) -> io::Result
     w.write_lenenc_str(&c.org_table)?;
     w.write_lenenc_str(&c.column)?;
     w.write_lenenc_str(&c.org_column)?;
+    if w.extended_metadata {
+        w.write_lenenc_str(&c.extended_metadata)?;
+    }
     w.write_lenenc_int(0xC)?;
     w.write_u16::<LittleEndian>(c.charset)?;
     w.write_u32::<LittleEndian>(c.column_length)?;

@@ -107,6 +107,9 @@ struct ConnInner {
     // lockstep patch 1: the terminator of the last result set with rows,
     // which `last_ok_packet` loses when the next result is an OK or ERR.
     last_result_set_end: Option<OkPacket<'static>>,
+    // lockstep patch 2: the extended metadata of each column definition of
+    // the last `read_column_defs`.
+    columns_extended_metadata: Vec<Vec<u8>>,
     last_err_packet: Option<mysql_common::packets::ServerError<'static>>,
     handshake_complete: bool,
     pool: Option<Pool>,
@@ -158,6 +161,7 @@ impl ConnInner {
             status: StatusFlags::empty(),
             last_ok_packet: None,
             last_result_set_end: None,
+            columns_extended_metadata: Vec::new(),
             last_err_packet: None,
             handshake_complete: false,
             stream: None,
@@ -268,6 +272,14 @@ impl Conn {
         self.inner.last_result_set_end.as_ref()
     }
 
+    /// lockstep patch 2: the MariaDB extended metadata of each column of the
+    /// last column definitions read (a result's, or a prepared statement's
+    /// columns), in order: empty without `Opts::mariadb_extended_metadata`
+    /// or where the server sent none.
+    pub fn columns_extended_metadata(&self) -> &[Vec<u8>] {
+        &self.inner.columns_extended_metadata
+    }
+
     /// Turns on/off automatic connection reset (see [`crate::PoolOpts::with_reset_connection`]).
     ///
     /// Only makes sense for pooled connections.
@@ -293,6 +305,11 @@ impl Conn {
 
     pub(crate) fn has_mariadb_capabilities(&self, c: MariadbCapabilities) -> bool {
         self.inner.mariadb_capabilities.contains(c)
+    }
+
+    /// lockstep patch 2: records the extended metadata just read.
+    pub(crate) fn inner_columns_extended_metadata(&mut self, metadata: Vec<Vec<u8>>) {
+        self.inner.columns_extended_metadata = metadata;
     }
 
     /// Will update last IO time for this connection.

@@ -683,6 +683,11 @@ pub(crate) struct MysqlOpts {
     /// It makes MySQL return the FOUND rows instead of the AFFECTED rows.
     client_found_rows: bool,
 
+    /// lockstep patch 2: asks a MariaDB server for its extended column
+    /// metadata (MARIADB_CLIENT_EXTENDED_METADATA), kept for each column
+    /// definition read (`Conn::columns_extended_metadata`).
+    mariadb_extended_metadata: bool,
+
     /// Enables Client-Side Cleartext Pluggable Authentication (defaults to `false`).
     ///
     /// Enables client to send passwords to the server as cleartext, without hashing or encryption
@@ -1119,6 +1124,15 @@ impl Opts {
         self.inner.mysql_opts.client_found_rows
     }
 
+    /// lockstep patch 2: whether a MariaDB server is asked for its extended
+    /// column metadata (the type name of GEOMETRY columns, `format=json`).
+    /// Metadata caching is then not asked for: each result carries its
+    /// column definitions, so the extended metadata read is always the
+    /// current result's.
+    pub fn mariadb_extended_metadata(&self) -> bool {
+        self.inner.mysql_opts.mariadb_extended_metadata
+    }
+
     /// Returns `true` if `mysql_clear_password` plugin support is enabled (defaults to `false`).
     ///
     /// `mysql_clear_password` enables client to send passwords to the server as cleartext, without
@@ -1178,6 +1192,12 @@ impl Opts {
     }
 
     pub(crate) fn get_mariadb_capabilities(&self) -> MariadbCapabilities {
+        if self.mariadb_extended_metadata() {
+            // lockstep patch 2
+            return MariadbCapabilities::MARIADB_CLIENT_STMT_BULK_OPERATIONS
+                | MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA
+                | MariadbCapabilities::MARIADB_CLIENT_BULK_UNIT_RESULTS;
+        }
         MariadbCapabilities::MARIADB_CLIENT_STMT_BULK_OPERATIONS
             | MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA
             | MariadbCapabilities::MARIADB_CLIENT_BULK_UNIT_RESULTS
@@ -1211,6 +1231,7 @@ impl Default for MysqlOpts {
             wait_timeout: None,
             secure_auth: true,
             client_found_rows: false,
+            mariadb_extended_metadata: false,
             enable_cleartext_plugin: false,
             connect_attributes: None,
         }
@@ -1533,6 +1554,12 @@ impl OptsBuilder {
     /// Enables or disables `CLIENT_FOUND_ROWS` capability. See [`Opts::client_found_rows`].
     pub fn client_found_rows(mut self, client_found_rows: bool) -> Self {
         self.opts.client_found_rows = client_found_rows;
+        self
+    }
+
+    /// lockstep patch 2: see [`Opts::mariadb_extended_metadata`].
+    pub fn mariadb_extended_metadata(mut self, extended: bool) -> Self {
+        self.opts.mariadb_extended_metadata = extended;
         self
     }
 

@@ -187,6 +187,8 @@ pub struct StmtInner {
     params: Option<Box<[Column]>>,
     stmt_packet: StmtPacket,
     connection_id: u32,
+    // lockstep patch 2: the extended metadata of `columns`.
+    columns_extended_metadata: Vec<Vec<u8>>,
 }
 
 impl StmtInner {
@@ -204,7 +206,14 @@ impl StmtInner {
             params: None,
             stmt_packet,
             connection_id,
+            columns_extended_metadata: Vec::new(),
         })
+    }
+
+    /// lockstep patch 2
+    pub(crate) fn with_columns_extended_metadata(mut self, metadata: Vec<Vec<u8>>) -> Self {
+        self.columns_extended_metadata = metadata;
+        self
     }
 
     pub(crate) fn with_params(mut self, params: Vec<Column>) -> Self {
@@ -280,6 +289,12 @@ impl Statement {
         self.inner.columns()
     }
 
+    /// lockstep patch 2: the MariaDB extended metadata of the columns, as
+    /// prepared (see [`crate::Conn::columns_extended_metadata`]).
+    pub fn columns_extended_metadata(&self) -> &[Vec<u8>] {
+        &self.inner.columns_extended_metadata
+    }
+
     /// Overrides columns metadata for this statement.
     ///
     /// See MARIADB_CLIENT_CACHE_METADATA capability.
@@ -324,11 +339,26 @@ impl crate::Conn {
         let num = num.into();
         debug_assert!(num > 0);
         let packets = self.read_packets(num).await?;
+        // lockstep patch 2: with MariaDB's extended metadata each definition
+        // holds one more length-encoded string after the column's names,
+        // which mysql_common does not know: kept aside and cut out.
+        let extended = self.has_mariadb_capabilities(
+            mysql_common::constants::MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA,
+        );
+        let mut metadata = Vec::new();
         let defs = packets
             .into_iter()
-            .map(|x| ParseBuf(&x).parse(()))
+            .map(|x| {
+                if !extended {
+                    return ParseBuf(&x).parse(());
+                }
+                let (definition, extra) = without_extended_metadata(&x)?;
+                metadata.push(extra);
+                ParseBuf(&definition).parse(())
+            })
             .collect::<std::result::Result<Vec<Column>, _>>()
             .map_err(Error::from)?;
+        self.inner_columns_extended_metadata(metadata);
 
         if !self.has_capabilities(CapabilityFlags::CLIENT_DEPRECATE_EOF) {
             self.read_packet().await?;
@@ -488,4 +518,50 @@ mod tests {
             reader.join().unwrap();
         }
     }
+}
+
+/// lockstep patch 2: a column definition without MariaDB's extended
+/// metadata (the length-encoded string after the six names), and that
+/// metadata.
+fn without_extended_metadata(packet: &[u8]) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut at = 0;
+    for _ in 0..6 {
+        let (len, size) = lenenc_at(packet, at)?;
+        at += size + len;
+    }
+    let (len, size) = lenenc_at(packet, at)?;
+    let start = at + size;
+    let extra = packet
+        .get(start..start + len)
+        .ok_or_else(truncated)?
+        .to_vec();
+    let mut definition = packet[..at].to_vec();
+    definition.extend_from_slice(&packet[start + len..]);
+    Ok((definition, extra))
+}
+
+/// A length-encoded integer at `at`: its value and its size in bytes.
+fn lenenc_at(packet: &[u8], at: usize) -> std::io::Result<(usize, usize)> {
+    let first = *packet.get(at).ok_or_else(truncated)?;
+    let width = match first {
+        0xfc => 2,
+        0xfd => 3,
+        0xfe => 8,
+        0xfb | 0xff => return Err(truncated()),
+        small => return Ok((usize::from(small), 1)),
+    };
+    let bytes = packet.get(at + 1..at + 1 + width).ok_or_else(truncated)?;
+    let mut value = 0u64;
+    for (i, byte) in bytes.iter().enumerate() {
+        value |= u64::from(*byte) << (8 * i);
+    }
+    let value = usize::try_from(value).map_err(|_| truncated())?;
+    Ok((value, 1 + width))
+}
+
+fn truncated() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "malformed column definition (extended metadata)",
+    )
 }

@@ -63,6 +63,9 @@ impl Routine<Arc<StmtInner>> for PrepareRoutine {
             if inner_stmt.num_columns() > 0 {
                 let columns = conn.read_column_defs(inner_stmt.num_columns()).await?;
                 inner_stmt = inner_stmt.with_columns(columns);
+                // lockstep patch 2
+                let metadata = conn.columns_extended_metadata().to_vec();
+                inner_stmt = inner_stmt.with_columns_extended_metadata(metadata);
             }
 
             Ok(Arc::new(inner_stmt))

@@ -222,6 +222,11 @@ where
         self.conn.last_result_set_end()
     }
 
+    /// lockstep patch 2: see [`Conn::columns_extended_metadata`].
+    pub fn columns_extended_metadata(&self) -> &[Vec<u8>] {
+        self.conn.columns_extended_metadata()
+    }
+
     /// Number of warnings as reported by the server, or `0`.
     pub fn warnings(&self) -> u16 {
         self.conn.get_warnings()

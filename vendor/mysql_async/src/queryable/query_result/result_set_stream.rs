@@ -71,6 +71,8 @@ pub struct ResultSetStream<'r, 'a: 'r, 't: 'a, T, P> {
     query_result: Option<ResultSetStreamState<'r, 'a, 't, P>>,
     ok_packet: Option<OkPacket<'static>>,
     columns: Arc<[Column]>,
+    // lockstep patch 2: the extended metadata of `columns`.
+    extended_metadata: Vec<Vec<u8>>,
     __from_row_type: PhantomData<T>,
 }
 
@@ -110,6 +112,12 @@ impl<'r, 'a: 'r, 't: 'a, T, P> ResultSetStream<'r, 'a, 't, T, P> {
     /// See [`QueryResult::columns`].
     pub fn columns(&self) -> Arc<[Column]> {
         self.columns.clone()
+    }
+
+    /// lockstep patch 2: see [`crate::Conn::columns_extended_metadata`];
+    /// those of this result set's columns.
+    pub fn columns_extended_metadata(&self) -> &[Vec<u8>] {
+        &self.extended_metadata
     }
 
     /// See [`Conn::info`][1].
@@ -188,7 +196,7 @@ where
 {
     async fn setup_stream(
         &mut self,
-    ) -> crate::Result<Option<(Option<OkPacket<'static>>, Arc<[Column]>)>> {
+    ) -> crate::Result<Option<(Option<OkPacket<'static>>, Arc<[Column]>, Vec<Vec<u8>>)>> {
         match self.conn.as_mut().use_pending_result()? {
             Some(PendingResult::Taken(meta)) => {
                 let meta = (*meta).clone();
@@ -204,7 +212,13 @@ where
             None => return Ok(None),
         };
 
-        Ok(Some((ok_packet, columns)))
+        // lockstep patch 2: read with these columns (none for an OK).
+        let extended_metadata = if columns.is_empty() {
+            Vec::new()
+        } else {
+            self.conn.columns_extended_metadata().to_vec()
+        };
+        Ok(Some((ok_packet, columns, extended_metadata)))
     }
 
     /// Returns a [`Stream`] for the current result set.
@@ -283,9 +297,10 @@ where
                 .setup_stream()
                 .await?
                 .map(
-                    move |(ok_packet, columns)| ResultSetStream::<'r, 'a, 't, T, P> {
+                    move |(ok_packet, columns, extended_metadata)| ResultSetStream::<'r, 'a, 't, T, P> {
                         ok_packet,
                         columns,
+                        extended_metadata,
                         query_result: Some(ResultSetStreamState::Idle(CowMut::Borrowed(self))),
                         __from_row_type: PhantomData,
                     },
@@ -347,9 +362,10 @@ where
             Ok(self
                 .setup_stream()
                 .await?
-                .map(|(ok_packet, columns)| ResultSetStream::<'a, 'a, 't, T, P> {
+                .map(|(ok_packet, columns, extended_metadata)| ResultSetStream::<'a, 'a, 't, T, P> {
                     ok_packet,
                     columns,
+                    extended_metadata,
                     query_result: Some(ResultSetStreamState::Idle(CowMut::Owned(self))),
                     __from_row_type: PhantomData,
                 }))
