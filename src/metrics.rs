@@ -32,6 +32,11 @@ pub struct NodeRoleLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleLabel {
+    pub role: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VerdictLabel {
     pub verdict: String,
 }
@@ -59,6 +64,9 @@ pub struct Metrics {
     pub node_up: Family<NodeLabel, Gauge>,
     pub node_applied_seq: Family<NodeLabel, Gauge>,
     pub node_lag_commits: Family<NodeLabel, Gauge>,
+    /// Commands (round trips) client sessions sent to the master and to the
+    /// synchronous slave, by role: the cost of a statement in node trips.
+    pub session_node_commands: Family<RoleLabel, Counter>,
     registry: Registry,
 }
 
@@ -90,6 +98,7 @@ impl Metrics {
             node_up: Family::default(),
             node_applied_seq: Family::default(),
             node_lag_commits: Family::default(),
+            session_node_commands: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -178,6 +187,11 @@ impl Metrics {
             "Commits the node is behind the journal",
             m.node_lag_commits.clone(),
         );
+        registry.register(
+            "session_node_commands",
+            "Commands client sessions sent to the master and the synchronous slave, by role",
+            m.session_node_commands.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -220,6 +234,16 @@ pub fn count_for_node(family: &Family<NodeLabel, Counter>, node: &str) {
 
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// Counts `commands` a client session sent to the node in `role`.
+pub fn count_session_node_commands(role: &str, commands: u64) {
+    get()
+        .session_node_commands
+        .get_or_create(&RoleLabel {
+            role: role.to_string(),
+        })
+        .inc_by(commands);
 }
 
 /// Records `seconds` spent on `node`.

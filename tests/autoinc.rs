@@ -382,29 +382,13 @@ fn explicit_ids_then_last_insert_id(nodes: usize) {
     };
     let through = answers(lockstep.client_opts().into());
     let directly = answers(mysql_async::Opts::from_url(&direct.nodes[0].url()).expect("url"));
-    for (i, (one, other)) in through.iter().zip(&directly).enumerate() {
-        assert_eq!(
-            one,
-            other,
-            "seed {seed}: through lockstep, then directly, after {:#?}",
-            &through[i.saturating_sub(3)..i]
-        );
-    }
-    let reference = support::checksums(&direct.nodes[0], &TABLES);
-    support::wait_for_tail(&cluster, Duration::from_secs(60));
-    for node in &cluster.nodes {
-        assert_eq!(
-            support::checksums(node, &TABLES),
-            reference,
-            "seed {seed}: port {} differs from MariaDB's own rows",
-            node.port
-        );
-    }
-    let fresh = support::replayed_onto_a_fresh_server(&lockstep);
-    assert_eq!(
-        support::checksums(&fresh.nodes[0], &TABLES),
-        reference,
-        "seed {seed}: the journal replayed differs from MariaDB's own rows"
+    support::assert_same_as_direct(
+        seed,
+        (&through, &directly),
+        &cluster,
+        &lockstep,
+        &direct.nodes[0],
+        &TABLES,
     );
     println!(
         "seed {seed}: {} statements, the same answers and rows everywhere",

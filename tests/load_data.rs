@@ -143,26 +143,13 @@ fn client_files_load_alike_on_every_node_and_in_the_journal() {
     let through = rt.block_on(answers(lockstep.client_opts().into(), &statements));
     let direct_opts = mysql_async::Opts::from_url(&direct.nodes[0].url()).expect("url");
     let directly = rt.block_on(answers(direct_opts, &statements));
-    assert_eq!(through.len(), directly.len());
-    for (one, other) in through.iter().zip(&directly) {
-        assert_eq!(one, other, "seed {seed}: through lockstep, then directly");
-    }
-    let reference = support::checksums(&direct.nodes[0], &TABLES);
-    support::wait_for_tail(&cluster, Duration::from_secs(60));
-    for node in &cluster.nodes {
-        assert_eq!(
-            support::checksums(node, &TABLES),
-            reference,
-            "seed {seed}: port {} differs from MariaDB's own rows",
-            node.port
-        );
-    }
-    support::assert_check_passes(&lockstep);
-    let fresh = support::replayed_onto_a_fresh_server(&lockstep);
-    assert_eq!(
-        support::checksums(&fresh.nodes[0], &TABLES),
-        reference,
-        "seed {seed}: the journal replayed differs from MariaDB's own rows"
+    support::assert_same_as_direct(
+        seed,
+        (&through, &directly),
+        &cluster,
+        &lockstep,
+        &direct.nodes[0],
+        &TABLES,
     );
     let loaded = support::root_rows(cluster.master(), "SELECT COUNT(*) FROM ld.t");
     println!(

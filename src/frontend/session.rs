@@ -108,6 +108,9 @@ pub struct Session {
     /// The content of the client's file for the `LOAD DATA LOCAL INFILE`
     /// being run: given to B and A, and journaled with the statement.
     pub(super) client_file: Option<bytes::Bytes>,
+    /// The commands sent on the master and sync connections already
+    /// counted in the metrics, with each connection's id.
+    commands_counted: [Option<(u32, u64)>; 2],
 }
 
 impl Session {
@@ -137,6 +140,7 @@ impl Session {
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
             busy: false,
             client_file: None,
+            commands_counted: [None, None],
             closing: false,
             holds_table_locks: false,
         }
@@ -214,6 +218,30 @@ impl Session {
             ..SessionState::default()
         };
         self.adopt_master_defaults().await
+    }
+
+    /// Adds the commands this session sent to the master and to the
+    /// synchronous slave since the last count to the metrics (issue budget:
+    /// a statement's cost in node round trips, counted, not timed).
+    fn count_node_commands(&mut self) {
+        let conns = [
+            (self.master.as_ref(), "master"),
+            (self.sync.as_ref(), "sync"),
+        ];
+        for (i, (conn, role)) in conns.into_iter().enumerate() {
+            let Some(conn) = conn else {
+                self.commands_counted[i] = None;
+                continue;
+            };
+            let now = (conn.id(), conn.commands_sent());
+            let before = match self.commands_counted[i] {
+                Some((id, sent)) if id == now.0 => sent,
+                // A new connection: its set-up is not a statement's cost.
+                _ => now.1,
+            };
+            crate::metrics::count_session_node_commands(role, now.1.saturating_sub(before));
+            self.commands_counted[i] = Some(now);
+        }
     }
 
     /// The value of ROW_COUNT() for a text that may call it: known when the
@@ -352,6 +380,8 @@ impl Session {
         match self.connect_nodes().await {
             Ok(()) => {
                 info!(user = %self.user, db = ?self.params.db, "client connected");
+                // The baseline: setting up the connections is no statement's.
+                self.count_node_commands();
                 w.ok_with(self.ok()).await?;
                 Ok(true)
             }
@@ -660,8 +690,11 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
                     Some(row_count) => with_row_count(rewrite, row_count),
                     None => rewrite,
                 };
-                self.run_query(rewrite.sql.into_owned(), &rewrite.renames, w)
-                    .await
+                let answered = self
+                    .run_query(rewrite.sql.into_owned(), &rewrite.renames, w)
+                    .await;
+                self.count_node_commands();
+                answered
             }
         }
     }
@@ -685,7 +718,9 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
             return w.send_error(&ClientError::connection_killed()).await;
         };
         self.follow_roles().await;
-        self.execute(id, params, w).await
+        let answered = self.execute(id, params, w).await;
+        self.count_node_commands();
+        answered
     }
 
     async fn on_close<'a>(&'a mut self, id: u32)

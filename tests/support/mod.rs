@@ -530,3 +530,43 @@ pub fn replayed_onto_a_fresh_server(lockstep: &Lockstep) -> Cluster {
     );
     fresh
 }
+
+/// The oracle of a single-session workload run through lockstep and on a
+/// server of its own (`direct`): the same answers in order, and `tables`
+/// the same on every node and in the journal replayed onto a fresh server
+/// as MariaDB left them directly.
+pub fn assert_same_as_direct(
+    seed: u64,
+    (through, directly): (&[String], &[String]),
+    cluster: &Cluster,
+    lockstep: &Lockstep,
+    direct: &MariaDb,
+    tables: &[&str],
+) {
+    assert_eq!(through.len(), directly.len(), "seed {seed}: answers");
+    for (i, (one, other)) in through.iter().zip(directly).enumerate() {
+        assert_eq!(
+            one,
+            other,
+            "seed {seed}: through lockstep, then directly, after {:#?}",
+            &through[i.saturating_sub(3)..i]
+        );
+    }
+    let reference = checksums(direct, tables);
+    wait_for_tail(cluster, Duration::from_secs(60));
+    for node in &cluster.nodes {
+        assert_eq!(
+            checksums(node, tables),
+            reference,
+            "seed {seed}: port {} differs from MariaDB's own rows",
+            node.port
+        );
+    }
+    assert_check_passes(lockstep);
+    let fresh = replayed_onto_a_fresh_server(lockstep);
+    assert_eq!(
+        checksums(&fresh.nodes[0], tables),
+        reference,
+        "seed {seed}: the journal replayed differs from MariaDB's own rows"
+    );
+}

@@ -110,6 +110,8 @@ struct ConnInner {
     // lockstep patch 2: the extended metadata of each column definition of
     // the last `read_column_defs`.
     columns_extended_metadata: Vec<Vec<u8>>,
+    // lockstep patch 3: commands written to the server.
+    commands_sent: u64,
     last_err_packet: Option<mysql_common::packets::ServerError<'static>>,
     handshake_complete: bool,
     pool: Option<Pool>,
@@ -162,6 +164,7 @@ impl ConnInner {
             last_ok_packet: None,
             last_result_set_end: None,
             columns_extended_metadata: Vec::new(),
+            commands_sent: 0,
             last_err_packet: None,
             handshake_complete: false,
             stream: None,
@@ -278,6 +281,13 @@ impl Conn {
     /// or where the server sent none.
     pub fn columns_extended_metadata(&self) -> &[Vec<u8>] {
         &self.inner.columns_extended_metadata
+    }
+
+    /// lockstep patch 3: how many commands (COM_QUERY, COM_STMT_EXECUTE, …)
+    /// this connection has sent since it was opened: one round trip each,
+    /// but COM_STMT_CLOSE, which the server does not answer.
+    pub fn commands_sent(&self) -> u64 {
+        self.inner.commands_sent
     }
 
     /// Turns on/off automatic connection reset (see [`crate::PoolOpts::with_reset_connection`]).
@@ -1000,6 +1010,7 @@ impl Conn {
     /// Sends a command to a server.
     pub(crate) async fn write_command<T: MySerialize>(&mut self, cmd: &T) -> Result<()> {
         self.clean_dirty().await?;
+        self.inner.commands_sent += 1; // lockstep patch 3
         self.reset_seq_id();
         self.write_struct(cmd).await
     }
@@ -1008,6 +1019,7 @@ impl Conn {
     pub(crate) async fn write_command_raw(&mut self, body: PooledBuf) -> Result<()> {
         debug_assert!(!body.is_empty());
         self.clean_dirty().await?;
+        self.inner.commands_sent += 1; // lockstep patch 3
         self.reset_seq_id();
         self.write_packet(body).await
     }

@@ -1,0 +1,166 @@
+//! What a statement costs, counted (never timed): the commands (round
+//! trips) a client session sends to the master and to the synchronous
+//! slave per client statement, and the journal syncs a client waits for,
+//! from lockstep's own metrics (`session_node_commands`,
+//! `journal_flush_seconds`). The ceilings are today's counts: a change that
+//! adds a round trip to the write path fails here and must say why. The
+//! targets of the speed issue (one trip to B and one to A per statement)
+//! are printed next to them.
+
+mod support;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use support::{runtime, Cluster, Lockstep};
+
+/// The value of `name` (with its labels, as printed) in `/metrics`.
+fn metric(lockstep: &Lockstep, name: &str) -> f64 {
+    let text = ureq::get(&format!("http://127.0.0.1:{}/metrics", lockstep.admin_port))
+        .call()
+        .expect("admin endpoint answers")
+        .into_string()
+        .expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Commands to the master, to B, and journal syncs waited for, so far.
+fn counts(lockstep: &Lockstep) -> [f64; 3] {
+    [
+        metric(
+            lockstep,
+            "lockstep_session_node_commands_total{role=\"master\"}",
+        ),
+        metric(
+            lockstep,
+            "lockstep_session_node_commands_total{role=\"sync\"}",
+        ),
+        metric(lockstep, "lockstep_journal_flush_seconds_count"),
+    ]
+}
+
+/// One kind of client work, repeated `TIMES` times.
+struct Workload {
+    name: &'static str,
+    /// Ceilings per repetition: commands to A, commands to B, syncs.
+    ceiling: [f64; 3],
+}
+
+const TIMES: u32 = 20;
+
+#[test]
+fn round_trips_per_statement_stay_within_todays_counts() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE b; \
+         CREATE TABLE b.t (id INT AUTO_INCREMENT PRIMARY KEY, k INT, v INT, UNIQUE (k)) ENGINE=InnoDB",
+    );
+    let workloads = [
+        Workload {
+            name: "SELECT (text)",
+            ceiling: [1.0, 0.0, 0.0],
+        },
+        // The statement with its pinning, then the commit, on each.
+        Workload {
+            name: "autocommit INSERT (text)",
+            ceiling: [2.0, 2.0, 1.0],
+        },
+        // The binary protocol cannot carry the pinning SET: a trip of its own.
+        Workload {
+            name: "autocommit INSERT (prepared)",
+            ceiling: [3.0, 3.0, 1.0],
+        },
+        // B is asked which value it made (one trip more), and, once a
+        // minute, the top of the table's AUTO_INCREMENT column; A is asked
+        // LAST_INSERT_ID() once after the inserts before (one-time trips
+        // are 0.05 per repetition).
+        Workload {
+            name: "autocommit upsert (text)",
+            ceiling: [2.1, 3.15, 1.0],
+        },
+        // BEGIN, per UPDATE the pinning SET and the EXECUTE, COMMIT.
+        Workload {
+            name: "BEGIN; 3 UPDATE (prepared); COMMIT",
+            ceiling: [8.0, 8.0, 1.0],
+        },
+    ];
+    let rt = runtime();
+    let mut report = Vec::new();
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let insert = c
+            .prep("INSERT INTO b.t (k, v) VALUES (?, ?)")
+            .await
+            .expect("prepare");
+        let update = c
+            .prep("UPDATE b.t SET v = v + ? WHERE k = ?")
+            .await
+            .expect("prepare");
+        // Warm up: the first write of a session may read the catalog.
+        c.query_drop("INSERT INTO b.t (k, v) VALUES (-1, 0)")
+            .await
+            .expect("warm up");
+        let mut k = 0;
+        for workload in &workloads {
+            let before = counts(&lockstep);
+            for _ in 0..TIMES {
+                k += 1;
+                match workload.name {
+                    "SELECT (text)" => {
+                        let _: Option<i64> = c
+                            .query_first("SELECT v FROM b.t WHERE k = -1")
+                            .await
+                            .expect("select");
+                    }
+                    "autocommit INSERT (text)" => c
+                        .query_drop(format!("INSERT INTO b.t (k, v) VALUES ({k}, 1)"))
+                        .await
+                        .expect("insert"),
+                    "autocommit INSERT (prepared)" => {
+                        c.exec_drop(&insert, (k, 1)).await.expect("insert")
+                    }
+                    "autocommit upsert (text)" => c
+                        .query_drop(format!(
+                            "INSERT INTO b.t (k, v) VALUES ({}, 1) ON DUPLICATE KEY UPDATE v = v + 1",
+                            k % 5
+                        ))
+                        .await
+                        .expect("upsert"),
+                    _ => {
+                        c.query_drop("BEGIN").await.expect("begin");
+                        for i in 0..3 {
+                            c.exec_drop(&update, (1, i)).await.expect("update");
+                        }
+                        c.query_drop("COMMIT").await.expect("commit");
+                    }
+                }
+            }
+            let after = counts(&lockstep);
+            let per: Vec<f64> = (0..3)
+                .map(|i| (after[i] - before[i]) / f64::from(TIMES))
+                .collect();
+            report.push((workload.name, per));
+        }
+    });
+    println!("per repetition: commands to A, commands to B, journal syncs waited for");
+    for (name, per) in &report {
+        println!("  {name}: {:.2} / {:.2} / {:.2}", per[0], per[1], per[2]);
+    }
+    println!("target (issue \"Speed\"): one command to B and one to A per statement");
+    for ((name, per), workload) in report.iter().zip(&workloads) {
+        for (i, what) in ["commands to A", "commands to B", "journal syncs"]
+            .iter()
+            .enumerate()
+        {
+            assert!(
+                per[i] <= workload.ceiling[i] + 1e-9,
+                "{name}: {:.2} {what} per repetition, more than today's {}",
+                per[i],
+                workload.ceiling[i]
+            );
+        }
+    }
+}
