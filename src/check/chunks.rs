@@ -113,8 +113,11 @@ pub async fn plan(
     let quoted = quote(&key);
     let bounds: Vec<Row> = conn
         .query(format!(
-            "SELECT k FROM (SELECT {quoted} AS k, ROW_NUMBER() OVER (ORDER BY {quoted}) AS n \
-             FROM {}) x WHERE n > 1 AND (n - 1) % {} = 0 ORDER BY k",
+            // Aliases no column is likely to have: a key column named `n`
+            // made `ORDER BY n` name the window function (error 4016).
+            "SELECT lockstep_key FROM (SELECT {quoted} AS lockstep_key, \
+             ROW_NUMBER() OVER (ORDER BY {quoted}) AS lockstep_row FROM {}) lockstep_rows \
+             WHERE lockstep_row > 1 AND (lockstep_row - 1) % {} = 0 ORDER BY lockstep_key",
             table.quoted(),
             chunk_rows.max(1)
         ))

@@ -148,6 +148,47 @@ pub struct Reported {
     /// The OK packet had an info text (`Records: …`): the statement listed
     /// several rows or selected them.
     pub several_rows: bool,
+    /// Whether the statement inserted a row, as far as the answer says.
+    pub inserted_some: Option<bool>,
+}
+
+impl Reported {
+    /// A node's answer: `info` is the OK packet's info text; `found_rows`,
+    /// whether the session counts found rows instead of changed ones
+    /// (CLIENT_FOUND_ROWS, under which an unchanged upsert also answers 1).
+    pub fn of_answer(insert_id: u64, affected_rows: u64, info: &str, found_rows: bool) -> Reported {
+        let several_rows = !info.is_empty();
+        let inserted_some = match (several_rows, found_rows) {
+            (true, _) => rows_inserted(info).map(|rows| rows > 0),
+            // One listed row: 1 inserted, 2 updated, 0 unchanged.
+            (false, false) => Some(affected_rows == 1),
+            (false, true) => None,
+        };
+        Reported {
+            insert_id,
+            affected_rows,
+            several_rows,
+            inserted_some,
+        }
+    }
+}
+
+/// Rows inserted, from an info text: `Records: 3  Duplicates: 1  Warnings:
+/// 0` (INSERT, upserts) or `Records: 3  Deleted: 0  Skipped: 1  Warnings: 0`
+/// (LOAD DATA).
+fn rows_inserted(info: &str) -> Option<u64> {
+    let count = |name: &str| -> Option<u64> {
+        info.split(name)
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let records = count("Records:")?;
+    let duplicates = count("Duplicates:").unwrap_or(0);
+    let skipped = count("Skipped:").unwrap_or(0);
+    Some(records.saturating_sub(duplicates).saturating_sub(skipped))
 }
 
 /// How long what `ColumnTops` knows of a table holds.
@@ -359,11 +400,16 @@ pub fn decide(question: Question, reported: Reported, previous: u64, after: u64)
         } else {
             Decided::NoRowInserted
         }
-    } else if after > 0 && after != previous {
+    } else if after > 0 && (after != previous || reported.inserted_some == Some(true)) {
+        // A row was inserted, or the value moved: `after` is the value made
+        // (one equal to the value from before, too: another table's id).
+        // Rows inserted with ids of their own pin a value nothing uses.
         Decided::Value(after)
     } else {
-        // The session's value from before stayed: nothing generated (a
-        // generated value equal to it is taken for none).
+        // The session's value from before stayed and no row is known to
+        // be inserted: nothing generated (several rows without an info
+        // text, or under CLIENT_FOUND_ROWS, cannot tell a value equal to
+        // the one from before: README, limits).
         Decided::NoRowInserted
     };
     (decided, last_insert_id)
@@ -378,11 +424,39 @@ mod tests {
     }
 
     fn reported(insert_id: u64, affected_rows: u64, several_rows: bool) -> Reported {
-        Reported {
-            insert_id,
-            affected_rows,
-            several_rows,
-        }
+        let info = if several_rows {
+            "Records: 2  Duplicates: 2  Warnings: 0"
+        } else {
+            ""
+        };
+        Reported::of_answer(insert_id, affected_rows, info, false)
+    }
+
+    #[test]
+    fn an_inserted_row_is_pinned_even_with_the_value_from_before() {
+        // The session's LAST_INSERT_ID() was 1 from another table; the
+        // upsert inserted its table's first row, id 1 (found by a seeded
+        // test: the replay took the top of the range instead).
+        let q = odku(
+            "insert into t (k) values (1) on duplicate key update k = k",
+            false,
+        );
+        assert_eq!(
+            decide(q, Reported::of_answer(1, 1, "", false), 1, 1),
+            (Decided::Value(1), 1)
+        );
+        // Under CLIENT_FOUND_ROWS 1 affected row may be an unchanged one.
+        assert_eq!(
+            decide(q, Reported::of_answer(1, 1, "", true), 1, 1),
+            (Decided::NoRowInserted, 1)
+        );
+        let several = "Records: 2  Duplicates: 1  Warnings: 0";
+        assert_eq!(
+            decide(q, Reported::of_answer(1, 3, several, false), 1, 1),
+            (Decided::Value(1), 1)
+        );
+        let loaded = "Records: 3  Deleted: 0  Skipped: 3  Warnings: 3";
+        assert_eq!(rows_inserted(loaded), Some(0));
     }
 
     #[test]

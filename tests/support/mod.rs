@@ -523,11 +523,23 @@ pub fn replayed_onto_a_fresh_server(lockstep: &Lockstep) -> Cluster {
         ])
         .output()
         .expect("lockstep replay");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // The journal's record of the statement that stopped the replay.
+        let shown = stderr
+            .split_whitespace()
+            .skip_while(|w| *w != "statement")
+            .nth(1)
+            .map(|id| {
+                let shown = Command::new(lockstep_bin())
+                    .args(["journal", "--config", config, "show", id])
+                    .output()
+                    .expect("lockstep journal show");
+                String::from_utf8_lossy(&shown.stdout).into_owned()
+            })
+            .unwrap_or_default();
+        panic!("{stderr}\n{shown}");
+    }
     fresh
 }
 

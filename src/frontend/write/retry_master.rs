@@ -199,11 +199,12 @@ async fn generated_insert_id(
     };
     let sql = entry.statement.sql().to_bytes();
     let question = Question::for_statement(&sql, false);
-    let reported = Reported {
-        insert_id: *last_insert_id,
-        affected_rows: *affected_rows,
-        several_rows: !conn.info().is_empty(),
-    };
+    let reported = Reported::of_answer(
+        *last_insert_id,
+        *affected_rows,
+        &conn.info(),
+        entry.session_state.found_rows,
+    );
     let counted = insert_id::LastInsertId::known(entry.context.last_insert_id.unwrap_or(0));
     let node = insert_id::Node {
         conn,

@@ -399,11 +399,12 @@ impl Session {
                 last_insert_id: previous,
             };
         };
-        let reported = Reported {
-            insert_id: reported_id,
+        let reported = Reported::of_answer(
+            reported_id,
             affected_rows,
-            several_rows: !conn.info().is_empty(),
-        };
+            &conn.info(),
+            self.state.found_rows,
+        );
         let node = insert_id::Node {
             conn,
             schema: self.state.schema.as_deref(),

@@ -64,11 +64,13 @@ impl Session {
                 generated: None,
             });
         };
-        let reported = Reported {
-            insert_id: last_insert_id,
+        let info = self.sync.as_ref().map(|c| c.info().into_owned());
+        let reported = Reported::of_answer(
+            last_insert_id,
             affected_rows,
-            several_rows: self.sync.as_ref().is_some_and(|c| !c.info().is_empty()),
-        };
+            info.as_deref().unwrap_or(""),
+            self.state.found_rows,
+        );
         match self
             .generated_on_sync(work.sql(), question, reported, entry.id)
             .await
