@@ -20,8 +20,10 @@ impl Session {
         if let Some(fixed) = self.fixed_timestamp.as_deref().and_then(timestamp_us) {
             context.timestamp_us = fixed;
         }
-        let last_insert_id = self.last_insert_id.value;
-        context.last_insert_id = (last_insert_id > 0).then_some(last_insert_id);
+        // Always, 0 too: a replaying session may hold another value from
+        // the pins of this session's earlier entries (an insert of
+        // explicit ids pins its id, which the origin session never had).
+        context.last_insert_id = Some(self.last_insert_id.value);
         Entry {
             id,
             session: self.id,
