@@ -55,6 +55,19 @@ INSERT INTO r1 SELECT ROW_COUNT();
 COMMIT;
 SELECT ROW_COUNT();
 SELECT a FROM r1 ORDER BY a;
+SET sql_mode = '';
+BEGIN;
+INSERT INTO r1 VALUES ('5x'), (99999999999);
+COMMIT;
+SHOW WARNINGS;
+SHOW ERRORS;
+SHOW WARNINGS;
+SELECT 1;
+SHOW WARNINGS;
+BEGIN;
+INSERT INTO r1 VALUES ('6y');
+ROLLBACK;
+SHOW WARNINGS;
 ";
 
 fn output(port: u16, user: &str, password: &str) -> String {
@@ -76,7 +89,7 @@ fn warnings_and_notes_are_those_mariadb_gives_directly() {
     assert_eq!(got, expected, "through lockstep vs directly");
     support::wait_for_tail(&cluster, std::time::Duration::from_secs(20));
     let master = support::root_rows(cluster.master(), "SELECT a FROM diag.r1 ORDER BY a");
-    assert_eq!(master.len(), 5, "{master:?}");
+    assert_eq!(master.len(), 7, "{master:?}");
     for node in &cluster.nodes {
         assert_eq!(
             support::root_rows(node, "SELECT a FROM diag.r1 ORDER BY a"),

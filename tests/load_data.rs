@@ -114,12 +114,8 @@ async fn answers(opts: mysql_async::Opts, statements: &[(String, Vec<u8>)]) -> V
                 ),
                 Err(e) => format!("error {:?}: {e}", support::server_code(&e)),
             };
-            // After COMMIT lockstep's commit row has cleared them (README).
-            let warnings: Vec<(String, u16, String)> = if sql.starts_with("LOAD") {
-                c.query("SHOW WARNINGS").await.expect("warnings")
-            } else {
-                Vec::new()
-            };
+            let warnings: Vec<(String, u16, String)> =
+                c.query("SHOW WARNINGS").await.expect("warnings");
             let id: Option<u64> = c.query_first("SELECT LAST_INSERT_ID()").await.expect("id");
             answers.push(format!(
                 "{sql}: {answer} {warnings:?}, LAST_INSERT_ID() {id:?}"

@@ -5,6 +5,7 @@
 mod commands;
 mod encode;
 pub mod error;
+mod kept_warnings;
 mod params;
 mod query;
 mod relay;

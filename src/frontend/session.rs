@@ -111,6 +111,12 @@ pub struct Session {
     /// The commands sent on the master and sync connections already
     /// counted in the metrics, with each connection's id.
     commands_counted: [Option<(u32, u64)>; 2],
+    /// The diagnostics of a committed transaction's last statement, for
+    /// the client's next `SHOW WARNINGS` (`kept_warnings`).
+    pub(super) kept_warnings: Option<super::kept_warnings::KeptWarnings>,
+    /// A command since the last COMMIT or ROLLBACK answered with warnings
+    /// on the master: they may still be its diagnostics at the COMMIT.
+    pub(super) warned_since_commit: bool,
 }
 
 impl Session {
@@ -141,6 +147,8 @@ impl Session {
             busy: false,
             client_file: None,
             commands_counted: [None, None],
+            kept_warnings: None,
+            warned_since_commit: false,
             closing: false,
             holds_table_locks: false,
         }
@@ -220,10 +228,57 @@ impl Session {
         self.adopt_master_defaults().await
     }
 
+    /// A COM_QUERY past the kept warnings: answered by lockstep or relayed.
+    async fn answer_query<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        query: &[u8],
+        w: QueryResultWriter<'_, W>,
+    ) -> io::Result<()> {
+        match intercept(query, self.client()) {
+            Intercepted::SelectSocket => self.answer_select_socket(w).await,
+            Intercepted::Kill { query_only, id } => {
+                let outcome = self.kill(query_only, id).await;
+                self.answer(w, outcome).await
+            }
+            Intercepted::KillUnsupported => {
+                let err = ClientError::NotSupported("KILL USER and KILL QUERY ID".into());
+                self.answer(w, Err(err)).await
+            }
+            Intercepted::RequestId => self.answer_request_id(w).await,
+            Intercepted::ShowNodes => self.show_nodes(w).await,
+            Intercepted::ShowStatus => self.show_status(w).await,
+            Intercepted::ShowRequest(id) => self.show_request(w, &id).await,
+            Intercepted::ShowUnknown => {
+                let err = ClientError::NotSupported("this SHOW LOCKSTEP command".into());
+                self.answer(w, Err(err)).await
+            }
+            Intercepted::Relay(rewrite) => {
+                // FOUND_ROWS() first: asking A for ROW_COUNT() is a SELECT,
+                // which sets A's FOUND_ROWS().
+                let rewrite = match self.found_rows_for_write(&rewrite.sql).await {
+                    Some(found_rows) => with_found_rows(rewrite, found_rows),
+                    None => rewrite,
+                };
+                let rewrite = match self.row_count_for(&rewrite.sql).await {
+                    Some(row_count) => with_row_count(rewrite, row_count),
+                    None => rewrite,
+                };
+                let answered = self
+                    .run_query(rewrite.sql.into_owned(), &rewrite.renames, w)
+                    .await;
+                self.count_node_commands();
+                answered
+            }
+        }
+    }
+
     /// Adds the commands this session sent to the master and to the
     /// synchronous slave since the last count to the metrics (issue budget:
     /// a statement's cost in node round trips, counted, not timed).
     fn count_node_commands(&mut self) {
+        if self.master.as_ref().is_some_and(|c| c.get_warnings() > 0) {
+            self.warned_since_commit = true;
+        }
         let conns = [
             (self.master.as_ref(), "master"),
             (self.sync.as_ref(), "sync"),
@@ -661,42 +716,29 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
             return w.send_error(&ClientError::connection_killed()).await;
         };
         self.follow_roles().await;
-        match intercept(query, self.client()) {
-            Intercepted::SelectSocket => self.answer_select_socket(w).await,
-            Intercepted::Kill { query_only, id } => {
-                let outcome = self.kill(query_only, id).await;
-                self.answer(w, outcome).await
+        let mut carried = None;
+        if let Some(kept) = self.kept_warnings.take() {
+            if let Some(errors_only) = super::kept_warnings::asked_for(query) {
+                let answered = self.answer_kept_warnings(&kept, errors_only, w).await;
+                // SHOW WARNINGS clears nothing: asked again, the same.
+                self.kept_warnings = Some(kept);
+                return answered;
             }
-            Intercepted::KillUnsupported => {
-                let err = ClientError::NotSupported("KILL USER and KILL QUERY ID".into());
-                self.answer(w, Err(err)).await
-            }
-            Intercepted::RequestId => self.answer_request_id(w).await,
-            Intercepted::ShowNodes => self.show_nodes(w).await,
-            Intercepted::ShowStatus => self.show_status(w).await,
-            Intercepted::ShowRequest(id) => self.show_request(w, &id).await,
-            Intercepted::ShowUnknown => {
-                let err = ClientError::NotSupported("this SHOW LOCKSTEP command".into());
-                self.answer(w, Err(err)).await
-            }
-            Intercepted::Relay(rewrite) => {
-                // FOUND_ROWS() first: asking A for ROW_COUNT() is a SELECT,
-                // which sets A's FOUND_ROWS().
-                let rewrite = match self.found_rows_for_write(&rewrite.sql).await {
-                    Some(found_rows) => with_found_rows(rewrite, found_rows),
-                    None => rewrite,
-                };
-                let rewrite = match self.row_count_for(&rewrite.sql).await {
-                    Some(row_count) => with_row_count(rewrite, row_count),
-                    None => rewrite,
-                };
-                let answered = self
-                    .run_query(rewrite.sql.into_owned(), &rewrite.renames, w)
-                    .await;
-                self.count_node_commands();
-                answered
+            if super::kept_warnings::uses_no_table(query)
+                && !self.shared.stored_functions.named_in(query)
+            {
+                carried = Some(kept);
             }
         }
+        let answered = self.answer_query(query, w).await;
+        // A statement that uses no table and made no warning of its own
+        // leaves MariaDB's diagnostics as they were.
+        if let Some(kept) = carried {
+            if self.master.as_ref().is_some_and(|c| c.get_warnings() == 0) {
+                self.kept_warnings = Some(kept);
+            }
+        }
+        answered
     }
 
     async fn on_prepare<'a>(
@@ -705,6 +747,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         w: StatementMetaWriter<'a, W>,
     ) -> io::Result<()> {
         self.follow_roles().await;
+        self.kept_warnings = None;
         self.prepare(query, w).await
     }
 
@@ -718,6 +761,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
             return w.send_error(&ClientError::connection_killed()).await;
         };
         self.follow_roles().await;
+        self.kept_warnings = None;
         let answered = self.execute(id, params, w).await;
         self.count_node_commands();
         answered
@@ -731,6 +775,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
     }
 
     async fn on_init<'a>(&'a mut self, schema: &'a [u8], w: InitWriter<'a, W>) -> io::Result<()> {
+        self.kept_warnings = None;
         self.init_db(schema, w).await
     }
 

@@ -86,7 +86,16 @@ impl Session {
         work: Work,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
+        // Only a transaction that wrote gets lockstep's commit row.
+        let writes = self.txn.as_ref().is_some_and(|t| !t.entries.is_empty());
+        let kept = match writes {
+            true => self.warnings_before_commit().await,
+            false => None,
+        };
         let (outcome, sync_end) = self.commit_on_master_side(work.sql()).await;
+        if outcome.is_ok() {
+            self.kept_warnings = kept;
+        }
         let answered = self.answer(w, outcome).await;
         self.end_on_sync(sync_end).await;
         answered
@@ -231,6 +240,7 @@ impl Session {
             .await;
         self.sync_finish(&control::rollback_unpinned()).await;
         self.drop_transaction(EntryState::RolledBack);
+        self.warned_since_commit = false;
         self.answer(w, outcome).await
     }
 
