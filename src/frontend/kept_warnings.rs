@@ -73,6 +73,20 @@ impl Session {
         if !std::mem::take(&mut self.warned_since_commit) {
             return None;
         }
+        self.read_master_warnings().await
+    }
+
+    /// Reads A's diagnostics before lockstep's row for a statement that
+    /// just ran there clears them: only when it answered with warnings.
+    pub(super) async fn warnings_of_last_statement(&mut self) -> Option<KeptWarnings> {
+        if self.master.as_ref()?.get_warnings() == 0 {
+            return None;
+        }
+        self.read_master_warnings().await
+    }
+
+    /// A's `SHOW WARNINGS`, as the client would get it.
+    async fn read_master_warnings(&mut self) -> Option<KeptWarnings> {
         let conn = self.master.as_mut()?;
         let read = async {
             let mut result = conn.query_iter("SHOW WARNINGS").await?;

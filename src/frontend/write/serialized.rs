@@ -348,10 +348,14 @@ impl Session {
     /// on the session's, the INSERT would clear the DDL's notes and
     /// warnings before the client asks for them (`SHOW WARNINGS`). Under
     /// LOCK TABLES the session holds `lockstep.commits` itself, so its row
-    /// goes there.
+    /// goes there, and the notes are read first and kept for the client
+    /// (`kept_warnings`).
     async fn record_on_master_aside(&mut self, row: &str) -> Result<(), ClientError> {
         if self.holds_table_locks {
-            return self.run_on_master(row.as_bytes()).await.map(|_| ());
+            let kept = self.warnings_of_last_statement().await;
+            self.run_on_master(row.as_bytes()).await?;
+            self.kept_warnings = kept;
+            return Ok(());
         }
         let node = self.shared.master_node();
         let mut conn = node
