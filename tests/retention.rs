@@ -132,7 +132,14 @@ fn with_retention_the_journal_stops_growing_under_a_steady_load() {
     }
     println!("journal size after each round of 1000 writes: {sizes:?}");
     // After the second round it stops growing: sled reuses what retention
-    // freed (6000 writes kept would take about twice the space).
+    // freed (6000 writes kept would take about twice the space). sled
+    // grows in 512 KiB segments, and where a round's end falls among them
+    // moves the size by segments either way (measured: rounds of 4.2 to
+    // 5.8 MB on commits before and after 2026-12-01, whatever the first
+    // rounds were), hence four segments of slack over the first rounds'
+    // largest: without retention the last rounds would hold three times
+    // the writes of the first two.
+    let first = sizes[..2].iter().copied().max().unwrap_or(0);
     let later = sizes[2..].iter().copied().max().unwrap_or(0);
-    assert!(later <= sizes[1] * 5 / 4, "{sizes:?}");
+    assert!(later <= first + (2 << 20), "{sizes:?}");
 }
