@@ -186,6 +186,147 @@ fn unordered_insert_select(s: &[Lexeme], query: &[u8]) -> Option<UnorderedLimit>
     })
 }
 
+/// A copy of rows chosen by LIMIT that the key of one table cannot order:
+/// `INSERT`/`REPLACE … SELECT` or `CREATE TABLE … SELECT` from a join, a
+/// union, a grouping, DISTINCT. Every column of its result is its order
+/// (`ORDER BY 1, 2, …, n`): rows that still tie are equal in every column
+/// copied, so whichever a node takes, it copies the same values. Two limits
+/// stay: values equal under a collation but not in bytes ('a' and 'A' under
+/// a case-insensitive one) tie, and BLOB/TEXT values sort by their first
+/// `max_sort_length` bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnorderedCopy {
+    /// The SELECT (or `WITH … SELECT`) as written: the master prepares it to
+    /// say how many columns it gives.
+    select: std::ops::Range<usize>,
+    /// Byte offset of the outermost `LIMIT`.
+    limit_at: usize,
+    /// It has an ORDER BY already: the columns break its ties.
+    has_order: bool,
+}
+
+impl UnorderedCopy {
+    /// The SELECT part of the statement, whose columns order it.
+    pub fn select<'q>(&self, query: &'q [u8]) -> &'q [u8] {
+        &query[self.select.clone()]
+    }
+
+    /// The text with `ORDER BY 1, …, columns` before its outermost LIMIT
+    /// (`, 1, …` after an ORDER BY it has).
+    pub fn ordered_by_positions(&self, query: &[u8], columns: usize) -> Vec<u8> {
+        let positions: Vec<String> = (1..=columns).map(|c| c.to_string()).collect();
+        let (head, tail) = query.split_at(self.limit_at);
+        let mut out = Vec::with_capacity(query.len() + 4 * columns + 12);
+        if self.has_order {
+            out.extend_from_slice(head.trim_ascii_end());
+            out.extend_from_slice(b", ");
+        } else {
+            out.extend_from_slice(head);
+            out.extend_from_slice(b"ORDER BY ");
+        }
+        out.extend_from_slice(positions.join(", ").as_bytes());
+        out.extend_from_slice(b" ");
+        out.extend_from_slice(tail);
+        out
+    }
+}
+
+/// Where the SELECT and its outermost LIMIT are, when `query` is one
+/// `INSERT`/`REPLACE … SELECT … LIMIT` or `CREATE TABLE … SELECT … LIMIT`
+/// that `unordered_limit` leaves alone (it orders one table's copy by its
+/// key, which is cheaper).
+pub fn unordered_copy(query: &[u8]) -> Option<UnorderedCopy> {
+    if !contains_limit(query) {
+        return None;
+    }
+    let lexemes = lex(query)?;
+    let s = match lexemes.last() {
+        Some(l) if l.token == Token::SemiColon => &lexemes[..lexemes.len() - 1],
+        _ => &lexemes[..],
+    };
+    if s.iter().any(|l| l.token == Token::SemiColon) {
+        return None;
+    }
+    let select = copy_select_position(s)?;
+    let mut depth = 0i32;
+    let mut limit_at = None;
+    let mut has_order = false;
+    let mut end = query.len();
+    for (i, l) in s.iter().enumerate().skip(select) {
+        match l.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ if depth == 0 => match l.word_upper().as_deref() {
+                Some("ORDER") if upper(s, i + 1).as_deref() == Some("BY") => has_order = true,
+                Some("LIMIT") => limit_at = Some(l.range.start),
+                // A LIMIT before a UNION's next part, or a grouping whose
+                // ORDER BY MariaDB refuses: left to the server.
+                Some("UNION" | "EXCEPT" | "INTERSECT") => {
+                    limit_at = None;
+                    has_order = false;
+                }
+                Some("ROLLUP") => return None,
+                Some("ON") if upper(s, i + 1).as_deref() == Some("DUPLICATE") => {
+                    end = l.range.start;
+                    break;
+                }
+                Some("RETURNING") => {
+                    end = l.range.start;
+                    break;
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    let limit_at = limit_at?;
+    let start = s[select].range.start;
+    Some(UnorderedCopy {
+        select: start..query[..end].trim_ascii_end().len().max(start),
+        limit_at,
+        has_order,
+    })
+}
+
+/// The index of the SELECT (or WITH) whose rows an `INSERT`/`REPLACE` or a
+/// `CREATE TABLE` copies, at the statement's own level.
+fn copy_select_position(s: &[Lexeme]) -> Option<usize> {
+    let creates_table = match upper(s, 0).as_deref() {
+        Some("INSERT" | "REPLACE") => false,
+        Some("CREATE") => {
+            // `CREATE [OR REPLACE] [TEMPORARY] TABLE`: not a view, whose
+            // definition must stay as written.
+            let table = s
+                .iter()
+                .position(|l| l.word_upper().as_deref() == Some("TABLE"))?;
+            let leading = s[1..table].iter().map(Lexeme::word_upper);
+            if !leading
+                .into_iter()
+                .all(|w| matches!(w.as_deref(), Some("OR" | "REPLACE" | "TEMPORARY")))
+            {
+                return None;
+            }
+            true
+        }
+        _ => return None,
+    };
+    let mut depth = 0i32;
+    for (i, l) in s.iter().enumerate().skip(1) {
+        match l.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ if depth == 0 => match l.word_upper().as_deref() {
+                Some("SELECT" | "WITH") => return Some(i),
+                Some("VALUES" | "VALUE" | "SET") if !creates_table => return None,
+                Some("LIKE") if creates_table => return None,
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Cheap test before lexing: most writes have no LIMIT.
 fn contains_limit(query: &[u8]) -> bool {
     query.windows(5).any(|w| w.eq_ignore_ascii_case(b"limit"))
@@ -308,6 +449,77 @@ mod tests {
             "INSERT INTO q SELECT a FROM r",
         ] {
             assert_eq!(unordered_limit(sql.as_bytes()), None, "{sql}");
+        }
+    }
+
+    fn by_positions(sql: &str, columns: usize) -> Option<(String, String)> {
+        let found = unordered_copy(sql.as_bytes())?;
+        let select = String::from_utf8(found.select(sql.as_bytes()).to_vec()).unwrap();
+        let ordered = found.ordered_by_positions(sql.as_bytes(), columns);
+        Some((select, String::from_utf8(ordered).unwrap()))
+    }
+
+    #[test]
+    fn a_copy_of_a_join_is_ordered_by_every_column_it_copies() {
+        assert_eq!(
+            by_positions(
+                "INSERT INTO q SELECT a, b FROM r JOIN u ON r.a = u.a LIMIT 1",
+                2
+            ),
+            Some((
+                "SELECT a, b FROM r JOIN u ON r.a = u.a LIMIT 1".to_string(),
+                "INSERT INTO q SELECT a, b FROM r JOIN u ON r.a = u.a ORDER BY 1, 2 LIMIT 1"
+                    .to_string()
+            ))
+        );
+        assert_eq!(
+            by_positions(
+                "INSERT INTO q (a) SELECT DISTINCT a FROM r ORDER BY a DESC LIMIT 3 \
+                 ON DUPLICATE KEY UPDATE a = VALUES(a);",
+                1
+            ),
+            Some((
+                "SELECT DISTINCT a FROM r ORDER BY a DESC LIMIT 3".to_string(),
+                "INSERT INTO q (a) SELECT DISTINCT a FROM r ORDER BY a DESC, 1 LIMIT 3 \
+                 ON DUPLICATE KEY UPDATE a = VALUES(a);"
+                    .to_string()
+            ))
+        );
+        assert_eq!(
+            by_positions(
+                "CREATE OR REPLACE TABLE s (KEY (a)) AS SELECT a FROM r UNION ALL SELECT b FROM u LIMIT 2",
+                1
+            )
+            .map(|(_, ordered)| ordered),
+            Some(
+                "CREATE OR REPLACE TABLE s (KEY (a)) AS SELECT a FROM r UNION ALL SELECT b FROM u ORDER BY 1 LIMIT 2"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            by_positions("REPLACE q WITH c AS (SELECT a FROM r) SELECT a, COUNT(*) FROM c GROUP BY a LIMIT 5", 2)
+                .map(|(select, _)| select),
+            Some("WITH c AS (SELECT a FROM r) SELECT a, COUNT(*) FROM c GROUP BY a LIMIT 5".to_string())
+        );
+    }
+
+    #[test]
+    fn copies_without_an_outer_limit_and_views_are_left_alone() {
+        for sql in [
+            "INSERT INTO q SELECT a FROM r JOIN u ON r.a = u.a",
+            "INSERT INTO q VALUES ((SELECT a FROM r LIMIT 1))",
+            "INSERT INTO q SET a = (SELECT a FROM r LIMIT 1)",
+            "INSERT INTO q SELECT a FROM r WHERE a IN (SELECT a FROM u LIMIT 1)",
+            "INSERT INTO q (SELECT a FROM r LIMIT 1)",
+            "INSERT INTO q SELECT a FROM r LIMIT 1 UNION SELECT a FROM u",
+            "INSERT INTO q SELECT a, COUNT(*) FROM r GROUP BY a WITH ROLLUP LIMIT 1",
+            "CREATE VIEW v AS SELECT a FROM r JOIN u ON r.a = u.a LIMIT 1",
+            "CREATE OR REPLACE ALGORITHM=MERGE VIEW v AS SELECT a FROM r LIMIT 1",
+            "CREATE TABLE s LIKE r",
+            "UPDATE q SET v = 1 LIMIT 1",
+            "INSERT INTO q SELECT a FROM r LIMIT 1; DELETE FROM q",
+        ] {
+            assert_eq!(unordered_copy(sql.as_bytes()), None, "{sql}");
         }
     }
 

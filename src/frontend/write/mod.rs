@@ -307,20 +307,36 @@ impl Session {
         (work, renames, variables)
     }
 
-    /// `UPDATE`/`DELETE … LIMIT` without `ORDER BY`, ordered by its table's
-    /// key so that every node changes the same rows (`sql::limit_order`).
-    /// Left as written when the table may be one of the session's
-    /// temporary tables or the master cannot say.
+    /// A statement whose LIMIT chooses rows without an order every node
+    /// follows, given one: `UPDATE`/`DELETE … LIMIT` and a copy of one
+    /// table's rows get its key, other copies (`INSERT … SELECT`, `CREATE
+    /// TABLE … SELECT` from joins, unions, groupings) every column they copy
+    /// (`sql::limit_order`). Left as written when the master cannot say.
     pub(in crate::frontend) async fn ordered_limit(&mut self, sql: Vec<u8>) -> Vec<u8> {
-        let Some(found) = limit_order::unordered_limit(&sql) else {
-            return sql;
+        let sql = match limit_order::unordered_limit(&sql) {
+            Some(found) => match self.ordered_by_key(&sql, &found).await {
+                Some(ordered) => return ordered,
+                None => sql,
+            },
+            None => sql,
         };
-        if self.holds_temporary_tables() {
-            return sql;
+        match limit_order::unordered_copy(&sql) {
+            Some(copy) => self.ordered_by_every_column(sql, &copy).await,
+            None => sql,
         }
-        let Some(schema) = found.schema.clone().or_else(|| self.state.schema.clone()) else {
-            return sql;
-        };
+    }
+
+    /// `found`'s text ordered by its table's key, unless the table may be
+    /// one of the session's temporary tables or the master cannot say.
+    async fn ordered_by_key(
+        &mut self,
+        sql: &[u8],
+        found: &limit_order::UnorderedLimit,
+    ) -> Option<Vec<u8>> {
+        if self.holds_temporary_tables() {
+            return None;
+        }
+        let schema = found.schema.clone().or_else(|| self.state.schema.clone())?;
         let keys = &self.shared.table_keys;
         let columns = match keys.get(&schema, &found.table) {
             Some(known) => known,
@@ -342,10 +358,36 @@ impl Session {
                 }
             }
         };
-        match columns {
-            Some(columns) => found.ordered_by(&sql, &columns),
-            None => sql,
+        Some(found.ordered_by(sql, &columns?))
+    }
+
+    /// `copy`'s text ordered by every column its SELECT gives: the master
+    /// prepares the SELECT in the session (its temporary tables, its
+    /// schema) to count them, without running it.
+    async fn ordered_by_every_column(
+        &mut self,
+        sql: Vec<u8>,
+        copy: &limit_order::UnorderedCopy,
+    ) -> Vec<u8> {
+        let Some(conn) = self.master.as_mut() else {
+            return sql;
+        };
+        let columns = match conn.prep(copy.select(&sql)).await {
+            Ok(statement) => {
+                let columns = statement.num_columns();
+                let _ = conn.close(statement).await;
+                columns
+            }
+            Err(e) => {
+                // The statement fails the same way on every node.
+                tracing::debug!(error = %e, "the master cannot prepare a copy's SELECT; it goes as written");
+                return sql;
+            }
+        };
+        if columns == 0 {
+            return sql;
         }
+        copy.ordered_by_positions(&sql, usize::from(columns))
     }
 
     /// `NEXTVAL(s)` in a write: each call's value taken once, on the first

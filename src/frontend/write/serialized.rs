@@ -44,6 +44,11 @@ impl Session {
         if let Err(err) = self.commit_implicitly().await {
             return self.answer(w, Err(err)).await;
         }
+        // `CREATE TABLE … SELECT … LIMIT`: the same rows on every node.
+        let work = match work {
+            Work::Text(sql) => Work::Text(self.ordered_limit(sql).await),
+            prepared => prepared,
+        };
         let (mut work, renames, variables) = self.pinned_work(work, renames);
         let renames = &renames;
         let mut entry = self.new_entry(EntryKind::Serialized, &work);
