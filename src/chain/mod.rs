@@ -4,7 +4,7 @@
 //! on every node outside the synchronous pair.
 //!
 //! The synchronous half of the write path (B first, then A) runs in the
-//! client's session task: see `frontend/write/`.
+//! client's session task: see `write/`.
 
 pub mod commits;
 pub mod handover;

@@ -3,7 +3,7 @@
 //!
 //! `SELECT f()` writes when the body of `f` does. Outside a transaction the
 //! master runs a read read-only and refuses such a write before its first
-//! row (`frontend/write/read.rs`). Inside a transaction it cannot (MariaDB
+//! row (`write/read.rs`). Inside a transaction it cannot (MariaDB
 //! ignores a per-statement `tx_read_only` there), so a read that names one
 //! of these takes the write path instead: B first, journaled, then A. The
 //! text cannot say whether a function writes, and MariaDB does not enforce

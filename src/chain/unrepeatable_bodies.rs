@@ -20,7 +20,7 @@
 //! switches to row images, which lockstep does not have. So a statement
 //! that would run such a body is refused (1235) before any node runs it,
 //! naming the definition. (A definition made through lockstep that calls
-//! `UUID()` is refused when it is made: `frontend/write/serialized.rs`;
+//! `UUID()` is refused when it is made: `write/serialized.rs`;
 //! this also catches those made before lockstep or behind its back.)
 //!
 //! A body is unrepeatable when it inserts into a table with an

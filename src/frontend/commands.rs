@@ -9,10 +9,10 @@ use opensrv_mysql::{Column, ColumnType, ErrorKind, InitWriter, OkResponse, Query
 use tokio::io::AsyncWrite;
 use tracing::info;
 
-use super::encode;
-use super::error::{ClientError, SendError};
 use super::session::Session;
+use crate::error::{ClientError, SendError};
 use crate::sql::quote;
+use crate::wire::encode;
 
 /// `KILL QUERY|CONNECTION thread` on `node`, through an admin connection.
 async fn kill_on(
@@ -61,7 +61,7 @@ impl Session {
         &mut self,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
-        let id = self.last_request_id.map(|id| id.to_string());
+        let id = self.driver.last_request_id.map(|id| id.to_string());
         self.answer_one_value(w, "LOCKSTEP_REQUEST_ID()", id.as_deref())
             .await
     }
@@ -105,7 +105,7 @@ impl Session {
             }
             writer.write_row_payload(&payload).await?;
         }
-        let status = self.status;
+        let status = self.driver.status;
         writer
             .finish_one_with(status, 0)
             .await?
@@ -154,13 +154,13 @@ impl Session {
         if !query_only {
             if id == u64::from(self.id) {
                 // Killing oneself: MariaDB answers ER_CONNECTION_KILLED and closes.
-                self.master = None;
-                self.closing = true;
+                self.driver.master = None;
+                self.driver.closing = true;
                 return Err(ClientError::connection_killed());
             }
             self.shared.registry.kill(id);
         }
-        Ok(self.ok())
+        Ok(self.driver.ok())
     }
 
     /// COM_FIELD_LIST: the table's column definitions (as `SELECT * … LIMIT 0`
@@ -174,8 +174,8 @@ impl Session {
         let mut sql = b"SELECT * FROM ".to_vec();
         sql.extend_from_slice(&quote::identifier(table));
         sql.extend_from_slice(b" LIMIT 0");
-        let node = self.master_name.clone();
-        let columns = match self.master.as_mut() {
+        let node = self.driver.master_name.clone();
+        let columns = match self.driver.master.as_mut() {
             Some(conn) => match conn.query_iter(sql.as_slice()).await {
                 Ok(result) => {
                     let extended = result.columns_extended_metadata();
@@ -193,13 +193,13 @@ impl Session {
                 }
                 Err(e) => Err(ClientError::from_backend(&node, e)),
             },
-            None => Err(self.lost_master()),
+            None => Err(self.driver.lost_master()),
         };
         match columns {
-            Ok(columns) => w.field_list(&columns, self.status).await,
+            Ok(columns) => w.field_list(&columns, self.driver.status).await,
             Err(err) => {
                 w.send_error(&err).await?;
-                self.note_failure(&err);
+                self.driver.note_failure(&err);
                 Ok(())
             }
         }
@@ -220,22 +220,22 @@ impl Session {
                     }
                     None => Err(ClientError::malformed_packet()),
                 };
-                self.answer_init(w, outcome).await
+                self.driver.answer_init(w, outcome).await
             }
             COM_STATISTICS => match self.statistics().await {
                 Ok(text) => w.raw_packet(text.as_bytes()).await,
-                Err(err) => self.answer_init(w, Err(err)).await,
+                Err(err) => self.driver.answer_init(w, Err(err)).await,
             },
-            COM_DEBUG => w.eof(self.status).await,
+            COM_DEBUG => w.eof(self.driver.status).await,
             _ => w.send_error(&ClientError::unknown_command()).await,
         }
     }
 
     /// COM_STATISTICS' one-line answer, from the master's counters.
     async fn statistics(&mut self) -> Result<String, ClientError> {
-        let node = self.master_name.clone();
-        let Some(conn) = self.master.as_mut() else {
-            return Err(self.lost_master());
+        let node = self.driver.master_name.clone();
+        let Some(conn) = self.driver.master.as_mut() else {
+            return Err(self.driver.lost_master());
         };
         let rows: Vec<Row> = conn
             .query(

@@ -3,17 +3,12 @@
 //! the nodes.
 
 mod commands;
-mod encode;
-pub mod error;
-mod kept_warnings;
 mod params;
 mod query;
-mod relay;
 mod server;
 pub mod session;
 mod show;
 mod tls;
-mod write;
 
 pub use server::Frontend;
 pub use tls::TlsError;
@@ -21,5 +16,5 @@ pub use tls::TlsError;
 /// Takes up the statements the `retry-master` policy was still retrying
 /// when lockstep last stopped (called once at start, by `app`).
 pub fn resume_retries(shared: &std::sync::Arc<crate::shared::Shared>) {
-    write::retry_master::resume(shared);
+    crate::write::retry_master::resume(shared);
 }

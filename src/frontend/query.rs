@@ -7,19 +7,20 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Statement;
 use opensrv_mysql::{InitWriter, ParamValue, QueryResultWriter, StatementMetaWriter, StatusFlags};
 use tokio::io::AsyncWrite;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use super::error::{ClientError, SendError};
-use super::relay::{self, SetsEnd};
-use super::session::{PreparedStatement, Session};
-use super::write::Work;
-use super::{encode, params};
+use super::params;
+use super::session::Session;
+use crate::error::{ClientError, SendError};
 use crate::router;
 use crate::sql::intercept::{intercept, original_names, Intercepted, Renames};
 use crate::sql::load_data::{self, ClientFile};
 use crate::sql::quote;
 use crate::sql::sequences;
 use crate::sql::unpinnable;
+use crate::wire::encode;
+use crate::write::PreparedStatement;
+use crate::write::Work;
 
 /// The largest client file lockstep takes for `LOAD DATA LOCAL INFILE`:
 /// its content is held in memory and journaled with the statement.
@@ -35,13 +36,19 @@ impl Session {
     ) -> io::Result<()> {
         let route = router::route(&sql);
         match load_data::client_file(&sql) {
-            ClientFile::None => self.dispatch(Work::Text(sql), route, renames, w).await,
-            ClientFile::AmongSeveral => {
-                self.answer(w, Err(ClientError::client_file_among_several()))
+            ClientFile::None => {
+                self.driver
+                    .dispatch(Work::Text(sql), route, renames, w)
                     .await
             }
-            ClientFile::Named(_) if !self.params.local_files => {
-                self.answer(w, Err(ClientError::client_files_disabled()))
+            ClientFile::AmongSeveral => {
+                self.driver
+                    .answer(w, Err(ClientError::client_file_among_several()))
+                    .await
+            }
+            ClientFile::Named(_) if !self.driver.params.local_files => {
+                self.driver
+                    .answer(w, Err(ClientError::client_files_disabled()))
                     .await
             }
             ClientFile::Named(name) => {
@@ -49,41 +56,15 @@ impl Session {
                 let file = w.local_infile(&name, CLIENT_FILE_LIMIT).await?;
                 if file.truncated {
                     let err = ClientError::client_file_too_large(CLIENT_FILE_LIMIT);
-                    return self.answer(w, Err(err)).await;
+                    return self.driver.answer(w, Err(err)).await;
                 }
-                self.client_file = Some(file.content.into());
-                let answered = self.dispatch(Work::Text(sql), route, renames, w).await;
-                self.client_file = None;
+                self.driver.client_file = Some(file.content.into());
+                let answered = self
+                    .driver
+                    .dispatch(Work::Text(sql), route, renames, w)
+                    .await;
+                self.driver.client_file = None;
                 answered
-            }
-        }
-    }
-
-    /// Ends a relayed response: the last terminator once the master's final
-    /// status is known, or the bookkeeping of the error the client got.
-    /// True when the statement succeeded.
-    pub(super) async fn end_response<W: AsyncWrite + Send + Unpin>(
-        &mut self,
-        end: SetsEnd<'_, W>,
-    ) -> io::Result<bool> {
-        self.busy = false;
-        match (end, self.master.as_ref()) {
-            (SetsEnd::Complete(w), Some(conn)) => {
-                relay::finish(conn, w, &mut self.status).await?;
-                Ok(true)
-            }
-            (SetsEnd::Complete(w), None) => {
-                w.no_more_results().await?;
-                Ok(true)
-            }
-            (SetsEnd::Failed(err), _) => {
-                self.note_failure(&err);
-                Ok(false)
-            }
-            (SetsEnd::Refused(w, _), _) => {
-                let err = relay::unexpected_refusal(w).await?;
-                self.note_failure(&err);
-                Ok(false)
             }
         }
     }
@@ -107,12 +88,12 @@ impl Session {
             }
             None => (sql, Vec::new()),
         };
-        let sql = self.ordered_limit(sql).await;
+        let sql = self.driver.ordered_limit(sql).await;
         // Each execution takes its sequence values once (`sql::sequences`).
         let (sql, sequences) = match sequences::calls(&sql) {
             None => (sql, Vec::new()),
             Some(sequences::Calls::PerRow) => {
-                return w.send_error(&super::write::per_row_sequence()).await;
+                return w.send_error(&crate::write::per_row_sequence()).await;
             }
             Some(sequences::Calls::Once(calls)) => {
                 let (text, sequence_renames) = sequences::with_variables(&sql, &calls);
@@ -127,11 +108,11 @@ impl Session {
             );
             return w.send_error(&err).await;
         }
-        let node = self.master_name.clone();
-        let Some(conn) = self.master.as_mut() else {
-            let err = self.lost_master();
+        let node = self.driver.master_name.clone();
+        let Some(conn) = self.driver.master.as_mut() else {
+            let err = self.driver.lost_master();
             w.send_error(&err).await?;
-            self.note_failure(&err);
+            self.driver.note_failure(&err);
             return Ok(());
         };
         let prepared = conn.prep(sql.as_slice()).await;
@@ -157,7 +138,7 @@ impl Session {
                     .collect();
                 let id = self.allocate_statement_id();
                 let route = router::route(&sql);
-                self.statements.insert(
+                self.driver.statements.insert(
                     id,
                     PreparedStatement {
                         backend: stmt,
@@ -173,7 +154,7 @@ impl Session {
             }
             Err(err) => {
                 w.send_error(&err).await?;
-                self.note_failure(&err);
+                self.driver.note_failure(&err);
                 Ok(())
             }
         }
@@ -187,7 +168,7 @@ impl Session {
         client_params: &[ParamValue<'_>],
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
-        let Some(stmt) = self.statements.get(&id).cloned() else {
+        let Some(stmt) = self.driver.statements.get(&id).cloned() else {
             let err = ClientError::unknown_prepared_statement(id, "mysqld_stmt_execute");
             return w.send_error(&err).await;
         };
@@ -200,7 +181,9 @@ impl Session {
             pins: stmt.pins,
             sequences: stmt.sequences,
         };
-        self.dispatch(work, stmt.route, &stmt.renames, w).await
+        self.driver
+            .dispatch(work, stmt.route, &stmt.renames, w)
+            .await
     }
 
     /// The same statement prepared on B's session (None without B).
@@ -208,33 +191,33 @@ impl Session {
         let Some(node) = self.shared.sync_node() else {
             return Ok(None);
         };
-        let Some(conn) = self.sync.as_mut() else {
-            self.sync_lost("no connection");
+        let Some(conn) = self.driver.sync.as_mut() else {
+            self.driver.sync_lost("no connection");
             return Ok(None);
         };
         match conn.prep(sql).await {
             Ok(stmt) => Ok(Some(stmt)),
-            Err(e) => self.sync_failed(&node.name, e).map(|()| None),
+            Err(e) => self.driver.sync_failed(&node.name, e).map(|()| None),
         }
     }
 
     /// COM_STMT_CLOSE: never answered.
     pub(super) async fn close_statement(&mut self, id: u32) {
-        let Some(stmt) = self.statements.remove(&id) else {
+        let Some(stmt) = self.driver.statements.remove(&id) else {
             return;
         };
-        if let Some(conn) = self.master.as_mut() {
+        if let Some(conn) = self.driver.master.as_mut() {
             if let Err(e) = conn.close(stmt.backend).await {
-                let err = ClientError::from_backend(&self.master_name, e);
-                self.note_failure(&err);
+                let err = ClientError::from_backend(&self.driver.master_name, e);
+                self.driver.note_failure(&err);
             }
         }
-        if let (Some(conn), Some(sync_stmt)) = (self.sync.as_mut(), stmt.sync) {
+        if let (Some(conn), Some(sync_stmt)) = (self.driver.sync.as_mut(), stmt.sync) {
             if let Err(e) = conn.close(sync_stmt).await {
                 // B's trouble is not the client's: a broken connection
                 // takes B out of its role, an error there is only logged.
-                let node = self.sync_node_name();
-                if let Err(err) = self.sync_failed(&node, e) {
+                let node = self.driver.sync_node_name();
+                if let Err(err) = self.driver.sync_failed(&node, e) {
                     debug!(error = %err, "closing a statement on the synchronous slave failed");
                 }
             }
@@ -249,14 +232,14 @@ impl Session {
     ) -> io::Result<()> {
         let mut sql = b"USE ".to_vec();
         sql.extend_from_slice(&quote::identifier(schema));
-        let outcome = match self.sync_control_bytes(&sql).await {
-            Ok(()) => self.run_on_master(&sql).await,
+        let outcome = match self.driver.sync_control_bytes(&sql).await {
+            Ok(()) => self.driver.run_on_master(&sql).await,
             Err(err) => Err(err),
         };
         if outcome.is_ok() {
-            self.refresh_schema().await;
+            self.driver.refresh_schema().await;
         }
-        self.answer_init(w, outcome).await
+        self.driver.answer_init(w, outcome).await
     }
 
     /// COM_RESET_CONNECTION: the backend session is reset the same way.
@@ -264,15 +247,15 @@ impl Session {
         &mut self,
         w: InitWriter<'_, W>,
     ) -> io::Result<()> {
-        self.statements.clear();
-        self.sql_prepared_pins.clear();
+        self.driver.statements.clear();
+        self.driver.sql_prepared_pins.clear();
         // A reset rolls back the open transaction on both nodes.
-        self.txn = None;
-        self.holds_table_locks = false;
-        self.state.forget_statements();
-        self.last_insert_id = crate::protocol::insert_id::LastInsertId::known(0);
-        let node = self.master_name.clone();
-        let sync_reset = match (self.sync.as_mut(), self.shared.sync_node()) {
+        self.driver.txn = None;
+        self.driver.holds_table_locks = false;
+        self.driver.state.forget_statements();
+        self.driver.last_insert_id = crate::protocol::insert_id::LastInsertId::known(0);
+        let node = self.driver.master_name.clone();
+        let sync_reset = match (self.driver.sync.as_mut(), self.shared.sync_node()) {
             (Some(conn), Some(sync)) => conn
                 .reset()
                 .await
@@ -282,88 +265,27 @@ impl Session {
         };
         let sync_reset = match sync_reset {
             Err(err) if err.ends_session() => {
-                self.sync_lost(&err.to_string());
+                self.driver.sync_lost(&err.to_string());
                 Ok(())
             }
             other => other,
         };
-        let outcome = match (sync_reset, self.master.as_mut()) {
+        let outcome = match (sync_reset, self.driver.master.as_mut()) {
             (Err(err), _) => Err(err),
             (Ok(()), Some(conn)) => match conn.reset().await {
                 // The reset session takes the globals as they are now.
-                Ok(_) => match self.adopt_master_defaults().await {
+                Ok(_) => match self.driver.adopt_master_defaults().await {
                     Ok(()) => {
-                        self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
-                        Ok(self.ok())
+                        self.driver.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+                        Ok(self.driver.ok())
                     }
                     Err(err) => Err(err),
                 },
                 Err(e) => Err(ClientError::from_backend(&node, e)),
             },
-            (Ok(()), None) => Err(self.lost_master()),
+            (Ok(()), None) => Err(self.driver.lost_master()),
         };
-        self.answer_init(w, outcome).await
-    }
-
-    /// Runs a statement without a result set on the master; the OK as the
-    /// client should get it.
-    pub(super) async fn run_on_master(
-        &mut self,
-        sql: &[u8],
-    ) -> Result<opensrv_mysql::OkResponse, ClientError> {
-        let node = self.master_name.clone();
-        let Some(conn) = self.master.as_mut() else {
-            return Err(self.lost_master());
-        };
-        match conn.query_drop(sql).await {
-            Ok(()) => {
-                let ok = conn
-                    .last_ok_packet()
-                    .map(relay::ok_response)
-                    .unwrap_or_default();
-                self.status = ok.status_flags;
-                Ok(ok)
-            }
-            Err(e) => {
-                let err = ClientError::from_backend(&node, e);
-                if err.ends_session() {
-                    warn!(error = %err, "lost the master connection");
-                }
-                Err(err)
-            }
-        }
-    }
-
-    /// Answers a COM_QUERY with an OK or an error.
-    pub(super) async fn answer<W: AsyncWrite + Send + Unpin>(
-        &mut self,
-        w: QueryResultWriter<'_, W>,
-        outcome: Result<opensrv_mysql::OkResponse, ClientError>,
-    ) -> io::Result<()> {
-        match outcome {
-            Ok(ok) => w.completed(ok).await,
-            Err(err) => {
-                w.send_error(&err).await?;
-                self.note_failure(&err);
-                Ok(())
-            }
-        }
-    }
-
-    /// Answers a command other than COM_QUERY with an OK or an error.
-    pub(super) async fn answer_init<W: AsyncWrite + Send + Unpin>(
-        &mut self,
-        w: InitWriter<'_, W>,
-        outcome: Result<opensrv_mysql::OkResponse, ClientError>,
-    ) -> io::Result<()> {
-        match outcome {
-            Ok(ok) => w.ok_with(ok).await,
-            Err(err) => {
-                w.send_error(&err).await?;
-                self.note_failure(&err);
-                Ok(())
-            }
-        }
+        self.driver.answer_init(w, outcome).await
     }
 }
 

@@ -7,10 +7,10 @@ use opensrv_mysql::QueryResultWriter;
 use tokio::io::AsyncWrite;
 use uuid::Uuid;
 
-use super::error::ClientError;
 use super::session::Session;
 use crate::chain::roles::Role;
 use crate::compare::verdict::Verdict;
+use crate::error::ClientError;
 use crate::journal::{Entry, EntryState, NodeResult, Outcome};
 
 impl Session {
@@ -103,18 +103,28 @@ impl Session {
         // Results are journaled without waiting: let them land first.
         if let Err(e) = self.shared.chain.journal.settle().await {
             let err = ClientError::JournalUnavailable(e.to_string());
-            return self.answer(w, Err(err)).await;
+            return self.driver.answer(w, Err(err)).await;
         }
         let entry = match Uuid::parse_str(id) {
             Ok(uuid) => self.shared.chain.journal.entry(uuid),
-            Err(_) => return self.answer(w, Err(ClientError::unknown_request(id))).await,
+            Err(_) => {
+                return self
+                    .driver
+                    .answer(w, Err(ClientError::unknown_request(id)))
+                    .await
+            }
         };
         let entry = match entry {
             Ok(Some(entry)) => entry,
-            Ok(None) => return self.answer(w, Err(ClientError::unknown_request(id))).await,
+            Ok(None) => {
+                return self
+                    .driver
+                    .answer(w, Err(ClientError::unknown_request(id)))
+                    .await
+            }
             Err(e) => {
                 let err = ClientError::JournalUnavailable(e.to_string());
-                return self.answer(w, Err(err)).await;
+                return self.driver.answer(w, Err(err)).await;
             }
         };
         let rows = request_rows(&entry);

@@ -2,7 +2,7 @@
 //! client's work (`control`) and the commit-number rule every write follows
 //! (`commit`), which AUTO_INCREMENT value a statement made and the nodes
 //! after it pin (`insert_id`), and the rules that keep statements which
-//! commit implicitly (DDL) in the master's order (`serialized`). The sessions (`frontend::write`)
+//! commit implicitly (DDL) in the master's order (`serialized`). The sessions (`write`)
 //! and the retrier drive it; docs/write-protocol.md gives the whole
 //! protocol and why each step is where it is.
 

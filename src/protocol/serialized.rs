@@ -43,7 +43,7 @@
 //! Reads go to A alone, so a transaction that only read the DDL's table
 //! holds a metadata lock on A that B never saw: before the first node runs
 //! the DDL, A's session waits for such transactions by taking the DDL's
-//! table locks and letting go at once (`frontend::write::serialized`,
+//! table locks and letting go at once (`write::serialized`,
 //! docs/write-protocol.md "Waits").
 
 use std::time::Duration;

@@ -300,7 +300,7 @@ fn statement_count(lexemes: &[Lexeme]) -> usize {
 
 /// A read that may still write through what it calls (a stored function,
 /// a sequence): one statement of the SELECT family or DO. The master runs it
-/// read-only and refuses it if it writes (see `frontend::write::read`).
+/// read-only and refuses it if it writes (see `write::read`).
 pub fn is_guarded_read(query: &[u8]) -> bool {
     let Some(lexemes) = lex(query) else {
         return false;

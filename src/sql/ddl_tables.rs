@@ -6,7 +6,7 @@
 //! lockstep uses them to wait on the master, before the first node runs the
 //! DDL, for the transactions that only *read* those tables there: reads go
 //! to the master alone, so the first node never sees them
-//! (`frontend::write::serialized`, docs/write-protocol.md "Waits").
+//! (`write::serialized`, docs/write-protocol.md "Waits").
 
 use std::ops::Range;
 

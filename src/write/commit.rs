@@ -21,14 +21,14 @@ use tracing::{error, warn};
 use uuid::Uuid;
 
 use super::in_doubt::Fate;
-use crate::frontend::error::ClientError;
-use crate::frontend::session::Session;
+use super::Driver;
+use crate::error::ClientError;
 use crate::journal::CommitState;
 use crate::protocol::commit;
 use crate::protocol::control::Wrap;
 
 /// What A commits, once it ran it.
-pub(super) struct CommitWork {
+pub(crate) struct CommitWork {
     /// The requestId the commit is recorded under.
     pub request_id: Uuid,
     /// The statements it commits.
@@ -41,7 +41,7 @@ pub(super) struct CommitWork {
 
 impl CommitWork {
     /// An autocommit statement's own transaction, ended by `wrap`.
-    pub(super) fn one_statement(request_id: Uuid, wrap: Wrap) -> CommitWork {
+    pub(crate) fn one_statement(request_id: Uuid, wrap: Wrap) -> CommitWork {
         CommitWork {
             request_id,
             statements: vec![request_id],
@@ -52,7 +52,7 @@ impl CommitWork {
 }
 
 /// How a commit ended on A.
-pub(super) enum Committed {
+pub(crate) enum Committed {
     /// A committed under `seq`: the client gets `ok`, then `finish_on_sync`.
     Yes { ok: OkResponse, seq: u64 },
     /// A's answer was lost. `seq` is Some when A has it (or is gone and it
@@ -66,7 +66,7 @@ pub(super) enum Committed {
 
 impl Committed {
     /// The number B commits under (None: B rolls back).
-    pub(super) fn seq(&self) -> Option<u64> {
+    pub(crate) fn seq(&self) -> Option<u64> {
         match self {
             Committed::Yes { seq, .. } => Some(*seq),
             Committed::Lost { seq, .. } => *seq,
@@ -75,11 +75,11 @@ impl Committed {
     }
 }
 
-impl Session {
+impl Driver {
     /// Phases 1 and 2: number, commit on A. The entries of the work must be
     /// journaled as they are to be replayed before this is called: the
     /// commit is resolved (and appliers replay it) as soon as A committed.
-    pub(super) async fn commit_on_master(&mut self, work: &CommitWork) -> Committed {
+    pub(crate) async fn commit_on_master(&mut self, work: &CommitWork) -> Committed {
         if let Err(err) = self.wait_behind_serialized_before_number().await {
             let _ = self.run_on_master(work.wrap.rollback().as_bytes()).await;
             return Committed::No(err);
@@ -126,7 +126,7 @@ impl Session {
     /// Phase 4: B commits what A committed under `seq` (None: A did not,
     /// or B did not run it: B rolls back). The client's answer is already
     /// decided by A.
-    pub(super) async fn finish_on_sync(
+    pub(crate) async fn finish_on_sync(
         &mut self,
         request_id: Uuid,
         seq: Option<u64>,

@@ -22,13 +22,13 @@ use crate::protocol::{commit, control};
 use crate::shared::Shared;
 
 /// Starts retrying `entry` on the master.
-pub(in crate::frontend) fn spawn(shared: Arc<Shared>, entry: Entry) {
+pub(crate) fn spawn(shared: Arc<Shared>, entry: Entry) {
     let span = info_span!("retry_master", request_id = %entry.id);
     tokio::spawn(retry_until_passed(shared, entry).instrument(span));
 }
 
 /// Takes up the entries that were being retried when lockstep stopped.
-pub(in crate::frontend) fn resume(shared: &Arc<Shared>) {
+pub(crate) fn resume(shared: &Arc<Shared>) {
     let retrying: Vec<Entry> = shared
         .chain
         .journal

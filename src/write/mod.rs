@@ -18,16 +18,23 @@
 //!    one driver of every commit; for a client transaction at its COMMIT,
 //!    `transaction`). When A refuses the statement, B takes it back.
 //!
-//! Also here: reads and the reads that turn out to write (`read`), session
+//! Also here: the session's connections, opened and moved with the roles
+//! (`nodes`), reads and the reads that turn out to write (`read`), session
 //! statements (`session_state`), serialized statements (`serialized`), a
-//! lost answer to COMMIT (`in_doubt`), the `retry-master` policy
+//! lost answer to COMMIT (`in_doubt`), the diagnostics lockstep's commit row
+//! would clear (`kept_warnings`), the `retry-master` policy
 //! (`retry_master`).
+//!
+//! `Driver` is all of a session's state on the nodes; the client-facing
+//! `frontend::session::Session` holds one and calls it.
 
 mod commit;
 mod entries;
 mod in_doubt;
+pub(crate) mod kept_warnings;
+mod nodes;
 mod read;
-pub(in crate::frontend) mod retry_master;
+pub(crate) mod retry_master;
 mod serialized;
 mod session_state;
 mod statement;
@@ -43,21 +50,151 @@ use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 use tokio::sync::OwnedRwLockReadGuard;
 
-use crate::frontend::error::ClientError;
-use crate::frontend::relay::Shown;
-use crate::frontend::session::Session;
+use crate::error::ClientError;
+use crate::wire::relay::Shown;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::backend::SessionParams;
+use crate::journal::SessionState;
 use crate::journal::{Entry, EntryKind};
 use crate::metrics;
 use crate::protocol::control;
+use crate::protocol::insert_id::LastInsertId;
 use crate::router::{self, Route, SetTarget};
+use crate::shared::Shared;
 use crate::sql::intercept::Renames;
 use crate::sql::limit_order;
 use crate::sql::node_variables;
 use crate::sql::sequences;
 use crate::sql::unpinnable;
+use mysql_async::{Conn, Statement};
 
 use work::assignments;
-pub(in crate::frontend) use work::Work;
+pub(crate) use work::Work;
+
+#[derive(Clone)]
+pub(crate) struct PreparedStatement {
+    /// The statement on the master.
+    pub backend: Statement,
+    /// The same statement on the synchronous slave.
+    pub sync: Option<Statement>,
+    pub sql: Vec<u8>,
+    pub route: Route,
+    pub renames: Renames,
+    /// Unpinnable calls the text reads from `@lockstep_pin_N` variables.
+    pub pins: Vec<crate::sql::unpinnable::Pin>,
+    /// The sequences of the `NEXTVAL` calls the text reads from
+    /// `@lockstep_seq_call_N` variables (`sql::sequences`).
+    pub sequences: Vec<String>,
+}
+
+/// What `EXECUTE name` must set for a `PREPARE name FROM '…'` whose string
+/// calls unpinnable functions.
+pub(crate) struct PrepareStringPins {
+    pub pins: Vec<crate::sql::unpinnable::Pin>,
+    /// Result column names the pin variables changed, for the client.
+    pub renames: Renames,
+}
+
+/// One client session's side of the write protocol: its connections to the
+/// master (A) and the synchronous slave (B), its open transaction, and what
+/// the tail must reproduce of it. The client-facing session
+/// (`frontend::session`) holds one and calls it for every statement; it
+/// answers through the client's result writer.
+pub struct Driver {
+    /// The client connection's id, as lockstep gives it.
+    pub(crate) id: u32,
+    pub(crate) shared: Arc<Shared>,
+    /// The client's account name, journaled with each write.
+    pub(crate) user: String,
+    /// How the session's connections to the nodes are opened: the client's
+    /// collation, schema and capabilities.
+    pub(crate) params: SessionParams,
+    pub(crate) master: Option<Conn>,
+    /// The node `master` is a connection to.
+    pub(crate) master_name: String,
+    /// The session's connection to the synchronous slave, when there is one.
+    pub(crate) sync: Option<Conn>,
+    /// The node `sync` is a connection to.
+    pub(crate) sync_name: Option<String>,
+    /// The client's open transaction, as lockstep tracks it on B.
+    pub(crate) txn: Option<OpenTransaction>,
+    /// What the tail must reproduce of this session (journaled with each write).
+    pub(crate) state: SessionState,
+    pub(crate) last_request_id: Option<uuid::Uuid>,
+    /// What LAST_INSERT_ID() returns in this session (journaled for replays).
+    pub(crate) last_insert_id: LastInsertId,
+    /// The time the client fixed with `SET timestamp = …`, as A reports it.
+    pub(crate) fixed_timestamp: Option<String>,
+    /// What ROW_COUNT() gives after the client's last statement, when that
+    /// statement ran on A through the write path (lockstep's own COMMIT and
+    /// SET ran after it there, so A's session has lost the value): the next
+    /// text's `ROW_COUNT()` calls become this literal.
+    pub(crate) row_count: Option<i64>,
+    pub(crate) statements: HashMap<u32, PreparedStatement>,
+    /// The unpinnable calls of the client's `PREPARE name FROM '…'`
+    /// statements, by name: each `EXECUTE name` sets their pin variables.
+    pub(crate) sql_prepared_pins: HashMap<String, PrepareStringPins>,
+    /// The status flags of the last response: what PING and other answers
+    /// lockstep makes up itself report (autocommit, in transaction).
+    pub(crate) status: StatusFlags,
+    /// A statement is running on the master for this session: if the
+    /// session ends now (client gone), that statement must be killed.
+    pub(crate) busy: bool,
+    /// Close the client connection after the current answer.
+    pub(crate) closing: bool,
+    /// The client holds `LOCK TABLES` on A and B: lockstep must not send
+    /// `BEGIN` (it releases them); see `control::Wrap`.
+    pub(crate) holds_table_locks: bool,
+    /// The content of the client's file for the `LOAD DATA LOCAL INFILE`
+    /// being run: given to B and A, and journaled with the statement.
+    pub(crate) client_file: Option<bytes::Bytes>,
+    /// The commands sent on the master and sync connections already
+    /// counted in the metrics, with each connection's id.
+    pub(crate) commands_counted: [Option<(u32, u64)>; 2],
+    /// The diagnostics of a committed transaction's last statement, for
+    /// the client's next `SHOW WARNINGS` (`kept_warnings`).
+    pub(crate) kept_warnings: Option<kept_warnings::KeptWarnings>,
+    /// A command since the last COMMIT or ROLLBACK answered with warnings
+    /// on the master: they may still be its diagnostics at the COMMIT.
+    pub(crate) warned_since_commit: bool,
+}
+
+impl Driver {
+    pub fn new(shared: Arc<Shared>, id: u32) -> Driver {
+        Driver {
+            id,
+            shared,
+            user: String::new(),
+            params: SessionParams::default(),
+            master: None,
+            master_name: String::new(),
+            sync: None,
+            sync_name: None,
+            txn: None,
+            state: SessionState::default(),
+            last_request_id: None,
+            last_insert_id: LastInsertId::known(0),
+            row_count: None,
+            fixed_timestamp: None,
+            statements: HashMap::new(),
+            sql_prepared_pins: HashMap::new(),
+            status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+            busy: false,
+            client_file: None,
+            commands_counted: [None, None],
+            kept_warnings: None,
+            warned_since_commit: false,
+            closing: false,
+            holds_table_locks: false,
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+}
 
 /// A client transaction open on A and B.
 pub struct OpenTransaction {
@@ -72,17 +209,14 @@ pub struct OpenTransaction {
 }
 
 impl OpenTransaction {
-    fn new(session: &Session, gate: OwnedRwLockReadGuard<()>) -> OpenTransaction {
-        session
-            .shared
-            .registry
-            .set_in_transaction(session.id(), true);
+    fn new(session: &Driver, gate: OwnedRwLockReadGuard<()>) -> OpenTransaction {
+        session.shared.registry.set_in_transaction(session.id, true);
         OpenTransaction {
             _gate: gate,
             entries: Vec::new(),
             _mark: TransactionMark {
                 shared: session.shared.clone(),
-                id: session.id(),
+                id: session.id,
             },
         }
     }
@@ -99,10 +233,10 @@ impl Drop for TransactionMark {
     }
 }
 
-impl Session {
+impl Driver {
     /// Routes a statement: the master alone, every session connection, or
     /// the write path.
-    pub(super) async fn dispatch<W: AsyncWrite + Send + Unpin>(
+    pub(crate) async fn dispatch<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: Work,
         route: Route,
@@ -285,7 +419,7 @@ impl Session {
     /// `Work::pinned`; for `EXECUTE name` of a `PREPARE name FROM '…'`
     /// whose string calls unpinnable functions, also fresh values for its
     /// pin variables (journaled with the statement's context).
-    pub(super) fn pinned_work(
+    pub(crate) fn pinned_work(
         &self,
         work: Work,
         renames: &Renames,
@@ -312,7 +446,7 @@ impl Session {
     /// table's rows get its key, other copies (`INSERT … SELECT`, `CREATE
     /// TABLE … SELECT` from joins, unions, groupings) every column they copy
     /// (`sql::limit_order`). Left as written when the master cannot say.
-    pub(in crate::frontend) async fn ordered_limit(&mut self, sql: Vec<u8>) -> Vec<u8> {
+    pub(crate) async fn ordered_limit(&mut self, sql: Vec<u8>) -> Vec<u8> {
         let sql = match limit_order::unordered_limit(&sql) {
             Some(found) => match self.ordered_by_key(&sql, &found).await {
                 Some(ordered) => return ordered,
@@ -394,7 +528,7 @@ impl Session {
     /// node (B, or A without B), written into the text, and every node's
     /// sequence brought to it by `SETVAL` in the pinned context
     /// (`sql::sequences`). A call that runs once per row is refused.
-    pub(super) async fn pinned_sequences(
+    pub(crate) async fn pinned_sequences(
         &mut self,
         work: Work,
         renames: &Renames,
@@ -433,7 +567,7 @@ impl Session {
     /// `@@hostname`, `@@server_id` and the other variables whose value is
     /// each server's own, in a write: the master's values, as literals
     /// (`sql::node_variables`). Left as written when the master cannot say.
-    pub(super) async fn pinned_node_variables(
+    pub(crate) async fn pinned_node_variables(
         &mut self,
         work: Work,
         renames: Renames,
@@ -518,7 +652,7 @@ impl Session {
     /// Follows the roles after waiting for the gate (a failover or a new
     /// synchronous slave may have happened meanwhile); a prepared
     /// statement's handles are then those of the new connections.
-    pub(super) async fn follow_roles_with(&mut self, work: &mut Work) {
+    pub(crate) async fn follow_roles_with(&mut self, work: &mut Work) {
         self.follow_roles().await;
         if let Work::Prepared {
             id, master, sync, ..
@@ -532,7 +666,7 @@ impl Session {
     }
 
     /// How an autocommit statement gets a transaction of its own on A and B.
-    pub(super) fn wrap(&self) -> control::Wrap {
+    pub(crate) fn wrap(&self) -> control::Wrap {
         if self.holds_table_locks {
             control::Wrap::AutocommitOff
         } else {
@@ -541,14 +675,14 @@ impl Session {
     }
 
     /// A transaction is open (or autocommit is off, so the next statement opens one).
-    pub(super) fn in_transaction(&self) -> bool {
+    pub(crate) fn in_transaction(&self) -> bool {
         self.txn.is_some()
             || self.status.contains(StatusFlags::SERVER_STATUS_IN_TRANS)
             || !self.status.contains(StatusFlags::SERVER_STATUS_AUTOCOMMIT)
     }
 
     /// Relays a statement's whole response from the master; true when it succeeded.
-    pub(super) async fn relay_on_master<W: AsyncWrite + Send + Unpin>(
+    pub(crate) async fn relay_on_master<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: &Work,
         renames: &Renames,
@@ -569,7 +703,7 @@ impl Session {
 }
 
 /// A call of `NEXTVAL` that runs once per row cannot be pinned.
-pub(in crate::frontend) fn per_row_sequence() -> ClientError {
+pub(crate) fn per_row_sequence() -> ClientError {
     ClientError::NotSupported(
         "NEXTVAL or NEXT VALUE FOR once per row (INSERT … SELECT, UPDATE, a SELECT with \
          FROM): each node would hand out its own values"

@@ -13,11 +13,10 @@ use tracing::{error, info_span, warn, Instrument};
 
 use super::statement::{outcome_of_client_error, MasterEnd};
 use super::work::{Pinning, Work};
+use super::Driver;
 use crate::chain::outcome;
+use crate::error::ClientError;
 use crate::failover;
-use crate::frontend::error::ClientError;
-use crate::frontend::relay;
-use crate::frontend::session::Session;
 use crate::journal::{CommitState, Entry, EntryKind, EntryState};
 use crate::protocol::insert_id::Question;
 use crate::protocol::serialized::{MasterProbe, SerializedError, Turn};
@@ -25,11 +24,12 @@ use crate::protocol::{commit, control};
 use crate::router;
 use crate::sql::ddl_tables;
 use crate::sql::intercept::Renames;
+use crate::wire::relay;
 
-impl Session {
+impl Driver {
     /// DDL and other statements that commit implicitly: one at a time,
     /// first node then A, numbered after A ran them (`protocol::serialized`).
-    pub(super) async fn run_serialized<W: AsyncWrite + Send + Unpin>(
+    pub(crate) async fn run_serialized<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: Work,
         renames: &Renames,
@@ -227,7 +227,7 @@ impl Session {
 
     /// The session's `lock_wait_timeout` on A (MariaDB's default, a day,
     /// when A cannot say).
-    pub(super) async fn lock_wait_timeout(&mut self) -> Duration {
+    pub(crate) async fn lock_wait_timeout(&mut self) -> Duration {
         const MARIADB_DEFAULT: Duration = Duration::from_secs(86_400);
         let Some(conn) = self.master.as_mut() else {
             return MARIADB_DEFAULT;
@@ -247,7 +247,7 @@ impl Session {
     /// meanwhile, so any moment is in A's order), A's and B's
     /// `lockstep.commits` rows (in their own small transactions: DDL
     /// cannot share one).
-    pub(super) async fn record_serialized_commit(&mut self, entry: &mut Entry, sync_ok: bool) {
+    pub(crate) async fn record_serialized_commit(&mut self, entry: &mut Entry, sync_ok: bool) {
         let journal = self.shared.chain.journal.clone();
         let record = match commit::number(&journal, entry.id, vec![entry.id], true).await {
             Ok(record) => record,
@@ -282,7 +282,7 @@ impl Session {
     /// Rule 2 of `protocol::serialized` for a write whose statement just ran on
     /// B: it waits behind a DDL that may have run before it there. On
     /// timeout the statement is undone on B and the client gets 1205.
-    pub(super) async fn wait_behind_serialized_before_master(
+    pub(crate) async fn wait_behind_serialized_before_master(
         &mut self,
         in_txn: bool,
     ) -> Result<(), ClientError> {
@@ -324,7 +324,7 @@ impl Session {
 
     /// Rule 2 of `protocol::serialized` before a write's number, its work done
     /// on A: it waits behind a DDL that may have run before it there.
-    pub(super) async fn wait_behind_serialized_before_number(&mut self) -> Result<(), ClientError> {
+    pub(crate) async fn wait_behind_serialized_before_number(&mut self) -> Result<(), ClientError> {
         let shared = self.shared.clone();
         if !shared.chain.serialized.any_in_flight() {
             return Ok(());
@@ -381,7 +381,7 @@ impl Session {
     /// function or a view. Asked on a connection of its own: on the
     /// session's, the queries would clear the DDL's notes before the client
     /// asks for them.
-    pub(super) async fn refresh_master_catalog(&mut self) {
+    pub(crate) async fn refresh_master_catalog(&mut self) {
         self.shared.table_keys.forget();
         self.shared.column_tops.forget();
         let node = self.shared.master_node();
@@ -415,7 +415,7 @@ enum Gate {
     Exclusive(OwnedRwLockWriteGuard<()>),
 }
 
-impl Session {
+impl Driver {
     /// A text of several statements is serialized across the chain as one
     /// unit, and the tail replays it as one. That holds only for a
     /// transaction that begins and ends inside the text: one the text

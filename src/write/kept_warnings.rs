@@ -15,12 +15,12 @@ use opensrv_mysql::{Column, QueryResultWriter};
 use tokio::io::AsyncWrite;
 use tracing::warn;
 
-use super::encode;
-use super::session::Session;
+use super::Driver;
 use crate::sql::lexer::lex;
+use crate::wire::encode;
 
 /// A's answer to `SHOW WARNINGS`, as the client would have had it.
-pub(super) struct KeptWarnings {
+pub(crate) struct KeptWarnings {
     columns: Vec<Column>,
     /// Each row's text-protocol payload, and whether its level is `Error`.
     rows: Vec<(Vec<u8>, bool)>,
@@ -29,7 +29,7 @@ pub(super) struct KeptWarnings {
 /// Which of the two statements `query` is: Some(false) for `SHOW
 /// WARNINGS`, Some(true) for `SHOW ERRORS`, None for anything else (with
 /// a LIMIT or `COUNT(*)` too: those go to A).
-pub(super) fn asked_for(query: &[u8]) -> Option<bool> {
+pub(crate) fn asked_for(query: &[u8]) -> Option<bool> {
     let lexemes = lex(query)?;
     let words: Vec<Option<String>> = lexemes
         .iter()
@@ -47,7 +47,7 @@ pub(super) fn asked_for(query: &[u8]) -> Option<bool> {
 /// BEGIN, START TRANSACTION, and SELECT or SET without FROM (the caller
 /// rules out stored functions, whose tables count). Any doubt counts as
 /// using one.
-pub(super) fn uses_no_table(query: &[u8]) -> bool {
+pub(crate) fn uses_no_table(query: &[u8]) -> bool {
     use sqlparser::tokenizer::Token;
     let Some(lexemes) = lex(query) else {
         return false;
@@ -64,12 +64,12 @@ pub(super) fn uses_no_table(query: &[u8]) -> bool {
         })
 }
 
-impl Session {
+impl Driver {
     /// Reads A's diagnostics before lockstep's commit row clears them:
     /// only when a command since the last COMMIT answered with warnings
     /// (a later statement that uses no table keeps them; one that does
     /// clears them, and A then answers with what it has).
-    pub(super) async fn warnings_before_commit(&mut self) -> Option<KeptWarnings> {
+    pub(crate) async fn warnings_before_commit(&mut self) -> Option<KeptWarnings> {
         if !std::mem::take(&mut self.warned_since_commit) {
             return None;
         }
@@ -78,7 +78,7 @@ impl Session {
 
     /// Reads A's diagnostics before lockstep's row for a statement that
     /// just ran there clears them: only when it answered with warnings.
-    pub(super) async fn warnings_of_last_statement(&mut self) -> Option<KeptWarnings> {
+    pub(crate) async fn warnings_of_last_statement(&mut self) -> Option<KeptWarnings> {
         if self.master.as_ref()?.get_warnings() == 0 {
             return None;
         }
@@ -123,7 +123,7 @@ impl Session {
 
     /// Answers `SHOW WARNINGS` (or, `errors_only`, `SHOW ERRORS`) from what
     /// was kept.
-    pub(super) async fn answer_kept_warnings<W: AsyncWrite + Send + Unpin>(
+    pub(crate) async fn answer_kept_warnings<W: AsyncWrite + Send + Unpin>(
         &mut self,
         kept: &KeptWarnings,
         errors_only: bool,

@@ -11,17 +11,17 @@ use tracing::warn;
 
 use super::statement::MasterEnd;
 use super::work::{Pinning, Work};
-use crate::frontend::relay;
-use crate::frontend::session::{PrepareStringPins, Session};
+use super::{Driver, PrepareStringPins};
 use crate::journal::{Context, Outcome, SqlText};
 use crate::protocol::control::{self, UserValue, Variable};
 use crate::router::{self, SessionChange, SetTarget, TableLocks};
 use crate::sql::intercept::Renames;
 use crate::sql::unpinnable;
+use crate::wire::relay;
 
-impl Session {
+impl Driver {
     /// SET, USE, PREPARE, temporary tables: B's session, then A's.
-    pub(super) async fn session_statement<W: AsyncWrite + Send + Unpin>(
+    pub(crate) async fn session_statement<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: Work,
         change: SessionChange,
@@ -96,7 +96,7 @@ impl Session {
     /// must not create it again, where it would hide a table t created
     /// later. Remembered as `DROP TEMPORARY TABLE IF EXISTS t`, which does
     /// nothing where t was not temporary.
-    pub(super) fn remember_temporary_drop(&mut self, sql: &[u8]) {
+    pub(crate) fn remember_temporary_drop(&mut self, sql: &[u8]) {
         if !self.holds_temporary_tables() {
             return;
         }
@@ -107,7 +107,7 @@ impl Session {
 
     /// The session made temporary tables (as far as its state says: one
     /// made inside a text of several statements is not recorded there).
-    pub(in crate::frontend) fn holds_temporary_tables(&self) -> bool {
+    pub(crate) fn holds_temporary_tables(&self) -> bool {
         self.state
             .statements
             .iter()
@@ -248,7 +248,7 @@ impl Session {
     /// on each node by itself (and the tail's replay of it sets them only
     /// for that moment). B's session takes A's values, and the tail's
     /// session state gets them, as after `SELECT … INTO @v`.
-    pub(super) async fn take_master_variables(&mut self, targets: Vec<SetTarget>) {
+    pub(crate) async fn take_master_variables(&mut self, targets: Vec<SetTarget>) {
         let variables = variables_of(targets);
         let Some(set) = self.read_master_variables(&variables).await else {
             return;
@@ -318,7 +318,7 @@ impl Session {
         }
     }
 
-    pub(super) async fn remember_session_change(
+    pub(crate) async fn remember_session_change(
         &mut self,
         work: &Work,
         change: SessionChange,
@@ -354,7 +354,7 @@ impl Session {
     }
 
     /// The session's schema, as the master now has it.
-    pub(in crate::frontend) async fn refresh_schema(&mut self) {
+    pub(crate) async fn refresh_schema(&mut self) {
         let Some(conn) = self.master.as_mut() else {
             return;
         };

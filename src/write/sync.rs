@@ -5,29 +5,29 @@ use mysql_async::prelude::Queryable;
 use tracing::{error, warn};
 
 use super::work::{Pinning, Work};
+use super::Driver;
 use crate::chain::{handover, outcome};
-use crate::frontend::error::ClientError;
-use crate::frontend::session::Session;
+use crate::error::ClientError;
 use crate::journal::{Entry, EntryKind, EntryState, NodeResult, Outcome};
 use crate::protocol::control;
 use crate::protocol::insert_id::{self, Generated, Question, Reported};
 
 /// How B's part of a statement went, for A's part.
-pub(super) struct SyncPart {
+pub(crate) struct SyncPart {
     /// B passed it, or there is no B.
     pub passed: bool,
     /// What B generated: A's `insert_id`, the client's LAST_INSERT_ID().
     pub generated: Option<Generated>,
 }
 
-impl Session {
+impl Driver {
     /// B's part of a statement: runs it there after `pin` and records B's
     /// result (and the AUTO_INCREMENT value it generated, found out as
     /// `question` says) in `entry`. An error goes to the client and
     /// A never runs the statement: B unreachable, or a timing error there
     /// (`outcome::TIMING_ERRORS`, already undone; B keeps its role) on
     /// tables that can be undone.
-    pub(super) async fn run_first_on_sync(
+    pub(crate) async fn run_first_on_sync(
         &mut self,
         work: &Work,
         pin: Option<Pinning>,
@@ -134,7 +134,7 @@ impl Session {
     }
 
     /// Runs `work` on B after `pin`; None without B.
-    pub(super) async fn run_on_sync(
+    pub(crate) async fn run_on_sync(
         &mut self,
         work: &Work,
         pin: Option<Pinning>,
@@ -166,14 +166,11 @@ impl Session {
     }
 
     /// Runs lockstep's own statement on B; a broken connection ends the session.
-    pub(super) async fn sync_control(&mut self, sql: &str) -> Result<(), ClientError> {
+    pub(crate) async fn sync_control(&mut self, sql: &str) -> Result<(), ClientError> {
         self.sync_control_bytes(sql.as_bytes()).await
     }
 
-    pub(in crate::frontend) async fn sync_control_bytes(
-        &mut self,
-        sql: &[u8],
-    ) -> Result<(), ClientError> {
+    pub(crate) async fn sync_control_bytes(&mut self, sql: &[u8]) -> Result<(), ClientError> {
         if self.shared.sync_node().is_none() {
             return Ok(());
         }
@@ -189,7 +186,7 @@ impl Session {
 
     /// An error from B: B's own (relayed), or a broken connection, which
     /// takes B out of the synchronous role and is not the client's problem.
-    pub(in crate::frontend) fn sync_failed(
+    pub(crate) fn sync_failed(
         &mut self,
         node: &str,
         e: mysql_async::Error,
@@ -206,14 +203,14 @@ impl Session {
     /// journal once reachable, and may take the role back) and this session
     /// goes on without it; what B had of the session's open transaction died
     /// with the connection, and reaches it from the journal.
-    pub(in crate::frontend) fn sync_lost(&mut self, reason: &str) {
+    pub(crate) fn sync_lost(&mut self, reason: &str) {
         warn!(reason, "lost the synchronous slave; going on without it");
         self.leave_sync_role(format!("connection lost: {reason}"), true);
     }
 
     /// The node this session uses as synchronous slave leaves the role
     /// (see `handover::sync_leaves`).
-    pub(in crate::frontend) fn leave_sync_role(&mut self, reason: String, rejoin: bool) {
+    pub(crate) fn leave_sync_role(&mut self, reason: String, rejoin: bool) {
         // Its open transaction there, if any, ends with the connection.
         self.sync = None;
         self.shared.registry.set_sync_thread(self.id, None);
@@ -256,7 +253,7 @@ impl Session {
     }
 
     /// `min_sync_slaves = 1`: no write while no slave is synchronous.
-    pub(super) fn refuse_without_sync(&self) -> Result<(), ClientError> {
+    pub(crate) fn refuse_without_sync(&self) -> Result<(), ClientError> {
         if self.shared.min_sync_slaves == 0 || self.sync.is_some() {
             return Ok(());
         }
@@ -271,13 +268,13 @@ impl Session {
 
     /// Ends B's part of a statement or transaction; a failure is logged
     /// (the client's answer is already decided by A).
-    pub(super) async fn sync_finish(&mut self, sql: &str) {
+    pub(crate) async fn sync_finish(&mut self, sql: &str) {
         if let Err(err) = self.sync_control(sql).await {
             error!(error = %err, sql, "the synchronous slave could not finish");
         }
     }
 
-    pub(in crate::frontend) fn sync_node_name(&self) -> String {
+    pub(crate) fn sync_node_name(&self) -> String {
         self.sync_name.clone().unwrap_or_default()
     }
 }

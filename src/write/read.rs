@@ -20,17 +20,17 @@ use tokio::io::AsyncWrite;
 use tracing::info;
 
 use super::work::Work;
-use crate::frontend::relay::{SetsEnd, Shown};
-use crate::frontend::session::Session;
+use super::Driver;
 use crate::journal::EntryKind;
 use crate::protocol::control;
 use crate::router;
 use crate::sql::intercept::Renames;
+use crate::wire::relay::{SetsEnd, Shown};
 
-impl Session {
+impl Driver {
     /// A read: on the master alone, guarded when it is one statement of
     /// the SELECT family outside any transaction.
-    pub(super) async fn read<W: AsyncWrite + Send + Unpin>(
+    pub(crate) async fn read<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: Work,
         renames: &Renames,

@@ -10,13 +10,13 @@ use std::time::Duration;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use super::Driver;
 use crate::chain::commits;
 use crate::failover;
-use crate::frontend::session::Session;
 
 /// How the commit of a request whose answer was lost ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Fate {
+pub(crate) enum Fate {
     /// The master has it (or is gone): commit it everywhere else.
     Commit,
     /// The master is up and does not have it: undo it everywhere.
@@ -26,11 +26,11 @@ pub(super) enum Fate {
 /// How long asking the master may take.
 const ASK: Duration = Duration::from_secs(2);
 
-impl Session {
+impl Driver {
     /// Decides the fate of commit `request_id`, whose answer from the
     /// session's master was lost. The session holds the gate meanwhile, so
     /// no failover completes before it knows.
-    pub(super) async fn fate_of_lost_commit(&mut self, request_id: Uuid) -> Fate {
+    pub(crate) async fn fate_of_lost_commit(&mut self, request_id: Uuid) -> Fate {
         let shared = self.shared.clone();
         self.master = None;
         loop {
@@ -49,7 +49,7 @@ impl Session {
 
     /// Whether the session's master has `request_id` in `lockstep.commits`;
     /// None when it could not say.
-    pub(super) async fn ask_master(&self, request_id: Uuid) -> Option<bool> {
+    pub(crate) async fn ask_master(&self, request_id: Uuid) -> Option<bool> {
         let member = self.shared.chain.roles.member(&self.master_name)?;
         let asked = tokio::time::timeout(ASK, async {
             let mut conn = member.node.connect_admin().await?;

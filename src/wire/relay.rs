@@ -20,8 +20,8 @@ use opensrv_mysql::{OkResponse, QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 
 use super::encode;
-use super::error::{ClientError, SendError};
 use crate::compare::digest::Digest;
+use crate::error::{ClientError, SendError};
 use crate::sql::intercept::original_names;
 
 /// How relaying a response ended.

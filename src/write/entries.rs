@@ -3,17 +3,17 @@
 use uuid::Uuid;
 
 use super::work::Work;
-use crate::frontend::error::ClientError;
-use crate::frontend::session::Session;
+use super::Driver;
+use crate::error::ClientError;
 use tracing::{info, warn};
 
 use crate::compare::{self, verdict::Verdict};
 use crate::journal::entry::now_us;
 use crate::journal::{Context, Entry, EntryKind, EntryState, NodeResult, Outcome};
 
-impl Session {
+impl Driver {
     /// A new journal entry for `work` in this session's current state.
-    pub(super) fn new_entry(&mut self, kind: EntryKind, work: &Work) -> Entry {
+    pub(crate) fn new_entry(&mut self, kind: EntryKind, work: &Work) -> Entry {
         let id = Uuid::now_v7();
         self.last_request_id = Some(id);
         let mut context = Context::now();
@@ -45,7 +45,7 @@ impl Session {
     /// and that flush covers every write sent before it (one flush per
     /// commit, not two). A statement inside a transaction is journaled once
     /// A has run it, with both results.
-    pub(super) fn journal_ahead(&self, entry: &Entry, in_txn: bool) -> Result<(), ClientError> {
+    pub(crate) fn journal_ahead(&self, entry: &Entry, in_txn: bool) -> Result<(), ClientError> {
         let journal = &self.shared.chain.journal;
         if entry.kind == EntryKind::Read {
             return Ok(());
@@ -61,7 +61,7 @@ impl Session {
     }
 
     /// Journals an entry and waits until it is durable (a read's is not waited for).
-    pub(super) async fn journal(&self, entry: &Entry) -> Result<(), ClientError> {
+    pub(crate) async fn journal(&self, entry: &Entry) -> Result<(), ClientError> {
         if entry.kind == EntryKind::Read {
             self.shared.chain.journal.write(entry);
             return Ok(());
@@ -75,7 +75,7 @@ impl Session {
     }
 
     /// Records A's result and judges B's against it.
-    pub(super) fn record_master(&mut self, entry: &mut Entry, outcome: Outcome) {
+    pub(crate) fn record_master(&mut self, entry: &mut Entry, outcome: Outcome) {
         entry.results.push(NodeResult {
             node: entry.master.clone(),
             outcome,
@@ -107,7 +107,7 @@ impl Session {
         }
     }
 
-    pub(super) fn finish_entry(&self, entry: &mut Entry, state: EntryState) {
+    pub(crate) fn finish_entry(&self, entry: &mut Entry, state: EntryState) {
         entry.state = state;
         self.shared.chain.journal.write(entry);
     }

@@ -13,20 +13,20 @@ use uuid::Uuid;
 use super::commit::{CommitWork, Committed};
 use super::retry_master;
 use super::work::{prefixed, Pinning, Work};
+use super::Driver;
 use crate::chain::outcome;
 use crate::compare::digest::Digest;
 use crate::config::MasterFailPolicy;
-use crate::frontend::error::{ClientError, SendError};
-use crate::frontend::relay::{self, SetsEnd, Shown};
-use crate::frontend::session::Session;
+use crate::error::{ClientError, SendError};
 use crate::journal::{Entry, EntryKind, EntryState, Outcome};
 use crate::protocol::control;
 use crate::protocol::insert_id::{self, Generated, LastInsertId, Question, Reported};
 use crate::router;
 use crate::sql::intercept::Renames;
+use crate::wire::relay::{self, SetsEnd, Shown};
 
 /// How A's part of a statement ended.
-pub(super) enum MasterEnd<'w, W> {
+pub(crate) enum MasterEnd<'w, W> {
     /// Relayed; the final terminator (status, warnings) is still to be written.
     Done {
         w: QueryResultWriter<'w, W>,
@@ -39,7 +39,7 @@ pub(super) enum MasterEnd<'w, W> {
 
 /// How A's part ended when one error was to be held back
 /// (`run_on_master_holding`).
-pub(super) enum Holding<'w, W> {
+pub(crate) enum Holding<'w, W> {
     Ended(MasterEnd<'w, W>),
     /// A refused it with the held error: the client has nothing yet.
     Held {
@@ -48,10 +48,10 @@ pub(super) enum Holding<'w, W> {
     },
 }
 
-impl Session {
+impl Driver {
     /// A statement that may change data (or any statement inside a
     /// transaction), through the write path.
-    pub(super) async fn write_statement<W: AsyncWrite + Send + Unpin>(
+    pub(crate) async fn write_statement<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: Work,
         kind: EntryKind,
@@ -89,7 +89,7 @@ impl Session {
         answered
     }
 
-    pub(super) async fn write_statement_traced<W: AsyncWrite + Send + Unpin>(
+    pub(crate) async fn write_statement_traced<W: AsyncWrite + Send + Unpin>(
         &mut self,
         mut work: Work,
         mut entry: Entry,
@@ -264,7 +264,7 @@ impl Session {
 
     /// Runs `pin` then `work` on A, relaying `work`'s response: a text
     /// carries the pinning statements in the same round trip.
-    pub(super) async fn run_on_master_relayed<'w, W: AsyncWrite + Send + Unpin>(
+    pub(crate) async fn run_on_master_relayed<'w, W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: &Work,
         pin: Option<&Pinning>,
@@ -283,7 +283,7 @@ impl Session {
 
     /// `run_on_master_relayed`, except that A's error `held` (when A gives
     /// it before any row) is not relayed but handed back (`Holding::Held`).
-    pub(super) async fn run_on_master_holding<'w, W: AsyncWrite + Send + Unpin>(
+    pub(crate) async fn run_on_master_holding<'w, W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: &Work,
         pin: Option<&Pinning>,
@@ -461,7 +461,7 @@ impl Session {
 
     /// Commits an autocommit statement A ran (`commit`): the client gets
     /// A's answer once A committed, then B commits.
-    pub(super) async fn commit_statement<W: AsyncWrite + Send + Unpin>(
+    pub(crate) async fn commit_statement<W: AsyncWrite + Send + Unpin>(
         &mut self,
         mut entry: Entry,
         sync_ok: bool,
@@ -565,7 +565,7 @@ impl Session {
     /// what that did to B's transaction and give the client B's error. When
     /// B's whole transaction is gone (a deadlock rolls it back), A's is
     /// ended too, as MariaDB ends it.
-    pub(super) async fn undo_timing_error_on_sync(
+    pub(crate) async fn undo_timing_error_on_sync(
         &mut self,
         outcome: &Outcome,
         in_txn: bool,
@@ -578,7 +578,7 @@ impl Session {
     /// Undoes on B the statement it just ran, which the client gets `err`
     /// for: its own transaction outside one, the statement's savepoint
     /// inside one.
-    pub(super) async fn undo_on_sync_for(&mut self, err: ClientError, in_txn: bool) -> ClientError {
+    pub(crate) async fn undo_on_sync_for(&mut self, err: ClientError, in_txn: bool) -> ClientError {
         if !in_txn {
             self.sync_finish(&self.wrap().rollback()).await;
             return err;
@@ -594,7 +594,7 @@ impl Session {
     }
 
     /// A refused a statement B ran: take it back on B.
-    pub(super) async fn undo_on_sync_after_master_failed(&mut self, in_txn: bool) {
+    pub(crate) async fn undo_on_sync_after_master_failed(&mut self, in_txn: bool) {
         if !in_txn {
             self.sync_finish(&self.wrap().rollback()).await;
             return;
@@ -609,7 +609,7 @@ impl Session {
     }
 
     /// Rolls back the open transaction on A and B (B lost it already).
-    pub(super) async fn end_transaction_everywhere(&mut self) {
+    pub(crate) async fn end_transaction_everywhere(&mut self) {
         self.sync_finish(&control::rollback_unpinned()).await;
         if let Ok(ok) = self
             .run_on_master(control::rollback_unpinned().as_bytes())
@@ -620,7 +620,7 @@ impl Session {
         self.drop_transaction(EntryState::RolledBack);
     }
 
-    pub(super) async fn master_in_transaction(&mut self) -> bool {
+    pub(crate) async fn master_in_transaction(&mut self) -> bool {
         let Some(conn) = self.master.as_mut() else {
             return false;
         };
@@ -647,7 +647,7 @@ fn is_duplicate_of(err: &ClientError, value: u64) -> bool {
 }
 
 /// B's error as the client gets it.
-pub(super) fn client_error_of(outcome: &Outcome) -> ClientError {
+pub(crate) fn client_error_of(outcome: &Outcome) -> ClientError {
     match outcome {
         Outcome::Error {
             code,
@@ -667,7 +667,7 @@ pub(super) fn client_error_of(outcome: &Outcome) -> ClientError {
     }
 }
 
-pub(super) fn outcome_of_client_error(err: &ClientError) -> Outcome {
+pub(crate) fn outcome_of_client_error(err: &ClientError) -> Outcome {
     match err {
         ClientError::Server {
             code,
@@ -687,7 +687,7 @@ pub(super) fn outcome_of_client_error(err: &ClientError) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::is_duplicate_of;
-    use crate::frontend::error::ClientError;
+    use crate::error::ClientError;
 
     fn duplicate(message: &str) -> ClientError {
         ClientError::Server {

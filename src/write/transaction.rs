@@ -9,17 +9,17 @@ use tracing::{info_span, Instrument, Span};
 
 use super::commit::{CommitWork, Committed};
 use super::work::Work;
+use super::Driver;
 use super::OpenTransaction;
-use crate::frontend::error::ClientError;
-use crate::frontend::session::Session;
+use crate::error::ClientError;
 use crate::journal::{Entry, EntryKind, EntryState};
 use crate::protocol::control;
 use crate::sql::intercept::Renames;
 
-impl Session {
+impl Driver {
     /// Opens B's side of a transaction the client started implicitly
     /// (autocommit off) or explicitly.
-    pub(super) async fn ensure_transaction(&mut self, work: &mut Work) -> Result<(), ClientError> {
+    pub(crate) async fn ensure_transaction(&mut self, work: &mut Work) -> Result<(), ClientError> {
         if self.txn.is_some() {
             return Ok(());
         }
@@ -39,7 +39,7 @@ impl Session {
     }
 
     /// BEGIN / START TRANSACTION: B, then A; the transaction then holds the gate.
-    pub(super) async fn begin<W: AsyncWrite + Send + Unpin>(
+    pub(crate) async fn begin<W: AsyncWrite + Send + Unpin>(
         &mut self,
         mut work: Work,
         renames: &Renames,
@@ -70,7 +70,7 @@ impl Session {
     /// A statement that commits the open transaction as it starts (BEGIN,
     /// DDL, LOCK TABLES, …), as in MariaDB: the commit goes through the
     /// write path first.
-    pub(super) async fn commit_implicitly(&mut self) -> Result<(), ClientError> {
+    pub(crate) async fn commit_implicitly(&mut self) -> Result<(), ClientError> {
         if self.txn.is_none() {
             return Ok(());
         }
@@ -81,7 +81,7 @@ impl Session {
 
     /// COMMIT: A records the commit and commits, the client gets A's
     /// answer, then B commits (as for an autocommit statement).
-    pub(super) async fn commit<W: AsyncWrite + Send + Unpin>(
+    pub(crate) async fn commit<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: Work,
         w: QueryResultWriter<'_, W>,
@@ -103,7 +103,7 @@ impl Session {
 
     /// Commits the open transaction with the client's COMMIT text, on A
     /// then on B; the OK is A's.
-    pub(super) async fn commit_transaction(
+    pub(crate) async fn commit_transaction(
         &mut self,
         text: &[u8],
     ) -> Result<OkResponse, ClientError> {
@@ -229,7 +229,7 @@ impl Session {
     }
 
     /// ROLLBACK: A and B.
-    pub(super) async fn rollback<W: AsyncWrite + Send + Unpin>(
+    pub(crate) async fn rollback<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: Work,
         w: QueryResultWriter<'_, W>,
@@ -245,7 +245,7 @@ impl Session {
     }
 
     /// Forgets the open transaction; its entries end in `state`.
-    pub(super) fn drop_transaction(&mut self, state: EntryState) {
+    pub(crate) fn drop_transaction(&mut self, state: EntryState) {
         if let Some(txn) = self.txn.take() {
             for mut e in txn.entries {
                 self.finish_entry(&mut e, state.clone());
@@ -254,7 +254,7 @@ impl Session {
     }
 
     /// A statement done on A inside the client's transaction.
-    pub(super) fn keep_in_transaction(&mut self, mut entry: Entry) {
+    pub(crate) fn keep_in_transaction(&mut self, mut entry: Entry) {
         entry.state = EntryState::InTransaction;
         self.shared.chain.journal.write(&entry);
         if entry.kind == EntryKind::Write {
