@@ -128,9 +128,9 @@ impl Session {
         client: &ClientInfo,
         w: InitWriter<'_, W>,
     ) -> io::Result<bool> {
-        self.driver.user = String::from_utf8_lossy(&client.username).into_owned();
-        self.user_at_host = format!("{}@{}", self.driver.user, self.peer.ip());
-        self.driver.params = SessionParams {
+        let user = String::from_utf8_lossy(&client.username).into_owned();
+        self.user_at_host = format!("{}@{}", user, self.peer.ip());
+        let params = SessionParams {
             collation: client.collation,
             found_rows: client
                 .capabilities
@@ -147,7 +147,7 @@ impl Session {
                 .as_ref()
                 .map(|db| String::from_utf8_lossy(db).into_owned()),
         };
-        match self.driver.connect_nodes().await {
+        match self.driver.open(user, params).await {
             Ok(()) => {
                 info!(user = %self.driver.user, db = ?self.driver.params.db, "client connected");
                 // The baseline: setting up the connections is no statement's.

@@ -194,6 +194,21 @@ impl Driver {
     pub fn id(&self) -> u32 {
         self.id
     }
+
+    /// Runs one text as a client's COM_QUERY reaches the write protocol:
+    /// routed, then run where its route says, answered through `w`. The
+    /// client-facing session first answers what lockstep answers itself
+    /// (`SHOW LOCKSTEP`, `KILL`, kept warnings) and rewrites what names the
+    /// client (`USER()`, `CONNECTION_ID()`); this takes the text as it is.
+    pub async fn run_text<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        sql: &[u8],
+        w: QueryResultWriter<'_, W>,
+    ) -> io::Result<()> {
+        let route = router::route(sql);
+        self.dispatch(Work::Text(sql.to_vec()), route, &Vec::new(), w)
+            .await
+    }
 }
 
 /// A client transaction open on A and B.

@@ -12,7 +12,7 @@ use tokio::io::AsyncWrite;
 use tracing::{debug, info, warn};
 
 use super::Driver;
-use crate::backend::Node;
+use crate::backend::{Node, SessionParams};
 use crate::error::{ClientError, SendError};
 use crate::journal::{SessionState, SqlText};
 use crate::protocol::control;
@@ -22,6 +22,16 @@ use crate::sql::intercept::{mentions_found_rows, mentions_row_count};
 use crate::wire::relay::{self, SetsEnd};
 
 impl Driver {
+    /// Opens the session's connections to the nodes for `user`, as a client
+    /// that logged in with `params` gets them (the client-facing session
+    /// calls it at login and at COM_CHANGE_USER; tests drive a `Driver`
+    /// with no client connection from here).
+    pub async fn open(&mut self, user: String, params: SessionParams) -> Result<(), ClientError> {
+        self.user = user;
+        self.params = params;
+        self.connect_nodes().await
+    }
+
     /// Records that an error was sent; a lost backend ends the session.
     pub(crate) fn note_failure(&mut self, err: &ClientError) {
         if err.ends_session() {

@@ -146,10 +146,11 @@ pub struct ClientInfo {
 
 pub use crate::errorcodes::ErrorKind;
 pub use crate::local_infile::LocalInfile;
+pub use crate::packet_writer::PacketWriter;
 pub use crate::params::{ParamParser, ParamValue};
 pub use crate::resultset::{InitWriter, QueryResultWriter, RowWriter, StatementMetaWriter};
 pub use crate::value::{decode::to_naive_datetime, ToMysqlValue, Value, ValueInner};
-use crate::{commands::ClientHandshake, packet_reader::PacketReader, packet_writer::PacketWriter};
+use crate::{commands::ClientHandshake, packet_reader::PacketReader};
 
 const SCRAMBLE_SIZE: usize = 20;
 const MYSQL_NATIVE_PASSWORD: &str = "mysql_native_password";

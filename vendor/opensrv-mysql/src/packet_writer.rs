@@ -47,6 +47,12 @@ impl<W> Write for PacketWriter<W> {
 }
 
 impl<W: AsyncWrite> PacketWriter<W> {
+    /// The output stream (lockstep patch 19: a writer over memory, whose
+    /// bytes a test reads back after `flush_all`).
+    pub fn get_ref(&self) -> &W {
+        self.output_stream.get_ref()
+    }
+
     pub fn new(output_stream: W) -> Self {
         Self {
             packet_builder: PacketBuilder::new(),

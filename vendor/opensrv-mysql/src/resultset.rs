@@ -180,7 +180,10 @@ pub struct QueryResultWriter<'a, W> {
 }
 
 impl<'a, W: AsyncWrite + Unpin> QueryResultWriter<'a, W> {
-    pub(crate) fn new(
+    /// A writer of one command's answer. Public (lockstep patch 19) so that
+    /// a shim's own logic can be driven without a client connection, over a
+    /// `PacketWriter` of memory.
+    pub fn new(
         writer: &'a mut PacketWriter<W>,
         is_bin: bool,
         client_capabilities: CapabilityFlags,
