@@ -13,8 +13,10 @@
 //! clean-ups with `DELETE … LIMIT 2`, a prepared `UPDATE … LIMIT ?` and a
 //! prepared copy `… UNION … LIMIT ?`), a
 //! keyed table changed the same way, and copies (joined, united, into new
-//! tables) of rows every node holds in its own order: every node equals the
-//! master and `lockstep check` passes.
+//! tables) of rows every node holds in its own order, by LIMIT and, where
+//! the order decides what they write, without (into AUTO_INCREMENT tables,
+//! `INSERT IGNORE`, `REPLACE`, `ON DUPLICATE KEY UPDATE`): every node
+//! equals the master and `lockstep check` passes.
 
 mod support;
 
@@ -37,7 +39,10 @@ const SCHEMA: &str = "CREATE DATABASE l; \
     CREATE TABLE l.e (grp INT NOT NULL, tag INT NOT NULL) ENGINE=InnoDB; \
     CREATE TABLE l.copy (job INT NOT NULL, copier INT NOT NULL) ENGINE=InnoDB; \
     CREATE TABLE l.src (grp INT NOT NULL, tag INT NOT NULL) ENGINE=InnoDB; \
-    CREATE TABLE l.one (x INT) ENGINE=InnoDB; INSERT INTO l.one VALUES (1);";
+    CREATE TABLE l.one (x INT) ENGINE=InnoDB; INSERT INTO l.one VALUES (1); \
+    CREATE TABLE l.numbered (n INT AUTO_INCREMENT PRIMARY KEY, grp INT, tag INT) ENGINE=InnoDB; \
+    CREATE TABLE l.lasts (grp INT PRIMARY KEY, tag INT) ENGINE=InnoDB; \
+    CREATE TABLE l.firsts (grp INT PRIMARY KEY, tag INT) ENGINE=InnoDB;";
 
 /// Rows in `l.src`, stored on each node in its own order.
 const SOURCE_ROWS: u64 = 60;
@@ -66,7 +71,7 @@ fn snapshot_tables() -> Vec<String> {
 
 /// One statement changing rows chosen by LIMIT, or None for a prepared one.
 fn operation(rng: &mut StdRng, client: u64) -> Option<String> {
-    Some(match rng.gen_range(0..10) {
+    Some(match rng.gen_range(0..13) {
         // Copies of rows each node stores in its own order, from a join, a
         // union and into a new table: no one table's key orders them.
         7 => format!(
@@ -78,10 +83,32 @@ fn operation(rng: &mut StdRng, client: u64) -> Option<String> {
             "INSERT INTO l.copy SELECT tag, {client} FROM l.src WHERE grp = 0 \
              UNION ALL SELECT tag, {client} FROM l.src WHERE grp = 1 LIMIT 3"
         ),
-        9 => format!(
+        9 if rng.gen_bool(0.5) => format!(
             "CREATE OR REPLACE TABLE l.snap{client} \
              SELECT DISTINCT s.grp, s.tag FROM l.src AS s, l.one LIMIT 3"
         ),
+        // Copies without LIMIT whose read order decides what they write:
+        // AUTO_INCREMENT numbers the rows in it, and the first or last row
+        // of a key wins.
+        9 => format!(
+            "CREATE OR REPLACE TABLE l.snap{client} (n INT AUTO_INCREMENT PRIMARY KEY) \
+             SELECT grp, tag FROM l.src WHERE grp = {}",
+            rng.gen_range(0..3)
+        ),
+        10 if rng.gen_bool(0.5) => format!(
+            "INSERT INTO l.numbered (grp, tag) SELECT grp, tag FROM l.src WHERE grp = {}",
+            rng.gen_range(0..3)
+        ),
+        10 => format!(
+            "INSERT INTO l.numbered (grp, tag) SELECT s.grp, s.tag FROM l.src AS s, l.one \
+             WHERE s.grp = {}",
+            rng.gen_range(0..3)
+        ),
+        11 if rng.gen_bool(0.5) => "REPLACE INTO l.lasts SELECT grp, tag FROM l.src".to_string(),
+        11 => "INSERT INTO l.lasts SELECT grp, tag FROM l.src \
+               ON DUPLICATE KEY UPDATE tag = VALUES(tag)"
+            .to_string(),
+        12 => format!("INSERT IGNORE INTO l.firsts SELECT {client} * 10 + grp, tag FROM l.src"),
         0 | 1 => format!("UPDATE l.q SET owner = {client} WHERE owner IS NULL LIMIT 1"),
         2 if rng.gen_bool(0.5) => "DELETE FROM l.q WHERE owner IS NOT NULL LIMIT 2".to_string(),
         // An order whose ties (a third of the rows share each grp) the key
@@ -192,7 +219,17 @@ fn updates_and_deletes_with_an_unordered_limit_change_the_same_rows_everywhere()
     });
     wait_for_tail(&cluster, Duration::from_secs(60));
     let snapshots = snapshot_tables();
-    let mut tables = vec!["l.q", "l.k", "l.e", "l.copy", "l.src", "lockstep.commits"];
+    let mut tables = vec![
+        "l.q",
+        "l.k",
+        "l.e",
+        "l.copy",
+        "l.src",
+        "l.numbered",
+        "l.lasts",
+        "l.firsts",
+        "lockstep.commits",
+    ];
     tables.extend(snapshots.iter().map(String::as_str));
     let master = checksums(cluster.master(), &tables);
     for node in &cluster.nodes {

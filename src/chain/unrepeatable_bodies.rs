@@ -629,6 +629,24 @@ impl UnrepeatableBodies {
             .count()
     }
 
+    /// Whether the statement inserts into a table with an AUTO_INCREMENT
+    /// column: a copy into one numbers the rows in the order it reads them
+    /// (`sql::limit_order`).
+    pub fn inserts_into_auto_increment_table(&self, sql: &[u8]) -> bool {
+        let Ok(tables) = self.auto_tables.lock() else {
+            return false;
+        };
+        if tables.is_empty() {
+            return false;
+        }
+        let Some(lexemes) = lex(sql) else {
+            return false;
+        };
+        let mut effects = Effects::default();
+        statement_effects(&lexemes, &mut effects);
+        effects.inserts.iter().any(|t| tables.contains(t))
+    }
+
     /// The unrepeatable definition the text would run, described
     /// (`trigger s.t, which calls UUID()`), if any.
     pub fn run_by(&self, sql: &[u8]) -> Option<String> {

@@ -16,6 +16,14 @@
 //! An ORDER BY of its own leaves the same choice among rows that tie
 //! (`ORDER BY created LIMIT 100` where many rows share a `created`): the key
 //! is appended as its last term.
+//!
+//! A copy depends on the order it reads rows in without a LIMIT too, when
+//! the order decides what is written (Note 1592 flags these): a table with
+//! an AUTO_INCREMENT column numbers the rows in that order, and with
+//! `INSERT IGNORE`, `REPLACE` or `ON DUPLICATE KEY UPDATE` the first (or
+//! last) of the rows with one key wins. The caller says when
+//! (`copy_order_matters`, and whether the target numbers its rows); such a
+//! copy is ordered the same way, at the end of its SELECT.
 
 use sqlparser::tokenizer::Token;
 
@@ -30,7 +38,8 @@ pub struct UnorderedLimit {
     /// As written, without quotes; `None` for the session's schema.
     pub schema: Option<String>,
     pub table: String,
-    /// Byte offset of the `LIMIT` keyword.
+    /// Byte offset of the `LIMIT` keyword, or of the SELECT's end for a
+    /// copy without one.
     limit_at: usize,
     /// It has an ORDER BY already: the key is appended to it.
     has_order: bool,
@@ -55,27 +64,21 @@ impl UnorderedLimit {
                 None => identifier(c.as_bytes()),
             })
             .collect();
-        let (head, tail) = query.split_at(self.limit_at);
-        let mut out = Vec::with_capacity(query.len() + 32);
-        if self.has_order {
-            // `… ORDER BY a LIMIT`: right after the last term.
-            out.extend_from_slice(head.trim_ascii_end());
-            out.extend_from_slice(b", ");
-        } else {
-            out.extend_from_slice(head);
-            out.extend_from_slice(b"ORDER BY ");
-        }
-        out.extend_from_slice(&order.join(b", ".as_slice()));
-        out.extend_from_slice(b" ");
-        out.extend_from_slice(tail);
-        out
+        ordered_at(
+            query,
+            self.limit_at,
+            self.has_order,
+            &order.join(b", ".as_slice()),
+        )
     }
 }
 
 /// The statement's table and where its LIMIT is, when `query` is one
-/// single-table UPDATE or DELETE with a LIMIT and no ORDER BY.
-pub fn unordered_limit(query: &[u8]) -> Option<UnorderedLimit> {
-    if !contains_limit(query) {
+/// single-table UPDATE or DELETE with a LIMIT and no ORDER BY, or a copy
+/// of one table's rows by LIMIT; with `every_copy`, a copy of one table's
+/// rows without a LIMIT too (ordered at the end of its SELECT).
+pub fn unordered_limit(query: &[u8], every_copy: bool) -> Option<UnorderedLimit> {
+    if !every_copy && !contains_limit(query) {
         return None;
     }
     let lexemes = lex(query)?;
@@ -87,7 +90,10 @@ pub fn unordered_limit(query: &[u8]) -> Option<UnorderedLimit> {
         return None;
     }
     if matches!(upper(statement, 0).as_deref(), Some("INSERT" | "REPLACE")) {
-        return unordered_insert_select(statement, query);
+        return unordered_insert_select(statement, query, every_copy);
+    }
+    if !contains_limit(query) {
+        return None;
     }
     let table_at = table_position(statement)?;
     let (schema, table, after) = qualified_name(statement, table_at, query)?;
@@ -124,10 +130,11 @@ pub fn unordered_limit(query: &[u8]) -> Option<UnorderedLimit> {
 }
 
 /// `INSERT … SELECT … FROM one_table … LIMIT n`: the rows copied depend on
-/// the order they are read in, as an UPDATE's do. Only a plain select of
-/// one table (no join, union, grouping, DISTINCT or aggregate, whose
-/// order would change what it means) is given one.
-fn unordered_insert_select(s: &[Lexeme], query: &[u8]) -> Option<UnorderedLimit> {
+/// the order they are read in, as an UPDATE's do; with `every_copy`, a
+/// copy without LIMIT is ordered at the end of its SELECT. Only a plain
+/// select of one table (no join, union, grouping, DISTINCT or aggregate,
+/// whose order would change what it means) is given one.
+fn unordered_insert_select(s: &[Lexeme], query: &[u8], every_copy: bool) -> Option<UnorderedLimit> {
     let select = s
         .iter()
         .position(|l| l.word_upper().as_deref() == Some("SELECT"))?;
@@ -142,6 +149,9 @@ fn unordered_insert_select(s: &[Lexeme], query: &[u8]) -> Option<UnorderedLimit>
     let mut from = None;
     let mut limit_at = None;
     let mut has_order = false;
+    // Where the SELECT ends: before `ON DUPLICATE KEY UPDATE` or
+    // `RETURNING`, or with the statement.
+    let mut end = s.last()?.range.end;
     for (i, l) in s.iter().enumerate().skip(select + 1) {
         match l.token {
             Token::LParen => depth += 1,
@@ -156,31 +166,43 @@ fn unordered_insert_select(s: &[Lexeme], query: &[u8]) -> Option<UnorderedLimit>
                 Some("FROM") if from.is_none() => from = Some(i),
                 Some("ORDER") if upper(s, i + 1).as_deref() == Some("BY") => has_order = true,
                 Some("LIMIT") => limit_at = Some(l.range.start),
-                Some("ON") if limit_at.is_some() => break,
+                // Only `ON DUPLICATE`: a join (with its `ON`) is refused above.
+                Some("ON" | "RETURNING") => {
+                    end = s[i - 1].range.end;
+                    break;
+                }
                 _ => {}
             },
             _ => {}
         }
     }
-    let (schema, table, after) = qualified_name(s, from? + 1, query)?;
-    let (qualifier, after) = match upper(s, after).as_deref() {
-        Some("AS") => (word(s, after + 1, query)?, after + 2),
-        Some("WHERE" | "ORDER" | "LIMIT") => (table.clone(), after),
-        Some(_) if matches!(s.get(after).map(|l| &l.token), Some(Token::Word(_))) => {
-            (word(s, after, query)?, after + 1)
-        }
-        _ => return None,
+    let limit_at = match limit_at {
+        Some(at) => at,
+        None if every_copy => end,
+        None => return None,
     };
-    if !matches!(
-        upper(s, after).as_deref(),
-        Some("WHERE" | "ORDER" | "LIMIT")
-    ) {
+    let (schema, table, after) = qualified_name(s, from? + 1, query)?;
+    // What may follow the table: its clauses, or the SELECT's end.
+    let ends_table = |i: usize| match upper(s, i).as_deref() {
+        None => i >= s.len(),
+        Some(w) => matches!(w, "WHERE" | "ORDER" | "LIMIT" | "ON" | "RETURNING"),
+    };
+    let (qualifier, after) = if ends_table(after) {
+        (table.clone(), after)
+    } else {
+        match upper(s, after).as_deref() {
+            Some("AS") => (word(s, after + 1, query)?, after + 2),
+            Some(_) => (word(s, after, query)?, after + 1),
+            None => return None,
+        }
+    };
+    if !ends_table(after) {
         return None;
     }
     Some(UnorderedLimit {
         schema,
         table,
-        limit_at: limit_at?,
+        limit_at,
         has_order,
         qualifier: Some(qualifier),
     })
@@ -199,7 +221,8 @@ pub struct UnorderedCopy {
     /// The SELECT (or `WITH … SELECT`) as written: the master prepares it to
     /// say how many columns it gives.
     select: std::ops::Range<usize>,
-    /// Byte offset of the outermost `LIMIT`.
+    /// Byte offset of the outermost `LIMIT`, or of the SELECT's end for a
+    /// copy without one.
     limit_at: usize,
     /// It has an ORDER BY already: the columns break its ties.
     has_order: bool,
@@ -215,28 +238,78 @@ impl UnorderedCopy {
     /// (`, 1, …` after an ORDER BY it has).
     pub fn ordered_by_positions(&self, query: &[u8], columns: usize) -> Vec<u8> {
         let positions: Vec<String> = (1..=columns).map(|c| c.to_string()).collect();
-        let (head, tail) = query.split_at(self.limit_at);
-        let mut out = Vec::with_capacity(query.len() + 4 * columns + 12);
-        if self.has_order {
-            out.extend_from_slice(head.trim_ascii_end());
-            out.extend_from_slice(b", ");
-        } else {
-            out.extend_from_slice(head);
-            out.extend_from_slice(b"ORDER BY ");
+        ordered_at(
+            query,
+            self.limit_at,
+            self.has_order,
+            positions.join(", ").as_bytes(),
+        )
+    }
+}
+
+/// `query` with `ORDER BY terms` at byte `at` (before a LIMIT, or where the
+/// SELECT ends), or `, terms` after the ORDER BY it has.
+fn ordered_at(query: &[u8], at: usize, has_order: bool, terms: &[u8]) -> Vec<u8> {
+    let (head, tail) = query.split_at(at);
+    let mut out = Vec::with_capacity(query.len() + terms.len() + 12);
+    if has_order {
+        // `… ORDER BY a LIMIT`: right after the last term.
+        out.extend_from_slice(head.trim_ascii_end());
+        out.extend_from_slice(b", ");
+    } else {
+        out.extend_from_slice(head);
+        if !head.last().is_some_and(u8::is_ascii_whitespace) {
+            out.push(b' ');
         }
-        out.extend_from_slice(positions.join(", ").as_bytes());
-        out.extend_from_slice(b" ");
-        out.extend_from_slice(tail);
-        out
+        out.extend_from_slice(b"ORDER BY ");
+    }
+    out.extend_from_slice(terms);
+    let tail = tail.trim_ascii_start();
+    if !tail.is_empty() && !tail.starts_with(b";") {
+        out.push(b' ');
+    }
+    out.extend_from_slice(tail);
+    out
+}
+
+/// Whether which rows a copy writes depends on the order it reads them in,
+/// by the statement's own words: `INSERT IGNORE`, `REPLACE`, `ON DUPLICATE
+/// KEY UPDATE` (the first or last row of a key wins), or a `CREATE TABLE …
+/// SELECT` that defines an AUTO_INCREMENT column or says IGNORE or REPLACE.
+/// (A target table's own AUTO_INCREMENT column is the catalog's to tell.)
+pub fn copy_order_matters(query: &[u8]) -> bool {
+    let Some(lexemes) = lex(query) else {
+        return false;
+    };
+    let words: Vec<Option<String>> = lexemes.iter().map(Lexeme::word_upper).collect();
+    let word = |i: usize| words.get(i).and_then(Option::as_deref);
+    match word(0) {
+        Some("REPLACE") => true,
+        Some("INSERT") => {
+            word(1) == Some("IGNORE")
+                || (word(2) == Some("IGNORE") && word(1).is_some())
+                || (0..words.len()).any(|i| word(i) == Some("DUPLICATE"))
+        }
+        Some("CREATE") => {
+            let Some(select) = copy_select_position(&lexemes) else {
+                return false;
+            };
+            (0..select).any(|i| {
+                matches!(word(i), Some("AUTO_INCREMENT" | "IGNORE"))
+                    || (word(i) == Some("REPLACE") && word(i.wrapping_sub(1)) != Some("OR"))
+            })
+        }
+        _ => false,
     }
 }
 
 /// Where the SELECT and its outermost LIMIT are, when `query` is one
 /// `INSERT`/`REPLACE … SELECT … LIMIT` or `CREATE TABLE … SELECT … LIMIT`
 /// that `unordered_limit` leaves alone (it orders one table's copy by its
-/// key, which is cheaper).
-pub fn unordered_copy(query: &[u8]) -> Option<UnorderedCopy> {
-    if !contains_limit(query) {
+/// key, which is cheaper); with `every_copy`, such a copy without LIMIT
+/// too, ordered where its SELECT ends.
+pub fn unordered_copy(query: &[u8], every_copy: bool) -> Option<UnorderedCopy> {
+    if !every_copy && !contains_limit(query) {
         return None;
     }
     let lexemes = lex(query)?;
@@ -279,10 +352,18 @@ pub fn unordered_copy(query: &[u8]) -> Option<UnorderedCopy> {
             _ => {}
         }
     }
-    let limit_at = limit_at?;
     let start = s[select].range.start;
+    let select_end = query[..end.min(s.last()?.range.end)]
+        .trim_ascii_end()
+        .len()
+        .max(start);
+    let limit_at = match limit_at {
+        Some(at) => at,
+        None if every_copy => select_end,
+        None => return None,
+    };
     Some(UnorderedCopy {
-        select: start..query[..end].trim_ascii_end().len().max(start),
+        select: start..select_end,
         limit_at,
         has_order,
     })
@@ -375,7 +456,7 @@ mod tests {
     use super::*;
 
     fn ordered(sql: &str, columns: &[&str]) -> Option<String> {
-        let found = unordered_limit(sql.as_bytes())?;
+        let found = unordered_limit(sql.as_bytes(), false)?;
         let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
         Some(String::from_utf8(found.ordered_by(sql.as_bytes(), &columns)).unwrap())
     }
@@ -394,9 +475,11 @@ mod tests {
             ordered("delete low_priority from `s`.`q` limit 2;", &["a", "b`c"]).unwrap(),
             "delete low_priority from `s`.`q` ORDER BY `a`, `b``c` limit 2;"
         );
-        let found =
-            unordered_limit(b"DELETE FROM s.q WHERE x IN (SELECT y FROM z LIMIT 3) LIMIT 4")
-                .unwrap();
+        let found = unordered_limit(
+            b"DELETE FROM s.q WHERE x IN (SELECT y FROM z LIMIT 3) LIMIT 4",
+            false,
+        )
+        .unwrap();
         assert_eq!(
             (found.schema.as_deref(), found.table.as_str()),
             (Some("s"), "q")
@@ -448,12 +531,12 @@ mod tests {
             "INSERT INTO q VALUES ((SELECT a FROM r LIMIT 1))",
             "INSERT INTO q SELECT a FROM r",
         ] {
-            assert_eq!(unordered_limit(sql.as_bytes()), None, "{sql}");
+            assert_eq!(unordered_limit(sql.as_bytes(), false), None, "{sql}");
         }
     }
 
     fn by_positions(sql: &str, columns: usize) -> Option<(String, String)> {
-        let found = unordered_copy(sql.as_bytes())?;
+        let found = unordered_copy(sql.as_bytes(), false)?;
         let select = String::from_utf8(found.select(sql.as_bytes()).to_vec()).unwrap();
         let ordered = found.ordered_by_positions(sql.as_bytes(), columns);
         Some((select, String::from_utf8(ordered).unwrap()))
@@ -519,7 +602,63 @@ mod tests {
             "UPDATE q SET v = 1 LIMIT 1",
             "INSERT INTO q SELECT a FROM r LIMIT 1; DELETE FROM q",
         ] {
-            assert_eq!(unordered_copy(sql.as_bytes()), None, "{sql}");
+            assert_eq!(unordered_copy(sql.as_bytes(), false), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_copy_whose_order_decides_what_it_writes_is_ordered_without_a_limit() {
+        let key = |sql: &str| {
+            let found = unordered_limit(sql.as_bytes(), true).expect(sql);
+            String::from_utf8(found.ordered_by(sql.as_bytes(), &["id".to_string()])).unwrap()
+        };
+        assert_eq!(
+            key("INSERT IGNORE INTO q SELECT a FROM r WHERE b = 1;"),
+            "INSERT IGNORE INTO q SELECT a FROM r WHERE b = 1 ORDER BY `r`.`id`;"
+        );
+        assert_eq!(
+            key("INSERT INTO q SELECT a FROM r AS x ON DUPLICATE KEY UPDATE a = 2"),
+            "INSERT INTO q SELECT a FROM r AS x ORDER BY `x`.`id` ON DUPLICATE KEY UPDATE a = 2"
+        );
+        assert_eq!(
+            key("REPLACE q SELECT a FROM r ORDER BY a"),
+            "REPLACE q SELECT a FROM r ORDER BY a, `r`.`id`"
+        );
+        assert_eq!(
+            unordered_limit(b"INSERT INTO q SELECT a FROM r", false),
+            None
+        );
+        let copy = unordered_copy(b"INSERT INTO q SELECT a, b FROM r, u;", true).unwrap();
+        assert_eq!(
+            copy.select(b"INSERT INTO q SELECT a, b FROM r, u;"),
+            b"SELECT a, b FROM r, u"
+        );
+        assert_eq!(
+            copy.ordered_by_positions(b"INSERT INTO q SELECT a, b FROM r, u;", 2),
+            b"INSERT INTO q SELECT a, b FROM r, u ORDER BY 1, 2;".to_vec()
+        );
+    }
+
+    #[test]
+    fn the_words_that_make_a_copys_order_matter() {
+        for sql in [
+            "INSERT IGNORE INTO q SELECT a FROM r",
+            "INSERT LOW_PRIORITY IGNORE INTO q SELECT a FROM r",
+            "REPLACE INTO q SELECT a FROM r",
+            "INSERT INTO q SELECT a FROM r ON DUPLICATE KEY UPDATE a = 1",
+            "CREATE TABLE s (n INT AUTO_INCREMENT PRIMARY KEY) SELECT a FROM r",
+            "CREATE TABLE s (UNIQUE (a)) IGNORE SELECT a FROM r",
+            "CREATE OR REPLACE TABLE s (UNIQUE (a)) REPLACE SELECT a FROM r",
+        ] {
+            assert!(copy_order_matters(sql.as_bytes()), "{sql}");
+        }
+        for sql in [
+            "INSERT INTO q SELECT a FROM r",
+            "CREATE OR REPLACE TABLE s SELECT a FROM r",
+            "CREATE TABLE s SELECT a AS auto_increment FROM r",
+            "UPDATE q SET a = 1",
+        ] {
+            assert!(!copy_order_matters(sql.as_bytes()), "{sql}");
         }
     }
 
@@ -535,7 +674,7 @@ mod tests {
             "UPDATE q SET note = 'limit' WHERE id = 1",
             "UPDATE caf\u{e9} SET v = 1 LIMIT 1",
         ] {
-            assert_eq!(unordered_limit(sql.as_bytes()), None, "{sql}");
+            assert_eq!(unordered_limit(sql.as_bytes(), false), None, "{sql}");
         }
     }
 }

@@ -211,6 +211,17 @@ impl Driver {
     }
 }
 
+/// What a table's key makes of a statement that chooses rows by LIMIT
+/// (`Driver::ordered_by_key`).
+enum KeyOrder {
+    /// The text with `ORDER BY` the key.
+    Ordered(Vec<u8>),
+    /// The table is read in the same order on every node (not InnoDB).
+    NotOrdered,
+    /// The key is not known here: the master orders the copy's columns.
+    Unknown,
+}
+
 /// A client transaction open on A and B.
 pub struct OpenTransaction {
     /// Keeps serialized statements (DDL) and role changes out
@@ -460,32 +471,54 @@ impl Driver {
     /// follows, given one: `UPDATE`/`DELETE … LIMIT` and a copy of one
     /// table's rows get its key, other copies (`INSERT … SELECT`, `CREATE
     /// TABLE … SELECT` from joins, unions, groupings) every column they copy
-    /// (`sql::limit_order`). Left as written when the master cannot say.
+    /// (`sql::limit_order`); so does a copy without LIMIT whose order
+    /// decides what it writes. Left as written when the master cannot say.
     pub(crate) async fn ordered_limit(&mut self, sql: Vec<u8>) -> Vec<u8> {
-        let sql = match limit_order::unordered_limit(&sql) {
+        let every_copy = self.copy_order_matters(&sql);
+        let sql = match limit_order::unordered_limit(&sql, every_copy) {
             Some(found) => match self.ordered_by_key(&sql, &found).await {
-                Some(ordered) => return ordered,
-                None => sql,
+                KeyOrder::Ordered(ordered) => return ordered,
+                // MyISAM, Aria: read in data-file order, the same on every
+                // node (`chain::table_keys`).
+                KeyOrder::NotOrdered => return sql,
+                KeyOrder::Unknown => sql,
             },
             None => sql,
         };
-        match limit_order::unordered_copy(&sql) {
+        match limit_order::unordered_copy(&sql, every_copy) {
             Some(copy) => self.ordered_by_every_column(sql, &copy).await,
             None => sql,
         }
     }
 
-    /// `found`'s text ordered by its table's key, unless the table may be
-    /// one of the session's temporary tables or the master cannot say.
+    /// Whether a copy (`INSERT … SELECT`, `CREATE TABLE … SELECT`) writes
+    /// other rows when it reads its rows in another order, LIMIT or not: it
+    /// numbers them (its target has an AUTO_INCREMENT column), or the first
+    /// or last row of a key wins (`sql::limit_order::copy_order_matters`).
+    fn copy_order_matters(&self, sql: &[u8]) -> bool {
+        let copies = sql.windows(6).any(|w| w.eq_ignore_ascii_case(b"select"));
+        copies
+            && (limit_order::copy_order_matters(sql)
+                || self
+                    .shared
+                    .unrepeatable_bodies
+                    .inserts_into_auto_increment_table(sql))
+    }
+
+    /// `found`'s text ordered by its table's key; not for a table that is
+    /// not InnoDB; unknown when the table may be one of the session's
+    /// temporary tables or the master cannot say.
     async fn ordered_by_key(
         &mut self,
         sql: &[u8],
         found: &limit_order::UnorderedLimit,
-    ) -> Option<Vec<u8>> {
+    ) -> KeyOrder {
         if self.holds_temporary_tables() {
-            return None;
+            return KeyOrder::Unknown;
         }
-        let schema = found.schema.clone().or_else(|| self.state.schema.clone())?;
+        let Some(schema) = found.schema.clone().or_else(|| self.state.schema.clone()) else {
+            return KeyOrder::Unknown;
+        };
         let keys = &self.shared.table_keys;
         let columns = match keys.get(&schema, &found.table) {
             Some(known) => known,
@@ -507,7 +540,12 @@ impl Driver {
                 }
             }
         };
-        Some(found.ordered_by(sql, &columns?))
+        match columns {
+            Some(columns) => KeyOrder::Ordered(found.ordered_by(sql, &columns)),
+            // Fetched and remembered as not ordered: not InnoDB.
+            None if keys.get(&schema, &found.table) == Some(None) => KeyOrder::NotOrdered,
+            None => KeyOrder::Unknown,
+        }
     }
 
     /// `copy`'s text ordered by every column its SELECT gives: the master
