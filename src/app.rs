@@ -155,6 +155,7 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
     });
     crate::frontend::resume_retries(&shared);
     health::spawn(shared.clone());
+    crate::write::deadlocks::spawn(shared.clone());
     Ok(shared)
 }
 

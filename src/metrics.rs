@@ -67,6 +67,9 @@ pub struct Metrics {
     /// Commands (round trips) client sessions sent to the master and to the
     /// synchronous slave, by role: the cost of a statement in node trips.
     pub session_node_commands: Family<RoleLabel, Counter>,
+    /// Lock cycles across the master and the synchronous slave broken by
+    /// interrupting a victim's statement on the master.
+    pub lock_cycles_broken: Counter,
     registry: Registry,
 }
 
@@ -99,8 +102,14 @@ impl Metrics {
             node_applied_seq: Family::default(),
             node_lag_commits: Family::default(),
             session_node_commands: Family::default(),
+            lock_cycles_broken: Counter::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "lock_cycles_broken",
+            "Lock cycles across the master and the synchronous slave, broken by answering one statement 1213",
+            m.lock_cycles_broken.clone(),
+        );
         registry.register(
             "client_connections",
             "Client sessions open",

@@ -171,3 +171,126 @@ fn workers_claiming_jobs_with_skip_locked_do_each_job_once_on_every_node() {
     }
     support::assert_check_passes(&lockstep);
 }
+
+/// A write of a claimed row by a session that did not claim it (an admin
+/// cancels job 1 while a worker holds it): the admin passes B and waits on
+/// the master for the worker, whose own write of that row waits on B for
+/// the admin, a cycle across the nodes that neither detector sees. Before
+/// lockstep watched for it, both waited until `innodb_lock_wait_timeout`
+/// (50 s here) and got 1205. Now the admin's statement is interrupted on
+/// the master and answers 1213, as a deadlock's victim; the worker goes
+/// on, and the admin's retry waits for the worker's commit as it would
+/// directly. Oracle: no 1205, the cycle broken long before the timeout
+/// (printed), the job ends as the retry left it, every node equals the
+/// master.
+#[test]
+fn a_claimed_row_written_by_another_session_costs_a_deadlock_not_the_lock_timeout() {
+    claimed_row_written_by_another_session(false);
+}
+
+/// The same inside the admin's transaction, which first touched job 2: as
+/// a deadlock's victim in MariaDB, it loses the whole transaction, on
+/// every node (job 2 is touched once, by the retry).
+#[test]
+fn a_cycles_victim_inside_a_transaction_loses_the_transaction_everywhere() {
+    claimed_row_written_by_another_session(true);
+}
+
+fn claimed_row_written_by_another_session(admin_in_transaction: bool) {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE q; \
+         CREATE TABLE q.jobs (id INT PRIMARY KEY, state VARCHAR(10) NOT NULL, owner INT) \
+           ENGINE=InnoDB; \
+         INSERT INTO q.jobs (id, state) SELECT seq, 'new' FROM mysql.seq_1_to_10;",
+    );
+    let rt = runtime();
+    let (broken_after, admin_deadlocks) = rt.block_on(async {
+        let mut worker = Conn::new(lockstep.client_opts()).await.expect("connect");
+        worker
+            .query_drop("SET autocommit = 0")
+            .await
+            .expect("session");
+        let claimed: Option<u32> = worker
+            .query_first(
+                "SELECT id FROM q.jobs WHERE state = 'new' ORDER BY id LIMIT 1 \
+                 FOR UPDATE SKIP LOCKED",
+            )
+            .await
+            .expect("claim");
+        assert_eq!(claimed, Some(1));
+        let admin = {
+            let opts = lockstep.client_opts();
+            tokio::spawn(async move {
+                let mut c = Conn::new(opts).await.expect("connect");
+                let mut deadlocks = 0;
+                loop {
+                    let attempt = async {
+                        if admin_in_transaction {
+                            c.query_drop("BEGIN").await?;
+                            c.query_drop(
+                                "UPDATE q.jobs SET owner = COALESCE(owner, 0) + 1 WHERE id = 2",
+                            )
+                            .await?;
+                        }
+                        c.query_drop("UPDATE q.jobs SET state = 'cancelled' WHERE id = 1")
+                            .await?;
+                        if admin_in_transaction {
+                            c.query_drop("COMMIT").await?;
+                        }
+                        Ok::<_, mysql_async::Error>(())
+                    };
+                    match attempt.await {
+                        Ok(()) => return deadlocks,
+                        Err(e) if support::server_code(&e) == Some(1213) => {
+                            deadlocks += 1;
+                            // Already rolled back, as MariaDB rolls back a
+                            // deadlock's victim: a no-op.
+                            c.query_drop("ROLLBACK").await.expect("rollback");
+                        }
+                        Err(e) => panic!("admin: {e}"),
+                    }
+                }
+            })
+        };
+        // The admin passed B and waits on the master for the worker.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = Instant::now();
+        worker
+            .query_drop("UPDATE q.jobs SET state = 'done', owner = 1 WHERE id = 1")
+            .await
+            .expect("the worker's write of its claimed row");
+        let broken_after = started.elapsed();
+        worker.query_drop("COMMIT").await.expect("commit");
+        let deadlocks = admin.await.expect("admin");
+        (broken_after, deadlocks)
+    });
+    println!("the cycle was broken after {broken_after:?}; the admin retried {admin_deadlocks} deadlock(s)");
+    assert!(
+        broken_after < Duration::from_secs(20),
+        "the worker waited {broken_after:?}: until the lock wait timeout"
+    );
+    assert_eq!(
+        admin_deadlocks, 1,
+        "the admin's first try was the cycle's victim"
+    );
+    wait_for_tail(&cluster, Duration::from_secs(30));
+    let query = "SELECT id, state, owner FROM q.jobs ORDER BY id";
+    let master = root_rows(cluster.master(), query);
+    assert_eq!(
+        master[0], "1\tcancelled\t1",
+        "the admin's retry came after the worker"
+    );
+    if admin_in_transaction {
+        assert_eq!(
+            master[1], "2\tnew\t1",
+            "the victim's transaction was rolled back"
+        );
+    }
+    for node in &cluster.nodes[1..] {
+        assert_eq!(root_rows(node, query), master, "port {}", node.port);
+    }
+    support::assert_check_passes(&lockstep);
+}

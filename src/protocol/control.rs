@@ -137,6 +137,19 @@ pub fn kill_connection(thread: u32) -> String {
     format!("KILL CONNECTION {thread}")
 }
 
+/// Interrupts the statement a node's thread runs (a lock cycle's victim
+/// on the master: `write::deadlocks`).
+pub fn kill_query(thread: u32) -> String {
+    format!("KILL QUERY {thread}")
+}
+
+/// Which thread waits for a row lock held by which, on one node: one row
+/// (waiting thread, blocking thread) per wait.
+pub const ROW_LOCK_WAITS: &str = "SELECT r.trx_mysql_thread_id, b.trx_mysql_thread_id \
+     FROM information_schema.INNODB_LOCK_WAITS w \
+     JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id \
+     JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id";
+
 /// 1 when a node's thread waits for a lock: a metadata lock (its
 /// processlist state) or an InnoDB row lock (its transaction's state);
 /// `protocol::serialized` asks it of the DDL in flight.

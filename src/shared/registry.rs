@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tokio::task::AbortHandle;
 
@@ -25,12 +26,25 @@ struct Entry {
     killed: bool,
     /// The session has a transaction open on the master.
     in_transaction: bool,
+    /// When its current command started, while it runs one.
+    command_started: Option<Instant>,
+    /// Its statement on the master was interrupted to break a lock cycle
+    /// across the nodes (`write::deadlocks`): it answers 1213.
+    deadlock_victim: bool,
 }
 
 #[derive(Debug)]
 pub struct Registry {
     next_id: AtomicU32,
     sessions: Mutex<HashMap<u32, Entry>>,
+}
+
+/// A session's threads on the nodes, for the lock-cycle watcher.
+#[derive(Debug, Clone)]
+pub struct SessionThreads {
+    pub id: u32,
+    pub master_thread: Option<u32>,
+    pub sync_thread: Option<(String, u32)>,
 }
 
 /// What KILL needs to know about a session.
@@ -165,6 +179,7 @@ impl Registry {
         match self.lock().get_mut(&id) {
             Some(e) if !e.killed => {
                 e.in_command = true;
+                e.command_started = Some(Instant::now());
                 true
             }
             _ => false,
@@ -174,7 +189,43 @@ impl Registry {
     pub fn end_command(&self, id: u32) {
         if let Some(e) = self.lock().get_mut(&id) {
             e.in_command = false;
+            e.command_started = None;
         }
+    }
+
+    /// Whether some session's command has run for at least `long`.
+    pub fn has_command_older_than(&self, long: Duration) -> bool {
+        self.lock()
+            .values()
+            .any(|e| e.command_started.is_some_and(|t| t.elapsed() >= long))
+    }
+
+    /// Every session's threads on the nodes.
+    pub fn threads(&self) -> Vec<SessionThreads> {
+        self.lock()
+            .iter()
+            .map(|(id, e)| SessionThreads {
+                id: *id,
+                master_thread: e.master_thread,
+                sync_thread: e.sync_thread.clone(),
+            })
+            .collect()
+    }
+
+    /// The session's statement on the master is about to be interrupted to
+    /// break a lock cycle across the nodes.
+    pub fn mark_deadlock_victim(&self, id: u32) {
+        if let Some(e) = self.lock().get_mut(&id) {
+            e.deadlock_victim = true;
+        }
+    }
+
+    /// Whether the session's statement was interrupted to break a lock
+    /// cycle (and forgets it).
+    pub fn take_deadlock_victim(&self, id: u32) -> bool {
+        self.lock()
+            .get_mut(&id)
+            .is_some_and(|e| std::mem::take(&mut e.deadlock_victim))
     }
 
     pub fn is_killed(&self, id: u32) -> bool {

@@ -48,10 +48,10 @@ pub struct Shown<'d> {
     pub skip: usize,
     /// Collects a checksum of the rows for the compare module.
     pub digest: Option<&'d mut Digest>,
-    /// An error code that, when the node answers it before the first row of
-    /// the first result, is not relayed (`SetsEnd::Refused`): column
+    /// Error codes that, when the node answers one before the first row of
+    /// the first result, are not relayed (`SetsEnd::Refused`): column
     /// definitions are held back until the first row or the end.
-    pub refused_with: Option<u16>,
+    pub refused_with: &'static [u16],
 }
 
 /// Relays the response to a query or execute: `started` is what mysql_async
@@ -87,8 +87,8 @@ pub async fn unexpected_refusal<W: AsyncWrite + Send + Unpin>(
     Ok(err)
 }
 
-fn is_code(e: &mysql_async::Error, code: Option<u16>) -> bool {
-    matches!((e, code), (mysql_async::Error::Server(s), Some(code)) if s.code == code)
+fn is_code(e: &mysql_async::Error, codes: &[u16]) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if codes.contains(&s.code))
 }
 
 /// Answers the next result with the backend's error; returns that error.
@@ -143,7 +143,7 @@ where
                 skip -= 1;
             } else {
                 // Held back only before the first result the client sees.
-                refused_with = None;
+                refused_with = &[];
                 w = w.complete_one(ok).await?;
             }
             continue;
@@ -162,15 +162,15 @@ where
             .collect();
         // Held back until the first row shows the node did not refuse it:
         // `prefetched` is that first row, or the end of the set.
-        let mut prefetched = match refused_with.take() {
-            Some(code) => match stream.next().await {
-                Some(Err(e)) if is_code(&e, Some(code)) => {
+        let mut prefetched = match std::mem::take(&mut refused_with) {
+            [] => None,
+            codes => match stream.next().await {
+                Some(Err(e)) if is_code(&e, codes) => {
                     drop(stream);
                     return Ok(SetsEnd::Refused(w, ClientError::from_backend(node, e)));
                 }
                 first => Some(first),
             },
-            None => None,
         };
         let mut rows = w.start_owned(client_columns).await?;
         loop {

@@ -29,6 +29,7 @@
 //! `frontend::session::Session` holds one and calls it.
 
 mod commit;
+pub mod deadlocks;
 mod entries;
 mod in_doubt;
 pub(crate) mod kept_warnings;

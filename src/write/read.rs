@@ -58,7 +58,7 @@ impl Driver {
         };
         self.busy = true;
         let shown = Shown {
-            refused_with: Some(control::READ_ONLY_REFUSAL),
+            refused_with: &[control::READ_ONLY_REFUSAL],
             ..Shown::default()
         };
         let end = guarded

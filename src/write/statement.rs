@@ -25,6 +25,12 @@ use crate::router;
 use crate::sql::intercept::Renames;
 use crate::wire::relay::{self, SetsEnd, Shown};
 
+/// A's duplicate-key error: B's AUTO_INCREMENT value may be taken on A.
+const DUPLICATE_KEY: u16 = ErrorKind::ER_DUP_ENTRY as u16;
+/// A's "query execution was interrupted": a KILL QUERY, the client's or
+/// the lock-cycle watcher's (`deadlocks`).
+const INTERRUPTED: u16 = ErrorKind::ER_QUERY_INTERRUPTED as u16;
+
 /// How A's part of a statement ended.
 pub(crate) enum MasterEnd<'w, W> {
     /// Relayed; the final terminator (status, warnings) is still to be written.
@@ -166,8 +172,14 @@ impl Driver {
         };
         // B's AUTO_INCREMENT value, pinned on A, may be taken there (B
         // lacks rows A has): A's duplicate-key error is held back for that.
+        // A's interruption is held back too: it may be a lock cycle's
+        // victim (`deadlocks`), which answers 1213.
         let from_sync = entry.context.insert_id.filter(|_| sync_ok);
-        let held = from_sync.map(|_| ErrorKind::ER_DUP_ENTRY as u16);
+        let held: &'static [u16] = match from_sync {
+            Some(_) => &[DUPLICATE_KEY, INTERRUPTED],
+            None => &[INTERRUPTED],
+        };
+        let mut cycle_victim = false;
         let ended = match self
             .run_on_master_holding(&work, master_pin.as_ref(), renames, w, hide, held)
             .await?
@@ -180,11 +192,22 @@ impl Driver {
                         .await?
                 }
                 _ => {
+                    cycle_victim = err.code() == INTERRUPTED
+                        && self.shared.registry.take_deadlock_victim(self.id);
+                    let err = if cycle_victim {
+                        ClientError::deadlock()
+                    } else {
+                        err
+                    };
                     w.send_error(&err).await?;
                     MasterEnd::Failed(err)
                 }
             },
         };
+        if !cycle_victim {
+            // Marked too late to interrupt this statement: forgotten.
+            self.shared.registry.take_deadlock_victim(self.id);
+        }
         match ended {
             MasterEnd::Done { w, end, outcome } => {
                 if let Outcome::Ok {
@@ -236,6 +259,7 @@ impl Driver {
                     return Ok(());
                 }
                 let retry = !in_txn
+                    && !cycle_victim
                     && entry.kind == EntryKind::Write
                     && self.sync.is_some()
                     && sync_ok
@@ -249,7 +273,10 @@ impl Driver {
                 } else {
                     self.finish_entry(&mut entry, EntryState::Failed);
                 }
-                if pinned {
+                if cycle_victim && in_txn {
+                    // A deadlock's victim loses its transaction, as in MariaDB.
+                    self.end_transaction_everywhere().await;
+                } else if pinned {
                     self.undo_on_sync_after_master_failed(in_txn).await;
                 }
                 if !in_txn {
@@ -273,7 +300,7 @@ impl Driver {
         hide: StatusFlags,
     ) -> io::Result<MasterEnd<'w, W>> {
         match self
-            .run_on_master_holding(work, pin, renames, w, hide, None)
+            .run_on_master_holding(work, pin, renames, w, hide, &[])
             .await?
         {
             Holding::Held { w, .. } => Ok(MasterEnd::Failed(relay::unexpected_refusal(w).await?)),
@@ -281,7 +308,7 @@ impl Driver {
         }
     }
 
-    /// `run_on_master_relayed`, except that A's error `held` (when A gives
+    /// `run_on_master_relayed`, except that A's errors `held` (when A gives
     /// it before any row) is not relayed but handed back (`Holding::Held`).
     pub(crate) async fn run_on_master_holding<'w, W: AsyncWrite + Send + Unpin>(
         &mut self,
@@ -290,7 +317,7 @@ impl Driver {
         renames: &Renames,
         w: QueryResultWriter<'w, W>,
         hide: StatusFlags,
-        held: Option<u16>,
+        held: &'static [u16],
     ) -> io::Result<Holding<'w, W>> {
         let (combined, skip) = match (work, pin) {
             (_, None) => (None, 0),
@@ -640,7 +667,7 @@ impl Driver {
 /// statement's own duplicate, which MariaDB gives as it is.
 fn is_duplicate_of(err: &ClientError, value: u64) -> bool {
     let message = err.to_string();
-    err.code() == ErrorKind::ER_DUP_ENTRY as u16
+    err.code() == DUPLICATE_KEY
         && (message.contains(&format!("entry '{value}'"))
             || (message.contains(&format!("entry '{value}-"))
                 && message.contains("for key 'PRIMARY'")))
