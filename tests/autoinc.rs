@@ -309,7 +309,8 @@ fn upserts_update_their_own_rows_on_every_node() {
 }
 
 /// One session's random mix of generated ids, explicit ids, upserts and
-/// statements that read LAST_INSERT_ID(). An insert of explicit ids
+/// statements that read LAST_INSERT_ID() (in their text, in a procedure,
+/// in a trigger the text does not name). An insert of explicit ids
 /// reports them in its OK packet but leaves LAST_INSERT_ID() as it was:
 /// what a later statement reads must be the master's on every node and in
 /// the journal. The oracle is MariaDB itself: the same statements on a
@@ -337,12 +338,15 @@ fn explicit_ids_then_last_insert_id(nodes: usize) {
          CREATE TABLE li.t (id INT AUTO_INCREMENT PRIMARY KEY, k INT, UNIQUE (k)) ENGINE=InnoDB; \
          CREATE TABLE li.log (n INT AUTO_INCREMENT PRIMARY KEY, ref BIGINT) ENGINE=InnoDB; \
          CREATE TABLE li.seen (ref BIGINT) ENGINE=InnoDB; \
-         CREATE PROCEDURE li.seen() INSERT INTO li.seen (ref) VALUES (LAST_INSERT_ID())";
+         CREATE PROCEDURE li.seen() INSERT INTO li.seen (ref) VALUES (LAST_INSERT_ID()); \
+         CREATE TABLE li.noted (k INT) ENGINE=InnoDB; \
+         CREATE TRIGGER li.note AFTER INSERT ON li.noted FOR EACH ROW \
+           INSERT INTO li.seen (ref) VALUES (LAST_INSERT_ID())";
     let mut explicit = 1_000_000;
     let statements: Vec<String> = (0..120)
         .map(|_| {
             let k = rng.gen_range(0..40);
-            match rng.gen_range(0..8) {
+            match rng.gen_range(0..9) {
                 0 => format!("INSERT INTO li.t (k) VALUES ({k})"),
                 1 | 2 => {
                     // Far from the values generated after the last one.
@@ -355,6 +359,8 @@ fn explicit_ids_then_last_insert_id(nodes: usize) {
                      ON DUPLICATE KEY UPDATE k = k + LAST_INSERT_ID() - LAST_INSERT_ID()"
                 ),
                 5 => "CALL li.seen()".to_string(),
+                // A trigger reads it: the text does not say so.
+                6 => format!("INSERT INTO li.noted VALUES ({k})"),
                 _ => "INSERT INTO li.log (ref) VALUES (LAST_INSERT_ID())".to_string(),
             }
         })

@@ -176,6 +176,40 @@ impl Makers {
 /// `auto_tables` or calling a function no pin can fix, then, until nothing
 /// changes, those reaching one.
 pub fn makers(auto_tables: &HashSet<String>, definitions: &[Definition]) -> Makers {
+    reaching(definitions, |definition, effects| {
+        if effects.inserts.iter().any(|t| auto_tables.contains(t)) {
+            Some("makes AUTO_INCREMENT values".to_string())
+        } else if let Some(call) = unrepeatable_call(&definition.body) {
+            Some(format!("calls {call}"))
+        } else {
+            transaction_control(&definition.body)
+                .map(|control| format!("ends transactions itself ({control})"))
+        }
+    })
+}
+
+/// Which definitions read the session's LAST_INSERT_ID() (`@@identity`,
+/// `@@last_insert_id`), or reach one that does: a statement that runs one
+/// needs the master's value pinned (`protocol::insert_id`).
+pub fn last_insert_id_readers(definitions: &[Definition]) -> Makers {
+    reaching(definitions, |definition, _| {
+        reads_last_insert_id(&definition.body).then(|| "reads LAST_INSERT_ID()".to_string())
+    })
+}
+
+fn reads_last_insert_id(body: &str) -> bool {
+    let body = body.to_ascii_lowercase();
+    ["last_insert_id", "@@identity", "@@last_insert_id"]
+        .iter()
+        .any(|name| body.contains(name))
+}
+
+/// The definitions for which `own_reason` says why, then, until nothing
+/// changes, those reaching one (through calls, triggers and defaults).
+fn reaching(
+    definitions: &[Definition],
+    own_reason: impl Fn(&Definition, &Effects) -> Option<String>,
+) -> Makers {
     let effects: Vec<Effects> = definitions
         .iter()
         .map(|d| effects_of(&lex(d.body.as_bytes()).unwrap_or_default()))
@@ -188,16 +222,12 @@ pub fn makers(auto_tables: &HashSet<String>, definitions: &[Definition]) -> Make
             if found[i] {
                 continue;
             }
-            let why = if effects[i].inserts.iter().any(|t| auto_tables.contains(t)) {
-                "makes AUTO_INCREMENT values".to_string()
-            } else if let Some(call) = unrepeatable_call(&definition.body) {
-                format!("calls {call}")
-            } else if let Some(control) = transaction_control(&definition.body) {
-                format!("ends transactions itself ({control})")
-            } else if let Some(inner) = makers.reached_by(&effects[i]) {
-                format!("runs {inner}")
-            } else {
-                continue;
+            let why = match own_reason(definition, &effects[i]) {
+                Some(why) => why,
+                None => match makers.reached_by(&effects[i]) {
+                    Some(inner) => format!("runs {inner}"),
+                    None => continue,
+                },
             };
             found[i] = true;
             changed = true;
@@ -514,6 +544,8 @@ fn words_until(s: &[Lexeme], i: usize, ends: &[&str]) -> Vec<String> {
 #[derive(Default)]
 pub struct UnrepeatableBodies {
     makers: Mutex<Makers>,
+    /// The definitions that read LAST_INSERT_ID(), or reach one that does.
+    last_insert_id_readers: Mutex<Makers>,
     /// The tables with an AUTO_INCREMENT column (names lower-cased).
     auto_tables: Mutex<HashSet<String>>,
 }
@@ -592,6 +624,9 @@ impl UnrepeatableBodies {
         if let Ok(mut held) = self.auto_tables.lock() {
             *held = auto_tables;
         }
+        if let Ok(mut held) = self.last_insert_id_readers.lock() {
+            *held = last_insert_id_readers(&definitions);
+        }
         let Ok(mut held) = self.makers.lock() else {
             return Ok(None);
         };
@@ -645,6 +680,18 @@ impl UnrepeatableBodies {
         let mut effects = Effects::default();
         statement_effects(&lexemes, &mut effects);
         effects.inserts.iter().any(|t| tables.contains(t))
+    }
+
+    /// Whether the text would run a trigger, routine or default that
+    /// reads LAST_INSERT_ID() (`last_insert_id_readers`).
+    pub fn runs_a_last_insert_id_reader(&self, sql: &[u8]) -> bool {
+        let Ok(readers) = self.last_insert_id_readers.lock() else {
+            return false;
+        };
+        if readers.is_empty() {
+            return false;
+        }
+        lex(sql).is_some_and(|lexemes| readers.reached_by(&effects_of(&lexemes)).is_some())
     }
 
     /// The unrepeatable definition the text would run, described
@@ -762,6 +809,31 @@ mod tests {
     fn reached(sql: &str) -> Option<String> {
         let described = catalog().reached_by(&effects_of(&lex(sql.as_bytes()).unwrap()))?;
         Some(described.split(',').next()?.to_string())
+    }
+
+    #[test]
+    fn statements_that_run_a_reader_of_last_insert_id_are_found_through_the_catalog() {
+        let readers = last_insert_id_readers(&[
+            trigger(
+                "g.note",
+                "t",
+                Event::Insert,
+                "INSERT INTO g.seen VALUES (LAST_INSERT_ID())",
+            ),
+            routine("g.f", Kind::Function, "RETURN @@identity + 1"),
+            routine("g.p", Kind::Procedure, "INSERT INTO g.u VALUES (g.f())"),
+            trigger("g.other", "v", Event::Insert, "SET @x = NEW.k"),
+        ]);
+        let reaches = |sql: &str| {
+            readers
+                .reached_by(&effects_of(&lex(sql.as_bytes()).unwrap()))
+                .is_some()
+        };
+        assert!(reaches("INSERT INTO t VALUES (1)"));
+        assert!(reaches("CALL p()"));
+        assert!(reaches("SELECT f()"));
+        assert!(!reaches("INSERT INTO v VALUES (1)"));
+        assert!(!reaches("UPDATE t SET k = 1"));
     }
 
     #[test]

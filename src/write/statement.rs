@@ -386,12 +386,21 @@ impl Driver {
     }
 
     /// Reads LAST_INSERT_ID() on A when lockstep's count of it is unsure
-    /// and the statement may read it (`insert_id::LastInsertId`): the
+    /// and the statement may read it, itself or through a trigger, routine
+    /// or default it runs (`insert_id::LastInsertId`): the
     /// entry then journals the master's value for the tail and replays.
     /// Before the statement runs anywhere; A's FOUND_ROWS() and ROW_COUNT()
     /// this statement may call were read before, and are literals in it.
     async fn settle_last_insert_id(&mut self, sql: &[u8]) {
-        if self.last_insert_id.sure || !insert_id::may_read_session_value(sql) {
+        if self.last_insert_id.sure {
+            return;
+        }
+        let reads = insert_id::may_read_session_value(sql)
+            || self
+                .shared
+                .unrepeatable_bodies
+                .runs_a_last_insert_id_reader(sql);
+        if !reads {
             return;
         }
         let Some(conn) = self.master.as_mut() else {
