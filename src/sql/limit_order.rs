@@ -182,6 +182,10 @@ fn unordered_insert_select(s: &[Lexeme], query: &[u8], every_copy: bool) -> Opti
         None => return None,
     };
     let (schema, table, after) = qualified_name(s, from? + 1, query)?;
+    if schema.is_none() && table.eq_ignore_ascii_case("DUAL") {
+        // One row at most: no order to give.
+        return None;
+    }
     // What may follow the table: its clauses, or the SELECT's end.
     let ends_table = |i: usize| match upper(s, i).as_deref() {
         None => i >= s.len(),
@@ -324,6 +328,9 @@ pub fn unordered_copy(query: &[u8], every_copy: bool) -> Option<UnorderedCopy> {
     let mut depth = 0i32;
     let mut limit_at = None;
     let mut has_order = false;
+    // Whether it reads a table at all: `SELECT 1, 2 [FROM DUAL] WHERE NOT
+    // EXISTS (…)` makes one row at most, in no order.
+    let mut reads_rows = false;
     let mut end = query.len();
     for (i, l) in s.iter().enumerate().skip(select) {
         match l.token {
@@ -332,6 +339,7 @@ pub fn unordered_copy(query: &[u8], every_copy: bool) -> Option<UnorderedCopy> {
             _ if depth == 0 => match l.word_upper().as_deref() {
                 Some("ORDER") if upper(s, i + 1).as_deref() == Some("BY") => has_order = true,
                 Some("LIMIT") => limit_at = Some(l.range.start),
+                Some("FROM") => reads_rows |= upper(s, i + 1).as_deref() != Some("DUAL"),
                 // A LIMIT before a UNION's next part, or a grouping whose
                 // ORDER BY MariaDB refuses: left to the server.
                 Some("UNION" | "EXCEPT" | "INTERSECT") => {
@@ -359,7 +367,7 @@ pub fn unordered_copy(query: &[u8], every_copy: bool) -> Option<UnorderedCopy> {
         .max(start);
     let limit_at = match limit_at {
         Some(at) => at,
-        None if every_copy => select_end,
+        None if every_copy && reads_rows => select_end,
         None => return None,
     };
     Some(UnorderedCopy {
@@ -628,6 +636,14 @@ mod tests {
             unordered_limit(b"INSERT INTO q SELECT a FROM r", false),
             None
         );
+        // One row at most: no order to give.
+        for sql in [
+            "INSERT INTO q (a) SELECT 1",
+            "INSERT INTO q (a) SELECT 1 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM q WHERE a = 1)",
+        ] {
+            assert_eq!(unordered_limit(sql.as_bytes(), true), None, "{sql}");
+            assert_eq!(unordered_copy(sql.as_bytes(), true), None, "{sql}");
+        }
         let copy = unordered_copy(b"INSERT INTO q SELECT a, b FROM r, u;", true).unwrap();
         assert_eq!(
             copy.select(b"INSERT INTO q SELECT a, b FROM r, u;"),
