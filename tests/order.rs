@@ -10,7 +10,9 @@
 //! order, `INSERT … SELECT MAX(id)` from the table they insert into (MariaDB
 //! itself fails some of them with 1467 or deadlocks), AUTO_INCREMENT inserts
 //! with NOW(6), RAND() and UUID(), and transactions that commit or roll
-//! back; a ninth client changes a column default by DDL four times a
+//! back, some opening with a queue's claim (`SELECT … FOR UPDATE SKIP
+//! LOCKED`, a lock on the master alone, whose cycles across the nodes
+//! lockstep breaks with 1213); a ninth client changes a column default by DDL four times a
 //! second, so that rows record which side of each DDL they committed on. Meanwhile: the synchronous slave fails some statements the master
 //! passes (a trigger on that node only, dropped later), the synchronous
 //! slave is killed and comes back, and the master is killed and replaced.
@@ -165,6 +167,19 @@ async fn client(opts: OptsBuilder, id: u64, seed: u64, shared: Arc<Shared>) -> R
                 )],
                 true,
             ),
+            // A queue's claim first: its lock is on the master alone, so
+            // the other clients' writes of that row can wait on the master
+            // for it while it waits on B for them (`write::deadlocks`
+            // breaks such cycles with 1213).
+            9 => {
+                let statements = vec![
+                    "BEGIN".to_string(),
+                    "SELECT id FROM o.hot ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED".to_string(),
+                    hot_update(&mut rng),
+                    log_insert(id, op),
+                ];
+                (Some("o.log"), statements, rng.gen_bool(0.7))
+            }
             _ => {
                 let statements = vec![
                     "BEGIN".to_string(),

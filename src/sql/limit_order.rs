@@ -230,9 +230,25 @@ pub struct UnorderedCopy {
     limit_at: usize,
     /// It has an ORDER BY already: the columns break its ties.
     has_order: bool,
+    /// It has an outermost LIMIT (else it is ordered for what its order
+    /// writes: `unordered_copy`'s `every_copy`).
+    has_limit: bool,
+    /// The tables its SELECT reads (`schema`, `table` as written), or
+    /// `None` when it reads a derived table or a name lockstep cannot read.
+    sources: Option<Vec<(Option<String>, String)>>,
 }
 
 impl UnorderedCopy {
+    /// Whether it has an outermost LIMIT.
+    pub fn has_limit(&self) -> bool {
+        self.has_limit
+    }
+
+    /// The tables its SELECT reads, when lockstep can name them all.
+    pub fn sources(&self) -> Option<&[(Option<String>, String)]> {
+        self.sources.as_deref()
+    }
+
     /// The SELECT part of the statement, whose columns order it.
     pub fn select<'q>(&self, query: &'q [u8]) -> &'q [u8] {
         &query[self.select.clone()]
@@ -325,6 +341,7 @@ pub fn unordered_copy(query: &[u8], every_copy: bool) -> Option<UnorderedCopy> {
         return None;
     }
     let select = copy_select_position(s)?;
+    let sources = source_tables(s, select, query);
     let mut depth = 0i32;
     let mut limit_at = None;
     let mut has_order = false;
@@ -365,6 +382,7 @@ pub fn unordered_copy(query: &[u8], every_copy: bool) -> Option<UnorderedCopy> {
         .trim_ascii_end()
         .len()
         .max(start);
+    let has_limit = limit_at.is_some();
     let limit_at = match limit_at {
         Some(at) => at,
         None if every_copy && reads_rows => select_end,
@@ -374,7 +392,60 @@ pub fn unordered_copy(query: &[u8], every_copy: bool) -> Option<UnorderedCopy> {
         select: start..select_end,
         limit_at,
         has_order,
+        has_limit,
+        sources,
     })
+}
+
+/// The tables a copy's SELECT (from `select` on) reads at its own level:
+/// each name after `FROM`, `JOIN` or a comma between them, in every part
+/// of a union. `None` when one is a derived table, a parenthesized join or
+/// a name the lexer cannot read.
+fn source_tables(
+    s: &[Lexeme],
+    select: usize,
+    query: &[u8],
+) -> Option<Vec<(Option<String>, String)>> {
+    let mut tables = Vec::new();
+    let mut depth = 0i32;
+    let mut in_from = false;
+    let mut i = select;
+    while i < s.len() {
+        let l = &s[i];
+        match l.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ if depth != 0 => {}
+            Token::Comma if in_from => {
+                let (schema, table, _) = source_name(s, i + 1, query)?;
+                tables.push((schema, table));
+            }
+            _ => match l.word_upper().as_deref() {
+                Some("FROM" | "JOIN" | "STRAIGHT_JOIN") => {
+                    in_from = true;
+                    let (schema, table, _) = source_name(s, i + 1, query)?;
+                    if !(schema.is_none() && table.eq_ignore_ascii_case("DUAL")) {
+                        tables.push((schema, table));
+                    }
+                }
+                Some(
+                    "WHERE" | "GROUP" | "HAVING" | "ORDER" | "LIMIT" | "UNION" | "EXCEPT"
+                    | "INTERSECT" | "WINDOW" | "RETURNING" | "ON" | "USING",
+                ) => in_from = false,
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    Some(tables)
+}
+
+/// A table named at `i` in a FROM clause; `None` for a derived table.
+fn source_name(s: &[Lexeme], i: usize, query: &[u8]) -> Option<(Option<String>, String, usize)> {
+    if s.get(i).map(|l| &l.token) == Some(&Token::LParen) {
+        return None;
+    }
+    qualified_name(s, i, query)
 }
 
 /// The index of the SELECT (or WITH) whose rows an `INSERT`/`REPLACE` or a
@@ -653,6 +724,38 @@ mod tests {
             copy.ordered_by_positions(b"INSERT INTO q SELECT a, b FROM r, u;", 2),
             b"INSERT INTO q SELECT a, b FROM r, u ORDER BY 1, 2;".to_vec()
         );
+    }
+
+    #[test]
+    fn a_copys_sources_are_named_when_they_can_be() {
+        let sources = |sql: &str| {
+            unordered_copy(sql.as_bytes(), true)
+                .expect(sql)
+                .sources()
+                .map(|s| {
+                    s.iter()
+                        .map(|(d, t)| format!("{d:?}.{t}"))
+                        .collect::<Vec<_>>()
+                })
+        };
+        assert_eq!(
+            sources("INSERT INTO q SELECT a FROM r AS x, s.u JOIN v ON v.a = x.a WHERE a IN (SELECT a FROM w)"),
+            Some(vec!["None.r".into(), "Some(\"s\").u".into(), "None.v".into()])
+        );
+        assert_eq!(
+            sources("INSERT INTO q SELECT a FROM r UNION ALL SELECT b FROM u"),
+            Some(vec!["None.r".into(), "None.u".into()])
+        );
+        assert_eq!(
+            sources("INSERT INTO q SELECT a FROM (SELECT a FROM r) AS d"),
+            None
+        );
+        let copy = unordered_copy(
+            b"INSERT INTO q SELECT a FROM r JOIN u ON r.a = u.a LIMIT 1",
+            false,
+        )
+        .unwrap();
+        assert!(copy.has_limit());
     }
 
     #[test]

@@ -557,6 +557,11 @@ impl Driver {
         sql: Vec<u8>,
         copy: &limit_order::UnorderedCopy,
     ) -> Vec<u8> {
+        if !copy.has_limit() && !self.reads_an_innodb_table(copy).await {
+            // Its rows come in the same order on every node: MyISAM and
+            // Aria files, the session's own temporary tables.
+            return sql;
+        }
         let Some(conn) = self.master.as_mut() else {
             return sql;
         };
@@ -576,6 +581,41 @@ impl Driver {
             return sql;
         }
         copy.ordered_by_positions(&sql, usize::from(columns))
+    }
+
+    /// Whether a copy reads an InnoDB table, whose rows may come in
+    /// another order on each node (no primary key: each node's own order
+    /// of concurrent inserts; otherwise each node's plan). A table the
+    /// master's catalog does not show (the session's temporary table) or
+    /// shows as MyISAM or Aria does not count; a derived table does.
+    async fn reads_an_innodb_table(&mut self, copy: &limit_order::UnorderedCopy) -> bool {
+        let Some(sources) = copy.sources() else {
+            return true;
+        };
+        for (schema, table) in sources {
+            let Some(schema) = schema.clone().or_else(|| self.state.schema.clone()) else {
+                return true;
+            };
+            let keys = &self.shared.table_keys;
+            let known = match keys.get(&schema, table) {
+                Some(known) => known,
+                None => match self.shared.master_node().connect_admin().await {
+                    Ok(mut conn) => {
+                        let fetched = keys.fetch(&mut conn, &schema, table).await;
+                        let _ = conn.disconnect().await;
+                        match fetched {
+                            Ok(known) => known,
+                            Err(_) => return true,
+                        }
+                    }
+                    Err(_) => return true,
+                },
+            };
+            if known.is_some() {
+                return true;
+            }
+        }
+        false
     }
 
     /// `NEXTVAL(s)` in a write: each call's value taken once, on the first
