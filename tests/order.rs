@@ -171,7 +171,7 @@ async fn client(opts: OptsBuilder, id: u64, seed: u64, shared: Arc<Shared>) -> R
             // the other clients' writes of that row can wait on the master
             // for it while it waits on B for them (`write::deadlocks`
             // breaks such cycles with 1213).
-            9 => {
+            9 if rng.gen_ratio(1, 10) => {
                 let statements = vec![
                     "BEGIN".to_string(),
                     "SELECT id FROM o.hot ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED".to_string(),

@@ -34,11 +34,11 @@ use crate::protocol::control;
 use crate::shared::Shared;
 
 /// How often the watcher looks.
-const POLL: Duration = Duration::from_millis(250);
+const POLL: Duration = Duration::from_millis(100);
 
 /// A command running this long may be waiting in a cycle: only then are
 /// the nodes asked (nothing is asked while every command is quick).
-const SUSPECT_AFTER: Duration = Duration::from_millis(500);
+const SUSPECT_AFTER: Duration = Duration::from_millis(200);
 
 /// Which node a wait is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
