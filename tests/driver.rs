@@ -23,7 +23,7 @@ use lockstep::write::Driver;
 use opensrv_mysql::{CapabilityFlags, PacketWriter, QueryResultWriter};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use support::{checksums, root_rows, runtime, seed, wait_for_tail, Cluster};
+use support::{root_rows, runtime, seed, wait_for_tail, Cluster};
 
 const STEPS: u32 = 80;
 
@@ -237,15 +237,10 @@ fn the_write_protocol_runs_without_a_client_connection() {
         model,
         "the master holds what the answers said (seed {seed})"
     );
-    let tables = ["d.t", "lockstep.commits"];
-    let master = checksums(cluster.master(), &tables);
-    for node in &cluster.nodes {
-        assert_eq!(
-            checksums(node, &tables),
-            master,
-            "port {} differs from the master (seed {seed})",
-            node.port
-        );
-    }
+    support::assert_nodes_equal_master(
+        &cluster,
+        &["d.t", "lockstep.commits"],
+        &format!("seed {seed}"),
+    );
     drop(rt);
 }

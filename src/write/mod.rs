@@ -223,6 +223,17 @@ enum KeyOrder {
     Unknown,
 }
 
+/// What lockstep knows of a table's key (`Driver::key_of`).
+enum TableKey {
+    /// An InnoDB table: its primary key, or every column without one.
+    Columns(Vec<String>),
+    /// MyISAM, Aria, …: read in data-file order.
+    NotInnoDb,
+    /// Not a base table the master shows (a temporary table, a view), or
+    /// the master could not say.
+    Unknown,
+}
+
 /// A client transaction open on A and B.
 pub struct OpenTransaction {
     /// Keeps serialized statements (DDL) and role changes out
@@ -520,32 +531,42 @@ impl Driver {
         let Some(schema) = found.schema.clone().or_else(|| self.state.schema.clone()) else {
             return KeyOrder::Unknown;
         };
+        match self.key_of(&schema, &found.table).await {
+            TableKey::Columns(columns) => KeyOrder::Ordered(found.ordered_by(sql, &columns)),
+            TableKey::NotInnoDb => KeyOrder::NotOrdered,
+            TableKey::Unknown => KeyOrder::Unknown,
+        }
+    }
+
+    /// A table's key as `chain::table_keys` knows it, asked of the master
+    /// the first time.
+    async fn key_of(&self, schema: &str, table: &str) -> TableKey {
         let keys = &self.shared.table_keys;
-        let columns = match keys.get(&schema, &found.table) {
+        let columns = match keys.get(schema, table) {
             Some(known) => known,
             None => {
-                let node = self.shared.master_node();
-                match node.connect_admin().await {
+                let fetched = match self.shared.master_node().connect_admin().await {
                     Ok(mut conn) => {
-                        let fetched = keys.fetch(&mut conn, &schema, &found.table).await;
+                        let fetched = keys.fetch(&mut conn, schema, table).await;
                         let _ = conn.disconnect().await;
-                        fetched.unwrap_or_else(|e| {
-                            tracing::warn!(error = %e, "cannot read a table's key; its LIMIT statement goes as written");
-                            None
-                        })
+                        fetched
                     }
+                    Err(e) => Err(e),
+                };
+                match fetched {
+                    Ok(known) => known,
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot read a table's key; its LIMIT statement goes as written");
-                        None
+                        tracing::warn!(error = %e, "cannot read a table's key; its statement goes as written");
+                        return TableKey::Unknown;
                     }
                 }
             }
         };
         match columns {
-            Some(columns) => KeyOrder::Ordered(found.ordered_by(sql, &columns)),
+            Some(columns) => TableKey::Columns(columns),
             // Fetched and remembered as not ordered: not InnoDB.
-            None if keys.get(&schema, &found.table) == Some(None) => KeyOrder::NotOrdered,
-            None => KeyOrder::Unknown,
+            None if keys.get(schema, table) == Some(None) => TableKey::NotInnoDb,
+            None => TableKey::Unknown,
         }
     }
 
@@ -596,22 +617,7 @@ impl Driver {
             let Some(schema) = schema.clone().or_else(|| self.state.schema.clone()) else {
                 return true;
             };
-            let keys = &self.shared.table_keys;
-            let known = match keys.get(&schema, table) {
-                Some(known) => known,
-                None => match self.shared.master_node().connect_admin().await {
-                    Ok(mut conn) => {
-                        let fetched = keys.fetch(&mut conn, &schema, table).await;
-                        let _ = conn.disconnect().await;
-                        match fetched {
-                            Ok(known) => known,
-                            Err(_) => return true,
-                        }
-                    }
-                    Err(_) => return true,
-                },
-            };
-            if known.is_some() {
+            if matches!(self.key_of(&schema, table).await, TableKey::Columns(_)) {
                 return true;
             }
         }

@@ -400,6 +400,20 @@ pub fn checksums(node: &MariaDb, tables: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Every node's `CHECKSUM TABLE` of `tables` equals the master's;
+/// `context` (a seed) goes into the failure.
+pub fn assert_nodes_equal_master(cluster: &Cluster, tables: &[&str], context: &str) {
+    let master = checksums(cluster.master(), tables);
+    for node in &cluster.nodes {
+        assert_eq!(
+            checksums(node, tables),
+            master,
+            "port {} differs from the master ({context})",
+            node.port
+        );
+    }
+}
+
 /// Waits until every node has the master's commits (the tail caught up),
 /// at most `timeout`. Compared by their requestIds: the master's rows
 /// carry no commit numbers.
