@@ -153,7 +153,9 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
         ),
         min_sync_slaves: config.min_sync_slaves,
     });
-    crate::frontend::resume_retries(&shared);
+    // The statements the `retry-master` policy was still retrying when
+    // lockstep last stopped.
+    crate::write::retry_master::resume(&shared);
     health::spawn(shared.clone());
     crate::write::deadlocks::spawn(shared.clone());
     Ok(shared)
