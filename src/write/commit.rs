@@ -41,7 +41,7 @@ pub(crate) struct CommitWork {
 
 impl CommitWork {
     /// An autocommit statement's own transaction, ended by `wrap`.
-    pub(crate) fn one_statement(request_id: Uuid, wrap: Wrap) -> CommitWork {
+    pub(super) fn one_statement(request_id: Uuid, wrap: Wrap) -> CommitWork {
         CommitWork {
             request_id,
             statements: vec![request_id],
@@ -66,7 +66,7 @@ pub(crate) enum Committed {
 
 impl Committed {
     /// The number B commits under (None: B rolls back).
-    pub(crate) fn seq(&self) -> Option<u64> {
+    pub(super) fn seq(&self) -> Option<u64> {
         match self {
             Committed::Yes { seq, .. } => Some(*seq),
             Committed::Lost { seq, .. } => *seq,
@@ -79,7 +79,7 @@ impl Driver {
     /// Phases 1 and 2: number, commit on A. The entries of the work must be
     /// journaled as they are to be replayed before this is called: the
     /// commit is resolved (and appliers replay it) as soon as A committed.
-    pub(crate) async fn commit_on_master(&mut self, work: &CommitWork) -> Committed {
+    pub(super) async fn commit_on_master(&mut self, work: &CommitWork) -> Committed {
         if let Err(err) = self.wait_behind_serialized_before_number().await {
             let _ = self.run_on_master(work.wrap.rollback().as_bytes()).await;
             return Committed::No(err);
@@ -126,7 +126,7 @@ impl Driver {
     /// Phase 4: B commits what A committed under `seq` (None: A did not,
     /// or B did not run it: B rolls back). The client's answer is already
     /// decided by A.
-    pub(crate) async fn finish_on_sync(
+    pub(super) async fn finish_on_sync(
         &mut self,
         request_id: Uuid,
         seq: Option<u64>,

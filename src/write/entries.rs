@@ -13,7 +13,7 @@ use crate::journal::{Context, Entry, EntryKind, EntryState, NodeResult, Outcome}
 
 impl Driver {
     /// A new journal entry for `work` in this session's current state.
-    pub(crate) fn new_entry(&mut self, kind: EntryKind, work: &Work) -> Entry {
+    pub(super) fn new_entry(&mut self, kind: EntryKind, work: &Work) -> Entry {
         let id = Uuid::now_v7();
         self.last_request_id = Some(id);
         let mut context = Context::now();
@@ -45,7 +45,7 @@ impl Driver {
     /// and that flush covers every write sent before it (one flush per
     /// commit, not two). A statement inside a transaction is journaled once
     /// A has run it, with both results.
-    pub(crate) fn journal_ahead(&self, entry: &Entry, in_txn: bool) -> Result<(), ClientError> {
+    pub(super) fn journal_ahead(&self, entry: &Entry, in_txn: bool) -> Result<(), ClientError> {
         let journal = &self.shared.chain.journal;
         if entry.kind == EntryKind::Read {
             return Ok(());
@@ -61,7 +61,7 @@ impl Driver {
     }
 
     /// Journals an entry and waits until it is durable (a read's is not waited for).
-    pub(crate) async fn journal(&self, entry: &Entry) -> Result<(), ClientError> {
+    pub(super) async fn journal(&self, entry: &Entry) -> Result<(), ClientError> {
         if entry.kind == EntryKind::Read {
             self.shared.chain.journal.write(entry);
             return Ok(());
@@ -75,7 +75,7 @@ impl Driver {
     }
 
     /// Records A's result and judges B's against it.
-    pub(crate) fn record_master(&mut self, entry: &mut Entry, outcome: Outcome) {
+    pub(super) fn record_master(&mut self, entry: &mut Entry, outcome: Outcome) {
         entry.results.push(NodeResult {
             node: entry.master.clone(),
             outcome,
@@ -107,7 +107,7 @@ impl Driver {
         }
     }
 
-    pub(crate) fn finish_entry(&self, entry: &mut Entry, state: EntryState) {
+    pub(super) fn finish_entry(&self, entry: &mut Entry, state: EntryState) {
         entry.state = state;
         self.shared.chain.journal.write(entry);
     }

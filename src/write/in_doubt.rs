@@ -30,7 +30,7 @@ impl Driver {
     /// Decides the fate of commit `request_id`, whose answer from the
     /// session's master was lost. The session holds the gate meanwhile, so
     /// no failover completes before it knows.
-    pub(crate) async fn fate_of_lost_commit(&mut self, request_id: Uuid) -> Fate {
+    pub(super) async fn fate_of_lost_commit(&mut self, request_id: Uuid) -> Fate {
         let shared = self.shared.clone();
         self.master = None;
         loop {
@@ -49,7 +49,7 @@ impl Driver {
 
     /// Whether the session's master has `request_id` in `lockstep.commits`;
     /// None when it could not say.
-    pub(crate) async fn ask_master(&self, request_id: Uuid) -> Option<bool> {
+    pub(super) async fn ask_master(&self, request_id: Uuid) -> Option<bool> {
         let member = self.shared.chain.roles.member(&self.master_name)?;
         let asked = tokio::time::timeout(ASK, async {
             let mut conn = member.node.connect_admin().await?;

@@ -69,7 +69,7 @@ impl Driver {
     /// only when a command since the last COMMIT answered with warnings
     /// (a later statement that uses no table keeps them; one that does
     /// clears them, and A then answers with what it has).
-    pub(crate) async fn warnings_before_commit(&mut self) -> Option<KeptWarnings> {
+    pub(super) async fn warnings_before_commit(&mut self) -> Option<KeptWarnings> {
         if !std::mem::take(&mut self.warned_since_commit) {
             return None;
         }
@@ -78,7 +78,7 @@ impl Driver {
 
     /// Reads A's diagnostics before lockstep's row for a statement that
     /// just ran there clears them: only when it answered with warnings.
-    pub(crate) async fn warnings_of_last_statement(&mut self) -> Option<KeptWarnings> {
+    pub(super) async fn warnings_of_last_statement(&mut self) -> Option<KeptWarnings> {
         if self.master.as_ref()?.get_warnings() == 0 {
             return None;
         }

@@ -45,7 +45,7 @@ impl Driver {
         }
     }
     /// Opens the session's connections (master, then synchronous slave) for `params`.
-    pub(crate) async fn connect_nodes(&mut self) -> Result<(), ClientError> {
+    pub(super) async fn connect_nodes(&mut self) -> Result<(), ClientError> {
         let shared = self.shared.clone();
         let node = shared.master_node();
         let master = match self.connect_node(&node).await {
@@ -195,7 +195,7 @@ impl Driver {
             .remember(SqlText::from_bytes(set.as_bytes()), false);
         Ok(())
     }
-    pub(crate) async fn connect_node(&self, node: &Node) -> Result<Conn, ClientError> {
+    pub(super) async fn connect_node(&self, node: &Node) -> Result<Conn, ClientError> {
         match node
             .connect_session(&self.params, &self.shared.chain.server)
             .await
@@ -259,7 +259,7 @@ impl Driver {
         }
     }
     /// The master changed under this session (failover).
-    pub(crate) async fn follow_master(&mut self, master: Node) {
+    pub(super) async fn follow_master(&mut self, master: Node) {
         // Table locks do not move to another server.
         self.holds_table_locks = false;
         if self.txn.is_some() {
@@ -303,7 +303,7 @@ impl Driver {
     /// A new connection to `node` with this session's state: its SET
     /// statements replayed, its prepared statements prepared there (by
     /// client statement id).
-    pub(crate) async fn connect_with_state(
+    pub(super) async fn connect_with_state(
         &mut self,
         node: &Node,
     ) -> Result<(Conn, Vec<(u32, Statement)>), ClientError> {
@@ -400,7 +400,7 @@ impl Driver {
     /// Ends a relayed response: the last terminator once the master's final
     /// status is known, or the bookkeeping of the error the client got.
     /// True when the statement succeeded.
-    pub(crate) async fn end_response<W: AsyncWrite + Send + Unpin>(
+    pub(super) async fn end_response<W: AsyncWrite + Send + Unpin>(
         &mut self,
         end: SetsEnd<'_, W>,
     ) -> io::Result<bool> {

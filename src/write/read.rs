@@ -30,7 +30,7 @@ use crate::wire::relay::{SetsEnd, Shown};
 impl Driver {
     /// A read: on the master alone, guarded when it is one statement of
     /// the SELECT family outside any transaction.
-    pub(crate) async fn read<W: AsyncWrite + Send + Unpin>(
+    pub(super) async fn read<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: Work,
         renames: &Renames,

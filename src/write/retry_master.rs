@@ -22,7 +22,7 @@ use crate::protocol::{commit, control};
 use crate::shared::Shared;
 
 /// Starts retrying `entry` on the master.
-pub(crate) fn spawn(shared: Arc<Shared>, entry: Entry) {
+pub(super) fn spawn(shared: Arc<Shared>, entry: Entry) {
     let span = info_span!("retry_master", request_id = %entry.id);
     tokio::spawn(retry_until_passed(shared, entry).instrument(span));
 }

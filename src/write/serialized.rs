@@ -29,7 +29,7 @@ use crate::wire::relay;
 impl Driver {
     /// DDL and other statements that commit implicitly: one at a time,
     /// first node then A, numbered after A ran them (`protocol::serialized`).
-    pub(crate) async fn run_serialized<W: AsyncWrite + Send + Unpin>(
+    pub(super) async fn run_serialized<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: Work,
         renames: &Renames,
@@ -227,7 +227,7 @@ impl Driver {
 
     /// The session's `lock_wait_timeout` on A (MariaDB's default, a day,
     /// when A cannot say).
-    pub(crate) async fn lock_wait_timeout(&mut self) -> Duration {
+    pub(super) async fn lock_wait_timeout(&mut self) -> Duration {
         const MARIADB_DEFAULT: Duration = Duration::from_secs(86_400);
         let Some(conn) = self.master.as_mut() else {
             return MARIADB_DEFAULT;
@@ -247,7 +247,7 @@ impl Driver {
     /// meanwhile, so any moment is in A's order), A's and B's
     /// `lockstep.commits` rows (in their own small transactions: DDL
     /// cannot share one).
-    pub(crate) async fn record_serialized_commit(&mut self, entry: &mut Entry, sync_ok: bool) {
+    pub(super) async fn record_serialized_commit(&mut self, entry: &mut Entry, sync_ok: bool) {
         let journal = self.shared.chain.journal.clone();
         let record = match commit::number(&journal, entry.id, vec![entry.id], true).await {
             Ok(record) => record,
@@ -282,7 +282,7 @@ impl Driver {
     /// Rule 2 of `protocol::serialized` for a write whose statement just ran on
     /// B: it waits behind a DDL that may have run before it there. On
     /// timeout the statement is undone on B and the client gets 1205.
-    pub(crate) async fn wait_behind_serialized_before_master(
+    pub(super) async fn wait_behind_serialized_before_master(
         &mut self,
         in_txn: bool,
     ) -> Result<(), ClientError> {
@@ -324,7 +324,7 @@ impl Driver {
 
     /// Rule 2 of `protocol::serialized` before a write's number, its work done
     /// on A: it waits behind a DDL that may have run before it there.
-    pub(crate) async fn wait_behind_serialized_before_number(&mut self) -> Result<(), ClientError> {
+    pub(super) async fn wait_behind_serialized_before_number(&mut self) -> Result<(), ClientError> {
         let shared = self.shared.clone();
         if !shared.chain.serialized.any_in_flight() {
             return Ok(());
@@ -381,7 +381,7 @@ impl Driver {
     /// function or a view. Asked on a connection of its own: on the
     /// session's, the queries would clear the DDL's notes before the client
     /// asks for them.
-    pub(crate) async fn refresh_master_catalog(&mut self) {
+    pub(super) async fn refresh_master_catalog(&mut self) {
         self.shared.table_keys.forget();
         self.shared.column_tops.forget();
         let node = self.shared.master_node();

@@ -21,7 +21,7 @@ use crate::wire::relay;
 
 impl Driver {
     /// SET, USE, PREPARE, temporary tables: B's session, then A's.
-    pub(crate) async fn session_statement<W: AsyncWrite + Send + Unpin>(
+    pub(super) async fn session_statement<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: Work,
         change: SessionChange,
@@ -96,7 +96,7 @@ impl Driver {
     /// must not create it again, where it would hide a table t created
     /// later. Remembered as `DROP TEMPORARY TABLE IF EXISTS t`, which does
     /// nothing where t was not temporary.
-    pub(crate) fn remember_temporary_drop(&mut self, sql: &[u8]) {
+    pub(super) fn remember_temporary_drop(&mut self, sql: &[u8]) {
         if !self.holds_temporary_tables() {
             return;
         }
@@ -107,7 +107,7 @@ impl Driver {
 
     /// The session made temporary tables (as far as its state says: one
     /// made inside a text of several statements is not recorded there).
-    pub(crate) fn holds_temporary_tables(&self) -> bool {
+    pub(super) fn holds_temporary_tables(&self) -> bool {
         self.state
             .statements
             .iter()
@@ -248,7 +248,7 @@ impl Driver {
     /// on each node by itself (and the tail's replay of it sets them only
     /// for that moment). B's session takes A's values, and the tail's
     /// session state gets them, as after `SELECT … INTO @v`.
-    pub(crate) async fn take_master_variables(&mut self, targets: Vec<SetTarget>) {
+    pub(super) async fn take_master_variables(&mut self, targets: Vec<SetTarget>) {
         let variables = variables_of(targets);
         let Some(set) = self.read_master_variables(&variables).await else {
             return;
@@ -318,7 +318,7 @@ impl Driver {
         }
     }
 
-    pub(crate) async fn remember_session_change(
+    pub(super) async fn remember_session_change(
         &mut self,
         work: &Work,
         change: SessionChange,

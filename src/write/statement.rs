@@ -57,7 +57,7 @@ pub(crate) enum Holding<'w, W> {
 impl Driver {
     /// A statement that may change data (or any statement inside a
     /// transaction), through the write path.
-    pub(crate) async fn write_statement<W: AsyncWrite + Send + Unpin>(
+    pub(super) async fn write_statement<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: Work,
         kind: EntryKind,
@@ -95,7 +95,7 @@ impl Driver {
         answered
     }
 
-    pub(crate) async fn write_statement_traced<W: AsyncWrite + Send + Unpin>(
+    pub(super) async fn write_statement_traced<W: AsyncWrite + Send + Unpin>(
         &mut self,
         mut work: Work,
         mut entry: Entry,
@@ -291,7 +291,7 @@ impl Driver {
 
     /// Runs `pin` then `work` on A, relaying `work`'s response: a text
     /// carries the pinning statements in the same round trip.
-    pub(crate) async fn run_on_master_relayed<'w, W: AsyncWrite + Send + Unpin>(
+    pub(super) async fn run_on_master_relayed<'w, W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: &Work,
         pin: Option<&Pinning>,
@@ -310,7 +310,7 @@ impl Driver {
 
     /// `run_on_master_relayed`, except that A's errors `held` (when A gives
     /// it before any row) is not relayed but handed back (`Holding::Held`).
-    pub(crate) async fn run_on_master_holding<'w, W: AsyncWrite + Send + Unpin>(
+    pub(super) async fn run_on_master_holding<'w, W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: &Work,
         pin: Option<&Pinning>,
@@ -497,7 +497,7 @@ impl Driver {
 
     /// Commits an autocommit statement A ran (`commit`): the client gets
     /// A's answer once A committed, then B commits.
-    pub(crate) async fn commit_statement<W: AsyncWrite + Send + Unpin>(
+    pub(super) async fn commit_statement<W: AsyncWrite + Send + Unpin>(
         &mut self,
         mut entry: Entry,
         sync_ok: bool,
@@ -601,7 +601,7 @@ impl Driver {
     /// what that did to B's transaction and give the client B's error. When
     /// B's whole transaction is gone (a deadlock rolls it back), A's is
     /// ended too, as MariaDB ends it.
-    pub(crate) async fn undo_timing_error_on_sync(
+    pub(super) async fn undo_timing_error_on_sync(
         &mut self,
         outcome: &Outcome,
         in_txn: bool,
@@ -614,7 +614,7 @@ impl Driver {
     /// Undoes on B the statement it just ran, which the client gets `err`
     /// for: its own transaction outside one, the statement's savepoint
     /// inside one.
-    pub(crate) async fn undo_on_sync_for(&mut self, err: ClientError, in_txn: bool) -> ClientError {
+    pub(super) async fn undo_on_sync_for(&mut self, err: ClientError, in_txn: bool) -> ClientError {
         if !in_txn {
             self.sync_finish(&self.wrap().rollback()).await;
             return err;
@@ -630,7 +630,7 @@ impl Driver {
     }
 
     /// A refused a statement B ran: take it back on B.
-    pub(crate) async fn undo_on_sync_after_master_failed(&mut self, in_txn: bool) {
+    pub(super) async fn undo_on_sync_after_master_failed(&mut self, in_txn: bool) {
         if !in_txn {
             self.sync_finish(&self.wrap().rollback()).await;
             return;
@@ -645,7 +645,7 @@ impl Driver {
     }
 
     /// Rolls back the open transaction on A and B (B lost it already).
-    pub(crate) async fn end_transaction_everywhere(&mut self) {
+    pub(super) async fn end_transaction_everywhere(&mut self) {
         self.sync_finish(&control::rollback_unpinned()).await;
         if let Ok(ok) = self
             .run_on_master(control::rollback_unpinned().as_bytes())
@@ -656,7 +656,7 @@ impl Driver {
         self.drop_transaction(EntryState::RolledBack);
     }
 
-    pub(crate) async fn master_in_transaction(&mut self) -> bool {
+    pub(super) async fn master_in_transaction(&mut self) -> bool {
         let Some(conn) = self.master.as_mut() else {
             return false;
         };
@@ -683,7 +683,7 @@ fn is_duplicate_of(err: &ClientError, value: u64) -> bool {
 }
 
 /// B's error as the client gets it.
-pub(crate) fn client_error_of(outcome: &Outcome) -> ClientError {
+pub(super) fn client_error_of(outcome: &Outcome) -> ClientError {
     match outcome {
         Outcome::Error {
             code,
@@ -703,7 +703,7 @@ pub(crate) fn client_error_of(outcome: &Outcome) -> ClientError {
     }
 }
 
-pub(crate) fn outcome_of_client_error(err: &ClientError) -> Outcome {
+pub(super) fn outcome_of_client_error(err: &ClientError) -> Outcome {
     match err {
         ClientError::Server {
             code,

@@ -27,7 +27,7 @@ impl Driver {
     /// A never runs the statement: B unreachable, or a timing error there
     /// (`outcome::TIMING_ERRORS`, already undone; B keeps its role) on
     /// tables that can be undone.
-    pub(crate) async fn run_first_on_sync(
+    pub(super) async fn run_first_on_sync(
         &mut self,
         work: &Work,
         pin: Option<Pinning>,
@@ -134,7 +134,7 @@ impl Driver {
     }
 
     /// Runs `work` on B after `pin`; None without B.
-    pub(crate) async fn run_on_sync(
+    pub(super) async fn run_on_sync(
         &mut self,
         work: &Work,
         pin: Option<Pinning>,
@@ -166,7 +166,7 @@ impl Driver {
     }
 
     /// Runs lockstep's own statement on B; a broken connection ends the session.
-    pub(crate) async fn sync_control(&mut self, sql: &str) -> Result<(), ClientError> {
+    pub(super) async fn sync_control(&mut self, sql: &str) -> Result<(), ClientError> {
         self.sync_control_bytes(sql.as_bytes()).await
     }
 
@@ -210,7 +210,7 @@ impl Driver {
 
     /// The node this session uses as synchronous slave leaves the role
     /// (see `handover::sync_leaves`).
-    pub(crate) fn leave_sync_role(&mut self, reason: String, rejoin: bool) {
+    pub(super) fn leave_sync_role(&mut self, reason: String, rejoin: bool) {
         // Its open transaction there, if any, ends with the connection.
         self.sync = None;
         self.shared.registry.set_sync_thread(self.id, None);
@@ -253,7 +253,7 @@ impl Driver {
     }
 
     /// `min_sync_slaves = 1`: no write while no slave is synchronous.
-    pub(crate) fn refuse_without_sync(&self) -> Result<(), ClientError> {
+    pub(super) fn refuse_without_sync(&self) -> Result<(), ClientError> {
         if self.shared.min_sync_slaves == 0 || self.sync.is_some() {
             return Ok(());
         }
@@ -268,7 +268,7 @@ impl Driver {
 
     /// Ends B's part of a statement or transaction; a failure is logged
     /// (the client's answer is already decided by A).
-    pub(crate) async fn sync_finish(&mut self, sql: &str) {
+    pub(super) async fn sync_finish(&mut self, sql: &str) {
         if let Err(err) = self.sync_control(sql).await {
             error!(error = %err, sql, "the synchronous slave could not finish");
         }

@@ -19,7 +19,7 @@ use crate::sql::intercept::Renames;
 impl Driver {
     /// Opens B's side of a transaction the client started implicitly
     /// (autocommit off) or explicitly.
-    pub(crate) async fn ensure_transaction(&mut self, work: &mut Work) -> Result<(), ClientError> {
+    pub(super) async fn ensure_transaction(&mut self, work: &mut Work) -> Result<(), ClientError> {
         if self.txn.is_some() {
             return Ok(());
         }
@@ -39,7 +39,7 @@ impl Driver {
     }
 
     /// BEGIN / START TRANSACTION: B, then A; the transaction then holds the gate.
-    pub(crate) async fn begin<W: AsyncWrite + Send + Unpin>(
+    pub(super) async fn begin<W: AsyncWrite + Send + Unpin>(
         &mut self,
         mut work: Work,
         renames: &Renames,
@@ -70,7 +70,7 @@ impl Driver {
     /// A statement that commits the open transaction as it starts (BEGIN,
     /// DDL, LOCK TABLES, …), as in MariaDB: the commit goes through the
     /// write path first.
-    pub(crate) async fn commit_implicitly(&mut self) -> Result<(), ClientError> {
+    pub(super) async fn commit_implicitly(&mut self) -> Result<(), ClientError> {
         if self.txn.is_none() {
             return Ok(());
         }
@@ -81,7 +81,7 @@ impl Driver {
 
     /// COMMIT: A records the commit and commits, the client gets A's
     /// answer, then B commits (as for an autocommit statement).
-    pub(crate) async fn commit<W: AsyncWrite + Send + Unpin>(
+    pub(super) async fn commit<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: Work,
         w: QueryResultWriter<'_, W>,
@@ -103,7 +103,7 @@ impl Driver {
 
     /// Commits the open transaction with the client's COMMIT text, on A
     /// then on B; the OK is A's.
-    pub(crate) async fn commit_transaction(
+    pub(super) async fn commit_transaction(
         &mut self,
         text: &[u8],
     ) -> Result<OkResponse, ClientError> {
@@ -229,7 +229,7 @@ impl Driver {
     }
 
     /// ROLLBACK: A and B.
-    pub(crate) async fn rollback<W: AsyncWrite + Send + Unpin>(
+    pub(super) async fn rollback<W: AsyncWrite + Send + Unpin>(
         &mut self,
         work: Work,
         w: QueryResultWriter<'_, W>,
@@ -245,7 +245,7 @@ impl Driver {
     }
 
     /// Forgets the open transaction; its entries end in `state`.
-    pub(crate) fn drop_transaction(&mut self, state: EntryState) {
+    pub(super) fn drop_transaction(&mut self, state: EntryState) {
         if let Some(txn) = self.txn.take() {
             for mut e in txn.entries {
                 self.finish_entry(&mut e, state.clone());
@@ -254,7 +254,7 @@ impl Driver {
     }
 
     /// A statement done on A inside the client's transaction.
-    pub(crate) fn keep_in_transaction(&mut self, mut entry: Entry) {
+    pub(super) fn keep_in_transaction(&mut self, mut entry: Entry) {
         entry.state = EntryState::InTransaction;
         self.shared.chain.journal.write(&entry);
         if entry.kind == EntryKind::Write {

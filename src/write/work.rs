@@ -34,7 +34,7 @@ pub(crate) enum Work {
 }
 
 impl Work {
-    pub(crate) fn sql(&self) -> &[u8] {
+    pub(super) fn sql(&self) -> &[u8] {
         match self {
             Work::Text(sql) | Work::Prepared { sql, .. } => sql,
         }
@@ -43,7 +43,7 @@ impl Work {
     /// Fixes the values of unpinnable calls: a text gets literals (and the
     /// column names they change back for the client); a prepared statement,
     /// rewritten at prepare time, gets the values of its variables.
-    pub(crate) fn pinned(self, renames: &Renames) -> (Work, Renames, Vec<(String, String)>) {
+    pub(super) fn pinned(self, renames: &Renames) -> (Work, Renames, Vec<(String, String)>) {
         match self {
             Work::Text(sql) => match unpinnable::rewrite(&sql) {
                 Some(pinned) => {
@@ -61,7 +61,7 @@ impl Work {
     }
 
     /// Fresh values for a prepared statement's pin variables.
-    pub(crate) fn variable_values(&self) -> Vec<(String, String)> {
+    pub(super) fn variable_values(&self) -> Vec<(String, String)> {
         match self {
             Work::Prepared { pins, .. } => unpinnable::fresh_values(pins),
             Work::Text(_) => Vec::new(),
@@ -70,7 +70,7 @@ impl Work {
 
     /// The statement as journaled; `client_file` is the content of the
     /// client's file for a `LOAD DATA LOCAL INFILE`.
-    pub(crate) fn journal_statement(
+    pub(super) fn journal_statement(
         &self,
         client_file: Option<&bytes::Bytes>,
     ) -> crate::journal::Statement {
@@ -89,7 +89,7 @@ impl Work {
         }
     }
 
-    pub(crate) fn params(params: &[Value]) -> Params {
+    pub(super) fn params(params: &[Value]) -> Params {
         if params.is_empty() {
             Params::Empty
         } else {
@@ -98,13 +98,13 @@ impl Work {
     }
 
     /// Runs it on B; the response is read and summarized, not relayed.
-    pub(crate) async fn run_on_sync(&self, conn: &mut Conn) -> Outcome {
+    pub(super) async fn run_on_sync(&self, conn: &mut Conn) -> Outcome {
         self.run_on_sync_after(conn, None).await
     }
 
     /// Runs it on B after `pin` (lockstep's statements pinning the context):
     /// in the same round trip for a text, before it for a prepared statement.
-    pub(crate) async fn run_on_sync_after(&self, conn: &mut Conn, pin: Option<&str>) -> Outcome {
+    pub(super) async fn run_on_sync_after(&self, conn: &mut Conn, pin: Option<&str>) -> Outcome {
         if let (Work::Prepared { .. }, Some(pin)) = (self, pin) {
             if let Err(e) = conn.query_drop(pin).await {
                 return outcome::outcome_of_error(e);
@@ -127,7 +127,7 @@ impl Work {
     }
 
     /// Runs it on A, relaying the response to the client.
-    pub(crate) async fn relay_on_master<'w, W: AsyncWrite + Send + Unpin>(
+    pub(super) async fn relay_on_master<'w, W: AsyncWrite + Send + Unpin>(
         &self,
         node: &str,
         conn: &mut Conn,
@@ -158,7 +158,7 @@ pub(crate) struct Pinning {
 }
 
 impl Pinning {
-    pub(crate) fn of(context: &Context) -> Pinning {
+    pub(super) fn of(context: &Context) -> Pinning {
         Pinning {
             sql: crate::protocol::control::pin(context),
             statements: 1,
@@ -167,7 +167,7 @@ impl Pinning {
 
     /// `addition` (one more `name = value`) in the pinning `SET`; call it
     /// before `opened_by` and `then`.
-    pub(crate) fn setting(self, addition: Option<&str>) -> Pinning {
+    pub(super) fn setting(self, addition: Option<&str>) -> Pinning {
         match addition {
             Some(addition) => Pinning {
                 sql: format!("{}, {addition}", self.sql),
@@ -177,7 +177,7 @@ impl Pinning {
         }
     }
 
-    pub(crate) fn opened_by(self, opening: &str) -> Pinning {
+    pub(super) fn opened_by(self, opening: &str) -> Pinning {
         Pinning {
             sql: format!("{opening}; {}", self.sql),
             // lockstep's own statements hold no `;` but between them.
@@ -185,7 +185,7 @@ impl Pinning {
         }
     }
 
-    pub(crate) fn then(self, statement: &str) -> Pinning {
+    pub(super) fn then(self, statement: &str) -> Pinning {
         Pinning {
             sql: format!("{}; {statement}", self.sql),
             statements: self.statements + 1,
@@ -194,7 +194,7 @@ impl Pinning {
 }
 
 /// `pin; sql` as one multi-statement text.
-pub(crate) fn prefixed(pin: &str, sql: &[u8]) -> Vec<u8> {
+pub(super) fn prefixed(pin: &str, sql: &[u8]) -> Vec<u8> {
     [pin.as_bytes(), b"; ", sql].concat()
 }
 
