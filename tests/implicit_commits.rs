@@ -304,3 +304,66 @@ fn a_use_inside_a_text_moves_the_later_writes_everywhere() {
         );
     }
 }
+
+/// A write B refuses and A passes takes B out of its role, and B replays
+/// it from the journal. A DDL on its table that ran on B meanwhile, and
+/// reached A after the write, would be replayed on B in the other order:
+/// here the row would get the DDL's new default on B and the old one on
+/// A. The window is forced: a direct `LOCK TABLES … READ` on A holds the
+/// write at A's door while the DDL's check for readers on A jumps the
+/// queue (MariaDB grants a pending write lock before a pending shared
+/// write), and a trigger on A alone makes the write slow once admitted.
+#[test]
+fn a_ddl_runs_on_b_only_after_a_judged_the_writes_b_refused() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE o; \
+         CREATE TABLE o.t (v INT PRIMARY KEY, c INT NOT NULL DEFAULT 1) ENGINE=InnoDB;",
+    );
+    let (b, master) = (&cluster.nodes[1], cluster.master());
+    support::refuse_on(b, "o.t", 13, "not on B");
+    support::root_sql(
+        master,
+        "DELIMITER //\nCREATE TRIGGER o.slow_13 BEFORE INSERT ON o.t FOR EACH ROW \
+         IF NEW.v = 13 THEN SET @slept = SLEEP(2); END IF//\n",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let a = mysql_async::Opts::from_url(&master.url()).expect("url");
+        let mut held = Conn::new(a).await.expect("connect A");
+        held.query_drop("LOCK TABLES o.t READ").await.expect("lock");
+        let mut writer = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let write =
+            tokio::spawn(async move { writer.query_drop("INSERT INTO o.t (v) VALUES (13)").await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut alter = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let ddl = tokio::spawn(async move {
+            alter
+                .query_drop("ALTER TABLE o.t ALTER COLUMN c SET DEFAULT 2")
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        held.query_drop("UNLOCK TABLES").await.expect("unlock");
+        write.await.expect("join").expect("A passes the write");
+        ddl.await.expect("join").expect("the DDL");
+    });
+    // B replays the write once it no longer refuses it.
+    support::root_sql(b, "DROP TRIGGER o.refuse_t_13");
+    support::root_sql(master, "DROP TRIGGER o.slow_13");
+    support::lockstep_sql(&lockstep, "INSERT INTO o.t (v) VALUES (14)");
+    wait_for_tail(&cluster, Duration::from_secs(30));
+    assert_eq!(
+        root_rows(master, "SELECT v, c FROM o.t ORDER BY v"),
+        ["13\t1", "14\t2"],
+        "the master's order: the write, then the DDL"
+    );
+    support::assert_nodes_equal_master(&cluster, &["o.t"], "after the DDL");
+    let fresh = support::replayed_onto_a_fresh_server(&lockstep);
+    assert_eq!(
+        root_rows(&fresh.nodes[0], "SELECT v, c FROM o.t ORDER BY v"),
+        ["13\t1", "14\t2"],
+        "the journal replayed"
+    );
+}

@@ -2,7 +2,7 @@
 //!
 //! A DDL cannot share a transaction, so its commit number is taken after
 //! the master ran it, when its metadata locks are already released. The
-//! journal still lists it in the master's order because of two rules:
+//! journal still lists it in the master's order because of three rules:
 //!
 //! 1. **The DDL waits where MariaDB makes it wait, on the first node.** It
 //!    runs on the first node (B, or A without B) before A, and there its
@@ -40,12 +40,29 @@
 //! write; a DDL that is executing holds up the writes that finish on B
 //! meanwhile, until it has run on A. DDLs run one at a time.
 //!
+//! 3. **A write the first node refused and A passes is numbered before
+//!    the DDL only if the DDL had not run on the first node yet.** Such a
+//!    write holds nothing on the first node (it failed there), so rule 1
+//!    does not make the DDL wait for it; and A's verdict makes the first
+//!    node leave its role and replay that write from the journal. Were the
+//!    DDL to run on the first node meanwhile and the write to be numbered
+//!    before it on A, the node would replay the write after a DDL it
+//!    already has: another default, another column, silently. So between
+//!    the first node's refusal and A's verdict the write holds a *refusal*
+//!    (`admit_refused`); a DDL's turn first shuts out new refusals and
+//!    waits (at most `lock_wait_timeout`) until the held ones are judged
+//!    (`Turn::shut_out_refusals`), then follows the roles again (the node
+//!    may have left). A write refused after that waits behind the DDL as in
+//!    rule 2, except that the DDL waiting for a lock on the first node is
+//!    no reason to go on unless the write's own transaction may hold it.
+//!
 //! Reads go to A alone, so a transaction that only read the DDL's table
 //! holds a metadata lock on A that B never saw: before the first node runs
 //! the DDL, A's session waits for such transactions by taking the DDL's
 //! table locks and letting go at once (`write::serialized`,
 //! docs/write-protocol.md "Waits").
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
@@ -73,10 +90,21 @@ struct InFlight {
     master_thread: Option<u32>,
 }
 
+/// What the writes and the DDL in flight share.
+#[derive(Debug, Default)]
+struct State {
+    /// The DDL in flight, once announced on its first node.
+    ddl: Option<InFlight>,
+    /// A DDL's turn admits no new refusal (rule 3).
+    refusals_shut: bool,
+    /// Writes the first node refused that A has not judged yet (rule 3).
+    refusals: usize,
+}
+
 /// Shared by every session: the one DDL in flight, if any.
 pub struct SerializedStatements {
     one_at_a_time: Mutex<()>,
-    in_flight: watch::Sender<Option<InFlight>>,
+    state: Arc<watch::Sender<State>>,
 }
 
 /// Why a write or a DDL could not go on.
@@ -92,7 +120,7 @@ impl Default for SerializedStatements {
     fn default() -> Self {
         SerializedStatements {
             one_at_a_time: Mutex::new(()),
-            in_flight: watch::Sender::new(None),
+            state: Arc::new(watch::Sender::new(State::default())),
         }
     }
 }
@@ -105,7 +133,7 @@ impl SerializedStatements {
             .map_err(|_| SerializedError::LockWaitTimeout)?;
         Ok(Turn {
             _one_at_a_time: guard,
-            in_flight: &self.in_flight,
+            state: &self.state,
         })
     }
 
@@ -138,10 +166,10 @@ impl SerializedStatements {
         sync: &mut Option<(&str, &mut Conn)>,
         master: &mut MasterProbe,
     ) -> Result<(), SerializedError> {
-        let mut watched = self.in_flight.subscribe();
+        let mut watched = self.state.subscribe();
         let deadline = Instant::now() + limit;
         loop {
-            let current = watched.borrow_and_update().clone();
+            let current = watched.borrow_and_update().ddl.clone();
             let Some(ddl) = current else {
                 return Ok(());
             };
@@ -158,9 +186,70 @@ impl SerializedStatements {
         }
     }
 
-    /// True while a DDL is in flight: only then does a write ask.
+    /// True while a DDL is in flight (or its turn shuts out refusals):
+    /// only then does a write ask.
     pub fn any_in_flight(&self) -> bool {
-        self.in_flight.borrow().is_some()
+        let state = self.state.borrow();
+        state.ddl.is_some() || state.refusals_shut
+    }
+
+    /// Rule 3: called by a write the first node (`sync_node`) refused,
+    /// before A runs it. Without a DDL's turn in the way, the write holds
+    /// a refusal until it is dropped (after A's verdict); otherwise it
+    /// waits behind the DDL, at most `limit`, and goes on without one.
+    pub async fn admit_refused(
+        &self,
+        sync_node: &str,
+        sync_conn: &mut Conn,
+        master: &mut MasterProbe,
+        limit: Duration,
+        in_txn: bool,
+    ) -> Result<Option<Refusal>, SerializedError> {
+        let mut watched = self.state.subscribe();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(refusal) = self.hold_refusal() {
+                return Ok(Some(refusal));
+            }
+            let ddl = watched.borrow_and_update().ddl.clone();
+            if let Some(ddl) = ddl {
+                if refused_may_go(&ddl, sync_node, sync_conn, master, in_txn).await? {
+                    return Ok(None);
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(SerializedError::LockWaitTimeout);
+            }
+            let pause = ASK_AGAIN.min(deadline - now);
+            let _ = tokio::time::timeout(pause, watched.changed()).await;
+        }
+    }
+
+    /// A refusal, unless a DDL's turn shuts them out: checked and counted
+    /// in one step, so that a DDL never misses one (`Turn::shut_out_refusals`).
+    fn hold_refusal(&self) -> Option<Refusal> {
+        let held = self.state.send_if_modified(|state| {
+            if state.refusals_shut || state.ddl.is_some() {
+                return false;
+            }
+            state.refusals += 1;
+            true
+        });
+        held.then(|| Refusal {
+            state: self.state.clone(),
+        })
+    }
+}
+
+/// A write the first node refused, until A judged it (rule 3).
+pub struct Refusal {
+    state: Arc<watch::Sender<State>>,
+}
+
+impl Drop for Refusal {
+    fn drop(&mut self) {
+        self.state.send_modify(|state| state.refusals -= 1);
     }
 }
 
@@ -168,24 +257,38 @@ impl SerializedStatements {
 /// (after the DDL's number, or when it failed) lets them all go.
 pub struct Turn<'a> {
     _one_at_a_time: MutexGuard<'a, ()>,
-    in_flight: &'a watch::Sender<Option<InFlight>>,
+    state: &'a watch::Sender<State>,
 }
 
 impl Turn<'_> {
+    /// Rule 3, before the DDL's roles are settled: no write refused from
+    /// now on is numbered ahead of it, and it waits, at most `limit`, for
+    /// those refused before to be judged by A.
+    pub async fn shut_out_refusals(&self, limit: Duration) -> Result<(), SerializedError> {
+        self.state.send_modify(|state| state.refusals_shut = true);
+        let mut watched = self.state.subscribe();
+        let judged = tokio::time::timeout(limit, watched.wait_for(|state| state.refusals == 0))
+            .await
+            .map(|_| ());
+        judged.map_err(|_| SerializedError::LockWaitTimeout)
+    }
+
     /// Before the DDL is sent to its first node.
     pub fn starts_on(&self, first_node: &str, thread: u32) {
-        self.in_flight.send_replace(Some(InFlight {
-            first_node: first_node.to_string(),
-            thread,
-            past_first: false,
-            master_thread: None,
-        }));
+        self.state.send_modify(|state| {
+            state.ddl = Some(InFlight {
+                first_node: first_node.to_string(),
+                thread,
+                past_first: false,
+                master_thread: None,
+            })
+        });
     }
 
     /// Before the DDL is sent to A, after its first node.
     pub fn runs_on_master(&self, thread: u32) {
-        self.in_flight.send_modify(|ddl| {
-            if let Some(ddl) = ddl {
+        self.state.send_modify(|state| {
+            if let Some(ddl) = &mut state.ddl {
                 ddl.master_thread = Some(thread);
             }
         });
@@ -193,8 +296,8 @@ impl Turn<'_> {
 
     /// The DDL finished on its first node (whatever its result).
     pub fn past_first_node(&self) {
-        self.in_flight.send_modify(|ddl| {
-            if let Some(ddl) = ddl {
+        self.state.send_modify(|state| {
+            if let Some(ddl) = &mut state.ddl {
                 ddl.past_first = true;
             }
         });
@@ -203,7 +306,10 @@ impl Turn<'_> {
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        self.in_flight.send_replace(None);
+        self.state.send_modify(|state| {
+            state.ddl = None;
+            state.refusals_shut = false;
+        });
     }
 }
 
@@ -232,6 +338,31 @@ async fn may_go(
             Some(thread) => master.waits_for_a_lock(thread).await,
             None => Ok(true),
         },
+    }
+}
+
+/// Rule 3: whether a write the first node refused may go on to A past
+/// `ddl`: when the DDL waits for a lock on A (a write on its tables
+/// queues behind it there), or, in a transaction (which may hold what it
+/// waits for), when it waits for one on the first node. Otherwise it
+/// waits until the DDL is numbered.
+async fn refused_may_go(
+    ddl: &InFlight,
+    sync_node: &str,
+    sync_conn: &mut Conn,
+    master: &mut MasterProbe,
+    in_txn: bool,
+) -> Result<bool, SerializedError> {
+    if in_txn
+        && ddl.first_node == sync_node
+        && !ddl.past_first
+        && waits_for_a_lock(sync_conn, ddl.thread).await?
+    {
+        return Ok(true);
+    }
+    match ddl.master_thread {
+        Some(thread) => master.waits_for_a_lock(thread).await,
+        None => Ok(false),
     }
 }
 

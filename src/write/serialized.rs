@@ -19,7 +19,7 @@ use crate::error::ClientError;
 use crate::failover;
 use crate::journal::{CommitState, Entry, EntryKind, EntryState};
 use crate::protocol::insert_id::Question;
-use crate::protocol::serialized::{MasterProbe, SerializedError, Turn};
+use crate::protocol::serialized::{MasterProbe, Refusal, SerializedError, Turn};
 use crate::protocol::{commit, control};
 use crate::router;
 use crate::sql::ddl_tables;
@@ -76,7 +76,17 @@ impl Driver {
                 Ok(gate) => gate,
                 Err(err) => return self.answer(w, Err(err)).await,
             };
-            // The roles may have changed while this waited.
+            // Phase "wait for the refusals": writes the first node refused
+            // are judged by A first (`protocol::serialized`, rule 3).
+            if turn.shut_out_refusals(limit).await.is_err() {
+                warn!(
+                    waited_s = limit.as_secs_f64(),
+                    "a serialized statement waited for the master's verdict on a write the synchronous slave refused past lock_wait_timeout"
+                );
+                return self.answer(w, Err(ClientError::LockWaitTimeout)).await;
+            }
+            // The roles may have changed while this waited (a refusal A
+            // overruled takes the first node out of its role).
             self.follow_roles_with(&mut work).await;
             if let Err(err) = self.refuse_without_sync() {
                 return self.answer(w, Err(err)).await;
@@ -279,31 +289,40 @@ impl Driver {
         self.sync_finish(&sync_end).await;
     }
 
-    /// Rule 2 of `protocol::serialized` for a write whose statement just ran on
-    /// B: it waits behind a DDL that may have run before it there. On
-    /// timeout the statement is undone on B and the client gets 1205.
+    /// Rules 2 and 3 of `protocol::serialized` for a write whose statement
+    /// just ran on B (`refused`: B refused it): it waits behind a DDL that
+    /// may have run before it there. A write B refused holds its refusal
+    /// (returned) until A's verdict. On timeout the statement is undone on
+    /// B and the client gets 1205.
     pub(super) async fn wait_behind_serialized_before_master(
         &mut self,
         in_txn: bool,
-    ) -> Result<(), ClientError> {
+        refused: bool,
+    ) -> Result<Option<Refusal>, ClientError> {
         let shared = self.shared.clone();
-        if !shared.chain.serialized.any_in_flight() || self.sync.is_none() {
-            return Ok(());
+        let serialized = &shared.chain.serialized;
+        if self.sync.is_none() || !(refused || serialized.any_in_flight()) {
+            return Ok(None);
         }
         let limit = self.lock_wait_timeout().await;
         let node = self.sync_node_name();
         let Some(conn) = self.sync.as_mut() else {
-            return Ok(());
+            return Ok(None);
         };
         let mut master = MasterProbe::new(shared.master_node());
-        let waited = shared
-            .chain
-            .serialized
-            .wait_before_master(&node, conn, &mut master, limit)
-            .await;
+        let waited = if refused {
+            serialized
+                .admit_refused(&node, conn, &mut master, limit, in_txn)
+                .await
+        } else {
+            serialized
+                .wait_before_master(&node, conn, &mut master, limit)
+                .await
+                .map(|()| None)
+        };
         master.close().await;
         match waited {
-            Ok(()) => Ok(()),
+            Ok(refusal) => Ok(refusal),
             Err(SerializedError::LockWaitTimeout) => {
                 warn!("a write waited behind a serialized statement past lock_wait_timeout");
                 Err(self
@@ -315,7 +334,7 @@ impl Driver {
                 let err = ClientError::from_backend(&node, e);
                 if err.ends_session() {
                     self.sync_lost(&err.to_string());
-                    return Ok(());
+                    return Ok(None);
                 }
                 Err(self.undo_on_sync_for(err, in_txn).await)
             }

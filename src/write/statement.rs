@@ -148,10 +148,18 @@ impl Driver {
             Ok(part) => (part.passed, part.generated),
             Err(err) => return self.answer(w, Err(err)).await,
         };
-        if let Err(err) = self.wait_behind_serialized_before_master(in_txn).await {
-            self.finish_entry(&mut entry, EntryState::Failed);
-            return self.answer(w, Err(err)).await;
-        }
+        // B's refusal, held until A's verdict (`protocol::serialized`, rule 3).
+        let refused = !sync_ok && self.sync.is_some();
+        let _refusal = match self
+            .wait_behind_serialized_before_master(in_txn, refused)
+            .await
+        {
+            Ok(refusal) => refusal,
+            Err(err) => {
+                self.finish_entry(&mut entry, EntryState::Failed);
+                return self.answer(w, Err(err)).await;
+            }
+        };
         // Phase "run on A", whose response the client gets (its final
         // terminator held back until the commit). An autocommit statement
         // opens a transaction on A too, with A's row for it ahead of the

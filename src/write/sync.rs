@@ -2,6 +2,7 @@
 //! statements on B's session connection.
 
 use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
 use tracing::{error, warn};
 
 use super::work::{Pinning, Work};
@@ -211,8 +212,9 @@ impl Driver {
     /// The node this session uses as synchronous slave leaves the role
     /// (see `handover::sync_leaves`).
     pub(super) fn leave_sync_role(&mut self, reason: String, rejoin: bool) {
-        // Its open transaction there, if any, ends with the connection.
-        self.sync = None;
+        // Its open transaction there, if any, ends with the connection,
+        // once the others' connections there ended.
+        let own = self.sync.take();
         self.shared.registry.set_sync_thread(self.id, None);
         let node = self
             .sync_name
@@ -220,7 +222,7 @@ impl Driver {
             .or_else(|| self.shared.sync_node().map(|n| n.name));
         if let Some(node) = node {
             handover::sync_leaves(&self.shared.chain, &node, reason, rejoin);
-            self.end_connections_on_old_sync(&node);
+            self.end_connections_on_old_sync(&node, own);
         }
     }
 
@@ -231,7 +233,13 @@ impl Driver {
     /// `innodb_lock_wait_timeout`, in a wait no server sees as a deadlock
     /// (the order test found a 50 s stall). Each session then finds its
     /// connection lost and goes on without the node, as it would anyway.
-    fn end_connections_on_old_sync(&self, node: &str) {
+    ///
+    /// This session's own connection (`own`) ends last: a DDL waiting
+    /// there for its transaction's locks is stopped before it could run,
+    /// rather than run on the node ahead of this transaction, which the
+    /// node replays from the journal before the DDL
+    /// (`protocol::serialized`, rule 3).
+    fn end_connections_on_old_sync(&self, node: &str, own: Option<Conn>) {
         let threads = self.shared.registry.sync_threads_on(node, self.id);
         let Some(member) = self.shared.chain.roles.member(node) else {
             return;
@@ -241,14 +249,14 @@ impl Driver {
         }
         let node = member.node.clone();
         tokio::spawn(async move {
-            let Ok(mut admin) = node.connect_admin().await else {
-                return;
-            };
-            for thread in threads {
-                // A thread that ended meanwhile is no error worth a word.
-                let _ = admin.query_drop(control::kill_connection(thread)).await;
+            if let Ok(mut admin) = node.connect_admin().await {
+                for thread in threads {
+                    // A thread that ended meanwhile is no error worth a word.
+                    let _ = admin.query_drop(control::kill_connection(thread)).await;
+                }
+                let _ = admin.disconnect().await;
             }
-            let _ = admin.disconnect().await;
+            drop(own);
         });
     }
 
