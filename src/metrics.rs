@@ -37,6 +37,11 @@ pub struct RoleLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VerdictLabel {
     pub verdict: String,
 }
@@ -46,6 +51,9 @@ pub struct Metrics {
     pub statements: Family<RouteLabel, Counter>,
     /// End to end, a write-path statement as its client sees it.
     pub write_seconds: Histogram,
+    /// Where a write-path statement's time goes: one histogram per named
+    /// phase of the write protocol (`write::Phase`).
+    pub write_phase_seconds: Family<PhaseLabel, Histogram, fn() -> Histogram>,
     /// One node's part: a statement on the master or the synchronous slave,
     /// a whole commit on a node replaying the journal.
     pub node_seconds: Family<NodeLabel, Histogram, fn() -> Histogram>,
@@ -86,6 +94,7 @@ impl Metrics {
             client_connections: Gauge::default(),
             statements: Family::default(),
             write_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            write_phase_seconds: Family::new_with_constructor(latency_histogram),
             node_seconds: Family::new_with_constructor(latency_histogram),
             compare_verdicts: Family::default(),
             quarantines: Family::default(),
@@ -124,6 +133,11 @@ impl Metrics {
             "write_seconds",
             "Write-path statements, end to end as the client sees them",
             m.write_seconds.clone(),
+        );
+        registry.register(
+            "write_phase_seconds",
+            "Write-path time by phase of the write protocol (run on B, run on A, number, commit on A, commit on B, ...)",
+            m.write_phase_seconds.clone(),
         );
         registry.register(
             "node_seconds",
@@ -253,6 +267,16 @@ pub fn count_session_node_commands(role: &str, commands: u64) {
             role: role.to_string(),
         })
         .inc_by(commands);
+}
+
+/// Records `seconds` spent in one phase of the write protocol.
+pub fn observe_phase(phase: &str, seconds: f64) {
+    get()
+        .write_phase_seconds
+        .get_or_create(&PhaseLabel {
+            phase: phase.to_string(),
+        })
+        .observe(seconds);
 }
 
 /// Records `seconds` spent on `node`.

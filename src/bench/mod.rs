@@ -8,6 +8,7 @@ mod report;
 mod setups;
 mod sysbench;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,11 @@ pub struct Plan {
 impl Plan {
     pub fn quick() -> Plan {
         Plan {
-            workloads: vec![("oltp_point_select", 8), ("oltp_write_only", 8)],
+            workloads: vec![
+                ("oltp_point_select", 8),
+                ("oltp_write_only", 1),
+                ("oltp_write_only", 8),
+            ],
             seconds: 8,
             rounds: 3,
             journal_seconds: 2,
@@ -76,6 +81,18 @@ pub struct Measured {
     pub tail_lag_p99_s: Option<f64>,
     /// lockstep only: mean journal group-commit batch size.
     pub journal_batch: Option<f64>,
+    /// lockstep only: where a transaction's time went, in ms per sysbench
+    /// transaction, by phase of the write protocol (medians of the rounds).
+    pub phase_ms_per_txn: Vec<(String, f64)>,
+}
+
+/// One sysbench run through lockstep and what lockstep reported around it.
+struct LockstepRun {
+    run: Run,
+    cpu_share: f64,
+    lags_s: Vec<f64>,
+    batch: f64,
+    phase_ms_per_txn: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -166,21 +183,26 @@ fn measure_configs(plan: &Plan, dir: &Path) -> Result<(Machine, Vec<Measured>, u
                 lockstep_cpu_share: None,
                 tail_lag_p99_s: None,
                 journal_batch: None,
+                phase_ms_per_txn: Vec::new(),
             })
             .collect();
         let mut cpu = Vec::new();
         let mut lags = Vec::new();
         let mut batches = Vec::new();
+        let mut phases: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for round in 0..plan.rounds {
             for (i, endpoint) in endpoints.iter().enumerate() {
                 info!(workload, threads, config = CONFIGS[i], round, "run");
                 if CONFIGS[i] == "lockstep" {
-                    let (run, share, lag, batch) =
+                    let measured =
                         lockstep_run(&lockstep, workload, *threads, plan.seconds, endpoint)?;
-                    cpu.push(share);
-                    lags.extend(lag);
-                    batches.push(batch);
-                    per_config[i].runs.push(run);
+                    cpu.push(measured.cpu_share);
+                    lags.extend(measured.lags_s);
+                    batches.push(measured.batch);
+                    for (phase, ms) in measured.phase_ms_per_txn {
+                        phases.entry(phase).or_default().push(ms);
+                    }
+                    per_config[i].runs.push(measured.run);
                 } else {
                     let run = sysbench::run(workload, *threads, plan.seconds, endpoint)
                         .map_err(BenchError::Run)?;
@@ -194,6 +216,10 @@ fn measure_configs(plan: &Plan, dir: &Path) -> Result<(Machine, Vec<Measured>, u
                 m.lockstep_cpu_share = Some(median(&mut cpu.clone()));
                 m.tail_lag_p99_s = (!lags.is_empty()).then(|| percentile(&mut lags.clone(), 0.99));
                 m.journal_batch = Some(median(&mut batches.clone()));
+                m.phase_ms_per_txn = phases
+                    .iter()
+                    .map(|(phase, ms)| (phase.clone(), median(&mut ms.clone())))
+                    .collect();
             }
         }
         measured.extend(per_config);
@@ -207,16 +233,17 @@ fn measure_configs(plan: &Plan, dir: &Path) -> Result<(Machine, Vec<Measured>, u
 }
 
 /// A sysbench run through lockstep, sampling the tail's lag and reading
-/// lockstep's CPU time and journal batches around it.
+/// lockstep's CPU time, journal batches and write phases around it.
 fn lockstep_run(
     lockstep: &Lockstep,
     workload: &str,
     threads: u32,
     seconds: u32,
     endpoint: &Endpoint,
-) -> Result<(Run, f64, Vec<f64>, f64), BenchError> {
+) -> Result<LockstepRun, BenchError> {
     let ticks_before = cpu_ticks(lockstep.pid());
     let batch_before = batch_sum_count(lockstep.admin_port);
+    let phases_before = phase_sums(lockstep.admin_port);
     let started = Instant::now();
     let admin = lockstep.admin_port;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -250,7 +277,48 @@ fn lockstep_run(
         (Some((s0, c0)), Some((s1, c1))) if c1 > c0 => (s1 - s0) / (c1 - c0),
         _ => 0.0,
     };
-    Ok((run, share, lag_s, batch))
+    let transactions = (run.tps * f64::from(seconds)).max(1.0);
+    let phase_ms_per_txn = phase_sums(lockstep.admin_port)
+        .into_iter()
+        .map(|(phase, after)| {
+            let before = phases_before.get(&phase).copied().unwrap_or(0.0);
+            (phase, (after - before) * 1000.0 / transactions)
+        })
+        .collect();
+    Ok(LockstepRun {
+        run,
+        cpu_share: share,
+        lags_s: lag_s,
+        batch,
+        phase_ms_per_txn,
+    })
+}
+
+/// `lockstep_write_phase_seconds_sum` by phase, from `/metrics` (empty
+/// when lockstep cannot be asked).
+fn phase_sums(admin: u16) -> BTreeMap<String, f64> {
+    metrics_text(admin)
+        .map(|text| phase_sums_of(&text))
+        .unwrap_or_default()
+}
+
+fn phase_sums_of(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("lockstep_write_phase_seconds_sum{phase=\"")?;
+            let (phase, value) = rest.split_once("\"}")?;
+            Some((phase.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn metrics_text(admin: u16) -> Option<String> {
+    ureq::get(&format!("http://127.0.0.1:{admin}/metrics"))
+        .timeout(Duration::from_secs(2))
+        .call()
+        .ok()?
+        .into_string()
+        .ok()
 }
 
 fn create_database(endpoint: &Endpoint) -> Result<(), BenchError> {
@@ -320,12 +388,7 @@ fn tail_lag_commits(admin: u16) -> Option<u64> {
 
 /// `lockstep_journal_batch_size` sum and count from `/metrics`.
 fn batch_sum_count(admin: u16) -> Option<(f64, f64)> {
-    let text = ureq::get(&format!("http://127.0.0.1:{admin}/metrics"))
-        .timeout(Duration::from_secs(2))
-        .call()
-        .ok()?
-        .into_string()
-        .ok()?;
+    let text = metrics_text(admin)?;
     let value = |name: &str| -> Option<f64> {
         text.lines()
             .find(|l| l.starts_with(name))?
@@ -406,5 +469,23 @@ fn median_run(runs: &[Run]) -> Run {
         p95_ms: pick(|r| r.p95_ms),
         p99_ms: pick(|r| r.p99_ms),
         errors: runs.iter().map(|r| r.errors).sum(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phase_sums_are_read_from_the_metrics_text() {
+        let text = "# HELP lockstep_write_phase_seconds Write-path time by phase.\n\
+            lockstep_write_phase_seconds_sum{phase=\"run_on_sync\"} 1.5\n\
+            lockstep_write_phase_seconds_count{phase=\"run_on_sync\"} 10\n\
+            lockstep_write_phase_seconds_bucket{le=\"0.0001\",phase=\"number\"} 0\n\
+            lockstep_write_phase_seconds_sum{phase=\"number\"} 0.25\n";
+        let sums = phase_sums_of(text);
+        assert_eq!(sums.len(), 2, "{sums:?}");
+        assert_eq!(sums["run_on_sync"], 1.5);
+        assert_eq!(sums["number"], 0.25);
     }
 }

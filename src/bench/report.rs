@@ -139,6 +139,9 @@ fn markdown(results: &Results, charts: &[(String, String)]) -> String {
                 l.journal_batch.unwrap_or(0.0),
                 l.tail_lag_p99_s.map_or("-".into(), |v| format!("{v:.3} s"))
             );
+            if let Some(line) = phases_line(l, *threads) {
+                let _ = writeln!(s, "{line}\n");
+            }
         }
     }
     let _ = writeln!(
@@ -168,6 +171,29 @@ fn markdown(results: &Results, charts: &[(String, String)]) -> String {
         let _ = writeln!(s, "![{workload}]({file})");
     }
     s
+}
+
+/// Where a lockstep transaction's time went: the write protocol's phases
+/// (`write::Phase`), each in ms per sysbench transaction, against the
+/// client's mean latency (threads / tps); the rest is lockstep's own work
+/// between phases, reads, the network and sysbench.
+fn phases_line(l: &Measured, threads: u32) -> Option<String> {
+    let spent: f64 = l.phase_ms_per_txn.iter().map(|(_, ms)| ms).sum();
+    if l.median.tps <= 0.0 || spent <= 0.0 {
+        return None;
+    }
+    let latency_ms = f64::from(threads) / l.median.tps * 1000.0;
+    let phases: Vec<String> = l
+        .phase_ms_per_txn
+        .iter()
+        .filter(|(_, ms)| *ms >= 0.005)
+        .map(|(phase, ms)| format!("{phase} {ms:.2}"))
+        .collect();
+    Some(format!(
+        "lockstep, where a transaction's {latency_ms:.2} ms (mean, threads / tps) went, in ms: {}; the rest {:.2} (lockstep between phases, reads, the network, sysbench).",
+        phases.join(", "),
+        latency_ms - spent
+    ))
 }
 
 /// The targets, each with its verdict and by how much.

@@ -21,6 +21,7 @@ use tracing::{error, warn};
 use uuid::Uuid;
 
 use super::in_doubt::Fate;
+use super::phase::{timed, Phase};
 use super::Driver;
 use crate::error::ClientError;
 use crate::journal::CommitState;
@@ -80,13 +81,14 @@ impl Driver {
     /// journaled as they are to be replayed before this is called: the
     /// commit is resolved (and appliers replay it) as soon as A committed.
     pub(super) async fn commit_on_master(&mut self, work: &CommitWork) -> Committed {
-        if let Err(err) = self.wait_behind_serialized_before_number().await {
+        let waited = self.wait_behind_serialized_before_number();
+        if let Err(err) = timed(Phase::WaitBehindDdl, waited).await {
             let _ = self.run_on_master(work.wrap.rollback().as_bytes()).await;
             return Committed::No(err);
         }
         let journal = self.shared.chain.journal.clone();
-        let reservation =
-            commit::number(&journal, work.request_id, work.statements.clone(), false).await;
+        let numbered = commit::number(&journal, work.request_id, work.statements.clone(), false);
+        let reservation = timed(Phase::Number, numbered).await;
         let reservation = match reservation {
             Ok(reservation) => reservation,
             Err(e) => {
@@ -95,7 +97,8 @@ impl Driver {
             }
         };
         let seq = reservation.seq();
-        match self.run_on_master(work.master_commit.as_bytes()).await {
+        let on_master = self.run_on_master(work.master_commit.as_bytes());
+        match timed(Phase::CommitOnMaster, on_master).await {
             Ok(ok) => {
                 reservation.resolve(CommitState::Committed);
                 Committed::Yes { ok, seq }
@@ -137,7 +140,8 @@ impl Driver {
             Some(seq) if sync_has_it => (wrap.commit_recorded(request_id, seq), true),
             _ => (wrap.rollback(), false),
         };
-        if let Err(err) = self.sync_control(&sql).await {
+        let finished = timed(Phase::CommitOnSync, self.sync_control(&sql)).await;
+        if let Err(err) = finished {
             error!(error = %err, sql, "the synchronous slave could not finish");
             // Whatever failed, no transaction of this session stays open on B.
             let _ = self.sync_control(&wrap.rollback()).await;

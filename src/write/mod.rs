@@ -34,6 +34,7 @@ mod entries;
 mod in_doubt;
 pub(crate) mod kept_warnings;
 mod nodes;
+mod phase;
 mod read;
 pub(crate) mod retry_master;
 mod serialized;

@@ -11,6 +11,7 @@ use tracing::{debug, error, info_span, warn, Instrument};
 use uuid::Uuid;
 
 use super::commit::{CommitWork, Committed};
+use super::phase::{timed, Phase};
 use super::retry_master;
 use super::work::{prefixed, Pinning, Work};
 use super::Driver;
@@ -64,6 +65,7 @@ impl Driver {
         renames: &Renames,
         w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
+        let started = std::time::Instant::now();
         let work = match work {
             Work::Text(sql) if kind == EntryKind::Write => {
                 Work::Text(self.ordered_limit(sql).await)
@@ -78,13 +80,13 @@ impl Driver {
         let (work, renames, mut variables) = self.pinned_work(work, &renames);
         variables.extend(sequence_pins);
         self.settle_last_insert_id(work.sql()).await;
+        crate::metrics::observe_phase(Phase::Prepare.name(), started.elapsed().as_secs_f64());
         if kind == EntryKind::Write {
             self.shared.nontransactional.warn_if_named(work.sql());
         }
         let mut entry = self.new_entry(kind, &work);
         entry.context.variables = variables;
         let span = info_span!("write", request_id = %entry.id);
-        let started = std::time::Instant::now();
         let answered = self
             .write_statement_traced(work, entry, &renames, w)
             .instrument(span)
@@ -106,7 +108,7 @@ impl Driver {
         // An autocommit statement holds the gate for its own duration; a
         // transaction holds it from its first statement to its end.
         let gate = if in_txn {
-            if let Err(err) = self.ensure_transaction(&mut work).await {
+            if let Err(err) = timed(Phase::OpenOnSync, self.ensure_transaction(&mut work)).await {
                 return self.answer(w, Err(err)).await;
             }
             None
@@ -141,19 +143,15 @@ impl Driver {
                 .setting(question.pin_addition())
                 .opened_by(opening)
         });
-        let (mut sync_ok, sync_generated) = match self
-            .run_first_on_sync(&work, sync_pin, &mut entry, in_txn, question)
-            .await
-        {
+        let on_sync = self.run_first_on_sync(&work, sync_pin, &mut entry, in_txn, question);
+        let (mut sync_ok, sync_generated) = match timed(Phase::RunOnSync, on_sync).await {
             Ok(part) => (part.passed, part.generated),
             Err(err) => return self.answer(w, Err(err)).await,
         };
         // B's refusal, held until A's verdict (`protocol::serialized`, rule 3).
         let refused = !sync_ok && self.sync.is_some();
-        let _refusal = match self
-            .wait_behind_serialized_before_master(in_txn, refused)
-            .await
-        {
+        let waited = self.wait_behind_serialized_before_master(in_txn, refused);
+        let _refusal = match timed(Phase::WaitBehindDdl, waited).await {
             Ok(refusal) => refusal,
             Err(err) => {
                 self.finish_entry(&mut entry, EntryState::Failed);
@@ -188,10 +186,9 @@ impl Driver {
             None => &[INTERRUPTED],
         };
         let mut cycle_victim = false;
-        let ended = match self
-            .run_on_master_holding(&work, master_pin.as_ref(), renames, w, hide, held)
-            .await?
-        {
+        let on_master =
+            self.run_on_master_holding(&work, master_pin.as_ref(), renames, w, hide, held);
+        let ended = match timed(Phase::RunOnMaster, on_master).await? {
             Holding::Ended(ended) => ended,
             Holding::Held { w, err } => match from_sync {
                 Some(value) if is_duplicate_of(&err, value) => {
