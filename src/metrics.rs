@@ -72,9 +72,11 @@ pub struct Metrics {
     pub node_up: Family<NodeLabel, Gauge>,
     pub node_applied_seq: Family<NodeLabel, Gauge>,
     pub node_lag_commits: Family<NodeLabel, Gauge>,
-    /// Commands (round trips) client sessions sent to the master and to the
-    /// synchronous slave, by role: the cost of a statement in node trips.
-    pub session_node_commands: Family<RoleLabel, Counter>,
+    /// Round trips client sessions made to the master and to the
+    /// synchronous slave (a command written behind another before its
+    /// answer, or one the server does not answer, is none), by role: the
+    /// cost of a statement in node trips.
+    pub session_node_round_trips: Family<RoleLabel, Counter>,
     /// Lock cycles across the master and the synchronous slave broken by
     /// interrupting a victim's statement on the master.
     pub lock_cycles_broken: Counter,
@@ -110,7 +112,7 @@ impl Metrics {
             node_up: Family::default(),
             node_applied_seq: Family::default(),
             node_lag_commits: Family::default(),
-            session_node_commands: Family::default(),
+            session_node_round_trips: Family::default(),
             lock_cycles_broken: Counter::default(),
             registry: Registry::default(),
         };
@@ -211,9 +213,9 @@ impl Metrics {
             m.node_lag_commits.clone(),
         );
         registry.register(
-            "session_node_commands",
-            "Commands client sessions sent to the master and the synchronous slave, by role",
-            m.session_node_commands.clone(),
+            "session_node_round_trips",
+            "Round trips client sessions made to the master and the synchronous slave, by role",
+            m.session_node_round_trips.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -259,14 +261,14 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
 }
 
-/// Counts `commands` a client session sent to the node in `role`.
-pub fn count_session_node_commands(role: &str, commands: u64) {
+/// Counts `round_trips` a client session made to the node in `role`.
+pub fn count_session_node_round_trips(role: &str, round_trips: u64) {
     get()
-        .session_node_commands
+        .session_node_round_trips
         .get_or_create(&RoleLabel {
             role: role.to_string(),
         })
-        .inc_by(commands);
+        .inc_by(round_trips);
 }
 
 /// Records `seconds` spent in one phase of the write protocol.

@@ -1,7 +1,7 @@
-//! What a statement costs, counted (never timed): the commands (round
-//! trips) a client session sends to the master and to the synchronous
+//! What a statement costs, counted (never timed): the round trips a
+//! client session makes to the master and to the synchronous
 //! slave per client statement, and the journal syncs a client waits for,
-//! from lockstep's own metrics (`session_node_commands`,
+//! from lockstep's own metrics (`session_node_round_trips`,
 //! `journal_flush_seconds`). The ceilings are today's counts: a change that
 //! adds a round trip to the write path fails here and must say why. The
 //! targets of the speed issue (one trip to B and one to A per statement)
@@ -25,16 +25,16 @@ fn metric(lockstep: &Lockstep, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Commands to the master, to B, and journal syncs waited for, so far.
+/// Round trips to the master, to B, and journal syncs waited for, so far.
 fn counts(lockstep: &Lockstep) -> [f64; 3] {
     [
         metric(
             lockstep,
-            "lockstep_session_node_commands_total{role=\"master\"}",
+            "lockstep_session_node_round_trips_total{role=\"master\"}",
         ),
         metric(
             lockstep,
-            "lockstep_session_node_commands_total{role=\"sync\"}",
+            "lockstep_session_node_round_trips_total{role=\"sync\"}",
         ),
         metric(lockstep, "lockstep_journal_flush_seconds_count"),
     ]
@@ -43,7 +43,7 @@ fn counts(lockstep: &Lockstep) -> [f64; 3] {
 /// One kind of client work, repeated `TIMES` times.
 struct Workload {
     name: &'static str,
-    /// Ceilings per repetition: commands to A, commands to B, syncs.
+    /// Ceilings per repetition: round trips to A, to B, syncs.
     ceiling: [f64; 3],
 }
 
@@ -68,10 +68,12 @@ fn round_trips_per_statement_stay_within_todays_counts() {
             name: "autocommit INSERT (text)",
             ceiling: [2.0, 2.0, 1.0],
         },
-        // The binary protocol cannot carry the pinning SET: a trip of its own.
+        // The binary protocol cannot carry the pinning SET: it is written
+        // just ahead of the execution (vendored mysql_async, patch 4), in
+        // the same round trip (3 before).
         Workload {
             name: "autocommit INSERT (prepared)",
-            ceiling: [3.0, 3.0, 1.0],
+            ceiling: [2.0, 2.0, 1.0],
         },
         // B is asked which value it made (one trip more), and, once a
         // minute, the top of the table's AUTO_INCREMENT column; A is asked
@@ -81,10 +83,11 @@ fn round_trips_per_statement_stay_within_todays_counts() {
             name: "autocommit upsert (text)",
             ceiling: [2.1, 3.15, 1.0],
         },
-        // BEGIN, per UPDATE the pinning SET and the EXECUTE, COMMIT.
+        // BEGIN, per UPDATE the pinning SET with the EXECUTE, COMMIT (8
+        // before the pin rode with the execution).
         Workload {
             name: "BEGIN; 3 UPDATE (prepared); COMMIT",
-            ceiling: [8.0, 8.0, 1.0],
+            ceiling: [5.0, 5.0, 1.0],
         },
     ];
     let rt = runtime();
@@ -145,13 +148,13 @@ fn round_trips_per_statement_stay_within_todays_counts() {
             report.push((workload.name, per));
         }
     });
-    println!("per repetition: commands to A, commands to B, journal syncs waited for");
+    println!("per repetition: round trips to A, round trips to B, journal syncs waited for");
     for (name, per) in &report {
         println!("  {name}: {:.2} / {:.2} / {:.2}", per[0], per[1], per[2]);
     }
-    println!("target (issue \"Speed\"): one command to B and one to A per statement");
+    println!("target (issue \"Speed\"): one round trip to B and one to A per statement");
     for ((name, per), workload) in report.iter().zip(&workloads) {
-        for (i, what) in ["commands to A", "commands to B", "journal syncs"]
+        for (i, what) in ["round trips to A", "round trips to B", "journal syncs"]
             .iter()
             .enumerate()
         {

@@ -3,7 +3,7 @@
 
 use futures_util::StreamExt;
 use mysql_async::prelude::{Protocol, Queryable, StatementLike};
-use mysql_async::{Conn, Params, QueryResult, Row, Value};
+use mysql_async::{AfterQuery, Conn, Params, QueryResult, Row, Value};
 use opensrv_mysql::ErrorKind;
 
 use crate::compare::digest::Digest;
@@ -56,6 +56,33 @@ pub async fn run_text(conn: &mut Conn, sql: &[u8]) -> Outcome {
 pub async fn run_prepared<S: StatementLike>(conn: &mut Conn, stmt: S, params: Params) -> Outcome {
     let result = match conn.exec_iter(stmt, params).await {
         Ok(mut result) => digest_sets(&mut result).await,
+        Err(e) => Err(e),
+    };
+    summarize(conn, result)
+}
+
+/// Runs `pin` (lockstep's own text) and then the prepared statement in
+/// one round trip (`Conn::exec_iter_after_query`). The statement runs
+/// even when the pin fails: then it is `Lost`, and the caller drops the
+/// connection, which undoes it with the transaction it ran in.
+pub async fn run_prepared_after(
+    conn: &mut Conn,
+    pin: &str,
+    stmt: &mysql_async::Statement,
+    params: Params,
+) -> Outcome {
+    let result = match conn
+        .exec_iter_after_query(pin.as_bytes(), stmt, params)
+        .await
+    {
+        Ok(AfterQuery::Ran(mut result)) => digest_sets(&mut result).await,
+        Ok(AfterQuery::QueryFailed(e)) => {
+            return Outcome::Lost {
+                reason: format!(
+                "lockstep's pinning statements failed ({e}); the statement after them ran unpinned"
+            ),
+            }
+        }
         Err(e) => Err(e),
     };
     summarize(conn, result)

@@ -108,7 +108,7 @@ impl Session {
                 let answered = self
                     .run_query(rewrite.sql.into_owned(), &rewrite.renames, w)
                     .await;
-                self.driver.count_node_commands();
+                self.driver.count_node_round_trips();
                 answered
             }
         }
@@ -151,7 +151,7 @@ impl Session {
             Ok(()) => {
                 info!(user = %self.driver.user, db = ?self.driver.params.db, "client connected");
                 // The baseline: setting up the connections is no statement's.
-                self.driver.count_node_commands();
+                self.driver.count_node_round_trips();
                 w.ok_with(self.driver.ok()).await?;
                 Ok(true)
             }
@@ -354,7 +354,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static> AsyncMysqlShim<W> for Session {
         self.driver.follow_roles().await;
         self.driver.kept_warnings = None;
         let answered = self.execute(id, params, w).await;
-        self.driver.count_node_commands();
+        self.driver.count_node_round_trips();
         answered
     }
 

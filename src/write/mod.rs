@@ -154,7 +154,7 @@ pub struct Driver {
     pub(crate) client_file: Option<bytes::Bytes>,
     /// The commands sent on the master and sync connections already
     /// counted in the metrics, with each connection's id.
-    pub(crate) commands_counted: [Option<(u32, u64)>; 2],
+    pub(crate) round_trips_counted: [Option<(u32, u64)>; 2],
     /// The diagnostics of a committed transaction's last statement, for
     /// the client's next `SHOW WARNINGS` (`kept_warnings`).
     pub(crate) kept_warnings: Option<kept_warnings::KeptWarnings>,
@@ -185,7 +185,7 @@ impl Driver {
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
             busy: false,
             client_file: None,
-            commands_counted: [None, None],
+            round_trips_counted: [None, None],
             kept_warnings: None,
             warned_since_commit: false,
             closing: false,

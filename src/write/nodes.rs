@@ -90,10 +90,10 @@ impl Driver {
         };
         self.adopt_master_defaults().await
     }
-    /// Adds the commands this session sent to the master and to the
+    /// Adds the round trips this session made to the master and to the
     /// synchronous slave since the last count to the metrics (issue budget:
     /// a statement's cost in node round trips, counted, not timed).
-    pub(crate) fn count_node_commands(&mut self) {
+    pub(crate) fn count_node_round_trips(&mut self) {
         if self.master.as_ref().is_some_and(|c| c.get_warnings() > 0) {
             self.warned_since_commit = true;
         }
@@ -103,17 +103,17 @@ impl Driver {
         ];
         for (i, (conn, role)) in conns.into_iter().enumerate() {
             let Some(conn) = conn else {
-                self.commands_counted[i] = None;
+                self.round_trips_counted[i] = None;
                 continue;
             };
-            let now = (conn.id(), conn.commands_sent());
-            let before = match self.commands_counted[i] {
+            let now = (conn.id(), conn.round_trips());
+            let before = match self.round_trips_counted[i] {
                 Some((id, sent)) if id == now.0 => sent,
                 // A new connection: its set-up is not a statement's cost.
                 _ => now.1,
             };
-            crate::metrics::count_session_node_commands(role, now.1.saturating_sub(before));
-            self.commands_counted[i] = Some(now);
+            crate::metrics::count_session_node_round_trips(role, now.1.saturating_sub(before));
+            self.round_trips_counted[i] = Some(now);
         }
     }
     /// The value of ROW_COUNT() for a text that may call it: known when the

@@ -97,7 +97,9 @@ impl Driver {
             // Phase "run on the first node": there it waits for the
             // transactions on its tables (`protocol::serialized`, rule 1).
             let first_is_sync = self.announce_first_node(&turn);
-            let sync_pin = Some(Pinning::of(&entry.context));
+            // A DDL cannot be undone: a prepared one runs only once its
+            // pin passed (`Pinning::own_trip`).
+            let sync_pin = Some(Pinning::of(&entry.context).in_its_own_trip(true));
             // No LAST_INSERT_ID() is set ahead of a serialized statement:
             // what it generated is read as on A (`protocol::insert_id`).
             let question = Question::for_statement(work.sql(), false);
@@ -115,7 +117,7 @@ impl Driver {
             if let Some(conn) = self.master.as_ref() {
                 turn.runs_on_master(conn.id());
             }
-            let pin = Pinning::of(&entry.context);
+            let pin = Pinning::of(&entry.context).in_its_own_trip(true);
             match self
                 .run_on_master_relayed(&work, Some(&pin), renames, w, StatusFlags::empty())
                 .await?

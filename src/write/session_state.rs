@@ -186,7 +186,7 @@ impl Driver {
         let (work, renames, _) = Work::Text(sql).pinned(renames);
         let pin = Pinning::of(&Context::now());
         let sync = match self.sync.as_mut() {
-            Some(conn) => Some(work.run_on_sync_after(conn, Some(&pin.sql)).await),
+            Some(conn) => Some(work.run_on_sync_after(conn, Some(&pin)).await),
             None => None,
         };
         if let Some(Outcome::Lost { reason }) = &sync {

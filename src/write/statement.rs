@@ -138,10 +138,15 @@ impl Driver {
             wrap.open()
         };
         let question = Question::for_statement(work.sql(), true);
+        // Under LOCK TABLES a pin can fail as the client's statement would
+        // (a table not locked): the client then gets that error and the
+        // session goes on, so the statement waits for its pin's answer.
+        let own_trip = self.holds_table_locks;
         let sync_pin = pinned.then(|| {
             Pinning::of(&entry.context)
                 .setting(question.pin_addition())
                 .opened_by(opening)
+                .in_its_own_trip(own_trip)
         });
         let on_sync = self.run_first_on_sync(&work, sync_pin, &mut entry, in_txn, question);
         let (mut sync_ok, sync_generated) = match timed(Phase::RunOnSync, on_sync).await {
@@ -166,9 +171,10 @@ impl Driver {
             (false, _) => Some(
                 Pinning::of(&entry.context)
                     .opened_by(wrap.open())
-                    .then(&control::mark(entry.id)),
+                    .then(&control::mark(entry.id))
+                    .in_its_own_trip(own_trip),
             ),
-            (true, true) => Some(Pinning::of(&entry.context)),
+            (true, true) => Some(Pinning::of(&entry.context).in_its_own_trip(own_trip)),
             (true, false) => None,
         };
         let hide = if in_txn {
@@ -324,18 +330,23 @@ impl Driver {
         hide: StatusFlags,
         held: &'static [u16],
     ) -> io::Result<Holding<'w, W>> {
-        let (combined, skip) = match (work, pin) {
-            (_, None) => (None, 0),
-            (Work::Text(sql), Some(pin)) => {
-                (Some(Work::Text(prefixed(&pin.sql, sql))), pin.statements)
-            }
-            (Work::Prepared { .. }, Some(pin)) => {
+        // The pin travels with the statement: prefixed to a text (its
+        // results skipped), written just ahead of a prepared execution.
+        let (combined, skip, pin_ahead) = match (work, pin) {
+            (_, None) => (None, 0, None),
+            (Work::Text(sql), Some(pin)) => (
+                Some(Work::Text(prefixed(&pin.sql, sql))),
+                pin.statements,
+                None,
+            ),
+            (Work::Prepared { .. }, Some(pin)) if pin.own_trip => {
                 if let Err(err) = self.run_on_master(pin.sql.as_bytes()).await {
                     w.send_error(&err).await?;
                     return Ok(Holding::Ended(MasterEnd::Failed(err)));
                 }
-                (None, 0)
+                (None, 0, None)
             }
+            (Work::Prepared { .. }, Some(pin)) => (None, 0, Some(pin.sql.as_str())),
         };
         let work = combined.as_ref().unwrap_or(work);
         let node = self.master_name.clone();
@@ -357,7 +368,7 @@ impl Driver {
             refused_with: held,
         };
         let relayed = work
-            .relay_on_master(&node, conn, w, renames, &mut self.status, shown)
+            .relay_on_master_after(&node, conn, pin_ahead, w, renames, &mut self.status, shown)
             .await;
         self.busy = false;
         crate::metrics::observe_node(&node, started.elapsed().as_secs_f64());
@@ -495,6 +506,7 @@ impl Driver {
         let unforced = Pinning {
             sql: control::UNFORCE_INSERT_ID.to_string(),
             statements: 1,
+            own_trip: false,
         };
         self.run_on_master_relayed(work, Some(&unforced), renames, w, hide)
             .await

@@ -151,9 +151,7 @@ impl Driver {
             outcome::give_local_infile(conn, content);
         }
         let started = std::time::Instant::now();
-        let outcome = work
-            .run_on_sync_after(conn, pin.as_ref().map(|p| p.sql.as_str()))
-            .await;
+        let outcome = work.run_on_sync_after(conn, pin.as_ref()).await;
         crate::metrics::observe_node(&node.name, started.elapsed().as_secs_f64());
         if let Outcome::Lost { reason } = &outcome {
             self.sync_lost(reason);

@@ -4,7 +4,7 @@
 use std::io;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Params, Statement, Value};
+use mysql_async::{AfterQuery, Conn, Params, Statement, Value};
 use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 
@@ -102,24 +102,35 @@ impl Work {
         self.run_on_sync_after(conn, None).await
     }
 
-    /// Runs it on B after `pin` (lockstep's statements pinning the context):
-    /// in the same round trip for a text, before it for a prepared statement.
-    pub(super) async fn run_on_sync_after(&self, conn: &mut Conn, pin: Option<&str>) -> Outcome {
-        if let (Work::Prepared { .. }, Some(pin)) = (self, pin) {
-            if let Err(e) = conn.query_drop(pin).await {
-                return outcome::outcome_of_error(e);
-            }
-        }
+    /// Runs it on B after `pin` (lockstep's statements pinning the context),
+    /// in the same round trip: prefixed to a text, written just ahead of a
+    /// prepared statement's execution.
+    pub(super) async fn run_on_sync_after(
+        &self,
+        conn: &mut Conn,
+        pin: Option<&Pinning>,
+    ) -> Outcome {
         match self {
             Work::Text(sql) => match pin {
-                Some(pin) => outcome::run_text(conn, &prefixed(pin, sql)).await,
+                Some(pin) => outcome::run_text(conn, &prefixed(&pin.sql, sql)).await,
                 None => outcome::run_text(conn, sql).await,
             },
             Work::Prepared {
                 sync: Some(stmt),
                 params,
                 ..
-            } => outcome::run_prepared(conn, stmt, Self::params(params)).await,
+            } => match pin {
+                Some(pin) if pin.own_trip => {
+                    if let Err(e) = conn.query_drop(pin.sql.as_str()).await {
+                        return outcome::outcome_of_error(e);
+                    }
+                    outcome::run_prepared(conn, stmt, Self::params(params)).await
+                }
+                Some(pin) => {
+                    outcome::run_prepared_after(conn, &pin.sql, stmt, Self::params(params)).await
+                }
+                None => outcome::run_prepared(conn, stmt, Self::params(params)).await,
+            },
             Work::Prepared { sync: None, .. } => Outcome::Lost {
                 reason: "the statement is not prepared on this node".into(),
             },
@@ -136,13 +147,44 @@ impl Work {
         status: &mut StatusFlags,
         shown: Shown<'_>,
     ) -> io::Result<SetsEnd<'w, W>> {
-        match self {
-            Work::Text(sql) => {
+        self.relay_on_master_after(node, conn, None, w, renames, status, shown)
+            .await
+    }
+
+    /// `relay_on_master`, a prepared statement's execution written just
+    /// behind `pin` (a text's pin is prefixed to it by the caller): one
+    /// round trip. A failed pin ends the connection's use (the statement
+    /// ran unpinned; the connection's end undoes it with its transaction):
+    /// the client gets a lost-connection error.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn relay_on_master_after<'w, W: AsyncWrite + Send + Unpin>(
+        &self,
+        node: &str,
+        conn: &mut Conn,
+        pin: Option<&str>,
+        w: QueryResultWriter<'w, W>,
+        renames: &Renames,
+        status: &mut StatusFlags,
+        shown: Shown<'_>,
+    ) -> io::Result<SetsEnd<'w, W>> {
+        match (self, pin) {
+            (Work::Text(sql), _) => {
                 let started = conn.query_iter(sql.as_slice()).await;
                 relay::relay_response(node, started, w, renames, status, shown).await
             }
-            Work::Prepared { master, params, .. } => {
+            (Work::Prepared { master, params, .. }, None) => {
                 let started = conn.exec_iter(master, Self::params(params)).await;
+                relay::relay_response(node, started, w, renames, status, shown).await
+            }
+            (Work::Prepared { master, params, .. }, Some(pin)) => {
+                let started = match conn
+                    .exec_iter_after_query(pin.as_bytes(), master, Self::params(params))
+                    .await
+                {
+                    Ok(AfterQuery::Ran(result)) => Ok(result),
+                    Ok(AfterQuery::QueryFailed(e)) => Err(pin_failed(e)),
+                    Err(e) => Err(e),
+                };
                 relay::relay_response(node, started, w, renames, status, shown).await
             }
         }
@@ -155,6 +197,12 @@ pub(crate) struct Pinning {
     pub sql: String,
     /// How many statements `sql` holds (their results are not the client's).
     pub statements: usize,
+    /// A prepared statement's execution waits for the pin's answer (its
+    /// own round trip) instead of being written right behind it: for a
+    /// statement that cannot be undone (a DDL), which must not run when
+    /// its pin failed. Otherwise a failed pin ends the connection, which
+    /// undoes the statement with its transaction.
+    pub own_trip: bool,
 }
 
 impl Pinning {
@@ -162,6 +210,7 @@ impl Pinning {
         Pinning {
             sql: crate::protocol::control::pin(context),
             statements: 1,
+            own_trip: false,
         }
     }
 
@@ -171,7 +220,7 @@ impl Pinning {
         match addition {
             Some(addition) => Pinning {
                 sql: format!("{}, {addition}", self.sql),
-                statements: self.statements,
+                ..self
             },
             None => self,
         }
@@ -182,6 +231,7 @@ impl Pinning {
             sql: format!("{opening}; {}", self.sql),
             // lockstep's own statements hold no `;` but between them.
             statements: self.statements + opening.split(';').count(),
+            ..self
         }
     }
 
@@ -189,6 +239,15 @@ impl Pinning {
         Pinning {
             sql: format!("{}; {statement}", self.sql),
             statements: self.statements + 1,
+            ..self
+        }
+    }
+
+    /// See `own_trip`; `yes` sets it.
+    pub(super) fn in_its_own_trip(self, yes: bool) -> Pinning {
+        Pinning {
+            own_trip: self.own_trip || yes,
+            ..self
         }
     }
 }
@@ -205,4 +264,12 @@ pub fn assignments(variables: &[(String, String)]) -> String {
         .map(|(name, value)| format!("{name} = {value}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A failed pin ahead of a prepared statement's execution, as a broken
+/// connection: the statement ran without its pins.
+fn pin_failed(e: mysql_async::ServerError) -> mysql_async::Error {
+    mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::other(format!(
+        "lockstep's pinning statements failed ({e}); the statement after them ran unpinned"
+    ))))
 }

@@ -465,7 +465,7 @@ fn buffer_pool() -> &'static Arc<crate::buffer_pool::BufferPool> {
 pub use self::conn::binlog_stream::{request::BinlogStreamRequest, BinlogStream};
 
 #[doc(inline)]
-pub use self::conn::Conn;
+pub use self::conn::{AfterQuery, Conn};
 
 #[doc(inline)]
 pub use self::conn::pool::Pool;

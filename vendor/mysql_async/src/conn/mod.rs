@@ -112,6 +112,9 @@ struct ConnInner {
     columns_extended_metadata: Vec<Vec<u8>>,
     // lockstep patch 3: commands written to the server.
     commands_sent: u64,
+    // lockstep patch 4: commands written without waiting for an answer
+    // first (a pipelined execution, long data).
+    commands_unanswered: u64,
     last_err_packet: Option<mysql_common::packets::ServerError<'static>>,
     handshake_complete: bool,
     pool: Option<Pool>,
@@ -165,6 +168,7 @@ impl ConnInner {
             last_result_set_end: None,
             columns_extended_metadata: Vec::new(),
             commands_sent: 0,
+            commands_unanswered: 0,
             last_err_packet: None,
             handshake_complete: false,
             stream: None,
@@ -205,6 +209,15 @@ impl ConnInner {
             .as_ref()
             .ok_or_else(|| DriverError::ConnectionClosed.into())
     }
+}
+
+/// lockstep patch 4: how `Conn::exec_iter_after_query` went.
+pub enum AfterQuery<'a> {
+    /// The text passed; the execution's result (or error) follows.
+    Ran(QueryResult<'a, 'static, BinaryProtocol>),
+    /// The text failed with this error; the execution ran anyway and its
+    /// answer was read and dropped.
+    QueryFailed(ServerError),
 }
 
 /// MySql server connection.
@@ -290,6 +303,37 @@ impl Conn {
         self.inner.commands_sent
     }
 
+    /// lockstep patch 4: how many times this connection waited for the
+    /// server since it was opened: the commands sent, but those written
+    /// behind another one before its answer (`exec_iter_after_query`) and
+    /// those the server does not answer (long data).
+    pub fn round_trips(&self) -> u64 {
+        self.inner
+            .commands_sent
+            .saturating_sub(self.inner.commands_unanswered)
+    }
+
+    /// lockstep patch 4: `query` (a text, its results read and dropped)
+    /// and the execution of `stmt` written back to back, then both
+    /// answers read: one round trip instead of two. The execution runs
+    /// whatever became of the text; when the text failed, its error is
+    /// returned (`AfterQuery::QueryFailed`) and the execution's answer was
+    /// read and dropped.
+    pub async fn exec_iter_after_query<'a>(
+        &'a mut self,
+        query: &[u8],
+        stmt: &crate::Statement,
+        params: crate::Params,
+    ) -> Result<AfterQuery<'a>> {
+        let failed = self
+            .routine(routines::QueryThenExecRoutine::new(query, stmt, params))
+            .await?;
+        Ok(match failed {
+            Some(error) => AfterQuery::QueryFailed(error),
+            None => AfterQuery::Ran(QueryResult::new(self)),
+        })
+    }
+
     /// Turns on/off automatic connection reset (see [`crate::PoolOpts::with_reset_connection`]).
     ///
     /// Only makes sense for pooled connections.
@@ -332,6 +376,14 @@ impl Conn {
         if let Some(stream) = self.inner.stream.as_mut() {
             stream.reset_seq_id();
         }
+    }
+
+    /// lockstep patch 4: see `Stream::seq_id_after_command`.
+    pub(crate) fn seq_id_after_command(&mut self, len: usize) -> Result<()> {
+        if let Some(stream) = self.inner.stream.as_mut() {
+            stream.seq_id_after_command(len)?;
+        }
+        Ok(())
     }
 
     /// Will synchronize sequence ids between compressed and uncompressed codecs.

@@ -421,6 +421,23 @@ impl Stream {
         }
     }
 
+    /// lockstep patch 4: the sequence id as it was right after writing a
+    /// command of `len` bytes (uncompressed), whatever was read since: the
+    /// answer to a command written behind another is read after the first
+    /// one's. Empty packets encoded into a scratch buffer (never sent)
+    /// advance it by the number of chunks the command took.
+    pub(crate) fn seq_id_after_command(&mut self, len: usize) -> std::result::Result<(), IoError> {
+        if let Some(codec) = self.codec.as_mut() {
+            let codec = codec.codec_mut();
+            codec.reset_seq_id();
+            let mut scratch = BytesMut::new();
+            for _ in 0..=(len / mysql_common::constants::MAX_PAYLOAD_LEN) {
+                codec.inner.encode(&mut &[][..], &mut scratch)?;
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn get_max_allowed_packet(&self) -> usize {
         if let Some(codec) = self.codec.as_ref() {
             codec.codec().max_allowed_packet

@@ -33,6 +33,8 @@ impl Conn {
                 for chunk in chunks {
                     let com = ComStmtSendLongData::new(statement_id, i as u16, chunk);
                     self.write_command(&com).await?;
+                    // lockstep patch 4: the server does not answer it.
+                    self.inner.commands_unanswered += 1;
                 }
             }
         }

@@ -2,7 +2,10 @@ use futures_core::future::BoxFuture;
 
 use crate::Conn;
 
-pub use self::{change_user::*, exec::*, next_set::*, ping::*, prepare::*, query::*, reset::*};
+pub use self::{
+    change_user::*, exec::*, next_set::*, ping::*, prepare::*, query::*, query_then_exec::*,
+    reset::*,
+};
 
 mod change_user;
 mod exec;
@@ -10,6 +13,7 @@ mod next_set;
 mod ping;
 mod prepare;
 mod query;
+mod query_then_exec; // lockstep patch 4
 mod reset;
 
 mod helpers;

@@ -1,0 +1,116 @@
+//! The vendored mysql_async's patch 4 (`Conn::exec_iter_after_query`),
+//! against a real MariaDB: lockstep writes its pinning text and a prepared
+//! statement's execution back to back and reads both answers, one round
+//! trip. The execution's answer arrives whole after a text of several
+//! statements; a failed text is reported as such, the execution still ran
+//! (which is why lockstep then drops the connection), and the connection
+//! stays usable; the round trips are counted as one.
+
+mod support;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{AfterQuery, Conn, Params, Row};
+use support::{runtime, Cluster};
+
+#[test]
+fn a_text_and_an_execution_written_back_to_back() {
+    let cluster = Cluster::start(1);
+    let opts = mysql_async::Opts::from_url(&cluster.master().url()).expect("url");
+    runtime().block_on(async {
+        let mut c = Conn::new(opts).await.expect("connect");
+        c.query_drop("CREATE DATABASE p; CREATE TABLE p.t (id INT PRIMARY KEY, v VARCHAR(20))")
+            .await
+            .expect("schema");
+        let insert = c.prep("INSERT INTO p.t VALUES (?, ?)").await.expect("prep");
+        let select = c
+            .prep("SELECT id, v, @pinned FROM p.t WHERE id <= ? ORDER BY id")
+            .await
+            .expect("prep");
+
+        // A text of three statements, then an insert: one round trip.
+        let trips = c.round_trips();
+        let sent = c.commands_sent();
+        match c
+            .exec_iter_after_query(
+                b"BEGIN; SET @pinned = 'yes'; DO 1",
+                &insert,
+                Params::Positional(vec![1.into(), "one".into()]),
+            )
+            .await
+            .expect("pipelined")
+        {
+            AfterQuery::Ran(result) => {
+                result.drop_result().await.expect("insert's answer");
+            }
+            AfterQuery::QueryFailed(e) => panic!("the text failed: {e}"),
+        }
+        assert_eq!(c.affected_rows(), 1);
+        assert_eq!((c.round_trips() - trips, c.commands_sent() - sent), (1, 2));
+
+        // Rows after the text: the variable it set is seen, every row read.
+        let rows: Vec<Row> = match c
+            .exec_iter_after_query(
+                b"SET @pinned = 'again'",
+                &select,
+                Params::Positional(vec![10.into()]),
+            )
+            .await
+            .expect("pipelined")
+        {
+            AfterQuery::Ran(mut result) => result.collect().await.expect("rows"),
+            AfterQuery::QueryFailed(e) => panic!("the text failed: {e}"),
+        };
+        let rows: Vec<(i32, String, String)> =
+            rows.into_iter().map(mysql_async::from_row).collect();
+        assert_eq!(rows, [(1, "one".to_string(), "again".to_string())]);
+
+        // The text's second statement fails: its error comes back, the
+        // execution ran anyway, and the connection goes on.
+        match c
+            .exec_iter_after_query(
+                b"SET @x = 1; SELECT no_such_column FROM p.t",
+                &insert,
+                Params::Positional(vec![2.into(), "two".into()]),
+            )
+            .await
+            .expect("pipelined")
+        {
+            AfterQuery::QueryFailed(e) => assert_eq!(e.code, 1054, "{e:?}"),
+            AfterQuery::Ran(_) => panic!("the text should have failed"),
+        }
+        // The execution's own failure after a failed text is dropped with it.
+        match c
+            .exec_iter_after_query(
+                b"SELECT no_such_column FROM p.t",
+                &insert,
+                Params::Positional(vec![2.into(), "duplicate".into()]),
+            )
+            .await
+            .expect("pipelined")
+        {
+            AfterQuery::QueryFailed(e) => assert_eq!(e.code, 1054, "{e:?}"),
+            AfterQuery::Ran(_) => panic!("the text should have failed"),
+        }
+        // An execution that fails after a text that passed: its error.
+        let duplicate = match c
+            .exec_iter_after_query(
+                b"DO 1",
+                &insert,
+                Params::Positional(vec![1.into(), "again".into()]),
+            )
+            .await
+        {
+            Err(mysql_async::Error::Server(e)) => e.code,
+            Ok(_) => panic!("a duplicate key should fail"),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(duplicate, 1062);
+        c.query_drop("COMMIT").await.expect("commit");
+        let all: Vec<(i32, String)> = c
+            .query("SELECT id, v FROM p.t ORDER BY id")
+            .await
+            .expect("in sync");
+        assert_eq!(all, [(1, "one".to_string()), (2, "two".to_string())]);
+        c.disconnect().await.expect("disconnect");
+    });
+}
