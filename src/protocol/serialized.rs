@@ -323,21 +323,12 @@ async fn may_go(
 ) -> Result<bool, SerializedError> {
     match sync {
         Some((node, conn)) => {
-            if ddl.first_node == *node
-                && !ddl.past_first
-                && waits_for_a_lock(conn, ddl.thread).await?
-            {
+            if waits_on_first_node(ddl, node, conn).await? {
                 return Ok(true);
             }
-            match ddl.master_thread {
-                Some(thread) => master.waits_for_a_lock(thread).await,
-                None => Ok(false),
-            }
+            waits_on_master(ddl, master, false).await
         }
-        None => match ddl.master_thread {
-            Some(thread) => master.waits_for_a_lock(thread).await,
-            None => Ok(true),
-        },
+        None => waits_on_master(ddl, master, true).await,
     }
 }
 
@@ -353,16 +344,35 @@ async fn refused_may_go(
     master: &mut MasterProbe,
     in_txn: bool,
 ) -> Result<bool, SerializedError> {
-    if in_txn
-        && ddl.first_node == sync_node
-        && !ddl.past_first
-        && waits_for_a_lock(sync_conn, ddl.thread).await?
-    {
+    if in_txn && waits_on_first_node(ddl, sync_node, sync_conn).await? {
         return Ok(true);
     }
+    waits_on_master(ddl, master, false).await
+}
+
+/// The DDL runs first on `node` (`conn` is a connection there), has not
+/// finished there, and waits for a lock.
+async fn waits_on_first_node(
+    ddl: &InFlight,
+    node: &str,
+    conn: &mut Conn,
+) -> Result<bool, SerializedError> {
+    if ddl.first_node != node || ddl.past_first {
+        return Ok(false);
+    }
+    waits_for_a_lock(conn, ddl.thread).await
+}
+
+/// The DDL reached A and waits there for a lock; `unsent` when it has not
+/// reached A yet.
+async fn waits_on_master(
+    ddl: &InFlight,
+    master: &mut MasterProbe,
+    unsent: bool,
+) -> Result<bool, SerializedError> {
     match ddl.master_thread {
         Some(thread) => master.waits_for_a_lock(thread).await,
-        None => Ok(false),
+        None => Ok(unsent),
     }
 }
 
