@@ -9,7 +9,7 @@
 mod support;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{AfterQuery, Conn, Params, Row};
+use mysql_async::{AfterQuery, Conn, Params, Row, Statement};
 use support::{runtime, Cluster};
 
 #[test]
@@ -66,31 +66,25 @@ fn a_text_and_an_execution_written_back_to_back() {
 
         // The text's second statement fails: its error comes back, the
         // execution ran anyway, and the connection goes on.
-        match c
-            .exec_iter_after_query(
-                b"SET @x = 1; SELECT no_such_column FROM p.t",
-                &insert,
-                Params::Positional(vec![2.into(), "two".into()]),
-            )
-            .await
-            .expect("pipelined")
-        {
-            AfterQuery::QueryFailed(e) => assert_eq!(e.code, 1054, "{e:?}"),
-            AfterQuery::Ran(_) => panic!("the text should have failed"),
-        }
+        let code = text_failure(
+            &mut c,
+            b"SET @x = 1; SELECT no_such_column FROM p.t",
+            &insert,
+            2,
+            "two",
+        )
+        .await;
+        assert_eq!(code, 1054);
         // The execution's own failure after a failed text is dropped with it.
-        match c
-            .exec_iter_after_query(
-                b"SELECT no_such_column FROM p.t",
-                &insert,
-                Params::Positional(vec![2.into(), "duplicate".into()]),
-            )
-            .await
-            .expect("pipelined")
-        {
-            AfterQuery::QueryFailed(e) => assert_eq!(e.code, 1054, "{e:?}"),
-            AfterQuery::Ran(_) => panic!("the text should have failed"),
-        }
+        let code = text_failure(
+            &mut c,
+            b"SELECT no_such_column FROM p.t",
+            &insert,
+            2,
+            "duplicate",
+        )
+        .await;
+        assert_eq!(code, 1054);
         // An execution that fails after a text that passed: its error.
         let duplicate = match c
             .exec_iter_after_query(
@@ -113,4 +107,18 @@ fn a_text_and_an_execution_written_back_to_back() {
         assert_eq!(all, [(1, "one".to_string()), (2, "two".to_string())]);
         c.disconnect().await.expect("disconnect");
     });
+}
+
+/// The code of the error of `text`, written ahead of `insert (id, v)`,
+/// which must fail.
+async fn text_failure(c: &mut Conn, text: &[u8], insert: &Statement, id: i32, v: &str) -> u16 {
+    let params = Params::Positional(vec![id.into(), v.into()]);
+    match c
+        .exec_iter_after_query(text, insert, params)
+        .await
+        .expect("pipelined")
+    {
+        AfterQuery::QueryFailed(e) => e.code,
+        AfterQuery::Ran(_) => panic!("the text should have failed"),
+    }
 }
