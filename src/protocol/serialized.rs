@@ -228,7 +228,7 @@ impl SerializedStatements {
 
     /// A refusal, unless a DDL's turn shuts them out: checked and counted
     /// in one step, so that a DDL never misses one (`Turn::shut_out_refusals`).
-    fn hold_refusal(&self) -> Option<Refusal> {
+    pub fn hold_refusal(&self) -> Option<Refusal> {
         let held = self.state.send_if_modified(|state| {
             if state.refusals_shut || state.ddl.is_some() {
                 return false;

@@ -306,6 +306,12 @@ impl Driver {
         if self.sync.is_none() || !(refused || serialized.any_in_flight()) {
             return Ok(None);
         }
+        if refused {
+            // No DDL's turn in the way: held at once, without asking A.
+            if let Some(refusal) = serialized.hold_refusal() {
+                return Ok(Some(refusal));
+            }
+        }
         let limit = self.lock_wait_timeout().await;
         let node = self.sync_node_name();
         let Some(conn) = self.sync.as_mut() else {
