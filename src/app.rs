@@ -68,7 +68,7 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
     // may be behind.
     let roles = Roles::new(nodes, journal.master()?.as_deref());
     let prepared = prepare_nodes(&roles, &journal).await?;
-    resolve_unfinished_commits(&journal)?;
+    resolve_unfinished_commits(&roles, &journal).await?;
     recover::recover_commit_records(&roles, &journal).await?;
     let quarantined = remembered_quarantines(&journal, &config.resynced).await?;
     let server = learn_server(&roles).await?;
@@ -152,6 +152,7 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
             Duration::from_millis(config.health_timeout_ms),
         ),
         min_sync_slaves: config.min_sync_slaves,
+        instances: Default::default(),
     });
     // The statements the `retry-master` policy was still retrying when
     // lockstep last stopped.
@@ -322,16 +323,35 @@ async fn remembered_quarantines(
     Ok(quarantined)
 }
 
-/// Commits that were under way when lockstep stopped: whether the master
-/// committed them is in its `lockstep.commits`, which the tail consults.
-fn resolve_unfinished_commits(journal: &Journal) -> Result<(), StartError> {
+/// Commits that were under way when lockstep stopped (or whose outcome
+/// had not reached the disk): whether the master committed them is in its
+/// `lockstep.commits`. Asked now and journaled, so that a replay of the
+/// journal, which cannot ask, applies them too; with the master
+/// unreachable they stay in doubt and the tail asks when it gets there.
+async fn resolve_unfinished_commits(roles: &Roles, journal: &Journal) -> Result<(), StartError> {
     let unfinished: Vec<_> = journal
         .commit_records()
         .filter(|r| !matches!(r, Ok(r) if r.state != CommitState::Reserved))
         .collect::<Result<_, _>>()?;
+    if unfinished.is_empty() {
+        return Ok(());
+    }
+    let mut master = roles.master().connect_admin().await.ok();
     for record in unfinished {
-        warn!(seq = record.seq, request_id = %record.request_id, "commit in doubt after a restart");
-        journal.resolve_commit(&record, CommitState::InDoubt);
+        let committed = match master.as_mut() {
+            Some(conn) => commits::has(conn, record.request_id).await.ok(),
+            None => None,
+        };
+        let state = match committed {
+            Some(true) => CommitState::Committed,
+            Some(false) => CommitState::Aborted,
+            None => CommitState::InDoubt,
+        };
+        warn!(seq = record.seq, request_id = %record.request_id, ?state, "commit unfinished at the last stop, settled from the master's lockstep.commits");
+        journal.resolve_commit(&record, state);
+    }
+    if let Some(conn) = master {
+        let _ = conn.disconnect().await;
     }
     Ok(())
 }

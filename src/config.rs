@@ -67,6 +67,9 @@ pub struct Config {
     /// one is.
     #[serde(default)]
     pub min_sync_slaves: u8,
+    /// `[ha]`: several lockstep instances, one active at a time, elected
+    /// through etcd (`ha`). None: this instance runs alone.
+    pub ha: Option<Ha>,
     /// Nodes the operator re-synced (`serve --resynced NODE`): their
     /// quarantine marks are lifted at start. Not a file key.
     #[serde(skip)]
@@ -119,6 +122,35 @@ pub struct User {
     pub password: Option<String>,
     /// `*` and 40 hex digits, as in `mysql.user` (SHA1(SHA1(password))).
     pub password_hash: Option<String>,
+}
+
+/// `[ha]`: this instance is one of several; etcd elects the active one,
+/// the others keep a copy of its journal and pass clients to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ha {
+    /// etcd endpoints (`http://host:port`); every instance names the same.
+    pub etcd: Vec<String>,
+    /// This instance's name, unique among the instances.
+    pub name: String,
+    /// How long the active may go without renewing its lease before another
+    /// instance takes over, in ms (etcd counts whole seconds: rounded up).
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+    /// Where this instance, while active, serves its journal to the
+    /// standbys (a reachable address: standbys connect to it as given).
+    pub journal_listen: SocketAddr,
+}
+
+impl Ha {
+    /// The lease etcd is asked for, in whole seconds.
+    pub fn lease_seconds(&self) -> i64 {
+        i64::try_from(self.lease_ms.div_ceil(1000).max(1)).unwrap_or(i64::MAX)
+    }
+}
+
+fn default_lease_ms() -> u64 {
+    1000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,6 +209,26 @@ impl Config {
             key: key.to_string(),
             message,
         };
+        if let Some(ha) = &self.ha {
+            if ha.etcd.is_empty() {
+                return Err(invalid("ha.etcd", "names no endpoint".into()));
+            }
+            if ha.name.is_empty() {
+                return Err(invalid("ha.name", "is empty".into()));
+            }
+            // Standbys and clients are sent to these addresses as written.
+            for (key, addr) in [
+                ("listen", self.listen),
+                ("ha.journal_listen", ha.journal_listen),
+            ] {
+                if addr.ip().is_unspecified() || addr.port() == 0 {
+                    return Err(invalid(
+                        key,
+                        format!("{addr}: with [ha] other instances connect to it: give a reachable address and port"),
+                    ));
+                }
+            }
+        }
         if self.nodes.is_empty() {
             return Err(invalid(
                 "nodes",
@@ -380,5 +432,30 @@ mod tests {
         assert!(err.to_string().contains("min_sync_slaves"), "{err}");
         let err = load_str(&format!("health_timeout_ms = 0\n{NODE}")).unwrap_err();
         assert!(err.to_string().contains("health_interval_ms"), "{err}");
+    }
+
+    #[test]
+    fn ha_section() {
+        let ha = "listen = \"127.0.0.1:7001\"\n[ha]\netcd = [\"http://127.0.0.1:2379\"]\nname = \"ls1\"\njournal_listen = \"127.0.0.1:7003\"\n";
+        let config = load_str(&format!("{ha}{NODE}")).expect("valid");
+        let parsed = config.ha.expect("ha");
+        assert_eq!(
+            (
+                parsed.name.as_str(),
+                parsed.lease_ms,
+                parsed.lease_seconds()
+            ),
+            ("ls1", 1000, 1)
+        );
+        let err = load_str(&format!(
+            "{}{NODE}",
+            ha.replace("127.0.0.1:7001", "0.0.0.0:7001")
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+        let err = load_str(&format!("{}lease_ms = 1500\n{NODE}", ha)).expect("valid");
+        assert_eq!(err.ha.expect("ha").lease_seconds(), 2);
+        let err = load_str(&format!("{}{NODE}", ha.replace("name = \"ls1\"\n", ""))).unwrap_err();
+        assert!(err.to_string().contains("name"), "{err}");
     }
 }

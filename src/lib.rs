@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod failover;
 pub mod frontend;
+pub mod ha;
 pub mod journal;
 pub mod mariadb;
 pub mod metrics;

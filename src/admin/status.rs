@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::chain::roles::Role;
 use crate::metrics::{self, NodeLabel, NodeRoleLabel};
+use crate::shared::instances::StandbyStatus;
 use crate::shared::Shared;
 
 const ROLES: [Role; 6] = [
@@ -69,6 +70,11 @@ pub(super) struct Status {
     /// Why writes have no synchronous copy, while they have none.
     no_sync_slave: Option<String>,
     nodes: Vec<NodeStatus>,
+    /// With `[ha]`: this instance (the active one) and its standbys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active_instance: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    standbys: Option<Vec<StandbyStatus>>,
 }
 
 #[derive(Serialize)]
@@ -87,6 +93,11 @@ pub(super) async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
         client_connections: shared.registry.len(),
         no_sync_slave: shared.chain.roles.no_sync_reason(),
         nodes: nodes(&shared),
+        active_instance: shared.instances.active(),
+        standbys: shared
+            .instances
+            .active()
+            .map(|_| shared.instances.standbys()),
     })
 }
 

@@ -522,6 +522,14 @@ impl Tail {
             committed = has,
             "in-doubt commit resolved from the master"
         );
+        // Journaled, so that a replay of the journal (which cannot ask
+        // the master) applies it too.
+        let decided = if has {
+            CommitState::Committed
+        } else {
+            CommitState::Aborted
+        };
+        self.chain.journal.resolve_commit(record, decided);
         Ok(has)
     }
 

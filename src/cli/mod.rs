@@ -73,6 +73,8 @@ pub enum CliError {
     Check(#[from] check::CheckFailed),
     #[error("journal: {0}")]
     JournalCli(#[from] journal::JournalCliError),
+    #[error(transparent)]
+    Ha(#[from] crate::ha::HaError),
 }
 
 impl CliError {

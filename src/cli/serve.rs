@@ -34,8 +34,12 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
     serve(&config).await
 }
 
-/// Serves `config` until Ctrl-C or SIGTERM.
+/// Serves `config` until Ctrl-C or SIGTERM: alone, or as one of several
+/// instances with `[ha]`.
 pub async fn serve(config: &Config) -> Result<(), CliError> {
+    if let Some(ha) = &config.ha {
+        return Ok(crate::ha::run(config, ha, shutdown_signal()).await?);
+    }
     let shared = crate::app::assemble(config).await?;
     let frontend = Frontend::new(shared, config).map_err(crate::app::StartError::from)?;
     let listener = TcpListener::bind(config.listen)

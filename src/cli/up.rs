@@ -1,13 +1,16 @@
-//! `lockstep up [--dir DIR] [--port PORT]`: the one-command way to try
-//! lockstep. Three private MariaDB nodes under DIR, lockstep in front of
-//! them, everything stopped on Ctrl-C.
+//! `lockstep up [--dir DIR] [--port PORT] [--ha]`: the one-command way to
+//! try lockstep. Three private MariaDB nodes under DIR, lockstep in front of
+//! them (with `--ha`: a private etcd and two lockstep instances, one active,
+//! one standby), everything stopped on Ctrl-C.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::CliError;
 use crate::config::Config;
+use crate::ha::local_etcd::LocalEtcd;
 use crate::mariadb::{self, MariaDb, ServerOptions};
+use crate::process::stop_child;
 
 const NODE_NAMES: [&str; 3] = ["a", "b", "c"];
 const USER: &str = "app";
@@ -21,6 +24,10 @@ pub struct UpArgs {
     /// lockstep's client port on 127.0.0.1.
     #[arg(long, default_value_t = 6033)]
     pub port: u16,
+    /// Two lockstep instances over a private etcd (`[ha]`): the second on
+    /// PORT + 2. Clients may connect to either.
+    #[arg(long)]
+    pub ha: bool,
 }
 
 pub async fn run(args: UpArgs) -> Result<(), CliError> {
@@ -35,6 +42,11 @@ pub async fn run(args: UpArgs) -> Result<(), CliError> {
     .await
     .map_err(std::io::Error::other)??;
 
+    if args.ha {
+        let served = run_two_instances(&dir, &nodes, args.port).await;
+        drop(nodes);
+        return served;
+    }
     let config_path = dir.join("lockstep.toml");
     std::fs::write(&config_path, config_text(&nodes, &dir, args.port))?;
     let config = Config::load(&config_path)?;
@@ -93,6 +105,54 @@ fn start_nodes(dir: &Path) -> Result<Vec<MariaDb>, mariadb::MariaDbError> {
         .iter()
         .map(|d| MariaDb::start_on_a_free_port(d, &ServerOptions::default()))
         .collect()
+}
+
+/// `--ha`: a private etcd and two `lockstep serve` processes, each with
+/// its own journal; prints both addresses and waits for Ctrl-C.
+async fn run_two_instances(dir: &Path, nodes: &[MariaDb], port: u16) -> Result<(), CliError> {
+    let etcd = LocalEtcd::start(&dir.join("etcd"))
+        .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))?;
+    let mut children = Vec::new();
+    println!(
+        "lockstep is up: 3 MariaDB nodes (a = master, b, c), etcd on {}, two lockstep instances:",
+        etcd.endpoint()
+    );
+    for (i, name) in ["ls1", "ls2"].iter().enumerate() {
+        let listen_port = port + 2 * i as u16;
+        let journal_port = mariadb::free_port()?;
+        let ha = format!(
+            "\n[ha]\netcd = [\"{}\"]\nname = \"{name}\"\njournal_listen = \"127.0.0.1:{journal_port}\"\n",
+            etcd.endpoint()
+        );
+        let text = config_text(nodes, &dir.join(name), listen_port) + &ha;
+        let config_path = dir.join(format!("{name}.toml"));
+        std::fs::write(&config_path, text)?;
+        let config = Config::load(&config_path)?;
+        let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+        let child = std::process::Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        println!(
+            "  {name}: 127.0.0.1:{listen_port}  (status http://{}/status while active; log {})",
+            config.admin_listen,
+            dir.join(format!("{name}.log")).display()
+        );
+        children.push(child);
+    }
+    println!("Connect to either:  mariadb -h 127.0.0.1 -P {port} -u {USER} -p{PASSWORD}");
+    println!("Ctrl-C stops everything.");
+    super::shutdown_signal().await;
+    // The standby first: stopping the active first would hand it the role.
+    for child in children.iter_mut().rev() {
+        stop_child(child, libc::SIGTERM, std::time::Duration::from_secs(30));
+    }
+    drop(etcd);
+    Ok(())
 }
 
 fn config_text(nodes: &[MariaDb], dir: &Path, port: u16) -> String {

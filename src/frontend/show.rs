@@ -87,6 +87,8 @@ impl Session {
                 "journal_dir",
                 Some(chain.journal.dir().display().to_string()),
             ),
+            ("active_instance", self.shared.instances.active()),
+            ("standbys", standbys(&self.shared.instances)),
         ]
         .into_iter()
         .map(|(name, value)| vec![Some(name.to_string()), value])
@@ -218,4 +220,18 @@ fn entry_state(state: &EntryState) -> String {
         EntryState::RolledBack => "rolled back".into(),
         EntryState::Done => "done".into(),
     }
+}
+
+/// `name (in step, N batches behind)`, comma-separated; None without `[ha]`.
+fn standbys(instances: &crate::shared::instances::Instances) -> Option<String> {
+    instances.active()?;
+    let listed: Vec<String> = instances
+        .standbys()
+        .iter()
+        .map(|s| {
+            let state = if s.in_step { "in step" } else { "copying" };
+            format!("{} ({state}, {} batches behind)", s.name, s.batches_behind)
+        })
+        .collect();
+    Some(listed.join(", "))
 }

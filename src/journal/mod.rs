@@ -9,6 +9,7 @@
 
 pub mod entry;
 pub mod inspect;
+pub mod shipping;
 mod writer;
 
 use std::collections::HashSet;
@@ -23,6 +24,7 @@ pub use entry::{
     CommitRecord, CommitState, Context, Entry, EntryKind, EntryState, FileContent, NodeResult,
     Outcome, Param, Rows, SessionState, SqlText, Statement, Verdict,
 };
+use shipping::{ShipmentSender, ShippedChange, ShippedTree};
 use writer::{TreeName, Write, Writer};
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +91,8 @@ struct Inner {
     /// Set by the writer when a write or flush failed: nothing is
     /// acknowledged after that.
     failed: Arc<OnceLock<String>>,
+    /// Where the writer ships its batches (`ship_to`).
+    shipping: Arc<Mutex<Option<ShipmentSender>>>,
 }
 
 impl Journal {
@@ -134,6 +138,7 @@ impl Journal {
         let (batches_tx, batches) = watch::channel(0);
         let (tx, rx) = mpsc::channel();
         let failed = Arc::new(OnceLock::new());
+        let shipping = Arc::new(Mutex::new(None));
         let writer = Writer {
             db,
             entries: entries.clone(),
@@ -144,6 +149,7 @@ impl Journal {
             log: None,
             batches: batches_tx,
             failed: failed.clone(),
+            shipping: shipping.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())
@@ -160,6 +166,7 @@ impl Journal {
                 last_seq: Mutex::new(last_seq),
                 batches,
                 failed,
+                shipping,
             }),
         })
     }
@@ -496,6 +503,63 @@ impl Journal {
     /// Changes each time a batch of writes has reached sled and the disk.
     pub fn batches(&self) -> watch::Receiver<u64> {
         self.inner.batches.clone()
+    }
+
+    /// From now on every batch goes to `sender` with the acknowledgements
+    /// its waiters are owed: a write is durable once the receiver says so
+    /// (`shipping`).
+    pub fn ship_to(&self, sender: ShipmentSender) {
+        if let Ok(mut shipping) = self.inner.shipping.lock() {
+            *shipping = Some(sender);
+        }
+    }
+
+    /// Every key of every tree as it is now, for a standby's first copy.
+    /// Not a snapshot: batches applied meanwhile may show in it, and are
+    /// shipped after it anyway (`shipping`).
+    pub fn copy_of_trees(&self) -> impl Iterator<Item = Result<ShippedChange, JournalError>> + '_ {
+        let trees = [
+            (ShippedTree::Entries, &self.inner.entries),
+            (ShippedTree::Commits, &self.inner.commits),
+            (ShippedTree::Nodes, &self.inner.nodes),
+        ];
+        trees.into_iter().flat_map(|(shipped, tree)| {
+            tree.iter().map(move |item| {
+                let (key, value) = item.map_err(|e| JournalError::Read(e.to_string()))?;
+                Ok(ShippedChange {
+                    tree: shipped,
+                    key: key.to_vec(),
+                    value: Some(value.to_vec()),
+                })
+            })
+        })
+    }
+
+    /// A standby: empties every tree before a new copy of the active's.
+    pub fn clear_for_copy(&self) -> Result<(), JournalError> {
+        self.send(TreeName::ClearAll, Vec::new(), Vec::new(), None)
+    }
+
+    /// A standby: applies changes the active made, in order; with
+    /// `flush`, the handle says when they are on disk.
+    pub fn apply_copied(
+        &self,
+        changes: Vec<ShippedChange>,
+        flush: bool,
+    ) -> Result<Option<Durable>, JournalError> {
+        for change in changes {
+            let (tree, value) = match change.value {
+                Some(value) => (TreeName::Copied(change.tree), value),
+                None => (TreeName::CopiedRemoval(change.tree), Vec::new()),
+            };
+            self.send(tree, change.key, value, None)?;
+        }
+        if !flush {
+            return Ok(None);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send(TreeName::Barrier, Vec::new(), Vec::new(), Some(tx))?;
+        Ok(Some(Durable(rx)))
     }
 
     fn send_commit(&self, record: &CommitRecord) -> Result<(), JournalError> {

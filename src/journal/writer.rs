@@ -13,12 +13,13 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use tokio::sync::{oneshot, watch};
 
 use super::entry::{Entry, NodeResult};
+use super::shipping::{Shipment, ShipmentSender, ShippedChange, ShippedTree};
 use tracing::{debug, error};
 
 /// Most writes taken into one batch.
@@ -41,6 +42,12 @@ pub enum TreeName {
     RemoveEntry,
     /// Retention: the commit record under the key is removed.
     RemoveCommit,
+    /// A standby: a value the active stored, copied.
+    Copied(ShippedTree),
+    /// A standby: a key the active removed.
+    CopiedRemoval(ShippedTree),
+    /// A standby that starts copying anew: every tree is emptied.
+    ClearAll,
 }
 
 pub struct Write {
@@ -65,6 +72,16 @@ pub struct Writer {
     /// Once a flush failed nothing more is acknowledged: the journal's state
     /// on disk is unknown. Shared, so that sessions refuse writes up front.
     pub failed: Arc<OnceLock<String>>,
+    /// Set once a standby may follow (`Journal::ship_to`): each batch goes
+    /// there, with the acknowledgements its waiters are owed.
+    pub shipping: Arc<Mutex<Option<ShipmentSender>>>,
+}
+
+/// What applying one write changed.
+enum Applied {
+    /// Nothing stored (a barrier, or a result for an entry already gone).
+    Nothing,
+    Stored(ShippedChange),
 }
 
 impl Writer {
@@ -102,16 +119,21 @@ impl Writer {
             error!(error = %e, "journal write failed: writes are refused from now on");
             let _ = self.failed.set(e.clone());
         }
-        let outcome = match self.failed.get() {
-            Some(e) => Err(e.clone()),
-            None => Ok(()),
+        let outcome = match (self.failed.get(), outcome) {
+            (Some(e), _) => Err(e.clone()),
+            (None, Ok(changes)) => Ok(changes),
+            (None, Err(e)) => Err(e),
         };
-        for write in batch {
-            if let Some(tx) = write.durable {
-                let _ = tx.send(outcome.clone());
+        self.batches.send_modify(|n| *n += 1);
+        let acks: Vec<_> = batch.into_iter().filter_map(|w| w.durable).collect();
+        match outcome {
+            Ok(changes) => self.acknowledge(changes, must_flush, acks),
+            Err(e) => {
+                for ack in acks {
+                    let _ = ack.send(Err(e.clone()));
+                }
             }
         }
-        self.batches.send_modify(|n| *n += 1);
         let m = crate::metrics::get();
         m.journal_batches.inc();
         m.journal_entries.inc_by(size as u64);
@@ -128,53 +150,118 @@ impl Writer {
         );
     }
 
-    fn apply_and_flush(&mut self, batch: &[Write], flush: bool) -> Result<(), String> {
+    /// A batch is durable here: its waiters are told so, or, when a standby
+    /// may follow, the batch and its waiters go to the shipping side, which
+    /// tells them once a standby has it too.
+    fn acknowledge(
+        &self,
+        changes: Vec<ShippedChange>,
+        flushed: bool,
+        acks: Vec<super::shipping::Ack>,
+    ) {
+        let shipment = Shipment {
+            batch: *self.batches.borrow(),
+            changes,
+            flushed,
+            acks,
+        };
+        let sender = self.shipping.lock().ok().and_then(|s| s.clone());
+        let unshipped = match sender {
+            Some(sender) => match sender.send(shipment) {
+                Ok(()) => return,
+                // The shipping side is gone (shutting down): what is on
+                // this disk is all there is.
+                Err(returned) => returned.0,
+            },
+            None => shipment,
+        };
+        unshipped.acknowledge();
+    }
+
+    fn apply_and_flush(
+        &mut self,
+        batch: &[Write],
+        flush: bool,
+    ) -> Result<Vec<ShippedChange>, String> {
         if let Some(e) = self.failed.get() {
             return Err(e.clone());
         }
+        let mut changes = Vec::with_capacity(batch.len());
         for write in batch {
-            let tree = match write.tree {
-                TreeName::Entries => &self.entries,
-                TreeName::Commits => &self.commits,
-                TreeName::Nodes if write.value.is_empty() => {
-                    self.nodes
-                        .remove(write.key.as_slice())
-                        .map_err(|e| format!("sled remove: {e}"))?;
-                    continue;
-                }
-                TreeName::Nodes => &self.nodes,
-                TreeName::Barrier => continue,
-                TreeName::RemoveEntry | TreeName::RemoveCommit => {
-                    let tree = match write.tree {
-                        TreeName::RemoveEntry => &self.entries,
-                        _ => &self.commits,
-                    };
-                    tree.remove(write.key.as_slice())
-                        .map_err(|e| format!("sled remove: {e}"))?;
-                    continue;
-                }
-                TreeName::EntryResult => {
-                    self.append_result(&write.key, &write.value)?;
-                    continue;
-                }
-            };
-            tree.insert(write.key.as_slice(), write.value.as_slice())
-                .map_err(|e| format!("sled insert: {e}"))?;
+            if let Applied::Stored(change) = self.apply(write)? {
+                changes.push(change);
+            }
         }
-        if !flush {
-            return Ok(());
+        if flush {
+            self.db.flush().map_err(|e| format!("sled flush: {e}"))?;
+            self.fsync_files().map_err(|e| format!("fsync: {e}"))?;
         }
-        self.db.flush().map_err(|e| format!("sled flush: {e}"))?;
-        self.fsync_files().map_err(|e| format!("fsync: {e}"))
+        Ok(changes)
     }
 
-    fn append_result(&self, key: &[u8], result: &[u8]) -> Result<(), String> {
+    fn apply(&self, write: &Write) -> Result<Applied, String> {
+        let key = write.key.as_slice();
+        let insert = |tree: &sled::Tree, shipped: ShippedTree| {
+            tree.insert(key, write.value.as_slice())
+                .map_err(|e| format!("sled insert: {e}"))?;
+            Ok(Applied::Stored(ShippedChange {
+                tree: shipped,
+                key: key.to_vec(),
+                value: Some(write.value.clone()),
+            }))
+        };
+        let remove = |tree: &sled::Tree, shipped: ShippedTree| {
+            tree.remove(key).map_err(|e| format!("sled remove: {e}"))?;
+            Ok(Applied::Stored(ShippedChange {
+                tree: shipped,
+                key: key.to_vec(),
+                value: None,
+            }))
+        };
+        match write.tree {
+            TreeName::Entries => insert(&self.entries, ShippedTree::Entries),
+            TreeName::Commits => insert(&self.commits, ShippedTree::Commits),
+            TreeName::Nodes if write.value.is_empty() => remove(&self.nodes, ShippedTree::Nodes),
+            TreeName::Nodes => insert(&self.nodes, ShippedTree::Nodes),
+            TreeName::Barrier => Ok(Applied::Nothing),
+            TreeName::RemoveEntry => remove(&self.entries, ShippedTree::Entries),
+            TreeName::RemoveCommit => remove(&self.commits, ShippedTree::Commits),
+            TreeName::EntryResult => Ok(match self.append_result(key, &write.value)? {
+                Some(entry) => Applied::Stored(ShippedChange {
+                    tree: ShippedTree::Entries,
+                    key: key.to_vec(),
+                    value: Some(entry),
+                }),
+                None => Applied::Nothing,
+            }),
+            TreeName::Copied(tree) => insert(self.tree(tree), tree),
+            TreeName::CopiedRemoval(tree) => remove(self.tree(tree), tree),
+            TreeName::ClearAll => {
+                for tree in [&self.entries, &self.commits, &self.nodes] {
+                    tree.clear().map_err(|e| format!("sled clear: {e}"))?;
+                }
+                Ok(Applied::Nothing)
+            }
+        }
+    }
+
+    fn tree(&self, tree: ShippedTree) -> &sled::Tree {
+        match tree {
+            ShippedTree::Entries => &self.entries,
+            ShippedTree::Commits => &self.commits,
+            ShippedTree::Nodes => &self.nodes,
+        }
+    }
+
+    /// Appends a node's result to the stored entry; returns the entry as
+    /// stored now (None: the entry is gone).
+    fn append_result(&self, key: &[u8], result: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let Some(stored) = self
             .entries
             .get(key)
             .map_err(|e| format!("sled get: {e}"))?
         else {
-            return Ok(());
+            return Ok(None);
         };
         let mut entry: Entry =
             serde_json::from_slice(&stored).map_err(|e| format!("entry: {e}"))?;
@@ -183,9 +270,9 @@ impl Writer {
         entry.results.push(result);
         let value = serde_json::to_vec(&entry).map_err(|e| format!("entry: {e}"))?;
         self.entries
-            .insert(key, value)
+            .insert(key, value.as_slice())
             .map_err(|e| format!("sled insert: {e}"))?;
-        Ok(())
+        Ok(Some(value))
     }
 
     /// fsyncs sled's log file, and blob files it created since the last batch.

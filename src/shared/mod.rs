@@ -3,6 +3,7 @@
 //! failover state and the policies. A low floor: the front end, failover and
 //! the admin endpoint all read it; it imports none of them.
 
+pub mod instances;
 pub mod registry;
 
 use std::collections::HashMap;
@@ -38,6 +39,8 @@ pub struct Shared {
     pub failover: Failover,
     /// 1: writes are refused while no slave is synchronous.
     pub min_sync_slaves: u8,
+    /// With `[ha]`: this instance's name and its standbys.
+    pub instances: instances::Instances,
 }
 
 impl Shared {

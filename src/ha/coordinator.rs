@@ -1,0 +1,271 @@
+//! What the instances agree on, kept in etcd: which instance is active
+//! (a key held by its lease) and which instances hold a whole, current
+//! copy of the journal (a key the active keeps up to date).
+//!
+//! Two keys:
+//! - `lockstep/active`: the active instance (`ActiveInstance`, JSON), put
+//!   with the active's lease: it disappears when the active stops renewing
+//!   it (dead, paused, cut off from etcd).
+//! - `lockstep/journal`: `JournalHolders`, who may take over without losing
+//!   an acknowledged commit: the last active, and the standbys the active
+//!   waits for before it acknowledges a commit. Kept without a lease: it
+//!   matters most when the active is gone.
+//!
+//! Taking over is one etcd transaction: the active key is absent and the
+//! holders key is as this instance read it (and names it, or is absent:
+//! a new cluster); then both are written. No two instances can win it for
+//! the same state, and none whose copy may lack a commit can win it at all.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, PutOptions, Txn, TxnOp};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::config::Ha;
+
+const ACTIVE_KEY: &str = "lockstep/active";
+const HOLDERS_KEY: &str = "lockstep/journal";
+
+/// How long one etcd request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error("etcd: {0}")]
+    Etcd(#[from] etcd_client::Error),
+    #[error("etcd holds a value lockstep cannot read under {key}: {reason}")]
+    BadValue { key: &'static str, reason: String },
+    #[error("this instance is no longer the active one in etcd")]
+    NotActive,
+}
+
+/// Where the active instance serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveInstance {
+    pub name: String,
+    /// Its MySQL listener: standbys pass clients there.
+    pub listen: SocketAddr,
+    /// Where standbys copy its journal from.
+    pub journal_listen: SocketAddr,
+}
+
+/// Who holds every acknowledged commit in its journal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalHolders {
+    /// The active instance, or the last one.
+    pub active: String,
+    /// Standbys in step: the active acknowledges a commit only once one of
+    /// them has it (when any is listed).
+    pub in_step: Vec<String>,
+}
+
+impl JournalHolders {
+    pub fn holds(&self, name: &str) -> bool {
+        self.active == name || self.in_step.iter().any(|n| n == name)
+    }
+}
+
+/// The outcome of one attempt to become active.
+#[derive(Debug)]
+pub enum TakeOver {
+    Won(Lease),
+    /// Another instance is active (or won meanwhile).
+    Taken,
+    /// This instance's copy may lack acknowledged commits.
+    NotAHolder(JournalHolders),
+}
+
+/// The active's lease in etcd, renewed by a task of its own.
+#[derive(Debug)]
+pub struct Lease {
+    pub id: i64,
+    /// Turns false once the lease may have expired: the instance must stop
+    /// acting as the active one.
+    pub alive: watch::Receiver<bool>,
+}
+
+#[derive(Clone)]
+pub struct Coordinator {
+    client: Client,
+    me: ActiveInstance,
+    lease_seconds: i64,
+}
+
+impl Coordinator {
+    pub async fn connect(ha: &Ha, listen: SocketAddr) -> Result<Coordinator, CoordinatorError> {
+        let options = ConnectOptions::new()
+            .with_timeout(REQUEST_TIMEOUT)
+            .with_connect_timeout(REQUEST_TIMEOUT);
+        let client = Client::connect(&ha.etcd, Some(options)).await?;
+        Ok(Coordinator {
+            client,
+            me: ActiveInstance {
+                name: ha.name.clone(),
+                listen,
+                journal_listen: ha.journal_listen,
+            },
+            lease_seconds: ha.lease_seconds(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.me.name
+    }
+
+    /// The active instance, if any.
+    pub async fn active(&mut self) -> Result<Option<ActiveInstance>, CoordinatorError> {
+        let response = self.client.get(ACTIVE_KEY, None).await?;
+        response
+            .kvs()
+            .first()
+            .map(|kv| decode(ACTIVE_KEY, kv.value()))
+            .transpose()
+    }
+
+    /// The holders key as it is, and its revision (0: absent).
+    pub async fn holders(&mut self) -> Result<(Option<JournalHolders>, i64), CoordinatorError> {
+        let response = self.client.get(HOLDERS_KEY, None).await?;
+        match response.kvs().first() {
+            Some(kv) => Ok((Some(decode(HOLDERS_KEY, kv.value())?), kv.mod_revision())),
+            None => Ok((None, 0)),
+        }
+    }
+
+    /// Tries to become the active instance. `copy_whole`: this instance's
+    /// journal is a whole copy (it served as the active, or it finished its
+    /// copy as a standby); a standby whose copy was cut short never takes
+    /// over, whatever etcd says.
+    pub async fn try_take_over(&mut self, copy_whole: bool) -> Result<TakeOver, CoordinatorError> {
+        let (holders, revision) = self.holders().await?;
+        if let Some(holders) = &holders {
+            if !copy_whole || !holders.holds(&self.me.name) {
+                return Ok(TakeOver::NotAHolder(holders.clone()));
+            }
+        }
+        let lease = self
+            .client
+            .lease_grant(self.lease_seconds, None)
+            .await?
+            .id();
+        let me = encode(&self.me);
+        let now_holding = encode(&JournalHolders {
+            active: self.me.name.clone(),
+            in_step: Vec::new(),
+        });
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(ACTIVE_KEY, CompareOp::Equal, 0),
+                Compare::mod_revision(HOLDERS_KEY, CompareOp::Equal, revision),
+            ])
+            .and_then([
+                TxnOp::put(ACTIVE_KEY, me, Some(PutOptions::new().with_lease(lease))),
+                TxnOp::put(HOLDERS_KEY, now_holding, None),
+            ]);
+        if !self.client.txn(txn).await?.succeeded() {
+            let _ = self.client.lease_revoke(lease).await;
+            return Ok(TakeOver::Taken);
+        }
+        let alive = self.keep_alive(lease).await?;
+        Ok(TakeOver::Won(Lease { id: lease, alive }))
+    }
+
+    /// Records which standbys are in step, while this instance is the
+    /// active one (else `NotActive`).
+    pub async fn set_in_step(&mut self, in_step: Vec<String>) -> Result<(), CoordinatorError> {
+        let holders = encode(&JournalHolders {
+            active: self.me.name.clone(),
+            in_step,
+        });
+        let txn = Txn::new()
+            .when([Compare::value(
+                ACTIVE_KEY,
+                CompareOp::Equal,
+                encode(&self.me),
+            )])
+            .and_then([TxnOp::put(HOLDERS_KEY, holders, None)]);
+        if self.client.txn(txn).await?.succeeded() {
+            Ok(())
+        } else {
+            Err(CoordinatorError::NotActive)
+        }
+    }
+
+    /// Gives the active role up at once (a clean shutdown): a standby need
+    /// not wait for the lease to run out.
+    pub async fn step_down(&mut self, lease: i64) {
+        if let Err(e) = self.client.lease_revoke(lease).await {
+            warn!(error = %e, "could not give up the lease; it runs out by itself");
+        }
+    }
+
+    /// Renews the lease a third of its time; the receiver turns false when
+    /// no renewal got through for the lease's whole time.
+    async fn keep_alive(&mut self, lease: i64) -> Result<watch::Receiver<bool>, CoordinatorError> {
+        let (mut keeper, mut responses) = self.client.lease_keep_alive(lease).await?;
+        let (alive_tx, alive) = watch::channel(true);
+        let ttl = Duration::from_secs(self.lease_seconds.unsigned_abs());
+        let every = ttl / 3;
+        tokio::spawn(async move {
+            let mut renewed = Instant::now();
+            loop {
+                let renewal = async {
+                    keeper.keep_alive().await?;
+                    responses.message().await
+                };
+                match tokio::time::timeout(every, renewal).await {
+                    Ok(Ok(Some(response))) if response.ttl() > 0 => renewed = Instant::now(),
+                    Ok(Ok(Some(_))) => {
+                        error!(lease, "etcd says the lease has run out");
+                        let _ = alive_tx.send(false);
+                        return;
+                    }
+                    outcome => {
+                        warn!(lease, outcome = ?outcome.map(|r| r.map(|_| ())), "lease renewal failed");
+                        if renewed.elapsed() >= ttl {
+                            error!(lease, "no lease renewal got through for the lease's time");
+                            let _ = alive_tx.send(false);
+                            return;
+                        }
+                    }
+                }
+                tokio::time::sleep(every.saturating_sub(Duration::from_millis(20))).await;
+            }
+        });
+        info!(lease, ttl_s = ttl.as_secs(), "lease taken");
+        Ok(alive)
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Plain structs of strings and addresses: serializing cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    key: &'static str,
+    bytes: &[u8],
+) -> Result<T, CoordinatorError> {
+    serde_json::from_slice(bytes).map_err(|e| CoordinatorError::BadValue {
+        key,
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holders_are_the_active_and_the_standbys_in_step() {
+        let holders = JournalHolders {
+            active: "ls1".into(),
+            in_step: vec!["ls3".into()],
+        };
+        assert!(holders.holds("ls1"));
+        assert!(holders.holds("ls3"));
+        assert!(!holders.holds("ls2"));
+    }
+}

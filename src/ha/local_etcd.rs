@@ -1,0 +1,91 @@
+//! A private single-member etcd (Debian `etcd-server`) for `lockstep up
+//! --ha` and the tests: temp data dir, free ports on 127.0.0.1, stopped
+//! by PID when dropped.
+//!
+//! Its heartbeat (25 ms) and election timeout (250 ms) are shorter than
+//! etcd's defaults: etcd grants no lease shorter than 1.5 election
+//! timeouts, so with its defaults a 1 s lease would become 2 s.
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::mariadb::{find_binary, free_port};
+use crate::process::stop_child;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalEtcdError {
+    #[error("etcd is not installed (Debian: apt-get install etcd-server)")]
+    NotInstalled,
+    #[error("etcd: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("etcd did not answer on port {port} within 20 s (see {log})")]
+    StartTimeout { port: u16, log: String },
+}
+
+pub struct LocalEtcd {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl LocalEtcd {
+    /// Starts etcd with its data and log in `dir`.
+    pub fn start(dir: &Path) -> Result<LocalEtcd, LocalEtcdError> {
+        let etcd = find_binary("etcd").ok_or(LocalEtcdError::NotInstalled)?;
+        std::fs::create_dir_all(dir)?;
+        let port = free_port()?;
+        let peer = free_port()?;
+        let log_path = dir.join("etcd.log");
+        let log = std::fs::File::create(&log_path)?;
+        let client_url = format!("http://127.0.0.1:{port}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let child = Command::new(etcd)
+            .arg("--name=lockstep")
+            .arg(format!("--data-dir={}", dir.join("data").display()))
+            .arg(format!("--listen-client-urls={client_url}"))
+            .arg(format!("--advertise-client-urls={client_url}"))
+            .arg(format!("--listen-peer-urls={peer_url}"))
+            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+            .arg(format!("--initial-cluster=lockstep={peer_url}"))
+            .arg("--heartbeat-interval=25")
+            .arg("--election-timeout=250")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let mut etcd = LocalEtcd {
+            port,
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                etcd.stop();
+                return Err(LocalEtcdError::StartTimeout {
+                    port,
+                    log: log_path.display().to_string(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(etcd)
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_child(&mut child, libc::SIGTERM, Duration::from_secs(5));
+        }
+    }
+}
+
+impl Drop for LocalEtcd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,276 @@
+//! lockstep with standbys (`[ha]`): several instances, one active at a
+//! time, elected through etcd; the others copy its journal and pass
+//! clients to it. The design is in docs/ha.md.
+//!
+//! An instance's life:
+//! 1. **Standby**: it opens its own journal, copies the active's journal
+//!    into it (`follow`), passes clients that connect to it to the active
+//!    (`pass`), and whenever etcd names no active instance tries to become
+//!    it (`coordinator`), which only an instance holding every acknowledged
+//!    commit can.
+//! 2. **Active**: it starts as a lockstep alone does after a restart, from
+//!    its journal (`app::assemble`: commits in doubt are settled from the
+//!    master's `lockstep.commits`), serves clients, and ships every batch of
+//!    its journal to the standbys (`ship`): a commit is acknowledged once a
+//!    standby in step has it on disk too.
+//! 3. An active that cannot renew its lease stops at once (the process
+//!    exits), since another instance may take over once the lease runs out.
+
+pub mod coordinator;
+
+pub mod follow;
+pub mod local_etcd;
+pub mod pass;
+pub mod ship;
+pub mod wire;
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tracing::{error, info, warn};
+
+use crate::config::{Config, Ha};
+use crate::frontend::Frontend;
+use crate::journal::{Journal, JournalError};
+use coordinator::{ActiveInstance, Coordinator, CoordinatorError, Lease, TakeOver};
+
+/// How often a standby asks etcd who is active.
+const LOOK_EVERY: Duration = Duration::from_millis(100);
+
+/// The process's exit code when the active lost its lease.
+pub const EXIT_LEASE_LOST: i32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HaError {
+    #[error(transparent)]
+    Coordinator(#[from] CoordinatorError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Start(#[from] crate::app::StartError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs this instance, as a standby and then as the active one, until
+/// `shutdown` completes.
+pub async fn run(
+    config: &Config,
+    ha: &Ha,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), HaError> {
+    tokio::pin!(shutdown);
+    let coordinator = Coordinator::connect(ha, config.listen).await?;
+    let listener = bind(config.listen).await?;
+    info!(instance = %ha.name, addr = %config.listen, "lockstep instance listening as a standby");
+    let standby = Standby::start(config, coordinator.clone(), listener)?;
+    let lease = tokio::select! {
+        lease = standby.wait_for_the_active_role() => lease,
+        () = &mut shutdown => {
+            standby.stop().await;
+            return Ok(());
+        }
+    };
+    let listener = match standby.stop().await {
+        Some(listener) => listener,
+        None => bind(config.listen).await?,
+    };
+    serve_as_active(config, ha, coordinator, lease, listener, shutdown).await
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, HaError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| HaError::Bind { addr, source })
+}
+
+/// The standby's tasks: the copy of the journal and the passing of clients.
+struct Standby {
+    journal: Journal,
+    coordinator: Coordinator,
+    active: watch::Sender<Option<ActiveInstance>>,
+    following: tokio::task::JoinHandle<()>,
+    passing: tokio::task::JoinHandle<TcpListener>,
+    stop_passing: oneshot::Sender<()>,
+}
+
+impl Standby {
+    fn start(
+        config: &Config,
+        coordinator: Coordinator,
+        listener: TcpListener,
+    ) -> Result<Standby, HaError> {
+        let journal = Journal::open(&config.journal_dir)?;
+        let (active, active_rx) = watch::channel(None);
+        let (stop_passing, stop_rx) = oneshot::channel();
+        let passing = tokio::spawn(pass::pass_clients(listener, active_rx.clone(), stop_rx));
+        let following = tokio::spawn(keep_following(
+            journal.clone(),
+            coordinator.name().to_string(),
+            active_rx,
+        ));
+        Ok(Standby {
+            journal,
+            coordinator,
+            active,
+            following,
+            passing,
+            stop_passing,
+        })
+    }
+
+    /// Watches etcd until this instance wins the active role.
+    async fn wait_for_the_active_role(&self) -> Lease {
+        let mut coordinator = self.coordinator.clone();
+        let me = coordinator.name().to_string();
+        let mut last_refusal = None;
+        loop {
+            match coordinator.active().await {
+                // This instance's own key, left by its previous run: it
+                // runs out with that run's lease. Clients are not passed
+                // to it meanwhile (they would come back here).
+                Ok(Some(active)) if active.name == me => {
+                    self.active.send_if_modified(|known| known.take().is_some());
+                }
+                Ok(Some(active)) => {
+                    self.active.send_if_modified(|known| {
+                        let changed = known.as_ref() != Some(&active);
+                        if changed {
+                            info!(active = %active.name, "active instance");
+                        }
+                        *known = Some(active.clone());
+                        changed
+                    });
+                }
+                Ok(None) => {
+                    self.active.send_if_modified(|known| known.take().is_some());
+                    let whole = follow::copy_is_whole(self.journal.dir());
+                    match coordinator.try_take_over(whole).await {
+                        Ok(TakeOver::Won(lease)) => {
+                            info!(instance = %me, "this instance is now the active one");
+                            return lease;
+                        }
+                        Ok(TakeOver::Taken) => {}
+                        Ok(TakeOver::NotAHolder(holders)) => {
+                            let refusal = Some((holders.clone(), whole));
+                            if last_refusal != refusal {
+                                error!(
+                                    instance = %me,
+                                    last_active = %holders.active,
+                                    in_step = ?holders.in_step,
+                                    copy_whole = whole,
+                                    "no instance is active, and this one may lack acknowledged commits: it does not take over (start the last active instance, or an instance in step)"
+                                );
+                                last_refusal = refusal;
+                            }
+                        }
+                        Err(e) => warn!(error = %e, "taking over failed"),
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot ask etcd who is active"),
+            }
+            tokio::time::sleep(LOOK_EVERY).await;
+        }
+    }
+
+    /// Stops copying and passing; closes the journal (the active role
+    /// opens it anew) and gives back the MySQL listener.
+    async fn stop(self) -> Option<TcpListener> {
+        self.following.abort();
+        let _ = self.following.await;
+        let _ = self.stop_passing.send(());
+        let listener = self.passing.await;
+        let journal = self.journal;
+        let _ = tokio::task::spawn_blocking(move || journal.close()).await;
+        // The passing task cannot panic short of a bug; its listener is
+        // gone with it then, and is bound again.
+        listener.ok()
+    }
+}
+
+/// Follows whichever instance is active (not this one), reconnecting
+/// after a break.
+async fn keep_following(
+    journal: Journal,
+    me: String,
+    mut active: watch::Receiver<Option<ActiveInstance>>,
+) {
+    loop {
+        let target = active.borrow_and_update().clone();
+        let Some(target) = target.filter(|t| t.name != me) else {
+            if active.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        info!(active = %target.name, from = %target.journal_listen, "copying the active's journal");
+        tokio::select! {
+            followed = follow::follow(&journal, &me, target.journal_listen) => {
+                if let Err(e) = followed {
+                    warn!(active = %target.name, error = %e, "journal copy interrupted");
+                }
+                tokio::time::sleep(LOOK_EVERY).await;
+            }
+            changed = active.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn serve_as_active(
+    config: &Config,
+    ha: &Ha,
+    mut coordinator: Coordinator,
+    lease: Lease,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), HaError> {
+    exit_when_lease_lost(lease.alive.clone());
+    let shared = crate::app::assemble(config).await?;
+    let journal_listener = bind(ha.journal_listen).await?;
+    let shipping = ship::JournalShipping::start(
+        shared.chain.journal.clone(),
+        journal_listener,
+        coordinator.clone(),
+        Duration::from_millis(ha.lease_ms),
+    );
+    shared
+        .instances
+        .set(ha.name.clone(), Box::new(move || shipping.standbys()));
+    let frontend = Frontend::new(shared.clone(), config).map_err(crate::app::StartError::from)?;
+    crate::admin::start(config.admin_listen, frontend.shared())
+        .await
+        .map_err(|source| HaError::Bind {
+            addr: config.admin_listen,
+            source,
+        })?;
+    info!(instance = %ha.name, addr = %config.listen, "lockstep listening as the active instance");
+    frontend.serve(listener, shutdown).await?;
+    coordinator.step_down(lease.id).await;
+    Ok(())
+}
+
+/// Another instance may take over once the lease ran out: this one must
+/// not write one more thing. It ends the process at once (the sessions'
+/// connections to the nodes close with it, rolling back what they had
+/// open).
+fn exit_when_lease_lost(mut alive: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        while *alive.borrow_and_update() {
+            if alive.changed().await.is_err() {
+                return;
+            }
+        }
+        error!("the lease in etcd is lost: this instance stops now");
+        std::process::exit(EXIT_LEASE_LOST);
+    });
+}

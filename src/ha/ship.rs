@@ -1,0 +1,449 @@
+//! The active instance's side of the journal copy: every batch its journal
+//! writer applies goes to each connected standby, and a batch's waiters
+//! (sessions waiting for their commit to be durable) are told so only once
+//! a standby in step has the batch on its disk.
+//!
+//! A standby joins with a copy of the trees taken while batches go on,
+//! then every batch from the one it joined at (see `journal::shipping` for
+//! why that ends exact). It is *in step* once it acknowledged a batch sent
+//! after its copy; from then on acknowledgements wait for it. The active
+//! records the standbys in step in etcd before it waits for them, and
+//! removes one there before it stops waiting for it: etcd never names a
+//! standby that may lack an acknowledged commit, and only those it names may
+//! take over (`coordinator`).
+//!
+//! With no standby in step (none configured, none alive, one still
+//! copying), a commit is acknowledged once it is on the active's disk: the
+//! service stays up, and etcd then names only the active as a holder, so
+//! no standby takes over with a partial journal. A standby that has not
+//! acknowledged a batch within `ack_timeout` is dropped the same way.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tracing::{error, info, info_span, warn, Instrument};
+
+use super::coordinator::Coordinator;
+use super::wire::{Frame, WireError};
+use crate::journal::shipping::{Ack, Shipment, ShippedChange};
+use crate::journal::Journal;
+use crate::shared::instances::StandbyStatus;
+
+/// Changes per `Copy` frame.
+const COPY_CHUNK: usize = 512;
+
+/// A batch as every standby receives it.
+struct Shipped {
+    batch: u64,
+    flushed: bool,
+    changes: Vec<ShippedChange>,
+}
+
+struct Link {
+    name: String,
+    queue: UnboundedSender<Arc<Shipped>>,
+    /// The last batch before its copy: batches after it are streamed.
+    joined_after: u64,
+    acked: u64,
+    in_step: bool,
+    /// When the oldest batch it has not acknowledged was shipped.
+    waiting_since: Option<Instant>,
+}
+
+#[derive(Default)]
+struct State {
+    links: HashMap<u64, Link>,
+    next_link: u64,
+    last_batch: u64,
+    /// Acknowledgements held until a standby in step has their batch.
+    held: VecDeque<(u64, Vec<Ack>)>,
+}
+
+impl State {
+    fn any_in_step(&self) -> bool {
+        self.links.values().any(|l| l.in_step)
+    }
+
+    fn in_step_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .links
+            .values()
+            .filter(|l| l.in_step)
+            .map(|l| l.name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Tells the waiters of every batch up to `batch`.
+    fn release_through(&mut self, batch: u64) {
+        while self.held.front().is_some_and(|(b, _)| *b <= batch) {
+            if let Some((_, acks)) = self.held.pop_front() {
+                acknowledge(acks);
+            }
+        }
+    }
+
+    fn release_all(&mut self) {
+        for (_, acks) in self.held.drain(..) {
+            acknowledge(acks);
+        }
+    }
+}
+
+fn acknowledge(acks: Vec<Ack>) {
+    for ack in acks {
+        let _ = ack.send(Ok(()));
+    }
+}
+
+/// The journal's copy service of the active instance.
+#[derive(Clone)]
+pub struct JournalShipping {
+    state: Arc<Mutex<State>>,
+    journal: Journal,
+    coordinator: Coordinator,
+    /// Serializes etcd updates of the in-step list, so they land in order.
+    etcd: Arc<tokio::sync::Mutex<()>>,
+    ack_timeout: Duration,
+}
+
+impl JournalShipping {
+    /// Starts shipping `journal`'s batches and serving standbys on
+    /// `listener`.
+    pub fn start(
+        journal: Journal,
+        listener: TcpListener,
+        coordinator: Coordinator,
+        ack_timeout: Duration,
+    ) -> JournalShipping {
+        let (tx, rx) = unbounded_channel();
+        let shipping = JournalShipping {
+            state: Arc::new(Mutex::new(State {
+                last_batch: *journal.batches().borrow(),
+                ..State::default()
+            })),
+            journal: journal.clone(),
+            coordinator,
+            etcd: Arc::new(tokio::sync::Mutex::new(())),
+            ack_timeout,
+        };
+        journal.ship_to(tx);
+        tokio::spawn(shipping.clone().distribute(rx));
+        tokio::spawn(shipping.clone().accept(listener));
+        tokio::spawn(shipping.clone().watch_for_silent_standbys());
+        shipping
+    }
+
+    pub fn standbys(&self) -> Vec<StandbyStatus> {
+        let Ok(state) = self.state.lock() else {
+            return Vec::new();
+        };
+        state
+            .links
+            .values()
+            .map(|l| StandbyStatus {
+                name: l.name.clone(),
+                in_step: l.in_step,
+                batches_behind: state.last_batch.saturating_sub(l.acked.max(l.joined_after)),
+            })
+            .collect()
+    }
+
+    /// Each batch of the writer: to every standby; its waiters held for a
+    /// standby in step, or told at once.
+    async fn distribute(self, mut rx: UnboundedReceiver<Shipment>) {
+        while let Some(shipment) = rx.recv().await {
+            let shipped = Arc::new(Shipped {
+                batch: shipment.batch,
+                flushed: shipment.flushed,
+                changes: shipment.changes,
+            });
+            let Ok(mut state) = self.state.lock() else {
+                acknowledge(shipment.acks);
+                continue;
+            };
+            state.last_batch = shipped.batch;
+            let now = Instant::now();
+            for link in state.links.values_mut() {
+                let _ = link.queue.send(shipped.clone());
+                link.waiting_since.get_or_insert(now);
+            }
+            if state.any_in_step() && !shipment.acks.is_empty() {
+                state.held.push_back((shipped.batch, shipment.acks));
+            } else {
+                acknowledge(shipment.acks);
+            }
+        }
+    }
+
+    async fn accept(self, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let shipping = self.clone();
+                    tokio::spawn(
+                        shipping
+                            .serve_standby(stream)
+                            .instrument(info_span!("standby", %peer)),
+                    );
+                }
+                Err(e) => {
+                    error!(error = %e, "journal listener failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn serve_standby(self, stream: TcpStream) {
+        let (mut reader, writer) = stream.into_split();
+        let name = match Frame::read_from(&mut reader).await {
+            Ok(Some(Frame::Hello { name })) => name,
+            other => {
+                warn!(
+                    ?other,
+                    "a journal connection did not introduce itself: closed"
+                );
+                return;
+            }
+        };
+        let (queue, batches) = unbounded_channel();
+        let id = {
+            let Ok(mut state) = self.state.lock() else {
+                return;
+            };
+            let id = state.next_link;
+            state.next_link += 1;
+            let joined_after = state.last_batch;
+            state.links.insert(
+                id,
+                Link {
+                    name: name.clone(),
+                    queue,
+                    joined_after,
+                    acked: 0,
+                    in_step: false,
+                    waiting_since: None,
+                },
+            );
+            id
+        };
+        info!(standby = %name, "standby joined: copying the journal to it");
+        let outcome = tokio::select! {
+            sent = self.send_copy_then_batches(id, writer, batches) => sent,
+            read = self.read_acks(id, &mut reader) => read,
+        };
+        match outcome {
+            Ok(()) => info!(standby = %name, "standby left"),
+            Err(e) => warn!(standby = %name, error = %e, "standby connection ended"),
+        }
+        self.drop_link(id).await;
+    }
+
+    async fn send_copy_then_batches<W: AsyncWrite + Unpin>(
+        &self,
+        id: u64,
+        writer: W,
+        mut batches: UnboundedReceiver<Arc<Shipped>>,
+    ) -> Result<(), WireError> {
+        let mut writer = BufWriter::new(writer);
+        let joined_after = self.joined_after(id);
+        Frame::Clear.write_to(&mut writer).await?;
+        let (chunks_tx, mut chunks) = tokio::sync::mpsc::channel(4);
+        let journal = self.journal.clone();
+        // sled reads block: the copy is read on a thread of its own.
+        let reading = tokio::task::spawn_blocking(move || {
+            let mut chunk = Vec::with_capacity(COPY_CHUNK);
+            for change in journal.copy_of_trees() {
+                let change = change.map_err(|e| e.to_string())?;
+                chunk.push(change);
+                if chunk.len() == COPY_CHUNK
+                    && chunks_tx.blocking_send(std::mem::take(&mut chunk)).is_err()
+                {
+                    return Err("the standby went away".to_string());
+                }
+            }
+            if !chunk.is_empty() {
+                let _ = chunks_tx.blocking_send(chunk);
+            }
+            Ok(())
+        });
+        let mut copied = 0usize;
+        while let Some(changes) = chunks.recv().await {
+            copied += changes.len();
+            Frame::Copy { changes }.write_to(&mut writer).await?;
+        }
+        match reading.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(WireError::Io(std::io::Error::other(e))),
+            Err(e) => return Err(WireError::Io(std::io::Error::other(e.to_string()))),
+        }
+        Frame::CopyDone {
+            batch: joined_after,
+        }
+        .write_to(&mut writer)
+        .await?;
+        info!(
+            keys = copied,
+            after_batch = joined_after,
+            "journal copy sent"
+        );
+        // A standby is in step once it acknowledges a batch after its copy:
+        // an idle journal makes one (an empty, flushed batch).
+        let journal = self.journal.clone();
+        tokio::spawn(async move { journal.settle().await });
+        while let Some(shipped) = batches.recv().await {
+            Frame::Batch {
+                batch: shipped.batch,
+                flushed: shipped.flushed,
+                changes: shipped.changes.clone(),
+            }
+            .write_to(&mut writer)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn read_acks<R: AsyncRead + Unpin>(
+        &self,
+        id: u64,
+        reader: &mut R,
+    ) -> Result<(), WireError> {
+        loop {
+            match Frame::read_from(reader).await? {
+                Some(Frame::Ack { batch }) => self.acknowledged(id, batch).await?,
+                Some(_) => return Err(WireError::Malformed("a standby sent other than an ack")),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// A standby has every batch up to `batch`: the waiters of those
+    /// batches are told; a standby not yet in step becomes so once it has a
+    /// batch shipped after its copy, recorded in etcd first.
+    async fn acknowledged(&self, id: u64, batch: u64) -> Result<(), WireError> {
+        let newly_in_step = {
+            let Ok(mut state) = self.state.lock() else {
+                return Ok(());
+            };
+            let last_batch = state.last_batch;
+            let Some(link) = state.links.get_mut(&id) else {
+                return Ok(());
+            };
+            link.acked = link.acked.max(batch);
+            link.waiting_since = (link.acked < last_batch).then(Instant::now);
+            if link.in_step {
+                state.release_through(batch);
+                None
+            } else if batch > link.joined_after {
+                Some(link.name.clone())
+            } else {
+                None
+            }
+        };
+        if let Some(name) = newly_in_step {
+            let _etcd = self.etcd.lock().await;
+            let mut names = match self.state.lock() {
+                // Dropped meanwhile: it must not be listed.
+                Ok(state) if state.links.contains_key(&id) => state.in_step_names(),
+                _ => return Ok(()),
+            };
+            names.push(name.clone());
+            names.sort();
+            names.dedup();
+            let mut coordinator = self.coordinator.clone();
+            if let Err(e) = coordinator.set_in_step(names).await {
+                warn!(standby = %name, error = %e, "could not record the standby as in step; retried at its next ack");
+                return Ok(());
+            }
+            if let Ok(mut state) = self.state.lock() {
+                if let Some(link) = state.links.get_mut(&id) {
+                    link.in_step = true;
+                }
+            }
+            info!(standby = %name, "standby in step: commits now wait for it");
+        }
+        Ok(())
+    }
+
+    fn joined_after(&self, id: u64) -> u64 {
+        self.state
+            .lock()
+            .ok()
+            .and_then(|s| s.links.get(&id).map(|l| l.joined_after))
+            .unwrap_or(0)
+    }
+
+    /// A standby is gone (or dropped): it leaves etcd's list first, then
+    /// the waiters it held are told, when no other standby in step remains.
+    async fn drop_link(&self, id: u64) {
+        let _etcd = self.etcd.lock().await;
+        let (was_in_step, remaining) = {
+            let Ok(mut state) = self.state.lock() else {
+                return;
+            };
+            let was_in_step = state.links.get(&id).is_some_and(|l| l.in_step);
+            if let Some(link) = state.links.get_mut(&id) {
+                link.in_step = false;
+            }
+            (was_in_step, state.in_step_names())
+        };
+        if was_in_step {
+            let mut coordinator = self.coordinator.clone();
+            while let Err(e) = coordinator.set_in_step(remaining.clone()).await {
+                // Until etcd knows, the standby could take over: commits
+                // keep waiting rather than be acknowledged without it.
+                error!(error = %e, "could not remove a standby from etcd's list; commits wait");
+                if matches!(e, super::coordinator::CoordinatorError::NotActive) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        if let Ok(mut state) = self.state.lock() {
+            state.links.remove(&id);
+            if !state.any_in_step() {
+                state.release_all();
+            }
+        }
+    }
+
+    /// A standby that acknowledges nothing for `ack_timeout` (paused, cut
+    /// off without the connection breaking) is dropped.
+    async fn watch_for_silent_standbys(self) {
+        let every = (self.ack_timeout / 4).max(Duration::from_millis(10));
+        loop {
+            tokio::time::sleep(every).await;
+            let silent: Vec<(u64, String)> = match self.state.lock() {
+                Ok(state) => state
+                    .links
+                    .iter()
+                    .filter(|(_, l)| {
+                        l.in_step
+                            && l.waiting_since
+                                .is_some_and(|t| t.elapsed() >= self.ack_timeout)
+                    })
+                    .map(|(id, l)| (*id, l.name.clone()))
+                    .collect(),
+                Err(_) => return,
+            };
+            for (id, name) in silent {
+                warn!(standby = %name, timeout_ms = self.ack_timeout.as_millis() as u64, "standby acknowledged nothing in time: commits no longer wait for it");
+                self.drop_link(id).await;
+            }
+        }
+    }
+}
+
+/// Binds the journal listener.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

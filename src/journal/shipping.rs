@@ -1,0 +1,69 @@
+//! What the journal hands to a standby (`ha`): each batch the writer
+//! applied, as the key-value changes it made, in the writer's order.
+//!
+//! Every change is shipped as the value it left (an appended node result
+//! travels as the whole entry it produced), so that applying a change twice
+//! is harmless: a standby that joins copies the trees while batches go on
+//! (a copy that may already hold some of them) and then applies every batch
+//! from the one it joined at, and ends with the active's trees exactly.
+//!
+//! When shipping is on, the writer does not tell waiting sessions that
+//! their writes are durable: it hands those acknowledgements over with the
+//! batch, and the shipping side sends them once a standby has the batch on
+//! its disk too (or at once when no standby is in step).
+
+use tokio::sync::oneshot;
+
+/// One of the journal's trees, as shipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShippedTree {
+    Entries = 1,
+    Commits = 2,
+    Nodes = 3,
+}
+
+impl ShippedTree {
+    pub fn from_byte(byte: u8) -> Option<ShippedTree> {
+        match byte {
+            1 => Some(ShippedTree::Entries),
+            2 => Some(ShippedTree::Commits),
+            3 => Some(ShippedTree::Nodes),
+            _ => None,
+        }
+    }
+}
+
+/// One change to one key: the value it holds now, or None when removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippedChange {
+    pub tree: ShippedTree,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// A writer's acknowledgement, owed to a session waiting for durability.
+pub type Ack = oneshot::Sender<Result<(), String>>;
+
+/// One batch the writer applied and (when `flushed`) made durable locally.
+pub struct Shipment {
+    /// The writer's batch counter after this batch (see `Journal::batches`).
+    pub batch: u64,
+    pub changes: Vec<ShippedChange>,
+    /// Whether the writer flushed it: someone waits for it to be durable.
+    pub flushed: bool,
+    /// The acknowledgements the writer did not send: owed once the batch is
+    /// durable where the shipping side requires.
+    pub acks: Vec<Ack>,
+}
+
+impl Shipment {
+    /// Tells every waiting session its write is durable.
+    pub fn acknowledge(self) {
+        for ack in self.acks {
+            let _ = ack.send(Ok(()));
+        }
+    }
+}
+
+/// Where the writer sends each batch once shipping is on.
+pub type ShipmentSender = tokio::sync::mpsc::UnboundedSender<Shipment>;

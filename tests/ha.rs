@@ -1,0 +1,408 @@
+//! lockstep with a standby over etcd (`[ha]`): two instances in front of
+//! three nodes and a private etcd.
+//!
+//! Oracles: every write a client got an OK for is on the master exactly
+//! once, every node equals the master, and the surviving instance's
+//! journal (a copy of the dead one's, then its own) replayed onto a fresh
+//! server equals the master.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lockstep::ha::local_etcd::LocalEtcd;
+use lockstep::mariadb;
+use mysql_async::prelude::Queryable;
+use support::{
+    assert_check_passes, assert_nodes_equal_master, checksums, mariadb_cli,
+    replayed_onto_a_fresh_server, root_rows, runtime, wait_for_tail, Cluster, Lockstep, PASSWORD,
+    USER,
+};
+
+const TABLES: &[&str] = &["ha.t", "ha.c"];
+const WRITERS: u32 = 8;
+
+/// An instance with `[ha]` named `name`.
+fn instance(cluster: &Cluster, etcd: &LocalEtcd, name: &str) -> Lockstep {
+    let journal_port = mariadb::free_port().expect("free port");
+    let ha = format!(
+        "[ha]\netcd = [\"{}\"]\nname = \"{name}\"\nlease_ms = 1000\njournal_listen = \"127.0.0.1:{journal_port}\"\n",
+        etcd.endpoint()
+    );
+    Lockstep::start(cluster, &ha)
+}
+
+/// `/status` of the instance, when it answers (only the active serves it).
+fn status(lockstep: &Lockstep) -> Option<serde_json::Value> {
+    let url = format!("http://127.0.0.1:{}/status", lockstep.admin_port);
+    let body = ureq::get(&url)
+        .timeout(Duration::from_secs(2))
+        .call()
+        .ok()?
+        .into_string()
+        .ok()?;
+    serde_json::from_str(&body).ok()
+}
+
+fn wait_until_active(lockstep: &Lockstep, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let active = status(lockstep).and_then(|s| s["active_instance"].as_str().map(String::from));
+        if active.as_deref() == Some(name) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not become active:\n{}",
+            lockstep.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_until_in_step(active: &Lockstep, standby: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let in_step = status(active).is_some_and(|s| {
+            s["standbys"].as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|b| b["name"] == standby && b["in_step"] == true)
+            })
+        });
+        if in_step {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{standby} did not get in step:\n{}",
+            active.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What the writers were told.
+#[derive(Default)]
+struct Told {
+    /// (writer, seq) → how many times an OK came back for it (must be 1).
+    acknowledged: HashMap<(u32, u32), u32>,
+    /// Writes whose answer never came (the connection broke): present at
+    /// most once.
+    unknown: Vec<(u32, u32)>,
+    /// Transactions (which also add one to the writer's counter) told OK.
+    counted: HashMap<u32, u64>,
+    counted_unknown: HashMap<u32, u64>,
+    ack_times: Vec<Instant>,
+}
+
+/// `WRITERS` clients inserting (writer, seq) rows, every third in a
+/// transaction that also counts in `ha.c`; each connects to one of `ports`
+/// in turn and to the other after an error.
+fn start_writers(
+    rt: &tokio::runtime::Runtime,
+    ports: Vec<u16>,
+    stop: Arc<AtomicBool>,
+    told: Arc<Mutex<Told>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..WRITERS)
+        .map(|w| {
+            let ports = ports.clone();
+            let stop = stop.clone();
+            let told = told.clone();
+            rt.spawn(async move { write(w, ports, stop, told).await })
+        })
+        .collect()
+}
+
+async fn write(w: u32, ports: Vec<u16>, stop: Arc<AtomicBool>, told: Arc<Mutex<Told>>) {
+    let mut attempt = w as usize;
+    let mut conn: Option<mysql_async::Conn> = None;
+    let mut seq = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(c) = conn.as_mut() else {
+            let port = ports[attempt % ports.len()];
+            attempt += 1;
+            let opts = mysql_async::OptsBuilder::default()
+                .ip_or_hostname("127.0.0.1")
+                .tcp_port(port)
+                .user(Some(USER))
+                .pass(Some(PASSWORD));
+            match tokio::time::timeout(Duration::from_secs(2), mysql_async::Conn::new(opts)).await {
+                Ok(Ok(c)) => conn = Some(c),
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+            continue;
+        };
+        seq += 1;
+        let in_transaction = seq.is_multiple_of(3);
+        let sql = if in_transaction {
+            format!(
+                "BEGIN; INSERT INTO ha.t (w, s) VALUES ({w}, {seq}); \
+                 UPDATE ha.c SET n = n + 1 WHERE w = {w}; COMMIT"
+            )
+        } else {
+            format!("INSERT INTO ha.t (w, s) VALUES ({w}, {seq})")
+        };
+        let answer = tokio::time::timeout(Duration::from_secs(20), c.query_drop(sql)).await;
+        let mut told = told.lock().expect("told");
+        match answer {
+            Ok(Ok(())) => {
+                *told.acknowledged.entry((w, seq)).or_default() += 1;
+                if in_transaction {
+                    *told.counted.entry(w).or_default() += 1;
+                }
+                told.ack_times.push(Instant::now());
+            }
+            Ok(Err(mysql_async::Error::Server(e))) => {
+                panic!("writer {w}: a server error where MariaDB gives none: {e}")
+            }
+            _ => {
+                // Broken connection or no answer: it may or may not have
+                // committed.
+                told.unknown.push((w, seq));
+                if in_transaction {
+                    *told.counted_unknown.entry(w).or_default() += 1;
+                }
+                conn = None;
+            }
+        }
+    }
+    if let Some(c) = conn {
+        let _ = c.disconnect().await;
+    }
+}
+
+fn create_tables(port: u16) {
+    let out = mariadb_cli(
+        port,
+        USER,
+        PASSWORD,
+        &[],
+        &format!(
+            "CREATE DATABASE ha; \
+             CREATE TABLE ha.t (id INT AUTO_INCREMENT PRIMARY KEY, w INT, s INT); \
+             CREATE TABLE ha.c (w INT PRIMARY KEY, n BIGINT); \
+             INSERT INTO ha.c VALUES {}",
+            (0..WRITERS)
+                .map(|w| format!("({w}, 0)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every acknowledged write on the master exactly once, the unknown ones
+/// at most once, nothing else; each counter between its acknowledged and
+/// its possible transactions.
+fn assert_told_holds(cluster: &Cluster, told: &Told) {
+    let rows = root_rows(
+        cluster.master(),
+        "SELECT w, s, COUNT(*) FROM ha.t GROUP BY w, s",
+    );
+    let mut present: HashMap<(u32, u32), u32> = HashMap::new();
+    for row in rows {
+        let cols: Vec<u32> = row
+            .split('\t')
+            .map(|c| c.parse().expect("number"))
+            .collect();
+        present.insert((cols[0], cols[1]), cols[2]);
+    }
+    for (write, times) in &told.acknowledged {
+        assert_eq!(*times, 1, "{write:?} acknowledged {times} times");
+        assert_eq!(
+            present.get(write),
+            Some(&1),
+            "acknowledged write {write:?} on the master"
+        );
+    }
+    for write in &told.unknown {
+        assert!(
+            present.get(write).copied().unwrap_or(0) <= 1,
+            "{write:?} twice"
+        );
+    }
+    for write in present.keys() {
+        assert!(
+            told.acknowledged.contains_key(write) || told.unknown.contains(write),
+            "{write:?} on the master was never sent"
+        );
+    }
+    for row in root_rows(cluster.master(), "SELECT w, n FROM ha.c") {
+        let cols: Vec<u64> = row
+            .split('\t')
+            .map(|c| c.parse().expect("number"))
+            .collect();
+        let w = cols[0] as u32;
+        let low = told.counted.get(&w).copied().unwrap_or(0);
+        let high = low + told.counted_unknown.get(&w).copied().unwrap_or(0);
+        assert!(
+            (low..=high).contains(&cols[1]),
+            "writer {w}: counter {} outside {low}..={high}",
+            cols[1]
+        );
+    }
+}
+
+/// The longest time no writer got an OK, from `from` on.
+fn longest_pause_after(told: &Told, from: Instant) -> Duration {
+    let mut times: Vec<Instant> = told
+        .ack_times
+        .iter()
+        .copied()
+        .filter(|t| *t >= from)
+        .collect();
+    times.sort();
+    let mut last = from;
+    let mut longest = Duration::ZERO;
+    for t in times {
+        longest = longest.max(t - last);
+        last = t;
+    }
+    longest
+}
+
+fn assert_all_equal(cluster: &Cluster, survivor: &Lockstep) {
+    wait_for_tail(cluster, Duration::from_secs(60));
+    assert_nodes_equal_master(cluster, &[TABLES, &["lockstep.commits"]].concat(), "ha");
+    assert_check_passes(survivor);
+    let fresh = replayed_onto_a_fresh_server(survivor);
+    if checksums(&fresh.nodes[0], TABLES) != checksums(cluster.master(), TABLES) {
+        let master = root_rows(cluster.master(), "SELECT * FROM ha.t ORDER BY id");
+        let replayed = root_rows(&fresh.nodes[0], "SELECT * FROM ha.t ORDER BY id");
+        let only_master: Vec<_> = master.iter().filter(|r| !replayed.contains(r)).collect();
+        let only_replayed: Vec<_> = replayed.iter().filter(|r| !master.contains(r)).collect();
+        println!("only on the master: {only_master:?}\nonly in the replay: {only_replayed:?}");
+    }
+    assert_eq!(
+        checksums(&fresh.nodes[0], TABLES),
+        checksums(cluster.master(), TABLES),
+        "the surviving instance's journal replayed differs from the master"
+    );
+}
+
+#[test]
+fn the_standby_takes_over_with_every_acknowledged_write_when_the_active_and_its_journal_vanish() {
+    let etcd_dir = tempfile::tempdir().expect("temp dir");
+    let etcd = LocalEtcd::start(etcd_dir.path()).expect("etcd");
+    let cluster = Cluster::start(3);
+    let mut ls1 = instance(&cluster, &etcd, "ls1");
+    wait_until_active(&ls1, "ls1");
+    let ls2 = instance(&cluster, &etcd, "ls2");
+    create_tables(ls2.port);
+    wait_until_in_step(&ls1, "ls2");
+
+    let rt = runtime();
+    let stop = Arc::new(AtomicBool::new(false));
+    let told = Arc::new(Mutex::new(Told::default()));
+    let writers = start_writers(&rt, vec![ls1.port, ls2.port], stop.clone(), told.clone());
+    std::thread::sleep(Duration::from_secs(3));
+
+    // The active instance and its disk are gone at once.
+    let killed = Instant::now();
+    ls1.kill();
+    std::fs::remove_dir_all(&ls1.journal_dir).expect("remove the active's journal");
+    wait_until_active(&ls2, "ls2");
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        rt.block_on(writer).expect("writer");
+    }
+    let told = told.lock().expect("told");
+    let outage = longest_pause_after(&told, killed);
+    println!(
+        "acknowledged {} writes, {} unknown; write outage after the active's SIGKILL: {:.2} s",
+        told.acknowledged.len(),
+        told.unknown.len(),
+        outage.as_secs_f64()
+    );
+    assert!(
+        told.ack_times.iter().any(|t| *t > killed),
+        "no write after the takeover"
+    );
+    assert_told_holds(&cluster, &told);
+    assert_all_equal(&cluster, &ls2);
+}
+
+#[test]
+fn without_a_standby_in_step_commits_go_on_and_only_a_holder_of_them_takes_over() {
+    let etcd_dir = tempfile::tempdir().expect("temp dir");
+    let etcd = LocalEtcd::start(etcd_dir.path()).expect("etcd");
+    let cluster = Cluster::start(3);
+    let mut ls1 = instance(&cluster, &etcd, "ls1");
+    wait_until_active(&ls1, "ls1");
+    let mut ls2 = instance(&cluster, &etcd, "ls2");
+    create_tables(ls1.port);
+    wait_until_in_step(&ls1, "ls2");
+
+    let rt = runtime();
+    let stop = Arc::new(AtomicBool::new(false));
+    let told = Arc::new(Mutex::new(Told::default()));
+    let writers = start_writers(&rt, vec![ls1.port], stop.clone(), told.clone());
+    std::thread::sleep(Duration::from_secs(1));
+    // The standby dies: commits go on, on the active's disk alone.
+    let standby_killed = Instant::now();
+    ls2.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    let pause = longest_pause_after(&told.lock().expect("told"), standby_killed);
+    println!(
+        "write pause after the standby's SIGKILL: {:.2} s",
+        pause.as_secs_f64()
+    );
+    assert!(
+        told.lock()
+            .expect("told")
+            .ack_times
+            .iter()
+            .any(|t| *t > standby_killed + Duration::from_secs(1)),
+        "writes stopped with the standby"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        rt.block_on(writer).expect("writer");
+    }
+
+    // The active dies too; the standby comes back with a copy that lacks
+    // the last commits: it must not take over.
+    ls1.kill();
+    ls2.respawn();
+    std::thread::sleep(Duration::from_secs(3));
+    let out = mariadb_cli(
+        ls2.port,
+        USER,
+        PASSWORD,
+        &["--connect-timeout=2"],
+        "SELECT 1",
+    );
+    assert!(
+        !out.status.success(),
+        "a standby without the last commits serves"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1053"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ls2.log().contains("does not take over"), "{}", ls2.log());
+
+    // The last active comes back: it holds them, takes over, and the
+    // standby copies its journal again.
+    ls1.respawn();
+    wait_until_active(&ls1, "ls1");
+    wait_until_in_step(&ls1, "ls2");
+    let told = told.lock().expect("told");
+    assert_told_holds(&cluster, &told);
+    assert_all_equal(&cluster, &ls1);
+    // The standby's copy is whole again: stopping the active cleanly hands
+    // the role over at once, and its journal replays to the master's rows.
+    ls1.stop();
+    wait_until_active(&ls2, "ls2");
+    assert_all_equal(&cluster, &ls2);
+}
