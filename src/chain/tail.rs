@@ -121,6 +121,9 @@ pub enum TailError {
     /// Failover catches the node up itself.
     #[error("the applier was paused")]
     Paused,
+    /// This instance lost its lease (`ha`): another one applies now.
+    #[error("this lockstep instance is no longer the active one")]
+    NoLongerActive,
     /// Retention removed commits the node lacks.
     #[error("needs a rebuild: it lacks commit {seq}, which retention removed from the journal (removed through {purged})")]
     NeedsRebuild { seq: u64, purged: u64 },
@@ -621,6 +624,11 @@ impl Tail {
                     .await?;
             }
         }
+        // A serialized statement commits by itself: it may not start once
+        // this instance is no longer the active one.
+        if serialized && !self.chain.journal.may_act() {
+            return Err(TailError::NoLongerActive);
+        }
         // The transaction opens in the first statement's round trip.
         let mut opening = (!serialized).then_some(crate::protocol::control::BEGIN);
         for (_, entries) in group.iter_mut() {
@@ -642,6 +650,10 @@ impl Tail {
             .iter()
             .map(|(record, _)| (record.request_id, record.seq))
             .collect();
+        if !self.chain.journal.may_act() {
+            let _ = conn.query_drop(crate::protocol::control::ROLLBACK).await;
+            return Err(TailError::NoLongerActive);
+        }
         // COMMIT also for a statement applied by itself: the connection may be
         // in autocommit=0 from the origin session's state.
         conn.query_drop(format!(

@@ -17,6 +17,7 @@
 //! the same state, and none whose copy may lack a commit can win it at all.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, PutOptions, Txn, TxnOp};
@@ -85,6 +86,39 @@ pub struct Lease {
     /// Turns false once the lease may have expired: the instance must stop
     /// acting as the active one.
     pub alive: watch::Receiver<bool>,
+    /// Until when the lease surely holds, by this process's clock.
+    pub holds: LeaseClock,
+}
+
+/// Until when the lease surely holds: the moment the last renewal that
+/// etcd confirmed was *sent*, plus the lease's time. A process that was
+/// paused (SIGSTOP, a VM freeze) finds it past on waking, before its
+/// renewal task could tell it the lease is gone.
+#[derive(Debug, Clone)]
+pub struct LeaseClock {
+    until: Arc<Mutex<Instant>>,
+}
+
+impl LeaseClock {
+    fn new(until: Instant) -> LeaseClock {
+        LeaseClock {
+            until: Arc::new(Mutex::new(until)),
+        }
+    }
+
+    fn extend(&self, until: Instant) {
+        if let Ok(mut held) = self.until.lock() {
+            *held = (*held).max(until);
+        }
+    }
+
+    /// Whether this instance may still act as the active one.
+    pub fn holds(&self) -> bool {
+        self.until
+            .lock()
+            .map(|u| Instant::now() < *u)
+            .unwrap_or(false)
+    }
 }
 
 #[derive(Clone)]
@@ -145,6 +179,7 @@ impl Coordinator {
                 return Ok(TakeOver::NotAHolder(holders.clone()));
             }
         }
+        let asked = Instant::now();
         let lease = self
             .client
             .lease_grant(self.lease_seconds, None)
@@ -168,8 +203,13 @@ impl Coordinator {
             let _ = self.client.lease_revoke(lease).await;
             return Ok(TakeOver::Taken);
         }
-        let alive = self.keep_alive(lease).await?;
-        Ok(TakeOver::Won(Lease { id: lease, alive }))
+        let holds = LeaseClock::new(asked + self.lease_time());
+        let alive = self.keep_alive(lease, holds.clone()).await?;
+        Ok(TakeOver::Won(Lease {
+            id: lease,
+            alive,
+            holds,
+        }))
     }
 
     /// Records which standbys are in step, while this instance is the
@@ -203,20 +243,32 @@ impl Coordinator {
 
     /// Renews the lease a third of its time; the receiver turns false when
     /// no renewal got through for the lease's whole time.
-    async fn keep_alive(&mut self, lease: i64) -> Result<watch::Receiver<bool>, CoordinatorError> {
+    fn lease_time(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds.unsigned_abs())
+    }
+
+    async fn keep_alive(
+        &mut self,
+        lease: i64,
+        holds: LeaseClock,
+    ) -> Result<watch::Receiver<bool>, CoordinatorError> {
         let (mut keeper, mut responses) = self.client.lease_keep_alive(lease).await?;
         let (alive_tx, alive) = watch::channel(true);
-        let ttl = Duration::from_secs(self.lease_seconds.unsigned_abs());
+        let ttl = self.lease_time();
         let every = ttl / 3;
         tokio::spawn(async move {
             let mut renewed = Instant::now();
             loop {
+                let sent = Instant::now();
                 let renewal = async {
                     keeper.keep_alive().await?;
                     responses.message().await
                 };
                 match tokio::time::timeout(every, renewal).await {
-                    Ok(Ok(Some(response))) if response.ttl() > 0 => renewed = Instant::now(),
+                    Ok(Ok(Some(response))) if response.ttl() > 0 => {
+                        renewed = Instant::now();
+                        holds.extend(sent + ttl);
+                    }
                     Ok(Ok(Some(_))) => {
                         error!(lease, "etcd says the lease has run out");
                         let _ = alive_tx.send(false);

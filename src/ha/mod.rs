@@ -17,6 +17,7 @@
 //!    exits), since another instance may take over once the lease runs out.
 
 pub mod coordinator;
+pub mod fence;
 
 pub mod follow;
 pub mod local_etcd;
@@ -33,10 +34,13 @@ use tracing::{error, info, warn};
 use crate::config::{Config, Ha};
 use crate::frontend::Frontend;
 use crate::journal::{Journal, JournalError};
-use coordinator::{ActiveInstance, Coordinator, CoordinatorError, Lease, TakeOver};
+use coordinator::{ActiveInstance, Coordinator, CoordinatorError, Lease, LeaseClock, TakeOver};
 
 /// How often a standby asks etcd who is active.
 const LOOK_EVERY: Duration = Duration::from_millis(100);
+
+/// How often the active looks at its lease's clock.
+const LEASE_WATCH: Duration = Duration::from_millis(20);
 
 /// The process's exit code when the active lost its lease.
 pub const EXIT_LEASE_LOST: i32 = 3;
@@ -234,13 +238,25 @@ async fn serve_as_active(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), HaError> {
-    exit_when_lease_lost(lease.alive.clone());
+    exit_when_lease_lost(lease.alive.clone(), lease.holds.clone());
+    let nodes: Vec<_> = config
+        .nodes
+        .iter()
+        .filter_map(|n| crate::backend::Node::from_config(n).ok())
+        .collect();
+    fence::end_other_connections(&nodes).await;
     let shared = crate::app::assemble(config).await?;
+    let holds = lease.holds.clone();
+    shared
+        .chain
+        .journal
+        .act_only_while(std::sync::Arc::new(move || holds.holds()));
     let journal_listener = bind(ha.journal_listen).await?;
     let shipping = ship::JournalShipping::start(
         shared.chain.journal.clone(),
         journal_listener,
         coordinator.clone(),
+        lease.holds.clone(),
         Duration::from_millis(ha.lease_ms),
     );
     shared
@@ -262,12 +278,22 @@ async fn serve_as_active(
 /// Another instance may take over once the lease ran out: this one must
 /// not write one more thing. It ends the process at once (the sessions'
 /// connections to the nodes close with it, rolling back what they had
-/// open).
-fn exit_when_lease_lost(mut alive: watch::Receiver<bool>) {
+/// open): when the renewal task says the lease is gone, or when the lease's
+/// time has passed by this process's clock (after a pause, that is seen
+/// before any renewal is tried).
+fn exit_when_lease_lost(mut alive: watch::Receiver<bool>, holds: LeaseClock) {
     tokio::spawn(async move {
-        while *alive.borrow_and_update() {
-            if alive.changed().await.is_err() {
-                return;
+        loop {
+            if !*alive.borrow_and_update() || !holds.holds() {
+                break;
+            }
+            tokio::select! {
+                changed = alive.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                () = tokio::time::sleep(LEASE_WATCH) => {}
             }
         }
         error!("the lease in etcd is lost: this instance stops now");

@@ -28,7 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tracing::{error, info, info_span, warn, Instrument};
 
-use super::coordinator::Coordinator;
+use super::coordinator::{Coordinator, LeaseClock};
 use super::wire::{Frame, WireError};
 use crate::journal::shipping::{Ack, Shipment, ShippedChange};
 use crate::journal::Journal;
@@ -55,8 +55,9 @@ struct Link {
     waiting_since: Option<Instant>,
 }
 
-#[derive(Default)]
 struct State {
+    /// Acknowledgements are given only while it holds.
+    lease: LeaseClock,
     links: HashMap<u64, Link>,
     next_link: u64,
     last_batch: u64,
@@ -85,23 +86,36 @@ impl State {
     fn release_through(&mut self, batch: u64) {
         while self.held.front().is_some_and(|(b, _)| *b <= batch) {
             if let Some((_, acks)) = self.held.pop_front() {
-                acknowledge(acks);
+                acknowledge(acks, &self.lease);
             }
         }
     }
 
     fn release_all(&mut self) {
+        let lease = self.lease.clone();
         for (_, acks) in self.held.drain(..) {
-            acknowledge(acks);
+            acknowledge(acks, &lease);
         }
     }
 }
 
-fn acknowledge(acks: Vec<Ack>) {
+/// Tells waiting sessions their writes are durable, while this instance
+/// still holds its lease; once it does not, they are told the write failed,
+/// so that nothing is committed on the nodes on the strength of it (a
+/// standby may have taken over).
+fn acknowledge(acks: Vec<Ack>, lease: &LeaseClock) {
+    let outcome = if lease.holds() {
+        Ok(())
+    } else {
+        Err(LEASE_RUN_OUT.to_string())
+    };
     for ack in acks {
-        let _ = ack.send(Ok(()));
+        let _ = ack.send(outcome.clone());
     }
 }
+
+const LEASE_RUN_OUT: &str =
+    "this lockstep instance's lease has run out: it is no longer the active one";
 
 /// The journal's copy service of the active instance.
 #[derive(Clone)]
@@ -112,6 +126,7 @@ pub struct JournalShipping {
     /// Serializes etcd updates of the in-step list, so they land in order.
     etcd: Arc<tokio::sync::Mutex<()>>,
     ack_timeout: Duration,
+    lease: LeaseClock,
 }
 
 impl JournalShipping {
@@ -121,18 +136,23 @@ impl JournalShipping {
         journal: Journal,
         listener: TcpListener,
         coordinator: Coordinator,
+        lease: LeaseClock,
         ack_timeout: Duration,
     ) -> JournalShipping {
         let (tx, rx) = unbounded_channel();
         let shipping = JournalShipping {
             state: Arc::new(Mutex::new(State {
+                lease: lease.clone(),
+                links: HashMap::new(),
+                next_link: 0,
                 last_batch: *journal.batches().borrow(),
-                ..State::default()
+                held: VecDeque::new(),
             })),
             journal: journal.clone(),
             coordinator,
             etcd: Arc::new(tokio::sync::Mutex::new(())),
             ack_timeout,
+            lease,
         };
         journal.ship_to(tx);
         tokio::spawn(shipping.clone().distribute(rx));
@@ -166,7 +186,7 @@ impl JournalShipping {
                 changes: shipment.changes,
             });
             let Ok(mut state) = self.state.lock() else {
-                acknowledge(shipment.acks);
+                acknowledge(shipment.acks, &self.lease);
                 continue;
             };
             state.last_batch = shipped.batch;
@@ -178,7 +198,7 @@ impl JournalShipping {
             if state.any_in_step() && !shipment.acks.is_empty() {
                 state.held.push_back((shipped.batch, shipment.acks));
             } else {
-                acknowledge(shipment.acks);
+                acknowledge(shipment.acks, &state.lease);
             }
         }
     }

@@ -24,7 +24,7 @@ pub use entry::{
     CommitRecord, CommitState, Context, Entry, EntryKind, EntryState, FileContent, NodeResult,
     Outcome, Param, Rows, SessionState, SqlText, Statement, Verdict,
 };
-use shipping::{ShipmentSender, ShippedChange, ShippedTree};
+use shipping::{MayAct, ShipmentSender, ShippedChange, ShippedTree};
 use writer::{TreeName, Write, Writer};
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +93,8 @@ struct Inner {
     failed: Arc<OnceLock<String>>,
     /// Where the writer ships its batches (`ship_to`).
     shipping: Arc<Mutex<Option<ShipmentSender>>>,
+    /// Set with standbys: whether this instance still holds its lease.
+    may_act: OnceLock<MayAct>,
 }
 
 impl Journal {
@@ -167,6 +169,7 @@ impl Journal {
                 batches,
                 failed,
                 shipping,
+                may_act: OnceLock::new(),
             }),
         })
     }
@@ -512,6 +515,21 @@ impl Journal {
         if let Ok(mut shipping) = self.inner.shipping.lock() {
             *shipping = Some(sender);
         }
+    }
+
+    /// From now on `may_act` says whether this instance may still commit
+    /// on the nodes (`ha`: its lease holds); set once.
+    pub fn act_only_while(&self, may_act: MayAct) {
+        let _ = self.inner.may_act.set(may_act);
+    }
+
+    /// Whether this instance may send a commit to a node now: its journal
+    /// works and, with standbys, its lease holds. Asked with no wait
+    /// between the answer and the commit leaving, so that an instance paused
+    /// past its lease (another took over meanwhile) does not commit on
+    /// waking.
+    pub fn may_act(&self) -> bool {
+        self.inner.failed.get().is_none() && self.inner.may_act.get().is_none_or(|may| may())
     }
 
     /// Every key of every tree as it is now, for a standby's first copy.

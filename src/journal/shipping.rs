@@ -67,3 +67,7 @@ impl Shipment {
 
 /// Where the writer sends each batch once shipping is on.
 pub type ShipmentSender = tokio::sync::mpsc::UnboundedSender<Shipment>;
+
+/// Whether this lockstep instance may still act on the nodes (`ha`: while
+/// its lease holds). Asked right before a commit leaves for a node.
+pub type MayAct = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;

@@ -97,6 +97,14 @@ impl Driver {
             }
         };
         let seq = reservation.seq();
+        if !journal.may_act() {
+            // Paused past the lease: another instance may serve by now.
+            reservation.resolve(CommitState::Aborted);
+            let _ = self.run_on_master(work.wrap.rollback().as_bytes()).await;
+            return Committed::No(ClientError::JournalUnavailable(
+                "this lockstep instance is no longer the active one".into(),
+            ));
+        }
         let on_master = self.run_on_master(work.master_commit.as_bytes());
         match timed(Phase::CommitOnMaster, on_master).await {
             Ok(ok) => {

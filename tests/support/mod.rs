@@ -234,6 +234,31 @@ impl Lockstep {
         }
     }
 
+    /// Sends `signal` (SIGSTOP, SIGCONT, …) without waiting.
+    pub fn signal(&self, signal: i32) {
+        if let Some(pid) = self.pid().and_then(|p| libc::pid_t::try_from(p).ok()) {
+            // SAFETY: kill(2) on the PID of a child this test started and
+            // has not reaped.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; its exit
+    /// code, if it did (it is then reaped and can be respawned).
+    pub fn exited_within(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// SIGKILL: no chance to flush or clean up.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
