@@ -22,7 +22,7 @@ use crate::chain::{commits, recover};
 use crate::compare::notify::Notifier;
 use crate::config::Config;
 use crate::failover::{health, Failover};
-use crate::journal::{CommitState, Journal, JournalError};
+use crate::journal::{CommitState, EntryKind, EntryState, Journal, JournalError};
 use crate::shared::registry::Registry;
 use crate::shared::Shared;
 
@@ -69,6 +69,7 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
     let roles = Roles::new(nodes, journal.master()?.as_deref());
     let prepared = prepare_nodes(&roles, &journal).await?;
     resolve_unfinished_commits(&roles, &journal).await?;
+    name_unnumbered_serialized(&journal).await?;
     recover::recover_commit_records(&roles, &journal).await?;
     let quarantined = remembered_quarantines(&journal, &config.resynced).await?;
     let server = learn_server(&roles).await?;
@@ -338,6 +339,15 @@ async fn resolve_unfinished_commits(roles: &Roles, journal: &Journal) -> Result<
     }
     let mut master = roles.master().connect_admin().await.ok();
     for record in unfinished {
+        if record.serialized {
+            // Numbered only once A ran it (it committed there by itself):
+            // committed, whatever A's row says; its rows, written after
+            // the number, may be missing.
+            record_serialized_rows(roles, journal, &record, master.as_mut()).await;
+            warn!(seq = record.seq, request_id = %record.request_id, "serialized statement unfinished at the last stop: committed (the master ran it before its number)");
+            journal.resolve_commit(&record, CommitState::Committed);
+            continue;
+        }
         let committed = match master.as_mut() {
             Some(conn) => commits::has(conn, record.request_id).await.ok(),
             None => None,
@@ -353,6 +363,68 @@ async fn resolve_unfinished_commits(roles: &Roles, journal: &Journal) -> Result<
     if let Some(conn) = master {
         let _ = conn.disconnect().await;
     }
+    Ok(())
+}
+
+/// The `lockstep.commits` rows of a serialized statement numbered before
+/// lockstep stopped, on the master and on the node that ran it first (its
+/// result in the entry says so): a node without its row would count
+/// itself behind and run the statement again. A row already there is
+/// left as it is.
+async fn record_serialized_rows(
+    roles: &Roles,
+    journal: &Journal,
+    record: &crate::journal::CommitRecord,
+    master: Option<&mut mysql_async::Conn>,
+) {
+    use mysql_async::prelude::Queryable;
+    let row = crate::protocol::control::record(record.request_id, record.seq);
+    if let Some(conn) = master {
+        let _ = conn.query_drop(&row).await;
+    }
+    let Ok(Some(entry)) = journal.entry(record.request_id) else {
+        return;
+    };
+    let ran_first = entry
+        .results
+        .iter()
+        .filter(|r| r.node != entry.master && r.outcome.is_ok())
+        .filter_map(|r| roles.member(&r.node));
+    for member in ran_first {
+        if let Ok(mut conn) = member.node.connect_admin().await {
+            let _ = conn.query_drop(&row).await;
+            let _ = conn.disconnect().await;
+        }
+    }
+}
+
+/// Serialized statements lockstep stopped in the middle of, before their
+/// number (found among the newest entries): the node that ran them first,
+/// and perhaps the master, may hold a change the journal never numbered.
+/// Named loudly, once: `lockstep check` tells whether the nodes differ.
+async fn name_unnumbered_serialized(journal: &Journal) -> Result<(), StartError> {
+    const NEWEST: usize = 10_000;
+    // An entry's last state may not have reached the disk where its
+    // commit record did: numbered ones are finished.
+    let numbered: std::collections::HashSet<_> = journal
+        .commit_records_newest_first()
+        .take(NEWEST)
+        .filter_map(Result::ok)
+        .map(|r| r.request_id)
+        .collect();
+    let unfinished: Vec<_> = journal
+        .entries_newest_first()
+        .take(NEWEST)
+        .filter_map(Result::ok)
+        .filter(|e| e.kind == EntryKind::Serialized && e.state == EntryState::Pending)
+        .filter(|e| !numbered.contains(&e.id))
+        .collect();
+    for mut entry in unfinished {
+        error!(request_id = %entry.id, sql = %String::from_utf8_lossy(&entry.statement.sql().to_bytes()), "lockstep stopped while this statement that commits by itself was running: a node may hold it where others do not; run `lockstep check`");
+        entry.state = EntryState::Failed;
+        journal.write(&entry);
+    }
+    journal.settle().await?;
     Ok(())
 }
 

@@ -510,6 +510,13 @@ impl Tail {
             warn!(seq = record.seq, request_id = %record.request_id, "commit in doubt in this journal: skipped");
             return Ok(false);
         }
+        if record.serialized {
+            // Numbered only once the master ran it: it committed there.
+            self.chain
+                .journal
+                .resolve_commit(record, CommitState::Committed);
+            return Ok(true);
+        }
         if self.in_doubt == InDoubt::Commit {
             warn!(seq = record.seq, request_id = %record.request_id, "in-doubt commit completed: the master is gone");
             self.chain

@@ -495,6 +495,24 @@ impl Journal {
         })
     }
 
+    /// Every entry, newest first.
+    pub fn entries_newest_first(&self) -> impl Iterator<Item = Result<Entry, JournalError>> + '_ {
+        self.inner.entries.iter().rev().map(|item| {
+            let (_, v) = item.map_err(|e| JournalError::Read(e.to_string()))?;
+            decode(&v)
+        })
+    }
+
+    /// Every commit record, the last number first.
+    pub fn commit_records_newest_first(
+        &self,
+    ) -> impl Iterator<Item = Result<CommitRecord, JournalError>> + '_ {
+        self.inner.commits.iter().rev().map(|item| {
+            let (_, v) = item.map_err(|e| JournalError::Read(e.to_string()))?;
+            decode(&v)
+        })
+    }
+
     /// Every commit record, in sequence order.
     pub fn commit_records(&self) -> impl Iterator<Item = Result<CommitRecord, JournalError>> + '_ {
         self.inner.commits.iter().map(|item| {
