@@ -473,3 +473,116 @@ fn an_active_paused_past_its_lease_commits_nothing_once_woken() {
     assert_told_holds(&cluster, &told);
     assert_all_equal(&cluster, &ls2);
 }
+
+/// Which of `instances` is active (only the active serves `/status`).
+fn active_of(instances: &[Lockstep]) -> Option<usize> {
+    instances
+        .iter()
+        .position(|ls| status(ls).is_some_and(|s| s["active_instance"].as_str().is_some()))
+}
+
+fn wait_for_an_active(instances: &[Lockstep]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(i) = active_of(instances) {
+            return i;
+        }
+        assert!(Instant::now() < deadline, "no instance became active");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn node_index(name: &str) -> usize {
+    name.trim_start_matches('n').parse().expect("node name")
+}
+
+/// Chaos with standbys: the active instance (its journal directory deleted
+/// with it), the standby, the master node and the synchronous slave are
+/// SIGKILLed in turn under 8 writers connected to both instances, each
+/// started again before the next kill. `LOCKSTEP_HA_CHAOS_SECS` (default
+/// 20) sets the length; at least 8 kills.
+#[test]
+fn no_acknowledged_write_is_lost_while_instances_and_nodes_are_killed() {
+    let seconds: u64 = std::env::var("LOCKSTEP_HA_CHAOS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let etcd_dir = tempfile::tempdir().expect("temp dir");
+    let etcd = LocalEtcd::start(etcd_dir.path()).expect("etcd");
+    let mut cluster = Cluster::start(3);
+    let mut instances = vec![instance(&cluster, &etcd, "ls1")];
+    wait_until_active(&instances[0], "ls1");
+    instances.push(instance(&cluster, &etcd, "ls2"));
+    create_tables(instances[0].port);
+    wait_until_in_step(&instances[0], "ls2");
+
+    let rt = runtime();
+    let stop = Arc::new(AtomicBool::new(false));
+    let told = Arc::new(Mutex::new(Told::default()));
+    let ports = instances.iter().map(|i| i.port).collect();
+    let writers = start_writers(&rt, ports, stop.clone(), told.clone());
+    let victims = ["active", "master", "standby", "sync"];
+    let started = Instant::now();
+    let mut kills = Vec::new();
+    while started.elapsed() < Duration::from_secs(seconds) || kills.len() < 8 {
+        std::thread::sleep(Duration::from_millis(
+            800 + (kills.len() as u64 * 389) % 900,
+        ));
+        let victim = victims[kills.len() % victims.len()];
+        let active = wait_for_an_active(&instances);
+        match victim {
+            "active" | "standby" => {
+                let i = if victim == "active" {
+                    active
+                } else {
+                    1 - active
+                };
+                instances[i].kill();
+                if victim == "active" {
+                    std::fs::remove_dir_all(&instances[i].journal_dir).expect("remove journal");
+                }
+                std::thread::sleep(Duration::from_millis(1500));
+                instances[i].respawn();
+                kills.push(format!("{victim} ls{}", i + 1));
+                // The next kill of an instance needs a standby in step.
+                let active = wait_for_an_active(&instances);
+                wait_until_in_step(&instances[active], &format!("ls{}", 2 - active));
+            }
+            role => {
+                let roles = support::roles(&instances[active]);
+                let Some((node, _)) = roles.iter().find(|(_, r)| r == role) else {
+                    kills.push(format!("no {role} to kill"));
+                    continue;
+                };
+                let i = node_index(node);
+                cluster.nodes[i].kill();
+                std::thread::sleep(Duration::from_millis(1000));
+                let (dir, port) = (cluster.nodes[i].dir.clone(), cluster.nodes[i].port);
+                cluster.nodes[i] = mariadb::MariaDb::start(&dir, port, &Default::default())
+                    .expect("node restarts");
+                kills.push(format!("{role} n{i}"));
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        rt.block_on(writer).expect("writer");
+    }
+    let told = told.lock().expect("told");
+    println!(
+        "{} acknowledged writes, {} unknown, in {:?}; kills: {kills:?}",
+        told.acknowledged.len(),
+        told.unknown.len(),
+        started.elapsed()
+    );
+    let active = wait_for_an_active(&instances);
+    let master = support::roles(&instances[active])
+        .into_iter()
+        .find(|(_, r)| r == "master")
+        .map(|(n, _)| node_index(&n))
+        .expect("a master");
+    // The oracles read the current master: put it first.
+    cluster.nodes.swap(0, master);
+    assert_told_holds(&cluster, &told);
+    assert_all_equal(&cluster, &instances[active]);
+}
