@@ -586,3 +586,71 @@ fn no_acknowledged_write_is_lost_while_instances_and_nodes_are_killed() {
     assert_told_holds(&cluster, &told);
     assert_all_equal(&cluster, &instances[active]);
 }
+
+/// etcd unreachable: the active cannot renew its lease and stops at its
+/// end (it cannot know whether a standby took over), so no instance writes
+/// without etcd's consent. etcd back, an instance holding every commit
+/// takes over and the writes go on; nothing acknowledged is lost.
+#[test]
+fn with_etcd_gone_the_active_stops_at_its_lease_end_and_etcd_back_brings_one_back() {
+    let etcd_dir = tempfile::tempdir().expect("temp dir");
+    let mut etcd = LocalEtcd::start(etcd_dir.path()).expect("etcd");
+    let cluster = Cluster::start(3);
+    let mut instances = vec![instance(&cluster, &etcd, "ls1")];
+    wait_until_active(&instances[0], "ls1");
+    instances.push(instance(&cluster, &etcd, "ls2"));
+    create_tables(instances[0].port);
+    wait_until_in_step(&instances[0], "ls2");
+
+    let rt = runtime();
+    let stop = Arc::new(AtomicBool::new(false));
+    let told = Arc::new(Mutex::new(Told::default()));
+    let ports = instances.iter().map(|i| i.port).collect();
+    let writers = start_writers(&rt, ports, stop.clone(), told.clone());
+    std::thread::sleep(Duration::from_secs(2));
+    let gone = Instant::now();
+    etcd.stop();
+    let code = instances[0].exited_within(Duration::from_secs(5));
+    let stopped_after = gone.elapsed();
+    assert_eq!(
+        code,
+        Some(3),
+        "the active kept going without etcd:\n{}",
+        instances[0].log()
+    );
+    println!(
+        "the active stopped {:.2} s after etcd went away",
+        stopped_after.as_secs_f64()
+    );
+    // Nobody is active: nothing is acknowledged meanwhile.
+    std::thread::sleep(Duration::from_millis(500));
+    let quiet_from = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    let acknowledged_meanwhile = told
+        .lock()
+        .expect("told")
+        .ack_times
+        .iter()
+        .filter(|t| **t > quiet_from)
+        .count();
+    assert_eq!(
+        acknowledged_meanwhile, 0,
+        "writes acknowledged with no active instance"
+    );
+
+    etcd.restart().expect("etcd restarts");
+    instances[0].respawn();
+    let active = wait_for_an_active(&instances);
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        rt.block_on(writer).expect("writer");
+    }
+    let told = told.lock().expect("told");
+    assert!(
+        told.ack_times.iter().any(|t| *t > quiet_from),
+        "no write after etcd came back"
+    );
+    assert_told_holds(&cluster, &told);
+    assert_all_equal(&cluster, &instances[active]);
+}

@@ -7,7 +7,7 @@
 //! timeouts, so with its defaults a 1 s lease would become 2 s.
 
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,23 +26,43 @@ pub enum LocalEtcdError {
 
 pub struct LocalEtcd {
     pub port: u16,
+    peer: u16,
+    dir: PathBuf,
     child: Option<Child>,
 }
 
 impl LocalEtcd {
     /// Starts etcd with its data and log in `dir`.
     pub fn start(dir: &Path) -> Result<LocalEtcd, LocalEtcdError> {
-        let etcd = find_binary("etcd").ok_or(LocalEtcdError::NotInstalled)?;
         std::fs::create_dir_all(dir)?;
-        let port = free_port()?;
-        let peer = free_port()?;
-        let log_path = dir.join("etcd.log");
-        let log = std::fs::File::create(&log_path)?;
-        let client_url = format!("http://127.0.0.1:{port}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
+        let mut etcd = LocalEtcd {
+            port: free_port()?,
+            peer: free_port()?,
+            dir: dir.to_path_buf(),
+            child: None,
+        };
+        etcd.spawn()?;
+        Ok(etcd)
+    }
+
+    /// Starts it again after `stop`, on the same ports with the same data.
+    pub fn restart(&mut self) -> Result<(), LocalEtcdError> {
+        self.stop();
+        self.spawn()
+    }
+
+    fn spawn(&mut self) -> Result<(), LocalEtcdError> {
+        let etcd = find_binary("etcd").ok_or(LocalEtcdError::NotInstalled)?;
+        let log_path = self.dir.join("etcd.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        let client_url = format!("http://127.0.0.1:{}", self.port);
+        let peer_url = format!("http://127.0.0.1:{}", self.peer);
         let child = Command::new(etcd)
             .arg("--name=lockstep")
-            .arg(format!("--data-dir={}", dir.join("data").display()))
+            .arg(format!("--data-dir={}", self.dir.join("data").display()))
             .arg(format!("--listen-client-urls={client_url}"))
             .arg(format!("--advertise-client-urls={client_url}"))
             .arg(format!("--listen-peer-urls={peer_url}"))
@@ -54,22 +74,19 @@ impl LocalEtcd {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
-        let mut etcd = LocalEtcd {
-            port,
-            child: Some(child),
-        };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if Instant::now() > deadline {
-                etcd.stop();
+                self.stop();
                 return Err(LocalEtcdError::StartTimeout {
-                    port,
+                    port: self.port,
                     log: log_path.display().to_string(),
                 });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(etcd)
+        Ok(())
     }
 
     /// `http://127.0.0.1:PORT`
