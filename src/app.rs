@@ -69,7 +69,13 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
     let roles = Roles::new(nodes, journal.master()?.as_deref());
     let prepared = prepare_nodes(&roles, &journal).await?;
     resolve_unfinished_commits(&roles, &journal).await?;
-    name_unnumbered_serialized(&journal).await?;
+    // Reads up to 10 000 entries: not on the way to serving clients.
+    let named = journal.clone();
+    tokio::spawn(async move {
+        if let Err(e) = name_unnumbered_serialized(&named).await {
+            warn!(error = %e, "cannot look for serialized statements cut by the last stop");
+        }
+    });
     recover::recover_commit_records(&roles, &journal).await?;
     let quarantined = remembered_quarantines(&journal, &config.resynced).await?;
     let server = learn_server(&roles).await?;

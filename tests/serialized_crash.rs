@@ -67,12 +67,20 @@ fn a_ddl_cut_between_the_slave_and_the_master_is_named_at_restart() {
     let _ = ddl.wait();
 
     lockstep.respawn();
-    let log = lockstep.log();
-    assert!(
+    // Looked for in the background once lockstep serves.
+    let named = |log: &str| {
         log.contains("lockstep stopped while this statement that commits by itself was running")
-            && log.contains("CREATE TABLE d.cut"),
-        "the restart did not name the cut statement:\n{log}"
-    );
+            && log.contains("CREATE TABLE d.cut")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !named(&lockstep.log()) {
+        assert!(
+            Instant::now() < deadline,
+            "the restart did not name the cut statement:\n{}",
+            lockstep.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // The master may have run it too once the lock went (its thread
     // outlives lockstep's connection); the tail never did. The difference
     // is there, and `lockstep check` sees it.

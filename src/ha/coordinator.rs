@@ -11,16 +11,30 @@
 //!   waits for before it acknowledges a commit. Kept without a lease: it
 //!   matters most when the active is gone.
 //!
-//! Taking over is one etcd transaction: the active key is absent and the
-//! holders key is as this instance read it (and names it, or is absent:
-//! a new cluster); then both are written. No two instances can win it for
-//! the same state, and none whose copy may lack a commit can win it at all.
+//! - `lockstep/beat`: the active's heartbeat, put every tenth of
+//!   `lease_ms` while `lockstep/active` still names it.
+//!
+//! Taking over is one etcd transaction: the active key is absent (its etcd
+//! lease ran out: up to `lease_ms` rounded up to whole seconds, plus etcd's
+//! 500 ms sweep) or the heartbeat has not moved for 0.45 × `lease_ms`, and
+//! the holders key is as this instance read it (and names it, or is absent:
+//! a new cluster); then all three are written. No two instances can win it
+//! for the same state, and none whose copy may lack a commit can win it at
+//! all.
+//!
+//! The heartbeat is what makes a takeover fast, and the active's own clock
+//! what makes it safe: the active acts only until 0.4 × `lease_ms` after
+//! it *sent* its last heartbeat that etcd confirmed. A standby first saw that
+//! heartbeat's revision after it was sent, and takes over only once it has
+//! seen no newer one for 0.45 × `lease_ms` by its own clock, and only if etcd
+//! still holds that revision (the transaction compares it): by then the old
+//! active's authority has ended, whatever happened to it.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, PutOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -29,6 +43,8 @@ use crate::config::Ha;
 
 const ACTIVE_KEY: &str = "lockstep/active";
 const HOLDERS_KEY: &str = "lockstep/journal";
+const BEAT_KEY: &str = "lockstep/beat";
+const PREFIX: &str = "lockstep/";
 
 /// How long one etcd request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
@@ -121,11 +137,41 @@ impl LeaseClock {
     }
 }
 
+/// The active's heartbeat, in fractions of `lease_ms` (module doc).
+#[derive(Debug, Clone, Copy)]
+pub struct Beat {
+    /// How often the active puts it.
+    pub every: Duration,
+    /// How long after sending a confirmed heartbeat the active may act.
+    pub authority: Duration,
+    /// How long a standby must see no new heartbeat before it takes over.
+    pub silence: Duration,
+}
+
+impl Beat {
+    fn of(lease: Duration) -> Beat {
+        Beat {
+            every: lease / 10,
+            authority: lease * 2 / 5,
+            silence: lease * 9 / 20,
+        }
+    }
+}
+
+/// What a standby reads of etcd in one request.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub active: Option<ActiveInstance>,
+    /// The heartbeat's revision (0: none yet).
+    pub beat: i64,
+}
+
 #[derive(Clone)]
 pub struct Coordinator {
     client: Client,
     me: ActiveInstance,
     lease_seconds: i64,
+    pub beat: Beat,
 }
 
 impl Coordinator {
@@ -142,6 +188,7 @@ impl Coordinator {
                 journal_listen: ha.journal_listen,
             },
             lease_seconds: ha.lease_seconds(),
+            beat: Beat::of(Duration::from_millis(ha.lease_ms)),
         })
     }
 
@@ -149,14 +196,23 @@ impl Coordinator {
         &self.me.name
     }
 
-    /// The active instance, if any.
-    pub async fn active(&mut self) -> Result<Option<ActiveInstance>, CoordinatorError> {
-        let response = self.client.get(ACTIVE_KEY, None).await?;
-        response
-            .kvs()
-            .first()
-            .map(|kv| decode(ACTIVE_KEY, kv.value()))
-            .transpose()
+    /// The active instance, if any, and its heartbeat's revision.
+    pub async fn look(&mut self) -> Result<Seen, CoordinatorError> {
+        let response = self
+            .client
+            .get(PREFIX, Some(GetOptions::new().with_prefix()))
+            .await?;
+        let mut seen = Seen::default();
+        for kv in response.kvs() {
+            match kv.key() {
+                k if k == ACTIVE_KEY.as_bytes() => {
+                    seen.active = Some(decode(ACTIVE_KEY, kv.value())?)
+                }
+                k if k == BEAT_KEY.as_bytes() => seen.beat = kv.mod_revision(),
+                _ => {}
+            }
+        }
+        Ok(seen)
     }
 
     /// The holders key as it is, and its revision (0: absent).
@@ -172,7 +228,14 @@ impl Coordinator {
     /// journal is a whole copy (it served as the active, or it finished its
     /// copy as a standby); a standby whose copy was cut short never takes
     /// over, whatever etcd says.
-    pub async fn try_take_over(&mut self, copy_whole: bool) -> Result<TakeOver, CoordinatorError> {
+    /// `silent_beat`: take over from an active whose heartbeat stayed at
+    /// this revision for `beat.silence` (None: only if no instance is
+    /// active).
+    pub async fn try_take_over(
+        &mut self,
+        copy_whole: bool,
+        silent_beat: Option<i64>,
+    ) -> Result<TakeOver, CoordinatorError> {
         let (holders, revision) = self.holders().await?;
         if let Some(holders) = &holders {
             if !copy_whole || !holders.holds(&self.me.name) {
@@ -190,21 +253,33 @@ impl Coordinator {
             active: self.me.name.clone(),
             in_step: Vec::new(),
         });
+        let nobody_else = match silent_beat {
+            None => Compare::create_revision(ACTIVE_KEY, CompareOp::Equal, 0),
+            Some(beat) => Compare::mod_revision(BEAT_KEY, CompareOp::Equal, beat),
+        };
         let txn = Txn::new()
             .when([
-                Compare::create_revision(ACTIVE_KEY, CompareOp::Equal, 0),
+                nobody_else,
                 Compare::mod_revision(HOLDERS_KEY, CompareOp::Equal, revision),
             ])
             .and_then([
-                TxnOp::put(ACTIVE_KEY, me, Some(PutOptions::new().with_lease(lease))),
+                TxnOp::put(
+                    ACTIVE_KEY,
+                    me.clone(),
+                    Some(PutOptions::new().with_lease(lease)),
+                ),
                 TxnOp::put(HOLDERS_KEY, now_holding, None),
+                TxnOp::put(BEAT_KEY, me, None),
             ]);
         if !self.client.txn(txn).await?.succeeded() {
             let _ = self.client.lease_revoke(lease).await;
             return Ok(TakeOver::Taken);
         }
-        let holds = LeaseClock::new(asked + self.lease_time());
-        let alive = self.keep_alive(lease, holds.clone()).await?;
+        let holds = LeaseClock::new(asked + self.beat.authority);
+        let (alive_tx, alive) = watch::channel(true);
+        let alive_tx = Arc::new(alive_tx);
+        self.keep_alive(lease, alive_tx.clone()).await?;
+        self.keep_beating(holds.clone(), alive_tx);
         Ok(TakeOver::Won(Lease {
             id: lease,
             alive,
@@ -241,44 +316,39 @@ impl Coordinator {
         }
     }
 
-    /// Renews the lease a third of its time; the receiver turns false when
-    /// no renewal got through for the lease's whole time.
     fn lease_time(&self) -> Duration {
         Duration::from_secs(self.lease_seconds.unsigned_abs())
     }
 
+    /// Renews the etcd lease a third of its time; `alive` turns false when
+    /// etcd says it ran out or no renewal got through for its whole time.
     async fn keep_alive(
         &mut self,
         lease: i64,
-        holds: LeaseClock,
-    ) -> Result<watch::Receiver<bool>, CoordinatorError> {
+        alive: Arc<watch::Sender<bool>>,
+    ) -> Result<(), CoordinatorError> {
         let (mut keeper, mut responses) = self.client.lease_keep_alive(lease).await?;
-        let (alive_tx, alive) = watch::channel(true);
         let ttl = self.lease_time();
         let every = ttl / 3;
         tokio::spawn(async move {
             let mut renewed = Instant::now();
             loop {
-                let sent = Instant::now();
                 let renewal = async {
                     keeper.keep_alive().await?;
                     responses.message().await
                 };
                 match tokio::time::timeout(every, renewal).await {
-                    Ok(Ok(Some(response))) if response.ttl() > 0 => {
-                        renewed = Instant::now();
-                        holds.extend(sent + ttl);
-                    }
+                    Ok(Ok(Some(response))) if response.ttl() > 0 => renewed = Instant::now(),
                     Ok(Ok(Some(_))) => {
                         error!(lease, "etcd says the lease has run out");
-                        let _ = alive_tx.send(false);
+                        let _ = alive.send(false);
                         return;
                     }
                     outcome => {
                         warn!(lease, outcome = ?outcome.map(|r| r.map(|_| ())), "lease renewal failed");
                         if renewed.elapsed() >= ttl {
                             error!(lease, "no lease renewal got through for the lease's time");
-                            let _ = alive_tx.send(false);
+                            let _ = alive.send(false);
                             return;
                         }
                     }
@@ -287,7 +357,36 @@ impl Coordinator {
             }
         });
         info!(lease, ttl_s = ttl.as_secs(), "lease taken");
-        Ok(alive)
+        Ok(())
+    }
+
+    /// Puts the heartbeat every `beat.every` while etcd names this instance
+    /// active; each one etcd confirms extends `holds` to its send time plus
+    /// `beat.authority`. A heartbeat refused (another instance is active)
+    /// turns `alive` false.
+    fn keep_beating(&self, holds: LeaseClock, alive: Arc<watch::Sender<bool>>) {
+        let mut client = self.client.clone();
+        let me = encode(&self.me);
+        let beat = self.beat;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(beat.every).await;
+                let sent = Instant::now();
+                let txn = Txn::new()
+                    .when([Compare::value(ACTIVE_KEY, CompareOp::Equal, me.clone())])
+                    .and_then([TxnOp::put(BEAT_KEY, me.clone(), None)]);
+                match tokio::time::timeout(beat.authority, client.txn(txn)).await {
+                    Ok(Ok(response)) if response.succeeded() => holds.extend(sent + beat.authority),
+                    Ok(Ok(_)) => {
+                        error!("etcd names another instance active");
+                        let _ = alive.send(false);
+                        return;
+                    }
+                    Ok(Err(e)) => warn!(error = %e, "heartbeat failed"),
+                    Err(_) => warn!("heartbeat timed out"),
+                }
+            }
+        });
     }
 }
 

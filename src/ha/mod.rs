@@ -25,7 +25,7 @@ pub mod pass;
 pub mod ship;
 pub mod wire;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -37,7 +37,7 @@ use crate::journal::{Journal, JournalError};
 use coordinator::{ActiveInstance, Coordinator, CoordinatorError, Lease, LeaseClock, TakeOver};
 
 /// How often a standby asks etcd who is active.
-const LOOK_EVERY: Duration = Duration::from_millis(100);
+const LOOK_EVERY: Duration = Duration::from_millis(50);
 
 /// How often the active looks at its lease's clock.
 const LEASE_WATCH: Duration = Duration::from_millis(20);
@@ -94,6 +94,28 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, HaError> {
         .map_err(|source| HaError::Bind { addr, source })
 }
 
+/// Why this instance may not take over, logged once per change.
+#[derive(Default)]
+struct Refusals {
+    last: Option<(coordinator::JournalHolders, bool)>,
+}
+
+impl Refusals {
+    fn log(&mut self, me: &str, holders: coordinator::JournalHolders, whole: bool) {
+        let refusal = Some((holders.clone(), whole));
+        if self.last != refusal {
+            error!(
+                instance = %me,
+                last_active = %holders.active,
+                in_step = ?holders.in_step,
+                copy_whole = whole,
+                "no instance is active, and this one may lack acknowledged commits: it does not take over (start the last active instance, or an instance in step)"
+            );
+            self.last = refusal;
+        }
+    }
+}
+
 /// The standby's tasks: the copy of the journal and the passing of clients.
 struct Standby {
     journal: Journal,
@@ -129,58 +151,74 @@ impl Standby {
         })
     }
 
-    /// Watches etcd until this instance wins the active role.
+    /// Watches etcd until this instance wins the active role: when no
+    /// instance is active, or the active's heartbeat has not moved for
+    /// `beat.silence` (`coordinator`).
     async fn wait_for_the_active_role(&self) -> Lease {
         let mut coordinator = self.coordinator.clone();
         let me = coordinator.name().to_string();
-        let mut last_refusal = None;
+        let mut refusals = Refusals::default();
+        // The heartbeat revision last seen, and since when.
+        let mut beat: Option<(i64, Instant)> = None;
         loop {
-            match coordinator.active().await {
-                // This instance's own key, left by its previous run: it
-                // runs out with that run's lease. Clients are not passed
-                // to it meanwhile (they would come back here).
-                Ok(Some(active)) if active.name == me => {
-                    self.active.send_if_modified(|known| known.take().is_some());
+            let seen = match coordinator.look().await {
+                Ok(seen) => seen,
+                Err(e) => {
+                    warn!(error = %e, "cannot ask etcd who is active");
+                    tokio::time::sleep(LOOK_EVERY).await;
+                    continue;
                 }
-                Ok(Some(active)) => {
-                    self.active.send_if_modified(|known| {
-                        let changed = known.as_ref() != Some(&active);
-                        if changed {
-                            info!(active = %active.name, "active instance");
+            };
+            let silent_beat = match &seen.active {
+                Some(active) => {
+                    self.pass_clients_to(active, &me);
+                    match beat {
+                        Some((revision, since)) if revision == seen.beat => {
+                            (since.elapsed() >= coordinator.beat.silence).then_some(revision)
                         }
-                        *known = Some(active.clone());
-                        changed
-                    });
-                }
-                Ok(None) => {
-                    self.active.send_if_modified(|known| known.take().is_some());
-                    let whole = follow::copy_is_whole(self.journal.dir());
-                    match coordinator.try_take_over(whole).await {
-                        Ok(TakeOver::Won(lease)) => {
-                            info!(instance = %me, "this instance is now the active one");
-                            return lease;
+                        _ => {
+                            beat = Some((seen.beat, Instant::now()));
+                            None
                         }
-                        Ok(TakeOver::Taken) => {}
-                        Ok(TakeOver::NotAHolder(holders)) => {
-                            let refusal = Some((holders.clone(), whole));
-                            if last_refusal != refusal {
-                                error!(
-                                    instance = %me,
-                                    last_active = %holders.active,
-                                    in_step = ?holders.in_step,
-                                    copy_whole = whole,
-                                    "no instance is active, and this one may lack acknowledged commits: it does not take over (start the last active instance, or an instance in step)"
-                                );
-                                last_refusal = refusal;
-                            }
-                        }
-                        Err(e) => warn!(error = %e, "taking over failed"),
                     }
                 }
-                Err(e) => warn!(error = %e, "cannot ask etcd who is active"),
+                None => {
+                    self.active.send_if_modified(|known| known.take().is_some());
+                    beat = None;
+                    None
+                }
+            };
+            if seen.active.is_none() || silent_beat.is_some() {
+                let whole = follow::copy_is_whole(self.journal.dir());
+                match coordinator.try_take_over(whole, silent_beat).await {
+                    Ok(TakeOver::Won(lease)) => {
+                        info!(instance = %me, silent_beat, "this instance is now the active one");
+                        return lease;
+                    }
+                    Ok(TakeOver::Taken) => beat = None,
+                    Ok(TakeOver::NotAHolder(holders)) => refusals.log(&me, holders, whole),
+                    Err(e) => warn!(error = %e, "taking over failed"),
+                }
             }
             tokio::time::sleep(LOOK_EVERY).await;
         }
+    }
+
+    /// Clients go to `active`; not to this instance's own key left by its
+    /// previous run (they would come back here).
+    fn pass_clients_to(&self, active: &ActiveInstance, me: &str) {
+        if active.name == me {
+            self.active.send_if_modified(|known| known.take().is_some());
+            return;
+        }
+        self.active.send_if_modified(|known| {
+            let changed = known.as_ref() != Some(active);
+            if changed {
+                info!(active = %active.name, "active instance");
+            }
+            *known = Some(active.clone());
+            changed
+        });
     }
 
     /// Stops copying and passing; closes the journal (the active role

@@ -15,7 +15,7 @@ use super::coordinator::ActiveInstance;
 const NO_ACTIVE_CODE: u16 = 1053;
 
 /// How long a client waits for an active instance to be known.
-const WAIT_FOR_ACTIVE: std::time::Duration = std::time::Duration::from_secs(2);
+const WAIT_FOR_ACTIVE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Passes the clients `listener` accepts to the active instance until
 /// `stop` fires; then gives the listener back (the instance serves on it
