@@ -50,8 +50,9 @@ fn status(lockstep: &Lockstep) -> Option<serde_json::Value> {
 fn wait_until_active(lockstep: &Lockstep, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let active = status(lockstep).and_then(|s| s["active_instance"].as_str().map(String::from));
-        if active.as_deref() == Some(name) {
+        let active =
+            status(lockstep).is_some_and(|s| s["role"] == "active" && s["active_instance"] == name);
+        if active {
             return;
         }
         assert!(
@@ -314,6 +315,21 @@ fn the_standby_takes_over_with_every_acknowledged_write_when_the_active_and_its_
     let ls2 = instance(&cluster, &etcd, "ls2");
     create_tables(ls2.port);
     wait_until_in_step(&ls1, "ls2");
+    // The standby's own /status names it, the active, and its copy.
+    let standby = status(&ls2).expect("the standby's /status");
+    assert_eq!(
+        (
+            &standby["role"],
+            &standby["active_instance"],
+            &standby["journal_copy_whole"]
+        ),
+        (
+            &serde_json::json!("standby"),
+            &serde_json::json!("ls1"),
+            &serde_json::json!(true)
+        ),
+        "{standby}"
+    );
 
     let rt = runtime();
     let stop = Arc::new(AtomicBool::new(false));
@@ -394,7 +410,7 @@ fn without_a_standby_in_step_commits_go_on_and_only_a_holder_of_them_takes_over(
         ls2.port,
         USER,
         PASSWORD,
-        &["--connect-timeout=2"],
+        &["--connect-timeout=5"],
         "SELECT 1",
     );
     assert!(
@@ -478,7 +494,7 @@ fn an_active_paused_past_its_lease_commits_nothing_once_woken() {
 fn active_of(instances: &[Lockstep]) -> Option<usize> {
     instances
         .iter()
-        .position(|ls| status(ls).is_some_and(|s| s["active_instance"].as_str().is_some()))
+        .position(|ls| status(ls).is_some_and(|s| s["role"] == "active"))
 }
 
 fn wait_for_an_active(instances: &[Lockstep]) -> usize {

@@ -39,3 +39,41 @@ pub async fn start(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<Soc
     info!(addr = %bound, "admin endpoint listening (/metrics, /status)");
     Ok(bound)
 }
+
+/// What a standby instance (`[ha]`) shows at `/status`, asked at each call.
+pub type StandbyView = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// A standby's admin endpoint: `GET /status` only (it has no nodes nor
+/// journal of its own to show). Stopped through the returned sender, and
+/// gone (its port free again) once the returned task ends: the instance
+/// binds the full endpoint there when it becomes active.
+pub async fn start_standby(
+    addr: SocketAddr,
+    view: StandbyView,
+) -> std::io::Result<(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let listener = TcpListener::bind(addr).await?;
+    let app = Router::new().route(
+        "/status",
+        get(move || {
+            let view = view.clone();
+            async move { axum::Json(view()) }
+        }),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            error!(error = %e, "the standby's admin endpoint stopped");
+        }
+    });
+    info!(%addr, "standby admin endpoint listening (/status)");
+    Ok((stop, task))
+}

@@ -70,7 +70,10 @@ pub(super) struct Status {
     /// Why writes have no synchronous copy, while they have none.
     no_sync_slave: Option<String>,
     nodes: Vec<NodeStatus>,
-    /// With `[ha]`: this instance (the active one) and its standbys.
+    /// With `[ha]`: "active" (a standby answers "standby"), this instance
+    /// and its standbys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     active_instance: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,6 +96,7 @@ pub(super) async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
         client_connections: shared.registry.len(),
         no_sync_slave: shared.chain.roles.no_sync_reason(),
         nodes: nodes(&shared),
+        role: shared.instances.active().map(|_| "active"),
         active_instance: shared.instances.active(),
         standbys: shared
             .instances

@@ -74,6 +74,12 @@ pub async fn run(
     let listener = bind(config.listen).await?;
     info!(instance = %ha.name, addr = %config.listen, "lockstep instance listening as a standby");
     let standby = Standby::start(config, coordinator.clone(), listener)?;
+    let admin = crate::admin::start_standby(config.admin_listen, standby.view())
+        .await
+        .map_err(|source| HaError::Bind {
+            addr: config.admin_listen,
+            source,
+        })?;
     let lease = tokio::select! {
         lease = standby.wait_for_the_active_role() => lease,
         () = &mut shutdown => {
@@ -81,6 +87,10 @@ pub async fn run(
             return Ok(());
         }
     };
+    // The active's own endpoint takes the port.
+    let (stop_admin, admin_task) = admin;
+    let _ = stop_admin.send(());
+    let _ = admin_task.await;
     let listener = match standby.stop().await {
         Some(listener) => listener,
         None => bind(config.listen).await?,
@@ -219,6 +229,24 @@ impl Standby {
             *known = Some(active.clone());
             changed
         });
+    }
+
+    /// What the standby's `/status` shows: this instance, the active one,
+    /// and whether its journal copy is whole.
+    fn view(&self) -> crate::admin::StandbyView {
+        let name = self.coordinator.name().to_string();
+        let active = self.active.subscribe();
+        let dir = self.journal.dir().to_path_buf();
+        let batches = self.journal.batches();
+        std::sync::Arc::new(move || {
+            serde_json::json!({
+                "instance": name,
+                "role": "standby",
+                "active_instance": active.borrow().as_ref().map(|a| a.name.clone()),
+                "journal_copy_whole": follow::copy_is_whole(&dir),
+                "journal_batches_applied": *batches.borrow(),
+            })
+        })
     }
 
     /// Stops copying and passing; closes the journal (the active role
