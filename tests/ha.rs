@@ -27,10 +27,16 @@ const WRITERS: u32 = 8;
 
 /// An instance with `[ha]` named `name`.
 fn instance(cluster: &Cluster, etcd: &LocalEtcd, name: &str) -> Lockstep {
+    instance_of(cluster, &[etcd.endpoint()], name)
+}
+
+/// An instance with `[ha]` named `name`, over the etcd at `endpoints`.
+fn instance_of(cluster: &Cluster, endpoints: &[String], name: &str) -> Lockstep {
     let journal_port = mariadb::free_port().expect("free port");
+    let etcd: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
     let ha = format!(
-        "[ha]\netcd = [\"{}\"]\nname = \"{name}\"\nlease_ms = 1000\njournal_listen = \"127.0.0.1:{journal_port}\"\n",
-        etcd.endpoint()
+        "[ha]\netcd = [{}]\nname = \"{name}\"\nlease_ms = 1000\njournal_listen = \"127.0.0.1:{journal_port}\"\n",
+        etcd.join(", ")
     );
     Lockstep::start(cluster, &ha)
 }
@@ -669,4 +675,56 @@ fn with_etcd_gone_the_active_stops_at_its_lease_end_and_etcd_back_brings_one_bac
     );
     assert_told_holds(&cluster, &told);
     assert_all_equal(&cluster, &instances[active]);
+}
+
+/// A three-member etcd: each member in turn stopped for two seconds under
+/// writes changes nothing: the same instance stays active, writes go on.
+#[test]
+fn with_three_etcd_members_one_down_changes_nothing() {
+    let etcd_dir = tempfile::tempdir().expect("temp dir");
+    let mut members = LocalEtcd::start_members(etcd_dir.path(), 3).expect("etcd");
+    let endpoints = LocalEtcd::endpoints(&members);
+    let cluster = Cluster::start(3);
+    let mut instances = vec![instance_of(&cluster, &endpoints, "ls1")];
+    wait_until_active(&instances[0], "ls1");
+    instances.push(instance_of(&cluster, &endpoints, "ls2"));
+    create_tables(instances[0].port);
+    wait_until_in_step(&instances[0], "ls2");
+
+    let rt = runtime();
+    let stop = Arc::new(AtomicBool::new(false));
+    let told = Arc::new(Mutex::new(Told::default()));
+    let ports = instances.iter().map(|i| i.port).collect();
+    let writers = start_writers(&rt, ports, stop.clone(), told.clone());
+    std::thread::sleep(Duration::from_secs(1));
+    let from = Instant::now();
+    for member in &mut members {
+        member.stop();
+        std::thread::sleep(Duration::from_secs(2));
+        member.restart().expect("member restarts");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        rt.block_on(writer).expect("writer");
+    }
+    let told = told.lock().expect("told");
+    let pause = longest_pause_after(&told, from);
+    println!(
+        "{} acknowledged writes; the longest write pause while members were down: {:.2} s",
+        told.acknowledged.len(),
+        pause.as_secs_f64()
+    );
+    assert_eq!(
+        active_of(&instances),
+        Some(0),
+        "the active instance changed"
+    );
+    assert!(
+        !instances[0].log().contains("this instance stops now"),
+        "the active stopped:\n{}",
+        instances[0].log()
+    );
+    assert_told_holds(&cluster, &told);
+    assert_all_equal(&cluster, &instances[0]);
 }

@@ -46,6 +46,9 @@ const HOLDERS_KEY: &str = "lockstep/journal";
 const BEAT_KEY: &str = "lockstep/beat";
 const PREFIX: &str = "lockstep/";
 
+/// Heartbeat attempts per period.
+const BEAT_TRIES: usize = 3;
+
 /// How long one etcd request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -322,18 +325,26 @@ impl Coordinator {
 
     /// Renews the etcd lease a third of its time; `alive` turns false when
     /// etcd says it ran out or no renewal got through for its whole time.
+    /// A renewal stream is bound to one etcd member: when it breaks (that
+    /// member went away), a new one is opened, which the client places on
+    /// another member.
     async fn keep_alive(
         &mut self,
         lease: i64,
         alive: Arc<watch::Sender<bool>>,
     ) -> Result<(), CoordinatorError> {
-        let (mut keeper, mut responses) = self.client.lease_keep_alive(lease).await?;
+        let mut client = self.client.clone();
+        let mut stream = Some(client.lease_keep_alive(lease).await?);
         let ttl = self.lease_time();
         let every = ttl / 3;
         tokio::spawn(async move {
             let mut renewed = Instant::now();
             loop {
                 let renewal = async {
+                    let (keeper, responses) = match stream.as_mut() {
+                        Some(open) => open,
+                        None => stream.insert(client.lease_keep_alive(lease).await?),
+                    };
                     keeper.keep_alive().await?;
                     responses.message().await
                 };
@@ -345,12 +356,14 @@ impl Coordinator {
                         return;
                     }
                     outcome => {
-                        warn!(lease, outcome = ?outcome.map(|r| r.map(|_| ())), "lease renewal failed");
+                        warn!(lease, outcome = ?outcome.map(|r| r.map(|_| ())), "lease renewal failed: renewing through a new stream");
+                        stream = None;
                         if renewed.elapsed() >= ttl {
                             error!(lease, "no lease renewal got through for the lease's time");
                             let _ = alive.send(false);
                             return;
                         }
+                        continue;
                     }
                 }
                 tokio::time::sleep(every.saturating_sub(Duration::from_millis(20))).await;
@@ -371,19 +384,27 @@ impl Coordinator {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(beat.every).await;
-                let sent = Instant::now();
-                let txn = Txn::new()
-                    .when([Compare::value(ACTIVE_KEY, CompareOp::Equal, me.clone())])
-                    .and_then([TxnOp::put(BEAT_KEY, me.clone(), None)]);
-                match tokio::time::timeout(beat.authority, client.txn(txn)).await {
-                    Ok(Ok(response)) if response.succeeded() => holds.extend(sent + beat.authority),
-                    Ok(Ok(_)) => {
-                        error!("etcd names another instance active");
-                        let _ = alive.send(false);
-                        return;
+                // A member that went away fails a request at once; the
+                // client sends the next one to another: tried again within
+                // the period.
+                for _ in 0..BEAT_TRIES {
+                    let sent = Instant::now();
+                    let txn = Txn::new()
+                        .when([Compare::value(ACTIVE_KEY, CompareOp::Equal, me.clone())])
+                        .and_then([TxnOp::put(BEAT_KEY, me.clone(), None)]);
+                    match tokio::time::timeout(beat.authority, client.txn(txn)).await {
+                        Ok(Ok(response)) if response.succeeded() => {
+                            holds.extend(sent + beat.authority);
+                            break;
+                        }
+                        Ok(Ok(_)) => {
+                            error!("etcd names another instance active");
+                            let _ = alive.send(false);
+                            return;
+                        }
+                        Ok(Err(e)) => warn!(error = %e, "heartbeat failed"),
+                        Err(_) => warn!("heartbeat timed out"),
                     }
-                    Ok(Err(e)) => warn!(error = %e, "heartbeat failed"),
-                    Err(_) => warn!("heartbeat timed out"),
                 }
             }
         });

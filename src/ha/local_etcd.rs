@@ -26,32 +26,64 @@ pub enum LocalEtcdError {
 
 pub struct LocalEtcd {
     pub port: u16,
+    name: String,
     peer: u16,
+    /// Every member's `name=peer URL`, comma-separated.
+    cluster: String,
     dir: PathBuf,
     child: Option<Child>,
 }
 
 impl LocalEtcd {
-    /// Starts etcd with its data and log in `dir`.
+    /// Starts a one-member etcd with its data and log in `dir`.
     pub fn start(dir: &Path) -> Result<LocalEtcd, LocalEtcdError> {
-        std::fs::create_dir_all(dir)?;
-        let mut etcd = LocalEtcd {
-            port: free_port()?,
-            peer: free_port()?,
-            dir: dir.to_path_buf(),
-            child: None,
-        };
-        etcd.spawn()?;
-        Ok(etcd)
+        let mut members = LocalEtcd::start_members(dir, 1)?;
+        members.pop().ok_or(LocalEtcdError::NotInstalled)
+    }
+
+    /// Starts an etcd of `count` members, each in `dir/mN`.
+    pub fn start_members(dir: &Path, count: usize) -> Result<Vec<LocalEtcd>, LocalEtcdError> {
+        let mut members = Vec::with_capacity(count);
+        for i in 0..count {
+            let dir = dir.join(format!("m{i}"));
+            std::fs::create_dir_all(&dir)?;
+            members.push(LocalEtcd {
+                port: free_port()?,
+                name: format!("m{i}"),
+                peer: free_port()?,
+                cluster: String::new(),
+                dir,
+                child: None,
+            });
+        }
+        let cluster = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
+            .collect::<Vec<_>>()
+            .join(",");
+        for member in &mut members {
+            member.cluster = cluster.clone();
+            member.launch()?;
+        }
+        for member in &mut members {
+            member.wait_until_listening()?;
+        }
+        Ok(members)
+    }
+
+    /// Every member's endpoint.
+    pub fn endpoints(members: &[LocalEtcd]) -> Vec<String> {
+        members.iter().map(LocalEtcd::endpoint).collect()
     }
 
     /// Starts it again after `stop`, on the same ports with the same data.
     pub fn restart(&mut self) -> Result<(), LocalEtcdError> {
         self.stop();
-        self.spawn()
+        self.launch()?;
+        self.wait_until_listening()
     }
 
-    fn spawn(&mut self) -> Result<(), LocalEtcdError> {
+    fn launch(&mut self) -> Result<(), LocalEtcdError> {
         let etcd = find_binary("etcd").ok_or(LocalEtcdError::NotInstalled)?;
         let log_path = self.dir.join("etcd.log");
         let log = std::fs::OpenOptions::new()
@@ -61,13 +93,13 @@ impl LocalEtcd {
         let client_url = format!("http://127.0.0.1:{}", self.port);
         let peer_url = format!("http://127.0.0.1:{}", self.peer);
         let child = Command::new(etcd)
-            .arg("--name=lockstep")
+            .arg(format!("--name={}", self.name))
             .arg(format!("--data-dir={}", self.dir.join("data").display()))
             .arg(format!("--listen-client-urls={client_url}"))
             .arg(format!("--advertise-client-urls={client_url}"))
             .arg(format!("--listen-peer-urls={peer_url}"))
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-            .arg(format!("--initial-cluster=lockstep={peer_url}"))
+            .arg(format!("--initial-cluster={}", self.cluster))
             .arg("--heartbeat-interval=25")
             .arg("--election-timeout=250")
             .stdin(Stdio::null())
@@ -75,6 +107,13 @@ impl LocalEtcd {
             .stderr(log)
             .spawn()?;
         self.child = Some(child);
+        Ok(())
+    }
+
+    /// Members of a new cluster wait for each other: each is waited for
+    /// once all are started.
+    fn wait_until_listening(&mut self) -> Result<(), LocalEtcdError> {
+        let log_path = self.dir.join("etcd.log");
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if Instant::now() > deadline {
