@@ -25,11 +25,6 @@ use support::{
 const TABLES: &[&str] = &["ha.t", "ha.c"];
 const WRITERS: u32 = 8;
 
-/// An instance with `[ha]` named `name`.
-fn instance(cluster: &Cluster, etcd: &LocalEtcd, name: &str) -> Lockstep {
-    instance_of(cluster, &[etcd.endpoint()], name)
-}
-
 /// An instance with `[ha]` named `name`, over the etcd at `endpoints`.
 fn instance_of(cluster: &Cluster, endpoints: &[String], name: &str) -> Lockstep {
     let journal_port = mariadb::free_port().expect("free port");
@@ -122,6 +117,55 @@ fn start_writers(
             rt.spawn(async move { write(w, ports, stop, told).await })
         })
         .collect()
+}
+
+/// The writers of `start_writers` and what they were told.
+struct Load {
+    rt: tokio::runtime::Runtime,
+    stop: Arc<AtomicBool>,
+    told: Arc<Mutex<Told>>,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(ports: Vec<u16>) -> Load {
+        let rt = runtime();
+        let stop = Arc::new(AtomicBool::new(false));
+        let told = Arc::new(Mutex::new(Told::default()));
+        let writers = start_writers(&rt, ports, stop.clone(), told.clone());
+        Load {
+            rt,
+            stop,
+            told,
+            writers,
+        }
+    }
+
+    /// What they were told so far.
+    fn told(&self) -> std::sync::MutexGuard<'_, Told> {
+        self.told.lock().expect("told")
+    }
+
+    /// Stops the writers; what they were told.
+    fn finish(self) -> Told {
+        self.stop.store(true, Ordering::Relaxed);
+        for writer in self.writers {
+            self.rt.block_on(writer).expect("writer");
+        }
+        std::mem::take(&mut *self.told.lock().expect("told"))
+    }
+}
+
+/// Three nodes and two instances over the etcd at `endpoints`: `ls1`
+/// active, `ls2` in step, the test's tables made.
+fn two_instances(endpoints: &[String]) -> (Cluster, Lockstep, Lockstep) {
+    let cluster = Cluster::start(3);
+    let ls1 = instance_of(&cluster, endpoints, "ls1");
+    wait_until_active(&ls1, "ls1");
+    let ls2 = instance_of(&cluster, endpoints, "ls2");
+    create_tables(ls2.port);
+    wait_until_in_step(&ls1, "ls2");
+    (cluster, ls1, ls2)
 }
 
 async fn write(w: u32, ports: Vec<u16>, stop: Arc<AtomicBool>, told: Arc<Mutex<Told>>) {
@@ -315,12 +359,7 @@ fn assert_all_equal(cluster: &Cluster, survivor: &Lockstep) {
 fn the_standby_takes_over_with_every_acknowledged_write_when_the_active_and_its_journal_vanish() {
     let etcd_dir = tempfile::tempdir().expect("temp dir");
     let etcd = LocalEtcd::start(etcd_dir.path()).expect("etcd");
-    let cluster = Cluster::start(3);
-    let mut ls1 = instance(&cluster, &etcd, "ls1");
-    wait_until_active(&ls1, "ls1");
-    let ls2 = instance(&cluster, &etcd, "ls2");
-    create_tables(ls2.port);
-    wait_until_in_step(&ls1, "ls2");
+    let (cluster, mut ls1, ls2) = two_instances(&[etcd.endpoint()]);
     // The standby's own /status names it, the active, and its copy.
     let standby = status(&ls2).expect("the standby's /status");
     assert_eq!(
@@ -337,10 +376,7 @@ fn the_standby_takes_over_with_every_acknowledged_write_when_the_active_and_its_
         "{standby}"
     );
 
-    let rt = runtime();
-    let stop = Arc::new(AtomicBool::new(false));
-    let told = Arc::new(Mutex::new(Told::default()));
-    let writers = start_writers(&rt, vec![ls1.port, ls2.port], stop.clone(), told.clone());
+    let load = Load::start(vec![ls1.port, ls2.port]);
     std::thread::sleep(Duration::from_secs(3));
 
     // The active instance and its disk are gone at once.
@@ -349,11 +385,7 @@ fn the_standby_takes_over_with_every_acknowledged_write_when_the_active_and_its_
     std::fs::remove_dir_all(&ls1.journal_dir).expect("remove the active's journal");
     wait_until_active(&ls2, "ls2");
     std::thread::sleep(Duration::from_secs(3));
-    stop.store(true, Ordering::Relaxed);
-    for writer in writers {
-        rt.block_on(writer).expect("writer");
-    }
-    let told = told.lock().expect("told");
+    let told = load.finish();
     let outage = longest_pause_after(&told, killed);
     println!(
         "acknowledged {} writes, {} unknown; write outage after the active's SIGKILL: {:.2} s",
@@ -373,39 +405,27 @@ fn the_standby_takes_over_with_every_acknowledged_write_when_the_active_and_its_
 fn without_a_standby_in_step_commits_go_on_and_only_a_holder_of_them_takes_over() {
     let etcd_dir = tempfile::tempdir().expect("temp dir");
     let etcd = LocalEtcd::start(etcd_dir.path()).expect("etcd");
-    let cluster = Cluster::start(3);
-    let mut ls1 = instance(&cluster, &etcd, "ls1");
-    wait_until_active(&ls1, "ls1");
-    let mut ls2 = instance(&cluster, &etcd, "ls2");
-    create_tables(ls1.port);
-    wait_until_in_step(&ls1, "ls2");
+    let (cluster, mut ls1, mut ls2) = two_instances(&[etcd.endpoint()]);
 
-    let rt = runtime();
-    let stop = Arc::new(AtomicBool::new(false));
-    let told = Arc::new(Mutex::new(Told::default()));
-    let writers = start_writers(&rt, vec![ls1.port], stop.clone(), told.clone());
+    let load = Load::start(vec![ls1.port]);
     std::thread::sleep(Duration::from_secs(1));
     // The standby dies: commits go on, on the active's disk alone.
     let standby_killed = Instant::now();
     ls2.kill();
     std::thread::sleep(Duration::from_secs(2));
-    let pause = longest_pause_after(&told.lock().expect("told"), standby_killed);
+    let pause = longest_pause_after(&load.told(), standby_killed);
     println!(
         "write pause after the standby's SIGKILL: {:.2} s",
         pause.as_secs_f64()
     );
     assert!(
-        told.lock()
-            .expect("told")
+        load.told()
             .ack_times
             .iter()
             .any(|t| *t > standby_killed + Duration::from_secs(1)),
         "writes stopped with the standby"
     );
-    stop.store(true, Ordering::Relaxed);
-    for writer in writers {
-        rt.block_on(writer).expect("writer");
-    }
+    let told = load.finish();
 
     // The active dies too; the standby comes back with a copy that lacks
     // the last commits: it must not take over.
@@ -435,7 +455,6 @@ fn without_a_standby_in_step_commits_go_on_and_only_a_holder_of_them_takes_over(
     ls1.respawn();
     wait_until_active(&ls1, "ls1");
     wait_until_in_step(&ls1, "ls2");
-    let told = told.lock().expect("told");
     assert_told_holds(&cluster, &told);
     assert_all_equal(&cluster, &ls1);
     // The standby's copy is whole again: stopping the active cleanly hands
@@ -453,17 +472,9 @@ fn without_a_standby_in_step_commits_go_on_and_only_a_holder_of_them_takes_over(
 fn an_active_paused_past_its_lease_commits_nothing_once_woken() {
     let etcd_dir = tempfile::tempdir().expect("temp dir");
     let etcd = LocalEtcd::start(etcd_dir.path()).expect("etcd");
-    let cluster = Cluster::start(3);
-    let mut ls1 = instance(&cluster, &etcd, "ls1");
-    wait_until_active(&ls1, "ls1");
-    let ls2 = instance(&cluster, &etcd, "ls2");
-    create_tables(ls2.port);
-    wait_until_in_step(&ls1, "ls2");
+    let (cluster, mut ls1, ls2) = two_instances(&[etcd.endpoint()]);
 
-    let rt = runtime();
-    let stop = Arc::new(AtomicBool::new(false));
-    let told = Arc::new(Mutex::new(Told::default()));
-    let writers = start_writers(&rt, vec![ls1.port, ls2.port], stop.clone(), told.clone());
+    let load = Load::start(vec![ls1.port, ls2.port]);
     std::thread::sleep(Duration::from_secs(2));
     let paused = Instant::now();
     ls1.signal(libc::SIGSTOP);
@@ -480,11 +491,7 @@ fn an_active_paused_past_its_lease_commits_nothing_once_woken() {
         ls1.log()
     );
     std::thread::sleep(Duration::from_secs(1));
-    stop.store(true, Ordering::Relaxed);
-    for writer in writers {
-        rt.block_on(writer).expect("writer");
-    }
-    let told = told.lock().expect("told");
+    let told = load.finish();
     println!(
         "acknowledged {} writes, {} unknown; the standby served {:.2} s after the pause; write outage {:.2} s",
         told.acknowledged.len(),
@@ -531,18 +538,11 @@ fn no_acknowledged_write_is_lost_while_instances_and_nodes_are_killed() {
         .unwrap_or(20);
     let etcd_dir = tempfile::tempdir().expect("temp dir");
     let etcd = LocalEtcd::start(etcd_dir.path()).expect("etcd");
-    let mut cluster = Cluster::start(3);
-    let mut instances = vec![instance(&cluster, &etcd, "ls1")];
-    wait_until_active(&instances[0], "ls1");
-    instances.push(instance(&cluster, &etcd, "ls2"));
-    create_tables(instances[0].port);
-    wait_until_in_step(&instances[0], "ls2");
+    let (mut cluster, ls1, ls2) = two_instances(&[etcd.endpoint()]);
+    let mut instances = vec![ls1, ls2];
 
-    let rt = runtime();
-    let stop = Arc::new(AtomicBool::new(false));
-    let told = Arc::new(Mutex::new(Told::default()));
     let ports = instances.iter().map(|i| i.port).collect();
-    let writers = start_writers(&rt, ports, stop.clone(), told.clone());
+    let load = Load::start(ports);
     let victims = ["active", "master", "standby", "sync"];
     let started = Instant::now();
     let mut kills = Vec::new();
@@ -586,11 +586,7 @@ fn no_acknowledged_write_is_lost_while_instances_and_nodes_are_killed() {
             }
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    for writer in writers {
-        rt.block_on(writer).expect("writer");
-    }
-    let told = told.lock().expect("told");
+    let told = load.finish();
     println!(
         "{} acknowledged writes, {} unknown, in {:?}; kills: {kills:?}",
         told.acknowledged.len(),
@@ -617,18 +613,11 @@ fn no_acknowledged_write_is_lost_while_instances_and_nodes_are_killed() {
 fn with_etcd_gone_the_active_stops_at_its_lease_end_and_etcd_back_brings_one_back() {
     let etcd_dir = tempfile::tempdir().expect("temp dir");
     let mut etcd = LocalEtcd::start(etcd_dir.path()).expect("etcd");
-    let cluster = Cluster::start(3);
-    let mut instances = vec![instance(&cluster, &etcd, "ls1")];
-    wait_until_active(&instances[0], "ls1");
-    instances.push(instance(&cluster, &etcd, "ls2"));
-    create_tables(instances[0].port);
-    wait_until_in_step(&instances[0], "ls2");
+    let (cluster, ls1, ls2) = two_instances(&[etcd.endpoint()]);
+    let mut instances = vec![ls1, ls2];
 
-    let rt = runtime();
-    let stop = Arc::new(AtomicBool::new(false));
-    let told = Arc::new(Mutex::new(Told::default()));
     let ports = instances.iter().map(|i| i.port).collect();
-    let writers = start_writers(&rt, ports, stop.clone(), told.clone());
+    let load = Load::start(ports);
     std::thread::sleep(Duration::from_secs(2));
     let gone = Instant::now();
     etcd.stop();
@@ -648,9 +637,8 @@ fn with_etcd_gone_the_active_stops_at_its_lease_end_and_etcd_back_brings_one_bac
     std::thread::sleep(Duration::from_millis(500));
     let quiet_from = Instant::now();
     std::thread::sleep(Duration::from_secs(1));
-    let acknowledged_meanwhile = told
-        .lock()
-        .expect("told")
+    let acknowledged_meanwhile = load
+        .told()
         .ack_times
         .iter()
         .filter(|t| **t > quiet_from)
@@ -664,11 +652,7 @@ fn with_etcd_gone_the_active_stops_at_its_lease_end_and_etcd_back_brings_one_bac
     instances[0].respawn();
     let active = wait_for_an_active(&instances);
     std::thread::sleep(Duration::from_secs(2));
-    stop.store(true, Ordering::Relaxed);
-    for writer in writers {
-        rt.block_on(writer).expect("writer");
-    }
-    let told = told.lock().expect("told");
+    let told = load.finish();
     assert!(
         told.ack_times.iter().any(|t| *t > quiet_from),
         "no write after etcd came back"
@@ -684,18 +668,11 @@ fn with_three_etcd_members_one_down_changes_nothing() {
     let etcd_dir = tempfile::tempdir().expect("temp dir");
     let mut members = LocalEtcd::start_members(etcd_dir.path(), 3).expect("etcd");
     let endpoints = LocalEtcd::endpoints(&members);
-    let cluster = Cluster::start(3);
-    let mut instances = vec![instance_of(&cluster, &endpoints, "ls1")];
-    wait_until_active(&instances[0], "ls1");
-    instances.push(instance_of(&cluster, &endpoints, "ls2"));
-    create_tables(instances[0].port);
-    wait_until_in_step(&instances[0], "ls2");
+    let (cluster, ls1, ls2) = two_instances(&endpoints);
+    let instances = vec![ls1, ls2];
 
-    let rt = runtime();
-    let stop = Arc::new(AtomicBool::new(false));
-    let told = Arc::new(Mutex::new(Told::default()));
     let ports = instances.iter().map(|i| i.port).collect();
-    let writers = start_writers(&rt, ports, stop.clone(), told.clone());
+    let load = Load::start(ports);
     std::thread::sleep(Duration::from_secs(1));
     let from = Instant::now();
     for member in &mut members {
@@ -704,11 +681,7 @@ fn with_three_etcd_members_one_down_changes_nothing() {
         member.restart().expect("member restarts");
         std::thread::sleep(Duration::from_secs(1));
     }
-    stop.store(true, Ordering::Relaxed);
-    for writer in writers {
-        rt.block_on(writer).expect("writer");
-    }
-    let told = told.lock().expect("told");
+    let told = load.finish();
     let pause = longest_pause_after(&told, from);
     println!(
         "{} acknowledged writes; the longest write pause while members were down: {:.2} s",
