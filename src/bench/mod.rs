@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tracing::info;
 
-use setups::{Direct, Endpoint, Haproxy, Lockstep, Semisync, SetupError};
+use setups::{Direct, Endpoint, Haproxy, Lockstep, LockstepHa, Semisync, SetupError};
 use sysbench::Run;
 
 pub use report::write as write_report;
 
 /// The configurations, in the order each round runs them.
-pub const CONFIGS: [&str; 4] = ["direct", "haproxy", "semisync", "lockstep"];
+pub const CONFIGS: [&str; 5] = ["direct", "haproxy", "semisync", "lockstep", "lockstep-ha"];
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -157,14 +157,16 @@ fn measure_configs(plan: &Plan, dir: &Path) -> Result<(Machine, Vec<Measured>, u
     let haproxy = Haproxy::start(dir, direct.server.port)?;
     let semisync = Semisync::start(dir)?;
     let lockstep = Lockstep::start(dir)?;
+    let lockstep_ha = LockstepHa::start(dir)?;
     let endpoints = [
         direct.endpoint(),
         haproxy.endpoint(),
         semisync.endpoint(),
         lockstep.endpoint(),
+        lockstep_ha.endpoint(),
     ];
     // Direct and HAProxy share one server: one set of tables.
-    for endpoint in [&endpoints[0], &endpoints[2], &endpoints[3]] {
+    for endpoint in [&endpoints[0], &endpoints[2], &endpoints[3], &endpoints[4]] {
         info!(port = endpoint.port, "sysbench prepare");
         create_database(endpoint)?;
         sysbench::prepare(endpoint).map_err(BenchError::Run)?;
@@ -225,6 +227,7 @@ fn measure_configs(plan: &Plan, dir: &Path) -> Result<(Machine, Vec<Measured>, u
         measured.extend(per_config);
     }
     let rss = peak_rss_kib(lockstep.pid());
+    drop(lockstep_ha);
     drop(lockstep);
     drop(semisync);
     drop(haproxy);

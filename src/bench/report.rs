@@ -95,7 +95,8 @@ fn markdown(results: &Results, charts: &[(String, String)]) -> String {
     );
     let _ = writeln!(s, "Configurations: **direct** one MariaDB; **haproxy** HAProxy (TCP mode) in front of it; \
         **semisync** MariaDB primary + one replica, binlog with `sync_binlog=1`, semi-sync `AFTER_SYNC`; \
-        **lockstep** lockstep in front of a master, a synchronous slave and a tail node (journal fsync'd per write).\n");
+        **lockstep** lockstep in front of a master, a synchronous slave and a tail node (journal fsync'd per write); \
+        **lockstep-ha** the same with a standby instance over etcd (`[ha]`: each commit also waits for the standby's copy of its journal records).\n");
     let mut threads_seen: Vec<(String, u32)> = Vec::new();
     for x in &results.measured {
         if !threads_seen.contains(&(x.workload.clone(), x.threads)) {
@@ -139,6 +140,14 @@ fn markdown(results: &Results, charts: &[(String, String)]) -> String {
                 l.journal_batch.unwrap_or(0.0),
                 l.tail_lag_p99_s.map_or("-".into(), |v| format!("{v:.3} s"))
             );
+            if let Some(ha) = find(results, workload, *threads, "lockstep-ha") {
+                let _ = writeln!(
+                    s,
+                    "lockstep with a standby / lockstep alone: {}, p95 {}.\n",
+                    ratio(headline(ha), headline(l)),
+                    ratio(ha.median.p95_ms, l.median.p95_ms),
+                );
+            }
             if let Some(line) = phases_line(l, *threads) {
                 let _ = writeln!(s, "{line}\n");
             }
@@ -262,7 +271,7 @@ fn chart(results: &Results, workload: &str) -> String {
         })
         .collect();
     let max = values.iter().flatten().copied().fold(1.0, f64::max);
-    let colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759"];
+    let colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1"];
     let (width, height, top, bottom, left) = (640.0, 360.0, 40.0, 60.0, 70.0);
     let plot_h = height - top - bottom;
     let group_w = (width - left - 20.0) / groups.len().max(1) as f64;
@@ -296,7 +305,7 @@ fn chart(results: &Results, workload: &str) -> String {
         );
     }
     for (i, config) in CONFIGS.iter().enumerate() {
-        let x = left + i as f64 * 130.0;
+        let x = left + i as f64 * 112.0;
         let y = height - 15.0;
         let _ = writeln!(
             svg,

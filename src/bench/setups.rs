@@ -1,7 +1,7 @@
 //! The configurations compared, each started once on private servers:
 //! one MariaDB (direct), HAProxy in TCP mode in front of it, MariaDB
-//! semi-sync replication (primary + one replica, AFTER_SYNC), and
-//! lockstep in front of three nodes.
+//! semi-sync replication (primary + one replica, AFTER_SYNC), lockstep in
+//! front of three nodes, and lockstep with a standby instance (`[ha]`).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -273,6 +273,111 @@ impl Lockstep {
 impl Drop for Lockstep {
     fn drop(&mut self) {
         crate::process::stop_child(&mut self.child, libc::SIGTERM, Duration::from_secs(30));
+    }
+}
+
+/// lockstep with a standby (`[ha]`): two instances over a private etcd in
+/// front of three nodes of their own. Clients use the active one; every
+/// commit also waits for the standby's copy of its journal records.
+pub struct LockstepHa {
+    /// Stopped in `Drop`, the standby first (else it would take over).
+    instances: Vec<Child>,
+    _etcd: crate::ha::local_etcd::LocalEtcd,
+    _nodes: Vec<MariaDb>,
+    pub port: u16,
+}
+
+impl LockstepHa {
+    pub fn start(dir: &Path) -> Result<LockstepHa, SetupError> {
+        let mut nodes = Vec::new();
+        for name in ["a", "b", "c"] {
+            nodes.push(server(&dir.join(format!("ha-{name}")), &[])?);
+        }
+        let etcd = crate::ha::local_etcd::LocalEtcd::start(&dir.join("ha-etcd"))
+            .map_err(|e| SetupError::Failed(e.to_string()))?;
+        let mut setup = LockstepHa {
+            instances: Vec::new(),
+            _etcd: etcd,
+            _nodes: nodes,
+            port: 0,
+        };
+        let mut admins = Vec::new();
+        for name in ["ls1", "ls2"] {
+            let port = mariadb::free_port().map_err(io("free port"))?;
+            let admin_port = mariadb::free_port().map_err(io("free port"))?;
+            let journal_port = mariadb::free_port().map_err(io("free port"))?;
+            let mut config = format!(
+                "listen = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n\
+                 journal_dir = \"{}\"\n\n[ha]\netcd = [\"{}\"]\nname = \"{name}\"\n\
+                 journal_listen = \"127.0.0.1:{journal_port}\"\n\n[[users]]\nname = \"bench\"\npassword = \"bench\"\n",
+                dir.join(format!("ha-journal-{name}")).display(),
+                setup._etcd.endpoint()
+            );
+            for (node, server) in ["a", "b", "c"].iter().zip(&setup._nodes) {
+                config.push_str(&format!(
+                    "\n[[nodes]]\nname = \"{node}\"\nurl = \"{}\"\n",
+                    server.url()
+                ));
+            }
+            let config_path = dir.join(format!("{name}.toml"));
+            std::fs::write(&config_path, config).map_err(io("write the HA configuration"))?;
+            let log = std::fs::File::create(dir.join(format!("{name}.log")))
+                .map_err(io("HA instance log"))?;
+            let child = Command::new(std::env::current_exe().map_err(io("current exe"))?)
+                .args(["serve", "--config"])
+                .arg(&config_path)
+                .env("RUST_LOG", "warn")
+                .stdout(log.try_clone().map_err(io("HA instance log"))?)
+                .stderr(log)
+                .spawn()
+                .map_err(io("start a lockstep instance"))?;
+            setup.instances.push(child);
+            admins.push(admin_port);
+            if name == "ls1" {
+                setup.port = port;
+                wait_for_status(admin_port, |s| s.contains("\"role\":\"active\""))?;
+            }
+        }
+        wait_for_status(admins[0], |s| s.contains("\"in_step\":true"))?;
+        Ok(setup)
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            port: self.port,
+            user: "bench".into(),
+            password: "bench".into(),
+        }
+    }
+}
+
+impl Drop for LockstepHa {
+    fn drop(&mut self) {
+        for child in self.instances.iter_mut().rev() {
+            crate::process::stop_child(child, libc::SIGTERM, Duration::from_secs(30));
+        }
+    }
+}
+
+/// Waits until `/status` on `admin_port` answers something `ready` accepts.
+fn wait_for_status(admin_port: u16, ready: impl Fn(&str) -> bool) -> Result<(), SetupError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let url = format!("http://127.0.0.1:{admin_port}/status");
+    loop {
+        let body = ureq::get(&url)
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok())
+            .unwrap_or_default();
+        if ready(&body) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(SetupError::Failed(format!(
+                "lockstep with a standby did not get ready: {body}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
