@@ -376,38 +376,70 @@ impl Coordinator {
     /// Puts the heartbeat every `beat.every` while etcd names this instance
     /// active; each one etcd confirms extends `holds` to its send time plus
     /// `beat.authority`. A heartbeat refused (another instance is active)
-    /// turns `alive` false.
+    /// turns `alive` false. Heartbeats leave on a fixed schedule, each
+    /// without waiting for the one before: a slow etcd delays their
+    /// confirmations, not their sending, so the active stops only when etcd
+    /// takes longer than `authority - every` to confirm.
     fn keep_beating(&self, holds: LeaseClock, alive: Arc<watch::Sender<bool>>) {
-        let mut client = self.client.clone();
+        let client = self.client.clone();
         let me = encode(&self.me);
         let beat = self.beat;
         tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(beat.every).await;
-                // A member that went away fails a request at once; the
-                // client sends the next one to another: tried again within
-                // the period.
-                for _ in 0..BEAT_TRIES {
-                    let sent = Instant::now();
-                    let txn = Txn::new()
-                        .when([Compare::value(ACTIVE_KEY, CompareOp::Equal, me.clone())])
-                        .and_then([TxnOp::put(BEAT_KEY, me.clone(), None)]);
-                    match tokio::time::timeout(beat.authority, client.txn(txn)).await {
-                        Ok(Ok(response)) if response.succeeded() => {
-                            holds.extend(sent + beat.authority);
-                            break;
-                        }
-                        Ok(Ok(_)) => {
-                            error!("etcd names another instance active");
-                            let _ = alive.send(false);
-                            return;
-                        }
-                        Ok(Err(e)) => warn!(error = %e, "heartbeat failed"),
-                        Err(_) => warn!("heartbeat timed out"),
-                    }
-                }
+            let mut ticks = tokio::time::interval(beat.every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while *alive.borrow() {
+                ticks.tick().await;
+                tokio::spawn(send_beat(
+                    client.clone(),
+                    me.clone(),
+                    beat,
+                    holds.clone(),
+                    alive.clone(),
+                ));
             }
         });
+    }
+}
+
+/// One heartbeat (`Coordinator::keep_beating`). A member that went away
+/// fails a request at once and the client sends the next one to another:
+/// tried again at once, a few times.
+async fn send_beat(
+    mut client: Client,
+    me: Vec<u8>,
+    beat: Beat,
+    holds: LeaseClock,
+    alive: Arc<watch::Sender<bool>>,
+) {
+    for _ in 0..BEAT_TRIES {
+        let sent = Instant::now();
+        let txn = Txn::new()
+            .when([Compare::value(ACTIVE_KEY, CompareOp::Equal, me.clone())])
+            .and_then([TxnOp::put(BEAT_KEY, me.clone(), None)]);
+        match tokio::time::timeout(beat.authority, client.txn(txn)).await {
+            Ok(Ok(response)) if response.succeeded() => {
+                holds.extend(sent + beat.authority);
+                let took = sent.elapsed();
+                if took > beat.authority / 2 {
+                    warn!(
+                        took_ms = took.as_millis() as u64,
+                        authority_ms = beat.authority.as_millis() as u64,
+                        "etcd confirmed a heartbeat slowly: past the authority the active stops (raise lease_ms if etcd is this slow)"
+                    );
+                }
+                return;
+            }
+            Ok(Ok(_)) => {
+                error!("etcd names another instance active");
+                let _ = alive.send(false);
+                return;
+            }
+            Ok(Err(e)) => warn!(error = %e, "heartbeat failed"),
+            Err(_) => {
+                warn!("heartbeat timed out");
+                return;
+            }
+        }
     }
 }
 
