@@ -219,10 +219,7 @@ pub struct Lockstep {
 
 impl Lockstep {
     pub fn start(dir: &Path) -> Result<Lockstep, SetupError> {
-        let mut nodes = Vec::new();
-        for name in ["a", "b", "c"] {
-            nodes.push(server(&dir.join(format!("lockstep-{name}")), &[])?);
-        }
+        let nodes = three_nodes(dir, "lockstep")?;
         let port = mariadb::free_port().map_err(io("free port"))?;
         let admin_port = mariadb::free_port().map_err(io("free port"))?;
         let journal_dir = dir.join("lockstep-journal");
@@ -231,23 +228,8 @@ impl Lockstep {
              journal_dir = \"{}\"\n\n[[users]]\nname = \"bench\"\npassword = \"bench\"\n",
             journal_dir.display()
         );
-        for (name, node) in ["a", "b", "c"].iter().zip(&nodes) {
-            config.push_str(&format!(
-                "\n[[nodes]]\nname = \"{name}\"\nurl = \"{}\"\n",
-                node.url()
-            ));
-        }
-        let config_path = dir.join("lockstep.toml");
-        std::fs::write(&config_path, config).map_err(io("write lockstep.toml"))?;
-        let log = std::fs::File::create(dir.join("lockstep.log")).map_err(io("lockstep.log"))?;
-        let child = Command::new(std::env::current_exe().map_err(io("current exe"))?)
-            .args(["serve", "--config"])
-            .arg(&config_path)
-            .env("RUST_LOG", "warn")
-            .stdout(log.try_clone().map_err(io("lockstep.log"))?)
-            .stderr(log)
-            .spawn()
-            .map_err(io("start lockstep"))?;
+        config.push_str(&nodes_section(&nodes));
+        let child = serve(dir, "lockstep", &config)?;
         wait_for_port(port)?;
         Ok(Lockstep {
             _nodes: nodes,
@@ -296,10 +278,7 @@ pub struct LockstepHa {
 
 impl LockstepHa {
     pub fn start(dir: &Path) -> Result<LockstepHa, SetupError> {
-        let mut nodes = Vec::new();
-        for name in ["a", "b", "c"] {
-            nodes.push(server(&dir.join(format!("ha-{name}")), &[])?);
-        }
+        let nodes = three_nodes(dir, "ha")?;
         let etcd = crate::ha::local_etcd::LocalEtcd::start(&dir.join("ha-etcd"))
             .map_err(|e| SetupError::Failed(e.to_string()))?;
         let mut setup = LockstepHa {
@@ -320,25 +299,8 @@ impl LockstepHa {
                 dir.join(format!("ha-journal-{name}")).display(),
                 setup._etcd.endpoint()
             );
-            for (node, server) in ["a", "b", "c"].iter().zip(&setup._nodes) {
-                config.push_str(&format!(
-                    "\n[[nodes]]\nname = \"{node}\"\nurl = \"{}\"\n",
-                    server.url()
-                ));
-            }
-            let config_path = dir.join(format!("{name}.toml"));
-            std::fs::write(&config_path, config).map_err(io("write the HA configuration"))?;
-            let log = std::fs::File::create(dir.join(format!("{name}.log")))
-                .map_err(io("HA instance log"))?;
-            let child = Command::new(std::env::current_exe().map_err(io("current exe"))?)
-                .args(["serve", "--config"])
-                .arg(&config_path)
-                .env("RUST_LOG", "warn")
-                .stdout(log.try_clone().map_err(io("HA instance log"))?)
-                .stderr(log)
-                .spawn()
-                .map_err(io("start a lockstep instance"))?;
-            setup.instances.push(child);
+            config.push_str(&nodes_section(&setup._nodes));
+            setup.instances.push(serve(dir, name, &config)?);
             admins.push(admin_port);
             if name == "ls1" {
                 setup.port = port;
@@ -386,6 +348,39 @@ fn wait_for_status(admin_port: u16, ready: impl Fn(&str) -> bool) -> Result<(), 
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Three nodes (`a`, `b`, `c`) in `dir/PREFIX-NAME`.
+fn three_nodes(dir: &Path, prefix: &str) -> Result<Vec<MariaDb>, SetupError> {
+    ["a", "b", "c"]
+        .iter()
+        .map(|name| server(&dir.join(format!("{prefix}-{name}")), &[]))
+        .collect()
+}
+
+/// The `[[nodes]]` tables of a lockstep configuration for `nodes`.
+fn nodes_section(nodes: &[MariaDb]) -> String {
+    ["a", "b", "c"]
+        .iter()
+        .zip(nodes)
+        .map(|(name, node)| format!("\n[[nodes]]\nname = \"{name}\"\nurl = \"{}\"\n", node.url()))
+        .collect()
+}
+
+/// `lockstep serve` (this release binary) with `config`, written to
+/// `dir/NAME.toml`, its log in `dir/NAME.log`.
+fn serve(dir: &Path, name: &str, config: &str) -> Result<Child, SetupError> {
+    let config_path = dir.join(format!("{name}.toml"));
+    std::fs::write(&config_path, config).map_err(io("write the lockstep configuration"))?;
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).map_err(io("lockstep log"))?;
+    Command::new(std::env::current_exe().map_err(io("current exe"))?)
+        .args(["serve", "--config"])
+        .arg(&config_path)
+        .env("RUST_LOG", "warn")
+        .stdout(log.try_clone().map_err(io("lockstep log"))?)
+        .stderr(log)
+        .spawn()
+        .map_err(io("start lockstep"))
 }
 
 fn wait_for_port(port: u16) -> Result<(), SetupError> {
