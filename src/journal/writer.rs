@@ -81,7 +81,29 @@ pub struct Writer {
 enum Applied {
     /// Nothing stored (a barrier, or a result for an entry already gone).
     Nothing,
-    Stored(ShippedChange),
+    /// The write's value stored under its key.
+    Set(ShippedTree),
+    /// The write's key removed.
+    Removed(ShippedTree),
+    /// A result appended: the entry as stored now.
+    Appended(Vec<u8>),
+}
+
+impl Applied {
+    /// The change as a standby receives it (copied only when one may).
+    fn shipped(self, write: &Write) -> Option<ShippedChange> {
+        let (tree, value) = match self {
+            Applied::Nothing => return None,
+            Applied::Set(tree) => (tree, Some(write.value.clone())),
+            Applied::Removed(tree) => (tree, None),
+            Applied::Appended(entry) => (ShippedTree::Entries, Some(entry)),
+        };
+        Some(ShippedChange {
+            tree,
+            key: write.key.clone(),
+            value,
+        })
+    }
 }
 
 impl Writer {
@@ -99,7 +121,7 @@ impl Writer {
         }
         // Closing: what was applied without a flush reaches the disk now.
         if self.failed.get().is_none() {
-            if let Err(e) = self.apply_and_flush(&[], true) {
+            if let Err(e) = self.apply_and_flush(&[], true, false) {
                 error!(error = %e, "journal: the final flush failed");
             }
         }
@@ -114,7 +136,9 @@ impl Writer {
         // every half second). Writes are applied in order, so a flushed batch
         // always covers every earlier write.
         let must_flush = batch.iter().any(|w| w.durable.is_some());
-        let outcome = self.apply_and_flush(&batch, must_flush);
+        // Read once: the batch is shipped whole or not at all.
+        let shipping = self.shipping.lock().ok().and_then(|s| s.clone());
+        let outcome = self.apply_and_flush(&batch, must_flush, shipping.is_some());
         if let Err(e) = &outcome {
             error!(error = %e, "journal write failed: writes are refused from now on");
             let _ = self.failed.set(e.clone());
@@ -127,7 +151,7 @@ impl Writer {
         self.batches.send_modify(|n| *n += 1);
         let acks: Vec<_> = batch.into_iter().filter_map(|w| w.durable).collect();
         match outcome {
-            Ok(changes) => self.acknowledge(changes, must_flush, acks),
+            Ok(changes) => self.acknowledge(shipping, changes, must_flush, acks),
             Err(e) => {
                 for ack in acks {
                     let _ = ack.send(Err(e.clone()));
@@ -155,6 +179,7 @@ impl Writer {
     /// tells them once a standby has it too.
     fn acknowledge(
         &self,
+        shipping: Option<ShipmentSender>,
         changes: Vec<ShippedChange>,
         flushed: bool,
         acks: Vec<super::shipping::Ack>,
@@ -165,8 +190,7 @@ impl Writer {
             flushed,
             acks,
         };
-        let sender = self.shipping.lock().ok().and_then(|s| s.clone());
-        let unshipped = match sender {
+        let unshipped = match shipping {
             Some(sender) => match sender.send(shipment) {
                 Ok(()) => return,
                 // The shipping side is gone (shutting down): what is on
@@ -182,14 +206,17 @@ impl Writer {
         &mut self,
         batch: &[Write],
         flush: bool,
+        ships: bool,
     ) -> Result<Vec<ShippedChange>, String> {
         if let Some(e) = self.failed.get() {
             return Err(e.clone());
         }
-        let mut changes = Vec::with_capacity(batch.len());
+        // Alone (no `[ha]`), nothing is copied for shipping.
+        let mut changes = Vec::new();
         for write in batch {
-            if let Applied::Stored(change) = self.apply(write)? {
-                changes.push(change);
+            let applied = self.apply(write)?;
+            if ships {
+                changes.extend(applied.shipped(write));
             }
         }
         if flush {
@@ -204,19 +231,11 @@ impl Writer {
         let insert = |tree: &sled::Tree, shipped: ShippedTree| {
             tree.insert(key, write.value.as_slice())
                 .map_err(|e| format!("sled insert: {e}"))?;
-            Ok(Applied::Stored(ShippedChange {
-                tree: shipped,
-                key: key.to_vec(),
-                value: Some(write.value.clone()),
-            }))
+            Ok(Applied::Set(shipped))
         };
         let remove = |tree: &sled::Tree, shipped: ShippedTree| {
             tree.remove(key).map_err(|e| format!("sled remove: {e}"))?;
-            Ok(Applied::Stored(ShippedChange {
-                tree: shipped,
-                key: key.to_vec(),
-                value: None,
-            }))
+            Ok(Applied::Removed(shipped))
         };
         match write.tree {
             TreeName::Entries => insert(&self.entries, ShippedTree::Entries),
@@ -227,11 +246,7 @@ impl Writer {
             TreeName::RemoveEntry => remove(&self.entries, ShippedTree::Entries),
             TreeName::RemoveCommit => remove(&self.commits, ShippedTree::Commits),
             TreeName::EntryResult => Ok(match self.append_result(key, &write.value)? {
-                Some(entry) => Applied::Stored(ShippedChange {
-                    tree: ShippedTree::Entries,
-                    key: key.to_vec(),
-                    value: Some(entry),
-                }),
+                Some(entry) => Applied::Appended(entry),
                 None => Applied::Nothing,
             }),
             TreeName::Copied(tree) => insert(self.tree(tree), tree),
