@@ -10,7 +10,7 @@ use std::time::Duration;
 use tracing::{error, info, warn};
 
 use crate::auth::Credential;
-use crate::backend::{Node, ServerInfo};
+use crate::backend::{fence, Node, ServerInfo};
 use crate::chain::nontransactional::NonTransactional;
 use crate::chain::retention::{self, Retention};
 use crate::chain::roles::{Role, Roles};
@@ -18,11 +18,11 @@ use crate::chain::stored_functions::StoredFunctions;
 use crate::chain::tail::{self, Backoff, Tail};
 use crate::chain::unrepeatable_bodies::{warn_of_makers, UnrepeatableBodies};
 use crate::chain::Chain;
-use crate::chain::{commits, recover};
+use crate::chain::{commits, cut_serialized, recover};
 use crate::compare::notify::Notifier;
 use crate::config::Config;
 use crate::failover::{health, Failover};
-use crate::journal::{CommitState, EntryKind, EntryState, Journal, JournalError};
+use crate::journal::{CommitState, Journal, JournalError};
 use crate::shared::registry::Registry;
 use crate::shared::Shared;
 
@@ -64,18 +64,19 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let journal = Journal::open(&config.journal_dir)?;
+    // The last run's sessions may still run what it left unsettled.
+    fence::end_other_connections(&nodes).await;
     // After a failover the journal names the master: the configured one
     // may be behind.
     let roles = Roles::new(nodes, journal.master()?.as_deref());
-    let prepared = prepare_nodes(&roles, &journal).await?;
-    resolve_unfinished_commits(&roles, &journal).await?;
-    // Reads up to 10 000 entries: not on the way to serving clients.
-    let named = journal.clone();
-    tokio::spawn(async move {
-        if let Err(e) = name_unnumbered_serialized(&named).await {
-            warn!(error = %e, "cannot look for serialized statements cut by the last stop");
-        }
-    });
+    let mut prepared = prepare_nodes(&roles, &journal).await?;
+    let settled_serialized = resolve_unfinished_commits(&roles, &journal).await?;
+    // Before any client: a number it takes follows every commit.
+    let finished = cut_serialized::finish_cut_serialized(&roles, &journal).await?;
+    if settled_serialized || finished.numbered {
+        // Such a commit may be on some nodes only: which are behind now.
+        prepared = prepare_nodes(&roles, &journal).await?;
+    }
     recover::recover_commit_records(&roles, &journal).await?;
     let quarantined = remembered_quarantines(&journal, &config.resynced).await?;
     let server = learn_server(&roles).await?;
@@ -335,21 +336,23 @@ async fn remembered_quarantines(
 /// `lockstep.commits`. Asked now and journaled, so that a replay of the
 /// journal, which cannot ask, applies them too; with the master
 /// unreachable they stay in doubt and the tail asks when it gets there.
-async fn resolve_unfinished_commits(roles: &Roles, journal: &Journal) -> Result<(), StartError> {
+async fn resolve_unfinished_commits(roles: &Roles, journal: &Journal) -> Result<bool, StartError> {
     let unfinished: Vec<_> = journal
         .commit_records()
         .filter(|r| !matches!(r, Ok(r) if r.state != CommitState::Reserved))
         .collect::<Result<_, _>>()?;
     if unfinished.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
+    let mut settled_serialized = false;
     let mut master = roles.master().connect_admin().await.ok();
     for record in unfinished {
         if record.serialized {
             // Numbered only once A ran it (it committed there by itself):
             // committed, whatever A's row says; its rows, written after
             // the number, may be missing.
-            record_serialized_rows(roles, journal, &record, master.as_mut()).await;
+            cut_serialized::record_numbered(roles, journal, &record, master.as_mut()).await;
+            settled_serialized = true;
             warn!(seq = record.seq, request_id = %record.request_id, "serialized statement unfinished at the last stop: committed (the master ran it before its number)");
             journal.resolve_commit(&record, CommitState::Committed);
             continue;
@@ -369,69 +372,7 @@ async fn resolve_unfinished_commits(roles: &Roles, journal: &Journal) -> Result<
     if let Some(conn) = master {
         let _ = conn.disconnect().await;
     }
-    Ok(())
-}
-
-/// The `lockstep.commits` rows of a serialized statement numbered before
-/// lockstep stopped, on the master and on the node that ran it first (its
-/// result in the entry says so): a node without its row would count
-/// itself behind and run the statement again. A row already there is
-/// left as it is.
-async fn record_serialized_rows(
-    roles: &Roles,
-    journal: &Journal,
-    record: &crate::journal::CommitRecord,
-    master: Option<&mut mysql_async::Conn>,
-) {
-    use mysql_async::prelude::Queryable;
-    let row = crate::protocol::control::record(record.request_id, record.seq);
-    if let Some(conn) = master {
-        let _ = conn.query_drop(&row).await;
-    }
-    let Ok(Some(entry)) = journal.entry(record.request_id) else {
-        return;
-    };
-    let ran_first = entry
-        .results
-        .iter()
-        .filter(|r| r.node != entry.master && r.outcome.is_ok())
-        .filter_map(|r| roles.member(&r.node));
-    for member in ran_first {
-        if let Ok(mut conn) = member.node.connect_admin().await {
-            let _ = conn.query_drop(&row).await;
-            let _ = conn.disconnect().await;
-        }
-    }
-}
-
-/// Serialized statements lockstep stopped in the middle of, before their
-/// number (found among the newest entries): the node that ran them first,
-/// and perhaps the master, may hold a change the journal never numbered.
-/// Named loudly, once: `lockstep check` tells whether the nodes differ.
-async fn name_unnumbered_serialized(journal: &Journal) -> Result<(), StartError> {
-    const NEWEST: usize = 10_000;
-    // An entry's last state may not have reached the disk where its
-    // commit record did: numbered ones are finished.
-    let numbered: std::collections::HashSet<_> = journal
-        .commit_records_newest_first()
-        .take(NEWEST)
-        .filter_map(Result::ok)
-        .map(|r| r.request_id)
-        .collect();
-    let unfinished: Vec<_> = journal
-        .entries_newest_first()
-        .take(NEWEST)
-        .filter_map(Result::ok)
-        .filter(|e| e.kind == EntryKind::Serialized && e.state == EntryState::Pending)
-        .filter(|e| !numbered.contains(&e.id))
-        .collect();
-    for mut entry in unfinished {
-        error!(request_id = %entry.id, sql = %String::from_utf8_lossy(&entry.statement.sql().to_bytes()), "lockstep stopped while this statement that commits by itself was running: a node may hold it where others do not; run `lockstep check`");
-        entry.state = EntryState::Failed;
-        journal.write(&entry);
-    }
-    journal.settle().await?;
-    Ok(())
+    Ok(settled_serialized)
 }
 
 /// MariaDB's event scheduler running on the master: its events write there

@@ -2,15 +2,20 @@
 //! (a DDL): it ran on the synchronous slave B, and waits on the master
 //! (held there by `FLUSH TABLES WITH READ LOCK`, taken directly) when
 //! lockstep is SIGKILLed. B then holds a change the journal never
-//! numbered. The restarted lockstep cannot undo it; it must say so, naming
-//! the statement, and `lockstep check` must see the difference (README,
-//! "lockstep stopped during a serialized statement").
+//! numbered.
+//!
+//! With the nodes' binary logs on, the restart reads there which nodes ran
+//! it and finishes it as the master decides (`chain::cut_serialized`):
+//! every node ends equal to the master, whatever the moment of the kill.
+//! Without them it cannot tell; it must say so, naming the statement, and
+//! `lockstep check` must see the difference (README, "lockstep stopped
+//! during a serialized statement").
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{root_rows, Cluster, Lockstep, PASSWORD, USER};
+use support::{root_rows, root_sql, Cluster, Lockstep, PASSWORD, USER};
 
 #[test]
 fn a_ddl_cut_between_the_slave_and_the_master_is_named_at_restart() {
@@ -95,4 +100,259 @@ fn a_ddl_cut_between_the_slave_and_the_master_is_named_at_restart() {
         Some(0),
         "lockstep check found the nodes equal"
     );
+}
+
+/// Nodes that log, as most production nodes do (`--log-bin`): where a
+/// serialized statement ran can be read there.
+fn logging_cluster() -> Cluster {
+    Cluster::start_with(
+        3,
+        &lockstep::mariadb::ServerOptions {
+            args: vec!["--log-bin=binlog".into(), "--server-id=1".into()],
+        },
+    )
+}
+
+/// Each table of schema `d` and its definition, as `node` has them.
+fn definitions(node: &lockstep::mariadb::MariaDb) -> Vec<String> {
+    root_rows(node, "SHOW TABLES FROM d")
+        .iter()
+        .flat_map(|t| root_rows(node, &format!("SHOW CREATE TABLE d.`{t}`")))
+        .collect()
+}
+
+/// Every node holds the master's tables, definitions and rows, and
+/// `lockstep check` agrees.
+fn assert_every_node_is_the_master(cluster: &Cluster, lockstep: &Lockstep, context: &str) {
+    support::wait_for_tail(cluster, Duration::from_secs(60));
+    let master = definitions(cluster.master());
+    for node in &cluster.nodes {
+        assert_eq!(
+            definitions(node),
+            master,
+            "port {} differs from the master ({context})\n{}",
+            node.port,
+            lockstep.log()
+        );
+    }
+    let tables: Vec<String> = root_rows(cluster.master(), "SHOW TABLES FROM d")
+        .iter()
+        .map(|t| format!("d.`{t}`"))
+        .collect();
+    let tables: Vec<&str> = tables.iter().map(String::as_str).collect();
+    support::assert_nodes_equal_master(cluster, &tables, context);
+    support::assert_check_passes(lockstep);
+}
+
+/// The master's lock goes before the restart: the dead run's DDL, which
+/// waited there, runs on the master by itself; the restart numbers it.
+#[test]
+fn a_ddl_the_master_ran_after_the_stop_is_numbered_at_restart() {
+    cut_between_the_slave_and_the_master(false, "the master ran it: numbered");
+}
+
+/// The master's lock held until the restart: the restart ends the dead
+/// run's DDL waiting there (its fence ends every session of the node
+/// account, the lock's too), and runs it on the master itself.
+#[test]
+fn a_ddl_only_the_slave_ran_runs_on_the_master_at_restart() {
+    cut_between_the_slave_and_the_master(true, "it ran on the master too");
+}
+
+fn cut_between_the_slave_and_the_master(hold_through_restart: bool, finished: &str) {
+    let cluster = logging_cluster();
+    let mut lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE d; CREATE TABLE d.t (a INT PRIMARY KEY)",
+    );
+    let mut hold = std::process::Command::new("mariadb")
+        .args(["--no-defaults", "-h", "127.0.0.1", "-u", "root"])
+        .arg("-P")
+        .arg(cluster.master().port.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("mariadb");
+    {
+        use std::io::Write;
+        let input = hold.stdin.as_mut().expect("stdin");
+        input
+            .write_all(b"FLUSH TABLES WITH READ LOCK;\n")
+            .expect("write");
+        input.flush().expect("flush");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut ddl = std::process::Command::new("mariadb")
+        .args(["--no-defaults", "-h", "127.0.0.1"])
+        .arg("-P")
+        .arg(lockstep.port.to_string())
+        .arg("-u")
+        .arg(USER)
+        .arg(format!("--password={PASSWORD}"))
+        .args(["-e", "CREATE TABLE d.cut (a INT)"])
+        .spawn()
+        .expect("mariadb");
+    let b = &cluster.nodes[1];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while root_rows(b, "SHOW TABLES FROM d LIKE 'cut'").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the DDL never ran on B:\n{}",
+            lockstep.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lockstep.kill();
+    let _ = ddl.wait();
+    let mut release = move || {
+        drop(hold.stdin.take());
+        let _ = hold.wait();
+    };
+    if hold_through_restart {
+        // Released once the restart is under way (it waits for the lock
+        // to run the statement on the master).
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            release();
+        });
+        lockstep.respawn();
+        releaser.join().expect("release");
+    } else {
+        release();
+        // The dead run's DDL, waiting there, now runs on the master.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while root_rows(cluster.master(), "SHOW TABLES FROM d LIKE 'cut'").is_empty() {
+            assert!(Instant::now() < deadline, "the master never ran the DDL");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        lockstep.respawn();
+    }
+    let log = lockstep.log();
+    assert!(
+        log.contains(finished),
+        "the restart did not finish the cut statement as expected ({finished}):\n{log}"
+    );
+    assert!(!root_rows(cluster.master(), "SHOW TABLES FROM d LIKE 'cut'").is_empty());
+    // The finished statement is an ordinary commit: the table takes writes.
+    support::lockstep_sql(&lockstep, "INSERT INTO d.cut VALUES (1), (2)");
+    assert_every_node_is_the_master(&cluster, &lockstep, "cut between B and the master");
+}
+
+/// Jepsen's way: DDL that copies rows (long enough to be cut anywhere:
+/// on B, between, on the master) under a writer, lockstep SIGKILLed at a
+/// seeded moment, several times; every node ends as the master.
+#[test]
+fn ddl_cut_at_any_moment_leaves_every_node_as_the_master() {
+    use rand::{Rng, SeedableRng};
+    let seed = support::seed();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let cluster = logging_cluster();
+    let mut lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE d; \
+         CREATE TABLE d.big (id INT PRIMARY KEY, v INT NOT NULL, pad CHAR(100) NOT NULL DEFAULT ''); \
+         INSERT INTO d.big (id, v) SELECT seq, 0 FROM d.seq_1_to_40000 ORDER BY seq",
+    );
+    // How long one such DDL takes through lockstep (on B, then on the
+    // master): the kills fall within twice that (the tail runs it after).
+    let started = Instant::now();
+    support::lockstep_sql(&lockstep, "ALTER TABLE d.big FORCE, ALGORITHM=COPY");
+    let span = started.elapsed().as_millis() as u64 + 50;
+    println!("one DDL takes {span} ms through lockstep");
+    let rounds = 6;
+    for round in 0..rounds {
+        let ddl = if round % 2 == 0 {
+            format!("ALTER TABLE d.big ADD COLUMN c{round} INT NOT NULL DEFAULT {round}, ALGORITHM=COPY")
+        } else {
+            format!(
+                "ALTER TABLE d.big DROP COLUMN c{}, ALGORITHM=COPY",
+                round - 1
+            )
+        };
+        let port = lockstep.port;
+        let writer = std::thread::spawn(move || {
+            support::mariadb_cli(
+                port,
+                USER,
+                PASSWORD,
+                &["--force"],
+                &"UPDATE d.big SET v = v + 1 WHERE id = 7;\n".repeat(200),
+            )
+        });
+        let port = lockstep.port;
+        let statement = ddl.clone();
+        let runner =
+            std::thread::spawn(move || support::mariadb_cli(port, USER, PASSWORD, &[], &statement));
+        let delay = rng.gen_range(0..span * 2);
+        std::thread::sleep(Duration::from_millis(delay));
+        println!("round {round}: {ddl}; killed after {delay} ms");
+        lockstep.kill();
+        let _ = runner.join();
+        let _ = writer.join();
+        lockstep.respawn();
+        assert_every_node_is_the_master(
+            &cluster,
+            &lockstep,
+            &format!("seed {seed}, round {round}"),
+        );
+    }
+    // Which ends the kills met (numbered, run on the master, dropped).
+    for line in lockstep
+        .log()
+        .lines()
+        .filter(|l| l.contains("commits by itself"))
+    {
+        println!("{line}");
+    }
+}
+
+/// The tail node ran a DDL but its `lockstep.commits` row failed (as when
+/// lockstep stops between the two): the applier, retrying, finds the DDL
+/// in the node's binary log and writes only the row. Run again, the DDL
+/// would fail ("Table 'later' already exists") and stop the applier for
+/// good.
+#[test]
+fn a_tail_node_that_ran_a_ddl_without_its_row_is_not_made_to_run_it_again() {
+    let cluster = logging_cluster();
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE d; CREATE TABLE d.t (a INT PRIMARY KEY)",
+    );
+    support::wait_for_tail(&cluster, Duration::from_secs(30));
+    let tail = &cluster.nodes[2];
+    root_sql(
+        tail,
+        "CREATE DATABASE side; CREATE TABLE side.fail (x INT); INSERT INTO side.fail VALUES (1);\n\
+         DELIMITER //\n\
+         CREATE TRIGGER lockstep.refuse_rows BEFORE INSERT ON lockstep.commits FOR EACH ROW \
+         IF (SELECT COUNT(*) FROM side.fail) > 0 THEN \
+         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no row now'; END IF//\n",
+    );
+    support::lockstep_sql(&lockstep, "CREATE TABLE d.later (a INT)");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !lockstep.log().contains("no row now") {
+        assert!(
+            Instant::now() < deadline,
+            "the tail never failed the row:\n{}",
+            lockstep.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!root_rows(tail, "SHOW TABLES FROM d LIKE 'later'").is_empty());
+    root_sql(tail, "DELETE FROM side.fail");
+    support::wait_for_tail(&cluster, Duration::from_secs(60));
+    let log = lockstep.log();
+    assert!(
+        log.contains("found in the node's binary log"),
+        "the applier did not find the DDL in the binary log:\n{log}"
+    );
+    assert!(!log.contains("already exists"), "the DDL ran twice:\n{log}");
+    root_sql(
+        tail,
+        "DROP TRIGGER lockstep.refuse_rows; DROP DATABASE side",
+    );
+    assert_every_node_is_the_master(&cluster, &lockstep, "row refused on the tail");
 }

@@ -1,5 +1,6 @@
 //! Connections from lockstep to the MySQL/MariaDB nodes (mysql_async).
 
+pub mod fence;
 mod node;
 mod server_info;
 

@@ -82,5 +82,6 @@ fn entry() -> Entry {
         results: Vec::new(),
         state: EntryState::Pending,
         applies: Vec::new(),
+        binlog_marks: None,
     }
 }

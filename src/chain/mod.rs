@@ -7,6 +7,7 @@
 //! client's session task: see `write/`.
 
 pub mod commits;
+pub mod cut_serialized;
 pub mod handover;
 pub mod lanes;
 pub mod nontransactional;
@@ -16,6 +17,7 @@ pub mod replay;
 pub mod replay_state;
 pub mod retention;
 pub mod roles;
+pub mod serialized_binlog;
 pub mod stored_functions;
 pub mod table_keys;
 pub mod tail;

@@ -23,6 +23,7 @@ use super::lanes::{LaneKey, Lanes};
 use super::outcome;
 use super::replay_state::AppliedState;
 use super::roles::Role;
+use super::serialized_binlog::{self, Marked};
 use super::{handover, Chain};
 use crate::backend::Node;
 use crate::compare::notify::Event;
@@ -636,6 +637,22 @@ impl Tail {
         if serialized && !self.chain.journal.may_act() {
             return Err(TailError::NoLongerActive);
         }
+        let seq_no = group
+            .first()
+            .filter(|_| serialized)
+            .and_then(|(_, entries)| entries.first())
+            .and_then(|e| e.binlog_marks.as_ref())
+            .map(|m| m.seq_no);
+        let in_domain = match seq_no {
+            Some(seq_no) => match serialized_binlog::enter(conn, seq_no).await? {
+                Marked::RanAlready => {
+                    return self.record_found_in_binlog(conn, &group[0].0).await;
+                }
+                Marked::InDomain => true,
+                Marked::NotMarked => false,
+            },
+            None => false,
+        };
         // The transaction opens in the first statement's round trip.
         let mut opening = (!serialized).then_some(crate::protocol::control::BEGIN);
         for (_, entries) in group.iter_mut() {
@@ -649,6 +666,11 @@ impl Tail {
                         self.report(entry);
                     }
                     let _ = conn.query_drop(crate::protocol::control::ROLLBACK).await;
+                    if in_domain {
+                        let _ = conn
+                            .query_drop(crate::protocol::control::LEAVE_GTID_DOMAIN)
+                            .await;
+                    }
                     return Err(e);
                 }
             }
@@ -663,8 +685,13 @@ impl Tail {
         }
         // COMMIT also for a statement applied by itself: the connection may be
         // in autocommit=0 from the origin session's state.
+        let leave = if in_domain {
+            format!("{}; ", crate::protocol::control::LEAVE_GTID_DOMAIN)
+        } else {
+            String::new()
+        };
         conn.query_drop(format!(
-            "{}; COMMIT; {}",
+            "{leave}{}; COMMIT; {}",
             crate::protocol::control::records(&applied),
             crate::protocol::control::UNPIN
         ))
@@ -676,6 +703,22 @@ impl Tail {
             }
         }
         debug!(commits = group.len(), "applied");
+        Ok(())
+    }
+
+    /// A serialized commit the node ran before its row was written (lockstep
+    /// stopped in between): its binary log has it, so only the row is.
+    async fn record_found_in_binlog(
+        &self,
+        conn: &mut Conn,
+        record: &CommitRecord,
+    ) -> Result<(), TailError> {
+        info!(seq = record.seq, request_id = %record.request_id, "serialized commit found in the node's binary log: recorded, not run again");
+        conn.query_drop(format!(
+            "{}; COMMIT",
+            crate::protocol::control::record(record.request_id, record.seq)
+        ))
+        .await?;
         Ok(())
     }
 

@@ -17,7 +17,6 @@
 //!    exits), since another instance may take over once the lease runs out.
 
 pub mod coordinator;
-pub mod fence;
 
 pub mod follow;
 pub mod local_etcd;
@@ -305,12 +304,7 @@ async fn serve_as_active(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), HaError> {
     exit_when_lease_lost(lease.alive.clone(), lease.holds.clone());
-    let nodes: Vec<_> = config
-        .nodes
-        .iter()
-        .filter_map(|n| crate::backend::Node::from_config(n).ok())
-        .collect();
-    fence::end_other_connections(&nodes).await;
+    // `assemble` fences first: the old active's sessions end everywhere.
     let shared = crate::app::assemble(config).await?;
     let holds = lease.holds.clone();
     shared

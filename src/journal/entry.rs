@@ -33,6 +33,29 @@ pub struct Entry {
     /// reaches the disk.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applies: Vec<Uuid>,
+    /// A serialized statement: the GTID it is written under in each node's
+    /// binary log, in lockstep's own domain. A restart after lockstep
+    /// stopped in the middle reads there which nodes ran it
+    /// (`protocol::binlog_marks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binlog_marks: Option<BinlogMarks>,
+}
+
+/// The sequence number a serialized statement is logged under in
+/// lockstep's GTID domain, and the node sessions that run it under it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BinlogMarks {
+    pub seq_no: u64,
+    pub sessions: Vec<NodeThread>,
+}
+
+/// A node session: a restart stops what it still runs before reading the
+/// node's binary log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeThread {
+    pub node: String,
+    /// The node's thread id of the connection.
+    pub thread: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,8 +21,8 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 pub use entry::{
-    CommitRecord, CommitState, Context, Entry, EntryKind, EntryState, FileContent, NodeResult,
-    Outcome, Param, Rows, SessionState, SqlText, Statement, Verdict,
+    BinlogMarks, CommitRecord, CommitState, Context, Entry, EntryKind, EntryState, FileContent,
+    NodeResult, NodeThread, Outcome, Param, Rows, SessionState, SqlText, Statement, Verdict,
 };
 use shipping::{MayAct, ShipmentSender, ShippedChange, ShippedTree};
 use writer::{TreeName, Write, Writer};
@@ -721,6 +721,7 @@ mod tests {
             results: Vec::new(),
             state: EntryState::Pending,
             applies: Vec::new(),
+            binlog_marks: None,
         }
     }
 

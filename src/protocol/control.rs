@@ -137,6 +137,15 @@ pub fn kill_connection(thread: u32) -> String {
     format!("KILL CONNECTION {thread}")
 }
 
+/// 1 while a node's thread of lockstep's own account is there (a thread id
+/// from an earlier run, which a restarted server may have given another).
+pub fn own_thread_exists(thread: u32) -> String {
+    format!(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.PROCESSLIST \
+         WHERE ID = {thread} AND USER = SUBSTRING_INDEX(USER(), '@', 1))"
+    )
+}
+
 /// Interrupts the statement a node's thread runs (a lock cycle's victim
 /// on the master: `write::deadlocks`).
 pub fn kill_query(thread: u32) -> String {
@@ -478,6 +487,24 @@ pub const UNLOCK_TABLES: &str = "UNLOCK TABLES";
 pub fn then(first: &str, second: &str) -> String {
     format!("{first}; {second}")
 }
+
+/// lockstep's own GTID domain: its serialized statements are written to
+/// each node's binary log under it, with sequence numbers lockstep chose
+/// (`protocol::binlog_marks`).
+pub const GTID_DOMAIN: u32 = 4242;
+
+/// Whether the node logs, and where its binary log stands per domain.
+pub const READ_BINLOG_POSITION: &str = "SELECT @@log_bin, @@gtid_binlog_pos";
+
+/// The session's next transaction is logged as `4242-<server>-<seq_no>`
+/// (needs the SUPER or BINLOG REPLAY privilege).
+pub fn enter_gtid_domain(seq_no: u64) -> String {
+    format!("SET SESSION gtid_domain_id = {GTID_DOMAIN}, gtid_seq_no = {seq_no}")
+}
+
+/// Gives the session the server's GTID domain and numbering back (an
+/// unused `gtid_seq_no` would number the session's next transaction).
+pub const LEAVE_GTID_DOMAIN: &str = "SET SESSION gtid_domain_id = DEFAULT, gtid_seq_no = 0";
 
 #[cfg(test)]
 mod tests {

@@ -37,6 +37,7 @@ impl Driver {
             results: Vec::new(),
             state: EntryState::Pending,
             applies: Vec::new(),
+            binlog_marks: None,
         }
     }
 

@@ -28,6 +28,7 @@
 //! `Driver` is all of a session's state on the nodes; the client-facing
 //! `frontend::session::Session` holds one and calls it.
 
+mod binlog_marks;
 mod commit;
 pub mod deadlocks;
 mod entries;

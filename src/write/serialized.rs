@@ -91,84 +91,103 @@ impl Driver {
             if let Err(err) = self.refuse_without_sync() {
                 return self.answer(w, Err(err)).await;
             }
-            if let Err(err) = self.journal(&entry).await {
-                return self.answer(w, Err(err)).await;
-            }
-            // Phase "run on the first node": there it waits for the
-            // transactions on its tables (`protocol::serialized`, rule 1).
-            let first_is_sync = self.announce_first_node(&turn);
-            // A DDL cannot be undone: a prepared one runs only once its
-            // pin passed (`Pinning::own_trip`).
-            let sync_pin = Some(Pinning::of(&entry.context).in_its_own_trip(true));
-            // No LAST_INSERT_ID() is set ahead of a serialized statement:
-            // what it generated is read as on A (`protocol::insert_id`).
-            let question = Question::for_statement(work.sql(), false);
-            let sync_ok = self
-                .run_first_on_sync(&work, sync_pin, &mut entry, false, question)
-                .await
-                .map(|part| part.passed);
-            if first_is_sync {
-                turn.past_first_node();
-            }
-            let sync_ok = match sync_ok {
-                Ok(sync_ok) => sync_ok,
-                Err(err) => return self.answer(w, Err(err)).await,
-            };
-            if let Some(conn) = self.master.as_ref() {
-                turn.runs_on_master(conn.id());
-            }
-            let pin = Pinning::of(&entry.context).in_its_own_trip(true);
-            match self
-                .run_on_master_relayed(&work, Some(&pin), renames, w, StatusFlags::empty())
-                .await?
-            {
-                MasterEnd::Done { w, end, outcome } => {
-                    self.record_master(&mut entry, outcome);
-                    self.record_serialized_commit(&mut entry, sync_ok).await;
-                    self.remember_temporary_drop(work.sql());
-                    self.refresh_master_catalog().await;
-                    relay::finish_with(w, end, &mut self.status).await
-                }
-                MasterEnd::Failed(err)
-                    if err.ends_session()
-                        && sync_ok
-                        && self.sync.is_some()
-                        && failover::master_is_gone(&self.shared, &self.master_name).await =>
-                {
-                    // The master died under it: B, which becomes the master,
-                    // has it and is the reference; the old master gets it
-                    // from the journal if it lacks it.
-                    if let Some(b) = self.sync_name.clone() {
-                        entry.master = b;
-                    }
-                    self.master = None;
-                    self.record_serialized_commit(&mut entry, sync_ok).await;
-                    self.note_failure(&err);
-                    Ok(())
-                }
-                MasterEnd::Failed(err) => {
-                    self.record_master(&mut entry, outcome_of_client_error(&err));
-                    self.finish_entry(&mut entry, EntryState::Failed);
-                    let _ = self.run_on_master(control::UNPIN.as_bytes()).await;
-                    self.sync_finish(control::UNPIN).await;
-                    if sync_ok && self.sync.is_some() {
-                        // B keeps what A refused: they differ from here on.
-                        self.leave_sync_role(
-                            format!(
-                                "request {}: the master refused a statement that commits \
-                             implicitly after it ran here ({err}); it cannot be undone",
-                                entry.id
-                            ),
-                            false,
-                        );
-                    }
-                    self.note_failure(&err);
-                    Ok(())
-                }
-            }
+            entry.binlog_marks = self.mark_binlogs().await;
+            let marks = entry.binlog_marks.clone();
+            let answered = self
+                .run_journaled_serialized(&mut work, renames, entry, &turn, w)
+                .await;
+            self.leave_marked_domain(marks.as_ref()).await;
+            answered
         }
         .instrument(span)
         .await
+    }
+
+    /// From the journal on: the statement runs on the first node, then on
+    /// A, and is numbered; its sessions are in lockstep's GTID domain.
+    async fn run_journaled_serialized<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        work: &mut Work,
+        renames: &Renames,
+        mut entry: Entry,
+        turn: &Turn<'_>,
+        w: QueryResultWriter<'_, W>,
+    ) -> io::Result<()> {
+        if let Err(err) = self.journal(&entry).await {
+            return self.answer(w, Err(err)).await;
+        }
+        // Phase "run on the first node": there it waits for the
+        // transactions on its tables (`protocol::serialized`, rule 1).
+        let first_is_sync = self.announce_first_node(turn);
+        // A DDL cannot be undone: a prepared one runs only once its
+        // pin passed (`Pinning::own_trip`).
+        let sync_pin = Some(Pinning::of(&entry.context).in_its_own_trip(true));
+        // No LAST_INSERT_ID() is set ahead of a serialized statement:
+        // what it generated is read as on A (`protocol::insert_id`).
+        let question = Question::for_statement(work.sql(), false);
+        let sync_ok = self
+            .run_first_on_sync(work, sync_pin, &mut entry, false, question)
+            .await
+            .map(|part| part.passed);
+        if first_is_sync {
+            turn.past_first_node();
+        }
+        let sync_ok = match sync_ok {
+            Ok(sync_ok) => sync_ok,
+            Err(err) => return self.answer(w, Err(err)).await,
+        };
+        if let Some(conn) = self.master.as_ref() {
+            turn.runs_on_master(conn.id());
+        }
+        let pin = Pinning::of(&entry.context).in_its_own_trip(true);
+        match self
+            .run_on_master_relayed(work, Some(&pin), renames, w, StatusFlags::empty())
+            .await?
+        {
+            MasterEnd::Done { w, end, outcome } => {
+                self.record_master(&mut entry, outcome);
+                self.record_serialized_commit(&mut entry, sync_ok).await;
+                self.remember_temporary_drop(work.sql());
+                self.refresh_master_catalog().await;
+                relay::finish_with(w, end, &mut self.status).await
+            }
+            MasterEnd::Failed(err)
+                if err.ends_session()
+                    && sync_ok
+                    && self.sync.is_some()
+                    && failover::master_is_gone(&self.shared, &self.master_name).await =>
+            {
+                // The master died under it: B, which becomes the master,
+                // has it and is the reference; the old master gets it
+                // from the journal if it lacks it.
+                if let Some(b) = self.sync_name.clone() {
+                    entry.master = b;
+                }
+                self.master = None;
+                self.record_serialized_commit(&mut entry, sync_ok).await;
+                self.note_failure(&err);
+                Ok(())
+            }
+            MasterEnd::Failed(err) => {
+                self.record_master(&mut entry, outcome_of_client_error(&err));
+                self.finish_entry(&mut entry, EntryState::Failed);
+                let _ = self.run_on_master(control::UNPIN.as_bytes()).await;
+                self.sync_finish(control::UNPIN).await;
+                if sync_ok && self.sync.is_some() {
+                    // B keeps what A refused: they differ from here on.
+                    self.leave_sync_role(
+                        format!(
+                            "request {}: the master refused a statement that commits \
+                         implicitly after it ran here ({err}); it cannot be undone",
+                            entry.id
+                        ),
+                        false,
+                    );
+                }
+                self.note_failure(&err);
+                Ok(())
+            }
+        }
     }
 
     /// Its hold on the gate: shared, like any write, so that the writes in

@@ -274,6 +274,15 @@ impl Drop for Lockstep {
         if let Some(dir) = std::env::var_os("LOCKSTEP_KEEP_LOGS") {
             let name = format!("lockstep-{}-{}.log", std::process::id(), self.port);
             let _ = std::fs::copy(&self.log_path, Path::new(&dir).join(name));
+            // A failing test's journal too, for `lockstep journal`.
+            if std::thread::panicking() {
+                let name = format!("journal-{}-{}", std::process::id(), self.port);
+                let _ = Command::new("cp")
+                    .arg("-a")
+                    .arg(&self.journal_dir)
+                    .arg(Path::new(&dir).join(name))
+                    .status();
+            }
         }
         // A failing test shows what lockstep said.
         if std::thread::panicking() {

@@ -1,9 +1,15 @@
-//! Fencing at a takeover: before the new active instance settles the
-//! commits the old one left in doubt and serves anyone, it ends every
-//! connection lockstep's node account holds on every node (the old
-//! active's sessions and appliers) and waits until they are gone.
+//! Fencing at every start: before lockstep settles the commits the last run
+//! (or, with `[ha]`, the old active instance) left in doubt and serves
+//! anyone, it ends every connection lockstep's node account holds on every
+//! node (the last run's sessions and appliers) and waits until they are
+//! gone.
 //!
-//! Why: the old active may only be paused (SIGSTOP, a frozen VM). It
+//! Why, after a stop: a node does not notice its client gone while it runs
+//! a statement (an `ALTER TABLE` copying rows goes on and commits), so what
+//! the last run left in flight is only settled once its sessions are gone
+//! (`chain::cut_serialized`, `chain::serialized_binlog`).
+//!
+//! Why, at a takeover: the old active may only be paused (SIGSTOP, a frozen VM). It
 //! stops acknowledging writes once its lease's time is past (`ship`), but a
 //! session that had its commit number acknowledged just before the pause
 //! would, on waking, send its COMMIT to the master: a commit the new
@@ -23,7 +29,7 @@ use tracing::{info, warn};
 
 use crate::backend::Node;
 
-/// How long a takeover waits for the ended connections to be gone.
+/// How long a start waits for the ended connections to be gone.
 const GONE_WITHIN: Duration = Duration::from_secs(10);
 
 /// Ends every other connection of lockstep's account on each node it can
@@ -34,10 +40,10 @@ pub async fn end_other_connections(nodes: &[Node]) {
         match end_on(node).await {
             Ok(0) => {}
             Ok(ended) => {
-                info!(node = %node.name, ended, "takeover: the old active's connections ended")
+                info!(node = %node.name, ended, "start: the last run's connections ended")
             }
             Err(e) => {
-                warn!(node = %node.name, error = %e, "takeover: cannot end the old active's connections on this node")
+                warn!(node = %node.name, error = %e, "start: cannot end the last run's connections on this node")
             }
         }
     }
@@ -63,7 +69,7 @@ async fn end_on(node: &Node) -> Result<usize, mysql_async::Error> {
             break;
         }
         if Instant::now() > deadline {
-            warn!(node = %node.name, "takeover: ended connections still there after 10 s");
+            warn!(node = %node.name, "start: ended connections still there after 10 s");
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

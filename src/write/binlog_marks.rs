@@ -1,0 +1,119 @@
+//! The marks a serialized statement leaves before it runs: the sessions of
+//! the first node and the master enter lockstep's GTID domain under a
+//! number chosen above both nodes' (`protocol::binlog_marks`), journaled
+//! with the entry, so that a restart can tell which nodes ran it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use tracing::warn;
+
+use super::Driver;
+use crate::journal::entry::now_us;
+use crate::journal::{BinlogMarks, NodeThread};
+use crate::protocol::binlog_marks::{next_seq_no, seq_in_lockstep_domain};
+use crate::protocol::control;
+
+impl Driver {
+    /// Reads where both nodes' binary logs stand, picks the statement's
+    /// number and puts both sessions in lockstep's domain under it: two
+    /// round trips per node, for a statement that runs alone anyway. A node
+    /// that does not log, or refuses the domain, is not marked.
+    pub(super) async fn mark_binlogs(&mut self) -> Option<BinlogMarks> {
+        let sync_name = self.sync_name.clone().unwrap_or_default();
+        let master_name = self.master_name.clone();
+        let (sync_at, master_at) = tokio::join!(
+            position_of(self.sync.as_mut(), &sync_name),
+            position_of(self.master.as_mut(), &master_name),
+        );
+        if sync_at.is_none() && master_at.is_none() {
+            return None;
+        }
+        let seq_no = next_seq_no(
+            u64::try_from(now_us()).unwrap_or_default(),
+            sync_at.into_iter().chain(master_at),
+        );
+        let (sync_thread, master_thread) = tokio::join!(
+            enter_domain(
+                self.sync.as_mut().filter(|_| sync_at.is_some()),
+                seq_no,
+                &sync_name
+            ),
+            enter_domain(
+                self.master.as_mut().filter(|_| master_at.is_some()),
+                seq_no,
+                &master_name
+            ),
+        );
+        let sessions: Vec<NodeThread> = [(sync_name, sync_thread), (master_name, master_thread)]
+            .into_iter()
+            .filter_map(|(node, thread)| {
+                Some(NodeThread {
+                    node,
+                    thread: thread?,
+                })
+            })
+            .collect();
+        (!sessions.is_empty()).then_some(BinlogMarks { seq_no, sessions })
+    }
+
+    /// The sessions that `mark_binlogs` put in lockstep's domain go back to
+    /// the server's: the client's later statements are not lockstep's.
+    pub(super) async fn leave_marked_domain(&mut self, marks: Option<&BinlogMarks>) {
+        let Some(marks) = marks else {
+            return;
+        };
+        let marked = |name: &str| marks.sessions.iter().any(|s| s.node == name);
+        if marked(&self.sync_node_name()) {
+            if let Some(conn) = self.sync.as_mut() {
+                let _ = conn.query_drop(control::LEAVE_GTID_DOMAIN).await;
+            }
+        }
+        if marked(&self.master_name) {
+            if let Some(conn) = self.master.as_mut() {
+                let _ = conn.query_drop(control::LEAVE_GTID_DOMAIN).await;
+            }
+        }
+    }
+}
+
+/// Where the node's binary log stands in lockstep's domain (None: no
+/// session, or the node does not log).
+async fn position_of(conn: Option<&mut Conn>, node: &str) -> Option<u64> {
+    let row: Option<(Option<i64>, Option<String>)> = conn?
+        .query_first(control::READ_BINLOG_POSITION)
+        .await
+        .ok()?;
+    let (log_bin, position) = row?;
+    if log_bin != Some(1) {
+        warn_once(node, "its binary log is off");
+        return None;
+    }
+    Some(seq_in_lockstep_domain(
+        position.as_deref().unwrap_or_default(),
+    ))
+}
+
+/// The session's thread id, once it is in lockstep's domain under `seq_no`.
+async fn enter_domain(conn: Option<&mut Conn>, seq_no: u64, node: &str) -> Option<u32> {
+    let conn = conn?;
+    if let Err(e) = conn.query_drop(control::enter_gtid_domain(seq_no)).await {
+        warn_once(node, &e.to_string());
+        return None;
+    }
+    Some(conn.id())
+}
+
+/// Once per process: without marks a restart in the middle of a DDL can
+/// only name it (README, "lockstep stopped during a serialized statement").
+fn warn_once(node: &str, why: &str) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        warn!(
+            %node,
+            reason = %why,
+            "serialized statements leave no mark in this node's binary log: a restart in the middle of one cannot tell whether it ran here"
+        );
+    }
+}
