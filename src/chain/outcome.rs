@@ -145,6 +145,7 @@ pub fn summarize(conn: &Conn, result: Result<Digest, mysql_async::Error>) -> Out
                 .first_insert_id()
                 .unwrap_or_else(|| conn.last_insert_id().unwrap_or(0)),
             warnings: conn.get_warnings(),
+            insert_ids: digest.result_insert_ids(),
             rows: digest.finish(),
         },
         Err(e) => outcome_of_error(e),

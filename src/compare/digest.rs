@@ -14,6 +14,8 @@ pub struct Digest {
     count: u64,
     sets: u64,
     first_insert_id: Option<u64>,
+    /// Each result's AUTO_INCREMENT value in order (0: none, or rows).
+    insert_ids: Vec<u64>,
 }
 
 impl Digest {
@@ -21,6 +23,7 @@ impl Digest {
     /// flags and decimals are part of the result.
     pub fn columns(&mut self, columns: &[Column]) {
         self.sets += 1;
+        self.insert_ids.push(0);
         self.hash.update(b"set");
         for c in columns {
             self.hash.update(c.name_ref());
@@ -47,8 +50,20 @@ impl Digest {
 
     /// A result without rows ended with this `last_insert_id` (0: none).
     pub fn insert_id(&mut self, id: u64) {
+        self.insert_ids.push(id);
         if id > 0 && self.first_insert_id.is_none() {
             self.first_insert_id = Some(id);
+        }
+    }
+
+    /// Each result's AUTO_INCREMENT value, when the response had several
+    /// results (a text of several statements: one each) and one made a
+    /// value; else empty.
+    pub fn result_insert_ids(&self) -> Vec<u64> {
+        if self.insert_ids.len() > 1 && self.insert_ids.iter().any(|&id| id > 0) {
+            self.insert_ids.clone()
+        } else {
+            Vec::new()
         }
     }
 

@@ -189,6 +189,7 @@ fn summary(outcome: &Outcome) -> String {
             last_insert_id,
             warnings,
             rows,
+            ..
         } => {
             let mut text = format!(
                 "ok: {affected_rows} affected, insert id {last_insert_id}, {warnings} warnings"

@@ -390,6 +390,11 @@ pub enum Outcome {
         /// The rows it returned, when it returned a result set.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rows: Option<Rows>,
+        /// A text of several statements: each result's AUTO_INCREMENT value
+        /// (0: none), when one made a value (`write::serialized` pins a
+        /// serialized text's inserts to the first node's values with it).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        insert_ids: Vec<u64>,
     },
     Error {
         code: u16,

@@ -488,6 +488,16 @@ pub fn then(first: &str, second: &str) -> String {
     format!("{first}; {second}")
 }
 
+/// One statement of a serialized text, made to take `insert_id` as its
+/// first AUTO_INCREMENT value, for that statement only.
+pub fn with_insert_id(statement: &[u8], insert_id: u64) -> Vec<u8> {
+    [
+        format!("SET STATEMENT insert_id = {insert_id} FOR ").as_bytes(),
+        statement,
+    ]
+    .concat()
+}
+
 /// lockstep's own GTID domain: its serialized statements are written to
 /// each node's binary log under it, with sequence numbers lockstep chose
 /// (`protocol::binlog_marks`).

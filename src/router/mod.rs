@@ -5,6 +5,8 @@
 //! When in doubt a statement takes the write path: a read sent down the write
 //! path costs time, a write sent to the master alone loses data on the others.
 
+use std::ops::Range;
+
 use sqlparser::tokenizer::Token;
 
 use crate::sql::lexer::{contains_ignore_case, lex, Lexeme};
@@ -857,6 +859,41 @@ pub fn runs_hidden_statements(query: &[u8]) -> bool {
     starts_with_one_of(query, &["CALL", "EXECUTE"])
 }
 
+/// Each statement of a text of several statements, as a byte range, and
+/// whether it is an `INSERT` or `REPLACE` (None: one statement, or a text
+/// that cannot be read).
+pub fn statements_inserting(query: &[u8]) -> Option<Vec<(Range<usize>, bool)>> {
+    let lexemes = lex(query)?;
+    let statements = statements_of(&lexemes);
+    if statements.len() < 2 {
+        return None;
+    }
+    statements
+        .iter()
+        .map(|s| {
+            let range = s.first()?.range.start..s.last()?.range.end;
+            let inserts = matches!(Words(s).upper(0).as_deref(), Some("INSERT" | "REPLACE"));
+            Some((range, inserts))
+        })
+        .collect()
+}
+
+/// Whether a text of several statements that is serialized (it holds its
+/// own `BEGIN … COMMIT`, or a DDL) also writes rows: nothing pins what
+/// those writes make (an AUTO_INCREMENT value), so they must meet the same
+/// rows and counters on every node, with no write of another session in
+/// between (`write::serialized` drains the writes in flight first).
+pub fn serialized_text_writes(query: &[u8]) -> bool {
+    let Some(lexemes) = lex(query) else {
+        return false;
+    };
+    let statements = statements_of(&lexemes);
+    statements.len() > 1
+        && statements
+            .iter()
+            .any(|s| route_statement(s) == Route::Write)
+}
+
 /// Whether a serialized statement also reads rows under locks while it
 /// runs (`CREATE TABLE … SELECT`, `CREATE TABLE … AS SELECT`): such a
 /// statement waits for the row locks of the writes in flight, and they may
@@ -1231,6 +1268,43 @@ mod tests {
         assert!(may_call_functions(b"ANALYZE SELECT f()"));
         assert!(!may_call_functions(b"show create function f"));
         assert!(!may_call_functions(b"EXPLAIN SELECT f()"));
+    }
+
+    #[test]
+    fn the_inserting_statements_of_a_text() {
+        let text =
+            b"BEGIN; INSERT INTO t VALUES (1);  update c set n = 1; replace t values (2) ;COMMIT";
+        let found = statements_inserting(text).expect("several");
+        let shown: Vec<(&str, bool)> = found
+            .iter()
+            .map(|(r, i)| (std::str::from_utf8(&text[r.clone()]).expect("utf-8"), *i))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                ("BEGIN", false),
+                ("INSERT INTO t VALUES (1)", true),
+                ("update c set n = 1", false),
+                ("replace t values (2)", true),
+                ("COMMIT", false),
+            ]
+        );
+        assert_eq!(statements_inserting(b"INSERT INTO t VALUES (1)"), None);
+    }
+
+    #[test]
+    fn serialized_texts_that_write_rows() {
+        assert!(serialized_text_writes(
+            b"BEGIN; INSERT INTO t VALUES (1); UPDATE c SET n = n + 1; COMMIT"
+        ));
+        assert!(serialized_text_writes(
+            b"INSERT INTO t VALUES (1); CREATE TABLE x (a INT)"
+        ));
+        assert!(!serialized_text_writes(b"BEGIN; SELECT 1; COMMIT"));
+        assert!(!serialized_text_writes(b"INSERT INTO t VALUES (1)"));
+        assert!(!serialized_text_writes(
+            b"CREATE TABLE x (a INT); DROP TABLE y"
+        ));
     }
 
     #[test]

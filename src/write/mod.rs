@@ -310,7 +310,10 @@ impl Driver {
         if let Some(err) = self.runs_unrepeatable_body(&work, &route) {
             return self.answer(w, Err(err)).await;
         }
+        // A serialized text pins each of its inserts
+        // (`write::serialized`, "pin the text's inserts").
         if matches!(work, Work::Text(_))
+            && route != Route::Serialized
             && self
                 .shared
                 .unrepeatable_bodies

@@ -17,7 +17,7 @@ use super::Driver;
 use crate::chain::outcome;
 use crate::error::ClientError;
 use crate::failover;
-use crate::journal::{CommitState, Entry, EntryKind, EntryState};
+use crate::journal::{CommitState, Entry, EntryKind, EntryState, Outcome, SqlText, Statement};
 use crate::protocol::insert_id::Question;
 use crate::protocol::serialized::{MasterProbe, Refusal, SerializedError, Turn};
 use crate::protocol::{commit, control};
@@ -136,6 +136,7 @@ impl Driver {
             Ok(sync_ok) => sync_ok,
             Err(err) => return self.answer(w, Err(err)).await,
         };
+        let pinned = sync_ok && self.pin_text_inserts(work, &mut entry).await;
         if let Some(conn) = self.master.as_ref() {
             turn.runs_on_master(conn.id());
         }
@@ -146,6 +147,12 @@ impl Driver {
         {
             MasterEnd::Done { w, end, outcome } => {
                 self.record_master(&mut entry, outcome);
+                if !pinned {
+                    // A ran it first (no synchronous slave, B refused it, or
+                    // a failover moved the session): the replays take the
+                    // values of the node that ran it first.
+                    self.pin_text_inserts(work, &mut entry).await;
+                }
                 self.record_serialized_commit(&mut entry, sync_ok).await;
                 self.remember_temporary_drop(work.sql());
                 self.refresh_master_catalog().await;
@@ -164,6 +171,9 @@ impl Driver {
                     entry.master = b;
                 }
                 self.master = None;
+                if !pinned {
+                    self.pin_text_inserts(work, &mut entry).await;
+                }
                 self.record_serialized_commit(&mut entry, sync_ok).await;
                 self.note_failure(&err);
                 Ok(())
@@ -190,13 +200,64 @@ impl Driver {
         }
     }
 
+    /// Phase "pin the text's inserts": a serialized text of several
+    /// statements runs on each node as it is, with no pin between its
+    /// statements, so each INSERT would take its AUTO_INCREMENT value from
+    /// that node's own counter, which a crash or an insert one node alone
+    /// refused may have moved (found by `tests/ha.rs`: "insert id 290 on
+    /// the master, 289 here"). Each INSERT that made a value on the node
+    /// that ran it first (the entry's first result) runs on A (when it has
+    /// not yet) and in every replay as `SET STATEMENT insert_id = … FOR`
+    /// it, with that value, as the statement binlog carries an INSERT_ID
+    /// per statement; journaled durably before anything else runs it. True
+    /// when it was pinned.
+    async fn pin_text_inserts(&mut self, work: &mut Work, entry: &mut Entry) -> bool {
+        let Work::Text(sql) = &*work else {
+            return false;
+        };
+        if !matches!(entry.statement, Statement::Text { .. }) {
+            return false;
+        }
+        let ids = entry
+            .results
+            .iter()
+            .find(|r| r.outcome.is_ok())
+            .and_then(|r| match &r.outcome {
+                Outcome::Ok { insert_ids, .. } if !insert_ids.is_empty() => {
+                    Some(insert_ids.clone())
+                }
+                _ => None,
+            });
+        let Some(ids) = ids else {
+            return false;
+        };
+        let Some(pinned) = pinned_inserts(sql, &ids) else {
+            warn!(
+                results = ids.len(),
+                "a serialized text's results do not match its statements: its inserts are not pinned"
+            );
+            return false;
+        };
+        entry.statement = Statement::Text {
+            sql: SqlText::from_bytes(&pinned),
+        };
+        *work = Work::Text(pinned);
+        if let Err(e) = self.shared.chain.journal.write_durable(entry).await {
+            warn!(error = %e, "cannot journal a serialized text's pinned inserts");
+        }
+        true
+    }
+
     /// Its hold on the gate: shared, like any write, so that the writes in
     /// flight go on around it (`protocol::serialized`); exclusive (no write in
     /// flight, at most `limit`, new writes held up in short turns:
     /// `Chain::drain_writes`) for a statement that reads rows under
-    /// locks while it runs, which would wait for writes that wait for it.
+    /// locks while it runs, which would wait for writes that wait for it,
+    /// and for a text that writes rows itself: interleaved differently with
+    /// other sessions' inserts on each node, its AUTO_INCREMENT values would
+    /// differ (found by `tests/ha.rs`, whose writers send such texts).
     async fn gate_for_serialized(&self, sql: &[u8], limit: Duration) -> Result<Gate, ClientError> {
-        if !router::serialized_reads_rows(sql) {
+        if !router::serialized_reads_rows(sql) && !router::serialized_text_writes(sql) {
             let gate = self.shared.chain.gate.clone();
             return Ok(Gate::Shared(gate.read_owned().await));
         }
@@ -205,7 +266,7 @@ impl Driver {
             None => {
                 warn!(
                     waited_s = limit.as_secs_f64(),
-                    "a serialized statement that reads rows waited for the writes in flight past lock_wait_timeout"
+                    "a serialized statement that reads or writes rows waited for the writes in flight past lock_wait_timeout"
                 );
                 Err(ClientError::LockWaitTimeout)
             }
@@ -489,6 +550,30 @@ impl Driver {
     }
 }
 
+/// `sql` with each INSERT whose result made a value made to take it.
+/// `ids`: each result's value on the first node, the pin's (sent ahead of
+/// the text in its trip) first; None when the results and the statements
+/// do not pair up (a CALL gives several results).
+fn pinned_inserts(sql: &[u8], ids: &[u64]) -> Option<Vec<u8>> {
+    let statements = router::statements_inserting(sql)?;
+    let ahead = ids.len().checked_sub(statements.len())?;
+    if ahead > 1 {
+        return None;
+    }
+    let ids = &ids[ahead..];
+    let mut pinned = Vec::with_capacity(sql.len() + 64);
+    let mut at = 0;
+    for ((range, inserts), &id) in statements.into_iter().zip(ids) {
+        if inserts && id > 0 {
+            pinned.extend_from_slice(&sql[at..range.start]);
+            pinned.extend_from_slice(&control::with_insert_id(&sql[range.clone()], id));
+            at = range.end;
+        }
+    }
+    pinned.extend_from_slice(&sql[at..]);
+    Some(pinned)
+}
+
 /// A stored definition (a column default, a trigger, a routine, an event, a
 /// view) that calls `UUID()` or the like is refused: it runs later on each
 /// node by itself, so every node would store its own values, and a literal
@@ -518,4 +603,26 @@ fn unrepeatable_definition(work: &Work, renames: &Renames) -> Option<ClientError
         "{call} in a stored definition (column default, trigger, routine, event, view): \
          each node would compute its own values; generate the value in the writing statement"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pinned_inserts;
+
+    #[test]
+    fn each_insert_that_made_a_value_takes_it() {
+        let text = b"BEGIN; INSERT INTO t (v) VALUES (1); INSERT INTO c VALUES (7); INSERT INTO u (v) VALUES (3); COMMIT";
+        let pinned = pinned_inserts(text, &[0, 0, 12, 0, 40, 0]).expect("paired");
+        assert_eq!(
+            String::from_utf8(pinned).expect("utf-8"),
+            "BEGIN; SET STATEMENT insert_id = 12 FOR INSERT INTO t (v) VALUES (1); \
+             INSERT INTO c VALUES (7); SET STATEMENT insert_id = 40 FOR INSERT INTO u (v) \
+             VALUES (3); COMMIT"
+        );
+        // Without the pin's result ahead.
+        assert!(pinned_inserts(text, &[0, 12, 0, 40, 0]).is_some());
+        // A CALL's results do not pair up.
+        assert_eq!(pinned_inserts(text, &[0, 0, 0, 12, 0, 40, 0, 0]), None);
+        assert_eq!(pinned_inserts(text, &[12, 0]), None);
+    }
 }

@@ -384,6 +384,7 @@ impl Driver {
                         .first_insert_id()
                         .unwrap_or_else(|| conn.last_insert_id().unwrap_or(0)),
                     warnings: end.1,
+                    insert_ids: digest.result_insert_ids(),
                     rows: digest.finish(),
                 };
                 if let Outcome::Ok {
