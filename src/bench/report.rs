@@ -76,6 +76,18 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
+/// lockstep's CPU time per client statement: its share of the machine's
+/// cores over the statements per second sysbench counted (reads and
+/// writes; its own trips to the nodes and the tail's are in it).
+fn cpu_per_statement(l: &Measured, cores: usize) -> String {
+    let share = l.lockstep_cpu_share.unwrap_or(0.0);
+    if l.median.qps <= 0.0 {
+        return "-".into();
+    }
+    let us = share * cores as f64 * 1e6 / l.median.qps;
+    format!("{us:.0} µs")
+}
+
 fn markdown(results: &Results, charts: &[(String, String)]) -> String {
     let m = &results.machine;
     let mut s = String::new();
@@ -135,8 +147,9 @@ fn markdown(results: &Results, charts: &[(String, String)]) -> String {
             );
             let _ = writeln!(
                 s,
-                "lockstep: {:.0}% of the machine's CPU, journal batch {:.1} writes on average, tail lag p99 {}.\n",
+                "lockstep: {:.0}% of the machine's CPU ({} of its CPU per client statement), journal batch {:.1} writes on average, tail lag p99 {}.\n",
                 l.lockstep_cpu_share.unwrap_or(0.0) * 100.0,
+                cpu_per_statement(l, m.cores),
                 l.journal_batch.unwrap_or(0.0),
                 l.tail_lag_p99_s.map_or("-".into(), |v| format!("{v:.3} s"))
             );
