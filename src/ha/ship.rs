@@ -30,7 +30,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 
 use super::coordinator::{Coordinator, LeaseClock};
 use super::wire::{Frame, WireError};
-use crate::journal::shipping::{Ack, Shipment, ShippedChange};
+use crate::journal::shipping::{Ack, Shipment, ShippedChange, ToShip};
 use crate::journal::Journal;
 use crate::shared::instances::StandbyStatus;
 
@@ -68,6 +68,16 @@ struct State {
 impl State {
     fn any_in_step(&self) -> bool {
         self.links.values().any(|l| l.in_step)
+    }
+
+    /// The last batch a standby in step has on its disk.
+    fn in_step_acked(&self) -> u64 {
+        self.links
+            .values()
+            .filter(|l| l.in_step)
+            .map(|l| l.acked)
+            .max()
+            .unwrap_or(0)
     }
 
     fn in_step_names(&self) -> Vec<String> {
@@ -176,30 +186,48 @@ impl JournalShipping {
             .collect()
     }
 
-    /// Each batch of the writer: to every standby; its waiters held for a
-    /// standby in step, or told at once.
-    async fn distribute(self, mut rx: UnboundedReceiver<Shipment>) {
-        while let Some(shipment) = rx.recv().await {
-            let shipped = Arc::new(Shipped {
-                batch: shipment.batch,
-                flushed: shipment.flushed,
-                changes: shipment.changes,
-            });
-            let Ok(mut state) = self.state.lock() else {
-                acknowledge(shipment.acks, &self.lease);
-                continue;
-            };
-            state.last_batch = shipped.batch;
-            let now = Instant::now();
-            for link in state.links.values_mut() {
-                let _ = link.queue.send(shipped.clone());
-                link.waiting_since.get_or_insert(now);
+    /// Each batch of the writer, as soon as it is applied: to every
+    /// standby. Once it is durable on this disk, its waiters: held for a
+    /// standby in step, or told at once (no standby in step, or one has
+    /// acknowledged the batch already: its sync ran beside the active's).
+    async fn distribute(self, mut rx: UnboundedReceiver<ToShip>) {
+        while let Some(event) = rx.recv().await {
+            match event {
+                ToShip::Batch(shipment) => self.send_to_standbys(shipment),
+                ToShip::Durable { batch, acks } => self.hold_or_tell(batch, acks),
             }
-            if state.any_in_step() && !shipment.acks.is_empty() {
-                state.held.push_back((shipped.batch, shipment.acks));
-            } else {
-                acknowledge(shipment.acks, &state.lease);
-            }
+        }
+    }
+
+    fn send_to_standbys(&self, shipment: Shipment) {
+        let shipped = Arc::new(Shipped {
+            batch: shipment.batch,
+            flushed: shipment.flushed,
+            changes: shipment.changes,
+        });
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        state.last_batch = shipped.batch;
+        let now = Instant::now();
+        for link in state.links.values_mut() {
+            let _ = link.queue.send(shipped.clone());
+            link.waiting_since.get_or_insert(now);
+        }
+    }
+
+    fn hold_or_tell(&self, batch: u64, acks: Vec<Ack>) {
+        if acks.is_empty() {
+            return;
+        }
+        let Ok(mut state) = self.state.lock() else {
+            acknowledge(acks, &self.lease);
+            return;
+        };
+        if state.any_in_step() && state.in_step_acked() < batch {
+            state.held.push_back((batch, acks));
+        } else {
+            acknowledge(acks, &state.lease);
         }
     }
 

@@ -7,10 +7,12 @@
 //! (a copy that may already hold some of them) and then applies every batch
 //! from the one it joined at, and ends with the active's trees exactly.
 //!
-//! When shipping is on, the writer does not tell waiting sessions that
-//! their writes are durable: it hands those acknowledgements over with the
-//! batch, and the shipping side sends them once a standby has the batch on
-//! its disk too (or at once when no standby is in step).
+//! When shipping is on, the writer hands each batch over as soon as it is
+//! applied, before its own flush, so that the standby's sync and the
+//! active's overlap; once the batch is durable on the active's disk the
+//! writer hands over its waiters too, instead of telling them, and the
+//! shipping side tells them once a standby in step has the batch on its
+//! disk as well (or at once when no standby is in step).
 
 use tokio::sync::oneshot;
 
@@ -44,29 +46,33 @@ pub struct ShippedChange {
 /// A writer's acknowledgement, owed to a session waiting for durability.
 pub type Ack = oneshot::Sender<Result<(), String>>;
 
-/// One batch the writer applied and (when `flushed`) made durable locally.
+/// One batch the writer applied; `flushed`: it is being made durable
+/// (someone waits for it).
 pub struct Shipment {
     /// The writer's batch counter after this batch (see `Journal::batches`).
     pub batch: u64,
     pub changes: Vec<ShippedChange>,
-    /// Whether the writer flushed it: someone waits for it to be durable.
     pub flushed: bool,
-    /// The acknowledgements the writer did not send: owed once the batch is
-    /// durable where the shipping side requires.
-    pub acks: Vec<Ack>,
 }
 
-impl Shipment {
-    /// Tells every waiting session its write is durable.
-    pub fn acknowledge(self) {
-        for ack in self.acks {
-            let _ = ack.send(Ok(()));
-        }
+/// What the writer hands to the shipping side, in its order.
+pub enum ToShip {
+    /// A batch, applied and not yet flushed here: for the standbys.
+    Batch(Shipment),
+    /// The batch is durable on this disk: its waiters, owed once a standby
+    /// in step has it too.
+    Durable { batch: u64, acks: Vec<Ack> },
+}
+
+/// Tells every waiting session its write is durable.
+pub fn acknowledge(acks: Vec<Ack>) {
+    for ack in acks {
+        let _ = ack.send(Ok(()));
     }
 }
 
 /// Where the writer sends each batch once shipping is on.
-pub type ShipmentSender = tokio::sync::mpsc::UnboundedSender<Shipment>;
+pub type ShipmentSender = tokio::sync::mpsc::UnboundedSender<ToShip>;
 
 /// Whether this lockstep instance may still act on the nodes (`ha`: while
 /// its lease holds). Asked right before a commit leaves for a node.

@@ -19,7 +19,9 @@ use std::time::Instant;
 use tokio::sync::{oneshot, watch};
 
 use super::entry::{Entry, NodeResult};
-use super::shipping::{Shipment, ShipmentSender, ShippedChange, ShippedTree};
+use super::shipping::{
+    acknowledge, Ack, Shipment, ShipmentSender, ShippedChange, ShippedTree, ToShip,
+};
 use tracing::{debug, error};
 
 /// Most writes taken into one batch.
@@ -121,7 +123,7 @@ impl Writer {
         }
         // Closing: what was applied without a flush reaches the disk now.
         if self.failed.get().is_none() {
-            if let Err(e) = self.apply_and_flush(&[], true, false) {
+            if let Err(e) = self.apply_ship_and_flush(&[], true, None, 0) {
                 error!(error = %e, "journal: the final flush failed");
             }
         }
@@ -138,20 +140,21 @@ impl Writer {
         let must_flush = batch.iter().any(|w| w.durable.is_some());
         // Read once: the batch is shipped whole or not at all.
         let shipping = self.shipping.lock().ok().and_then(|s| s.clone());
-        let outcome = self.apply_and_flush(&batch, must_flush, shipping.is_some());
+        let number = *self.batches.borrow() + 1;
+        let outcome = self.apply_ship_and_flush(&batch, must_flush, shipping.as_ref(), number);
         if let Err(e) = &outcome {
             error!(error = %e, "journal write failed: writes are refused from now on");
             let _ = self.failed.set(e.clone());
         }
         let outcome = match (self.failed.get(), outcome) {
             (Some(e), _) => Err(e.clone()),
-            (None, Ok(changes)) => Ok(changes),
+            (None, Ok(())) => Ok(()),
             (None, Err(e)) => Err(e),
         };
         self.batches.send_modify(|n| *n += 1);
         let acks: Vec<_> = batch.into_iter().filter_map(|w| w.durable).collect();
         match outcome {
-            Ok(changes) => self.acknowledge(shipping, changes, must_flush, acks),
+            Ok(()) => Self::acknowledge(shipping, number, acks),
             Err(e) => {
                 for ack in acks {
                     let _ = ack.send(Err(e.clone()));
@@ -175,39 +178,50 @@ impl Writer {
     }
 
     /// A batch is durable here: its waiters are told so, or, when a standby
-    /// may follow, the batch and its waiters go to the shipping side, which
-    /// tells them once a standby has it too.
-    fn acknowledge(
-        &self,
-        shipping: Option<ShipmentSender>,
-        changes: Vec<ShippedChange>,
-        flushed: bool,
-        acks: Vec<super::shipping::Ack>,
-    ) {
-        let shipment = Shipment {
-            batch: *self.batches.borrow(),
-            changes,
-            flushed,
-            acks,
-        };
+    /// may follow, they go to the shipping side, which tells them once a
+    /// standby has the batch too.
+    fn acknowledge(shipping: Option<ShipmentSender>, batch: u64, acks: Vec<Ack>) {
         let unshipped = match shipping {
-            Some(sender) => match sender.send(shipment) {
+            Some(sender) => match sender.send(ToShip::Durable { batch, acks }) {
                 Ok(()) => return,
                 // The shipping side is gone (shutting down): what is on
                 // this disk is all there is.
-                Err(returned) => returned.0,
+                Err(returned) => match returned.0 {
+                    ToShip::Durable { acks, .. } => acks,
+                    ToShip::Batch(_) => Vec::new(),
+                },
             },
-            None => shipment,
+            None => acks,
         };
-        unshipped.acknowledge();
+        acknowledge(unshipped);
     }
 
-    fn apply_and_flush(
+    /// Applies the batch; with a standby that may follow, hands it over
+    /// before the local flush, so that both disks sync at once.
+    fn apply_ship_and_flush(
         &mut self,
         batch: &[Write],
         flush: bool,
-        ships: bool,
-    ) -> Result<Vec<ShippedChange>, String> {
+        shipping: Option<&ShipmentSender>,
+        number: u64,
+    ) -> Result<(), String> {
+        let changes = self.apply_batch(batch, shipping.is_some())?;
+        if let Some(sender) = shipping {
+            // Gone (shutting down): the waiters are told from this disk.
+            let _ = sender.send(ToShip::Batch(Shipment {
+                batch: number,
+                changes,
+                flushed: flush,
+            }));
+        }
+        if flush {
+            self.db.flush().map_err(|e| format!("sled flush: {e}"))?;
+            self.fsync_files().map_err(|e| format!("fsync: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn apply_batch(&mut self, batch: &[Write], ships: bool) -> Result<Vec<ShippedChange>, String> {
         if let Some(e) = self.failed.get() {
             return Err(e.clone());
         }
@@ -218,10 +232,6 @@ impl Writer {
             if ships {
                 changes.extend(applied.shipped(write));
             }
-        }
-        if flush {
-            self.db.flush().map_err(|e| format!("sled flush: {e}"))?;
-            self.fsync_files().map_err(|e| format!("fsync: {e}"))?;
         }
         Ok(changes)
     }
