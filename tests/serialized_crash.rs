@@ -26,7 +26,50 @@ fn a_ddl_cut_between_the_slave_and_the_master_is_named_at_restart() {
         "CREATE DATABASE d; CREATE TABLE d.t (a INT PRIMARY KEY)",
     );
 
-    // Held on the master directly: a DDL there waits for it.
+    let (mut hold, mut ddl) = ddl_held_on_the_master_after_b(&cluster, &lockstep);
+    lockstep.kill();
+    drop(hold.stdin.take());
+    let _ = hold.wait();
+    let _ = ddl.wait();
+
+    lockstep.respawn();
+    // Named before lockstep serves.
+    let named = |log: &str| {
+        log.contains("lockstep stopped while this statement that commits by itself was running")
+            && log.contains("CREATE TABLE d.cut")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !named(&lockstep.log()) {
+        assert!(
+            Instant::now() < deadline,
+            "the restart did not name the cut statement:\n{}",
+            lockstep.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The master may have run it too once the lock went (its thread
+    // outlives lockstep's connection); the tail never did. The difference
+    // is there, and `lockstep check` sees it.
+    assert!(root_rows(&cluster.nodes[2], "SHOW TABLES FROM d LIKE 'cut'").is_empty());
+    let check = std::process::Command::new(support::lockstep_bin())
+        .args(["check", "--config"])
+        .arg(&lockstep.config_path)
+        .output()
+        .expect("lockstep check");
+    assert_ne!(
+        check.status.code(),
+        Some(0),
+        "lockstep check found the nodes equal"
+    );
+}
+
+/// `CREATE TABLE d.cut` through lockstep, run on B and waiting on the
+/// master, where a direct `FLUSH TABLES WITH READ LOCK` holds it: the
+/// holding client and the DDL's client.
+fn ddl_held_on_the_master_after_b(
+    cluster: &Cluster,
+    lockstep: &Lockstep,
+) -> (std::process::Child, std::process::Child) {
     let mut hold = std::process::Command::new("mariadb")
         .args(["--no-defaults", "-h", "127.0.0.1", "-u", "root"])
         .arg("-P")
@@ -65,41 +108,7 @@ fn a_ddl_cut_between_the_slave_and_the_master_is_named_at_restart() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    lockstep.kill();
-    drop(hold.stdin.take());
-    let _ = hold.wait();
-    let mut ddl = ddl;
-    let _ = ddl.wait();
-
-    lockstep.respawn();
-    // Looked for in the background once lockstep serves.
-    let named = |log: &str| {
-        log.contains("lockstep stopped while this statement that commits by itself was running")
-            && log.contains("CREATE TABLE d.cut")
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !named(&lockstep.log()) {
-        assert!(
-            Instant::now() < deadline,
-            "the restart did not name the cut statement:\n{}",
-            lockstep.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // The master may have run it too once the lock went (its thread
-    // outlives lockstep's connection); the tail never did. The difference
-    // is there, and `lockstep check` sees it.
-    assert!(root_rows(&cluster.nodes[2], "SHOW TABLES FROM d LIKE 'cut'").is_empty());
-    let check = std::process::Command::new(support::lockstep_bin())
-        .args(["check", "--config"])
-        .arg(&lockstep.config_path)
-        .output()
-        .expect("lockstep check");
-    assert_ne!(
-        check.status.code(),
-        Some(0),
-        "lockstep check found the nodes equal"
-    );
+    (hold, ddl)
 }
 
 /// Nodes that log, as most production nodes do (`--log-bin`): where a
@@ -166,43 +175,7 @@ fn cut_between_the_slave_and_the_master(hold_through_restart: bool, finished: &s
         &lockstep,
         "CREATE DATABASE d; CREATE TABLE d.t (a INT PRIMARY KEY)",
     );
-    let mut hold = std::process::Command::new("mariadb")
-        .args(["--no-defaults", "-h", "127.0.0.1", "-u", "root"])
-        .arg("-P")
-        .arg(cluster.master().port.to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("mariadb");
-    {
-        use std::io::Write;
-        let input = hold.stdin.as_mut().expect("stdin");
-        input
-            .write_all(b"FLUSH TABLES WITH READ LOCK;\n")
-            .expect("write");
-        input.flush().expect("flush");
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    let mut ddl = std::process::Command::new("mariadb")
-        .args(["--no-defaults", "-h", "127.0.0.1"])
-        .arg("-P")
-        .arg(lockstep.port.to_string())
-        .arg("-u")
-        .arg(USER)
-        .arg(format!("--password={PASSWORD}"))
-        .args(["-e", "CREATE TABLE d.cut (a INT)"])
-        .spawn()
-        .expect("mariadb");
-    let b = &cluster.nodes[1];
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while root_rows(b, "SHOW TABLES FROM d LIKE 'cut'").is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the DDL never ran on B:\n{}",
-            lockstep.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut hold, mut ddl) = ddl_held_on_the_master_after_b(&cluster, &lockstep);
     lockstep.kill();
     let _ = ddl.wait();
     let mut release = move || {

@@ -460,17 +460,10 @@ pub fn assigned_targets(query: &[u8]) -> Option<Vec<SetTarget>> {
 /// (a `SET` or `USE` among them): a connection that replays it holds
 /// another state afterwards than the one the text was journaled with.
 pub fn text_changes_session(query: &[u8]) -> bool {
-    if !query.contains(&b';') {
-        return false;
-    }
-    let Some(lexemes) = lex(query) else {
-        return false;
-    };
-    let statements = statements_of(&lexemes);
-    statements.len() > 1
-        && statements
-            .iter()
-            .any(|s| matches!(Words(s).upper(0).as_deref(), Some("SET" | "USE")))
+    query.contains(&b';')
+        && any_of_several_statements(query, |s| {
+            matches!(Words(s).upper(0).as_deref(), Some("SET" | "USE"))
+        })
 }
 
 /// Whether a text of several statements has a `USE db` among them (the
@@ -884,14 +877,16 @@ pub fn statements_inserting(query: &[u8]) -> Option<Vec<(Range<usize>, bool)>> {
 /// rows and counters on every node, with no write of another session in
 /// between (`write::serialized` drains the writes in flight first).
 pub fn serialized_text_writes(query: &[u8]) -> bool {
+    any_of_several_statements(query, |s| route_statement(s) == Route::Write)
+}
+
+/// Whether `query` holds several statements and one of them is `wanted`.
+fn any_of_several_statements(query: &[u8], wanted: impl Fn(&[Lexeme]) -> bool) -> bool {
     let Some(lexemes) = lex(query) else {
         return false;
     };
     let statements = statements_of(&lexemes);
-    statements.len() > 1
-        && statements
-            .iter()
-            .any(|s| route_statement(s) == Route::Write)
+    statements.len() > 1 && statements.iter().any(|s| wanted(s))
 }
 
 /// Whether a serialized statement also reads rows under locks while it
