@@ -18,7 +18,7 @@ use crate::chain::stored_functions::StoredFunctions;
 use crate::chain::tail::{self, Backoff, Tail};
 use crate::chain::unrepeatable_bodies::{warn_of_makers, UnrepeatableBodies};
 use crate::chain::Chain;
-use crate::chain::{commits, cut_serialized, recover};
+use crate::chain::{commits, cut_serialized, recover, requirements};
 use crate::compare::notify::Notifier;
 use crate::config::Config;
 use crate::failover::{health, Failover};
@@ -38,6 +38,12 @@ pub enum StartError {
     },
     #[error("node {node:?} ({address}) is unreachable: {reason}")]
     NodeUnreachable {
+        node: String,
+        address: String,
+        reason: String,
+    },
+    #[error("node {node:?} ({address}) cannot take part: {reason}")]
+    NodeUnfit {
         node: String,
         address: String,
         reason: String,
@@ -196,14 +202,22 @@ async fn prepare_nodes(roles: &Roles, journal: &Journal) -> Result<Prepared, Sta
         let node = &member.node;
         let position = async {
             let mut conn = node.connect_admin().await?;
+            let unmet = requirements::unmet(&mut conn).await?;
             commits::ensure_table(&mut conn).await?;
             let position = commits::position(&mut conn).await?;
             let _ = conn.disconnect().await;
-            Ok::<_, mysql_async::Error>(position)
+            Ok::<_, mysql_async::Error>((position, unmet))
         }
         .await;
         match position {
-            Ok(position) => {
+            Ok((_, unmet)) if !unmet.is_empty() => {
+                return Err(StartError::NodeUnfit {
+                    node: node.name.clone(),
+                    address: node.address(),
+                    reason: requirements::describe(&unmet),
+                });
+            }
+            Ok((position, _)) => {
                 journal.advance_seq_past(position.last_seq);
                 info!(node = %node.name, last_seq = position.last_seq, commits = position.count, "node ready");
                 if node.name == master {

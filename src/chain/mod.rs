@@ -15,6 +15,7 @@ pub mod outcome;
 pub mod recover;
 pub mod replay;
 pub mod replay_state;
+pub mod requirements;
 pub mod retention;
 pub mod roles;
 pub mod serialized_binlog;

@@ -22,6 +22,7 @@ use super::commits;
 use super::lanes::{LaneKey, Lanes};
 use super::outcome;
 use super::replay_state::AppliedState;
+use super::requirements;
 use super::roles::Role;
 use super::serialized_binlog::{self, Marked};
 use super::{handover, Chain};
@@ -125,6 +126,10 @@ pub enum TailError {
     /// This instance lost its lease (`ha`): another one applies now.
     #[error("this lockstep instance is no longer the active one")]
     NoLongerActive,
+    /// The node's configuration does not meet lockstep's requirements
+    /// (`requirements`): it stays out until it does.
+    #[error("the node cannot take part: {0}")]
+    Unfit(String),
     /// Retention removed commits the node lacks.
     #[error("needs a rebuild: it lacks commit {seq}, which retention removed from the journal (removed through {purged})")]
     NeedsRebuild { seq: u64, purged: u64 },
@@ -365,6 +370,10 @@ impl Tail {
     async fn apply_from_journal(&mut self, until: Until) -> Result<(), TailError> {
         let journal = self.chain.journal.clone();
         let mut conn = self.node.connect_admin().await?;
+        let unmet = requirements::unmet(&mut conn).await?;
+        if !unmet.is_empty() {
+            return Err(TailError::Unfit(requirements::describe(&unmet)));
+        }
         commits::ensure_table(&mut conn).await?;
         number_master_rows(&mut conn, &journal).await?;
         let (mut applied, present) = start_position(&mut conn).await?;

@@ -140,6 +140,9 @@ impl MariaDb {
             .arg(format!("--init-file={}", init.display()))
             .arg("--skip-name-resolve")
             .arg("--max-connections=1000")
+            // What lockstep needs of a node (`chain::requirements`), stated
+            // rather than left to the default; a later argument overrides it.
+            .arg("--innodb-autoinc-lock-mode=1")
             .args(&options.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -503,6 +503,9 @@ pub fn with_insert_id(statement: &[u8], insert_id: u64) -> Vec<u8> {
 /// (`protocol::binlog_marks`).
 pub const GTID_DOMAIN: u32 = 4242;
 
+/// What lockstep needs of a node's configuration (`chain::requirements`).
+pub const READ_NODE_REQUIREMENTS: &str = "SELECT @@innodb_autoinc_lock_mode, @@log_bin";
+
 /// Whether the node logs, and where its binary log stands per domain.
 pub const READ_BINLOG_POSITION: &str = "SELECT @@log_bin, @@gtid_binlog_pos";
 
