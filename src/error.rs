@@ -108,8 +108,19 @@ impl ClientError {
     /// client's file is asked for before any node runs the text.
     pub fn client_file_among_several() -> ClientError {
         ClientError::NotSupported(
-            "LOAD DATA LOCAL INFILE in a text of several statements (send it as a statement of \
-             its own)"
+            "LOAD DATA INFILE in a text of several statements (send it as a statement of its \
+             own)"
+                .into(),
+        )
+    }
+
+    /// A server file lockstep reads on the master and journals, larger than
+    /// the master lets one value be (`LOAD_FILE()` gives NULL).
+    pub fn server_file_too_large() -> ClientError {
+        ClientError::NotSupported(
+            "LOAD DATA INFILE of a server file larger than the master's max_allowed_packet \
+             through lockstep, which reads the file on the master and journals its content \
+             (raise max_allowed_packet, or use LOAD DATA LOCAL INFILE)"
                 .into(),
         )
     }

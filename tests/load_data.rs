@@ -1,6 +1,9 @@
 //! `LOAD DATA LOCAL INFILE`: the file is on the client's machine. lockstep
 //! asks the client for it, as MariaDB does, and gives the same bytes to B,
 //! the master, the tail and every replay (the content is journaled).
+//! `LOAD DATA INFILE` without LOCAL: the file is on the master's machine
+//! (here in its data directory, where no other node has it); lockstep
+//! reads it there and the others load the same bytes.
 //!
 //! Oracles: every answer through lockstep (affected rows, the OK packet's
 //! info line, warnings, errors) equals MariaDB's for the same statements
@@ -251,4 +254,119 @@ fn a_file_over_the_limit_is_refused_and_the_session_goes_on() {
     for node in &cluster.nodes {
         assert_eq!(support::root_rows(node, "SELECT COUNT(*) FROM ld.t"), ["0"]);
     }
+}
+
+/// A seeded mix of server-side loads of files in the master's data
+/// directory (`ld/` there, where a bare name is looked for): plain (a
+/// duplicate key fails the load, as it does not with LOCAL), IGNORE,
+/// REPLACE, into an AUTO_INCREMENT table, inside transactions, a missing
+/// file, a name with a directory; each file is the statement's or `None`
+/// (missing). Between them, `SELECT … INTO OUTFILE` of the table, loaded
+/// back into a copy: the file exists on the master only.
+fn server_statements(rng: &mut StdRng) -> Vec<(String, Option<Vec<u8>>)> {
+    let fields = "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"'";
+    let mut out = Vec::new();
+    for i in 0..24 {
+        let rows = rng.gen_range(1..30);
+        let file = Some(csv(rng, rows, 0..60));
+        let (sql, file) = match rng.gen_range(0..9) {
+            0 => (format!("LOAD DATA INFILE 's{i}.csv' INTO TABLE ld.t {fields}"), file),
+            1 => (format!("LOAD DATA INFILE 's{i}.csv' IGNORE INTO TABLE ld.t {fields}"), file),
+            2 => (format!("LOAD DATA CONCURRENT INFILE 's{i}.csv' REPLACE INTO TABLE ld.t {fields}"), file),
+            3 => (format!("LOAD DATA INFILE 's{i}.csv' INTO TABLE ld.auto {fields} (@id, s, n)"), file),
+            4 => (format!("BEGIN; LOAD DATA INFILE 's{i}.csv' IGNORE INTO TABLE ld.t {fields}; COMMIT"), file),
+            5 => (format!("BEGIN; LOAD DATA INFILE 's{i}.csv' INTO TABLE ld.auto {fields} (@id, s, n); ROLLBACK"), file),
+            6 => (format!("LOAD DATA INFILE 'missing{i}.csv' INTO TABLE ld.t {fields}"), None),
+            7 => (format!("LOAD DATA INFILE 'ld/s{i}.csv' IGNORE INTO TABLE ld.t {fields}"), file),
+            _ => (
+                format!(
+                    "SELECT * FROM ld.t ORDER BY id INTO OUTFILE 'out{i}.csv' {fields}; \
+                     LOAD DATA INFILE 'out{i}.csv' REPLACE INTO TABLE ld.copy {fields}"
+                ),
+                None,
+            ),
+        };
+        out.push((sql, file));
+    }
+    out
+}
+
+/// Puts each statement's file where a load of its bare name looks for it
+/// on the server whose data directory is `datadir`: `datadir/ld/`.
+fn place_server_files(datadir: &std::path::Path, statements: &[(String, Option<Vec<u8>>)]) {
+    for (i, (_, file)) in statements.iter().enumerate() {
+        if let Some(content) = file {
+            std::fs::write(datadir.join("ld").join(format!("s{i}.csv")), content).expect("file");
+        }
+    }
+}
+
+/// Runs every statement (a text of several one by one); the answers, in
+/// order, with the server's data directory written `<datadir>`.
+async fn server_answers(opts: mysql_async::Opts, statements: &[String]) -> Vec<String> {
+    let mut c = Conn::new(opts).await.expect("connect");
+    c.query_drop("SET SESSION sql_mode = ''")
+        .await
+        .expect("sql_mode");
+    // `INTO OUTFILE` writes a bare name in the session's database.
+    c.query_drop("USE ld").await.expect("use");
+    let datadir: Option<String> = c.query_first("SELECT @@datadir").await.expect("datadir");
+    let datadir = datadir.expect("a data directory");
+    let mut answers = Vec::new();
+    for text in statements {
+        for sql in text.split("; ") {
+            let answer = match c.query_drop(sql).await {
+                Ok(()) => format!(
+                    "ok {} rows, {:?}, {} warnings",
+                    c.affected_rows(),
+                    c.info(),
+                    c.get_warnings()
+                ),
+                Err(e) => format!("error {:?}: {e}", support::server_code(&e)),
+            };
+            let warnings: Vec<(String, u16, String)> =
+                c.query("SHOW WARNINGS").await.expect("warnings");
+            let id: Option<u64> = c.query_first("SELECT LAST_INSERT_ID()").await.expect("id");
+            answers.push(
+                format!("{sql}: {answer} {warnings:?}, LAST_INSERT_ID() {id:?}")
+                    .replace(&datadir, "<datadir>/"),
+            );
+        }
+    }
+    answers
+}
+
+#[test]
+fn server_files_load_alike_on_every_node_and_in_the_journal() {
+    let seed = support::seed();
+    println!("seed {seed} (LOCKSTEP_SEED={seed} replays it)");
+    let statements = server_statements(&mut StdRng::seed_from_u64(seed));
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    let direct = Cluster::start(1);
+    let setup = format!("{SETUP}; CREATE TABLE ld.copy LIKE ld.t");
+    support::lockstep_sql(&lockstep, &setup);
+    support::root_sql(&direct.nodes[0], &setup);
+    place_server_files(&cluster.master().dir.join("data"), &statements);
+    place_server_files(&direct.nodes[0].dir.join("data"), &statements);
+    let texts: Vec<String> = statements.iter().map(|(sql, _)| sql.clone()).collect();
+    let rt = runtime();
+    let through = rt.block_on(server_answers(lockstep.client_opts().into(), &texts));
+    let direct_opts = mysql_async::Opts::from_url(&direct.nodes[0].url()).expect("url");
+    let directly = rt.block_on(server_answers(direct_opts, &texts));
+    let mut tables = TABLES.to_vec();
+    tables.push("ld.copy");
+    support::assert_same_as_direct(
+        seed,
+        (&through, &directly),
+        &cluster,
+        &lockstep,
+        &direct.nodes[0],
+        &tables,
+    );
+    let failed = through.iter().filter(|a| a.contains(": error ")).count();
+    println!(
+        "seed {seed}: {} server-side loads ({failed} refused as directly), the same answers and rows everywhere",
+        through.len()
+    );
 }

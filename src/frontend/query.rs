@@ -12,9 +12,9 @@ use tracing::debug;
 use super::params;
 use super::session::Session;
 use crate::error::{ClientError, SendError};
-use crate::router;
+use crate::router::{self, Route};
 use crate::sql::intercept::{intercept, original_names, Intercepted, Renames};
-use crate::sql::load_data::{self, ClientFile};
+use crate::sql::load_data::{self, ClientFile, ServerFile};
 use crate::sql::quote;
 use crate::sql::sequences;
 use crate::sql::unpinnable;
@@ -35,6 +35,9 @@ impl Session {
         mut w: QueryResultWriter<'_, W>,
     ) -> io::Result<()> {
         let route = router::route(&sql);
+        if let Some(file) = load_data::server_file(&sql) {
+            return self.load_server_file(sql, file, route, renames, w).await;
+        }
         match load_data::client_file(&sql) {
             ClientFile::None => {
                 self.driver
@@ -67,6 +70,37 @@ impl Session {
                 answered
             }
         }
+    }
+
+    /// `LOAD DATA INFILE` of a file on the master's machine: read there
+    /// once, loaded as a LOCAL file by the others (`write::server_file`).
+    async fn load_server_file<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        sql: Vec<u8>,
+        file: ServerFile,
+        route: Route,
+        renames: &Renames,
+        w: QueryResultWriter<'_, W>,
+    ) -> io::Result<()> {
+        let content = match self.driver.read_master_file(&file).await {
+            Ok(Some(content)) => content,
+            Ok(None) => {
+                return self
+                    .driver
+                    .dispatch(Work::Text(sql), route, renames, w)
+                    .await
+            }
+            Err(err) => return self.driver.answer(w, Err(err)).await,
+        };
+        self.driver.client_file = Some(content);
+        self.driver.master_text = Some(sql);
+        let answered = self
+            .driver
+            .dispatch(Work::Text(file.as_local), route, renames, w)
+            .await;
+        self.driver.client_file = None;
+        self.driver.master_text = None;
+        answered
     }
 
     /// COM_STMT_PREPARE: prepared on the master; the client gets lockstep's

@@ -503,6 +503,12 @@ pub fn with_insert_id(statement: &[u8], insert_id: u64) -> Vec<u8> {
 /// (`protocol::binlog_marks`).
 pub const GTID_DOMAIN: u32 = 4242;
 
+/// A server file's content, for a server-side load (`write::server_file`);
+/// `path` is an SQL expression (`sql::load_data::server_path_expression`).
+pub fn read_server_file(path: &str) -> String {
+    format!("SELECT LOAD_FILE({path})")
+}
+
 /// What lockstep needs of a node's configuration (`chain::requirements`).
 pub const READ_NODE_REQUIREMENTS: &str = "SELECT @@innodb_autoinc_lock_mode, @@log_bin";
 

@@ -39,6 +39,7 @@ mod phase;
 mod read;
 pub(crate) mod retry_master;
 mod serialized;
+mod server_file;
 mod session_state;
 mod statement;
 mod sync;
@@ -153,6 +154,10 @@ pub struct Driver {
     /// The content of the client's file for the `LOAD DATA LOCAL INFILE`
     /// being run: given to B and A, and journaled with the statement.
     pub(crate) client_file: Option<bytes::Bytes>,
+    /// For a load of a file on the master's machine: the statement as the
+    /// client wrote it, which the master runs reading its own file while
+    /// the others load its bytes (`server_file`).
+    pub(crate) master_text: Option<Vec<u8>>,
     /// The commands sent on the master and sync connections already
     /// counted in the metrics, with each connection's id.
     pub(crate) round_trips_counted: [Option<(u32, u64)>; 2],
@@ -186,6 +191,7 @@ impl Driver {
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
             busy: false,
             client_file: None,
+            master_text: None,
             round_trips_counted: [None, None],
             kept_warnings: None,
             warned_since_commit: false,

@@ -330,6 +330,9 @@ impl Driver {
         hide: StatusFlags,
         held: &'static [u16],
     ) -> io::Result<Holding<'w, W>> {
+        // A server-side load: the master reads its own file (`server_file`).
+        let own_file = self.master_text.clone().map(Work::Text);
+        let work = own_file.as_ref().unwrap_or(work);
         // The pin travels with the statement: prefixed to a text (its
         // results skipped), written just ahead of a prepared execution.
         let (combined, skip, pin_ahead) = match (work, pin) {
@@ -355,7 +358,7 @@ impl Driver {
             w.send_error(&err).await?;
             return Ok(Holding::Ended(MasterEnd::Failed(err)));
         };
-        if let Some(content) = &self.client_file {
+        if let (Some(content), None) = (&self.client_file, &self.master_text) {
             outcome::give_local_infile(conn, content);
         }
         self.busy = true;
