@@ -92,6 +92,19 @@ impl ClientError {
         )
     }
 
+    /// A text that commits by itself (`BEGIN … COMMIT`, a DDL) with a CALL
+    /// and an insert into a table with an AUTO_INCREMENT column: the
+    /// inserts' values are pinned by pairing statements with results,
+    /// which the CALL's results make impossible (`write::serialized`).
+    pub fn call_among_pinned_inserts() -> ClientError {
+        ClientError::NotSupported(
+            "a CALL in a text of several statements that commits by itself and inserts into a \
+             table with an AUTO_INCREMENT column: lockstep could not pin the inserts' values on \
+             every node (send the CALL as a statement of its own)"
+                .into(),
+        )
+    }
+
     /// `LOAD DATA LOCAL INFILE` from a client that did not say it can send
     /// files (CLIENT_LOCAL_FILES): MariaDB's answer, without asking it.
     pub fn client_files_disabled() -> ClientError {

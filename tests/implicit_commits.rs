@@ -420,6 +420,31 @@ fn a_text_holding_its_transaction_makes_the_same_ids_on_every_node() {
             node.port
         );
     }
+    // With a CALL among them the results do not pair with the statements
+    // (the routine's row set adds one): refused before any node runs it.
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE PROCEDURE i.peek() SELECT COUNT(*) FROM i.c",
+    );
+    let refused = rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let err = c
+            .query_drop("BEGIN; CALL i.peek(); INSERT INTO i.t (v) VALUES (9); COMMIT")
+            .await
+            .expect_err("refused");
+        c.disconnect().await.expect("disconnect");
+        support::server_code(&err)
+    });
+    assert_eq!(refused, Some(1235));
+    wait_for_tail(&cluster, Duration::from_secs(30));
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT COUNT(*) FROM i.t WHERE v = 9"),
+            vec!["0"],
+            "port {}",
+            node.port
+        );
+    }
     let roles = support::roles(&lockstep);
     assert!(
         roles.iter().all(|(_, role)| role != "quarantined"),

@@ -880,6 +880,13 @@ pub fn serialized_text_writes(query: &[u8]) -> bool {
     any_of_several_statements(query, |s| route_statement(s) == Route::Write)
 }
 
+/// Whether `query` holds several statements and one of them is a `CALL`,
+/// whose results (one per row set of the routine, then its own) do not
+/// pair up with the text's statements.
+pub fn calls_a_routine_among_several(query: &[u8]) -> bool {
+    any_of_several_statements(query, |s| Words(s).upper(0).as_deref() == Some("CALL"))
+}
+
 /// Whether `query` holds several statements and one of them is `wanted`.
 fn any_of_several_statements(query: &[u8], wanted: impl Fn(&[Lexeme]) -> bool) -> bool {
     let Some(lexemes) = lex(query) else {

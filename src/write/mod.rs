@@ -330,6 +330,21 @@ impl Driver {
                 .answer(w, Err(ClientError::several_auto_increment_inserts()))
                 .await;
         }
+        // A serialized text pins its inserts by pairing its statements with
+        // their results, which a CALL among them makes impossible.
+        if matches!(work, Work::Text(_))
+            && route == Route::Serialized
+            && router::calls_a_routine_among_several(work.sql())
+            && self
+                .shared
+                .unrepeatable_bodies
+                .auto_increment_inserts(work.sql())
+                > 0
+        {
+            return self
+                .answer(w, Err(ClientError::call_among_pinned_inserts()))
+                .await;
+        }
         if router::writes_skipped_rows(work.sql()) {
             return self
                 .answer(w, Err(ClientError::writes_skipped_rows()))
