@@ -185,8 +185,9 @@ async fn write(w: u32, ports: Vec<u16>, stop: Arc<AtomicBool>, told: Arc<Mutex<T
     let mut seq = 0u32;
     while !stop.load(Ordering::Relaxed) {
         let Some(c) = conn.as_mut() else {
+            // The address that served last first (a cut-off client comes
+            // back to it, as a pool does), the other one when it fails.
             let port = ports[attempt % ports.len()];
-            attempt += 1;
             let opts = mysql_async::OptsBuilder::default()
                 .ip_or_hostname("127.0.0.1")
                 .tcp_port(port)
@@ -194,7 +195,10 @@ async fn write(w: u32, ports: Vec<u16>, stop: Arc<AtomicBool>, told: Arc<Mutex<T
                 .pass(Some(PASSWORD));
             match tokio::time::timeout(Duration::from_secs(2), mysql_async::Conn::new(opts)).await {
                 Ok(Ok(c)) => conn = Some(c),
-                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                _ => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
             }
             continue;
         };
@@ -258,28 +262,33 @@ async fn write(w: u32, ports: Vec<u16>, stop: Arc<AtomicBool>, told: Arc<Mutex<T
     }
 }
 
+/// The tables, through the instance at `port`. Written so that it can be
+/// sent again: on this loaded machine the new active may lose its first
+/// lease (a heartbeat confirmed late) and start again, cutting the client
+/// off as any takeover does.
 fn create_tables(port: u16) {
-    let out = mariadb_cli(
-        port,
-        USER,
-        PASSWORD,
-        &[],
-        &format!(
-            "CREATE DATABASE ha; \
-             CREATE TABLE ha.t (id INT AUTO_INCREMENT PRIMARY KEY, w INT, s INT); \
-             CREATE TABLE ha.c (w INT PRIMARY KEY, n BIGINT); \
-             INSERT INTO ha.c VALUES {}",
-            (0..WRITERS)
-                .map(|w| format!("({w}, 0)"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+    let sql = format!(
+        "CREATE DATABASE IF NOT EXISTS ha; \
+         CREATE TABLE IF NOT EXISTS ha.t (id INT AUTO_INCREMENT PRIMARY KEY, w INT, s INT); \
+         CREATE TABLE IF NOT EXISTS ha.c (w INT PRIMARY KEY, n BIGINT); \
+         INSERT IGNORE INTO ha.c VALUES {}",
+        (0..WRITERS)
+            .map(|w| format!("({w}, 0)"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let out = mariadb_cli(port, USER, PASSWORD, &[], &sql);
+        if out.status.success() {
+            return;
+        }
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        let cut_off = said.contains("ERROR 2013") || said.contains("ERROR 1053");
+        assert!(cut_off && tries < 5, "{said}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// Every acknowledged write on the master exactly once, the unknown ones
@@ -482,8 +491,9 @@ fn without_a_standby_in_step_commits_go_on_and_only_a_holder_of_them_takes_over(
 
 /// Fencing: an active paused longer than its lease (SIGSTOP) is replaced;
 /// woken (SIGCONT), it finds its lease's time past and stops before it
-/// commits anything: every node and the new active's journal replayed
-/// still equal the master, and every acknowledged write is there once.
+/// commits anything, then starts itself again as a standby of the new
+/// active: every node and the new active's journal replayed still equal
+/// the master, and every acknowledged write is there once.
 #[test]
 fn an_active_paused_past_its_lease_commits_nothing_once_woken() {
     let etcd_dir = tempfile::tempdir().expect("temp dir");
@@ -499,13 +509,16 @@ fn an_active_paused_past_its_lease_commits_nothing_once_woken() {
     // Writes go on through the new active while the old one sleeps.
     std::thread::sleep(Duration::from_secs(2));
     ls1.signal(libc::SIGCONT);
-    let code = ls1.exited_within(Duration::from_secs(5));
+    // It stops serving by itself and comes back as a standby, the same
+    // process started again, copying the new active's journal.
+    wait_for_log(&ls1, LEASE_LOST, Duration::from_secs(5));
     assert_eq!(
-        code,
-        Some(3),
-        "the woken old active did not stop by itself:\n{}",
+        ls1.exited_within(Duration::from_millis(100)),
+        None,
+        "the woken old active exited instead of starting again:\n{}",
         ls1.log()
     );
+    wait_until_in_step(&ls2, "ls1");
     std::thread::sleep(Duration::from_secs(1));
     let told = load.finish();
     println!(
@@ -516,7 +529,28 @@ fn an_active_paused_past_its_lease_commits_nothing_once_woken() {
         longest_pause_after(&told, paused).as_secs_f64()
     );
     assert_told_holds(&cluster, &told);
-    assert_all_equal(&cluster, &ls2);
+    // The old active is a standby again, and may have taken the role back
+    // since (a heartbeat late under this machine's load): the journal of
+    // whichever instance is active is replayed.
+    let instances = [ls1, ls2];
+    let active = wait_for_an_active(&instances);
+    assert_all_equal(&cluster, &instances[active]);
+}
+
+/// What an active that lost its lease logs as it stops serving.
+const LEASE_LOST: &str = "the lease in etcd is lost";
+
+/// Waits until `lockstep`'s log says `line`.
+fn wait_for_log(lockstep: &Lockstep, line: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while !lockstep.log().contains(line) {
+        assert!(
+            Instant::now() < deadline,
+            "no {line:?} within {timeout:?}:\n{}",
+            lockstep.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Which of `instances` is active (only the active serves `/status`).
@@ -623,28 +657,23 @@ fn no_acknowledged_write_is_lost_while_instances_and_nodes_are_killed() {
 
 /// etcd unreachable: the active cannot renew its lease and stops at its
 /// end (it cannot know whether a standby took over), so no instance writes
-/// without etcd's consent. etcd back, an instance holding every commit
-/// takes over and the writes go on; nothing acknowledged is lost.
+/// without etcd's consent; it starts itself again as a standby and waits.
+/// etcd back, an instance holding every commit takes over by itself and
+/// the writes go on; nothing acknowledged is lost.
 #[test]
 fn with_etcd_gone_the_active_stops_at_its_lease_end_and_etcd_back_brings_one_back() {
     let etcd_dir = tempfile::tempdir().expect("temp dir");
     let mut etcd = LocalEtcd::start(etcd_dir.path()).expect("etcd");
     let (cluster, ls1, ls2) = two_instances(&[etcd.endpoint()]);
-    let mut instances = vec![ls1, ls2];
+    let instances = vec![ls1, ls2];
 
     let ports = instances.iter().map(|i| i.port).collect();
     let load = Load::start(ports);
     std::thread::sleep(Duration::from_secs(2));
     let gone = Instant::now();
     etcd.stop();
-    let code = instances[0].exited_within(Duration::from_secs(5));
+    wait_for_log(&instances[0], LEASE_LOST, Duration::from_secs(5));
     let stopped_after = gone.elapsed();
-    assert_eq!(
-        code,
-        Some(3),
-        "the active kept going without etcd:\n{}",
-        instances[0].log()
-    );
     println!(
         "the active stopped {:.2} s after etcd went away",
         stopped_after.as_secs_f64()
@@ -664,8 +693,9 @@ fn with_etcd_gone_the_active_stops_at_its_lease_end_and_etcd_back_brings_one_bac
         "writes acknowledged with no active instance"
     );
 
+    // Both instances wait for etcd; once it is back, one takes over by
+    // itself (the old active started itself again as a standby).
     etcd.restart().expect("etcd restarts");
-    instances[0].respawn();
     let active = wait_for_an_active(&instances);
     std::thread::sleep(Duration::from_secs(2));
     let told = load.finish();

@@ -13,8 +13,10 @@
 //!    master's `lockstep.commits`), serves clients, and ships every batch of
 //!    its journal to the standbys (`ship`): a commit is acknowledged once a
 //!    standby in step has it on disk too.
-//! 3. An active that cannot renew its lease stops at once (the process
-//!    exits), since another instance may take over once the lease runs out.
+//! 3. An active that cannot renew its lease stops at once, since another
+//!    instance may take over once the lease runs out: the process starts
+//!    itself again (the same program and arguments, `exec`), as a standby,
+//!    with no supervisor needed.
 
 pub mod coordinator;
 
@@ -41,8 +43,12 @@ const LOOK_EVERY: Duration = Duration::from_millis(50);
 /// How often the active looks at its lease's clock.
 const LEASE_WATCH: Duration = Duration::from_millis(20);
 
-/// The process's exit code when the active lost its lease.
+/// The process's exit code when the active lost its lease and could not
+/// start itself again.
 pub const EXIT_LEASE_LOST: i32 = 3;
+
+/// How long a starting instance waits between tries to reach etcd.
+const ETCD_RETRY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HaError {
@@ -69,7 +75,10 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), HaError> {
     tokio::pin!(shutdown);
-    let coordinator = Coordinator::connect(ha, config.listen).await?;
+    let coordinator = tokio::select! {
+        coordinator = connect_when_reachable(ha, config.listen) => coordinator,
+        () = &mut shutdown => return Ok(()),
+    };
     let listener = bind(config.listen).await?;
     info!(instance = %ha.name, addr = %config.listen, "lockstep instance listening as a standby");
     let standby = Standby::start(config, coordinator.clone(), listener)?;
@@ -95,6 +104,26 @@ pub async fn run(
         None => bind(config.listen).await?,
     };
     serve_as_active(config, ha, coordinator, lease, listener, shutdown).await
+}
+
+/// etcd, once it answers: an instance started while etcd is down (or that
+/// started itself again after losing its lease to an etcd outage) waits
+/// for it, logging each failure once.
+async fn connect_when_reachable(ha: &Ha, listen: std::net::SocketAddr) -> Coordinator {
+    let mut last_error = None;
+    loop {
+        match Coordinator::connect(ha, listen).await {
+            Ok(coordinator) => return coordinator,
+            Err(e) => {
+                let error = e.to_string();
+                if last_error.as_ref() != Some(&error) {
+                    warn!(error = %error, "etcd unreachable: this instance waits for it");
+                    last_error = Some(error);
+                }
+                tokio::time::sleep(ETCD_RETRY).await;
+            }
+        }
+    }
 }
 
 async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, HaError> {
@@ -336,9 +365,10 @@ async fn serve_as_active(
 }
 
 /// Another instance may take over once the lease ran out: this one must
-/// not write one more thing. It ends the process at once (the sessions'
-/// connections to the nodes close with it, rolling back what they had
-/// open): when the renewal task says the lease is gone, or when the lease's
+/// not write one more thing. It ends the process's image at once (the
+/// sessions' connections to the nodes close with it, rolling back what
+/// they had open) and starts the program again, a standby from its first
+/// step: when the renewal task says the lease is gone, or when the lease's
 /// time has passed by this process's clock (after a pause, that is seen
 /// before any renewal is tried).
 fn exit_when_lease_lost(mut alive: watch::Receiver<bool>, holds: LeaseClock) {
@@ -356,7 +386,24 @@ fn exit_when_lease_lost(mut alive: watch::Receiver<bool>, holds: LeaseClock) {
                 () = tokio::time::sleep(LEASE_WATCH) => {}
             }
         }
-        error!("the lease in etcd is lost: this instance stops now");
-        std::process::exit(EXIT_LEASE_LOST);
+        error!("the lease in etcd is lost: this instance stops serving now and starts again as a standby");
+        start_again();
     });
+}
+
+/// Replaces the process with a fresh run of the same program and
+/// arguments (`exec`: the same PID, every socket and file closed, as
+/// Rust opens them close-on-exec), so that it comes back as a standby.
+/// Exits with `EXIT_LEASE_LOST` when that cannot be done (the program
+/// file replaced meanwhile, say), leaving it to a supervisor.
+fn start_again() -> ! {
+    use std::os::unix::process::CommandExt;
+    let failed = match std::env::current_exe() {
+        Ok(program) => std::process::Command::new(program)
+            .args(std::env::args_os().skip(1))
+            .exec(),
+        Err(e) => e,
+    };
+    error!(error = %failed, "cannot start again: the process exits");
+    std::process::exit(EXIT_LEASE_LOST);
 }
