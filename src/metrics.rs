@@ -77,6 +77,9 @@ pub struct Metrics {
     /// answer, or one the server does not answer, is none), by role: the
     /// cost of a statement in node trips.
     pub session_node_round_trips: Family<RoleLabel, Counter>,
+    /// Round trips the tail appliers made to their nodes, by node: the
+    /// cost of applying the journal.
+    pub applier_round_trips: Family<NodeLabel, Counter>,
     /// Lock cycles across the master and the synchronous slave broken by
     /// interrupting a victim's statement on the master.
     pub lock_cycles_broken: Counter,
@@ -113,6 +116,7 @@ impl Metrics {
             node_applied_seq: Family::default(),
             node_lag_commits: Family::default(),
             session_node_round_trips: Family::default(),
+            applier_round_trips: Family::default(),
             lock_cycles_broken: Counter::default(),
             registry: Registry::default(),
         };
@@ -217,6 +221,11 @@ impl Metrics {
             "Round trips client sessions made to the master and the synchronous slave, by role",
             m.session_node_round_trips.clone(),
         );
+        registry.register(
+            "applier_round_trips",
+            "Round trips the tail appliers made to their nodes, by node",
+            m.applier_round_trips.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -267,6 +276,16 @@ pub fn count_session_node_round_trips(role: &str, round_trips: u64) {
         .session_node_round_trips
         .get_or_create(&RoleLabel {
             role: role.to_string(),
+        })
+        .inc_by(round_trips);
+}
+
+/// Counts `round_trips` the applier of `node` made to it.
+pub fn count_applier_round_trips(node: &str, round_trips: u64) {
+    get()
+        .applier_round_trips
+        .get_or_create(&NodeLabel {
+            node: node.to_string(),
         })
         .inc_by(round_trips);
 }

@@ -124,30 +124,47 @@ impl AppliedState {
         self.changed_by_text = true;
     }
 
-    /// Runs a journaled statement; a prepared one is prepared once per state.
-    pub async fn run(&mut self, conn: &mut Conn, statement: &Statement) -> Outcome {
+    /// Runs a prepared statement (prepared on this connection once, in
+    /// this state) with `pin`, lockstep's own text, written just ahead of
+    /// it in the same round trip (`outcome::run_prepared_after`); any other
+    /// statement after `pin` in its own trip.
+    pub async fn run_after(
+        &mut self,
+        conn: &mut Conn,
+        pin: &str,
+        statement: &Statement,
+    ) -> Outcome {
         let Statement::Prepared { sql, params } = statement else {
+            if let Err(e) = conn.query_drop(pin).await {
+                return outcome::outcome_of_error(e);
+            }
             return outcome::run_statement(conn, statement).await;
         };
-        let text = sql.to_bytes();
-        let prepared = match self.prepared.get(&text) {
-            Some(prepared) => prepared.clone(),
-            None => {
-                if self.prepared.len() >= PREPARED_KEPT {
-                    for (_, statement) in self.prepared.drain() {
-                        let _ = conn.close(statement).await;
-                    }
-                }
-                match conn.prep(String::from_utf8_lossy(&text).as_ref()).await {
-                    Ok(prepared) => {
-                        self.prepared.insert(text, prepared.clone());
-                        prepared
-                    }
-                    Err(e) => return outcome::summarize(conn, Err(e)),
-                }
-            }
+        let prepared = match self.prepared_on(conn, sql.to_bytes()).await {
+            Ok(prepared) => prepared,
+            Err(e) => return outcome::summarize(conn, Err(e)),
         };
-        outcome::run_prepared(conn, &prepared, outcome::params_of(params)).await
+        outcome::run_prepared_after(conn, pin, &prepared, outcome::params_of(params)).await
+    }
+
+    /// The connection's handle for the statement `text`, prepared now if
+    /// it is not yet.
+    async fn prepared_on(
+        &mut self,
+        conn: &mut Conn,
+        text: Vec<u8>,
+    ) -> Result<mysql_async::Statement, mysql_async::Error> {
+        if let Some(prepared) = self.prepared.get(&text) {
+            return Ok(prepared.clone());
+        }
+        if self.prepared.len() >= PREPARED_KEPT {
+            for (_, statement) in self.prepared.drain() {
+                let _ = conn.close(statement).await;
+            }
+        }
+        let prepared = conn.prep(String::from_utf8_lossy(&text).as_ref()).await?;
+        self.prepared.insert(text, prepared.clone());
+        Ok(prepared)
     }
 }
 

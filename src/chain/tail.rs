@@ -449,10 +449,15 @@ impl Tail {
                 }
                 let lane = lanes.lane(key).await?;
                 let applying = self.chain.appliers.clone().read_owned().await;
+                let trips_before = lane.conn.round_trips();
                 let applied_group = self
                     .apply(&mut lane.conn, &mut group, &mut lane.state)
                     .instrument(span)
                     .await;
+                metrics::count_applier_round_trips(
+                    &self.node.name,
+                    lane.conn.round_trips().saturating_sub(trips_before),
+                );
                 drop(applying);
                 if let Err(e) = applied_group {
                     self.status
@@ -792,10 +797,8 @@ impl Tail {
                 let text = [pin.as_bytes(), b"; ", &sql.to_bytes()].concat();
                 outcome::run_text(conn, &text).await
             }
-            prepared => {
-                conn.query_drop(pin).await?;
-                state.run(conn, prepared).await
-            }
+            // The pin in the execution's round trip (one trip, not two).
+            prepared => state.run_after(conn, &pin, prepared).await,
         };
         entry.results.push(NodeResult {
             node: self.node.name.clone(),
