@@ -15,7 +15,10 @@
 //! - Where the node writes a binary log: the SUPER or BINLOG REPLAY
 //!   privilege for lockstep's node account, with which lockstep numbers a
 //!   serialized statement in the node's binary log (`protocol::binlog_marks`)
-//!   to find out after a stop whether it ran.
+//!   to find out after a stop whether it ran; and no binary log filter
+//!   (`binlog_do_db`, `binlog_ignore_db`), which would leave some of those
+//!   statements out of the log, so that a restart took a statement that
+//!   ran for one that did not and ran it again.
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
@@ -49,6 +52,7 @@ pub async fn unmet(conn: &mut Conn) -> Result<Vec<Unmet>, mysql_async::Error> {
         unmet.extend(autoinc_lock_mode(mode));
     }
     if number(1) == Some(1) {
+        unmet.extend(binlog_filters(conn).await);
         // The probe sets what lockstep's marks set back: harmless when allowed.
         if let Err(mysql_async::Error::Server(e)) =
             conn.query_drop(control::LEAVE_GTID_DOMAIN).await
@@ -61,6 +65,33 @@ pub async fn unmet(conn: &mut Conn) -> Result<Vec<Unmet>, mysql_async::Error> {
         }
     }
     Ok(unmet)
+}
+
+/// The node's binary log filters, when it has any; nothing when it will
+/// not say (an account without BINLOG MONITOR).
+async fn binlog_filters(conn: &mut Conn) -> Option<Unmet> {
+    let row: Row = conn
+        .query_first(control::READ_BINLOG_FILTERS)
+        .await
+        .ok()
+        .flatten()?;
+    let column = |name: &str| -> String {
+        row.get_opt::<Option<String>, &str>(name)
+            .and_then(Result::ok)
+            .flatten()
+            .unwrap_or_default()
+    };
+    let (only, ignored) = (column("Binlog_Do_DB"), column("Binlog_Ignore_DB"));
+    filters_unmet(&only, &ignored)
+}
+
+fn filters_unmet(only: &str, ignored: &str) -> Option<Unmet> {
+    (!only.is_empty() || !ignored.is_empty()).then(|| Unmet {
+        setting: "the binary log's filters (binlog_do_db, binlog_ignore_db)",
+        found: format!("binlog_do_db = '{only}', binlog_ignore_db = '{ignored}'"),
+        needed: "none: lockstep reads the binary log to tell whether a statement that commits \
+                 by itself ran there",
+    })
 }
 
 /// One line naming every unmet requirement.
@@ -92,5 +123,12 @@ mod tests {
         assert!(
             describe(&[unmet]).starts_with("innodb_autoinc_lock_mode is 2; lockstep needs 0 or 1")
         );
+    }
+
+    #[test]
+    fn any_binlog_filter_is_unmet() {
+        assert_eq!(filters_unmet("", ""), None);
+        assert!(filters_unmet("", "audit").is_some());
+        assert!(filters_unmet("app", "").is_some());
     }
 }

@@ -512,6 +512,9 @@ pub fn read_server_file(path: &str) -> String {
 /// What lockstep needs of a node's configuration (`chain::requirements`).
 pub const READ_NODE_REQUIREMENTS: &str = "SELECT @@innodb_autoinc_lock_mode, @@log_bin";
 
+/// A logging node's binary log filters (`Binlog_Do_DB`, `Binlog_Ignore_DB`).
+pub const READ_BINLOG_FILTERS: &str = "SHOW MASTER STATUS";
+
 /// Whether the node logs, and where its binary log stands per domain.
 pub const READ_BINLOG_POSITION: &str = "SELECT @@log_bin, @@gtid_binlog_pos";
 
