@@ -26,11 +26,11 @@ const TABLES: &[&str] = &["ha.t", "ha.c"];
 const WRITERS: u32 = 8;
 
 /// An instance with `[ha]` named `name`, over the etcd at `endpoints`.
-fn instance_of(cluster: &Cluster, endpoints: &[String], name: &str) -> Lockstep {
+fn instance_of(cluster: &Cluster, endpoints: &[String], name: &str, lease_ms: u64) -> Lockstep {
     let journal_port = mariadb::free_port().expect("free port");
     let etcd: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
     let ha = format!(
-        "[ha]\netcd = [{}]\nname = \"{name}\"\nlease_ms = 1000\njournal_listen = \"127.0.0.1:{journal_port}\"\n",
+        "[ha]\netcd = [{}]\nname = \"{name}\"\nlease_ms = {lease_ms}\njournal_listen = \"127.0.0.1:{journal_port}\"\n",
         etcd.join(", ")
     );
     Lockstep::start(cluster, &ha)
@@ -167,13 +167,17 @@ fn logging() -> mariadb::ServerOptions {
 /// Three nodes and two instances over the etcd at `endpoints`: `ls1`
 /// active, `ls2` in step, the test's tables made.
 fn two_instances(endpoints: &[String]) -> (Cluster, Lockstep, Lockstep) {
+    two_instances_with_lease(endpoints, 1000)
+}
+
+fn two_instances_with_lease(endpoints: &[String], lease_ms: u64) -> (Cluster, Lockstep, Lockstep) {
     // With their binary logs, as production nodes have them: a text
     // holding its own transaction is a serialized statement, and a
     // takeover in its middle is finished from there (README's limits).
     let cluster = Cluster::start_with(3, &logging());
-    let ls1 = instance_of(&cluster, endpoints, "ls1");
+    let ls1 = instance_of(&cluster, endpoints, "ls1", lease_ms);
     wait_until_active(&ls1, "ls1");
-    let ls2 = instance_of(&cluster, endpoints, "ls2");
+    let ls2 = instance_of(&cluster, endpoints, "ls2", lease_ms);
     create_tables(ls2.port);
     wait_until_in_step(&ls1, "ls2");
     (cluster, ls1, ls2)
@@ -709,12 +713,15 @@ fn with_etcd_gone_the_active_stops_at_its_lease_end_and_etcd_back_brings_one_bac
 
 /// A three-member etcd: each member in turn stopped for two seconds under
 /// writes changes nothing: the same instance stays active, writes go on.
+/// With a 3 s lease, as the bench uses: at 1 s, a member's loss (the
+/// renewal stream moved to another member while etcd elected a leader)
+/// once cost the active its lease under CI's load (2026-12-02).
 #[test]
 fn with_three_etcd_members_one_down_changes_nothing() {
     let etcd_dir = tempfile::tempdir().expect("temp dir");
     let mut members = LocalEtcd::start_members(etcd_dir.path(), 3).expect("etcd");
     let endpoints = LocalEtcd::endpoints(&members);
-    let (cluster, ls1, ls2) = two_instances(&endpoints);
+    let (cluster, ls1, ls2) = two_instances_with_lease(&endpoints, 3000);
     let instances = vec![ls1, ls2];
 
     let ports = instances.iter().map(|i| i.port).collect();
@@ -740,7 +747,7 @@ fn with_three_etcd_members_one_down_changes_nothing() {
         "the active instance changed"
     );
     assert!(
-        !instances[0].log().contains("this instance stops now"),
+        !instances[0].log().contains(LEASE_LOST),
         "the active stopped:\n{}",
         instances[0].log()
     );
