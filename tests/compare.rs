@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row};
+use mysql_async::Conn;
 use support::{root_rows, root_sql, runtime, wait_for_tail, Cluster, Lockstep};
 
 const FAST_RETRIES: &str = "[compare]\nretry_initial_ms = 50\nretry_max_ms = 200\n";
@@ -82,19 +82,7 @@ impl Sink {
 
 /// Every row of a lockstep SHOW command, columns as strings.
 async fn show(c: &mut Conn, sql: &str) -> Vec<Vec<String>> {
-    let rows: Vec<Row> = c.query(sql).await.expect(sql);
-    rows.iter()
-        .map(|r| {
-            (0..r.len())
-                .map(|i| {
-                    r.get_opt::<Option<String>, usize>(i)
-                        .and_then(Result::ok)
-                        .flatten()
-                        .unwrap_or_default()
-                })
-                .collect()
-        })
-        .collect()
+    support::text_rows(c, sql).await
 }
 
 async fn last_request_id(c: &mut Conn) -> String {

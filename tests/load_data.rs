@@ -108,24 +108,27 @@ async fn answers(opts: mysql_async::Opts, statements: &[(String, Vec<u8>)]) -> V
                 use futures_util::StreamExt;
                 Ok(futures_util::stream::once(async move { Ok(content) }).boxed())
             });
-            let answer = match c.query_drop(sql).await {
-                Ok(()) => format!(
-                    "ok {} rows, {:?}, {} warnings",
-                    c.affected_rows(),
-                    c.info(),
-                    c.get_warnings()
-                ),
-                Err(e) => format!("error {:?}: {e}", support::server_code(&e)),
-            };
-            let warnings: Vec<(String, u16, String)> =
-                c.query("SHOW WARNINGS").await.expect("warnings");
-            let id: Option<u64> = c.query_first("SELECT LAST_INSERT_ID()").await.expect("id");
-            answers.push(format!(
-                "{sql}: {answer} {warnings:?}, LAST_INSERT_ID() {id:?}"
-            ));
+            answers.push(answer_of(&mut c, sql).await);
         }
     }
     answers
+}
+
+/// Runs `sql`; its answer as MariaDB gave it: affected rows, the info
+/// line, warnings or the error, then SHOW WARNINGS and LAST_INSERT_ID().
+async fn answer_of(c: &mut Conn, sql: &str) -> String {
+    let answer = match c.query_drop(sql).await {
+        Ok(()) => format!(
+            "ok {} rows, {:?}, {} warnings",
+            c.affected_rows(),
+            c.info(),
+            c.get_warnings()
+        ),
+        Err(e) => format!("error {:?}: {e}", support::server_code(&e)),
+    };
+    let warnings: Vec<(String, u16, String)> = c.query("SHOW WARNINGS").await.expect("warnings");
+    let id: Option<u64> = c.query_first("SELECT LAST_INSERT_ID()").await.expect("id");
+    format!("{sql}: {answer} {warnings:?}, LAST_INSERT_ID() {id:?}")
 }
 
 #[test]
@@ -315,22 +318,8 @@ async fn server_answers(opts: mysql_async::Opts, statements: &[String]) -> Vec<S
     let mut answers = Vec::new();
     for text in statements {
         for sql in text.split("; ") {
-            let answer = match c.query_drop(sql).await {
-                Ok(()) => format!(
-                    "ok {} rows, {:?}, {} warnings",
-                    c.affected_rows(),
-                    c.info(),
-                    c.get_warnings()
-                ),
-                Err(e) => format!("error {:?}: {e}", support::server_code(&e)),
-            };
-            let warnings: Vec<(String, u16, String)> =
-                c.query("SHOW WARNINGS").await.expect("warnings");
-            let id: Option<u64> = c.query_first("SELECT LAST_INSERT_ID()").await.expect("id");
-            answers.push(
-                format!("{sql}: {answer} {warnings:?}, LAST_INSERT_ID() {id:?}")
-                    .replace(&datadir, "<datadir>/"),
-            );
+            let answer = answer_of(&mut c, sql).await;
+            answers.push(answer.replace(&datadir, "<datadir>/"));
         }
     }
     answers

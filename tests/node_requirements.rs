@@ -239,41 +239,10 @@ fn copies_with_gaps(node: &MariaDb) -> usize {
 }
 
 fn show_nodes(lockstep: &Lockstep) -> Vec<Vec<String>> {
-    let rt = support::runtime();
-    rt.block_on(async {
+    support::runtime().block_on(async {
         let mut c = mysql_async::Conn::new(lockstep.client_opts())
             .await
             .expect("connect");
-        let rows: Vec<mysql_async::Row> = c.query("SHOW LOCKSTEP NODES").await.expect("nodes");
-        rows.iter()
-            .map(|r| {
-                (0..r.len())
-                    .map(|i| {
-                        r.get_opt::<Option<String>, usize>(i)
-                            .and_then(Result::ok)
-                            .flatten()
-                            .unwrap_or_default()
-                    })
-                    .collect()
-            })
-            .collect()
+        support::text_rows(&mut c, "SHOW LOCKSTEP NODES").await
     })
-}
-
-#[test]
-fn a_node_whose_binary_log_filters_databases_is_refused() {
-    let filtered = ServerOptions {
-        args: vec![
-            "--log-bin=binlog".into(),
-            "--server-id=1".into(),
-            "--binlog-ignore-db=audit".into(),
-        ],
-    };
-    let cluster = Cluster::start_with(1, &filtered);
-    let (code, said) = serve_refused(&named(&cluster));
-    assert_ne!(code, Some(0), "{said}");
-    assert!(
-        said.contains("\"n0\"") && said.contains("binlog_ignore_db = 'audit'"),
-        "the refusal names the node and the filter: {said}"
-    );
 }

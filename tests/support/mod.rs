@@ -371,6 +371,24 @@ pub fn lockstep_sql(lockstep: &Lockstep, sql: &str) {
 }
 
 /// Runs `sql` on the node as root (for setting up and checking tests).
+/// The rows `sql` gives on `c`, each column as text (NULL as "").
+pub async fn text_rows(c: &mut mysql_async::Conn, sql: &str) -> Vec<Vec<String>> {
+    use mysql_async::prelude::Queryable;
+    let rows: Vec<mysql_async::Row> = c.query(sql).await.expect(sql);
+    rows.iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| {
+                    r.get_opt::<Option<String>, usize>(i)
+                        .and_then(Result::ok)
+                        .flatten()
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .collect()
+}
+
 pub fn root_sql(node: &MariaDb, sql: &str) -> String {
     let out = mariadb_cli(node.port, "root", "", &["--batch"], sql);
     assert!(
