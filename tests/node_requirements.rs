@@ -246,3 +246,21 @@ fn show_nodes(lockstep: &Lockstep) -> Vec<Vec<String>> {
         support::text_rows(&mut c, "SHOW LOCKSTEP NODES").await
     })
 }
+
+#[test]
+fn a_node_whose_binary_log_filters_databases_is_refused() {
+    let filtered = ServerOptions {
+        args: vec![
+            "--log-bin=binlog".into(),
+            "--server-id=1".into(),
+            "--binlog-ignore-db=audit".into(),
+        ],
+    };
+    let cluster = Cluster::start_with(1, &filtered);
+    let (code, said) = serve_refused(&named(&cluster));
+    assert_ne!(code, Some(0), "{said}");
+    assert!(
+        said.contains("\"n0\"") && said.contains("binlog_ignore_db = 'audit'"),
+        "the refusal names the node and the filter: {said}"
+    );
+}
