@@ -114,6 +114,17 @@ async fn answers(opts: mysql_async::Opts, statements: &[(String, Vec<u8>)]) -> V
     answers
 }
 
+/// Three nodes behind lockstep and one server of its own, each given
+/// `setup` (through lockstep, and directly).
+fn three_nodes_and_direct(setup: &str) -> (Cluster, Lockstep, Cluster) {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    let direct = Cluster::start(1);
+    support::lockstep_sql(&lockstep, setup);
+    support::root_sql(&direct.nodes[0], setup);
+    (cluster, lockstep, direct)
+}
+
 /// Runs `sql`; its answer as MariaDB gave it: affected rows, the info
 /// line, warnings or the error, then SHOW WARNINGS and LAST_INSERT_ID().
 async fn answer_of(c: &mut Conn, sql: &str) -> String {
@@ -136,11 +147,7 @@ fn client_files_load_alike_on_every_node_and_in_the_journal() {
     let seed = support::seed();
     println!("seed {seed} (LOCKSTEP_SEED={seed} replays it)");
     let statements = statements(&mut StdRng::seed_from_u64(seed));
-    let cluster = Cluster::start(3);
-    let lockstep = Lockstep::start(&cluster, "");
-    let direct = Cluster::start(1);
-    support::lockstep_sql(&lockstep, SETUP);
-    support::root_sql(&direct.nodes[0], SETUP);
+    let (cluster, lockstep, direct) = three_nodes_and_direct(SETUP);
     let rt = runtime();
     let through = rt.block_on(answers(lockstep.client_opts().into(), &statements));
     let direct_opts = mysql_async::Opts::from_url(&direct.nodes[0].url()).expect("url");
@@ -330,12 +337,8 @@ fn server_files_load_alike_on_every_node_and_in_the_journal() {
     let seed = support::seed();
     println!("seed {seed} (LOCKSTEP_SEED={seed} replays it)");
     let statements = server_statements(&mut StdRng::seed_from_u64(seed));
-    let cluster = Cluster::start(3);
-    let lockstep = Lockstep::start(&cluster, "");
-    let direct = Cluster::start(1);
     let setup = format!("{SETUP}; CREATE TABLE ld.copy LIKE ld.t");
-    support::lockstep_sql(&lockstep, &setup);
-    support::root_sql(&direct.nodes[0], &setup);
+    let (cluster, lockstep, direct) = three_nodes_and_direct(&setup);
     place_server_files(&cluster.master().dir.join("data"), &statements);
     place_server_files(&direct.nodes[0].dir.join("data"), &statements);
     let texts: Vec<String> = statements.iter().map(|(sql, _)| sql.clone()).collect();
