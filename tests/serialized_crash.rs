@@ -108,6 +108,19 @@ fn ddl_held_on_the_master_after_b(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // And until the master has it waiting on the lock: B having run it
+    // does not yet mean lockstep sent it on (killed in between, the
+    // master would never run it, and the first test's premise fails).
+    let waiting = "SELECT ID FROM information_schema.PROCESSLIST \
+                   WHERE INFO LIKE '%CREATE TABLE d.cut%' AND ID <> CONNECTION_ID()";
+    while root_rows(cluster.master(), waiting).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the DDL never reached the master:\n{}",
+            lockstep.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     (hold, ddl)
 }
 
