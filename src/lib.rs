@@ -12,6 +12,7 @@ pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod error;
+pub mod fail_points;
 pub mod failover;
 pub mod frontend;
 pub mod ha;

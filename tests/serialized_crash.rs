@@ -342,3 +342,93 @@ fn a_tail_node_that_ran_a_ddl_without_its_row_is_not_made_to_run_it_again() {
     );
     assert_every_node_is_the_master(&cluster, &lockstep, "row refused on the tail");
 }
+
+/// A serialized text (`BEGIN; INSERT …; COMMIT` in one) is pinned only
+/// once B ran it: each INSERT's AUTO_INCREMENT value is B's, journaled
+/// before the master runs it. Here the journal refuses that write (a fail
+/// point, as a lease that ended does), where the master's and the tail's
+/// counters are past B's (an insert each made and lost, as after a
+/// crash). The master must not run it (the journal would replay it
+/// unpinned: found by `tests/ha.rs`, the tail took other values than the
+/// master), and the restart gives the master and every replay the values
+/// B logged.
+#[test]
+fn a_texts_inserts_cut_before_their_pin_take_the_first_nodes_values() {
+    let cluster = logging_cluster();
+    let mut lockstep = Lockstep::start_with_fail_points(
+        &cluster,
+        "",
+        None,
+        &[],
+        "serialized-text-pin-journaled=return",
+    );
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE d; \
+         CREATE TABLE d.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL); \
+         INSERT INTO d.t (v) VALUES (1)",
+    );
+    support::wait_for_tail(&cluster, Duration::from_secs(30));
+    for node in [&cluster.nodes[0], &cluster.nodes[2]] {
+        root_sql(
+            node,
+            "INSERT INTO d.t (v) VALUES (-1), (-1); DELETE FROM d.t WHERE v = -1",
+        );
+    }
+    let text = "BEGIN; INSERT INTO d.t (v) VALUES (2); INSERT INTO d.t (v) VALUES (3), (4); COMMIT";
+    let answer = support::runtime().block_on(async {
+        use mysql_async::prelude::Queryable;
+        let mut conn = mysql_async::Conn::new(lockstep.client_opts())
+            .await
+            .expect("connect");
+        conn.query_drop(text).await
+    });
+    assert!(
+        answer.is_err(),
+        "the client was told the text committed while the journal refused its values"
+    );
+    let two = "SELECT id FROM d.t WHERE v = 2";
+    assert_eq!(root_rows(&cluster.nodes[1], two), ["2"], "B ran it");
+    assert!(
+        root_rows(cluster.master(), two).is_empty(),
+        "the master ran what the journal did not hold:\n{}",
+        lockstep.log()
+    );
+
+    lockstep.kill();
+    lockstep.respawn();
+    let log = lockstep.log();
+    assert!(
+        log.contains("take the values this node logged"),
+        "the restart did not read B's values:\n{log}"
+    );
+    support::lockstep_sql(&lockstep, "INSERT INTO d.t (v) VALUES (5)");
+    support::wait_for_tail(&cluster, Duration::from_secs(30));
+    let all = "SELECT id, v FROM d.t ORDER BY id";
+    let master = root_rows(cluster.master(), all);
+    assert_eq!(
+        root_rows(&cluster.nodes[1], all),
+        master,
+        "B holds other rows than the master"
+    );
+    assert_eq!(
+        root_rows(&cluster.nodes[2], all),
+        master,
+        "the tail holds other rows than the master"
+    );
+    assert_eq!(
+        root_rows(
+            cluster.master(),
+            "SELECT id FROM d.t WHERE v IN (2, 3, 4) ORDER BY id"
+        ),
+        ["2", "3", "4"],
+        "the master took its own counter's values, not B's"
+    );
+    let replayed = support::replayed_onto_a_fresh_server(&lockstep);
+    assert_eq!(
+        root_rows(&replayed.nodes[0], all),
+        master,
+        "the journal replays other rows than the master's"
+    );
+    support::assert_check_passes(&lockstep);
+}

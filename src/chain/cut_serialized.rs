@@ -9,14 +9,17 @@
 //! reads from the binary log which nodes ran it): numbered when the master
 //! ran it, run on the master when only the first node did, dropped when no
 //! node did. Without marks (no binary log) it can only be named, loudly, for
-//! `lockstep check`. This runs before any client is served, so the number
-//! it takes is in the master's order.
+//! `lockstep check`. A text whose INSERT values were not yet pinned takes
+//! those the node that ran it first logged (`chain::logged_inserts`). This
+//! runs before any client is served, so the number it takes is in the
+//! master's order.
 
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use tracing::{error, info, warn};
 
+use super::logged_inserts;
 use super::replay;
 use super::roles::Roles;
 use super::tail::ReplayBounds;
@@ -52,6 +55,8 @@ pub async fn finish_cut_serialized(
         let marks = NodesRan::read(roles, &entry).await;
         match binlog_marks::finish(marks.master, marks.first.as_ref().map(|f| f.1)) {
             Finish::Number => {
+                // The replays take the values the master made.
+                logged_inserts::pin_from(&marks.master_node, &mut entry).await;
                 let seq = number(journal, &mut entry).await?;
                 finished.numbered = true;
                 record_on(&marks.master_node, &entry, seq).await;
@@ -68,6 +73,9 @@ pub async fn finish_cut_serialized(
                 let Some((first, _)) = &marks.first else {
                     continue;
                 };
+                // The master, then every replay, takes the values the first
+                // node made.
+                logged_inserts::pin_from(first, &mut entry).await;
                 let seq = number(journal, &mut entry).await?;
                 finished.numbered = true;
                 record_on(first, &entry, seq).await;
@@ -78,6 +86,7 @@ pub async fn finish_cut_serialized(
                 match replay::apply(journal.clone(), marks.master_node.clone(), bounds).await {
                     Ok(_) => {
                         info!(request_id = %entry.id, seq, %sql, node = %first.name, "lockstep stopped during this statement that commits by itself after it ran on the first node: it ran on the master too, and is numbered");
+                        lift_quarantine_for(journal, first, &entry).await?;
                     }
                     Err(e) => {
                         refused_by_master(journal, &mut entry, seq, first, &sql, &e).await?;
@@ -116,9 +125,16 @@ pub async fn record_numbered(
     if let Some(conn) = master {
         let _ = conn.query_drop(&row).await;
     }
-    let Ok(Some(entry)) = journal.entry(record.request_id) else {
+    let Ok(Some(mut entry)) = journal.entry(record.request_id) else {
         return;
     };
+    // The master ran it first and the pin of its text's values did not
+    // reach the journal: the replays take the values the master logged.
+    if let Some(master) = roles.member(&entry.master) {
+        if logged_inserts::pin_from(&master.node, &mut entry).await {
+            journal.write(&entry);
+        }
+    }
     for member in roles.members() {
         let node = &member.node;
         if node.name == entry.master {
@@ -279,6 +295,36 @@ async fn record_on(node: &Node, entry: &Entry, seq: u64) {
             warn!(node = %node.name, seq, error = %e, "cannot record on the node that it ran the cut statement: its applier finds it in the binary log")
         }
     }
+}
+
+/// Why the first node leaves the chain when the journal refused the pinned
+/// values of a text it ran (`write::serialized`): until the next start
+/// finishes the text on the master, it holds rows the master lacks.
+pub fn unjournaled_text_reason(request_id: uuid::Uuid, error: &str) -> String {
+    format!(
+        "request {request_id}: it ran a text that commits by itself whose values the journal \
+         refused ({error}); the next start finishes it on the master"
+    )
+}
+
+/// The first node, quarantined for the text the restart just finished on
+/// the master (`unjournaled_text_reason`), holds the master's data again:
+/// it catches up from the journal like any node behind.
+async fn lift_quarantine_for(
+    journal: &Journal,
+    first: &Node,
+    entry: &Entry,
+) -> Result<(), JournalError> {
+    let marked = format!("request {}:", entry.id);
+    let quarantined_for_it = journal
+        .quarantines()?
+        .iter()
+        .any(|(node, reason)| *node == first.name && reason.starts_with(&marked));
+    if quarantined_for_it {
+        info!(node = %first.name, request_id = %entry.id, "quarantine lifted: the text it held alone ran on the master");
+        journal.set_quarantine(&first.name, None).await?;
+    }
+    Ok(())
 }
 
 /// The master refused what the first node ran: the number is given up, and

@@ -10,6 +10,7 @@ pub mod commits;
 pub mod cut_serialized;
 pub mod handover;
 pub mod lanes;
+pub mod logged_inserts;
 pub mod nontransactional;
 pub mod outcome;
 pub mod recover;

@@ -90,6 +90,7 @@ impl CliError {
 
 pub fn run(cli: Cli) -> ExitCode {
     logging::init(cli.log_format);
+    crate::fail_points::install_from_env();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

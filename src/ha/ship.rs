@@ -101,6 +101,24 @@ impl State {
         }
     }
 
+    /// Past its lease this instance writes nothing more into a standby's
+    /// copy: a standby may take over with it, and what this instance did
+    /// after its lease ended (an entry marked failed that the master ran,
+    /// found by `tests/ha.rs`) is not the new active's to inherit. Each
+    /// link ends; a standby copies the journal whole when it joins again,
+    /// which it can only once the lease holds again (`serve_standby`).
+    fn cut_off_standbys(&mut self) {
+        if self.links.is_empty() {
+            return;
+        }
+        warn!(
+            standbys = self.links.len(),
+            "the lease ran out: the standbys get nothing more from this instance"
+        );
+        self.links.clear();
+        self.release_all();
+    }
+
     fn release_all(&mut self) {
         let lease = self.lease.clone();
         for (_, acks) in self.held.drain(..) {
@@ -209,6 +227,10 @@ impl JournalShipping {
             return;
         };
         state.last_batch = shipped.batch;
+        if !self.lease.holds() {
+            state.cut_off_standbys();
+            return;
+        }
         let now = Instant::now();
         for link in state.links.values_mut() {
             let _ = link.queue.send(shipped.clone());
@@ -263,6 +285,10 @@ impl JournalShipping {
                 return;
             }
         };
+        if !self.lease.holds() {
+            warn!(standby = %name, "a standby asked for the journal past this instance's lease: refused");
+            return;
+        }
         let (queue, batches) = unbounded_channel();
         let id = {
             let Ok(mut state) = self.state.lock() else {

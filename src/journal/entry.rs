@@ -56,6 +56,18 @@ pub struct NodeThread {
     pub node: String,
     /// The node's thread id of the connection.
     pub thread: u32,
+    /// Where the node's binary log stood before the statement ran, for a
+    /// text whose inserts a restart may have to read there
+    /// (`protocol::text_inserts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binlog_from: Option<BinlogPlace>,
+}
+
+/// A place in a node's binary log: a file and an event's offset in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BinlogPlace {
+    pub file: String,
+    pub pos: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,8 +21,9 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 pub use entry::{
-    BinlogMarks, CommitRecord, CommitState, Context, Entry, EntryKind, EntryState, FileContent,
-    NodeResult, NodeThread, Outcome, Param, Rows, SessionState, SqlText, Statement, Verdict,
+    BinlogMarks, BinlogPlace, CommitRecord, CommitState, Context, Entry, EntryKind, EntryState,
+    FileContent, NodeResult, NodeThread, Outcome, Param, Rows, SessionState, SqlText, Statement,
+    Verdict,
 };
 use shipping::{MayAct, ShipmentSender, ShippedChange, ShippedTree};
 use writer::{TreeName, Write, Writer};

@@ -515,6 +515,23 @@ pub const READ_NODE_REQUIREMENTS: &str = "SELECT @@innodb_autoinc_lock_mode, @@l
 /// A logging node's binary log filters (`Binlog_Do_DB`, `Binlog_Ignore_DB`).
 pub const READ_BINLOG_FILTERS: &str = "SHOW MASTER STATUS";
 
+/// The file and offset where the node's binary log writes its next event.
+pub const READ_BINLOG_PLACE: &str = "SHOW MASTER STATUS";
+
+/// The files of the node's binary log, oldest first.
+pub const READ_BINLOG_FILES: &str = "SHOW BINARY LOGS";
+
+/// Up to `count` events of the node's binary log from offset `pos` of
+/// `file` on (needs the BINLOG MONITOR privilege); None for a file name
+/// that is not plain (MariaDB names them `<basename>.000042`).
+pub fn read_binlog_events(file: &str, pos: u64, count: u32) -> Option<String> {
+    let plain = !file.is_empty()
+        && file
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'));
+    plain.then(|| format!("SHOW BINLOG EVENTS IN '{file}' FROM {pos} LIMIT {count}"))
+}
+
 /// Whether the node logs, and where its binary log stands per domain.
 pub const READ_BINLOG_POSITION: &str = "SELECT @@log_bin, @@gtid_binlog_pos";
 

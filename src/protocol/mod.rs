@@ -12,3 +12,4 @@ pub mod commit;
 pub mod control;
 pub mod insert_id;
 pub mod serialized;
+pub mod text_inserts;

@@ -6,12 +6,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::Conn;
+use mysql_async::{Conn, Row};
 use tracing::warn;
 
 use super::Driver;
 use crate::journal::entry::now_us;
-use crate::journal::{BinlogMarks, NodeThread};
+use crate::journal::{BinlogMarks, BinlogPlace, NodeThread};
 use crate::protocol::binlog_marks::{next_seq_no, seq_in_lockstep_domain};
 use crate::protocol::control;
 
@@ -19,14 +19,25 @@ impl Driver {
     /// Reads where both nodes' binary logs stand, picks the statement's
     /// number and puts both sessions in lockstep's domain under it: two
     /// round trips per node, for a statement that runs alone anyway. A node
-    /// that does not log, or refuses the domain, is not marked.
-    pub(super) async fn mark_binlogs(&mut self) -> Option<BinlogMarks> {
+    /// that does not log, or refuses the domain, is not marked. With
+    /// `text_inserts` (a text whose INSERTs are pinned only once a node ran
+    /// it) the log's file and offset too, one more trip: a restart may have
+    /// to read the values there (`protocol::text_inserts`).
+    pub(super) async fn mark_binlogs(&mut self, text_inserts: bool) -> Option<BinlogMarks> {
         let sync_name = self.sync_name.clone().unwrap_or_default();
         let master_name = self.master_name.clone();
         let (sync_at, master_at) = tokio::join!(
             position_of(self.sync.as_mut(), &sync_name),
             position_of(self.master.as_mut(), &master_name),
         );
+        let (sync_place, master_place) = if text_inserts {
+            tokio::join!(
+                place_of(self.sync.as_mut().filter(|_| sync_at.is_some())),
+                place_of(self.master.as_mut().filter(|_| master_at.is_some())),
+            )
+        } else {
+            (None, None)
+        };
         if sync_at.is_none() && master_at.is_none() {
             return None;
         }
@@ -46,15 +57,19 @@ impl Driver {
                 &master_name
             ),
         );
-        let sessions: Vec<NodeThread> = [(sync_name, sync_thread), (master_name, master_thread)]
-            .into_iter()
-            .filter_map(|(node, thread)| {
-                Some(NodeThread {
-                    node,
-                    thread: thread?,
-                })
+        let sessions: Vec<NodeThread> = [
+            (sync_name, sync_thread, sync_place),
+            (master_name, master_thread, master_place),
+        ]
+        .into_iter()
+        .filter_map(|(node, thread, binlog_from)| {
+            Some(NodeThread {
+                node,
+                thread: thread?,
+                binlog_from,
             })
-            .collect();
+        })
+        .collect();
         (!sessions.is_empty()).then_some(BinlogMarks { seq_no, sessions })
     }
 
@@ -93,6 +108,17 @@ async fn position_of(conn: Option<&mut Conn>, node: &str) -> Option<u64> {
     Some(seq_in_lockstep_domain(
         position.as_deref().unwrap_or_default(),
     ))
+}
+
+/// The file and offset where the node's binary log writes next: the
+/// statement's events follow.
+async fn place_of(conn: Option<&mut Conn>) -> Option<BinlogPlace> {
+    let row: Option<Row> = conn?.query_first(control::READ_BINLOG_PLACE).await.ok()?;
+    let row = row?;
+    Some(BinlogPlace {
+        file: row.get_opt::<String, usize>(0)?.ok()?,
+        pos: row.get_opt::<u64, usize>(1)?.ok()?,
+    })
 }
 
 /// The session's thread id, once it is in lockstep's domain under `seq_no`.

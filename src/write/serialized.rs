@@ -14,13 +14,14 @@ use tracing::{error, info_span, warn, Instrument};
 use super::statement::{outcome_of_client_error, MasterEnd};
 use super::work::{Pinning, Work};
 use super::Driver;
-use crate::chain::outcome;
+use crate::chain::{cut_serialized, outcome};
 use crate::error::ClientError;
+use crate::fail_points;
 use crate::failover;
 use crate::journal::{CommitState, Entry, EntryKind, EntryState, Outcome, SqlText, Statement};
 use crate::protocol::insert_id::Question;
 use crate::protocol::serialized::{MasterProbe, Refusal, SerializedError, Turn};
-use crate::protocol::{commit, control};
+use crate::protocol::{commit, control, text_inserts};
 use crate::router;
 use crate::sql::ddl_tables;
 use crate::sql::intercept::Renames;
@@ -91,7 +92,8 @@ impl Driver {
             if let Err(err) = self.refuse_without_sync() {
                 return self.answer(w, Err(err)).await;
             }
-            entry.binlog_marks = self.mark_binlogs().await;
+            let text_inserts = text_inserts::has_unpinned_insert(work.sql());
+            entry.binlog_marks = self.mark_binlogs(text_inserts).await;
             let marks = entry.binlog_marks.clone();
             let answered = self
                 .run_journaled_serialized(&mut work, renames, entry, &turn, w)
@@ -136,7 +138,14 @@ impl Driver {
             Ok(sync_ok) => sync_ok,
             Err(err) => return self.answer(w, Err(err)).await,
         };
-        let pinned = sync_ok && self.pin_text_inserts(work, &mut entry).await;
+        let pinned = if sync_ok {
+            match self.pin_text_inserts(work, &mut entry).await {
+                Ok(pinned) => pinned,
+                Err(err) => return self.first_node_ran_it_unjournaled(&entry, err, w).await,
+            }
+        } else {
+            false
+        };
         if let Some(conn) = self.master.as_ref() {
             turn.runs_on_master(conn.id());
         }
@@ -150,13 +159,18 @@ impl Driver {
                 if !pinned {
                     // A ran it first (no synchronous slave, B refused it, or
                     // a failover moved the session): the replays take the
-                    // values of the node that ran it first.
-                    self.pin_text_inserts(work, &mut entry).await;
+                    // values of the node that ran it first. Refused by the
+                    // journal, a restart reads them from A's binary log
+                    // (`chain::cut_serialized`).
+                    self.pin_after_the_master(work, &mut entry).await;
                 }
-                self.record_serialized_commit(&mut entry, sync_ok).await;
+                let numbered = self.record_serialized_commit(&mut entry, sync_ok).await;
                 self.remember_temporary_drop(work.sql());
                 self.refresh_master_catalog().await;
-                relay::finish_with(w, end, &mut self.status).await
+                match numbered {
+                    Ok(()) => relay::finish_with(w, end, &mut self.status).await,
+                    Err(err) => self.answer(w, Err(err)).await,
+                }
             }
             MasterEnd::Failed(err)
                 if err.ends_session()
@@ -172,9 +186,11 @@ impl Driver {
                 }
                 self.master = None;
                 if !pinned {
-                    self.pin_text_inserts(work, &mut entry).await;
+                    self.pin_after_the_master(work, &mut entry).await;
                 }
-                self.record_serialized_commit(&mut entry, sync_ok).await;
+                // The client's connection ends with the error below either
+                // way; a number the journal refused is taken at the next start.
+                let _ = self.record_serialized_commit(&mut entry, sync_ok).await;
                 self.note_failure(&err);
                 Ok(())
             }
@@ -200,6 +216,35 @@ impl Driver {
         }
     }
 
+    /// The first node ran the text and the journal refused its pinned
+    /// values (its lease ended, its disk failed): the master does not run
+    /// it, since the journal would replay it unpinned. The entry stays
+    /// unfinished, as if lockstep had stopped here: the next start (this
+    /// instance's or a standby's) finishes it from the first node's binary
+    /// log (`chain::cut_serialized`). Until then the first node holds a
+    /// change the master lacks: it leaves its role.
+    async fn first_node_ran_it_unjournaled<W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        entry: &Entry,
+        err: ClientError,
+        w: QueryResultWriter<'_, W>,
+    ) -> io::Result<()> {
+        error!(request_id = %entry.id, error = %err, "the journal refused a serialized text's pinned values after the synchronous slave ran it: the master does not run it; the next start finishes it");
+        self.leave_sync_role(
+            cut_serialized::unjournaled_text_reason(entry.id, &err.to_string()),
+            false,
+        );
+        self.answer(w, Err(err)).await
+    }
+
+    /// `pin_text_inserts` once A ran the text first: A has it, so a
+    /// journal that refuses the pin leaves it to the restart.
+    async fn pin_after_the_master(&mut self, work: &mut Work, entry: &mut Entry) {
+        if let Err(e) = self.pin_text_inserts(work, entry).await {
+            warn!(error = %e, "cannot journal a serialized text's pinned inserts: a restart reads them from the master's binary log");
+        }
+    }
+
     /// Phase "pin the text's inserts": a serialized text of several
     /// statements runs on each node as it is, with no pin between its
     /// statements, so each INSERT would take its AUTO_INCREMENT value from
@@ -207,16 +252,21 @@ impl Driver {
     /// refused may have moved (found by `tests/ha.rs`: "insert id 290 on
     /// the master, 289 here"). Each INSERT that made a value on the node
     /// that ran it first (the entry's first result) runs on A (when it has
-    /// not yet) and in every replay as `SET STATEMENT insert_id = … FOR`
-    /// it, with that value, as the statement binlog carries an INSERT_ID
-    /// per statement; journaled durably before anything else runs it. True
-    /// when it was pinned.
-    async fn pin_text_inserts(&mut self, work: &mut Work, entry: &mut Entry) -> bool {
+    /// not yet) and in every replay with that value
+    /// (`protocol::text_inserts`), journaled durably before anything else
+    /// runs it. Ok(true) when it was pinned; an error when the journal
+    /// refused the pin (then no other node may run the text: the journal
+    /// would replay it unpinned).
+    async fn pin_text_inserts(
+        &mut self,
+        work: &mut Work,
+        entry: &mut Entry,
+    ) -> Result<bool, ClientError> {
         let Work::Text(sql) = &*work else {
-            return false;
+            return Ok(false);
         };
         if !matches!(entry.statement, Statement::Text { .. }) {
-            return false;
+            return Ok(false);
         }
         let ids = entry
             .results
@@ -229,23 +279,33 @@ impl Driver {
                 _ => None,
             });
         let Some(ids) = ids else {
-            return false;
+            return Ok(false);
         };
-        let Some(pinned) = pinned_inserts(sql, &ids) else {
+        let Some(pinned) = text_inserts::pinned(sql, &ids) else {
             warn!(
                 results = ids.len(),
                 "a serialized text's results do not match its statements: its inserts are not pinned"
             );
-            return false;
+            return Ok(false);
         };
         entry.statement = Statement::Text {
             sql: SqlText::from_bytes(&pinned),
         };
         *work = Work::Text(pinned);
-        if let Err(e) = self.shared.chain.journal.write_durable(entry).await {
-            warn!(error = %e, "cannot journal a serialized text's pinned inserts");
-        }
-        true
+        self.journal_pinned_inserts(entry).await?;
+        Ok(true)
+    }
+
+    /// The pinned text, durably (a fail point stands in for a journal that
+    /// refuses it, as one whose lease ended does).
+    async fn journal_pinned_inserts(&self, entry: &Entry) -> Result<(), ClientError> {
+        fail::fail_point!(fail_points::SERIALIZED_TEXT_PIN_JOURNALED, |_| Err(
+            ClientError::JournalUnavailable(format!(
+                "fail point {}",
+                fail_points::SERIALIZED_TEXT_PIN_JOURNALED
+            ))
+        ));
+        self.journal(entry).await
     }
 
     /// Its hold on the gate: shared, like any write, so that the writes in
@@ -339,14 +399,26 @@ impl Driver {
     /// meanwhile, so any moment is in A's order), A's and B's
     /// `lockstep.commits` rows (in their own small transactions: DDL
     /// cannot share one).
-    pub(super) async fn record_serialized_commit(&mut self, entry: &mut Entry, sync_ok: bool) {
+    ///
+    /// A journal that refuses the number (its lease ended, its disk failed)
+    /// leaves the entry unfinished, as lockstep stopping here would: the
+    /// next start, this instance's or a standby's, numbers it from the
+    /// binary logs (`chain::cut_serialized`). Marked failed, it would never
+    /// reach the tail, which the master's data holds (found by `tests/ha.rs`).
+    /// The client gets the journal's error: its outcome is decided later,
+    /// as for a connection lost during a COMMIT.
+    pub(super) async fn record_serialized_commit(
+        &mut self,
+        entry: &mut Entry,
+        sync_ok: bool,
+    ) -> Result<(), ClientError> {
         let journal = self.shared.chain.journal.clone();
         let record = match commit::number(&journal, entry.id, vec![entry.id], true).await {
             Ok(record) => record,
             Err(e) => {
-                error!(error = %e, "cannot journal the commit of a statement the master ran");
-                self.finish_entry(entry, EntryState::Failed);
-                return;
+                error!(error = %e, "cannot journal the commit of a statement the master ran: left unfinished, the next start numbers it");
+                self.sync_finish(control::UNPIN).await;
+                return Err(ClientError::JournalUnavailable(e.to_string()));
             }
         };
         let row = control::commit_recorded(entry.id, record.seq());
@@ -369,6 +441,7 @@ impl Driver {
             control::UNPIN.to_string()
         };
         self.sync_finish(&sync_end).await;
+        Ok(())
     }
 
     /// Rules 2 and 3 of `protocol::serialized` for a write whose statement
@@ -550,30 +623,6 @@ impl Driver {
     }
 }
 
-/// `sql` with each INSERT whose result made a value made to take it.
-/// `ids`: each result's value on the first node, the pin's (sent ahead of
-/// the text in its trip) first; None when the results and the statements
-/// do not pair up (a CALL gives several results).
-fn pinned_inserts(sql: &[u8], ids: &[u64]) -> Option<Vec<u8>> {
-    let statements = router::statements_inserting(sql)?;
-    let ahead = ids.len().checked_sub(statements.len())?;
-    if ahead > 1 {
-        return None;
-    }
-    let ids = &ids[ahead..];
-    let mut pinned = Vec::with_capacity(sql.len() + 64);
-    let mut at = 0;
-    for ((range, inserts), &id) in statements.into_iter().zip(ids) {
-        if inserts && id > 0 {
-            pinned.extend_from_slice(&sql[at..range.start]);
-            pinned.extend_from_slice(&control::with_insert_id(&sql[range.clone()], id));
-            at = range.end;
-        }
-    }
-    pinned.extend_from_slice(&sql[at..]);
-    Some(pinned)
-}
-
 /// A stored definition (a column default, a trigger, a routine, an event, a
 /// view) that calls `UUID()` or the like is refused: it runs later on each
 /// node by itself, so every node would store its own values, and a literal
@@ -603,26 +652,4 @@ fn unrepeatable_definition(work: &Work, renames: &Renames) -> Option<ClientError
         "{call} in a stored definition (column default, trigger, routine, event, view): \
          each node would compute its own values; generate the value in the writing statement"
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::pinned_inserts;
-
-    #[test]
-    fn each_insert_that_made_a_value_takes_it() {
-        let text = b"BEGIN; INSERT INTO t (v) VALUES (1); INSERT INTO c VALUES (7); INSERT INTO u (v) VALUES (3); COMMIT";
-        let pinned = pinned_inserts(text, &[0, 0, 12, 0, 40, 0]).expect("paired");
-        assert_eq!(
-            String::from_utf8(pinned).expect("utf-8"),
-            "BEGIN; SET STATEMENT insert_id = 12 FOR INSERT INTO t (v) VALUES (1); \
-             INSERT INTO c VALUES (7); SET STATEMENT insert_id = 40 FOR INSERT INTO u (v) \
-             VALUES (3); COMMIT"
-        );
-        // Without the pin's result ahead.
-        assert!(pinned_inserts(text, &[0, 12, 0, 40, 0]).is_some());
-        // A CALL's results do not pair up.
-        assert_eq!(pinned_inserts(text, &[0, 0, 0, 12, 0, 40, 0, 0]), None);
-        assert_eq!(pinned_inserts(text, &[12, 0]), None);
-    }
 }

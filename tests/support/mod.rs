@@ -140,6 +140,18 @@ impl Lockstep {
         journal: Option<&Path>,
         args: &[&str],
     ) -> Lockstep {
+        Self::start_with_fail_points(cluster, extra, journal, args, "")
+    }
+
+    /// Like `start_with_args`, with fail points on (`src/fail_points.rs`:
+    /// `name=action;…`) in this process only: `respawn` starts without.
+    pub fn start_with_fail_points(
+        cluster: &Cluster,
+        extra: &str,
+        journal: Option<&Path>,
+        args: &[&str],
+        fail_points: &str,
+    ) -> Lockstep {
         let dir = tempfile::Builder::new()
             .prefix("lockstep-serve")
             .tempdir()
@@ -162,7 +174,13 @@ impl Lockstep {
         let config_path = dir.path().join("lockstep.toml");
         std::fs::write(&config_path, config).expect("write config");
         let log_path = dir.path().join("lockstep.log");
-        let child = spawn_lockstep(&["serve", "--config"], &config_path, args, &log_path);
+        let child = spawn_lockstep(
+            &["serve", "--config"],
+            &config_path,
+            args,
+            &log_path,
+            fail_points,
+        );
         let mut lockstep = Lockstep {
             port,
             admin_port,
@@ -228,6 +246,7 @@ impl Lockstep {
                 &self.config_path,
                 &[],
                 &self.log_path,
+                "",
             );
             self.child = Some(child);
             self.wait_until_listening();
@@ -315,7 +334,13 @@ pub fn lockstep_bin() -> &'static str {
     env!("CARGO_BIN_EXE_lockstep")
 }
 
-fn spawn_lockstep(args: &[&str], config: &Path, more: &[&str], log: &Path) -> Child {
+fn spawn_lockstep(
+    args: &[&str],
+    config: &Path,
+    more: &[&str],
+    log: &Path,
+    fail_points: &str,
+) -> Child {
     // Appended: a restarted lockstep's log follows the one before.
     let log_file = std::fs::OpenOptions::new()
         .create(true)
@@ -327,6 +352,7 @@ fn spawn_lockstep(args: &[&str], config: &Path, more: &[&str], log: &Path) -> Ch
         .arg(config)
         .args(more)
         .env("RUST_LOG", "info,lockstep=debug")
+        .env("LOCKSTEP_FAIL_POINTS", fail_points)
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().expect("log file"))
         .stderr(log_file)

@@ -1,0 +1,37 @@
+//! Fault injection for tests: named points in the write protocol where a
+//! test makes lockstep fail the way a crash or a fenced journal would, at
+//! exactly the worst moment (the `fail` crate, as TiKV uses it).
+//!
+//! `LOCKSTEP_FAIL_POINTS="name=action;name=action"` turns points on when
+//! the process starts; actions are the crate's (`return`, `pause`,
+//! `panic`, `sleep(ms)`, `1*return->off`, …). Unset, every point is off
+//! and costs one read of an empty map. The points:
+//!
+//! - `serialized-text-pin-journaled`: the journal write that pins the
+//!   AUTO_INCREMENT values of a serialized text after the first node ran
+//!   it (`return`: the journal refuses it, as a lost lease makes it).
+
+use tracing::warn;
+
+/// The environment variable tests set.
+pub const VARIABLE: &str = "LOCKSTEP_FAIL_POINTS";
+
+/// `serialized-text-pin-journaled`.
+pub const SERIALIZED_TEXT_PIN_JOURNALED: &str = "serialized-text-pin-journaled";
+
+/// Turns on the points `LOCKSTEP_FAIL_POINTS` names.
+pub fn install_from_env() {
+    let Ok(points) = std::env::var(VARIABLE) else {
+        return;
+    };
+    for point in points.split(';').filter(|p| !p.trim().is_empty()) {
+        let Some((name, action)) = point.split_once('=') else {
+            warn!(%point, "{VARIABLE}: expected name=action");
+            continue;
+        };
+        match fail::cfg(name.trim(), action.trim()) {
+            Ok(()) => warn!(name = name.trim(), action = action.trim(), "fail point on"),
+            Err(e) => warn!(%point, error = %e, "{VARIABLE}: not a fail point action"),
+        }
+    }
+}
