@@ -4,7 +4,7 @@
 //! files. Unknown keys are errors, so a typo never silently changes behaviour.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -140,9 +140,20 @@ pub struct Ha {
     /// Where this instance, while active, serves its journal to the
     /// standbys (a reachable address: standbys connect to it as given).
     pub journal_listen: SocketAddr,
+    /// The address other instances reach this one at, when it listens on
+    /// one they cannot (`0.0.0.0` in a container, behind NAT): published in
+    /// etcd with the ports of `listen` and `journal_listen`.
+    pub advertise: Option<IpAddr>,
 }
 
 impl Ha {
+    /// `addr` as other instances reach it: the advertised address, if any,
+    /// with `addr`'s port.
+    pub fn reachable(&self, addr: SocketAddr) -> SocketAddr {
+        self.advertise
+            .map_or(addr, |ip| SocketAddr::new(ip, addr.port()))
+    }
+
     /// The lease etcd is asked for, in whole seconds.
     pub fn lease_seconds(&self) -> i64 {
         i64::try_from(self.lease_ms.div_ceil(1000).max(1)).unwrap_or(i64::MAX)
@@ -216,15 +227,23 @@ impl Config {
             if ha.name.is_empty() {
                 return Err(invalid("ha.name", "is empty".into()));
             }
-            // Standbys and clients are sent to these addresses as written.
+            // Standbys and clients are sent to these addresses (or the
+            // advertised one with their ports).
+            if ha.advertise.is_some_and(|ip| ip.is_unspecified()) {
+                return Err(invalid(
+                    "ha.advertise",
+                    "must be an address other instances reach".into(),
+                ));
+            }
             for (key, addr) in [
                 ("listen", self.listen),
                 ("ha.journal_listen", ha.journal_listen),
             ] {
-                if addr.ip().is_unspecified() || addr.port() == 0 {
+                let reachable = ha.reachable(addr);
+                if reachable.ip().is_unspecified() || addr.port() == 0 {
                     return Err(invalid(
                         key,
-                        format!("{addr}: with [ha] other instances connect to it: give a reachable address and port"),
+                        format!("{addr}: with [ha] other instances connect to it: give a reachable address and port, or set ha.advertise"),
                     ));
                 }
             }
@@ -453,6 +472,20 @@ mod tests {
         ))
         .unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
+        // Listening everywhere, reached at the advertised address.
+        let everywhere = ha
+            .replace("127.0.0.1:7001", "0.0.0.0:7001")
+            .replace("127.0.0.1:7003", "0.0.0.0:7003");
+        let config =
+            load_str(&format!("{everywhere}advertise = \"10.0.0.5\"\n{NODE}")).expect("valid");
+        let parsed = config.ha.as_ref().expect("ha");
+        assert_eq!(parsed.reachable(config.listen).to_string(), "10.0.0.5:7001");
+        assert_eq!(
+            parsed.reachable(parsed.journal_listen).to_string(),
+            "10.0.0.5:7003"
+        );
+        let err = load_str(&format!("{everywhere}advertise = \"0.0.0.0\"\n{NODE}")).unwrap_err();
+        assert!(err.to_string().contains("advertise"), "{err}");
         let err = load_str(&format!("{}lease_ms = 1500\n{NODE}", ha)).expect("valid");
         assert_eq!(err.ha.expect("ha").lease_seconds(), 2);
         let err = load_str(&format!("{}{NODE}", ha.replace("name = \"ls1\"\n", ""))).unwrap_err();

@@ -119,13 +119,13 @@ pub struct LeaseClock {
 }
 
 impl LeaseClock {
-    fn new(until: Instant) -> LeaseClock {
+    pub(crate) fn new(until: Instant) -> LeaseClock {
         LeaseClock {
             until: Arc::new(Mutex::new(until)),
         }
     }
 
-    fn extend(&self, until: Instant) {
+    pub(crate) fn extend(&self, until: Instant) {
         if let Ok(mut held) = self.until.lock() {
             *held = (*held).max(until);
         }
@@ -187,8 +187,8 @@ impl Coordinator {
             client,
             me: ActiveInstance {
                 name: ha.name.clone(),
-                listen,
-                journal_listen: ha.journal_listen,
+                listen: ha.reachable(listen),
+                journal_listen: ha.reachable(ha.journal_listen),
             },
             lease_seconds: ha.lease_seconds(),
             beat: Beat::of(Duration::from_millis(ha.lease_ms)),

@@ -63,6 +63,8 @@ struct State {
     last_batch: u64,
     /// Acknowledgements held until a standby in step has their batch.
     held: VecDeque<(u64, Vec<Ack>)>,
+    /// Batches made past the lease, not shipped (`hold_back`).
+    held_back: Vec<Arc<Shipped>>,
 }
 
 impl State {
@@ -101,22 +103,43 @@ impl State {
         }
     }
 
+    /// Sends a batch to every standby, after those held back; holds it
+    /// back past the lease.
+    fn ship(&mut self, shipped: Arc<Shipped>) {
+        self.last_batch = shipped.batch;
+        if !self.lease.holds() {
+            self.hold_back(shipped);
+            return;
+        }
+        let mut due = std::mem::take(&mut self.held_back);
+        due.push(shipped);
+        let now = Instant::now();
+        for link in self.links.values_mut() {
+            // A standby that joined since has them in its copy.
+            for shipped in due.iter().filter(|s| s.batch > link.joined_after) {
+                let _ = link.queue.send(shipped.clone());
+                link.waiting_since.get_or_insert(now);
+            }
+        }
+    }
+
     /// Past its lease this instance writes nothing more into a standby's
     /// copy: a standby may take over with it, and what this instance did
     /// after its lease ended (an entry marked failed that the master ran,
-    /// found by `tests/ha.rs`) is not the new active's to inherit. Each
-    /// link ends; a standby copies the journal whole when it joins again,
-    /// which it can only once the lease holds again (`serve_standby`).
-    fn cut_off_standbys(&mut self) {
-        if self.links.is_empty() {
-            return;
+    /// found by `tests/ha.rs`) is not the new active's to inherit. The
+    /// batches wait here: when a late renewal shows the lease held all
+    /// along (no one took over), they go out first, in order; when it did
+    /// not, this instance starts again as a standby and they are dropped.
+    /// The links stay: a standby cut off would leave etcd listing it in
+    /// step while this instance acknowledged commits without it.
+    fn hold_back(&mut self, shipped: Arc<Shipped>) {
+        if self.held_back.is_empty() {
+            warn!(
+                batch = shipped.batch,
+                "the lease ran out: the standbys get nothing more from this instance unless it holds again"
+            );
         }
-        warn!(
-            standbys = self.links.len(),
-            "the lease ran out: the standbys get nothing more from this instance"
-        );
-        self.links.clear();
-        self.release_all();
+        self.held_back.push(shipped);
     }
 
     fn release_all(&mut self) {
@@ -175,6 +198,7 @@ impl JournalShipping {
                 next_link: 0,
                 last_batch: *journal.batches().borrow(),
                 held: VecDeque::new(),
+                held_back: Vec::new(),
             })),
             journal: journal.clone(),
             coordinator,
@@ -223,18 +247,8 @@ impl JournalShipping {
             flushed: shipment.flushed,
             changes: shipment.changes,
         });
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        state.last_batch = shipped.batch;
-        if !self.lease.holds() {
-            state.cut_off_standbys();
-            return;
-        }
-        let now = Instant::now();
-        for link in state.links.values_mut() {
-            let _ = link.queue.send(shipped.clone());
-            link.waiting_since.get_or_insert(now);
+        if let Ok(mut state) = self.state.lock() {
+            state.ship(shipped);
         }
     }
 
@@ -520,4 +534,63 @@ impl JournalShipping {
 /// Binds the journal listener.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped(batch: u64) -> Arc<Shipped> {
+        Arc::new(Shipped {
+            batch,
+            flushed: true,
+            changes: Vec::new(),
+        })
+    }
+
+    fn link(joined_after: u64) -> (Link, UnboundedReceiver<Arc<Shipped>>) {
+        let (queue, rx) = unbounded_channel();
+        let link = Link {
+            name: "ls2".into(),
+            queue,
+            joined_after,
+            acked: 0,
+            in_step: true,
+            waiting_since: None,
+        };
+        (link, rx)
+    }
+
+    fn received(rx: &mut UnboundedReceiver<Arc<Shipped>>) -> Vec<u64> {
+        std::iter::from_fn(|| rx.try_recv().ok().map(|s| s.batch)).collect()
+    }
+
+    /// Past the lease nothing reaches a standby; a late renewal that shows
+    /// the lease held all along sends the held batches first, in order,
+    /// and none to a standby whose copy has them already.
+    #[test]
+    fn batches_past_the_lease_wait_until_it_holds_again() {
+        let now = Instant::now();
+        let lease = LeaseClock::new(now.checked_sub(Duration::from_secs(1)).unwrap_or(now));
+        let (early, mut early_rx) = link(0);
+        let mut state = State {
+            lease: lease.clone(),
+            links: HashMap::from([(0, early)]),
+            next_link: 1,
+            last_batch: 0,
+            held: VecDeque::new(),
+            held_back: Vec::new(),
+        };
+        state.ship(shipped(1));
+        state.ship(shipped(2));
+        assert_eq!(received(&mut early_rx), Vec::<u64>::new());
+        assert_eq!(state.last_batch, 2);
+
+        lease.extend(Instant::now() + Duration::from_secs(60));
+        let (late, mut late_rx) = link(2);
+        state.links.insert(1, late);
+        state.ship(shipped(3));
+        assert_eq!(received(&mut early_rx), vec![1, 2, 3]);
+        assert_eq!(received(&mut late_rx), vec![3]);
+    }
 }
