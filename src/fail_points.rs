@@ -7,6 +7,9 @@
 //! `panic`, `sleep(ms)`, `1*return->off`, …). Unset, every point is off
 //! and costs one read of an empty map. The points:
 //!
+//! - `serialized-marked`: a serialized statement's binary log marks are
+//!   taken and it is about to run on the first node (`sleep(ms)`: a
+//!   window for a test to rotate the node's binary log).
 //! - `serialized-text-pin-journaled`: the journal write that pins the
 //!   AUTO_INCREMENT values of a serialized text after the first node ran
 //!   it (`return`: the journal refuses it, as a lost lease makes it).
@@ -15,6 +18,9 @@ use tracing::warn;
 
 /// The environment variable tests set.
 pub const VARIABLE: &str = "LOCKSTEP_FAIL_POINTS";
+
+/// `serialized-marked`.
+pub const SERIALIZED_MARKED: &str = "serialized-marked";
 
 /// `serialized-text-pin-journaled`.
 pub const SERIALIZED_TEXT_PIN_JOURNALED: &str = "serialized-text-pin-journaled";

@@ -354,14 +354,25 @@ fn a_tail_node_that_ran_a_ddl_without_its_row_is_not_made_to_run_it_again() {
 /// B logged.
 #[test]
 fn a_texts_inserts_cut_before_their_pin_take_the_first_nodes_values() {
+    cut_before_the_pin(false);
+}
+
+/// The same, with B's binary log rotated (`FLUSH BINARY LOGS`) between the
+/// place lockstep recorded and the text's run: the values are read on in
+/// the next file.
+#[test]
+fn a_texts_inserts_cut_before_their_pin_are_found_across_a_binlog_rotation() {
+    cut_before_the_pin(true);
+}
+
+fn cut_before_the_pin(rotate: bool) {
     let cluster = logging_cluster();
-    let mut lockstep = Lockstep::start_with_fail_points(
-        &cluster,
-        "",
-        None,
-        &[],
-        "serialized-text-pin-journaled=return",
-    );
+    let fail_points = if rotate {
+        "serialized-marked=sleep(1500);serialized-text-pin-journaled=return"
+    } else {
+        "serialized-text-pin-journaled=return"
+    };
+    let mut lockstep = Lockstep::start_with_fail_points(&cluster, "", None, &[], fail_points);
     support::lockstep_sql(
         &lockstep,
         "CREATE DATABASE d; \
@@ -376,13 +387,26 @@ fn a_texts_inserts_cut_before_their_pin_take_the_first_nodes_values() {
         );
     }
     let text = "BEGIN; INSERT INTO d.t (v) VALUES (2); INSERT INTO d.t (v) VALUES (3), (4); COMMIT";
-    let answer = support::runtime().block_on(async {
-        use mysql_async::prelude::Queryable;
-        let mut conn = mysql_async::Conn::new(lockstep.client_opts())
-            .await
-            .expect("connect");
-        conn.query_drop(text).await
+    let opts = lockstep.client_opts();
+    let client = std::thread::spawn(move || {
+        support::runtime().block_on(async {
+            use mysql_async::prelude::Queryable;
+            let mut conn = mysql_async::Conn::new(opts).await.expect("connect");
+            conn.query_drop(text).await
+        })
     });
+    if rotate {
+        // Inside the fail point's 1.5 s: marked, not yet run on B.
+        std::thread::sleep(Duration::from_millis(500));
+        let before = root_rows(&cluster.nodes[1], "SHOW BINARY LOGS").len();
+        root_sql(&cluster.nodes[1], "FLUSH BINARY LOGS");
+        assert_eq!(
+            root_rows(&cluster.nodes[1], "SHOW BINARY LOGS").len(),
+            before + 1,
+            "B's binary log did not rotate"
+        );
+    }
+    let answer = client.join().expect("client");
     assert!(
         answer.is_err(),
         "the client was told the text committed while the journal refused its values"

@@ -94,6 +94,7 @@ impl Driver {
             }
             let text_inserts = text_inserts::has_unpinned_insert(work.sql());
             entry.binlog_marks = self.mark_binlogs(text_inserts).await;
+            fail::fail_point!(fail_points::SERIALIZED_MARKED);
             let marks = entry.binlog_marks.clone();
             let answered = self
                 .run_journaled_serialized(&mut work, renames, entry, &turn, w)
