@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use sqlparser::tokenizer::Token;
 
-use crate::sql::lexer::{contains_ignore_case, lex, Lexeme};
+use crate::sql::lexer::{contains_ignore_case, lex, plainly_starts_with_none_of, Lexeme};
 
 /// The path of one COM_QUERY text (or prepared statement).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,6 +266,12 @@ pub fn writes_skipped_rows(query: &[u8]) -> bool {
 /// (`LOCK TABLES`, `SET autocommit = 1`): lockstep commits it first, through
 /// the write path, so the commit is recorded everywhere.
 pub fn commits_open_transaction(query: &[u8]) -> bool {
+    const FIRST: &[&str] = &[
+        "LOCK", "ANALYZE", "CHECK", "FLUSH", "CACHE", "RESET", "LOAD", "SET",
+    ];
+    if plainly_starts_with_none_of(query, FIRST) {
+        return false;
+    }
     let Some(lexemes) = lex(query) else {
         return false;
     };
@@ -711,6 +717,9 @@ pub fn is_definition(query: &[u8]) -> bool {
 
 /// Whether the text's first word is one of `words` (upper case).
 fn starts_with_one_of(query: &[u8], words: &[&str]) -> bool {
+    if plainly_starts_with_none_of(query, words) {
+        return false;
+    }
     lex(query).is_some_and(|lexemes| {
         Words(&lexemes)
             .upper(0)
@@ -792,6 +801,9 @@ pub fn sets_global(query: &[u8]) -> bool {
 /// …`. Through lockstep that is lockstep's own account on the nodes (the
 /// one in their URLs), not the client's lockstep user.
 pub fn changes_own_account(query: &[u8]) -> bool {
+    if plainly_starts_with_none_of(query, &["SET", "ALTER"]) {
+        return false;
+    }
     let Some(lexemes) = lex(query) else {
         return false;
     };
