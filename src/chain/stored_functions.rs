@@ -62,7 +62,7 @@ impl StoredFunctions {
         let Ok(names) = self.names.lock() else {
             return false;
         };
-        if names.is_empty() {
+        if names.is_empty() || !may_name_one(sql, &names) {
             return false;
         }
         // A text the lexer cannot read may name one: the write path is
@@ -75,6 +75,34 @@ impl StoredFunctions {
             _ => false,
         })
     }
+}
+
+/// A pass over the bytes before the lexer, which every read would
+/// otherwise run (a list that is rarely empty: the `sys` schema of MariaDB
+/// makes it so; `bench/results/2026-12-02-profile.md`):
+/// false only when no word of the text, split where the lexer splits a
+/// plain word and spelled as it reads one (bytes >= 0x80 as `x`,
+/// lower-cased), is a name. A backquoted name may hold any character: with
+/// a backquote the lexer decides.
+fn may_name_one(sql: &[u8], names: &HashSet<String>) -> bool {
+    if sql.contains(&b'`') {
+        return true;
+    }
+    sql.split(|b| !(b.is_ascii_alphanumeric() || *b == b'_' || *b == b'$' || *b >= 0x80))
+        .filter(|word| !word.is_empty())
+        .any(|word| {
+            let spelled: String = word
+                .iter()
+                .map(|&b| {
+                    if b < 0x80 {
+                        (b as char).to_ascii_lowercase()
+                    } else {
+                        'x'
+                    }
+                })
+                .collect();
+            names.contains(&spelled)
+        })
 }
 
 /// The functions, and every view whose definition names one of them, a
@@ -154,5 +182,38 @@ mod tests {
         assert!(known.named_in(b"SELECT g.F(1)"));
         assert!(known.named_in(b"select `f`(1)"));
         assert!(!known.named_in(b"SELECT 'f(1)', ff(2)"));
+    }
+
+    /// The pass before the lexer never says "no" where the lexer says "yes".
+    #[test]
+    fn the_quick_pass_never_hides_a_name_the_lexer_finds() {
+        let names = set(&["f", "format_bytes", "my$fn", "v1"]);
+        let lexer_finds = |sql: &[u8]| {
+            lex(sql).is_none_or(|lexemes| {
+                lexemes.iter().any(|l| match &l.token {
+                    Token::Word(w) => names.contains(&w.value.to_lowercase()),
+                    _ => false,
+                })
+            })
+        };
+        for sql in [
+            "SELECT c FROM sbtest1 WHERE id=?",
+            "SELECT F(1)",
+            "select sys.format_bytes(10)",
+            "SELECT x FROM v1",
+            "SELECT my$fn()",
+            "SELECT `f`(1)",
+            "SELECT 'f'",
+            "/*!50000 SELECT f() */",
+            "SELECT @f, @@f",
+            "SELECT \u{e9}f(1)",
+            "SELECT ff(1), f2(3)",
+            "SELECT a.f FROM t a",
+        ] {
+            if lexer_finds(sql.as_bytes()) {
+                assert!(may_name_one(sql.as_bytes(), &names), "{sql}");
+            }
+        }
+        assert!(!may_name_one(b"SELECT c FROM sbtest1 WHERE id=?", &names));
     }
 }
