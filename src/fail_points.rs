@@ -10,6 +10,8 @@
 //! - `serialized-marked`: a serialized statement's binary log marks are
 //!   taken and it is about to run on the first node (`sleep(ms)`: a
 //!   window for a test to rotate the node's binary log).
+//! - `serialized-numbered`: the journal write that numbers a serialized
+//!   statement the master ran (`return`: the journal refuses it).
 //! - `serialized-text-pin-journaled`: the journal write that pins the
 //!   AUTO_INCREMENT values of a serialized text after the first node ran
 //!   it (`return`: the journal refuses it, as a lost lease makes it).
@@ -21,6 +23,9 @@ pub const VARIABLE: &str = "LOCKSTEP_FAIL_POINTS";
 
 /// `serialized-marked`.
 pub const SERIALIZED_MARKED: &str = "serialized-marked";
+
+/// `serialized-numbered`.
+pub const SERIALIZED_NUMBERED: &str = "serialized-numbered";
 
 /// `serialized-text-pin-journaled`.
 pub const SERIALIZED_TEXT_PIN_JOURNALED: &str = "serialized-text-pin-journaled";

@@ -456,3 +456,58 @@ fn cut_before_the_pin(rotate: bool) {
     );
     support::assert_check_passes(&lockstep);
 }
+
+/// A DDL B and the master ran, whose commit number the journal then
+/// refuses (a fail point, as a lease that ended does): the client gets the
+/// error, and the entry stays unfinished, so the restart numbers it and
+/// the tail gets it. (It was marked failed: the tail never got the table
+/// the master has; found by `tests/ha.rs`.)
+#[test]
+fn a_ddl_whose_number_the_journal_refused_reaches_the_tail_after_restart() {
+    let cluster = logging_cluster();
+    let mut lockstep = Lockstep::start_with_fail_points(
+        &cluster,
+        "",
+        None,
+        &[],
+        "serialized-numbered=1*off->return",
+    );
+    // The first serialized statement is numbered; the second is refused its number.
+    support::lockstep_sql(&lockstep, "CREATE DATABASE d");
+    let refused = support::mariadb_cli(
+        lockstep.port,
+        USER,
+        PASSWORD,
+        &[],
+        "CREATE TABLE d.t (a INT PRIMARY KEY)",
+    );
+    assert!(
+        !refused.status.success(),
+        "the client was told the DDL committed while the journal refused its number"
+    );
+    let table = "SHOW TABLES FROM d LIKE 't'";
+    assert_eq!(
+        root_rows(cluster.master(), table),
+        ["t"],
+        "the master ran it"
+    );
+    assert_eq!(root_rows(&cluster.nodes[1], table), ["t"], "B ran it");
+
+    lockstep.kill();
+    lockstep.respawn();
+    support::lockstep_sql(&lockstep, "INSERT INTO d.t VALUES (1), (2)");
+    support::wait_for_tail(&cluster, Duration::from_secs(30));
+    assert_eq!(
+        root_rows(&cluster.nodes[2], table),
+        ["t"],
+        "the tail never got the DDL the master ran:\n{}",
+        lockstep.log()
+    );
+    assert_every_node_is_the_master(&cluster, &lockstep, "a DDL whose number was refused");
+    let replayed = support::replayed_onto_a_fresh_server(&lockstep);
+    assert_eq!(
+        root_rows(&replayed.nodes[0], "SELECT a FROM d.t ORDER BY a"),
+        ["1", "2"],
+        "the journal's replay lacks the DDL or its rows"
+    );
+}

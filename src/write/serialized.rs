@@ -414,7 +414,16 @@ impl Driver {
         sync_ok: bool,
     ) -> Result<(), ClientError> {
         let journal = self.shared.chain.journal.clone();
-        let record = match commit::number(&journal, entry.id, vec![entry.id], true).await {
+        let numbered = async {
+            fail::fail_point!(fail_points::SERIALIZED_NUMBERED, |_| Err(
+                crate::journal::JournalError::Write(format!(
+                    "fail point {}",
+                    fail_points::SERIALIZED_NUMBERED
+                ))
+            ));
+            commit::number(&journal, entry.id, vec![entry.id], true).await
+        };
+        let record = match numbered.await {
             Ok(record) => record,
             Err(e) => {
                 error!(error = %e, "cannot journal the commit of a statement the master ran: left unfinished, the next start numbers it");
