@@ -11,7 +11,6 @@ use tracing::{error, info, warn};
 
 use crate::auth::Credential;
 use crate::backend::{fence, Node, ServerInfo};
-use crate::chain::nontransactional::NonTransactional;
 use crate::chain::retention::{self, Retention};
 use crate::chain::roles::{Role, Roles};
 use crate::chain::stored_functions::StoredFunctions;
@@ -98,11 +97,11 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
         gate: Arc::new(tokio::sync::RwLock::new(())),
         serialized: Default::default(),
         appliers: Default::default(),
+        nontransactional: Default::default(),
     });
     if let Some(reason) = prepared.master_down {
         fail_over_at_start(&chain, reason).await;
     }
-    let nontransactional = NonTransactional::default();
     let master = chain.roles.master();
     let unreachable = |e: mysql_async::Error| StartError::MasterUnreachable {
         node: master.name.clone(),
@@ -110,7 +109,8 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
         reason: e.to_string(),
     };
     let mut conn = master.connect_admin().await.map_err(unreachable)?;
-    nontransactional
+    chain
+        .nontransactional
         .refresh(&mut conn)
         .await
         .map_err(unreachable)?;
@@ -155,7 +155,6 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
         users,
         chain,
         registry: Registry::default(),
-        nontransactional,
         stored_functions,
         unrepeatable_bodies,
         table_keys: Default::default(),

@@ -254,6 +254,70 @@ fn a_failure_inside_a_batch_of_commits_on_the_tail_applies_everything_before_it_
     );
 }
 
+/// The tail writes a group's statements back to back before it reads their
+/// answers (vendored mysql_async, patch 5), so the node runs every one of
+/// them whatever became of the ones before. Here an error on the tail
+/// rolls its whole transaction back (`innodb_rollback_on_timeout`, a row
+/// held by a session of the node's own): the statements written behind it
+/// must not commit one by one. When the row is free the tail applies the
+/// transaction once and equals the master (with autocommit left on during
+/// the pipeline, the INSERT and the last UPDATE committed by themselves,
+/// and the retry then failed on the duplicate key).
+#[test]
+fn statements_written_behind_one_that_rolled_the_tail_transaction_back_commit_nothing() {
+    let mut cluster = Cluster::start(3);
+    let (dir, port) = (cluster.nodes[2].dir.clone(), cluster.nodes[2].port);
+    cluster.nodes[2].stop();
+    let rolls_back_on_timeout = lockstep::mariadb::ServerOptions {
+        args: vec![
+            "--innodb-rollback-on-timeout=1".into(),
+            "--innodb-lock-wait-timeout=1".into(),
+        ],
+    };
+    cluster.nodes[2] = lockstep::mariadb::MariaDb::start(&dir, port, &rolls_back_on_timeout)
+        .expect("tail restarts");
+    let lockstep = Lockstep::start(&cluster, FAST_RETRIES);
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE p; CREATE TABLE p.t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB; \
+         INSERT INTO p.t VALUES (1, 0), (2, 0), (3, 0);",
+    );
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let tables = ["p.t", "lockstep.commits"];
+    let rt = runtime();
+    rt.block_on(async {
+        let mut holder =
+            Conn::new(mysql_async::Opts::from_url(&cluster.nodes[2].url()).expect("tail url"))
+                .await
+                .expect("connect to the tail");
+        holder
+            .query_drop("BEGIN; SELECT v FROM p.t WHERE id = 2 FOR UPDATE")
+            .await
+            .expect("hold row 2 on the tail");
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        for sql in [
+            "BEGIN",
+            "UPDATE p.t SET v = v + 1 WHERE id = 1",
+            "UPDATE p.t SET v = v + 1 WHERE id = 2",
+            "INSERT INTO p.t VALUES (10, 0)",
+            "UPDATE p.t SET v = v + 1 WHERE id = 3",
+            "COMMIT",
+        ] {
+            c.query_drop(sql).await.expect(sql);
+        }
+        // The tail's UPDATE of row 2 times out (1 s) and is retried while
+        // the row is held.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        holder.query_drop("COMMIT").await.expect("free row 2");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(30));
+    assert_eq!(
+        root_rows(&cluster.nodes[2], "SELECT id, v FROM p.t ORDER BY id"),
+        ["1\t1", "2\t1", "3\t1", "10\t0"]
+    );
+    support::assert_nodes_equal_master(&cluster, &tables, "after the held row was freed");
+}
+
 #[test]
 fn a_tail_node_whose_data_changed_behind_lockstep_is_quarantined() {
     let cluster = Cluster::start(3);

@@ -1,4 +1,5 @@
-//! The vendored mysql_async's patch 4 (`Conn::exec_iter_after_query`),
+//! The vendored mysql_async's patches 4 (`Conn::exec_iter_after_query`) and 5
+//! (`Conn::write_pipeline`),
 //! against a real MariaDB: lockstep writes its pinning text and a prepared
 //! statement's execution back to back and reads both answers, one round
 //! trip. The execution's answer arrives whole after a text of several
@@ -9,7 +10,7 @@
 mod support;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{AfterQuery, Conn, Params, Row, Statement};
+use mysql_async::{AfterQuery, Conn, Params, PipelinedCommand, Row, Statement};
 use support::{runtime, Cluster};
 
 #[test]
@@ -121,4 +122,81 @@ async fn text_failure(c: &mut Conn, text: &[u8], insert: &Statement, id: i32, v:
         AfterQuery::QueryFailed(e) => e.code,
         AfterQuery::Ran(_) => panic!("the text should have failed"),
     }
+}
+
+/// Patch 5 (`Conn::write_pipeline`): texts and executions written back to
+/// back, one round trip; each answer read in order is its own command's
+/// (rows, affected rows, errors); a command that fails does not stop the
+/// ones behind it, and the connection stays in step afterwards.
+#[test]
+fn a_pipeline_of_texts_and_executions() {
+    let cluster = Cluster::start(1);
+    let opts = mysql_async::Opts::from_url(&cluster.master().url()).expect("url");
+    runtime().block_on(async {
+        let mut c = Conn::new(opts).await.expect("connect");
+        c.query_drop("CREATE DATABASE q; CREATE TABLE q.t (id INT PRIMARY KEY, v INT)")
+            .await
+            .expect("schema");
+        let insert = c.prep("INSERT INTO q.t VALUES (?, ?)").await.expect("prep");
+        let trips = c.round_trips();
+        let sent = c.commands_sent();
+        let mut pipeline = c
+            .write_pipeline(vec![
+                PipelinedCommand::Query(b"SET @p = 7; INSERT INTO q.t VALUES (1, @p)"),
+                PipelinedCommand::Exec(&insert, Params::Positional(vec![2.into(), 20.into()])),
+                // Fails: the ones behind it still run.
+                PipelinedCommand::Exec(&insert, Params::Positional(vec![1.into(), 99.into()])),
+                PipelinedCommand::Query(b"UPDATE q.t SET v = v + 1"),
+                PipelinedCommand::Query(b"SELECT id, v FROM q.t ORDER BY id"),
+            ])
+            .await
+            .expect("written");
+        assert_eq!(pipeline.owed(), 5);
+
+        c.next_text_answer(&mut pipeline)
+            .await
+            .expect("first text")
+            .drop_result()
+            .await
+            .expect("its results");
+        assert_eq!(c.affected_rows(), 1);
+        c.next_exec_answer(&mut pipeline, &insert)
+            .await
+            .expect("first execution")
+            .drop_result()
+            .await
+            .expect("its answer");
+        assert_eq!(c.affected_rows(), 1);
+        match c.next_exec_answer(&mut pipeline, &insert).await {
+            Err(mysql_async::Error::Server(e)) => assert_eq!(e.code, 1062),
+            Ok(_) => panic!("the duplicate key was taken"),
+            Err(e) => panic!("not the server's error: {e}"),
+        }
+        c.next_text_answer(&mut pipeline)
+            .await
+            .expect("update")
+            .drop_result()
+            .await
+            .expect("its answer");
+        assert_eq!(c.affected_rows(), 2);
+        let rows: Vec<(i32, i32)> = c
+            .next_text_answer(&mut pipeline)
+            .await
+            .expect("select")
+            .collect()
+            .await
+            .expect("rows");
+        assert_eq!(rows, [(1, 8), (2, 21)]);
+        assert_eq!(pipeline.owed(), 0);
+        assert_eq!((c.round_trips() - trips, c.commands_sent() - sent), (1, 5));
+
+        // Nothing owed any more: asking is an error, not a hang.
+        assert!(c.next_text_answer(&mut pipeline).await.is_err());
+        // In step: the next statement gets its own answer.
+        let n: Option<i64> = c
+            .query_first("SELECT COUNT(*) FROM q.t")
+            .await
+            .expect("count");
+        assert_eq!(n, Some(2));
+    });
 }

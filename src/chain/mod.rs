@@ -56,6 +56,8 @@ pub struct Chain {
     /// results are journaled, exclusively by the shutdown before it closes
     /// the journal: a node's commit is not left without its result there.
     pub appliers: Arc<tokio::sync::RwLock<()>>,
+    /// The master's tables that cannot be rolled back (MyISAM, Aria, …).
+    pub nontransactional: nontransactional::NonTransactional,
 }
 
 /// How long `Chain::drain_writes` holds up new writes at a time while it

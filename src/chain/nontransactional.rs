@@ -16,9 +16,20 @@ pub struct NonTransactional {
     /// Lower-cased names of non-transactional tables (any schema).
     tables: Mutex<HashSet<String>>,
     warned: Mutex<HashSet<String>>,
+    /// No list was read: any table may be one (`unknown`).
+    unknown: bool,
 }
 
 impl NonTransactional {
+    /// For a replay onto a server whose tables the journal itself creates:
+    /// every table is taken for one that cannot be rolled back.
+    pub fn unknown() -> NonTransactional {
+        NonTransactional {
+            unknown: true,
+            ..NonTransactional::default()
+        }
+    }
+
     /// Re-reads the list from the master (at start and after DDL).
     pub async fn refresh(&self, conn: &mut Conn) -> Result<(), mysql_async::Error> {
         let rows: Vec<Row> = conn
@@ -40,7 +51,7 @@ impl NonTransactional {
 
     /// Whether the text names such a table.
     pub fn named_in(&self, sql: &[u8]) -> bool {
-        !self.names(sql).is_empty()
+        self.unknown || !self.names(sql).is_empty()
     }
 
     fn names(&self, sql: &[u8]) -> Vec<String> {

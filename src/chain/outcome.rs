@@ -3,7 +3,7 @@
 
 use futures_util::StreamExt;
 use mysql_async::prelude::{Protocol, Queryable, StatementLike};
-use mysql_async::{AfterQuery, Conn, Params, QueryResult, Row, Value};
+use mysql_async::{AfterQuery, Conn, Params, Pipeline, QueryResult, Row, Value};
 use opensrv_mysql::ErrorKind;
 
 use crate::compare::digest::Digest;
@@ -85,6 +85,42 @@ pub async fn run_prepared_after(
         }
         Err(e) => Err(e),
     };
+    summarize(conn, result)
+}
+
+/// The answer a pipeline owes for a text (`Conn::write_pipeline`), its
+/// rows read into a digest.
+pub async fn text_answer(conn: &mut Conn, pipeline: &mut Pipeline) -> Outcome {
+    let result = match conn.next_text_answer(pipeline).await {
+        Ok(mut result) => digest_sets(&mut result).await,
+        Err(e) => Err(e),
+    };
+    summarize(conn, result)
+}
+
+/// The answers a pipeline owes for a pin and the execution written
+/// behind it. The execution ran even when the pin failed: then it is
+/// `Lost`, as in `run_prepared_after`.
+pub async fn exec_answer_after_pin(
+    conn: &mut Conn,
+    pipeline: &mut Pipeline,
+    stmt: &mysql_async::Statement,
+) -> Outcome {
+    let pinned = match conn.next_text_answer(pipeline).await {
+        Ok(result) => result.drop_result().await,
+        Err(e) => Err(e),
+    };
+    let result = match conn.next_exec_answer(pipeline, stmt).await {
+        Ok(mut result) => digest_sets(&mut result).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = pinned {
+        return Outcome::Lost {
+            reason: format!(
+                "lockstep's pinning statements failed ({e}); the statement after them ran unpinned"
+            ),
+        };
+    }
     summarize(conn, result)
 }
 

@@ -14,6 +14,7 @@ use mysql_async::Row;
 use tracing::info;
 use uuid::Uuid;
 
+use super::nontransactional::NonTransactional;
 use super::roles::Roles;
 use super::tail::{Backoff, ReplayBounds, Tail, TailError};
 use super::Chain;
@@ -149,6 +150,7 @@ pub async fn apply(
         gate: Arc::new(tokio::sync::RwLock::new(())),
         serialized: Default::default(),
         appliers: Default::default(),
+        nontransactional: NonTransactional::unknown(),
     });
     let Some(mut tail) = Tail::for_node(&chain, &target.name) else {
         return Err(ReplayError::Point("no target".into()));

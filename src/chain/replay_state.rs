@@ -149,7 +149,7 @@ impl AppliedState {
 
     /// The connection's handle for the statement `text`, prepared now if
     /// it is not yet.
-    async fn prepared_on(
+    pub(super) async fn prepared_on(
         &mut self,
         conn: &mut Conn,
         text: Vec<u8>,

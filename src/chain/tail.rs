@@ -33,7 +33,10 @@ use crate::journal::{
     CommitRecord, CommitState, Entry, Journal, JournalError, NodeResult, Outcome, Statement,
 };
 use crate::metrics;
+use crate::protocol::control;
 use crate::router;
+
+mod pipelined;
 
 /// How far below its highest commit a node is checked for missing ones: a
 /// first slave that left the synchronous role may lack a few commits below
@@ -667,8 +670,76 @@ impl Tail {
             },
             None => false,
         };
-        // The transaction opens in the first statement's round trip.
-        let mut opening = (!serialized).then_some(crate::protocol::control::BEGIN);
+        // Whether the group's transaction was opened by `BEGIN_PIPELINED`.
+        let (ran, pipelined) =
+            if !serialized && pipelined::may_pipeline(group, &self.chain.nontransactional) {
+                match self.run_pipelined(conn, group, state).await {
+                    Ok(true) => (Ok(()), true),
+                    Ok(false) => (self.run_one_by_one(conn, group, state, false).await, false),
+                    Err(e) => (Err(e), true),
+                }
+            } else {
+                (
+                    self.run_one_by_one(conn, group, state, serialized).await,
+                    false,
+                )
+            };
+        if let Err(e) = ran {
+            let _ = conn.query_drop(control::ROLLBACK).await;
+            if pipelined {
+                let _ = conn.query_drop(control::RESTORE_AUTOCOMMIT).await;
+            }
+            if in_domain {
+                let _ = conn.query_drop(control::LEAVE_GTID_DOMAIN).await;
+            }
+            return Err(e);
+        }
+        let applied: Vec<_> = group
+            .iter()
+            .map(|(record, _)| (record.request_id, record.seq))
+            .collect();
+        if !self.chain.journal.may_act() {
+            let _ = conn.query_drop(control::ROLLBACK).await;
+            return Err(TailError::NoLongerActive);
+        }
+        // COMMIT also for a statement applied by itself: the connection may be
+        // in autocommit=0 from the origin session's state.
+        let leave = if in_domain {
+            format!("{}; ", control::LEAVE_GTID_DOMAIN)
+        } else {
+            String::new()
+        };
+        let restore = if pipelined {
+            format!("; {}", control::RESTORE_AUTOCOMMIT)
+        } else {
+            String::new()
+        };
+        conn.query_drop(format!(
+            "{leave}{}; COMMIT{restore}; {}",
+            control::records(&applied),
+            control::UNPIN
+        ))
+        .await?;
+        for (_, entries) in group.iter() {
+            for entry in entries {
+                self.report(entry);
+                self.notify_if_retried(entry);
+            }
+        }
+        debug!(commits = group.len(), "applied");
+        Ok(())
+    }
+
+    /// Runs the group's statements one round trip each, opening its
+    /// transaction (unless serialized) with the first one.
+    async fn run_one_by_one(
+        &self,
+        conn: &mut Conn,
+        group: &mut [(CommitRecord, Vec<Entry>)],
+        state: &mut AppliedState,
+        serialized: bool,
+    ) -> Result<(), TailError> {
+        let mut opening = (!serialized).then_some(control::BEGIN);
         for (_, entries) in group.iter_mut() {
             for entry in entries.iter_mut() {
                 let tried = entry.results.len();
@@ -679,44 +750,10 @@ impl Tail {
                     if entry.results.len() > tried {
                         self.report(entry);
                     }
-                    let _ = conn.query_drop(crate::protocol::control::ROLLBACK).await;
-                    if in_domain {
-                        let _ = conn
-                            .query_drop(crate::protocol::control::LEAVE_GTID_DOMAIN)
-                            .await;
-                    }
                     return Err(e);
                 }
             }
         }
-        let applied: Vec<_> = group
-            .iter()
-            .map(|(record, _)| (record.request_id, record.seq))
-            .collect();
-        if !self.chain.journal.may_act() {
-            let _ = conn.query_drop(crate::protocol::control::ROLLBACK).await;
-            return Err(TailError::NoLongerActive);
-        }
-        // COMMIT also for a statement applied by itself: the connection may be
-        // in autocommit=0 from the origin session's state.
-        let leave = if in_domain {
-            format!("{}; ", crate::protocol::control::LEAVE_GTID_DOMAIN)
-        } else {
-            String::new()
-        };
-        conn.query_drop(format!(
-            "{leave}{}; COMMIT; {}",
-            crate::protocol::control::records(&applied),
-            crate::protocol::control::UNPIN
-        ))
-        .await?;
-        for (_, entries) in group.iter() {
-            for entry in entries {
-                self.report(entry);
-                self.notify_if_retried(entry);
-            }
-        }
-        debug!(commits = group.len(), "applied");
         Ok(())
     }
 
@@ -730,7 +767,7 @@ impl Tail {
         info!(seq = record.seq, request_id = %record.request_id, "serialized commit found in the node's binary log: recorded, not run again");
         conn.query_drop(format!(
             "{}; COMMIT",
-            crate::protocol::control::record(record.request_id, record.seq)
+            control::record(record.request_id, record.seq)
         ))
         .await?;
         Ok(())
@@ -776,11 +813,8 @@ impl Tail {
                 .await?;
         }
         let pin = match opening {
-            Some(opening) => format!(
-                "{opening}; {}",
-                crate::protocol::control::replay_pin(&entry.context)
-            ),
-            None => crate::protocol::control::replay_pin(&entry.context),
+            Some(opening) => format!("{opening}; {}", control::replay_pin(&entry.context)),
+            None => control::replay_pin(&entry.context),
         };
         // A text carries its pinned context in its own round trip.
         let outcome = match &entry.statement {
@@ -800,6 +834,12 @@ impl Tail {
             // The pin in the execution's round trip (one trip, not two).
             prepared => state.run_after(conn, &pin, prepared).await,
         };
+        self.judge_result(entry, outcome)
+    }
+
+    /// Adds the node's outcome to the entry's results and judges it
+    /// against the master's: an error when they disagree.
+    fn judge_result(&self, entry: &mut Entry, outcome: Outcome) -> Result<(), TailError> {
         entry.results.push(NodeResult {
             node: self.node.name.clone(),
             outcome: outcome.clone(),

@@ -19,6 +19,19 @@ pub const BEGIN: &str = "START TRANSACTION";
 pub const COMMIT: &str = "COMMIT";
 pub const ROLLBACK: &str = "ROLLBACK";
 
+/// Opens a tail group whose statements are written to the node back to
+/// back (`chain::pipelined`): autocommit is off until the group ends, so
+/// that an error that rolls the whole transaction back (a deadlock) leaves
+/// the statements written behind it in a transaction of their own, which
+/// the group's ROLLBACK undoes, instead of each committing by itself. The
+/// session's own value is kept for `RESTORE_AUTOCOMMIT`.
+pub const BEGIN_PIPELINED: &str =
+    "SET @lockstep_autocommit = @@autocommit, autocommit = 0; START TRANSACTION";
+
+/// Ends what `BEGIN_PIPELINED` changed, after the group's COMMIT or
+/// ROLLBACK (with no transaction open, it commits nothing).
+pub const RESTORE_AUTOCOMMIT: &str = "SET autocommit = @lockstep_autocommit";
+
 /// B's savepoint before each statement of a client transaction: a statement
 /// that fails on B is undone there alone.
 pub const SAVEPOINT: &str = "SAVEPOINT lockstep_statement";

@@ -23,7 +23,6 @@ pub struct Shared {
     /// The nodes, their roles, the journal: see `chain`.
     pub chain: Arc<Chain>,
     pub registry: Registry,
-    pub nontransactional: crate::chain::nontransactional::NonTransactional,
     /// The names through which a read can write (stored functions, views).
     pub stored_functions: crate::chain::stored_functions::StoredFunctions,
     /// The triggers and routines each node would run with its own values:

@@ -582,7 +582,7 @@ impl Driver {
                 return;
             }
         };
-        if let Err(e) = self.shared.nontransactional.refresh(&mut conn).await {
+        if let Err(e) = self.shared.chain.nontransactional.refresh(&mut conn).await {
             warn!(error = %e, "cannot list non-transactional tables");
         }
         if let Err(e) = self.shared.stored_functions.refresh(&mut conn).await {

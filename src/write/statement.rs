@@ -82,7 +82,7 @@ impl Driver {
         self.settle_last_insert_id(work.sql()).await;
         crate::metrics::observe_phase(Phase::Prepare.name(), started.elapsed().as_secs_f64());
         if kind == EntryKind::Write {
-            self.shared.nontransactional.warn_if_named(work.sql());
+            self.shared.chain.nontransactional.warn_if_named(work.sql());
         }
         let mut entry = self.new_entry(kind, &work);
         entry.context.variables = variables;
@@ -571,7 +571,7 @@ impl Driver {
     /// before it failed, which committed A's row for it too (asked of A, on
     /// a connection of its own so that the client's warnings stay).
     async fn failed_but_kept(&self, work: &Work, request_id: Uuid) -> bool {
-        if self.shared.nontransactional.named_in(work.sql()) {
+        if self.shared.chain.nontransactional.named_in(work.sql()) {
             return true;
         }
         router::runs_hidden_statements(work.sql())

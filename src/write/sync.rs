@@ -49,7 +49,7 @@ impl Driver {
         // non-transactional) table stay on B whatever lockstep undoes, as
         // they stay on A directly: then A must run it too, however the
         // error came about.
-        let undoable = !self.shared.nontransactional.named_in(work.sql());
+        let undoable = !self.shared.chain.nontransactional.named_in(work.sql());
         if outcome::is_timing_error(&sync.outcome) && undoable {
             self.finish_entry(entry, EntryState::Failed);
             return Err(self.undo_timing_error_on_sync(&sync.outcome, in_txn).await);

@@ -467,6 +467,10 @@ pub use self::conn::binlog_stream::{request::BinlogStreamRequest, BinlogStream};
 #[doc(inline)]
 pub use self::conn::{AfterQuery, Conn};
 
+/// lockstep patch 5.
+#[doc(inline)]
+pub use self::conn::routines::{Pipeline, PipelinedCommand};
+
 #[doc(inline)]
 pub use self::conn::pool::Pool;
 

@@ -334,6 +334,55 @@ impl Conn {
         })
     }
 
+    /// lockstep patch 5: writes every command back to back without
+    /// reading an answer: one round trip for all of them. The server runs
+    /// them in order, each whatever became of the ones before (a failed
+    /// command does not stop the next). Every answer must then be read, in
+    /// order, with `next_text_answer` or `next_exec_answer` before the
+    /// connection is used for anything else.
+    pub async fn write_pipeline(
+        &mut self,
+        commands: Vec<routines::PipelinedCommand<'_>>,
+    ) -> Result<routines::Pipeline> {
+        self.routine(routines::WritePipelineRoutine::new(commands))
+            .await
+    }
+
+    /// lockstep patch 5: the answer to the pipeline's next command, a
+    /// `COM_QUERY`: its results, or its (first) error.
+    pub async fn next_text_answer<'a>(
+        &'a mut self,
+        pipeline: &mut routines::Pipeline,
+    ) -> Result<QueryResult<'a, 'static, TextProtocol>> {
+        if pipeline.owed() == 0 {
+            // Before the routine: a misuse does not end the connection.
+            Err(DriverError::Pipeline {
+                what: "no answer is owed",
+            })?
+        }
+        self.routine(routines::NextAnswerRoutine::new(pipeline, None))
+            .await?;
+        Ok(QueryResult::new(self))
+    }
+
+    /// lockstep patch 5: the answer to the pipeline's next command, the
+    /// execution of `stmt`: its results, or its error.
+    pub async fn next_exec_answer<'a>(
+        &'a mut self,
+        pipeline: &mut routines::Pipeline,
+        stmt: &crate::Statement,
+    ) -> Result<QueryResult<'a, 'static, BinaryProtocol>> {
+        if pipeline.owed() == 0 {
+            // Before the routine: a misuse does not end the connection.
+            Err(DriverError::Pipeline {
+                what: "no answer is owed",
+            })?
+        }
+        self.routine(routines::NextAnswerRoutine::new(pipeline, Some(stmt)))
+            .await?;
+        Ok(QueryResult::new(self))
+    }
+
     /// Turns on/off automatic connection reset (see [`crate::PoolOpts::with_reset_connection`]).
     ///
     /// Only makes sense for pooled connections.

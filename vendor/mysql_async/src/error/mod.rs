@@ -152,6 +152,10 @@ pub enum DriverError {
     #[error("Unexpected packet.")]
     UnexpectedPacket { payload: Vec<u8> },
 
+    /// lockstep patch 5: a pipeline used in a way it cannot be.
+    #[error("Pipeline: {}.", what)]
+    Pipeline { what: &'static str },
+
     #[error("Unknown authentication plugin `{}'.", name)]
     UnknownAuthPlugin { name: String },
 

@@ -3,14 +3,15 @@ use futures_core::future::BoxFuture;
 use crate::Conn;
 
 pub use self::{
-    change_user::*, exec::*, next_set::*, ping::*, prepare::*, query::*, query_then_exec::*,
-    reset::*,
+    change_user::*, exec::*, next_set::*, ping::*, pipeline::*, prepare::*, query::*,
+    query_then_exec::*, reset::*,
 };
 
 mod change_user;
 mod exec;
 mod next_set;
 mod ping;
+mod pipeline; // lockstep patch 5
 mod prepare;
 mod query;
 mod query_then_exec; // lockstep patch 4
