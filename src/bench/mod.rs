@@ -105,11 +105,27 @@ pub struct Machine {
     pub date: String,
 }
 
+/// lockstep's tail node stopped (SIGSTOP) for one `oltp_write_only` run
+/// at 8 threads, then let go with no load: how fast it applies what it
+/// missed, against the rate it was written at.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatchUp {
+    /// Commits the tail lacked when it was let go.
+    pub missed_commits: u64,
+    /// The run's commits per second (one per sysbench transaction).
+    pub write_rate: f64,
+    /// From SIGCONT until the tail had every commit.
+    pub catch_up_s: f64,
+    /// missed_commits / catch_up_s.
+    pub apply_rate: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
     pub quick: bool,
     pub machine: Machine,
     pub measured: Vec<Measured>,
+    pub catch_up: Option<CatchUp>,
     pub journal: Vec<journal::JournalRun>,
     pub lockstep_peak_rss_kib: u64,
     pub took_s: u64,
@@ -133,7 +149,7 @@ pub async fn run(plan: Plan, quick: bool, work: &Path) -> Result<Results, BenchE
     let started = Instant::now();
     let dir = work.to_path_buf();
     let plan_for_sysbench = plan.clone();
-    let (machine, measured, rss) =
+    let (machine, measured, catch_up, rss) =
         tokio::task::spawn_blocking(move || measure_configs(&plan_for_sysbench, &dir))
             .await
             .map_err(|e| BenchError::Run(e.to_string()))??;
@@ -145,13 +161,16 @@ pub async fn run(plan: Plan, quick: bool, work: &Path) -> Result<Results, BenchE
         quick,
         machine,
         measured,
+        catch_up,
         journal,
         lockstep_peak_rss_kib: rss,
         took_s: started.elapsed().as_secs(),
     })
 }
 
-fn measure_configs(plan: &Plan, dir: &Path) -> Result<(Machine, Vec<Measured>, u64), BenchError> {
+type Measurements = (Machine, Vec<Measured>, Option<CatchUp>, u64);
+
+fn measure_configs(plan: &Plan, dir: &Path) -> Result<Measurements, BenchError> {
     info!("starting the servers");
     let direct = Direct::start(dir)?;
     let haproxy = Haproxy::start(dir, direct.server.port)?;
@@ -226,13 +245,65 @@ fn measure_configs(plan: &Plan, dir: &Path) -> Result<(Machine, Vec<Measured>, u
         }
         measured.extend(per_config);
     }
+    let catch_up = if plan.workloads.contains(&("oltp_write_only", 8)) {
+        info!("tail catch-up");
+        catch_up_run(&lockstep, plan.seconds, &endpoints[3])?
+    } else {
+        None
+    };
     let rss = peak_rss_kib(lockstep.pid());
     drop(lockstep_ha);
     drop(lockstep);
     drop(semisync);
     drop(haproxy);
     drop(direct);
-    Ok((machine, measured, rss))
+    Ok((machine, measured, catch_up, rss))
+}
+
+/// Longest wait for a let-go tail to have every commit.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(180);
+
+/// Stops the tail node for an `oltp_write_only` run at 8 threads, lets it
+/// go, and times how long it takes to have every commit (None: it had no
+/// node process to stop, or never caught up within `CATCH_UP_LIMIT`).
+fn catch_up_run(
+    lockstep: &Lockstep,
+    seconds: u32,
+    endpoint: &Endpoint,
+) -> Result<Option<CatchUp>, BenchError> {
+    let Some(tail) = lockstep.tail_pid() else {
+        return Ok(None);
+    };
+    let signal = |sig| {
+        // SAFETY: kill has no memory preconditions; the pid is a node
+        // process this harness started and still owns.
+        unsafe { libc::kill(tail as libc::pid_t, sig) }
+    };
+    signal(libc::SIGSTOP);
+    let run = sysbench::run("oltp_write_only", 8, seconds, endpoint);
+    let missed = tail_lag_commits(lockstep.admin_port);
+    signal(libc::SIGCONT);
+    let released = Instant::now();
+    let run = run.map_err(BenchError::Run)?;
+    let Some(missed) = missed else {
+        return Ok(None);
+    };
+    loop {
+        if tail_lag_commits(lockstep.admin_port) == Some(0) {
+            break;
+        }
+        if released.elapsed() > CATCH_UP_LIMIT {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let catch_up_s = released.elapsed().as_secs_f64();
+    Ok(Some(CatchUp {
+        missed_commits: missed,
+        write_rate: run.tps,
+        catch_up_s,
+        apply_rate: missed as f64 / catch_up_s.max(1e-3),
+    }))
 }
 
 /// A sysbench run through lockstep, sampling the tail's lag and reading

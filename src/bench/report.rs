@@ -171,6 +171,17 @@ fn markdown(results: &Results, charts: &[(String, String)]) -> String {
         "lockstep's peak RSS over the run: {} MiB.\n",
         results.lockstep_peak_rss_kib / 1024
     );
+    if let Some(c) = &results.catch_up {
+        let _ = writeln!(
+            s,
+            "## Tail catch-up\n\nThe tail node stopped (SIGSTOP) during one `oltp_write_only` run at 8 threads through lockstep ({:.0} commits/s), then let go with no load: it lacked {} commits and had them all {:.2} s later, {:.0} commits/s, {:.1}× the rate they were written at.\n",
+            c.write_rate,
+            c.missed_commits,
+            c.catch_up_s,
+            c.apply_rate,
+            c.apply_rate / c.write_rate.max(1.0),
+        );
+    }
     let _ = writeln!(s, "## Targets\n");
     for line in targets(results) {
         let _ = writeln!(s, "- {line}");
@@ -258,6 +269,13 @@ fn targets(results: &Results) -> Vec<String> {
                 if lag < 1.0 { "met" } else { "missed" }
             ));
         }
+    }
+    if let Some(c) = &results.catch_up {
+        let r = c.apply_rate / c.write_rate.max(1.0);
+        lines.push(format!(
+            "a tail that was down catches up ≥ 3× faster than the writes it missed: {} ({r:.1}×)",
+            if r >= 3.0 { "met" } else { "missed" }
+        ));
     }
     lines
 }

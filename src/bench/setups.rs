@@ -211,7 +211,7 @@ impl Semisync {
 pub struct Lockstep {
     /// Kept for their lifetime: dropping them stops the servers (lockstep
     /// itself is stopped first, in `Drop`).
-    _nodes: Vec<MariaDb>,
+    nodes: Vec<MariaDb>,
     child: Child,
     pub port: u16,
     pub admin_port: u16,
@@ -232,7 +232,7 @@ impl Lockstep {
         let child = serve(dir, "lockstep", &config)?;
         wait_for_port(port)?;
         Ok(Lockstep {
-            _nodes: nodes,
+            nodes,
             child,
             port,
             admin_port,
@@ -249,6 +249,11 @@ impl Lockstep {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The tail node's (the third node's) server process.
+    pub fn tail_pid(&self) -> Option<u32> {
+        self.nodes.get(2)?.pid()
     }
 }
 
