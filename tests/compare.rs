@@ -254,6 +254,56 @@ fn a_failure_inside_a_batch_of_commits_on_the_tail_applies_everything_before_it_
     );
 }
 
+/// A commit that writes a table without transactions (MyISAM) goes alone
+/// on the tail: when a statement fails in the middle of a batch, the batch
+/// is rolled back and run again, and a MyISAM insert in it would have
+/// stayed from the first run and failed (or doubled) on the second.
+#[test]
+fn a_myisam_write_in_a_batch_that_fails_on_the_tail_is_applied_once() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, FAST_RETRIES);
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE m; CREATE TABLE m.t (v INT PRIMARY KEY) ENGINE=InnoDB; \
+         CREATE TABLE m.log (id INT PRIMARY KEY, v INT) ENGINE=MyISAM;",
+    );
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let tail = &cluster.nodes[2];
+    support::refuse_on(tail, "m.t", 1, "held back");
+    support::refuse_on(tail, "m.t", 30, "in the middle");
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        c.query_drop("INSERT INTO m.t VALUES (1)")
+            .await
+            .expect("insert 1");
+        let first = last_request_id(&mut c).await;
+        // The tail holds at v = 1 while the rest arrives behind it.
+        wait_for_attempts(&mut c, &first, "n2", 1).await;
+        for v in 2..=40 {
+            c.query_drop(format!("INSERT INTO m.log VALUES ({v}, {v})"))
+                .await
+                .expect("log insert");
+            c.query_drop(format!("INSERT INTO m.t VALUES ({v})"))
+                .await
+                .expect("insert");
+        }
+    });
+    root_sql(tail, "DROP TRIGGER m.refuse_t_1");
+    std::thread::sleep(Duration::from_secs(2));
+    root_sql(tail, "DROP TRIGGER m.refuse_t_30");
+    wait_for_tail(&cluster, Duration::from_secs(30));
+    assert_eq!(
+        root_rows(tail, "SELECT COUNT(*), SUM(v) FROM m.log"),
+        ["39\t819"]
+    );
+    support::assert_nodes_equal_master(
+        &cluster,
+        &["m.t", "m.log", "lockstep.commits"],
+        "after the failing commit passed",
+    );
+}
+
 /// The tail writes a group's statements back to back before it reads their
 /// answers (vendored mysql_async, patch 5), so the node runs every one of
 /// them whatever became of the ones before. Here an error on the tail

@@ -566,7 +566,10 @@ impl Tail {
     /// which lets a tail keep up with many concurrent sessions. Only
     /// commits in the same session state go together (changing it between
     /// them would need a reset, which would roll the transaction back); a
-    /// serialized commit (DDL) goes by itself.
+    /// serialized commit (DDL) goes by itself, and so does one that writes
+    /// a table that cannot be rolled back (MyISAM, Aria): a failure
+    /// elsewhere in a group rolls the group back and the applier runs it
+    /// again, which would write such a table twice.
     fn group_from(
         &self,
         first: CommitRecord,
@@ -581,12 +584,15 @@ impl Tail {
         };
         // A session with a lane of its own goes with its own commits only.
         let lane = first_entries.first().map(|e| lanes.key_of(e));
-        let same_state = |entries: &[Entry]| {
-            entries
-                .iter()
-                .all(|e| e.session_state == state && Some(lanes.key_of(e)) == lane)
+        let nontransactional = &self.chain.nontransactional;
+        let groups_with_others = |entries: &[Entry]| {
+            entries.iter().all(|e| {
+                e.session_state == state
+                    && Some(lanes.key_of(e)) == lane
+                    && !nontransactional.named_in(&e.statement.sql().to_bytes())
+            })
         };
-        if first.serialized || singly || !same_state(&first_entries) {
+        if first.serialized || singly || !groups_with_others(&first_entries) {
             return Ok(vec![(first, first_entries)]);
         }
         let mut statements = first_entries.len();
@@ -606,7 +612,7 @@ impl Tail {
             let Ok(entries) = self.entries_of(&record) else {
                 break;
             };
-            if entries.is_empty() || !same_state(&entries) {
+            if entries.is_empty() || !groups_with_others(&entries) {
                 break;
             }
             statements += entries.len();
