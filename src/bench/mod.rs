@@ -21,7 +21,14 @@ use sysbench::Run;
 pub use report::write as write_report;
 
 /// The configurations, in the order each round runs them.
-pub const CONFIGS: [&str; 5] = ["direct", "haproxy", "semisync", "lockstep", "lockstep-ha"];
+pub const CONFIGS: [&str; 6] = [
+    "direct",
+    "haproxy",
+    "semisync",
+    "semisync-2",
+    "lockstep",
+    "lockstep-ha",
+];
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -57,6 +64,9 @@ impl Plan {
                 workloads.push((workload, threads));
             }
         }
+        // The write workloads the targets name, at 32 threads too.
+        workloads.push(("oltp_read_write", 32));
+        workloads.push(("oltp_write_only", 32));
         Plan {
             workloads,
             seconds: 18,
@@ -174,18 +184,20 @@ fn measure_configs(plan: &Plan, dir: &Path) -> Result<Measurements, BenchError> 
     info!("starting the servers");
     let direct = Direct::start(dir)?;
     let haproxy = Haproxy::start(dir, direct.server.port)?;
-    let semisync = Semisync::start(dir)?;
+    let semisync = Semisync::start(dir, "semisync", 1)?;
+    let semisync_two = Semisync::start(dir, "semisync-2", 2)?;
     let lockstep = Lockstep::start(dir)?;
     let lockstep_ha = LockstepHa::start(dir)?;
     let endpoints = [
         direct.endpoint(),
         haproxy.endpoint(),
         semisync.endpoint(),
+        semisync_two.endpoint(),
         lockstep.endpoint(),
         lockstep_ha.endpoint(),
     ];
     // Direct and HAProxy share one server: one set of tables.
-    for endpoint in [&endpoints[0], &endpoints[2], &endpoints[3], &endpoints[4]] {
+    for endpoint in endpoints.iter().filter(|e| e.port != endpoints[1].port) {
         info!(port = endpoint.port, "sysbench prepare");
         create_database(endpoint)?;
         sysbench::prepare(endpoint).map_err(BenchError::Run)?;
@@ -247,13 +259,14 @@ fn measure_configs(plan: &Plan, dir: &Path) -> Result<Measurements, BenchError> 
     }
     let catch_up = if plan.workloads.contains(&("oltp_write_only", 8)) {
         info!("tail catch-up");
-        catch_up_run(&lockstep, plan.seconds, &endpoints[3])?
+        catch_up_run(&lockstep, plan.seconds, &lockstep.endpoint())?
     } else {
         None
     };
     let rss = peak_rss_kib(lockstep.pid());
     drop(lockstep_ha);
     drop(lockstep);
+    drop(semisync_two);
     drop(semisync);
     drop(haproxy);
     drop(direct);

@@ -151,19 +151,18 @@ impl Drop for Haproxy {
 /// AFTER_SYNC, one replica.
 pub struct Semisync {
     pub primary: MariaDb,
-    /// Kept for its lifetime: dropping it stops the server.
-    _replica: MariaDb,
+    /// Kept for their lifetime: dropping them stops the servers.
+    _replicas: Vec<MariaDb>,
 }
 
 impl Semisync {
-    pub fn start(dir: &Path) -> Result<Semisync, SetupError> {
+    /// A primary and `replicas` semi-sync replicas (`name` names their
+    /// directories). MariaDB's semi-sync commit waits for one replica's
+    /// acknowledgement, whichever comes first, however many there are.
+    pub fn start(dir: &Path, name: &str, replicas: usize) -> Result<Semisync, SetupError> {
         let primary = server(
-            &dir.join("semisync-primary"),
+            &dir.join(format!("{name}-primary")),
             &["--log-bin=binlog", "--sync-binlog=1", "--server-id=1"],
-        )?;
-        let replica = server(
-            &dir.join("semisync-replica"),
-            &["--server-id=2", "--log-bin=binlog"],
         )?;
         root_sql(
             primary.port,
@@ -171,22 +170,30 @@ impl Semisync {
              SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'; \
              SET GLOBAL rpl_semi_sync_master_timeout = 10000",
         )?;
-        root_sql(
-            replica.port,
-            &format!(
-                "SET GLOBAL rpl_semi_sync_slave_enabled = ON; \
-                 CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {}, \
-                 MASTER_USER = 'root', MASTER_USE_GTID = slave_pos; START SLAVE",
-                primary.port
-            ),
-        )?;
+        let mut started = Vec::with_capacity(replicas);
+        for i in 0..replicas {
+            let replica = server(
+                &dir.join(format!("{name}-replica-{i}")),
+                &[&format!("--server-id={}", i + 2), "--log-bin=binlog"],
+            )?;
+            root_sql(
+                replica.port,
+                &format!(
+                    "SET GLOBAL rpl_semi_sync_slave_enabled = ON; \
+                     CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {}, \
+                     MASTER_USER = 'root', MASTER_USE_GTID = slave_pos; START SLAVE",
+                    primary.port
+                ),
+            )?;
+            started.push(replica);
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let clients = root_sql(
                 primary.port,
                 "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'",
             )?;
-            if clients.trim().ends_with('1') {
+            if clients.trim().ends_with(&replicas.to_string()) {
                 break;
             }
             if Instant::now() > deadline {
@@ -198,7 +205,7 @@ impl Semisync {
         }
         Ok(Semisync {
             primary,
-            _replica: replica,
+            _replicas: started,
         })
     }
 
