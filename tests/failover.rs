@@ -517,3 +517,67 @@ fn servers_that_hang_are_replaced_by_their_health_checks() {
         }
     }
 }
+
+/// A session's connection to the master dies while the session is idle
+/// (the master restarted before any failover, or killed it) and its next
+/// statement is a DDL, which nothing can undo: no node may run it, since
+/// the master cannot. Before, B ran the DDL and then found A's connection
+/// closed; the master answered its health check, so B was quarantined as
+/// holding a change the master refused (found by `tests/ha.rs`' chaos: the
+/// chain was left with one copy).
+#[test]
+fn a_ddl_on_a_session_whose_master_connection_died_idle_runs_nowhere() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, FAST);
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE g; CREATE TABLE g.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    runtime().block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        // The session's thread on the master is the one holding this
+        // transaction there.
+        c.query_drop("BEGIN").await.expect("begin");
+        c.query_drop("INSERT INTO g.t VALUES (1)")
+            .await
+            .expect("insert");
+        let thread = root_rows(
+            &cluster.nodes[0],
+            "SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX",
+        );
+        assert_eq!(thread.len(), 1, "one transaction on the master: {thread:?}");
+        c.query_drop("COMMIT").await.expect("commit");
+        support::root_sql(&cluster.nodes[0], &format!("KILL CONNECTION {}", thread[0]));
+
+        let ddl = c.query_drop("CREATE TABLE g.u (id INT PRIMARY KEY)").await;
+        assert!(ddl.is_err(), "the DDL cannot have run on the master");
+        drop(c);
+
+        let mut admin = Conn::new(lockstep.client_opts()).await.expect("connect");
+        assert_eq!(support::role(&mut admin, "n1").await, "sync");
+        admin
+            .query_drop("INSERT INTO g.t VALUES (2)")
+            .await
+            .expect("writes go on");
+        admin
+            .query_drop("CREATE TABLE g.u (id INT PRIMARY KEY)")
+            .await
+            .expect("the DDL runs once asked again");
+        assert_eq!(support::role(&mut admin, "n1").await, "sync");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT id FROM g.t"),
+            ["1", "2"],
+            "port {}",
+            node.port
+        );
+        assert_eq!(
+            root_rows(node, "SHOW TABLES FROM g"),
+            ["t", "u"],
+            "port {}",
+            node.port
+        );
+    }
+}

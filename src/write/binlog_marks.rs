@@ -6,10 +6,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row};
+use mysql_async::{Conn, Error as BackendError, Row};
 use tracing::warn;
 
 use super::Driver;
+use crate::error::ClientError;
 use crate::journal::entry::now_us;
 use crate::journal::{BinlogMarks, BinlogPlace, NodeThread};
 use crate::protocol::binlog_marks::{next_seq_no, seq_in_lockstep_domain};
@@ -23,13 +24,27 @@ impl Driver {
     /// `text_inserts` (a text whose INSERTs are pinned only once a node ran
     /// it) the log's file and offset too, one more trip: a restart may have
     /// to read the values there (`protocol::text_inserts`).
-    pub(super) async fn mark_binlogs(&mut self, text_inserts: bool) -> Option<BinlogMarks> {
+    ///
+    /// The master's first trip also proves its connection alive before the
+    /// first node runs a statement nothing can undo: a session whose master
+    /// connection died while it was idle (the master restarted before any
+    /// failover) would otherwise have B run the DDL and then find A gone,
+    /// and B would hold a change the master never saw (found by
+    /// `tests/ha.rs`: B quarantined, one copy left). That error ends the
+    /// session before any node ran anything.
+    pub(super) async fn mark_binlogs(
+        &mut self,
+        text_inserts: bool,
+    ) -> Result<Option<BinlogMarks>, ClientError> {
         let sync_name = self.sync_name.clone().unwrap_or_default();
         let master_name = self.master_name.clone();
         let (sync_at, master_at) = tokio::join!(
             position_of(self.sync.as_mut(), &sync_name),
             position_of(self.master.as_mut(), &master_name),
         );
+        let master_at = master_at.map_err(|e| ClientError::from_backend(&master_name, e))?;
+        // B's connection lost shows when B runs the statement: A runs it first.
+        let sync_at = sync_at.unwrap_or(None);
         let (sync_place, master_place) = if text_inserts {
             tokio::join!(
                 place_of(self.sync.as_mut().filter(|_| sync_at.is_some())),
@@ -39,7 +54,7 @@ impl Driver {
             (None, None)
         };
         if sync_at.is_none() && master_at.is_none() {
-            return None;
+            return Ok(None);
         }
         let seq_no = next_seq_no(
             u64::try_from(now_us()).unwrap_or_default(),
@@ -70,7 +85,7 @@ impl Driver {
             })
         })
         .collect();
-        (!sessions.is_empty()).then_some(BinlogMarks { seq_no, sessions })
+        Ok((!sessions.is_empty()).then_some(BinlogMarks { seq_no, sessions }))
     }
 
     /// The sessions that `mark_binlogs` put in lockstep's domain go back to
@@ -94,20 +109,31 @@ impl Driver {
 }
 
 /// Where the node's binary log stands in lockstep's domain (None: no
-/// session, or the node does not log).
-async fn position_of(conn: Option<&mut Conn>, node: &str) -> Option<u64> {
-    let row: Option<(Option<i64>, Option<String>)> = conn?
-        .query_first(control::READ_BINLOG_POSITION)
-        .await
-        .ok()?;
-    let (log_bin, position) = row?;
+/// session, or the node does not log or refuses to say); an error when
+/// the connection itself failed.
+async fn position_of(conn: Option<&mut Conn>, node: &str) -> Result<Option<u64>, BackendError> {
+    let Some(conn) = conn else {
+        return Ok(None);
+    };
+    let row: Option<(Option<i64>, Option<String>)> =
+        match conn.query_first(control::READ_BINLOG_POSITION).await {
+            Ok(row) => row,
+            Err(BackendError::Server(e)) => {
+                warn_once(node, &e.message);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+    let Some((log_bin, position)) = row else {
+        return Ok(None);
+    };
     if log_bin != Some(1) {
         warn_once(node, "its binary log is off");
-        return None;
+        return Ok(None);
     }
-    Some(seq_in_lockstep_domain(
+    Ok(Some(seq_in_lockstep_domain(
         position.as_deref().unwrap_or_default(),
-    ))
+    )))
 }
 
 /// The file and offset where the node's binary log writes next: the

@@ -93,7 +93,13 @@ impl Driver {
                 return self.answer(w, Err(err)).await;
             }
             let text_inserts = text_inserts::has_unpinned_insert(work.sql());
-            entry.binlog_marks = self.mark_binlogs(text_inserts).await;
+            entry.binlog_marks = match self.mark_binlogs(text_inserts).await {
+                Ok(marks) => marks,
+                Err(err) => {
+                    self.note_failure(&err);
+                    return self.answer(w, Err(err)).await;
+                }
+            };
             fail::fail_point!(fail_points::SERIALIZED_MARKED);
             let marks = entry.binlog_marks.clone();
             let answered = self
