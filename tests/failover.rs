@@ -581,3 +581,51 @@ fn a_ddl_on_a_session_whose_master_connection_died_idle_runs_nowhere() {
         );
     }
 }
+
+/// The same for a write to a MyISAM table, which B cannot undo either:
+/// with the master's connection dead, no node keeps the row.
+#[test]
+fn a_myisam_write_on_a_session_whose_master_connection_died_idle_runs_nowhere() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, FAST);
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE h; CREATE TABLE h.t (id INT PRIMARY KEY) ENGINE=InnoDB; \
+         CREATE TABLE h.m (id INT PRIMARY KEY) ENGINE=MyISAM;",
+    );
+    runtime().block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        c.query_drop("BEGIN").await.expect("begin");
+        c.query_drop("INSERT INTO h.t VALUES (1)")
+            .await
+            .expect("insert");
+        let thread = root_rows(
+            &cluster.nodes[0],
+            "SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX",
+        );
+        assert_eq!(thread.len(), 1, "one transaction on the master: {thread:?}");
+        c.query_drop("COMMIT").await.expect("commit");
+        support::root_sql(&cluster.nodes[0], &format!("KILL CONNECTION {}", thread[0]));
+
+        let write = c.query_drop("INSERT INTO h.m VALUES (7)").await;
+        assert!(write.is_err(), "the write cannot have run on the master");
+        drop(c);
+
+        let mut admin = Conn::new(lockstep.client_opts()).await.expect("connect");
+        assert_eq!(support::role(&mut admin, "n1").await, "sync");
+        admin
+            .query_drop("INSERT INTO h.m VALUES (8)")
+            .await
+            .expect("writes go on");
+        assert_eq!(support::role(&mut admin, "n1").await, "sync");
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT id FROM h.m"),
+            ["8"],
+            "port {}",
+            node.port
+        );
+    }
+}

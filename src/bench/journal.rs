@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::journal::entry::now_us;
@@ -12,7 +12,7 @@ use crate::journal::{
     Context, Entry, EntryKind, EntryState, Journal, SessionState, SqlText, Statement,
 };
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct JournalRun {
     pub writers: usize,
     pub entries_per_sec: f64,

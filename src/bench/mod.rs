@@ -12,20 +12,21 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use setups::{Direct, Endpoint, Haproxy, Lockstep, LockstepHa, Semisync, SetupError};
+use setups::{Direct, Endpoint, Galera, Haproxy, Lockstep, LockstepHa, Semisync, SetupError};
 use sysbench::Run;
 
 pub use report::write as write_report;
 
 /// The configurations, in the order each round runs them.
-pub const CONFIGS: [&str; 6] = [
+pub const CONFIGS: [&str; 7] = [
     "direct",
     "haproxy",
     "semisync",
     "semisync-2",
+    "galera",
     "lockstep",
     "lockstep-ha",
 ];
@@ -77,7 +78,7 @@ impl Plan {
 }
 
 /// One configuration's runs of one workload, and what lockstep used.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Measured {
     pub workload: String,
     pub threads: u32,
@@ -105,7 +106,7 @@ struct LockstepRun {
     phase_ms_per_txn: BTreeMap<String, f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     pub cores: usize,
     pub host: String,
@@ -118,7 +119,7 @@ pub struct Machine {
 /// lockstep's tail node stopped (SIGSTOP) for one `oltp_write_only` run
 /// at 8 threads, then let go with no load: how fast it applies what it
 /// missed, against the rate it was written at.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CatchUp {
     /// Commits the tail lacked when it was let go.
     pub missed_commits: u64,
@@ -130,7 +131,7 @@ pub struct CatchUp {
     pub apply_rate: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Results {
     pub quick: bool,
     pub machine: Machine,
@@ -186,6 +187,7 @@ fn measure_configs(plan: &Plan, dir: &Path) -> Result<Measurements, BenchError> 
     let haproxy = Haproxy::start(dir, direct.server.port)?;
     let semisync = Semisync::start(dir, "semisync", 1)?;
     let semisync_two = Semisync::start(dir, "semisync-2", 2)?;
+    let galera = Galera::start(dir)?;
     let lockstep = Lockstep::start(dir)?;
     let lockstep_ha = LockstepHa::start(dir)?;
     let endpoints = [
@@ -193,6 +195,7 @@ fn measure_configs(plan: &Plan, dir: &Path) -> Result<Measurements, BenchError> 
         haproxy.endpoint(),
         semisync.endpoint(),
         semisync_two.endpoint(),
+        galera.endpoint(),
         lockstep.endpoint(),
         lockstep_ha.endpoint(),
     ];

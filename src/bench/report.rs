@@ -108,6 +108,7 @@ fn markdown(results: &Results, charts: &[(String, String)]) -> String {
     let _ = writeln!(s, "Configurations: **direct** one MariaDB; **haproxy** HAProxy (TCP mode) in front of it; \
         **semisync** MariaDB primary + one replica, binlog with `sync_binlog=1`, semi-sync `AFTER_SYNC` (2 servers); \
         **semisync-2** the same with two replicas, a commit waiting for either one's acknowledgement (3 servers, as many as lockstep); \
+        **galera** a three-node Galera cluster (galera-4), clients on its first node, every commit certified by the cluster (3 servers); \
         **lockstep** lockstep in front of a master, a synchronous slave and a tail node (journal fsync'd per write); \
         **lockstep-ha** the same with a standby instance over etcd (`[ha]`: each commit also waits for the standby's copy of its journal records).\n");
     let mut threads_seen: Vec<(String, u32)> = Vec::new();
@@ -139,14 +140,16 @@ fn markdown(results: &Results, charts: &[(String, String)]) -> String {
                 |c: &str| find(results, workload, *threads, c).map_or(0.0, |x| x.median.p95_ms);
             let _ = writeln!(
                 s,
-                "\nRatios (lockstep / other, {}): direct {}, haproxy {}, semisync {}, semisync-2 {}; p95 latency lockstep / semisync {}, / semisync-2 {}.",
+                "\nRatios (lockstep / other, {}): direct {}, haproxy {}, semisync {}, semisync-2 {}, galera {}; p95 latency lockstep / semisync {}, / semisync-2 {}, / galera {}.",
                 unit(workload),
                 ratio(headline(l), other("direct")),
                 ratio(headline(l), other("haproxy")),
                 ratio(headline(l), other("semisync")),
                 ratio(headline(l), other("semisync-2")),
+                ratio(headline(l), other("galera")),
                 ratio(l.median.p95_ms, p95("semisync")),
                 ratio(l.median.p95_ms, p95("semisync-2")),
+                ratio(l.median.p95_ms, p95("galera")),
             );
             let _ = writeln!(
                 s,
@@ -267,6 +270,9 @@ fn targets(results: &Results) -> Vec<String> {
                 "semi-sync's with two replicas (3 servers each)",
             ));
         }
+        if let Some(g) = find(results, "oltp_write_only", 8, "galera") {
+            lines.push(write_target(l, g, "a three-node Galera cluster's"));
+        }
         if let Some(lag) = l.tail_lag_p99_s {
             lines.push(format!(
                 "tail lag p99 < 1 s during oltp_write_only: {} ({lag:.3} s)",
@@ -318,7 +324,7 @@ fn chart(results: &Results, workload: &str) -> String {
         .collect();
     let max = values.iter().flatten().copied().fold(1.0, f64::max);
     let colors = [
-        "#4e79a7", "#f28e2b", "#59a14f", "#76b7b2", "#e15759", "#b07aa1",
+        "#4e79a7", "#f28e2b", "#59a14f", "#76b7b2", "#edc948", "#e15759", "#b07aa1",
     ];
     let (width, height, top, bottom, left) = (640.0, 360.0, 40.0, 60.0, 70.0);
     let plot_h = height - top - bottom;
@@ -340,7 +346,7 @@ fn chart(results: &Results, workload: &str) -> String {
                 "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{}\"/>\
                  <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{value:.0}</text>",
                 bar_w * 0.9,
-                colors[i],
+                colors[i % colors.len()],
                 x + bar_w * 0.45,
                 y - 3.0
             );
@@ -359,7 +365,7 @@ fn chart(results: &Results, workload: &str) -> String {
             svg,
             "<rect x=\"{x}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{}\" y=\"{y}\">{config}</text>",
             y - 10.0,
-            colors[i],
+            colors[i % colors.len()],
             x + 16.0
         );
     }

@@ -1,7 +1,8 @@
 //! The configurations compared, each started once on private servers:
 //! one MariaDB (direct), HAProxy in TCP mode in front of it, MariaDB
-//! semi-sync replication (primary + one replica, AFTER_SYNC), lockstep in
-//! front of three nodes, and lockstep with a standby instance (`[ha]`).
+//! semi-sync replication (primary + one or two replicas, AFTER_SYNC), a
+//! three-node Galera cluster, lockstep in front of three nodes, and
+//! lockstep with a standby instance (`[ha]`).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -211,6 +212,170 @@ impl Semisync {
 
     pub fn endpoint(&self) -> Endpoint {
         root(self.primary.port)
+    }
+}
+
+/// A three-node Galera cluster (MariaDB's `galera-4` provider), clients on
+/// its first node: the synchronous, no-loss setup users most often weigh
+/// lockstep against. Every commit is certified by the whole cluster before
+/// the client's OK; each node flushes InnoDB's log per commit like every
+/// other server here.
+///
+/// The joiners take the first node's data by rsync (Galera's state
+/// transfer). rsync's daemon, started as root, writes as `nobody`: so the
+/// three servers run as `nobody`, their directories owned by it, and the
+/// bench directory is opened for traversal (mode 0711).
+pub struct Galera {
+    /// Kept for their lifetime: dropping them stops the servers.
+    nodes: Vec<MariaDb>,
+}
+
+/// What a Galera node needs besides the common durability settings.
+struct GaleraPorts {
+    group: u16,
+    state_transfer: u16,
+    incremental: u16,
+}
+
+impl Galera {
+    pub fn start(dir: &Path) -> Result<Galera, SetupError> {
+        let provider = Path::new(GALERA_PROVIDER);
+        if !provider.exists() {
+            return Err(SetupError::Failed(format!(
+                "{GALERA_PROVIDER} not found: apt-get install -y galera-4 rsync"
+            )));
+        }
+        open_for_traversal(dir)?;
+        let ports = (0..3)
+            .map(|_| {
+                Ok(GaleraPorts {
+                    group: mariadb::free_port().map_err(io("free port"))?,
+                    state_transfer: mariadb::free_port().map_err(io("free port"))?,
+                    incremental: mariadb::free_port().map_err(io("free port"))?,
+                })
+            })
+            .collect::<Result<Vec<_>, SetupError>>()?;
+        let cluster = ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{}", p.group))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut nodes = Vec::with_capacity(3);
+        for (i, own) in ports.iter().enumerate() {
+            let node_dir = dir.join(format!("galera-{i}"));
+            if i == 0 {
+                mariadb::install_datadir(&node_dir)?;
+            } else {
+                // Filled by the state transfer from the first node.
+                for sub in ["data", "tmp"] {
+                    std::fs::create_dir_all(node_dir.join(sub))
+                        .map_err(io("create a galera node's directories"))?;
+                }
+            }
+            owned_by_nobody(&node_dir)?;
+            let mut args = durable();
+            args.extend(galera_args(i, own, &cluster));
+            nodes.push(MariaDb::start_on_a_free_port(
+                &node_dir,
+                &ServerOptions { args },
+            )?);
+        }
+        wait_until_synced(&nodes)?;
+        Ok(Galera { nodes })
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        root(self.nodes[0].port)
+    }
+}
+
+const GALERA_PROVIDER: &str = "/usr/lib/galera/libgalera_smm.so";
+
+fn galera_args(i: usize, own: &GaleraPorts, cluster: &str) -> Vec<String> {
+    let mut args = vec![
+        "--user=nobody".to_string(),
+        "--wsrep-on=ON".into(),
+        format!("--wsrep-provider={GALERA_PROVIDER}"),
+        format!("--wsrep-cluster-address=gcomm://{cluster}"),
+        "--wsrep-cluster-name=bench".into(),
+        format!("--wsrep-node-name=galera-{i}"),
+        format!("--wsrep-node-address=127.0.0.1:{}", own.group),
+        format!(
+            "--wsrep-provider-options=gmcast.listen_addr=tcp://127.0.0.1:{};ist.recv_addr=127.0.0.1:{}",
+            own.group, own.incremental
+        ),
+        format!("--wsrep-sst-receive-address=127.0.0.1:{}", own.state_transfer),
+        "--wsrep-sst-method=rsync".into(),
+        // Galera's requirements.
+        "--binlog-format=ROW".into(),
+        "--innodb-autoinc-lock-mode=2".into(),
+    ];
+    if i == 0 {
+        args.push("--wsrep-new-cluster".into());
+    }
+    args
+}
+
+/// `chown -R nobody` (see `Galera`).
+fn owned_by_nobody(dir: &Path) -> Result<(), SetupError> {
+    let status = Command::new("chown")
+        .args(["-R", "nobody"])
+        .arg(dir)
+        .status()
+        .map_err(io("run chown"))?;
+    if !status.success() {
+        return Err(SetupError::Failed(format!(
+            "chown -R nobody {} failed",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Mode 0711 on `dir` and its parents up to a world-traversable one, so
+/// that servers running as `nobody` reach their own directories in it.
+fn open_for_traversal(dir: &Path) -> Result<(), SetupError> {
+    use std::os::unix::fs::PermissionsExt;
+    for d in dir.ancestors() {
+        let meta = std::fs::metadata(d).map_err(io("stat the bench directory"))?;
+        let mode = meta.permissions().mode();
+        if mode & 0o001 != 0 {
+            break;
+        }
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode | 0o711))
+            .map_err(io("open the bench directory for traversal"))?;
+    }
+    Ok(())
+}
+
+/// Until every node counts three members and says it is synced.
+fn wait_until_synced(nodes: &[MariaDb]) -> Result<(), SetupError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let states: Vec<String> = nodes
+            .iter()
+            .map(|n| {
+                root_sql(
+                    n.port,
+                    "SELECT CONCAT(VARIABLE_VALUE) FROM information_schema.GLOBAL_STATUS \
+                     WHERE VARIABLE_NAME IN ('WSREP_CLUSTER_SIZE', 'WSREP_LOCAL_STATE_COMMENT') \
+                     ORDER BY VARIABLE_NAME",
+                )
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+            })
+            .collect();
+        if states.iter().all(|s| s == "3 Synced") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(SetupError::Failed(format!(
+                "the Galera cluster did not form: {states:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

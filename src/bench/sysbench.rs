@@ -3,14 +3,14 @@
 
 use std::process::Command;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::setups::Endpoint;
 
 pub const TABLES: u32 = 4;
 pub const TABLE_SIZE: u32 = 10_000;
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Run {
     pub tps: f64,
     pub qps: f64,

@@ -14,9 +14,21 @@ pub struct BenchArgs {
     /// Where the report goes.
     #[arg(long, default_value = "bench/results")]
     pub out: PathBuf,
+    /// Measure nothing: write the report of an earlier run from its JSON
+    /// (after a change to the report, or when writing it failed).
+    #[arg(long, value_name = "JSON")]
+    pub report_from: Option<PathBuf>,
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), CliError> {
+    if let Some(json) = &args.report_from {
+        let text = std::fs::read_to_string(json)?;
+        let results: bench::Results = serde_json::from_str(&text)
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", json.display())))?;
+        let report = bench::write_report(&results, &args.out)?;
+        println!("report: {}", report.display());
+        return Ok(());
+    }
     let work = tempfile::Builder::new()
         .prefix("lockstep-bench")
         .tempdir()?;

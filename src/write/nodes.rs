@@ -339,6 +339,19 @@ impl Driver {
             reason: "no connection".into(),
         }
     }
+    /// Before B runs what it cannot undo: the master's connection answers
+    /// (COM_PING, one round trip). A connection that died while the session
+    /// was idle (the master restarted before any failover) would show only
+    /// once B had run it, leaving B with a change the master never saw.
+    pub(crate) async fn master_answers(&mut self) -> Result<(), ClientError> {
+        let node = self.master_name.clone();
+        let Some(conn) = self.master.as_mut() else {
+            return Err(self.lost_master());
+        };
+        conn.ping()
+            .await
+            .map_err(|e| ClientError::from_backend(&node, e))
+    }
     /// Runs a statement without a result set on the master; the OK as the
     /// client should get it.
     pub(crate) async fn run_on_master(

@@ -126,6 +126,15 @@ impl Driver {
         if let Err(err) = self.journal_ahead(&entry, in_txn) {
             return self.answer(w, Err(err)).await;
         }
+        if entry.kind == EntryKind::Write
+            && self.sync.is_some()
+            && self.shared.chain.nontransactional.named_in(work.sql())
+        {
+            if let Err(err) = self.master_answers().await {
+                self.finish_entry(&mut entry, EntryState::Failed);
+                return self.answer(w, Err(err)).await;
+            }
+        }
         // A read changes nothing: no savepoint, no pinned context, so that
         // SHOW WARNINGS, ROW_COUNT() and FOUND_ROWS() still see the client's
         // previous statement.
