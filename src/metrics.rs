@@ -64,6 +64,11 @@ pub struct Metrics {
     pub failovers: Counter,
     pub journal_batches: Counter,
     pub journal_entries: Counter,
+    /// Entries written whole, and those of them that replaced an entry
+    /// already stored (a new state, a node's result appended): the speed
+    /// issue's budget is none of the latter per transaction.
+    pub journal_entry_writes: Counter,
+    pub journal_entry_rewrites: Counter,
     pub journal_batch_size: Histogram,
     pub journal_flush_seconds: Histogram,
     pub journal_last_seq: Gauge,
@@ -107,6 +112,8 @@ impl Metrics {
             failovers: Counter::default(),
             journal_batches: Counter::default(),
             journal_entries: Counter::default(),
+            journal_entry_writes: Counter::default(),
+            journal_entry_rewrites: Counter::default(),
             journal_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             journal_flush_seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
             journal_last_seq: Gauge::default(),
@@ -175,6 +182,16 @@ impl Metrics {
             "journal_writes",
             "Writes (entries, results, commit records) applied to the journal",
             m.journal_entries.clone(),
+        );
+        registry.register(
+            "journal_entry_writes",
+            "Entries written whole to the journal",
+            m.journal_entry_writes.clone(),
+        );
+        registry.register(
+            "journal_entry_rewrites",
+            "Entries written whole over one already stored (a new state, a node's result appended)",
+            m.journal_entry_rewrites.clone(),
         );
         registry.register(
             "journal_batch_size",

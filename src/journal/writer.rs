@@ -248,7 +248,14 @@ impl Writer {
             Ok(Applied::Removed(shipped))
         };
         match write.tree {
-            TreeName::Entries => insert(&self.entries, ShippedTree::Entries),
+            TreeName::Entries => {
+                let previous = self
+                    .entries
+                    .insert(key, write.value.as_slice())
+                    .map_err(|e| format!("sled insert: {e}"))?;
+                count_entry_write(previous.is_some());
+                Ok(Applied::Set(ShippedTree::Entries))
+            }
             TreeName::Commits => insert(&self.commits, ShippedTree::Commits),
             TreeName::Nodes if write.value.is_empty() => remove(&self.nodes, ShippedTree::Nodes),
             TreeName::Nodes => insert(&self.nodes, ShippedTree::Nodes),
@@ -256,7 +263,10 @@ impl Writer {
             TreeName::RemoveEntry => remove(&self.entries, ShippedTree::Entries),
             TreeName::RemoveCommit => remove(&self.commits, ShippedTree::Commits),
             TreeName::EntryResult => Ok(match self.append_result(key, &write.value)? {
-                Some(entry) => Applied::Appended(entry),
+                Some(entry) => {
+                    count_entry_write(true);
+                    Applied::Appended(entry)
+                }
                 None => Applied::Nothing,
             }),
             TreeName::Copied(tree) => insert(self.tree(tree), tree),
@@ -329,6 +339,15 @@ impl Writer {
             fsync_dir(&blobs)?;
         }
         Ok(())
+    }
+}
+
+/// Counts a whole entry written (`rewrite`: over one already stored).
+fn count_entry_write(rewrite: bool) {
+    let m = crate::metrics::get();
+    m.journal_entry_writes.inc();
+    if rewrite {
+        m.journal_entry_rewrites.inc();
     }
 }
 
