@@ -629,3 +629,73 @@ fn a_myisam_write_on_a_session_whose_master_connection_died_idle_runs_nowhere() 
         );
     }
 }
+
+/// The master's connection breaks while it runs a MyISAM write B already
+/// ran (held there by a table lock taken directly, then killed): whether
+/// the master has the row cannot be told, and B cannot undo it. B must
+/// not stay in its role silently holding a row the master lacks: it
+/// leaves it, quarantined, and the others stay equal to the master.
+#[test]
+fn a_myisam_write_whose_master_connection_breaks_after_b_ran_it_takes_b_out() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, FAST);
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE k; CREATE TABLE k.m (id INT PRIMARY KEY) ENGINE=MyISAM; \
+         INSERT INTO k.m VALUES (1);",
+    );
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    runtime().block_on(async {
+        let mut holder = Conn::from_url(cluster.nodes[0].url()).await.expect("root");
+        holder
+            .query_drop("LOCK TABLES k.m WRITE")
+            .await
+            .expect("lock on the master");
+        let opts = lockstep.client_opts();
+        let write = tokio::spawn(async move {
+            let mut c = Conn::new(opts).await.expect("connect");
+            c.query_drop("INSERT INTO k.m VALUES (7)").await
+        });
+        // The session's statement waits for the lock on the master.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let thread = loop {
+            let waiting = root_rows(
+                &cluster.nodes[0],
+                "SELECT ID FROM information_schema.PROCESSLIST \
+                 WHERE INFO LIKE 'INSERT INTO k.m VALUES (7)%'",
+            );
+            if let Some(id) = waiting.first() {
+                break id.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the write never reached the master"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        support::root_sql(&cluster.nodes[0], &format!("KILL CONNECTION {thread}"));
+        let answered = write.await.expect("task");
+        assert!(answered.is_err(), "the client cannot be told it passed");
+        holder.query_drop("UNLOCK TABLES").await.expect("unlock");
+
+        let mut admin = Conn::new(lockstep.client_opts()).await.expect("connect");
+        wait_for_role(&mut admin, "n1", "quarantined").await;
+        admin
+            .query_drop("INSERT INTO k.m VALUES (8)")
+            .await
+            .expect("writes go on");
+    });
+    // The tail catches up; B, out of the chain, is left as it is.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while support::commits_of(&cluster.nodes[2]) != support::commits_of(&cluster.nodes[0]) {
+        assert!(Instant::now() < deadline, "the tail did not catch up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let master = root_rows(&cluster.nodes[0], "SELECT id FROM k.m ORDER BY id");
+    assert_eq!(master, ["1", "8"]);
+    assert_eq!(
+        root_rows(&cluster.nodes[2], "SELECT id FROM k.m ORDER BY id"),
+        master,
+        "the node still in the chain"
+    );
+}

@@ -266,6 +266,9 @@ impl Driver {
             }
             MasterEnd::Failed(err) => {
                 self.record_master(&mut entry, outcome_of_client_error(&err));
+                if err.ends_session() && sync_ok && self.sync.is_some() {
+                    self.leave_sync_role_if_it_kept(&work, entry.id, &err);
+                }
                 let sync_failed_too = !sync_ok || self.sync.is_none();
                 if !in_txn
                     && entry.kind == EntryKind::Write
@@ -572,6 +575,24 @@ impl Driver {
                 self.fail_statement(entry, w, err).await
             }
         }
+    }
+
+    /// A's connection broke while it ran a statement B ran and cannot
+    /// undo (a non-transactional table): whether A has it too cannot be
+    /// told, so B, which may hold a change the master lacks, leaves its
+    /// role for a re-sync rather than going on silently different.
+    fn leave_sync_role_if_it_kept(&mut self, work: &Work, request_id: Uuid, err: &ClientError) {
+        if !self.shared.chain.nontransactional.named_in(work.sql()) {
+            return;
+        }
+        self.leave_sync_role(
+            format!(
+                "request {request_id}: the master's connection broke during a write to a \
+                 non-transactional table that ran here ({err}); this node may hold a change \
+                 the master lacks"
+            ),
+            false,
+        );
     }
 
     /// Whether a statement A refused kept some of what it did there: it
