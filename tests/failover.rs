@@ -518,6 +518,30 @@ fn servers_that_hang_are_replaced_by_their_health_checks() {
     }
 }
 
+/// A client session whose connection to the master was killed while it
+/// sat idle (as a master restarted before any failover leaves it): its
+/// thread there is the one holding a transaction on `table` (InnoDB),
+/// found before the session commits it.
+async fn session_whose_master_connection_died(
+    cluster: &Cluster,
+    lockstep: &Lockstep,
+    table: &str,
+) -> Conn {
+    let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+    c.query_drop("BEGIN").await.expect("begin");
+    c.query_drop(format!("INSERT INTO {table} VALUES (1)"))
+        .await
+        .expect("insert");
+    let thread = root_rows(
+        &cluster.nodes[0],
+        "SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX",
+    );
+    assert_eq!(thread.len(), 1, "one transaction on the master: {thread:?}");
+    c.query_drop("COMMIT").await.expect("commit");
+    support::root_sql(&cluster.nodes[0], &format!("KILL CONNECTION {}", thread[0]));
+    c
+}
+
 /// A session's connection to the master dies while the session is idle
 /// (the master restarted before any failover, or killed it) and its next
 /// statement is a DDL, which nothing can undo: no node may run it, since
@@ -534,20 +558,7 @@ fn a_ddl_on_a_session_whose_master_connection_died_idle_runs_nowhere() {
         "CREATE DATABASE g; CREATE TABLE g.t (id INT PRIMARY KEY) ENGINE=InnoDB;",
     );
     runtime().block_on(async {
-        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
-        // The session's thread on the master is the one holding this
-        // transaction there.
-        c.query_drop("BEGIN").await.expect("begin");
-        c.query_drop("INSERT INTO g.t VALUES (1)")
-            .await
-            .expect("insert");
-        let thread = root_rows(
-            &cluster.nodes[0],
-            "SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX",
-        );
-        assert_eq!(thread.len(), 1, "one transaction on the master: {thread:?}");
-        c.query_drop("COMMIT").await.expect("commit");
-        support::root_sql(&cluster.nodes[0], &format!("KILL CONNECTION {}", thread[0]));
+        let mut c = session_whose_master_connection_died(&cluster, &lockstep, "g.t").await;
 
         let ddl = c.query_drop("CREATE TABLE g.u (id INT PRIMARY KEY)").await;
         assert!(ddl.is_err(), "the DDL cannot have run on the master");
@@ -594,18 +605,7 @@ fn a_myisam_write_on_a_session_whose_master_connection_died_idle_runs_nowhere() 
          CREATE TABLE h.m (id INT PRIMARY KEY) ENGINE=MyISAM;",
     );
     runtime().block_on(async {
-        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
-        c.query_drop("BEGIN").await.expect("begin");
-        c.query_drop("INSERT INTO h.t VALUES (1)")
-            .await
-            .expect("insert");
-        let thread = root_rows(
-            &cluster.nodes[0],
-            "SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX",
-        );
-        assert_eq!(thread.len(), 1, "one transaction on the master: {thread:?}");
-        c.query_drop("COMMIT").await.expect("commit");
-        support::root_sql(&cluster.nodes[0], &format!("KILL CONNECTION {}", thread[0]));
+        let mut c = session_whose_master_connection_died(&cluster, &lockstep, "h.t").await;
 
         let write = c.query_drop("INSERT INTO h.m VALUES (7)").await;
         assert!(write.is_err(), "the write cannot have run on the master");
