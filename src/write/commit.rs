@@ -24,7 +24,7 @@ use super::in_doubt::Fate;
 use super::phase::{timed, Phase};
 use super::Driver;
 use crate::error::ClientError;
-use crate::journal::CommitState;
+use crate::journal::{CommitState, Entry, EntryState};
 use crate::protocol::commit;
 use crate::protocol::control::Wrap;
 
@@ -38,16 +38,23 @@ pub(crate) struct CommitWork {
     pub master_commit: String,
     /// How the work's transaction ends on A and B when it does not commit.
     pub wrap: Wrap,
+    /// The entries as they are to stay once committed: written in their
+    /// committed state before the commit is resolved. An applier appends
+    /// its node's result to an entry as soon as the commit is resolved;
+    /// an entry written whole after that would drop the result (found by
+    /// `tests/write_path.rs`: an entry without the tail's result).
+    pub entries: Vec<Entry>,
 }
 
 impl CommitWork {
     /// An autocommit statement's own transaction, ended by `wrap`.
-    pub(super) fn one_statement(request_id: Uuid, wrap: Wrap) -> CommitWork {
+    pub(super) fn one_statement(entry: &Entry, wrap: Wrap) -> CommitWork {
         CommitWork {
-            request_id,
-            statements: vec![request_id],
+            request_id: entry.id,
+            statements: vec![entry.id],
             master_commit: wrap.commit(),
             wrap,
+            entries: vec![entry.clone()],
         }
     }
 }
@@ -108,12 +115,14 @@ impl Driver {
         let on_master = self.run_on_master(work.master_commit.as_bytes());
         match timed(Phase::CommitOnMaster, on_master).await {
             Ok(ok) => {
+                self.journal_committed(work, seq);
                 reservation.resolve(CommitState::Committed);
                 Committed::Yes { ok, seq }
             }
             Err(err) if err.ends_session() => match self.fate_of_lost_commit(work.request_id).await
             {
                 Fate::Commit => {
+                    self.journal_committed(work, seq);
                     reservation.resolve(CommitState::Committed);
                     Committed::Lost {
                         seq: Some(seq),
@@ -131,6 +140,16 @@ impl Driver {
                 let _ = self.run_on_master(work.wrap.rollback().as_bytes()).await;
                 Committed::No(err)
             }
+        }
+    }
+
+    /// The work's entries in their committed state, queued ahead of the
+    /// commit's resolution (the journal applies writes in order).
+    fn journal_committed(&self, work: &CommitWork, seq: u64) {
+        for entry in &work.entries {
+            let mut entry = entry.clone();
+            entry.state = EntryState::Committed { seq };
+            self.shared.chain.journal.write(&entry);
         }
     }
 

@@ -543,12 +543,13 @@ impl Driver {
         // sync makes both durable, and an applier that sees the commit
         // resolved reads this version, never the one written before B ran.
         self.shared.chain.journal.write(&entry);
-        let work = CommitWork::one_statement(entry.id, wrap);
+        let work = CommitWork::one_statement(&entry, wrap);
         let committed = self.commit_on_master(&work).await;
         let seq = committed.seq();
         match committed {
             Committed::Yes { seq, .. } => {
-                self.finish_entry(&mut entry, EntryState::Committed { seq });
+                // Journaled so by `commit_on_master`.
+                entry.state = EntryState::Committed { seq };
                 let answered = relay::finish_with(w, end, &mut self.status).await;
                 // B commits after A, whatever became of the client.
                 self.finish_on_sync(entry.id, Some(seq), sync_ok, wrap)
@@ -560,8 +561,9 @@ impl Driver {
                 err,
             } => {
                 // A may have committed it before its connection broke: B
-                // commits it too, the tail gets it from the journal.
-                self.finish_entry(&mut entry, EntryState::Committed { seq });
+                // commits it too, the tail gets it from the journal
+                // (journaled committed by `commit_on_master`).
+                entry.state = EntryState::Committed { seq };
                 self.finish_on_sync(entry.id, Some(seq), sync_ok, wrap)
                     .await;
                 let answered = w
@@ -621,12 +623,12 @@ impl Driver {
             .iter()
             .any(|r| Some(&r.node) == self.sync_name.as_ref());
         self.shared.chain.journal.write(&entry);
-        let work = CommitWork::one_statement(entry.id, wrap);
+        let work = CommitWork::one_statement(&entry, wrap);
         let committed = self.commit_on_master(&work).await;
         let seq = committed.seq();
-        match seq {
-            Some(seq) => self.finish_entry(&mut entry, EntryState::Committed { seq }),
-            None => self.finish_entry(&mut entry, EntryState::Failed),
+        // Committed, it was journaled so by `commit_on_master`.
+        if seq.is_none() {
+            self.finish_entry(&mut entry, EntryState::Failed);
         }
         self.finish_on_sync(entry.id, seq, sync_ran, wrap).await;
     }

@@ -180,17 +180,21 @@ impl Driver {
             applies: ids.clone(),
             ..entry.clone()
         });
+        let mut entries = statements.clone();
+        entries.push(entry.clone());
         let work = CommitWork {
             request_id: entry.id,
             statements: ids,
             master_commit: format!("{}; {}; {text}", control::UNPIN, control::mark(entry.id)),
             wrap: control::Wrap::Begin,
+            entries,
         };
         let committed = self.commit_on_master(&work).await;
         let sync_end = SyncEnd::commit(entry.id, committed.seq(), txn);
         match committed {
+            // The entries were journaled committed by `commit_on_master`.
             Committed::Yes { ok, seq } => {
-                self.finish_committed(statements, entry, seq);
+                entry.state = EntryState::Committed { seq };
                 (Ok(ok), sync_end)
             }
             Committed::Lost {
@@ -199,7 +203,7 @@ impl Driver {
             } => {
                 // A may have committed it: so do the others; the client
                 // gets the lost connection.
-                self.finish_committed(statements, entry, seq);
+                entry.state = EntryState::Committed { seq };
                 (Err(err), sync_end)
             }
             Committed::Lost { err, .. } | Committed::No(err) => {
@@ -210,14 +214,6 @@ impl Driver {
                 (Err(err), sync_end)
             }
         }
-    }
-
-    fn finish_committed(&mut self, statements: Vec<Entry>, entry: &mut Entry, seq: u64) {
-        let committed = EntryState::Committed { seq };
-        for mut e in statements {
-            self.finish_entry(&mut e, committed.clone());
-        }
-        self.finish_entry(entry, committed);
     }
 
     /// The transaction cannot commit: rolled back on A and B, so that the
