@@ -368,6 +368,86 @@ fn a_ddl_runs_on_b_only_after_a_judged_the_writes_b_refused() {
     );
 }
 
+/// The other order: the DDL's turn has begun (it shut out new refusals)
+/// and it has not reached B yet when B refuses an autocommit write on its
+/// table. The write waits for the DDL's number before A judges it; the
+/// statement B refused still held the table's metadata lock in lockstep's
+/// open transaction around it there, so the DDL waited on B for the write
+/// and the write for the DDL, each as long as `lock_wait_timeout` (a day).
+/// The adversarial workload (`tests/order.rs`) hung so once. The window is
+/// forced: another refused write, on another table that every node refuses,
+/// is held at A's door by a direct `LOCK TABLES … READ`, so the DDL's turn
+/// waits for A's verdict on it (rule 3) while the second write reaches B.
+#[test]
+fn a_write_b_refused_just_before_a_ddl_reached_b_does_not_hold_the_ddl_up() {
+    let cluster = Cluster::start(2);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE o; \
+         CREATE TABLE o.t (v INT PRIMARY KEY, c INT NOT NULL DEFAULT 1) ENGINE=InnoDB; \
+         CREATE TABLE o.u (v INT PRIMARY KEY) ENGINE=InnoDB;",
+    );
+    let (b, master) = (&cluster.nodes[1], cluster.master());
+    support::refuse_on(b, "o.t", 13, "not on B");
+    support::refuse_on(b, "o.u", 13, "nowhere");
+    support::refuse_on(master, "o.u", 13, "nowhere");
+    let rt = runtime();
+    rt.block_on(async {
+        let a = mysql_async::Opts::from_url(&master.url()).expect("url");
+        let mut held = Conn::new(a).await.expect("connect A");
+        held.query_drop("LOCK TABLES o.u READ").await.expect("lock");
+        let mut first = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let refused_everywhere =
+            tokio::spawn(async move { first.query_drop("INSERT INTO o.u (v) VALUES (13)").await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut alter = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let ddl = tokio::spawn(async move {
+            let ddl = alter.query_drop("ALTER TABLE o.t ALTER COLUMN c SET DEFAULT 2");
+            tokio::time::timeout(Duration::from_secs(20), ddl).await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut second = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let refused_on_b = tokio::spawn(async move {
+            let write = second.query_drop("INSERT INTO o.t (v) VALUES (13)");
+            tokio::time::timeout(Duration::from_secs(20), write).await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        held.query_drop("UNLOCK TABLES").await.expect("unlock");
+        let first = refused_everywhere.await.expect("join");
+        assert_eq!(
+            first.as_ref().err().and_then(support::server_code),
+            Some(1644),
+            "every node refuses the first write: {first:?}"
+        );
+        let altered = ddl.await.expect("join");
+        let written = refused_on_b.await.expect("join");
+        assert!(
+            matches!(altered, Ok(Ok(()))),
+            "the DDL: {altered:?} (the write B refused: {written:?})"
+        );
+        assert!(
+            matches!(written, Ok(Ok(()))),
+            "A passes the write B refused: {written:?}"
+        );
+    });
+    support::root_sql(b, "DROP TRIGGER o.refuse_t_13");
+    support::lockstep_sql(&lockstep, "INSERT INTO o.t (v) VALUES (14)");
+    wait_for_tail(&cluster, Duration::from_secs(30));
+    assert_eq!(
+        root_rows(master, "SELECT v, c FROM o.t ORDER BY v"),
+        ["13\t2", "14\t2"],
+        "the master's order: the DDL, then the write"
+    );
+    support::assert_nodes_equal_master(&cluster, &["o.t", "o.u"], "after the DDL");
+    let fresh = support::replayed_onto_a_fresh_server(&lockstep);
+    assert_eq!(
+        root_rows(&fresh.nodes[0], "SELECT v, c FROM o.t ORDER BY v"),
+        ["13\t2", "14\t2"],
+        "the journal replayed"
+    );
+}
+
 /// A text holding its own transaction runs on each node as it is: its
 /// INSERTs would take their AUTO_INCREMENT values from each node's own
 /// counter. The counters differ here as after a crash (the master's moved

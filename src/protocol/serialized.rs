@@ -42,7 +42,7 @@
 //!
 //! 3. **A write the first node refused and A passes is numbered before
 //!    the DDL only if the DDL had not run on the first node yet.** Such a
-//!    write holds nothing on the first node (it failed there), so rule 1
+//!    write changed nothing on the first node (it failed there), so rule 1
 //!    does not make the DDL wait for it; and A's verdict makes the first
 //!    node leave its role and replay that write from the journal. Were the
 //!    DDL to run on the first node meanwhile and the write to be numbered
@@ -55,6 +55,10 @@
 //!    may have left). A write refused after that waits behind the DDL as in
 //!    rule 2, except that the DDL waiting for a lock on the first node is
 //!    no reason to go on unless the write's own transaction may hold it.
+//!    An autocommit write's caller ends lockstep's transaction around it
+//!    on the first node before it waits: the refused statement still
+//!    holds its tables' metadata locks there, and the DDL would wait for
+//!    them while the write waits for the DDL.
 //!
 //! Reads go to A alone, so a transaction that only read the DDL's table
 //! holds a metadata lock on A that B never saw: before the first node runs

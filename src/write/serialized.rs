@@ -480,6 +480,14 @@ impl Driver {
             if let Some(refusal) = serialized.hold_refusal() {
                 return Ok(Some(refusal));
             }
+            if !in_txn {
+                // Rule 3 waits as if the write held nothing on B, but the
+                // statement B refused keeps its tables' metadata locks in
+                // lockstep's transaction around it: the DDL would wait
+                // there for this write as it waits for the DDL. Nothing
+                // in that transaction is worth keeping.
+                self.sync_finish(&self.wrap().rollback()).await;
+            }
         }
         let limit = self.lock_wait_timeout().await;
         let node = self.sync_node_name();
