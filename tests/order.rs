@@ -341,6 +341,31 @@ async fn ddl_client(opts: OptsBuilder, shared: Arc<Shared>) -> Report {
     report
 }
 
+/// How long after the run a client may still be in a statement.
+const HANG: Duration = Duration::from_secs(120);
+
+/// Every node's threads that are in a statement, with what they wait for.
+fn threads_of(cluster: &Cluster) -> String {
+    let mut out = String::new();
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        out.push_str(&format!("n{i}:\n"));
+        for row in root_rows(
+            node,
+            "SELECT ID, USER, COMMAND, TIME, STATE, LEFT(INFO, 120) FROM information_schema.PROCESSLIST \
+             WHERE COMMAND <> 'Daemon' ORDER BY ID",
+        ) {
+            out.push_str(&format!("  {row}\n"));
+        }
+        for row in root_rows(
+            node,
+            "SELECT trx_mysql_thread_id, trx_state, trx_started FROM information_schema.INNODB_TRX",
+        ) {
+            out.push_str(&format!("  trx {row}\n"));
+        }
+    }
+    out
+}
+
 /// The node holding `role` (waiting up to 20 s for one to hold it).
 fn holder(lockstep: &Lockstep, role: &str) -> Option<usize> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -474,9 +499,13 @@ fn every_node_and_the_journal_hold_the_masters_data_after_an_adversarial_workloa
     };
 
     sleep_until(at(0.25));
+    // Bounded: a DDL queued behind a hang would hang the test instead of
+    // failing it (the watchdog below names the waits).
     root_sql(
         &cluster.nodes[sync],
-        &format!("DROP TRIGGER o.refuse_pick_{REFUSED_ON_SYNC}"),
+        &format!(
+            "SET SESSION lock_wait_timeout = 120; DROP TRIGGER o.refuse_pick_{REFUSED_ON_SYNC}"
+        ),
     );
     note(format!(
         "n{sync}: its trigger refusing v = {REFUSED_ON_SYNC} dropped"
@@ -511,7 +540,18 @@ fn every_node_and_the_journal_hold_the_masters_data_after_an_adversarial_workloa
     shared.stop.store(true, Ordering::Relaxed);
     let mut report = Report::default();
     for c in clients {
-        let r = rt.block_on(c).expect("client");
+        // Every client ends its statement and stops; one that does not
+        // within two minutes waits on something MariaDB would not make it
+        // wait for: the nodes' threads say what.
+        let Ok(r) = rt.block_on(async { tokio::time::timeout(HANG, c).await }) else {
+            panic!(
+                "seed {seed}: a client still waits {HANG:?} after the run ended; events {:?}; \
+                 the nodes' threads:\n{}",
+                events.lock().expect("events"),
+                threads_of(&cluster)
+            );
+        };
+        let r = r.expect("client");
         report.fates.extend(r.fates);
         report.unexpected.extend(r.unexpected);
         report.timing_errors += r.timing_errors;

@@ -250,6 +250,69 @@ fn a_transaction_that_read_the_ddls_table_and_writes_does_not_wait_for_it() {
     }
 }
 
+/// A transaction that used a stored function holds the function's
+/// metadata lock on B (and on A) until it ends, and `DROP FUNCTION` waits
+/// there for it, as MariaDB makes it wait; the transaction's next writes
+/// pass the waiting DROP, as they do directly. lockstep took only a
+/// table's metadata lock for a DDL waiting on B, so the write waited for
+/// the DROP's number and the DROP for the write's transaction, each up to
+/// `lock_wait_timeout` (a day).
+#[test]
+fn a_drop_function_waiting_for_a_transaction_that_used_it_lets_its_writes_pass() {
+    let (cluster, lockstep) = start_with_two_tables();
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE FUNCTION w.f(x INT) RETURNS INT DETERMINISTIC RETURN x + 1",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut writer = Conn::new(lockstep.client_opts()).await.expect("connect");
+        writer.query_drop("BEGIN").await.expect("begin");
+        writer
+            .query_drop("UPDATE w.t SET v = w.f(v) WHERE id = 1")
+            .await
+            .expect("a write using the function");
+        let mut ddl = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let dropping = tokio::spawn(async move {
+            let dropped = ddl.query_drop("DROP FUNCTION w.f");
+            tokio::time::timeout(Duration::from_secs(20), dropped).await
+        });
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let started = Instant::now();
+        let next = writer.query_drop("UPDATE w.other SET v = v + 1 WHERE id = 1");
+        let passed = tokio::time::timeout(Duration::from_secs(10), next).await;
+        assert!(
+            matches!(passed, Ok(Ok(()))),
+            "the transaction's next write behind the waiting DROP: {passed:?}"
+        );
+        let waited = started.elapsed();
+        assert!(
+            waited < Duration::from_secs(2),
+            "the next write waited {waited:?} for the DROP"
+        );
+        writer.query_drop("COMMIT").await.expect("commit");
+        let dropped = dropping.await.expect("join");
+        assert!(
+            matches!(dropped, Ok(Ok(()))),
+            "the DROP, once the transaction ended: {dropped:?}"
+        );
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    let master = support::checksums(&cluster.nodes[0], &["w.t", "w.other"]);
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(
+                node,
+                "SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'w'"
+            ),
+            ["0"],
+            "the function is gone on port {}",
+            node.port
+        );
+        assert_eq!(support::checksums(node, &["w.t", "w.other"]), master);
+    }
+}
+
 /// A transaction that only read a table holds it on the master alone. A
 /// DDL on that table waits for it there as directly, at most
 /// `lock_wait_timeout` (or its own `NOWAIT`), and then gets MariaDB's

@@ -172,13 +172,19 @@ pub const ROW_LOCK_WAITS: &str = "SELECT r.trx_mysql_thread_id, b.trx_mysql_thre
      JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id \
      JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id";
 
-/// 1 when a node's thread waits for a lock: a metadata lock (its
-/// processlist state) or an InnoDB row lock (its transaction's state);
-/// `protocol::serialized` asks it of the DDL in flight.
+/// 1 when a node's thread waits for a lock: a metadata lock of any kind
+/// (a table's, a schema's, a stored routine's, a trigger's, an event's,
+/// a sequence's: MariaDB names each state `Waiting for … metadata lock`),
+/// the backup lock, a table-level lock (its processlist state), or an
+/// InnoDB row lock (its transaction's state); `protocol::serialized` asks
+/// it of the DDL in flight. A `DROP FUNCTION` waits for the transactions
+/// that used the function: with only the table's state recognised, their
+/// next writes waited for the DROP as it waited for them.
 pub fn thread_waits_for_lock(thread: u32) -> String {
     format!(
         "SELECT EXISTS (SELECT 1 FROM information_schema.PROCESSLIST \
-         WHERE ID = {thread} AND STATE = 'Waiting for table metadata lock') \
+         WHERE ID = {thread} AND (STATE LIKE 'Waiting for %metadata lock' \
+         OR STATE IN ('Waiting for backup lock', 'Waiting for table level lock'))) \
          OR EXISTS (SELECT 1 FROM information_schema.INNODB_TRX \
          WHERE trx_mysql_thread_id = {thread} AND trx_state = 'LOCK WAIT')"
     )
