@@ -649,3 +649,50 @@ fn lock_tables_keeps_its_locks_and_its_writes_reach_every_node() {
         );
     }
 }
+
+/// A session holding `LOCK TABLES … WRITE` alters its own table while
+/// another session's DDL on it waits for that lock. Directly, the holder's
+/// ALTER runs and the other DDL waits until UNLOCK TABLES; through
+/// lockstep the waiting DDL holds the one-at-a-time turn for serialized
+/// statements, so the holder's ALTER must not wait for that turn.
+#[test]
+fn a_ddl_under_lock_tables_does_not_wait_for_another_ddl_waiting_for_its_lock() {
+    let cluster = Cluster::start(2);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(&lockstep, SCHEMA);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut holder = Conn::new(lockstep.client_opts()).await.expect("connect");
+        holder
+            .query_drop("LOCK TABLES w.t WRITE")
+            .await
+            .expect("lock");
+        let mut other = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let waiting = tokio::spawn(async move {
+            let ddl = other.query_drop("ALTER TABLE w.t ADD COLUMN c INT");
+            tokio::time::timeout(Duration::from_secs(30), ddl).await
+        });
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let own = holder.query_drop("ALTER TABLE w.t ADD COLUMN d INT");
+        let altered = tokio::time::timeout(Duration::from_secs(10), own).await;
+        assert!(
+            matches!(altered, Ok(Ok(()))),
+            "the lock holder's own ALTER: {altered:?}"
+        );
+        holder.query_drop("UNLOCK TABLES").await.expect("unlock");
+        let other = waiting.await.expect("join");
+        assert!(
+            matches!(other, Ok(Ok(()))),
+            "the other ALTER, once the lock is gone: {other:?}"
+        );
+    });
+    wait_for_tail(&cluster, Duration::from_secs(20));
+    for node in &cluster.nodes {
+        assert_eq!(
+            root_rows(node, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'w' AND TABLE_NAME = 't'"),
+            ["4"],
+            "both ALTERs ran once on port {}",
+            node.port
+        );
+    }
+}

@@ -484,6 +484,24 @@ pub fn lock_tables_with_commits(text: &[u8]) -> Vec<u8> {
 /// (`UNLOCK_TABLES`). The names are the client's bytes, in its character
 /// set, as in the DDL.
 pub fn lock_tables_of_ddl(ddl: &[u8], tables: &ExclusiveTables) -> Vec<u8> {
+    let mut text = lock_tables_for_write(ddl, tables);
+    if let Some(wait) = &tables.wait {
+        text.push(b' ');
+        text.extend_from_slice(&ddl[wait.clone()]);
+    }
+    text
+}
+
+/// `lock_tables_of_ddl` without waiting (`NOWAIT`, whatever the DDL's
+/// own clause): inside the DDL's turn, whether the readers it waited for
+/// outside it are still gone (1205 when one came back).
+pub fn lock_tables_of_ddl_now(ddl: &[u8], tables: &ExclusiveTables) -> Vec<u8> {
+    let mut text = lock_tables_for_write(ddl, tables);
+    text.extend_from_slice(b" NOWAIT");
+    text
+}
+
+fn lock_tables_for_write(ddl: &[u8], tables: &ExclusiveTables) -> Vec<u8> {
     let mut text = b"LOCK TABLES ".to_vec();
     for (i, name) in tables.names.iter().enumerate() {
         if i > 0 {
@@ -491,10 +509,6 @@ pub fn lock_tables_of_ddl(ddl: &[u8], tables: &ExclusiveTables) -> Vec<u8> {
         }
         text.extend_from_slice(&ddl[name.clone()]);
         text.extend_from_slice(b" WRITE");
-    }
-    if let Some(wait) = &tables.wait {
-        text.push(b' ');
-        text.extend_from_slice(&ddl[wait.clone()]);
     }
     text
 }
@@ -573,6 +587,16 @@ mod tests {
         assert_eq!(
             super::lock_tables_of_ddl(ddl, &tables),
             b"LOCK TABLES `d`.`t` WRITE, u WRITE NOWAIT"
+        );
+        let ddl = b"ALTER TABLE t WAIT 5 ADD COLUMN c INT";
+        let tables = crate::sql::ddl_tables::exclusive_tables(ddl).expect("tables");
+        assert_eq!(
+            super::lock_tables_of_ddl(ddl, &tables),
+            b"LOCK TABLES t WRITE WAIT 5"
+        );
+        assert_eq!(
+            super::lock_tables_of_ddl_now(ddl, &tables),
+            b"LOCK TABLES t WRITE NOWAIT"
         );
     }
 

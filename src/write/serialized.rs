@@ -9,6 +9,7 @@ use mysql_async::Row;
 use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard};
+use tokio::time::Instant;
 use tracing::{error, info_span, warn, Instrument};
 
 use super::statement::{outcome_of_client_error, MasterEnd};
@@ -20,7 +21,9 @@ use crate::fail_points;
 use crate::failover;
 use crate::journal::{CommitState, Entry, EntryKind, EntryState, Outcome, SqlText, Statement};
 use crate::protocol::insert_id::Question;
-use crate::protocol::serialized::{MasterProbe, Refusal, SerializedError, Turn};
+use crate::protocol::serialized::{
+    MasterProbe, Refusal, SerializedError, SerializedStatements, Turn,
+};
 use crate::protocol::{commit, control, text_inserts};
 use crate::router;
 use crate::sql::ddl_tables;
@@ -58,21 +61,11 @@ impl Driver {
         async move {
             let shared = self.shared.clone();
             let limit = self.lock_wait_timeout().await;
-            // Phase "wait for the previous DDL".
-            let turn = match shared.chain.serialized.enter(limit).await {
+            let serialized = &shared.chain.serialized;
+            let turn = match self.turn_after_readers(serialized, work.sql(), limit).await {
                 Ok(turn) => turn,
-                Err(_) => {
-                    warn!(
-                        waited_s = limit.as_secs_f64(),
-                        "a serialized statement waited for the previous one past lock_wait_timeout"
-                    );
-                    return self.answer(w, Err(ClientError::LockWaitTimeout)).await;
-                }
+                Err(err) => return self.answer(w, Err(err)).await,
             };
-            // Phase "wait for the master's readers".
-            if let Err(err) = self.wait_for_readers_on_master(work.sql()).await {
-                return self.answer(w, Err(err)).await;
-            }
             let _gate = match self.gate_for_serialized(work.sql(), limit).await {
                 Ok(gate) => gate,
                 Err(err) => return self.answer(w, Err(err)).await,
@@ -340,6 +333,45 @@ impl Driver {
         }
     }
 
+    /// Phases "wait for the master's readers" and "wait for the previous
+    /// DDL". The readers are waited for outside the turn: one may be a
+    /// session under LOCK TABLES whose own DDL needs the turn first.
+    /// Directly, that DDL runs and this one waits for its UNLOCK TABLES;
+    /// holding the turn while it waited, this one held that DDL up as it
+    /// was held up by it, for `lock_wait_timeout` (`tests/waits.rs`).
+    /// Inside the turn the readers are found gone without waiting, or the
+    /// turn is given back and they are waited for again.
+    async fn turn_after_readers<'s>(
+        &mut self,
+        serialized: &'s SerializedStatements,
+        ddl: &[u8],
+        limit: Duration,
+    ) -> Result<Turn<'s>, ClientError> {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.wait_for_readers_on_master(ddl, ReadersWait::AsTheDdl)
+                .await?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(turn) = serialized.enter(left).await else {
+                warn!(
+                    waited_s = limit.as_secs_f64(),
+                    "a serialized statement waited for the previous one past lock_wait_timeout"
+                );
+                return Err(ClientError::LockWaitTimeout);
+            };
+            if self
+                .wait_for_readers_on_master(ddl, ReadersWait::Not)
+                .await?
+            {
+                return Ok(turn);
+            }
+            drop(turn);
+            if Instant::now() >= deadline {
+                return Err(ClientError::LockWaitTimeout);
+            }
+        }
+    }
+
     /// Reads go to A alone, so a transaction that only read the DDL's
     /// tables holds them on A, where B never saw it. Before B runs the
     /// DDL, A's session takes the write locks the DDL needs on them and
@@ -347,27 +379,35 @@ impl Driver {
     /// would make the DDL wait, and a timing error (1205 after
     /// `lock_wait_timeout` or the DDL's `WAIT n`, KILL QUERY's 1317, a
     /// deadlock) is the DDL's answer, before any node ran it. Any other
-    /// refusal (no such table, no LOCK TABLES privilege) is left to the DDL.
-    async fn wait_for_readers_on_master(&mut self, ddl: &[u8]) -> Result<(), ClientError> {
+    /// refusal (no such table, no LOCK TABLES privilege) is left to the
+    /// DDL. Without waiting (`ReadersWait::Not`), false when a reader is
+    /// there.
+    async fn wait_for_readers_on_master(
+        &mut self,
+        ddl: &[u8],
+        wait: ReadersWait,
+    ) -> Result<bool, ClientError> {
         if self.sync.is_none() || self.master.is_none() || self.holds_table_locks {
-            return Ok(());
+            return Ok(true);
         }
         let Some(tables) = ddl_tables::exclusive_tables(ddl) else {
-            return Ok(());
+            return Ok(true);
         };
-        match self
-            .run_on_master(&control::lock_tables_of_ddl(ddl, &tables))
-            .await
-        {
+        let lock = match wait {
+            ReadersWait::AsTheDdl => control::lock_tables_of_ddl(ddl, &tables),
+            ReadersWait::Not => control::lock_tables_of_ddl_now(ddl, &tables),
+        };
+        match self.run_on_master(&lock).await {
             Ok(_) => self
                 .run_on_master(control::UNLOCK_TABLES.as_bytes())
                 .await
-                .map(|_| ()),
+                .map(|_| true),
+            Err(err) if wait == ReadersWait::Not && err.code() == LOCK_WAIT_TIMEOUT => Ok(false),
             Err(err) if err.ends_session() || outcome::is_timing_code(err.code()) => {
                 warn!(error = %err, "a DDL waited on the master for transactions on its tables");
                 Err(err)
             }
-            Err(_) => Ok(()),
+            Err(_) => Ok(true),
         }
     }
 
@@ -610,6 +650,18 @@ impl Driver {
         let _ = conn.disconnect().await;
     }
 }
+
+/// How the probe for the master's readers waits for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadersWait {
+    /// As MariaDB makes the DDL wait (its `WAIT n`, or `lock_wait_timeout`).
+    AsTheDdl,
+    /// Not at all (`NOWAIT`).
+    Not,
+}
+
+/// MariaDB's answer to a lock not granted in time, `NOWAIT` included.
+const LOCK_WAIT_TIMEOUT: u16 = opensrv_mysql::ErrorKind::ER_LOCK_WAIT_TIMEOUT as u16;
 
 /// How a serialized statement holds the chain's gate (only held, never
 /// read: its drop lets go).
