@@ -737,3 +737,61 @@ fn retry_master_reruns_what_the_master_refused_until_it_passes_across_a_restart(
         assert!(a[5].starts_with("committed"), "{a:?}");
     });
 }
+
+/// The tail keeps at most 256 statements prepared on its connection and
+/// closes them all when it needs room. Catching up, it prepares a whole
+/// group of commits (up to 64) before running it: when the room ran out in
+/// the middle of a group, the statements prepared earlier in that group
+/// were closed before they ran, the node answered 1243 (unknown prepared
+/// statement handler), and the group failed and was run again (seen in
+/// `tests/order.rs`' log). Here a tail that was down catches up on 150
+/// transactions of three distinct prepared inserts each (groups of 192
+/// statements): it must apply them with no failure (`retries` counts the
+/// applier's re-runs of an entry the node failed).
+#[test]
+fn a_tail_catching_up_on_many_distinct_prepared_statements_fails_none() {
+    let mut cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, FAST_RETRIES);
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE p; CREATE TABLE p.t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB",
+    );
+    wait_for_tail(&cluster, Duration::from_secs(30));
+    let (dir, port) = (cluster.nodes[2].dir.clone(), cluster.nodes[2].port);
+    cluster.nodes[2].kill();
+    runtime().block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        for txn in 0..150 {
+            c.query_drop("BEGIN").await.expect("begin");
+            for i in 0..3 {
+                let id = txn * 3 + i;
+                c.exec_drop(format!("INSERT INTO p.t VALUES ({id}, {txn})"), ())
+                    .await
+                    .expect("insert");
+            }
+            c.query_drop("COMMIT").await.expect("commit");
+        }
+    });
+    cluster.nodes[2] =
+        lockstep::mariadb::MariaDb::start(&dir, port, &Default::default()).expect("restart");
+    wait_for_tail(&cluster, Duration::from_secs(60));
+    let text = ureq::get(&format!("http://127.0.0.1:{}/metrics", lockstep.admin_port))
+        .call()
+        .expect("admin endpoint answers")
+        .into_string()
+        .expect("text");
+    let retries: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("lockstep_retries_total{node=\"n2\"}")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0);
+    assert_eq!(
+        retries, 0.0,
+        "the tail failed and re-ran entries while catching up"
+    );
+    support::assert_nodes_equal_master(&cluster, &["p.t"], "after the catch-up");
+}

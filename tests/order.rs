@@ -14,7 +14,9 @@
 //! LOCKED`, a lock on the master alone, whose cycles across the nodes
 //! lockstep breaks with 1213); half the clients send their statements as
 //! prepared ones (the binary protocol); a ninth client changes a column default by DDL four times a
-//! second, so that rows record which side of each DDL they committed on. Meanwhile: the synchronous slave fails some statements the master
+//! second, so that rows record which side of each DDL they committed on,
+//! and now and then redefines a stored function the transactions update
+//! through (its DDL waits for them on each node). Meanwhile: the synchronous slave fails some statements the master
 //! passes (a trigger on that node only, dropped later), the synchronous
 //! slave is killed and comes back, and the master is killed and replaced.
 //!
@@ -56,7 +58,12 @@ const SCHEMA: &str = "CREATE DATABASE o; \
       at DATETIME(6), r DOUBLE, u CHAR(36)) ENGINE=InnoDB; \
     CREATE TABLE o.pick (id BIGINT AUTO_INCREMENT PRIMARY KEY, client INT, op INT, v INT, \
       z INT DEFAULT 0) ENGINE=InnoDB; \
-    CREATE TABLE o.snap ENGINE=InnoDB AS SELECT id, v, n FROM o.hot;";
+    CREATE TABLE o.snap ENGINE=InnoDB AS SELECT id, v, n FROM o.hot; \
+    CREATE FUNCTION o.bump(x BIGINT) RETURNS BIGINT DETERMINISTIC RETURN (x * 3 + 7) % 1000000007;";
+/// The DDL client defines the function again, unchanged: it waits for
+/// every transaction that used it, on each node, as MariaDB makes it wait.
+const BUMP_AGAIN: &str = "CREATE OR REPLACE FUNCTION o.bump(x BIGINT) RETURNS BIGINT \
+    DETERMINISTIC RETURN (x * 3 + 7) % 1000000007";
 const TABLES: [&str; 5] = ["o.hot", "o.ev", "o.log", "o.pick", "o.snap"];
 
 /// What became of one client operation that writes a tagged row.
@@ -123,6 +130,18 @@ fn hot_update(rng: &mut StdRng) -> String {
     )
 }
 
+/// A log row through the stored function the DDL client redefines: last
+/// in its transaction, on a table whose rows nobody else locks. Earlier, an
+/// update of a hot row through it could wait for a row while holding the
+/// function, which another transaction holding that row waited for behind
+/// the DDL: a cycle of a row lock and metadata locks that MariaDB itself
+/// breaks only by `innodb_lock_wait_timeout` (50 s), directly as well.
+fn bumped_log_insert(client: u64, op: u64) -> String {
+    format!(
+        "INSERT INTO o.log (client, op, at, r, u) VALUES ({client}, {op}, NOW(6), RAND() + o.bump({op}), UUID())"
+    )
+}
+
 fn log_insert(client: u64, op: u64) -> String {
     format!(
         "INSERT INTO o.log (client, op, at, r, u) VALUES ({client}, {op}, NOW(6), RAND(), UUID())"
@@ -185,8 +204,8 @@ async fn client(opts: OptsBuilder, id: u64, seed: u64, shared: Arc<Shared>) -> R
                 let statements = vec![
                     "BEGIN".to_string(),
                     hot_update(&mut rng),
-                    log_insert(id, op),
                     hot_update(&mut rng),
+                    bumped_log_insert(id, op),
                 ];
                 (Some("o.log"), statements, rng.gen_bool(0.7))
             }
@@ -295,7 +314,8 @@ async fn client(opts: OptsBuilder, id: u64, seed: u64, shared: Arc<Shared>) -> R
     report
 }
 
-/// A DDL client: changes the default of `o.pick.z` every quarter second,
+/// A DDL client: changes the default of `o.pick.z` every quarter second
+/// (one time in eight it redefines `o.bump` instead, unchanged),
 /// so that every row inserted there records which side of which DDL it
 /// was committed on, and every fourth time copies the hot rows, by turns
 /// with `CREATE OR REPLACE TABLE o.snap … SELECT` and into a new table with
@@ -317,6 +337,7 @@ async fn ddl_client(opts: OptsBuilder, shared: Arc<Shared>) -> Report {
             0 => "CREATE OR REPLACE TABLE o.snap ENGINE=InnoDB AS SELECT id, v, n FROM o.hot"
                 .to_string(),
             4 => format!("CREATE TABLE o.snap_{k} ENGINE=InnoDB AS SELECT id, v, n FROM o.hot"),
+            2 => BUMP_AGAIN.to_string(),
             _ => format!("ALTER TABLE o.pick ALTER COLUMN z SET DEFAULT {k}"),
         };
         match c.query_drop(&sql).await {

@@ -1,7 +1,7 @@
 //! The origin session's state, reproduced on a connection of lockstep's own
 //! that replays its statements (the tail appliers, the master retrier).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -145,6 +145,30 @@ impl AppliedState {
             Err(e) => return outcome::summarize(conn, Err(e)),
         };
         outcome::run_prepared_after(conn, pin, &prepared, outcome::params_of(params)).await
+    }
+
+    /// Room for `texts`, prepared together before any of them runs (a
+    /// pipelined group): when those not kept yet would not fit beside the
+    /// kept ones, every kept statement is closed first, as `prepared_on`
+    /// would do in the middle of the group, closing statements the group
+    /// prepared earlier and runs later (the node then answers 1243, an
+    /// unknown statement handler). False when the group's distinct texts
+    /// do not fit even then: it runs one by one.
+    pub(super) async fn make_room_for(&mut self, conn: &mut Conn, texts: &[Vec<u8>]) -> bool {
+        let distinct: HashSet<&Vec<u8>> = texts.iter().collect();
+        if distinct.len() > PREPARED_KEPT {
+            return false;
+        }
+        let missing = distinct
+            .iter()
+            .filter(|text| !self.prepared.contains_key(**text))
+            .count();
+        if self.prepared.len() + missing > PREPARED_KEPT {
+            for (_, statement) in self.prepared.drain() {
+                let _ = conn.close(statement).await;
+            }
+        }
+        true
     }
 
     /// The connection's handle for the statement `text`, prepared now if

@@ -80,6 +80,16 @@ impl Tail {
             .iter_mut()
             .flat_map(|(_, entries)| entries.iter_mut())
             .collect();
+        let texts: Vec<Vec<u8>> = entries
+            .iter()
+            .filter_map(|entry| match &entry.statement {
+                Statement::Prepared { sql, .. } => Some(sql.to_bytes()),
+                _ => None,
+            })
+            .collect();
+        if !state.make_room_for(conn, &texts).await {
+            return Ok(false);
+        }
         let mut prepared = Vec::with_capacity(entries.len());
         for entry in &entries {
             prepared.push(match &entry.statement {
