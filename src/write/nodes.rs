@@ -283,11 +283,31 @@ impl Driver {
         } else {
             self.connect_with_state(&master).await.ok()
         };
-        let Some((conn, statements)) = moved else {
+        let Some((mut conn, mut statements)) = moved else {
             warn!(new = %master.name, "cannot reach the new master");
             self.master = None;
             return;
         };
+        // A statement prepared while no node held the synchronous role (a
+        // prepare that raced the promotion) has no handle on the promoted
+        // slave; kept, its old master's handle would name another
+        // statement or none there (1243, seen in `tests/order.rs`).
+        let missing: Vec<(u32, Vec<u8>)> = self
+            .statements
+            .iter()
+            .filter(|(id, _)| !statements.iter().any(|(kept, _)| kept == *id))
+            .map(|(id, prepared)| (*id, prepared.sql.clone()))
+            .collect();
+        for (id, sql) in missing {
+            match conn.prep(sql.as_slice()).await {
+                Ok(stmt) => statements.push((id, stmt)),
+                Err(e) => {
+                    warn!(new = %master.name, error = %e, "cannot prepare the session's statements on the new master");
+                    self.master = None;
+                    return;
+                }
+            }
+        }
         for (id, stmt) in statements {
             if let Some(prepared) = self.statements.get_mut(&id) {
                 prepared.backend = stmt;
