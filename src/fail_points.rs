@@ -15,6 +15,11 @@
 //! - `serialized-text-pin-journaled`: the journal write that pins the
 //!   AUTO_INCREMENT values of a serialized text after the first node ran
 //!   it (`return`: the journal refuses it, as a lost lease makes it).
+//! - `prepared-on-master`: a client's COM_STMT_PREPARE ran on the master
+//!   and is about to be prepared on the synchronous slave (`return(ms)`:
+//!   the session waits that long without holding a thread, a window for a
+//!   test to fail the master over in the middle of it; `sleep(ms)` would
+//!   block a runtime thread, and with it the health checks).
 
 use tracing::warn;
 
@@ -29,6 +34,20 @@ pub const SERIALIZED_NUMBERED: &str = "serialized-numbered";
 
 /// `serialized-text-pin-journaled`.
 pub const SERIALIZED_TEXT_PIN_JOURNALED: &str = "serialized-text-pin-journaled";
+
+/// `prepared-on-master`.
+pub const PREPARED_ON_MASTER: &str = "prepared-on-master";
+
+/// At point `name` configured `return(ms)`: waits `ms` milliseconds
+/// asynchronously (other tasks run meanwhile).
+pub async fn pause_here(name: &str) {
+    let pause = fail::eval(name, |arg| {
+        arg.and_then(|ms| ms.parse::<u64>().ok()).unwrap_or(0)
+    });
+    if let Some(ms) = pause {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+}
 
 /// Turns on the points `LOCKSTEP_FAIL_POINTS` names.
 pub fn install_from_env() {

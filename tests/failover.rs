@@ -699,3 +699,52 @@ fn a_myisam_write_whose_master_connection_breaks_after_b_ran_it_takes_b_out() {
         "the node still in the chain"
     );
 }
+
+/// A client prepares a statement while the master fails over: it ran on
+/// the master, and by the time lockstep prepares it on the synchronous
+/// slave that slave is being promoted and no node holds the synchronous
+/// role, so it has no handle there. The session then moves onto its own
+/// connection to the promoted slave. It kept the old master's handle for
+/// that statement, and the client's execution got 1243 (an unknown
+/// statement handler) from the new master, an error MariaDB would not
+/// give (seen once in `tests/order.rs`); now it is prepared there as the
+/// session moves. The window is held open by the fail point between the
+/// two prepares.
+#[test]
+fn a_statement_prepared_while_the_master_fails_over_runs_on_the_new_master() {
+    let mut cluster = Cluster::start(2);
+    let lockstep = Lockstep::start_with_fail_points(
+        &cluster,
+        FAST,
+        None,
+        &[],
+        "prepared-on-master=return(3000)",
+    );
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE h; CREATE TABLE h.t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB;",
+    );
+    runtime().block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let preparing = tokio::spawn(async move {
+            let insert = c.prep("INSERT INTO h.t VALUES (1, 1)").await;
+            (c, insert)
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cluster.nodes[0].kill();
+        let (mut c, insert) = preparing.await.expect("join");
+        let insert = insert.expect("the prepare ran on the master before it died");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while support::roles(&lockstep)[1].1 != "master" {
+            assert!(Instant::now() < deadline, "B never became the master");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let ran = c.exec_drop(&insert, ()).await;
+        assert!(ran.is_ok(), "the execution on the new master: {ran:?}");
+    });
+    assert_eq!(
+        root_rows(&cluster.nodes[1], "SELECT id, v FROM h.t"),
+        ["1\t1"],
+        "the new master holds the row"
+    );
+}

@@ -150,6 +150,7 @@ impl Session {
             return Ok(());
         };
         let prepared = conn.prep(sql.as_slice()).await;
+        crate::fail_points::pause_here(crate::fail_points::PREPARED_ON_MASTER).await;
         let prepared = match prepared {
             Ok(stmt) => self.prepare_on_sync(&sql).await.map(|sync| (stmt, sync)),
             Err(e) => Err(ClientError::from_backend(&node, e)),
