@@ -290,7 +290,9 @@ impl Drop for Lockstep {
     fn drop(&mut self) {
         self.stop();
         // `LOCKSTEP_KEEP_LOGS=DIR` keeps every lockstep log whole.
-        if let Some(dir) = std::env::var_os("LOCKSTEP_KEEP_LOGS") {
+        // An empty value keeps nothing (it would write into the checkout).
+        let keep = std::env::var_os("LOCKSTEP_KEEP_LOGS").filter(|dir| !dir.is_empty());
+        if let Some(dir) = keep {
             let name = format!("lockstep-{}-{}.log", std::process::id(), self.port);
             let _ = std::fs::copy(&self.log_path, Path::new(&dir).join(name));
             // A failing test's journal too, for `lockstep journal`.
