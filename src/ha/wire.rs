@@ -239,6 +239,11 @@ mod tests {
                 key: Vec::new(),
                 value: Some(Vec::new()),
             },
+            ShippedChange {
+                tree: ShippedTree::Outcomes,
+                key: vec![9; 21],
+                value: Some(b"{\"state\":\"done\"}".to_vec()),
+            },
         ];
         let frames = vec![
             Frame::Hello { name: "ls2".into() },

@@ -22,11 +22,19 @@ pub struct Entry {
     /// What the tail must reproduce before running the statement.
     pub session_state: SessionState,
     pub statement: Statement,
+    /// Stored as a record of its own (`records`): B's AUTO_INCREMENT value
+    /// joins it after the entry is first written.
+    #[serde(default)]
     pub context: Context,
     /// Microseconds since the Unix epoch when the entry was made.
     pub created_us: i64,
-    /// Each node's result, in the order the nodes ran it.
+    /// Each node's result, in the order the nodes ran it. Stored as
+    /// records of their own (`records`); journals written before that hold
+    /// them in the entry.
+    #[serde(default)]
     pub results: Vec<NodeResult>,
+    /// Stored as a record of its own, like the results (absent: pending).
+    #[serde(default)]
     pub state: EntryState,
     /// A transaction's COMMIT: the statements it commits, in order, so that
     /// its commit record can be rebuilt if lockstep dies before that record
@@ -86,10 +94,11 @@ pub enum EntryKind {
     Serialized,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum EntryState {
     /// Journaled; running on the nodes.
+    #[default]
     Pending,
     /// Done on A inside a client transaction that is still open.
     InTransaction,
@@ -339,7 +348,7 @@ impl From<&Param> for mysql_async::Value {
 
 /// What MySQL's statement binlog pins for a statement, so that every node
 /// computes the same values: NOW() and friends, RAND(), AUTO_INCREMENT.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Context {
     /// `SET timestamp`, in microseconds since the Unix epoch.
     pub timestamp_us: i64,

@@ -3,12 +3,15 @@
 //! statements it committed. The tail appliers replay from it.
 //!
 //! Trees: `entries` (requestId, 16 bytes, sorting by time as ids are UUID
-//! v7 → `Entry` JSON) and `commits` (sequence number, big-endian u64 →
-//! `CommitRecord` JSON). All writes go through one writer thread
-//! (`writer.rs`) that batches and fsyncs.
+//! v7 → `Entry` JSON without its state and results), `outcomes` (each
+//! entry's state and node results as records of their own, `records.rs`),
+//! `commits` (sequence number, big-endian u64 → `CommitRecord` JSON) and
+//! `nodes`. All writes go through one writer thread (`writer.rs`) that
+//! batches and fsyncs.
 
 pub mod entry;
 pub mod inspect;
+mod records;
 pub mod shipping;
 mod writer;
 
@@ -25,6 +28,7 @@ pub use entry::{
     FileContent, NodeResult, NodeThread, Outcome, Param, Rows, SessionState, SqlText, Statement,
     Verdict,
 };
+use records::EntryRecords;
 use shipping::{MayAct, ShipmentSender, ShippedChange, ShippedTree};
 use writer::{TreeName, Write, Writer};
 
@@ -82,6 +86,7 @@ struct Inner {
     tx: Mutex<Option<mpsc::Sender<Write>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     entries: sled::Tree,
+    outcomes: sled::Tree,
     commits: sled::Tree,
     nodes: sled::Tree,
     /// The last commit sequence number handed out. Taking a number and
@@ -127,6 +132,9 @@ impl Journal {
         let entries = db
             .open_tree("entries")
             .map_err(|e| open_err(e.to_string()))?;
+        let outcomes = db
+            .open_tree("outcomes")
+            .map_err(|e| open_err(e.to_string()))?;
         let commits = db
             .open_tree("commits")
             .map_err(|e| open_err(e.to_string()))?;
@@ -145,6 +153,7 @@ impl Journal {
         let writer = Writer {
             db,
             entries: entries.clone(),
+            outcomes: outcomes.clone(),
             commits: commits.clone(),
             nodes: nodes.clone(),
             dir: dir.to_path_buf(),
@@ -164,6 +173,7 @@ impl Journal {
                 tx: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
                 entries,
+                outcomes,
                 commits,
                 nodes,
                 last_seq: Mutex::new(last_seq),
@@ -206,12 +216,7 @@ impl Journal {
     /// other work meanwhile and waits on the handle before it relies on it.
     pub fn write_flushed(&self, entry: &Entry) -> Result<Durable, JournalError> {
         let (tx, rx) = oneshot::channel();
-        self.send(
-            TreeName::Entries,
-            entry.id.as_bytes().to_vec(),
-            encode(entry),
-            Some(tx),
-        )?;
+        self.send_entry(entry, Some(tx))?;
         Ok(Durable(rx))
     }
 
@@ -389,12 +394,7 @@ impl Journal {
     /// Writes `entry` (a later state of it, results) without waiting: it is
     /// durable with the next batch.
     pub fn write(&self, entry: &Entry) {
-        let _ = self.send(
-            TreeName::Entries,
-            entry.id.as_bytes().to_vec(),
-            encode(entry),
-            None,
-        );
+        let _ = self.send_entry(entry, None);
     }
 
     /// Takes the next commit sequence number for `statements`, committed
@@ -480,28 +480,35 @@ impl Journal {
     }
 
     pub fn entry(&self, id: Uuid) -> Result<Option<Entry>, JournalError> {
-        let value = self
+        let body = self
             .inner
             .entries
             .get(id.as_bytes())
             .map_err(|e| JournalError::Read(e.to_string()))?;
-        value.map(|v| decode(&v)).transpose()
+        body.map(|body| self.assemble(id.as_bytes(), &body))
+            .transpose()
     }
 
     /// Every entry, oldest first.
     pub fn entries(&self) -> impl Iterator<Item = Result<Entry, JournalError>> + '_ {
         self.inner.entries.iter().map(|item| {
-            let (_, v) = item.map_err(|e| JournalError::Read(e.to_string()))?;
-            decode(&v)
+            let (id, body) = item.map_err(|e| JournalError::Read(e.to_string()))?;
+            self.assemble(&id, &body)
         })
     }
 
     /// Every entry, newest first.
     pub fn entries_newest_first(&self) -> impl Iterator<Item = Result<Entry, JournalError>> + '_ {
         self.inner.entries.iter().rev().map(|item| {
-            let (_, v) = item.map_err(|e| JournalError::Read(e.to_string()))?;
-            decode(&v)
+            let (id, body) = item.map_err(|e| JournalError::Read(e.to_string()))?;
+            self.assemble(&id, &body)
         })
+    }
+
+    /// An entry from its body and its records.
+    fn assemble(&self, id: &[u8], body: &[u8]) -> Result<Entry, JournalError> {
+        let records = self.inner.outcomes.scan_prefix(records::prefix(id));
+        records::assemble(body, records)
     }
 
     /// Every commit record, the last number first.
@@ -557,6 +564,7 @@ impl Journal {
     pub fn copy_of_trees(&self) -> impl Iterator<Item = Result<ShippedChange, JournalError>> + '_ {
         let trees = [
             (ShippedTree::Entries, &self.inner.entries),
+            (ShippedTree::Outcomes, &self.inner.outcomes),
             (ShippedTree::Commits, &self.inner.commits),
             (ShippedTree::Nodes, &self.inner.nodes),
         ];
@@ -608,6 +616,22 @@ impl Journal {
         )
     }
 
+    /// Sends an entry as it is now, encoded here rather than in the writer
+    /// thread, which every session shares.
+    fn send_entry(
+        &self,
+        entry: &Entry,
+        durable: Option<oneshot::Sender<Result<(), String>>>,
+    ) -> Result<(), JournalError> {
+        self.send_write(Write {
+            tree: TreeName::Entry,
+            key: entry.id.as_bytes().to_vec(),
+            value: Vec::new(),
+            entry: Some(Box::new(EntryRecords::of(entry))),
+            durable,
+        })
+    }
+
     fn send(
         &self,
         tree: TreeName,
@@ -615,6 +639,16 @@ impl Journal {
         value: Vec<u8>,
         durable: Option<oneshot::Sender<Result<(), String>>>,
     ) -> Result<(), JournalError> {
+        self.send_write(Write {
+            tree,
+            key,
+            value,
+            entry: None,
+            durable,
+        })
+    }
+
+    fn send_write(&self, write: Write) -> Result<(), JournalError> {
         let tx = self
             .inner
             .tx
@@ -623,13 +657,8 @@ impl Journal {
         let Some(tx) = tx.as_ref() else {
             return Err(JournalError::Write("the journal is closed".into()));
         };
-        tx.send(Write {
-            tree,
-            key,
-            value,
-            durable,
-        })
-        .map_err(|_| JournalError::Write("the journal writer stopped".into()))
+        tx.send(write)
+            .map_err(|_| JournalError::Write("the journal writer stopped".into()))
     }
 }
 
@@ -821,5 +850,120 @@ mod tests {
         assert_eq!(b.state, CommitState::Committed);
         let a = journal.commit_record(1).expect("read").expect("present");
         assert_eq!(a.state, CommitState::InDoubt, "dropped unresolved");
+    }
+
+    fn result(node: &str, affected_rows: u64) -> NodeResult {
+        NodeResult {
+            node: node.into(),
+            outcome: Outcome::Ok {
+                affected_rows,
+                last_insert_id: 0,
+                warnings: 0,
+                rows: None,
+                insert_ids: Vec::new(),
+            },
+            verdict: None,
+        }
+    }
+
+    /// An entry reads back as last written, with the results appended
+    /// since, across a reopen, and its records go with it: the ways the
+    /// write path changes an entry, each stored without rewriting it whole.
+    #[tokio::test]
+    async fn an_entry_reads_back_as_last_written_with_results_appended_since() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut e = entry("INSERT INTO t VALUES (NULL)");
+        {
+            let journal = Journal::open(dir.path()).expect("open");
+            journal.write(&e);
+            e.results = vec![result("b", 1), result("a", 1)];
+            e.context.insert_id = Some(41);
+            e.state = EntryState::Committed { seq: 1 };
+            journal.write(&e);
+            journal.append_result(e.id, &result("c", 1));
+            journal.append_result(e.id, &result("d", 0));
+            journal.settle().await.expect("settle");
+            let read = journal.entry(e.id).expect("read").expect("present");
+            let nodes: Vec<_> = read.results.iter().map(|r| r.node.as_str()).collect();
+            assert_eq!(nodes, ["b", "a", "c", "d"]);
+            assert_eq!(read.context.insert_id, Some(41));
+            assert_eq!(read.state, EntryState::Committed { seq: 1 });
+            // Written again with fewer results (B's part dropped): exactly
+            // those, as a whole entry written over another meant.
+            e.results = vec![result("a", 1)];
+            journal.write(&e);
+            journal.close();
+        }
+        let journal = Journal::open(dir.path()).expect("reopen");
+        let read = journal.entry(e.id).expect("read").expect("present");
+        assert_eq!(encode(&read), encode(&e));
+        let listed: Vec<_> = journal.entries().map(|r| r.expect("read")).collect();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(encode(&listed[0]), encode(&e));
+        journal
+            .send(
+                TreeName::RemoveEntry,
+                e.id.as_bytes().to_vec(),
+                Vec::new(),
+                None,
+            )
+            .expect("remove");
+        journal.settle().await.expect("settle");
+        assert!(journal.entry(e.id).expect("read").is_none());
+        assert_eq!(
+            journal.inner.outcomes.len(),
+            0,
+            "no record outlives its entry"
+        );
+    }
+
+    /// A journal written before results, state and context had records of
+    /// their own still reads, and a result appended to one of its entries
+    /// comes after the ones it holds.
+    #[tokio::test]
+    async fn an_entry_stored_whole_by_an_earlier_version_still_reads() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let journal = Journal::open(dir.path()).expect("open");
+        let mut old = entry("UPDATE t SET v = 1");
+        old.results = vec![result("b", 1), result("a", 1)];
+        old.state = EntryState::Committed { seq: 3 };
+        journal
+            .inner
+            .entries
+            .insert(old.id.as_bytes(), encode(&old))
+            .expect("insert");
+        assert_eq!(
+            encode(&journal.entry(old.id).expect("read").expect("present")),
+            encode(&old)
+        );
+        journal.append_result(old.id, &result("c", 1));
+        journal.settle().await.expect("settle");
+        let read = journal.entry(old.id).expect("read").expect("present");
+        let nodes: Vec<_> = read.results.iter().map(|r| r.node.as_str()).collect();
+        assert_eq!(nodes, ["b", "a", "c"]);
+        assert_eq!(read.state, EntryState::Committed { seq: 3 });
+    }
+
+    /// A standby's copy of the trees reads the same entries as the active.
+    #[tokio::test]
+    async fn a_copy_of_the_trees_reads_the_same_entries() {
+        let active_dir = tempfile::tempdir().expect("temp dir");
+        let standby_dir = tempfile::tempdir().expect("temp dir");
+        let active = Journal::open(active_dir.path()).expect("open");
+        let mut e = entry("INSERT INTO t VALUES (1)");
+        e.results = vec![result("b", 1), result("a", 1)];
+        e.state = EntryState::Committed { seq: 1 };
+        active.write(&e);
+        active.append_result(e.id, &result("c", 1));
+        active.settle().await.expect("settle");
+        let copy: Vec<_> = active.copy_of_trees().map(|c| c.expect("copy")).collect();
+        let standby = Journal::open(standby_dir.path()).expect("open");
+        if let Some(durable) = standby.apply_copied(copy, true).expect("apply") {
+            durable.wait().await.expect("durable");
+        }
+        let on_active = active.entry(e.id).expect("read").expect("present");
+        let on_standby = standby.entry(e.id).expect("read").expect("present");
+        assert_eq!(encode(&on_standby), encode(&on_active));
+        assert_eq!(on_standby.results.len(), 3);
     }
 }

@@ -2,7 +2,7 @@
 //! applied, as the key-value changes it made, in the writer's order.
 //!
 //! Every change is shipped as the value it left (an appended node result
-//! travels as the whole entry it produced), so that applying a change twice
+//! travels as its record), so that applying a change twice
 //! is harmless: a standby that joins copies the trees while batches go on
 //! (a copy that may already hold some of them) and then applies every batch
 //! from the one it joined at, and ends with the active's trees exactly.
@@ -22,6 +22,8 @@ pub enum ShippedTree {
     Entries = 1,
     Commits = 2,
     Nodes = 3,
+    /// Entries' states and results (`records`).
+    Outcomes = 4,
 }
 
 impl ShippedTree {
@@ -30,6 +32,7 @@ impl ShippedTree {
             1 => Some(ShippedTree::Entries),
             2 => Some(ShippedTree::Commits),
             3 => Some(ShippedTree::Nodes),
+            4 => Some(ShippedTree::Outcomes),
             _ => None,
         }
     }

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use tokio::sync::{oneshot, watch};
 
-use super::entry::{Entry, NodeResult};
+use super::records::{self, EntryRecords};
 use super::shipping::{
     acknowledge, Ack, Shipment, ShipmentSender, ShippedChange, ShippedTree, ToShip,
 };
@@ -30,7 +30,9 @@ const MAX_BATCH: usize = 4096;
 /// Which tree a write goes to.
 #[derive(Debug, Clone, Copy)]
 pub enum TreeName {
-    Entries,
+    /// An entry as it is now (`Write::entry`): its body, state and results
+    /// (`records`), each stored only where it differs.
+    Entry,
     Commits,
     /// Node name → why it is quarantined (empty value: removed).
     Nodes,
@@ -40,7 +42,7 @@ pub enum TreeName {
     /// A node's result (the value) appended to the entry under the key, in
     /// this thread, so that nodes reporting at the same time lose nothing.
     EntryResult,
-    /// Retention: the entry under the key is removed.
+    /// Retention: the entry under the key is removed, with its records.
     RemoveEntry,
     /// Retention: the commit record under the key is removed.
     RemoveCommit,
@@ -56,6 +58,8 @@ pub struct Write {
     pub tree: TreeName,
     pub key: Vec<u8>,
     pub value: Vec<u8>,
+    /// `TreeName::Entry`: what to store.
+    pub entry: Option<Box<EntryRecords>>,
     /// Told once the write is durable (or why it is not).
     pub durable: Option<oneshot::Sender<Result<(), String>>>,
 }
@@ -63,6 +67,8 @@ pub struct Write {
 pub struct Writer {
     pub db: sled::Db,
     pub entries: sled::Tree,
+    /// Each entry's state and results (`records`).
+    pub outcomes: sled::Tree,
     pub commits: sled::Tree,
     pub nodes: sled::Tree,
     pub dir: PathBuf,
@@ -79,32 +85,32 @@ pub struct Writer {
     pub shipping: Arc<Mutex<Option<ShipmentSender>>>,
 }
 
-/// What applying one write changed.
-enum Applied {
-    /// Nothing stored (a barrier, or a result for an entry already gone).
-    Nothing,
-    /// The write's value stored under its key.
-    Set(ShippedTree),
-    /// The write's key removed.
-    Removed(ShippedTree),
-    /// A result appended: the entry as stored now.
-    Appended(Vec<u8>),
+/// What a batch changed, as a standby receives it (collected only when
+/// one may follow).
+struct Changes {
+    ships: bool,
+    list: Vec<ShippedChange>,
 }
 
-impl Applied {
-    /// The change as a standby receives it (copied only when one may).
-    fn shipped(self, write: &Write) -> Option<ShippedChange> {
-        let (tree, value) = match self {
-            Applied::Nothing => return None,
-            Applied::Set(tree) => (tree, Some(write.value.clone())),
-            Applied::Removed(tree) => (tree, None),
-            Applied::Appended(entry) => (ShippedTree::Entries, Some(entry)),
-        };
-        Some(ShippedChange {
-            tree,
-            key: write.key.clone(),
-            value,
-        })
+impl Changes {
+    fn set(&mut self, tree: ShippedTree, key: &[u8], value: &[u8]) {
+        if self.ships {
+            self.list.push(ShippedChange {
+                tree,
+                key: key.to_vec(),
+                value: Some(value.to_vec()),
+            });
+        }
+    }
+
+    fn removed(&mut self, tree: ShippedTree, key: &[u8]) {
+        if self.ships {
+            self.list.push(ShippedChange {
+                tree,
+                key: key.to_vec(),
+                value: None,
+            });
+        }
     }
 }
 
@@ -226,88 +232,194 @@ impl Writer {
             return Err(e.clone());
         }
         // Alone (no `[ha]`), nothing is copied for shipping.
-        let mut changes = Vec::new();
+        let mut changes = Changes {
+            ships,
+            list: Vec::new(),
+        };
         for write in batch {
-            let applied = self.apply(write)?;
-            if ships {
-                changes.extend(applied.shipped(write));
-            }
+            self.apply(write, &mut changes)
+                .map_err(|e| format!("sled: {e}"))?;
         }
-        Ok(changes)
+        Ok(changes.list)
     }
 
-    fn apply(&self, write: &Write) -> Result<Applied, String> {
+    fn apply(&self, write: &Write, changes: &mut Changes) -> Result<(), sled::Error> {
         let key = write.key.as_slice();
-        let insert = |tree: &sled::Tree, shipped: ShippedTree| {
-            tree.insert(key, write.value.as_slice())
-                .map_err(|e| format!("sled insert: {e}"))?;
-            Ok(Applied::Set(shipped))
-        };
-        let remove = |tree: &sled::Tree, shipped: ShippedTree| {
-            tree.remove(key).map_err(|e| format!("sled remove: {e}"))?;
-            Ok(Applied::Removed(shipped))
-        };
         match write.tree {
-            TreeName::Entries => {
-                let previous = self
-                    .entries
-                    .insert(key, write.value.as_slice())
-                    .map_err(|e| format!("sled insert: {e}"))?;
-                count_entry_write(previous.is_some());
-                Ok(Applied::Set(ShippedTree::Entries))
+            TreeName::Entry => {
+                if let Some(records) = &write.entry {
+                    self.store_entry(key, records, changes)?;
+                }
             }
-            TreeName::Commits => insert(&self.commits, ShippedTree::Commits),
-            TreeName::Nodes if write.value.is_empty() => remove(&self.nodes, ShippedTree::Nodes),
-            TreeName::Nodes => insert(&self.nodes, ShippedTree::Nodes),
-            TreeName::Barrier => Ok(Applied::Nothing),
-            TreeName::RemoveEntry => remove(&self.entries, ShippedTree::Entries),
-            TreeName::RemoveCommit => remove(&self.commits, ShippedTree::Commits),
-            TreeName::EntryResult => Ok(match self.append_result(key, &write.value)? {
-                Some(entry) => {
-                    count_entry_write(true);
-                    Applied::Appended(entry)
-                }
-                None => Applied::Nothing,
-            }),
-            TreeName::Copied(tree) => insert(self.tree(tree), tree),
-            TreeName::CopiedRemoval(tree) => remove(self.tree(tree), tree),
+            TreeName::Commits => self.set(ShippedTree::Commits, key, &write.value, changes)?,
+            TreeName::Nodes if write.value.is_empty() => {
+                self.remove(ShippedTree::Nodes, key, changes)?
+            }
+            TreeName::Nodes => self.set(ShippedTree::Nodes, key, &write.value, changes)?,
+            TreeName::Barrier => {}
+            TreeName::RemoveEntry => self.remove_entry(key, changes)?,
+            TreeName::RemoveCommit => self.remove(ShippedTree::Commits, key, changes)?,
+            TreeName::EntryResult => self.append_result(key, &write.value, changes)?,
+            TreeName::Copied(tree) => self.set(tree, key, &write.value, changes)?,
+            TreeName::CopiedRemoval(tree) => self.remove(tree, key, changes)?,
             TreeName::ClearAll => {
-                for tree in [&self.entries, &self.commits, &self.nodes] {
-                    tree.clear().map_err(|e| format!("sled clear: {e}"))?;
+                for tree in [&self.entries, &self.outcomes, &self.commits, &self.nodes] {
+                    tree.clear()?;
                 }
-                Ok(Applied::Nothing)
             }
         }
+        Ok(())
+    }
+
+    fn set(
+        &self,
+        tree: ShippedTree,
+        key: &[u8],
+        value: &[u8],
+        changes: &mut Changes,
+    ) -> Result<(), sled::Error> {
+        self.tree(tree).insert(key, value)?;
+        changes.set(tree, key, value);
+        Ok(())
+    }
+
+    fn remove(
+        &self,
+        tree: ShippedTree,
+        key: &[u8],
+        changes: &mut Changes,
+    ) -> Result<(), sled::Error> {
+        self.tree(tree).remove(key)?;
+        changes.removed(tree, key);
+        Ok(())
+    }
+
+    /// Stores `value` under `key` unless it is there already; whether it
+    /// was stored, and whether it replaced another value.
+    fn set_if_changed(
+        &self,
+        tree: ShippedTree,
+        key: &[u8],
+        value: &[u8],
+        changes: &mut Changes,
+    ) -> Result<Option<bool>, sled::Error> {
+        let stored = self.tree(tree).get(key)?;
+        if stored.as_deref() == Some(value) {
+            return Ok(None);
+        }
+        self.set(tree, key, value, changes)?;
+        Ok(Some(stored.is_some()))
+    }
+
+    fn remove_if_present(
+        &self,
+        tree: ShippedTree,
+        key: &[u8],
+        changes: &mut Changes,
+    ) -> Result<(), sled::Error> {
+        if self.tree(tree).contains_key(key)? {
+            self.remove(tree, key, changes)?;
+        }
+        Ok(())
+    }
+
+    /// Stores an entry as it is now, writing only what changed: its context,
+    /// its body (written once, unless it changed), its state, and its
+    /// results, exactly the entry's (stored positions past them are
+    /// removed). The context goes first: sled recovers a prefix of what was
+    /// applied, so a body found after a crash always has its context.
+    fn store_entry(
+        &self,
+        id: &[u8],
+        entry: &EntryRecords,
+        changes: &mut Changes,
+    ) -> Result<(), sled::Error> {
+        let context = records::context_key(id);
+        self.set_if_changed(ShippedTree::Outcomes, &context, &entry.context, changes)?;
+        if let Some(replaced) =
+            self.set_if_changed(ShippedTree::Entries, id, &entry.body, changes)?
+        {
+            count_entry_write(replaced);
+        }
+        let state = records::state_key(id);
+        match &entry.state {
+            Some(value) => {
+                self.set_if_changed(ShippedTree::Outcomes, &state, value, changes)?;
+            }
+            None => self.remove_if_present(ShippedTree::Outcomes, &state, changes)?,
+        }
+        for (position, result) in entry.results.iter().enumerate() {
+            let key = records::result_key(id, position as u32);
+            self.set_if_changed(ShippedTree::Outcomes, &key, result, changes)?;
+        }
+        let results = records::results_prefix(id);
+        let past = records::result_key(id, entry.results.len() as u32);
+        let stale: Vec<sled::IVec> = self
+            .outcomes
+            .range(past..)
+            .keys()
+            .take_while(|k| match k {
+                Ok(k) => k.starts_with(&results),
+                Err(_) => true,
+            })
+            .collect::<Result<_, _>>()?;
+        for key in stale {
+            self.remove(ShippedTree::Outcomes, &key, changes)?;
+        }
+        Ok(())
+    }
+
+    /// Appends a node's result to a stored entry, at the next position (an
+    /// entry already gone gets nothing).
+    fn append_result(
+        &self,
+        id: &[u8],
+        result: &[u8],
+        changes: &mut Changes,
+    ) -> Result<(), sled::Error> {
+        if !self.entries.contains_key(id)? {
+            return Ok(());
+        }
+        let next = match self
+            .outcomes
+            .scan_prefix(records::results_prefix(id))
+            .next_back()
+        {
+            Some(last) => {
+                let (key, _) = last?;
+                records::position_of(&key).map_or(0, |p| p + 1)
+            }
+            None => 0,
+        };
+        self.set(
+            ShippedTree::Outcomes,
+            &records::result_key(id, next),
+            result,
+            changes,
+        )
+    }
+
+    /// Removes an entry and every record of it.
+    fn remove_entry(&self, id: &[u8], changes: &mut Changes) -> Result<(), sled::Error> {
+        self.remove(ShippedTree::Entries, id, changes)?;
+        let keys: Vec<sled::IVec> = self
+            .outcomes
+            .scan_prefix(records::prefix(id))
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for key in keys {
+            self.remove(ShippedTree::Outcomes, &key, changes)?;
+        }
+        Ok(())
     }
 
     fn tree(&self, tree: ShippedTree) -> &sled::Tree {
         match tree {
             ShippedTree::Entries => &self.entries,
+            ShippedTree::Outcomes => &self.outcomes,
             ShippedTree::Commits => &self.commits,
             ShippedTree::Nodes => &self.nodes,
         }
-    }
-
-    /// Appends a node's result to the stored entry; returns the entry as
-    /// stored now (None: the entry is gone).
-    fn append_result(&self, key: &[u8], result: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        let Some(stored) = self
-            .entries
-            .get(key)
-            .map_err(|e| format!("sled get: {e}"))?
-        else {
-            return Ok(None);
-        };
-        let mut entry: Entry =
-            serde_json::from_slice(&stored).map_err(|e| format!("entry: {e}"))?;
-        let result: NodeResult =
-            serde_json::from_slice(result).map_err(|e| format!("result: {e}"))?;
-        entry.results.push(result);
-        let value = serde_json::to_vec(&entry).map_err(|e| format!("entry: {e}"))?;
-        self.entries
-            .insert(key, value.as_slice())
-            .map_err(|e| format!("sled insert: {e}"))?;
-        Ok(Some(value))
     }
 
     /// fsyncs sled's log file, and blob files it created since the last batch.
@@ -342,7 +454,7 @@ impl Writer {
     }
 }
 
-/// Counts a whole entry written (`rewrite`: over one already stored).
+/// Counts an entry's body written (`rewrite`: over another one stored).
 fn count_entry_write(rewrite: bool) {
     let m = crate::metrics::get();
     m.journal_entry_writes.inc();

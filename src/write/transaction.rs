@@ -174,12 +174,12 @@ impl Driver {
         let statements = std::mem::take(&mut txn.entries);
         let ids: Vec<_> = statements.iter().map(|e| e.id).collect();
         // The commit's entry (and the statements' before it) reach the disk
-        // with its number's sync.
-        self.shared.chain.journal.write(&Entry {
-            kind: EntryKind::Write,
-            applies: ids.clone(),
-            ..entry.clone()
-        });
+        // with its number's sync. It names the statements it commits in
+        // every later state too (the committed one is the one a restart
+        // rebuilds a lost commit record from), so it is written whole once.
+        entry.kind = EntryKind::Write;
+        entry.applies = ids.clone();
+        self.shared.chain.journal.write(entry);
         let mut entries = statements.clone();
         entries.push(entry.clone());
         let work = CommitWork {
