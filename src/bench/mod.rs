@@ -15,21 +15,29 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use setups::{Direct, Endpoint, Galera, Haproxy, Lockstep, LockstepHa, Semisync, SetupError};
+use setups::{
+    Direct, Endpoint, Galera, Haproxy, Lockstep, LockstepHa, LockstepSetup, Semisync, SetupError,
+};
 use sysbench::Run;
 
 pub use report::write as write_report;
 
-/// The configurations, in the order each round runs them.
-pub const CONFIGS: [&str; 7] = [
+/// The configurations, in the order each round runs them (the last only
+/// with `Plan::baseline`).
+pub const CONFIGS: [&str; 9] = [
     "direct",
     "haproxy",
     "semisync",
     "semisync-2",
     "galera",
     "lockstep",
+    "lockstep-2",
     "lockstep-ha",
+    BASELINE,
 ];
+
+/// An earlier lockstep build, run as `lockstep` is (three nodes).
+pub const BASELINE: &str = "lockstep-baseline";
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -37,6 +45,8 @@ pub struct Plan {
     pub seconds: u32,
     pub rounds: usize,
     pub journal_seconds: u64,
+    /// Another lockstep binary, measured beside this one (an A/B run).
+    pub baseline: Option<PathBuf>,
 }
 
 impl Plan {
@@ -50,6 +60,7 @@ impl Plan {
             seconds: 8,
             rounds: 3,
             journal_seconds: 2,
+            baseline: None,
         }
     }
 
@@ -73,6 +84,7 @@ impl Plan {
             seconds: 18,
             rounds: 3,
             journal_seconds: 5,
+            baseline: None,
         }
     }
 }
@@ -140,6 +152,9 @@ pub struct Results {
     pub journal: Vec<journal::JournalRun>,
     pub lockstep_peak_rss_kib: u64,
     pub took_s: u64,
+    /// The earlier lockstep binary measured as `lockstep-baseline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +175,7 @@ pub async fn run(plan: Plan, quick: bool, work: &Path) -> Result<Results, BenchE
     let started = Instant::now();
     let dir = work.to_path_buf();
     let plan_for_sysbench = plan.clone();
+    let baseline = plan.baseline.as_ref().map(|b| b.display().to_string());
     let (machine, measured, catch_up, rss) =
         tokio::task::spawn_blocking(move || measure_configs(&plan_for_sysbench, &dir))
             .await
@@ -176,6 +192,7 @@ pub async fn run(plan: Plan, quick: bool, work: &Path) -> Result<Results, BenchE
         journal,
         lockstep_peak_rss_kib: rss,
         took_s: started.elapsed().as_secs(),
+        baseline,
     })
 }
 
@@ -188,19 +205,32 @@ fn measure_configs(plan: &Plan, dir: &Path) -> Result<Measurements, BenchError> 
     let semisync = Semisync::start(dir, "semisync", 1)?;
     let semisync_two = Semisync::start(dir, "semisync-2", 2)?;
     let galera = Galera::start(dir)?;
-    let lockstep = Lockstep::start(dir)?;
+    let lockstep = Lockstep::start(dir, lockstep_setup("lockstep", 3, None))?;
+    let lockstep_two = Lockstep::start(dir, lockstep_setup("lockstep-2", 2, None))?;
     let lockstep_ha = LockstepHa::start(dir)?;
-    let endpoints = [
-        direct.endpoint(),
-        haproxy.endpoint(),
-        semisync.endpoint(),
-        semisync_two.endpoint(),
-        galera.endpoint(),
-        lockstep.endpoint(),
-        lockstep_ha.endpoint(),
+    let baseline = match &plan.baseline {
+        Some(binary) => Some(Lockstep::start(
+            dir,
+            lockstep_setup(BASELINE, 3, Some(binary)),
+        )?),
+        None => None,
+    };
+    let mut configs = vec![
+        ("direct", direct.endpoint()),
+        ("haproxy", haproxy.endpoint()),
+        ("semisync", semisync.endpoint()),
+        ("semisync-2", semisync_two.endpoint()),
+        ("galera", galera.endpoint()),
+        ("lockstep", lockstep.endpoint()),
+        ("lockstep-2", lockstep_two.endpoint()),
+        ("lockstep-ha", lockstep_ha.endpoint()),
     ];
+    if let Some(baseline) = &baseline {
+        configs.push((BASELINE, baseline.endpoint()));
+    }
     // Direct and HAProxy share one server: one set of tables.
-    for endpoint in endpoints.iter().filter(|e| e.port != endpoints[1].port) {
+    let haproxy_port = haproxy.endpoint().port;
+    for (_, endpoint) in configs.iter().filter(|(_, e)| e.port != haproxy_port) {
         info!(port = endpoint.port, "sysbench prepare");
         create_database(endpoint)?;
         sysbench::prepare(endpoint).map_err(BenchError::Run)?;
@@ -208,9 +238,9 @@ fn measure_configs(plan: &Plan, dir: &Path) -> Result<Measurements, BenchError> 
     let machine = machine(dir, direct.server.port)?;
     let mut measured = Vec::new();
     for (workload, threads) in &plan.workloads {
-        let mut per_config: Vec<Measured> = CONFIGS
+        let mut per_config: Vec<Measured> = configs
             .iter()
-            .map(|config| Measured {
+            .map(|(config, _)| Measured {
                 workload: workload.to_string(),
                 threads: *threads,
                 config: config.to_string(),
@@ -227,9 +257,9 @@ fn measure_configs(plan: &Plan, dir: &Path) -> Result<Measurements, BenchError> 
         let mut batches = Vec::new();
         let mut phases: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for round in 0..plan.rounds {
-            for (i, endpoint) in endpoints.iter().enumerate() {
-                info!(workload, threads, config = CONFIGS[i], round, "run");
-                if CONFIGS[i] == "lockstep" {
+            for (i, (config, endpoint)) in configs.iter().enumerate() {
+                info!(workload, threads, config, round, "run");
+                if *config == "lockstep" {
                     let measured =
                         lockstep_run(&lockstep, workload, *threads, plan.seconds, endpoint)?;
                     cpu.push(measured.cpu_share);
@@ -267,13 +297,23 @@ fn measure_configs(plan: &Plan, dir: &Path) -> Result<Measurements, BenchError> 
         None
     };
     let rss = peak_rss_kib(lockstep.pid());
+    drop(baseline);
     drop(lockstep_ha);
+    drop(lockstep_two);
     drop(lockstep);
     drop(semisync_two);
     drop(semisync);
     drop(haproxy);
     drop(direct);
     Ok((machine, measured, catch_up, rss))
+}
+
+fn lockstep_setup<'a>(name: &'a str, nodes: usize, binary: Option<&'a Path>) -> LockstepSetup<'a> {
+    LockstepSetup {
+        name,
+        nodes,
+        binary,
+    }
 }
 
 /// Longest wait for a let-go tail to have every commit.

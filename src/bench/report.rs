@@ -110,7 +110,14 @@ fn markdown(results: &Results, charts: &[(String, String)]) -> String {
         **semisync-2** the same with two replicas, a commit waiting for either one's acknowledgement (3 servers, as many as lockstep); \
         **galera** a three-node Galera cluster (galera-4), clients on its first node, every commit certified by the cluster (3 servers); \
         **lockstep** lockstep in front of a master, a synchronous slave and a tail node (journal fsync'd per write); \
-        **lockstep-ha** the same with a standby instance over etcd (`[ha]`: each commit also waits for the standby's copy of its journal records).\n");
+        **lockstep-2** lockstep in front of a master and a synchronous slave, no tail (2 servers, as many as semisync); \
+        **lockstep-ha** the same as lockstep with a standby instance over etcd (`[ha]`: each commit also waits for the standby's copy of its journal records).\n");
+    if let Some(binary) = &results.baseline {
+        let _ = writeln!(
+            s,
+            "**lockstep-baseline**: an earlier build (`{binary}`), set up as lockstep, measured in the same rounds: lockstep / lockstep-baseline is the change's effect.\n"
+        );
+    }
     let mut threads_seen: Vec<(String, u32)> = Vec::new();
     for x in &results.measured {
         if !threads_seen.contains(&(x.workload.clone(), x.threads)) {
@@ -159,6 +166,23 @@ fn markdown(results: &Results, charts: &[(String, String)]) -> String {
                 l.journal_batch.unwrap_or(0.0),
                 l.tail_lag_p99_s.map_or("-".into(), |v| format!("{v:.3} s"))
             );
+            if let Some(two) = find(results, workload, *threads, "lockstep-2") {
+                let _ = writeln!(
+                    s,
+                    "lockstep with two nodes / semisync (2 servers each): {}, p95 {}.\n",
+                    ratio(headline(two), other("semisync")),
+                    ratio(two.median.p95_ms, p95("semisync")),
+                );
+            }
+            if let Some(base) = find(results, workload, *threads, super::BASELINE) {
+                let _ = writeln!(
+                    s,
+                    "lockstep / lockstep-baseline (the change's effect): {}, p95 {}, p50 {}.\n",
+                    ratio(headline(l), headline(base)),
+                    ratio(l.median.p95_ms, base.median.p95_ms),
+                    ratio(l.median.p50_ms, base.median.p50_ms),
+                );
+            }
             if let Some(ha) = find(results, workload, *threads, "lockstep-ha") {
                 let _ = writeln!(
                     s,
@@ -273,6 +297,12 @@ fn targets(results: &Results) -> Vec<String> {
         if let Some(g) = find(results, "oltp_write_only", 8, "galera") {
             lines.push(write_target(l, g, "a three-node Galera cluster's"));
         }
+        if let Some(two) = find(results, "oltp_write_only", 8, "lockstep-2") {
+            lines.push(format!(
+                "two nodes: {}",
+                write_target(two, s, "semi-sync's with one replica (2 servers each)")
+            ));
+        }
         if let Some(lag) = l.tail_lag_p99_s {
             lines.push(format!(
                 "tail lag p99 < 1 s during oltp_write_only: {} ({lag:.3} s)",
@@ -336,10 +366,16 @@ fn chart(results: &Results, workload: &str) -> String {
         t.dedup();
         t
     };
+    // Only the configurations this run measured (the baseline is optional).
+    let configs: Vec<&str> = CONFIGS
+        .iter()
+        .copied()
+        .filter(|c| results.measured.iter().any(|m| m.config == *c))
+        .collect();
     let values: Vec<Vec<f64>> = groups
         .iter()
         .map(|t| {
-            CONFIGS
+            configs
                 .iter()
                 .map(|c| find(results, workload, *t, c).map_or(0.0, headline))
                 .collect()
@@ -347,12 +383,13 @@ fn chart(results: &Results, workload: &str) -> String {
         .collect();
     let max = values.iter().flatten().copied().fold(1.0, f64::max);
     let colors = [
-        "#4e79a7", "#f28e2b", "#59a14f", "#76b7b2", "#edc948", "#e15759", "#b07aa1",
+        "#4e79a7", "#f28e2b", "#59a14f", "#76b7b2", "#edc948", "#e15759", "#ff9da7", "#b07aa1",
+        "#9c755f",
     ];
-    let (width, height, top, bottom, left) = (640.0, 360.0, 40.0, 60.0, 70.0);
+    let (width, height, top, bottom, left) = (760.0, 380.0, 40.0, 80.0, 70.0);
     let plot_h = height - top - bottom;
     let group_w = (width - left - 20.0) / groups.len().max(1) as f64;
-    let bar_w = group_w / (CONFIGS.len() as f64 + 1.0);
+    let bar_w = group_w / (configs.len() as f64 + 1.0);
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <text x=\"{left}\" y=\"20\" font-size=\"14\">{workload} — {} (median)</text>\n",
@@ -381,9 +418,10 @@ fn chart(results: &Results, workload: &str) -> String {
             top + plot_h + 18.0
         );
     }
-    for (i, config) in CONFIGS.iter().enumerate() {
-        let x = left + i as f64 * 112.0;
-        let y = height - 15.0;
+    // The legend in rows of five.
+    for (i, config) in configs.iter().enumerate() {
+        let x = left + (i % 5) as f64 * 136.0;
+        let y = height - 35.0 + (i / 5) as f64 * 20.0;
         let _ = writeln!(
             svg,
             "<rect x=\"{x}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{}\" y=\"{y}\">{config}</text>",

@@ -389,19 +389,31 @@ pub struct Lockstep {
     pub admin_port: u16,
 }
 
+/// Which lockstep a configuration runs, and in front of how many nodes.
+pub struct LockstepSetup<'a> {
+    /// The configuration's name: its servers, journal and log are named so.
+    pub name: &'a str,
+    /// 3: a master, a synchronous slave and a tail; 2: no tail.
+    pub nodes: usize,
+    /// Another lockstep binary (an A/B run against an earlier build); None:
+    /// this one.
+    pub binary: Option<&'a Path>,
+}
+
 impl Lockstep {
-    pub fn start(dir: &Path) -> Result<Lockstep, SetupError> {
-        let nodes = three_nodes(dir, "lockstep")?;
+    pub fn start(dir: &Path, setup: LockstepSetup<'_>) -> Result<Lockstep, SetupError> {
+        let mut nodes = three_nodes(dir, setup.name)?;
+        nodes.truncate(setup.nodes);
         let port = mariadb::free_port().map_err(io("free port"))?;
         let admin_port = mariadb::free_port().map_err(io("free port"))?;
-        let journal_dir = dir.join("lockstep-journal");
+        let journal_dir = dir.join(format!("{}-journal", setup.name));
         let mut config = format!(
             "listen = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n\
              journal_dir = \"{}\"\n\n[[users]]\nname = \"bench\"\npassword = \"bench\"\n",
             journal_dir.display()
         );
         config.push_str(&nodes_section(&nodes));
-        let child = serve(dir, "lockstep", &config)?;
+        let child = serve_with(dir, setup.name, &config, setup.binary)?;
         wait_for_port(port)?;
         Ok(Lockstep {
             nodes,
@@ -547,10 +559,24 @@ fn nodes_section(nodes: &[MariaDb]) -> String {
 /// `lockstep serve` (this release binary) with `config`, written to
 /// `dir/NAME.toml`, its log in `dir/NAME.log`.
 fn serve(dir: &Path, name: &str, config: &str) -> Result<Child, SetupError> {
+    serve_with(dir, name, config, None)
+}
+
+/// `serve`, with another lockstep binary when one is given.
+fn serve_with(
+    dir: &Path,
+    name: &str,
+    config: &str,
+    binary: Option<&Path>,
+) -> Result<Child, SetupError> {
     let config_path = dir.join(format!("{name}.toml"));
     std::fs::write(&config_path, config).map_err(io("write the lockstep configuration"))?;
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).map_err(io("lockstep log"))?;
-    Command::new(std::env::current_exe().map_err(io("current exe"))?)
+    let binary = match binary {
+        Some(binary) => binary.to_path_buf(),
+        None => std::env::current_exe().map_err(io("current exe"))?,
+    };
+    Command::new(binary)
         .args(["serve", "--config"])
         .arg(&config_path)
         .env("RUST_LOG", "warn")

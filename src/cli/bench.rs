@@ -18,6 +18,11 @@ pub struct BenchArgs {
     /// (after a change to the report, or when writing it failed).
     #[arg(long, value_name = "JSON")]
     pub report_from: Option<PathBuf>,
+    /// Also measure this lockstep binary (an earlier build), as
+    /// `lockstep-baseline`, interleaved with the rest: a change's effect as
+    /// a ratio from one run.
+    #[arg(long, value_name = "BINARY")]
+    pub baseline: Option<PathBuf>,
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), CliError> {
@@ -32,11 +37,21 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     let work = tempfile::Builder::new()
         .prefix("lockstep-bench")
         .tempdir()?;
-    let plan = if args.quick {
+    let mut plan = if args.quick {
         bench::Plan::quick()
     } else {
         bench::Plan::full()
     };
+    if let Some(binary) = args.baseline {
+        if !binary.is_file() {
+            return Err(std::io::Error::other(format!(
+                "--baseline {}: no such file",
+                binary.display()
+            ))
+            .into());
+        }
+        plan.baseline = Some(std::fs::canonicalize(&binary)?);
+    }
     let results = bench::run(plan, args.quick, work.path())
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
