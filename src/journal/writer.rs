@@ -399,7 +399,9 @@ impl Writer {
         )
     }
 
-    /// Removes an entry and every record of it.
+    /// Removes an entry and every record of it, the body first: a reader
+    /// that finds the records gone looks at the body again and takes the
+    /// entry as removed (`Journal::assemble`).
     fn remove_entry(&self, id: &[u8], changes: &mut Changes) -> Result<(), sled::Error> {
         self.remove(ShippedTree::Entries, id, changes)?;
         let keys: Vec<sled::IVec> = self
