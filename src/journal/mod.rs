@@ -3,8 +3,8 @@
 //! statements it committed. The tail appliers replay from it.
 //!
 //! Trees: `entries` (requestId, 16 bytes, sorting by time as ids are UUID
-//! v7 → `Entry` JSON without its state and results), `outcomes` (each
-//! entry's state and node results as records of their own, `records.rs`),
+//! v7 → the entry as first written, `records.rs`), `outcomes` (what changed
+//! in an entry since, and the tails' results, as small records of their own),
 //! `commits` (sequence number, big-endian u64 → `CommitRecord` JSON) and
 //! `nodes`. All writes go through one writer thread (`writer.rs`) that
 //! batches and fsyncs.
@@ -485,60 +485,44 @@ impl Journal {
             .entries
             .get(id.as_bytes())
             .map_err(|e| JournalError::Read(e.to_string()))?;
-        match body {
-            Some(body) => self.assemble(id.as_bytes(), &body),
-            None => Ok(None),
-        }
+        body.map(|body| self.assemble(id.as_bytes(), &body))
+            .transpose()
     }
 
     /// Every entry, oldest first.
     pub fn entries(&self) -> impl Iterator<Item = Result<Entry, JournalError>> + '_ {
-        self.inner
-            .entries
-            .iter()
-            .filter_map(|item| self.assemble_item(item))
+        self.inner.entries.iter().map(|item| {
+            let (id, value) = item.map_err(|e| JournalError::Read(e.to_string()))?;
+            self.assemble(&id, &value)
+        })
     }
 
     /// Every entry, newest first.
     pub fn entries_newest_first(&self) -> impl Iterator<Item = Result<Entry, JournalError>> + '_ {
-        self.inner
-            .entries
-            .iter()
-            .rev()
-            .filter_map(|item| self.assemble_item(item))
+        self.inner.entries.iter().rev().map(|item| {
+            let (id, value) = item.map_err(|e| JournalError::Read(e.to_string()))?;
+            self.assemble(&id, &value)
+        })
     }
 
-    /// An entry as a tree iterator yields it (None: removed meanwhile).
-    fn assemble_item(
-        &self,
-        item: Result<(sled::IVec, sled::IVec), sled::Error>,
-    ) -> Option<Result<Entry, JournalError>> {
-        match item {
-            Ok((id, body)) => self.assemble(&id, &body).transpose(),
-            Err(e) => Some(Err(JournalError::Read(e.to_string()))),
+    /// An entry's later outcome and its tails' results, read with point
+    /// reads (a sled prefix scan copies the whole leaf it starts in).
+    fn records_of(&self, id: &[u8]) -> sled::Result<(Option<sled::IVec>, Vec<sled::IVec>)> {
+        let outcomes = &self.inner.outcomes;
+        let later = outcomes.get(records::outcome_key(id))?;
+        let mut results = Vec::new();
+        while let Some(result) = outcomes.get(records::result_key(id, results.len() as u32))? {
+            results.push(result);
         }
+        Ok((later, results))
     }
 
-    /// An entry from its body and its records; None when retention
-    /// removed it between the body's read and the records' (its records
-    /// gone, its body gone too once looked at again).
-    fn assemble(&self, id: &[u8], body: &[u8]) -> Result<Option<Entry>, JournalError> {
-        let records = self.inner.outcomes.scan_prefix(records::prefix(id));
-        match records::assemble(body, records) {
-            Ok(entry) => Ok(Some(entry)),
-            Err(e) => {
-                let still_there = self
-                    .inner
-                    .entries
-                    .contains_key(id)
-                    .map_err(|e| JournalError::Read(e.to_string()))?;
-                if still_there {
-                    Err(e)
-                } else {
-                    Ok(None)
-                }
-            }
-        }
+    /// An entry from its stored value and its records.
+    fn assemble(&self, id: &[u8], value: &[u8]) -> Result<Entry, JournalError> {
+        let (later, results) = self
+            .records_of(id)
+            .map_err(|e| JournalError::Read(e.to_string()))?;
+        records::assemble(value, later.as_deref(), &results)
     }
 
     /// Every commit record, the last number first.
@@ -995,32 +979,5 @@ mod tests {
         let on_standby = standby.entry(e.id).expect("read").expect("present");
         assert_eq!(encode(&on_standby), encode(&on_active));
         assert_eq!(on_standby.results.len(), 3);
-    }
-
-    /// Retention removing an entry between a reader's read of its body and
-    /// of its records: the reader takes it as removed, where it failed the
-    /// whole read before (`/journal/stats` answered 500 in
-    /// tests/retention.rs). A body still there without its context is an
-    /// error.
-    #[tokio::test]
-    async fn an_entry_removed_while_it_is_read_is_skipped() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let journal = Journal::open(dir.path()).expect("open");
-        let e = entry("INSERT INTO t VALUES (2)");
-        let body = EntryRecords::of(&e).body;
-        journal
-            .inner
-            .entries
-            .insert(e.id.as_bytes(), body.clone())
-            .expect("insert");
-        assert!(journal.entry(e.id).is_err(), "a body without its context");
-        assert_eq!(journal.entries().count(), 1);
-        journal
-            .inner
-            .entries
-            .remove(e.id.as_bytes())
-            .expect("remove");
-        let read = journal.assemble(e.id.as_bytes(), &body).expect("no error");
-        assert!(read.is_none(), "removed while read");
     }
 }

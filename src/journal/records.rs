@@ -1,57 +1,102 @@
-//! How an entry is stored: its body once, and its state and each node's
-//! result as small records of their own.
+//! How an entry is stored, so that no change to it rewrites it whole.
 //!
 //! An entry changes after it is first written: B's and A's results arrive,
 //! B's AUTO_INCREMENT value joins its context, its state moves to
-//! committed, each tail adds its result. Stored whole,
-//! every one of those changes rewrote the whole entry (its statement text,
-//! session state and parameters), and each tail's result made the journal's
-//! single writer thread parse and re-encode it (issue 15's budget: no
-//! rewrite of whole entries). Now the `entries` tree holds the body, which
-//! does not change, and the `outcomes` tree holds, under keys that start
-//! with the entry's requestId:
+//! committed, each tail adds its result. Stored whole, every change
+//! rewrote the whole entry (its statement, parameters and the session
+//! state, which carries the session's whole `SET SESSION …` prefix: most of
+//! its bytes), and each tail's result made the journal's single writer
+//! thread parse and re-encode it (issue 15's budget: no rewrite of whole
+//! entries).
 //!
-//! - `id ++ 'C'`: the context (what the statement's replays pin);
-//! - `id ++ 'S'`: the state (absent: pending);
-//! - `id ++ 'R' ++ position` (u32, big-endian): the result at that position
-//!   in `Entry::results`, so that a prefix scan reads them in order.
+//! So an entry is two parts: the **body**, what does not change (statement,
+//! session state, who sent it), and the **outcome**, what the write path
+//! changes (context, state, the results of the nodes it ran on). The first
+//! write stores both in one value of the `entries` tree (`Framed`: one
+//! insert, as before). A later write of the entry stores only a changed
+//! outcome, as the record `id ++ 'D'` in the `outcomes` tree (some hundred
+//! bytes); each tail's result is the record `id ++ 'R' ++ position` (u32,
+//! big-endian, contiguous from 0). The number of sled inserts per statement
+//! stays what it was: measured, sled's cost is per insert (each may copy
+//! the leaf it lands in), so splitting an entry into more records than
+//! changes made the writer thread slower, not faster.
 //!
-//! Writing an entry "as it is now" stores only what differs from what is
-//! stored, with the old meaning kept: the results are exactly the entry's
-//! (positions past them are removed). Appending a result takes the next
-//! position. Journals written before hold context, results and state in the
-//! body: they are read as before, and records add to them.
+//! A write of the entry means "the entry is now this", results included:
+//! the write path writes back entries it read with the tails' results in
+//! them, so a changed outcome replaces the `R` records too. Journals
+//! written before hold the whole entry as JSON in `entries`: read as before.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::entry::{BinlogMarks, Entry, EntryKind, EntryState, SessionState, Statement};
+use super::entry::{
+    BinlogMarks, Context, Entry, EntryKind, EntryState, NodeResult, SessionState, Statement,
+};
 use super::{decode, encode, JournalError};
 
-/// The tag after the requestId of a context record.
-const CONTEXT_TAG: u8 = b'C';
-/// The tag after the requestId of a state record.
-const STATE_TAG: u8 = b'S';
-/// The tag after the requestId of a result record.
+/// The tag after the requestId of a later outcome.
+const OUTCOME_TAG: u8 = b'D';
+/// The tag after the requestId of a tail's result.
 const RESULT_TAG: u8 = b'R';
+/// The first byte of a framed value (an entry stored whole as JSON, by
+/// earlier versions, starts with `{`).
+const FRAMED: u8 = 1;
 
 /// An entry as the writer stores it.
 pub(super) struct EntryRecords {
     pub body: Vec<u8>,
-    pub context: Vec<u8>,
-    /// None: pending (no record).
-    pub state: Option<Vec<u8>>,
-    pub results: Vec<Vec<u8>>,
+    pub outcome: Vec<u8>,
 }
 
 impl EntryRecords {
     pub fn of(entry: &Entry) -> EntryRecords {
         EntryRecords {
             body: encode(&Body::of(entry)),
-            context: encode(&entry.context),
-            state: (entry.state != EntryState::Pending).then(|| encode(&entry.state)),
-            results: entry.results.iter().map(encode).collect(),
+            outcome: encode(&OutcomeOf {
+                context: &entry.context,
+                state: &entry.state,
+                results: &entry.results,
+            }),
         }
+    }
+
+    /// Body and outcome in one value, for the first write.
+    pub fn framed(&self) -> Vec<u8> {
+        let mut value = Vec::with_capacity(5 + self.body.len() + self.outcome.len());
+        value.push(FRAMED);
+        value.extend_from_slice(&(self.body.len() as u32).to_be_bytes());
+        value.extend_from_slice(&self.body);
+        value.extend_from_slice(&self.outcome);
+        value
+    }
+}
+
+/// A stored value of the `entries` tree, read.
+pub(super) enum Stored<'a> {
+    Framed {
+        body: &'a [u8],
+        outcome: &'a [u8],
+    },
+    /// An entry stored whole by an earlier version.
+    Whole(&'a [u8]),
+}
+
+impl<'a> Stored<'a> {
+    pub fn of(value: &'a [u8]) -> Result<Stored<'a>, JournalError> {
+        if value.first() != Some(&FRAMED) {
+            return Ok(Stored::Whole(value));
+        }
+        let bad = || JournalError::Read("a journal entry is cut short".into());
+        let len: [u8; 4] = value
+            .get(1..5)
+            .ok_or_else(bad)?
+            .try_into()
+            .map_err(|_| bad())?;
+        let end = 5 + u32::from_be_bytes(len) as usize;
+        Ok(Stored::Framed {
+            body: value.get(5..end).ok_or_else(bad)?,
+            outcome: value.get(end..).ok_or_else(bad)?,
+        })
     }
 }
 
@@ -75,7 +120,7 @@ struct Body<'a> {
 impl<'a> Body<'a> {
     fn of(entry: &'a Entry) -> Body<'a> {
         // Every field named, none with `..`: a field added to `Entry` does
-        // not compile here until it is stored with the body or a record.
+        // not compile here until it is stored with the body or the outcome.
         let Entry {
             id,
             session,
@@ -106,86 +151,73 @@ impl<'a> Body<'a> {
     }
 }
 
-/// Every record of the entry: its state and results.
+/// The part of an entry the write path changes, as written.
+#[derive(Serialize)]
+struct OutcomeOf<'a> {
+    context: &'a Context,
+    state: &'a EntryState,
+    results: &'a [NodeResult],
+}
+
+/// The part of an entry the write path changes, as read.
+#[derive(Deserialize)]
+struct Outcome {
+    context: Context,
+    state: EntryState,
+    results: Vec<NodeResult>,
+}
+
+/// Every record of the entry.
 pub(super) fn prefix(id: &[u8]) -> Vec<u8> {
     id.to_vec()
 }
 
-pub(super) fn context_key(id: &[u8]) -> Vec<u8> {
+pub(super) fn outcome_key(id: &[u8]) -> Vec<u8> {
     let mut key = id.to_vec();
-    key.push(CONTEXT_TAG);
-    key
-}
-
-pub(super) fn state_key(id: &[u8]) -> Vec<u8> {
-    let mut key = id.to_vec();
-    key.push(STATE_TAG);
-    key
-}
-
-pub(super) fn results_prefix(id: &[u8]) -> Vec<u8> {
-    let mut key = id.to_vec();
-    key.push(RESULT_TAG);
+    key.push(OUTCOME_TAG);
     key
 }
 
 pub(super) fn result_key(id: &[u8], position: u32) -> Vec<u8> {
-    let mut key = results_prefix(id);
+    let mut key = id.to_vec();
+    key.push(RESULT_TAG);
     key.extend_from_slice(&position.to_be_bytes());
     key
 }
 
-/// The position a result record's key names.
-pub(super) fn position_of(key: &[u8]) -> Option<u32> {
-    let tail = key.get(key.len().checked_sub(4)?..)?;
-    Some(u32::from_be_bytes(tail.try_into().ok()?))
-}
-
-/// The entry from its body and its records (key, value), in key order.
+/// The entry from its stored value, its later outcome if any, and the
+/// tails' results.
 pub(super) fn assemble(
-    body: &[u8],
-    records: impl Iterator<Item = Result<(sled::IVec, sled::IVec), sled::Error>>,
+    value: &[u8],
+    later_outcome: Option<&[u8]>,
+    tail_results: &[sled::IVec],
 ) -> Result<Entry, JournalError> {
-    let mut entry: Entry = decode(body)?;
-    let id_len = entry.id.as_bytes().len();
-    // The context is in the body only in journals written before it had a
-    // record of its own; a body found with neither is unreadable rather
-    // than replayed at timestamp 0.
-    let mut has_context = entry.context.timestamp_us != 0;
-    for record in records {
-        let (key, value) = record.map_err(|e| JournalError::Read(e.to_string()))?;
-        match key.get(id_len) {
-            Some(&CONTEXT_TAG) => {
-                entry.context = decode(&value)?;
-                has_context = true;
-            }
-            Some(&STATE_TAG) => entry.state = decode(&value)?,
-            Some(&RESULT_TAG) => entry.results.push(decode(&value)?),
-            _ => {
-                return Err(JournalError::Read(format!(
-                    "bad record key for {}",
-                    entry.id
-                )))
-            }
-        }
+    let (mut entry, first_outcome): (Entry, _) = match Stored::of(value)? {
+        Stored::Whole(whole) => (decode(whole)?, None),
+        Stored::Framed { body, outcome } => (decode(body)?, Some(outcome)),
+    };
+    if let Some(outcome) = later_outcome.or(first_outcome) {
+        apply(&mut entry, decode(outcome)?);
     }
-    if !has_context {
-        let why = format!("entry {} has no context", entry.id);
-        return Err(JournalError::Read(why));
+    for result in tail_results {
+        entry.results.push(decode(result)?);
     }
     Ok(entry)
+}
+
+fn apply(entry: &mut Entry, outcome: Outcome) {
+    entry.context = outcome.context;
+    entry.state = outcome.state;
+    entry.results = outcome.results;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::entry::{now_us, Context, NodeResult, NodeThread, Outcome, SqlText};
+    use crate::journal::entry::{now_us, NodeThread, Outcome as NodeOutcome, SqlText};
 
-    /// The body read back is the entry without its results and state:
-    /// nothing else is lost on the way.
-    #[test]
-    fn a_body_keeps_every_field_but_results_and_state() {
-        let entry = Entry {
+    fn every_field_set() -> Entry {
+        Entry {
             id: Uuid::now_v7(),
             session: 7,
             user: "app".into(),
@@ -205,7 +237,7 @@ mod tests {
             created_us: now_us(),
             results: vec![NodeResult {
                 node: "n2".into(),
-                outcome: Outcome::Lost {
+                outcome: NodeOutcome::Lost {
                     reason: "gone".into(),
                 },
                 verdict: None,
@@ -220,38 +252,47 @@ mod tests {
                     binlog_from: None,
                 }],
             }),
-        };
+        }
+    }
+
+    /// Body and outcome together are the whole entry: nothing is lost on
+    /// the way, whatever field it is in.
+    #[test]
+    fn a_framed_entry_reads_back_whole() {
+        let entry = every_field_set();
         let records = EntryRecords::of(&entry);
-        let context = Ok((
-            sled::IVec::from(context_key(entry.id.as_bytes())),
-            sled::IVec::from(records.context.clone()),
-        ));
-        let back = assemble(&records.body, std::iter::once(context)).expect("body reads back");
-        let expected = Entry {
+        let back = assemble(&records.framed(), None, &[]).expect("reads back");
+        assert_eq!(encode(&back), encode(&entry));
+        let later = Entry {
+            state: EntryState::RolledBack,
             results: Vec::new(),
-            state: EntryState::Pending,
             ..entry.clone()
         };
-        assert_eq!(encode(&back), encode(&expected));
-        assert!(records.state.is_some());
-        assert_eq!(records.results.len(), 1);
-        let lost = assemble(&records.body, std::iter::empty());
-        assert!(lost.is_err(), "a body without its context is unreadable");
+        let back = assemble(
+            &records.framed(),
+            Some(&EntryRecords::of(&later).outcome),
+            &[],
+        )
+        .expect("reads back");
+        assert_eq!(encode(&back), encode(&later));
     }
 
     #[test]
-    fn result_keys_sort_by_position_and_name_it() {
+    fn a_value_cut_short_is_an_error_not_a_panic() {
+        let framed = EntryRecords::of(&every_field_set()).framed();
+        for len in [1, 3, 5, 40] {
+            assert!(assemble(&framed[..len], None, &[]).is_err(), "{len}");
+        }
+    }
+
+    #[test]
+    fn result_keys_sort_by_position() {
         let id = Uuid::now_v7();
         let keys: Vec<_> = [0u32, 1, 255, 256, 70_000]
             .iter()
             .map(|&p| result_key(id.as_bytes(), p))
             .collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(position_of(&keys[3]), Some(256));
-        assert!(keys
-            .iter()
-            .all(|k| k.starts_with(&results_prefix(id.as_bytes()))));
-        assert!(state_key(id.as_bytes()) > results_prefix(id.as_bytes()));
-        assert!(context_key(id.as_bytes()) < results_prefix(id.as_bytes()));
+        assert!(outcome_key(id.as_bytes()) < keys[0]);
     }
 }

@@ -294,23 +294,6 @@ impl Writer {
         Ok(())
     }
 
-    /// Stores `value` under `key` unless it is there already; whether it
-    /// was stored, and whether it replaced another value.
-    fn set_if_changed(
-        &self,
-        tree: ShippedTree,
-        key: &[u8],
-        value: &[u8],
-        changes: &mut Changes,
-    ) -> Result<Option<bool>, sled::Error> {
-        let stored = self.tree(tree).get(key)?;
-        if stored.as_deref() == Some(value) {
-            return Ok(None);
-        }
-        self.set(tree, key, value, changes)?;
-        Ok(Some(stored.is_some()))
-    }
-
     fn remove_if_present(
         &self,
         tree: ShippedTree,
@@ -323,50 +306,66 @@ impl Writer {
         Ok(())
     }
 
-    /// Stores an entry as it is now, writing only what changed: its context,
-    /// its body (written once, unless it changed), its state, and its
-    /// results, exactly the entry's (stored positions past them are
-    /// removed). The context goes first: sled recovers a prefix of what was
-    /// applied, so a body found after a crash always has its context.
+    /// Stores an entry as it is now (`records`): the first write stores
+    /// body and outcome in one value; a later one only a changed outcome,
+    /// which replaces the tails' results too (the entry written is the
+    /// whole truth, as when entries were stored whole). A changed body (it
+    /// never changes on the write path) rewrites the entry, counted.
     fn store_entry(
         &self,
         id: &[u8],
         entry: &EntryRecords,
         changes: &mut Changes,
     ) -> Result<(), sled::Error> {
-        let context = records::context_key(id);
-        self.set_if_changed(ShippedTree::Outcomes, &context, &entry.context, changes)?;
-        if let Some(replaced) =
-            self.set_if_changed(ShippedTree::Entries, id, &entry.body, changes)?
-        {
-            count_entry_write(replaced);
-        }
-        let state = records::state_key(id);
-        match &entry.state {
-            Some(value) => {
-                self.set_if_changed(ShippedTree::Outcomes, &state, value, changes)?;
+        let Some(stored) = self.entries.get(id)? else {
+            count_entry_write(false);
+            return self.set(ShippedTree::Entries, id, &entry.framed(), changes);
+        };
+        let outcome_key = records::outcome_key(id);
+        let first_outcome = match records::Stored::of(&stored) {
+            Ok(records::Stored::Framed { body, outcome }) if body == entry.body.as_slice() => {
+                outcome.to_vec()
             }
-            None => self.remove_if_present(ShippedTree::Outcomes, &state, changes)?,
+            // Another body, or an entry stored whole by an earlier version.
+            _ => {
+                count_entry_write(true);
+                self.set(ShippedTree::Entries, id, &entry.framed(), changes)?;
+                self.remove_if_present(ShippedTree::Outcomes, &outcome_key, changes)?;
+                return self.remove_tail_results(id, changes);
+            }
+        };
+        let current = self.outcomes.get(&outcome_key)?;
+        let current = current.as_deref().unwrap_or(&first_outcome);
+        if current == entry.outcome.as_slice() {
+            return Ok(());
         }
-        for (position, result) in entry.results.iter().enumerate() {
-            let key = records::result_key(id, position as u32);
-            self.set_if_changed(ShippedTree::Outcomes, &key, result, changes)?;
-        }
-        let results = records::results_prefix(id);
-        let past = records::result_key(id, entry.results.len() as u32);
-        let stale: Vec<sled::IVec> = self
-            .outcomes
-            .range(past..)
-            .keys()
-            .take_while(|k| match k {
-                Ok(k) => k.starts_with(&results),
-                Err(_) => true,
-            })
-            .collect::<Result<_, _>>()?;
-        for key in stale {
+        self.set(ShippedTree::Outcomes, &outcome_key, &entry.outcome, changes)?;
+        self.remove_tail_results(id, changes)
+    }
+
+    /// Removes the tails' results (contiguous from position 0).
+    fn remove_tail_results(&self, id: &[u8], changes: &mut Changes) -> Result<(), sled::Error> {
+        let mut position = 0;
+        loop {
+            let key = records::result_key(id, position);
+            if !self.outcomes.contains_key(&key)? {
+                return Ok(());
+            }
             self.remove(ShippedTree::Outcomes, &key, changes)?;
+            position += 1;
         }
-        Ok(())
+    }
+
+    /// How many results the entry has stored: positions are contiguous
+    /// from 0, so the first one missing. Probed with point reads: a sled
+    /// range or prefix scan copies the whole leaf it starts in, which on
+    /// this thread, once per write, cost more than the rewrites it saved.
+    fn stored_results(&self, id: &[u8]) -> Result<u32, sled::Error> {
+        let mut count = 0;
+        while self.outcomes.contains_key(records::result_key(id, count))? {
+            count += 1;
+        }
+        Ok(count)
     }
 
     /// Appends a node's result to a stored entry, at the next position (an
@@ -380,17 +379,7 @@ impl Writer {
         if !self.entries.contains_key(id)? {
             return Ok(());
         }
-        let next = match self
-            .outcomes
-            .scan_prefix(records::results_prefix(id))
-            .next_back()
-        {
-            Some(last) => {
-                let (key, _) = last?;
-                records::position_of(&key).map_or(0, |p| p + 1)
-            }
-            None => 0,
-        };
+        let next = self.stored_results(id)?;
         self.set(
             ShippedTree::Outcomes,
             &records::result_key(id, next),
@@ -399,9 +388,7 @@ impl Writer {
         )
     }
 
-    /// Removes an entry and every record of it, the body first: a reader
-    /// that finds the records gone looks at the body again and takes the
-    /// entry as removed (`Journal::assemble`).
+    /// Removes an entry and every record of it.
     fn remove_entry(&self, id: &[u8], changes: &mut Changes) -> Result<(), sled::Error> {
         self.remove(ShippedTree::Entries, id, changes)?;
         let keys: Vec<sled::IVec> = self
