@@ -271,7 +271,8 @@ impl<'a, W: AsyncWrite + Unpin> QueryResultWriter<'a, W> {
     /// sets of this response).
     pub async fn error_raw(mut self, code: u16, sqlstate: &[u8], msg: &[u8]) -> io::Result<()> {
         self.finalize(true).await?;
-        writers::write_err_raw(code, sqlstate, msg, self.writer).await
+        writers::write_err_raw(code, sqlstate, msg, self.writer).await?;
+        self.send_now().await
     }
 
     /// Reply with an error in place of the result still held back (the last
@@ -285,7 +286,8 @@ impl<'a, W: AsyncWrite + Unpin> QueryResultWriter<'a, W> {
         msg: &[u8],
     ) -> io::Result<()> {
         self.last_end = None;
-        writers::write_err_raw(code, sqlstate, msg, self.writer).await
+        writers::write_err_raw(code, sqlstate, msg, self.writer).await?;
+        self.send_now().await
     }
 
     /// Like `no_more_results`, but the last result's terminator carries these
@@ -310,7 +312,8 @@ impl<'a, W: AsyncWrite + Unpin> QueryResultWriter<'a, W> {
             }
             None => {}
         }
-        self.finalize(false).await
+        self.finalize(false).await?;
+        self.send_now().await
     }
 
     /// Start a resultset response to the client that conforms to the given `columns`.
@@ -355,13 +358,24 @@ impl<'a, W: AsyncWrite + Unpin> QueryResultWriter<'a, W> {
         E: Borrow<[u8]> + ?Sized,
     {
         self.finalize(true).await?;
-        writers::write_err(kind, msg.borrow(), self.writer).await
+        writers::write_err(kind, msg.borrow(), self.writer).await?;
+        self.send_now().await
     }
 
     /// Send the last bits of the last resultset to the client, and indicate that there are no more
     /// resultsets coming.
     pub async fn no_more_results(mut self) -> io::Result<()> {
-        self.finalize(false).await
+        self.finalize(false).await?;
+        self.send_now().await
+    }
+
+    /// The answer is complete: it goes to the client now, not when the
+    /// shim's handler returns (lockstep patch 20). A shim may go on working
+    /// after answering (lockstep commits on its second node after the
+    /// client has the master's answer); until then the answer sat in the
+    /// buffer and the client waited for that work too.
+    async fn send_now(&mut self) -> io::Result<()> {
+        self.writer.flush_all().await
     }
 }
 
