@@ -387,7 +387,7 @@ impl Tail {
         self.status.caught_up.store(false, Ordering::Relaxed);
         info!(from = applied, "applier connected");
         let mut lanes = Lanes::new(self.node.clone(), conn);
-        let mut batches = journal.batches();
+        let mut commits_changed = journal.commits_changed();
         loop {
             if until == Until::SyncVacant {
                 self.check_no_role()?;
@@ -434,7 +434,7 @@ impl Tail {
                     // Everything decided is applied: the rest is in flight
                     // (or not yet written).
                     self.reached_the_end();
-                    let _ = tokio::time::timeout(POLL, batches.changed()).await;
+                    let _ = tokio::time::timeout(POLL, commits_changed.changed()).await;
                     continue;
                 }
             };

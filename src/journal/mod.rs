@@ -94,6 +94,7 @@ struct Inner {
     /// writer in sequence order and no number is ever skipped silently.
     last_seq: Mutex<u64>,
     batches: watch::Receiver<u64>,
+    commits_changed: watch::Receiver<u64>,
     /// Set by the writer when a write or flush failed: nothing is
     /// acknowledged after that.
     failed: Arc<OnceLock<String>>,
@@ -147,6 +148,7 @@ impl Journal {
             None => 0,
         };
         let (batches_tx, batches) = watch::channel(0);
+        let (commits_changed_tx, commits_changed) = watch::channel(0);
         let (tx, rx) = mpsc::channel();
         let failed = Arc::new(OnceLock::new());
         let shipping = Arc::new(Mutex::new(None));
@@ -160,6 +162,7 @@ impl Journal {
             fsynced_blobs: HashSet::new(),
             log: None,
             batches: batches_tx,
+            commits_changed: commits_changed_tx,
             failed: failed.clone(),
             shipping: shipping.clone(),
         };
@@ -178,6 +181,7 @@ impl Journal {
                 nodes,
                 last_seq: Mutex::new(last_seq),
                 batches,
+                commits_changed,
                 failed,
                 shipping,
                 may_act: OnceLock::new(),
@@ -546,6 +550,13 @@ impl Journal {
     /// Changes each time a batch of writes has reached sled and the disk.
     pub fn batches(&self) -> watch::Receiver<u64> {
         self.inner.batches.clone()
+    }
+
+    /// Changes each time a batch that wrote commit records (a number
+    /// taken, a commit resolved) has reached sled: what a tail waiting for
+    /// the next commit waits on.
+    pub fn commits_changed(&self) -> watch::Receiver<u64> {
+        self.inner.commits_changed.clone()
     }
 
     /// From now on every batch goes to `sender` with the acknowledgements

@@ -64,6 +64,20 @@ pub struct Write {
     pub durable: Option<oneshot::Sender<Result<(), String>>>,
 }
 
+impl Write {
+    /// Whether applying it may resolve (or add, or remove) a commit record.
+    fn changes_commits(&self) -> bool {
+        matches!(
+            self.tree,
+            TreeName::Commits
+                | TreeName::RemoveCommit
+                | TreeName::Copied(ShippedTree::Commits)
+                | TreeName::CopiedRemoval(ShippedTree::Commits)
+                | TreeName::ClearAll
+        )
+    }
+}
+
 pub struct Writer {
     pub db: sled::Db,
     pub entries: sled::Tree,
@@ -75,8 +89,14 @@ pub struct Writer {
     pub fsynced_blobs: HashSet<OsString>,
     /// sled's log file, opened once for its fsyncs.
     pub log: Option<File>,
-    /// Counts finished batches: the tail appliers wait on it.
+    /// Counts finished batches (the numbers a standby follows).
     pub batches: watch::Sender<u64>,
+    /// Counts finished batches that wrote commit records: the tail
+    /// appliers wait on it for the next commit's resolution. Most batches
+    /// hold only entries of statements still in their transaction, and
+    /// waking every tail for each of them cost a thread switch per client
+    /// statement on a machine whose cores the nodes need.
+    pub commits_changed: watch::Sender<u64>,
     /// Once a flush failed nothing more is acknowledged: the journal's state
     /// on disk is unknown. Shared, so that sessions refuse writes up front.
     pub failed: Arc<OnceLock<String>>,
@@ -158,6 +178,9 @@ impl Writer {
             (None, Err(e)) => Err(e),
         };
         self.batches.send_modify(|n| *n += 1);
+        if outcome.is_err() || batch.iter().any(Write::changes_commits) {
+            self.commits_changed.send_modify(|n| *n += 1);
+        }
         let acks: Vec<_> = batch.into_iter().filter_map(|w| w.durable).collect();
         match outcome {
             Ok(()) => Self::acknowledge(shipping, number, acks),

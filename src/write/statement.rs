@@ -254,8 +254,12 @@ impl Driver {
                     warn!("the synchronous slave failed a statement the master passed");
                 }
                 if in_txn {
+                    // Journaled after the answer: nothing waits for this
+                    // entry before the transaction's commit number, which
+                    // comes later through the same ordered writer.
+                    let answered = relay::finish_with(w, end, &mut self.status).await;
                     self.keep_in_transaction(entry);
-                    return relay::finish_with(w, end, &mut self.status).await;
+                    return answered;
                 }
                 // The client's autocommit is on, whatever lockstep's own
                 // transaction around the statement made A report.
