@@ -28,9 +28,11 @@ fn a_text_and_an_execution_written_back_to_back() {
             .await
             .expect("prep");
 
-        // A text of three statements, then an insert: one round trip.
+        // A text of three statements, then an insert: one round trip,
+        // one write (patch 6; two without it).
         let trips = c.round_trips();
         let sent = c.commands_sent();
+        let flushed = c.flushed_writes();
         match c
             .exec_iter_after_query(
                 b"BEGIN; SET @pinned = 'yes'; DO 1",
@@ -47,6 +49,11 @@ fn a_text_and_an_execution_written_back_to_back() {
         }
         assert_eq!(c.affected_rows(), 1);
         assert_eq!((c.round_trips() - trips, c.commands_sent() - sent), (1, 2));
+        assert_eq!(
+            c.flushed_writes() - flushed,
+            1,
+            "text and execution in one write"
+        );
 
         // Rows after the text: the variable it set is seen, every row read.
         let rows: Vec<Row> = match c
@@ -140,6 +147,7 @@ fn a_pipeline_of_texts_and_executions() {
         let insert = c.prep("INSERT INTO q.t VALUES (?, ?)").await.expect("prep");
         let trips = c.round_trips();
         let sent = c.commands_sent();
+        let flushed = c.flushed_writes();
         let mut pipeline = c
             .write_pipeline(vec![
                 PipelinedCommand::Query(b"SET @p = 7; INSERT INTO q.t VALUES (1, @p)"),
@@ -152,6 +160,8 @@ fn a_pipeline_of_texts_and_executions() {
             .await
             .expect("written");
         assert_eq!(pipeline.owed(), 5);
+        // Five commands, one write (patch 6; five without it).
+        assert_eq!(c.flushed_writes() - flushed, 1, "the pipeline in one write");
 
         c.next_text_answer(&mut pipeline)
             .await
@@ -198,5 +208,37 @@ fn a_pipeline_of_texts_and_executions() {
             .await
             .expect("count");
         assert_eq!(n, Some(2));
+    });
+}
+
+/// A pipeline that cannot be written whole (an execution given the wrong
+/// number of parameters, found after the commands before it were
+/// buffered) sends nothing: the connection is given up rather than send
+/// the buffered commands later, out of turn, with another command's write.
+#[test]
+fn a_pipeline_refused_half_way_sends_none_of_it() {
+    let cluster = Cluster::start(1);
+    let opts = mysql_async::Opts::from_url(&cluster.master().url()).expect("url");
+    runtime().block_on(async {
+        let mut c = Conn::new(opts.clone()).await.expect("connect");
+        c.query_drop("CREATE DATABASE r; CREATE TABLE r.t (id INT PRIMARY KEY)")
+            .await
+            .expect("schema");
+        let insert = c.prep("INSERT INTO r.t VALUES (?)").await.expect("prep");
+        let written = c
+            .write_pipeline(vec![
+                PipelinedCommand::Query(b"INSERT INTO r.t VALUES (1)"),
+                PipelinedCommand::Exec(&insert, Params::Positional(vec![2.into()])),
+                PipelinedCommand::Exec(&insert, Params::Positional(vec![3.into(), 4.into()])),
+            ])
+            .await;
+        assert!(written.is_err(), "the mismatched execution is refused");
+        assert!(
+            c.query_drop("INSERT INTO r.t VALUES (5)").await.is_err(),
+            "the connection is given up"
+        );
+        let mut other = Conn::new(opts).await.expect("connect again");
+        let rows: Vec<i32> = other.query("SELECT id FROM r.t").await.expect("rows");
+        assert!(rows.is_empty(), "nothing of the pipeline ran: {rows:?}");
     });
 }

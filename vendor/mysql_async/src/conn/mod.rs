@@ -115,6 +115,8 @@ struct ConnInner {
     // lockstep patch 4: commands written without waiting for an answer
     // first (a pipelined execution, long data).
     commands_unanswered: u64,
+    // lockstep patch 6: writes handed to the socket (a flush each).
+    flushed_writes: u64,
     last_err_packet: Option<mysql_common::packets::ServerError<'static>>,
     handshake_complete: bool,
     pool: Option<Pool>,
@@ -169,6 +171,7 @@ impl ConnInner {
             columns_extended_metadata: Vec::new(),
             commands_sent: 0,
             commands_unanswered: 0,
+            flushed_writes: 0,
             last_err_packet: None,
             handshake_complete: false,
             stream: None,
@@ -301,6 +304,13 @@ impl Conn {
     /// but COM_STMT_CLOSE, which the server does not answer.
     pub fn commands_sent(&self) -> u64 {
         self.inner.commands_sent
+    }
+
+    /// lockstep patch 6: how many writes this connection flushed to its
+    /// socket since it was opened: commands written back to back
+    /// (`exec_iter_after_query`, `write_pipeline`) leave in one.
+    pub fn flushed_writes(&self) -> u64 {
+        self.inner.flushed_writes
     }
 
     /// lockstep patch 4: how many times this connection waited for the
@@ -1086,6 +1096,7 @@ impl Conn {
     }
 
     pub(crate) async fn write_packet(&mut self, data: PooledBuf) -> Result<()> {
+        self.inner.flushed_writes += 1; // lockstep patch 6
         crate::io::WritePacket::new(&mut *self, data)
             .await
             .map_err(|io_err| {
@@ -1093,6 +1104,66 @@ impl Conn {
                 self.inner.disconnected = true;
                 From::from(io_err)
             })
+    }
+
+    /// lockstep patch 6: like `write_packet`, but the packet waits in the
+    /// codec's buffer for the next flushed write (`flush_written`).
+    async fn write_packet_buffered(&mut self, data: PooledBuf) -> Result<()> {
+        crate::io::WritePacket::buffered(&mut *self, data)
+            .await
+            .map_err(|io_err| {
+                self.inner.stream.take();
+                self.inner.disconnected = true;
+                From::from(io_err)
+            })
+    }
+
+    /// lockstep patch 6: sends the packets `write_command_raw_buffered`
+    /// left in the buffer, in one write.
+    pub(crate) async fn flush_written(&mut self) -> Result<()> {
+        self.inner.flushed_writes += 1;
+        crate::io::WritePacket::flush(&mut *self)
+            .await
+            .map_err(|io_err| {
+                self.inner.stream.take();
+                self.inner.disconnected = true;
+                From::from(io_err)
+            })
+    }
+
+    /// lockstep patch 6: a command written back to back with the next
+    /// one, which sends both (`flush_written` or any flushed write).
+    pub(crate) async fn write_command_raw_buffered(&mut self, body: PooledBuf) -> Result<()> {
+        debug_assert!(!body.is_empty());
+        self.clean_dirty().await?;
+        self.inner.commands_sent += 1; // lockstep patch 3
+        self.reset_seq_id();
+        self.write_packet_buffered(body).await
+    }
+
+    /// lockstep patch 6: `write_command_data`, buffered.
+    pub(crate) async fn write_command_data_buffered<T>(
+        &mut self,
+        cmd: Command,
+        cmd_data: T,
+    ) -> Result<()>
+    where
+        T: AsRef<[u8]>,
+    {
+        let cmd_data = cmd_data.as_ref();
+        let mut buf = crate::buffer_pool().get();
+        let body = buf.as_mut();
+        body.push(cmd as u8);
+        body.extend_from_slice(cmd_data);
+        self.write_command_raw_buffered(buf).await
+    }
+
+    /// lockstep patch 6: a write that failed half-way leaves commands in
+    /// the buffer that the next flushed write would send out of turn: the
+    /// connection is given up instead.
+    pub(crate) fn abandon_written(&mut self) {
+        self.inner.stream.take();
+        self.inner.disconnected = true;
     }
 
     /// Writes bytes to a server.

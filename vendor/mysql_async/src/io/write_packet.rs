@@ -24,6 +24,10 @@ use crate::{buffer_pool::PooledBuf, connection_like::Connection, error::IoError}
 pub struct WritePacket<'a, 't> {
     conn: Connection<'a, 't>,
     data: Option<PooledBuf>,
+    /// lockstep patch 6: false when the packet may wait in the codec's
+    /// buffer for the next flushed write (commands written back to back
+    /// leave in one `write` instead of one each).
+    flush: bool,
 }
 
 impl<'a, 't> WritePacket<'a, 't> {
@@ -31,6 +35,26 @@ impl<'a, 't> WritePacket<'a, 't> {
         Self {
             conn: conn.into(),
             data: Some(data),
+            flush: true,
+        }
+    }
+
+    /// lockstep patch 6: the packet is encoded into the codec's buffer,
+    /// not sent yet.
+    pub(crate) fn buffered<T: Into<Connection<'a, 't>>>(conn: T, data: PooledBuf) -> Self {
+        Self {
+            conn: conn.into(),
+            data: Some(data),
+            flush: false,
+        }
+    }
+
+    /// lockstep patch 6: sends what buffered packets wait.
+    pub(crate) fn flush<T: Into<Connection<'a, 't>>>(conn: T) -> Self {
+        Self {
+            conn: conn.into(),
+            data: None,
+            flush: true,
         }
     }
 }
@@ -42,6 +66,7 @@ impl Future for WritePacket<'_, '_> {
         let Self {
             ref mut conn,
             ref mut data,
+            flush,
         } = *self;
 
         match conn.as_mut().stream_mut() {
@@ -57,9 +82,10 @@ impl Future for WritePacket<'_, '_> {
                     codec.start_send(data)?;
                 }
 
-                let codec = Pin::new(stream.codec.as_mut().expect("must be here"));
-
-                ready!(codec.poll_flush(cx))?;
+                if flush {
+                    let codec = Pin::new(stream.codec.as_mut().expect("must be here"));
+                    ready!(codec.poll_flush(cx))?;
+                }
 
                 Poll::Ready(Ok(()))
             }

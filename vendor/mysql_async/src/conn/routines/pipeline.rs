@@ -63,15 +63,25 @@ impl Routine<Pipeline> for WritePipelineRoutine<'_> {
             let mut pipeline = Pipeline::default();
             let count = self.commands.len();
             for command in self.commands {
-                let len = match command {
-                    PipelinedCommand::Query(text) => {
-                        conn.write_command_data(Command::COM_QUERY, text).await?;
-                        1 + text.len()
-                    }
-                    PipelinedCommand::Exec(stmt, params) => write_exec(conn, stmt, params).await?,
+                // Buffered, then sent in one write (lockstep patch 6).
+                let written = match command {
+                    PipelinedCommand::Query(text) => conn
+                        .write_command_data_buffered(Command::COM_QUERY, text)
+                        .await
+                        .map(|()| 1 + text.len()),
+                    PipelinedCommand::Exec(stmt, params) => write_exec(conn, stmt, params).await,
                 };
-                pipeline.owed.push_back(len);
+                match written {
+                    Ok(len) => pipeline.owed.push_back(len),
+                    Err(err) => {
+                        // Some commands may wait unsent in the buffer: none
+                        // may leave later, out of turn.
+                        conn.abandon_written();
+                        return Err(err);
+                    }
+                }
             }
+            conn.flush_written().await?;
             // One wait for all of them.
             conn.inner.commands_unanswered += count.saturating_sub(1) as u64;
             Ok(pipeline)
@@ -102,7 +112,7 @@ async fn write_exec(conn: &mut Conn, stmt: &Statement, params: Params) -> crate:
     if as_long_data {
         conn.send_long_data(stmt.id(), params.iter()).await?;
     }
-    conn.write_command_raw(exec).await?;
+    conn.write_command_raw_buffered(exec).await?;
     Ok(len)
 }
 

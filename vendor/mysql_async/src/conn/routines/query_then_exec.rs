@@ -78,7 +78,10 @@ impl Routine<Option<ServerError>> for QueryThenExecRoutine<'_> {
                     .await?;
                 return Ok(None);
             }
-            conn.write_command_data(Command::COM_QUERY, query).await?;
+            // One write for both (lockstep patch 6): long data, if any,
+            // sends the text with it.
+            conn.write_command_data_buffered(Command::COM_QUERY, query)
+                .await?;
             if as_long_data {
                 conn.send_long_data(stmt.id(), params.iter()).await?;
             }
