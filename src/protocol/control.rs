@@ -10,6 +10,7 @@
 use uuid::Uuid;
 
 use crate::journal::Context;
+use crate::router::TransactionAccess;
 use crate::sql::ddl_tables::ExclusiveTables;
 
 /// Opens the transaction an autocommit statement runs in on A and B (and a
@@ -100,6 +101,24 @@ pub fn begin_on_sync(client_begin: &[u8]) -> Vec<u8> {
         client_begin,
     ]
     .concat()
+}
+
+/// B's side of a client transaction as it is opened once the transaction's
+/// first statement reaches B, in that statement's round trip
+/// (`write::OpenTransaction`): `begin_on_sync` of `START TRANSACTION` in
+/// the client's access mode. `WITH CONSISTENT SNAPSHOT` does not matter
+/// there (B reads under SERIALIZABLE's locks, not from a snapshot); `READ
+/// ONLY` does: B must refuse the writes A refuses, or the AUTO_INCREMENT
+/// value a refused INSERT took on B alone would shift B's next ones.
+pub fn opening_on_sync(access: TransactionAccess) -> &'static str {
+    match access {
+        TransactionAccess::ReadWrite => {
+            "COMMIT; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; START TRANSACTION"
+        }
+        TransactionAccess::ReadOnly => {
+            "COMMIT; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; START TRANSACTION READ ONLY"
+        }
+    }
 }
 
 impl Wrap {

@@ -305,6 +305,71 @@ pub fn commits_open_transaction(query: &[u8]) -> bool {
     }
 }
 
+/// A savepoint statement (`SAVEPOINT`, `RELEASE SAVEPOINT`, `ROLLBACK
+/// [WORK] TO [SAVEPOINT]`): part of its transaction's replay, but no change
+/// of data that needs a commit number of its own.
+pub fn is_savepoint_statement(query: &[u8]) -> bool {
+    if plainly_starts_with_none_of(query, &["SAVEPOINT", "RELEASE", "ROLLBACK"]) {
+        return false;
+    }
+    let Some(lexemes) = lex(query) else {
+        return false;
+    };
+    let words = Words(&lexemes);
+    statement_count(&lexemes) == 1
+        && match words.upper(0).as_deref() {
+            Some("SAVEPOINT" | "RELEASE") => true,
+            Some("ROLLBACK") => matches!(
+                (words.upper(1).as_deref(), words.upper(2).as_deref()),
+                (Some("TO"), _) | (Some("WORK"), Some("TO"))
+            ),
+            _ => false,
+        }
+}
+
+/// How a client's `BEGIN` / `START TRANSACTION` opens a transaction: its
+/// access mode, or None when the text is anything but those words (a
+/// comment, an unusual spelling: then it is sent to B as it is).
+pub fn transaction_access(query: &[u8]) -> Option<TransactionAccess> {
+    const WORDS: &[&str] = &[
+        "BEGIN",
+        "WORK",
+        "START",
+        "TRANSACTION",
+        "READ",
+        "ONLY",
+        "WRITE",
+        "WITH",
+        "CONSISTENT",
+        "SNAPSHOT",
+    ];
+    let lexemes = lex(query)?;
+    let mut words = Vec::new();
+    for lexeme in &lexemes {
+        match (&lexeme.token, lexeme.word_upper()) {
+            (_, Some(word)) if WORDS.contains(&word.as_str()) => words.push(word),
+            (Token::Comma, _) => {}
+            (Token::SemiColon, _) if std::ptr::eq(lexeme, lexemes.last()?) => {}
+            _ => return None,
+        }
+    }
+    if !matches!(words.first().map(String::as_str), Some("BEGIN" | "START")) {
+        return None;
+    }
+    let read_only = words.windows(2).any(|w| w[0] == "READ" && w[1] == "ONLY");
+    Some(match read_only {
+        true => TransactionAccess::ReadOnly,
+        false => TransactionAccess::ReadWrite,
+    })
+}
+
+/// A transaction's access mode as its `START TRANSACTION` sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionAccess {
+    ReadWrite,
+    ReadOnly,
+}
+
 /// How many statements a text holds.
 fn statement_count(lexemes: &[Lexeme]) -> usize {
     statements_of(lexemes).len()
@@ -1612,6 +1677,40 @@ mod tests {
         assert_eq!(route(b"COMMIT"), Route::Commit);
         assert_eq!(route(b"commit work;"), Route::Commit);
         assert_eq!(route(b"ROLLBACK"), Route::Rollback);
+        for savepoint in [
+            "SAVEPOINT a",
+            "release savepoint a",
+            "ROLLBACK TO a",
+            "ROLLBACK WORK TO SAVEPOINT a",
+        ] {
+            assert!(is_savepoint_statement(savepoint.as_bytes()), "{savepoint}");
+        }
+        for other in [
+            "ROLLBACK",
+            "ROLLBACK WORK",
+            "SELECT 1",
+            "SAVEPOINT a; DELETE FROM t",
+        ] {
+            assert!(!is_savepoint_statement(other.as_bytes()), "{other}");
+        }
+        use TransactionAccess::{ReadOnly, ReadWrite};
+        for (begin, access) in [
+            ("BEGIN", Some(ReadWrite)),
+            ("begin work;", Some(ReadWrite)),
+            ("START TRANSACTION", Some(ReadWrite)),
+            ("START TRANSACTION READ ONLY", Some(ReadOnly)),
+            (
+                "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+                Some(ReadOnly),
+            ),
+            ("START TRANSACTION READ WRITE", Some(ReadWrite)),
+            ("START TRANSACTION /*! READ ONLY */", Some(ReadOnly)),
+            ("START TRANSACTION /* a comment */", Some(ReadWrite)),
+            ("BEGIN; DELETE FROM t", None),
+            ("START TRANSACTION READ ONLY, READ WRITE x", None),
+        ] {
+            assert_eq!(transaction_access(begin.as_bytes()), access, "{begin}");
+        }
         assert_eq!(route(b"ROLLBACK WORK"), Route::Rollback);
         assert_eq!(
             route(b"BEGIN; INSERT INTO t VALUES (1); COMMIT"),

@@ -250,16 +250,33 @@ pub struct OpenTransaction {
     /// The data-changing statements A accepted, in order: what its commit
     /// record lists for the tail.
     entries: Vec<Entry>,
+    /// What opens B's side, while it is not open yet: the transaction's
+    /// first statement that runs on B sends it in its own round trip
+    /// (`control::opening_on_sync`, ahead of its pin), rather than BEGIN
+    /// (or, with autocommit off, the first write) costing B a round trip
+    /// of its own. A transaction that only reads never reaches B. None
+    /// once sent, and under LOCK TABLES, where B's BEGIN is sent at once
+    /// or never (it releases B's table locks).
+    opening_on_sync: Option<&'static str>,
+    /// A statement kept changed data (not only savepoints): the COMMIT
+    /// then takes a commit number and writes lockstep's row on A and B.
+    changes_data: bool,
     /// Tells the registry (failover ends such sessions) while it is open.
     _mark: TransactionMark,
 }
 
 impl OpenTransaction {
-    fn new(session: &Driver, gate: OwnedRwLockReadGuard<()>) -> OpenTransaction {
+    fn new(
+        session: &Driver,
+        gate: OwnedRwLockReadGuard<()>,
+        opening_on_sync: Option<&'static str>,
+    ) -> OpenTransaction {
         session.shared.registry.set_in_transaction(session.id, true);
         OpenTransaction {
             _gate: gate,
             entries: Vec::new(),
+            opening_on_sync,
+            changes_data: false,
             _mark: TransactionMark {
                 shared: session.shared.clone(),
                 id: session.id,
@@ -801,6 +818,20 @@ impl Driver {
     }
 
     /// A transaction is open (or autocommit is off, so the next statement opens one).
+    /// What opens B's side of the open transaction, once: the caller sends
+    /// it to B ahead of the statement it runs there.
+    pub(super) fn take_opening_on_sync(&mut self) -> Option<&'static str> {
+        self.txn.as_mut()?.opening_on_sync.take()
+    }
+
+    /// Whether B may hold something of the open transaction (or of one
+    /// lockstep does not know about): what ends it must be sent to B too.
+    pub(super) fn open_on_sync(&self) -> bool {
+        self.txn
+            .as_ref()
+            .is_none_or(|t| t.opening_on_sync.is_none())
+    }
+
     pub(crate) fn in_transaction(&self) -> bool {
         self.txn.is_some()
             || self.status.contains(StatusFlags::SERVER_STATUS_IN_TRANS)

@@ -140,11 +140,20 @@ impl Driver {
         // previous statement.
         let pinned = entry.kind != EntryKind::Read;
         let wrap = self.wrap();
-        // Phase "run on B": B first, in a transaction that stays open.
-        let opening = if in_txn {
-            control::SAVEPOINT
-        } else {
-            wrap.open()
+        // Phase "run on B": B first, in a transaction that stays open (its
+        // first statement there opens it).
+        let opening_on_sync = self.take_opening_on_sync();
+        if let (false, Some(open)) = (pinned, opening_on_sync) {
+            // No pin to carry it: a round trip of its own.
+            if let Err(err) = self.sync_control_bytes(open.as_bytes()).await {
+                self.finish_entry(&mut entry, EntryState::Failed);
+                return self.answer(w, Err(err)).await;
+            }
+        }
+        let opening = match (in_txn, opening_on_sync) {
+            (true, Some(open)) => format!("{open}; {}", control::SAVEPOINT),
+            (true, None) => control::SAVEPOINT.to_string(),
+            (false, _) => wrap.open().to_string(),
         };
         let question = Question::for_statement(work.sql(), true);
         // Under LOCK TABLES a pin can fail as the client's statement would
@@ -154,7 +163,7 @@ impl Driver {
         let sync_pin = pinned.then(|| {
             Pinning::of(&entry.context)
                 .setting(question.pin_addition())
-                .opened_by(opening)
+                .opened_by(&opening)
                 .in_its_own_trip(own_trip)
         });
         let on_sync = self.run_first_on_sync(&work, sync_pin, &mut entry, in_txn, question);
@@ -258,7 +267,7 @@ impl Driver {
                     // entry before the transaction's commit number, which
                     // comes later through the same ordered writer.
                     let answered = relay::finish_with(w, end, &mut self.status).await;
-                    self.keep_in_transaction(entry);
+                    self.keep_in_transaction(entry, router::is_savepoint_statement(work.sql()));
                     return answered;
                 }
                 // The client's autocommit is on, whatever lockstep's own
@@ -703,7 +712,9 @@ impl Driver {
 
     /// Rolls back the open transaction on A and B (B lost it already).
     pub(super) async fn end_transaction_everywhere(&mut self) {
-        self.sync_finish(&control::rollback_unpinned()).await;
+        if self.open_on_sync() {
+            self.sync_finish(&control::rollback_unpinned()).await;
+        }
         if let Ok(ok) = self
             .run_on_master(control::rollback_unpinned().as_bytes())
             .await

@@ -14,6 +14,7 @@ use super::OpenTransaction;
 use crate::error::ClientError;
 use crate::journal::{Entry, EntryKind, EntryState};
 use crate::protocol::control;
+use crate::router::{self, TransactionAccess};
 use crate::sql::intercept::Renames;
 
 impl Driver {
@@ -27,18 +28,21 @@ impl Driver {
         // The roles may have changed while this waited.
         self.follow_roles_with(work).await;
         self.refuse_without_sync()?;
-        // B's session has the client's autocommit = 0 (or ran its BEGIN):
-        // its transaction starts with the first statement anyway. Under
-        // LOCK TABLES a BEGIN would release the client's table locks.
-        if !self.holds_table_locks {
-            self.sync_control_bytes(&control::begin_on_sync(control::BEGIN.as_bytes()))
-                .await?;
-        }
-        self.txn = Some(OpenTransaction::new(self, gate));
+        // B's side opens with this first statement, in its round trip.
+        // Under LOCK TABLES a BEGIN would release the client's table locks:
+        // B's session has the client's autocommit = 0 and its transaction
+        // starts with the statement anyway.
+        let opening = (!self.holds_table_locks)
+            .then(|| control::opening_on_sync(TransactionAccess::ReadWrite));
+        self.txn = Some(OpenTransaction::new(self, gate, opening));
         Ok(())
     }
 
-    /// BEGIN / START TRANSACTION: B, then A; the transaction then holds the gate.
+    /// BEGIN / START TRANSACTION: A; B's side opens with the transaction's
+    /// first statement there (`OpenTransaction::opening_on_sync`), but
+    /// under LOCK TABLES, where BEGIN releases B's table locks as A's, and
+    /// for a text other than BEGIN's plain words: B first, then A. The
+    /// transaction then holds the gate.
     pub(super) async fn begin<W: AsyncWrite + Send + Unpin>(
         &mut self,
         mut work: Work,
@@ -51,17 +55,21 @@ impl Driver {
         let gate = self.shared.chain.gate.clone().read_owned().await;
         // The roles may have changed while this waited.
         self.follow_roles_with(&mut work).await;
-        if let Err(err) = self
-            .sync_control_bytes(&control::begin_on_sync(work.sql()))
-            .await
-        {
-            return self.answer(w, Err(err)).await;
+        let later = match self.holds_table_locks {
+            true => None,
+            false => router::transaction_access(work.sql()).map(control::opening_on_sync),
+        };
+        if later.is_none() {
+            let begin = control::begin_on_sync(work.sql());
+            if let Err(err) = self.sync_control_bytes(&begin).await {
+                return self.answer(w, Err(err)).await;
+            }
         }
         if self.relay_on_master(&work, renames, w).await? {
             // BEGIN releases the session's table locks, as in MariaDB.
             self.holds_table_locks = false;
-            self.txn = Some(OpenTransaction::new(self, gate));
-        } else {
+            self.txn = Some(OpenTransaction::new(self, gate, later));
+        } else if later.is_none() {
             self.sync_finish(control::ROLLBACK).await;
         }
         Ok(())
@@ -155,12 +163,22 @@ impl Driver {
         entry: &mut Entry,
         text: &str,
     ) -> (Result<OkResponse, ClientError>, SyncEnd) {
-        if txn.entries.is_empty() {
+        if !txn.changes_data {
+            // Nothing to number (savepoints at most): a plain COMMIT, which
+            // a READ ONLY transaction may run (lockstep's row may not).
             let ok = self
                 .run_on_master(control::then(control::UNPIN, text).as_bytes())
                 .await;
+            for mut e in std::mem::take(&mut txn.entries) {
+                self.finish_entry(&mut e, EntryState::Done);
+            }
             self.finish_entry(entry, EntryState::Done);
-            return (ok, SyncEnd::run(control::Wrap::Begin.commit(), Some(txn)));
+            // A transaction that never reached B has nothing to end there.
+            let sync_end = match txn.opening_on_sync {
+                Some(_) => SyncEnd::hold(txn),
+                None => SyncEnd::run(control::Wrap::Begin.commit(), Some(txn)),
+            };
+            return (ok, sync_end);
         }
         if let Err(err) = self.refuse_without_sync() {
             // B lost its part of the transaction: it is rolled back.
@@ -234,7 +252,9 @@ impl Driver {
         let outcome = self
             .run_on_master(control::then(control::UNPIN, &text).as_bytes())
             .await;
-        self.sync_finish(&control::rollback_unpinned()).await;
+        if self.open_on_sync() {
+            self.sync_finish(&control::rollback_unpinned()).await;
+        }
         self.drop_transaction(EntryState::RolledBack);
         self.warned_since_commit = false;
         self.answer(w, outcome).await
@@ -249,13 +269,16 @@ impl Driver {
         }
     }
 
-    /// A statement done on A inside the client's transaction.
-    pub(super) fn keep_in_transaction(&mut self, mut entry: Entry) {
+    /// A statement done on A inside the client's transaction; `savepoint`:
+    /// a savepoint statement, replayed with the transaction's writes but
+    /// none itself.
+    pub(super) fn keep_in_transaction(&mut self, mut entry: Entry, savepoint: bool) {
         entry.state = EntryState::InTransaction;
         self.shared.chain.journal.write(&entry);
         if entry.kind == EntryKind::Write {
             if let Some(txn) = self.txn.as_mut() {
                 txn.entries.push(entry);
+                txn.changes_data |= !savepoint;
             }
         }
     }
@@ -292,6 +315,15 @@ impl SyncEnd {
     fn commit(request_id: uuid::Uuid, seq: Option<u64>, txn: OpenTransaction) -> SyncEnd {
         SyncEnd {
             action: SyncAction::Commit { request_id, seq },
+            _txn: Some(txn),
+            span: Span::current(),
+        }
+    }
+
+    /// Nothing for B, the transaction held until the caller is done.
+    fn hold(txn: OpenTransaction) -> SyncEnd {
+        SyncEnd {
+            action: SyncAction::Nothing,
             _txn: Some(txn),
             span: Span::current(),
         }
