@@ -760,6 +760,23 @@ fn seq_from_key(key: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// The journal in `dir` opened again after it was closed and dropped:
+    /// sled's background flusher lets go of the directory's file lock a
+    /// moment after the last handle, later still under load (a full
+    /// `cargo test` saw "could not acquire lock" once).
+    fn reopen(dir: &Path) -> Journal {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Journal::open(dir) {
+                Ok(journal) => return journal,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopen: {e}"),
+            }
+        }
+    }
+
     fn entry(sql: &str) -> Entry {
         Entry {
             id: Uuid::now_v7(),
@@ -846,7 +863,7 @@ mod tests {
         };
         // Let the writer thread finish its last batch and close sled.
         std::thread::sleep(std::time::Duration::from_millis(200));
-        let journal = Journal::open(dir.path()).expect("reopen");
+        let journal = reopen(dir.path());
         for id in ids {
             assert!(journal.entry(id).expect("read").is_some(), "{id} lost");
         }
@@ -869,7 +886,7 @@ mod tests {
             journal.write_durable(&entry("x")).await.expect("flush");
             journal.close();
         }
-        let journal = Journal::open(dir.path()).expect("reopen");
+        let journal = reopen(dir.path());
         assert_eq!(journal.last_seq(), 2);
         let b = journal.commit_record(2).expect("read").expect("present");
         assert_eq!(b.state, CommitState::Committed);
@@ -919,7 +936,7 @@ mod tests {
             journal.write(&e);
             journal.close();
         }
-        let journal = Journal::open(dir.path()).expect("reopen");
+        let journal = reopen(dir.path());
         let read = journal.entry(e.id).expect("read").expect("present");
         assert_eq!(encode(&read), encode(&e));
         let listed: Vec<_> = journal.entries().map(|r| r.expect("read")).collect();
