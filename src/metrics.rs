@@ -88,6 +88,11 @@ pub struct Metrics {
     /// Lock cycles across the master and the synchronous slave broken by
     /// interrupting a victim's statement on the master.
     pub lock_cycles_broken: Counter,
+    /// Rows relayed from a node to clients, and those of them decoded on
+    /// the way (for the compare module's digest of a write's result): a
+    /// read's rows travel as the node's bytes.
+    pub relayed_rows: Counter,
+    pub relayed_rows_decoded: Counter,
     registry: Registry,
 }
 
@@ -125,12 +130,24 @@ impl Metrics {
             session_node_round_trips: Family::default(),
             applier_round_trips: Family::default(),
             lock_cycles_broken: Counter::default(),
+            relayed_rows: Counter::default(),
+            relayed_rows_decoded: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
             "lock_cycles_broken",
             "Lock cycles across the master and the synchronous slave, broken by answering one statement 1213",
             m.lock_cycles_broken.clone(),
+        );
+        registry.register(
+            "relayed_rows",
+            "Rows relayed from a node to clients",
+            m.relayed_rows.clone(),
+        );
+        registry.register(
+            "relayed_rows_decoded",
+            "Rows relayed to clients that were decoded on the way (a write's result, for the compare module)",
+            m.relayed_rows_decoded.clone(),
         );
         registry.register(
             "client_connections",
@@ -325,4 +342,12 @@ pub fn observe_node(node: &str, seconds: f64) {
             node: node.to_string(),
         })
         .observe(seconds);
+}
+
+/// Counts the rows of one result set relayed to a client, `decoded` of them
+/// decoded on the way.
+pub fn count_relayed_rows(rows: u64, decoded: u64) {
+    let m = get();
+    m.relayed_rows.inc_by(rows);
+    m.relayed_rows_decoded.inc_by(decoded);
 }

@@ -239,3 +239,78 @@ fn round_trips_per_statement_stay_within_todays_counts() {
         }
     }
 }
+
+/// Rows relayed to clients, and those of them decoded on the way.
+fn relayed_rows(lockstep: &Lockstep) -> (f64, f64) {
+    (
+        metric(lockstep, "lockstep_relayed_rows_total"),
+        metric(lockstep, "lockstep_relayed_rows_decoded_total"),
+    )
+}
+
+/// A read's rows reach the client as the node sent them, in either
+/// protocol, in a transaction or not: none is decoded (issue "Speed",
+/// target 3: decode only what lockstep must look at). A write's rows
+/// (`INSERT … RETURNING`) are, for the compare module: the count is real.
+/// That the bytes are right is what the clients' oracles check
+/// (`tests/mysql_async_client.rs`, `tests/mariadb_cli.rs`: every column
+/// type, through lockstep and directly).
+#[test]
+fn a_reads_rows_are_relayed_undecoded() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE r; \
+         CREATE TABLE r.t (id INT PRIMARY KEY, s VARCHAR(20), d DATETIME(6), f DOUBLE, n DECIMAL(10,2)); \
+         INSERT INTO r.t VALUES (1, 'a', '2026-12-03 05:00:00.5', 1.5, 2.25), (2, NULL, NULL, NULL, NULL), \
+         (3, 'c', '1999-01-01 00:00:00', -0.5, -3.10)",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let select = c
+            .prep("SELECT * FROM r.t WHERE id >= ? ORDER BY id")
+            .await
+            .expect("prepare");
+        let before = relayed_rows(&lockstep);
+        let text: Vec<mysql_async::Row> = c
+            .query("SELECT * FROM r.t ORDER BY id")
+            .await
+            .expect("text select");
+        let binary: Vec<mysql_async::Row> = c.exec(&select, (0,)).await.expect("execute");
+        c.query_drop("BEGIN").await.expect("begin");
+        let in_transaction: Vec<mysql_async::Row> = c.exec(&select, (2,)).await.expect("execute");
+        c.query_drop("COMMIT").await.expect("commit");
+        assert_eq!((text.len(), binary.len(), in_transaction.len()), (3, 3, 2));
+        let after_reads = relayed_rows(&lockstep);
+        assert_eq!(
+            after_reads.0 - before.0,
+            8.0,
+            "every row read is counted as relayed"
+        );
+        assert_eq!(
+            after_reads.1 - before.1,
+            0.0,
+            "a read's rows are relayed as the node's bytes, not decoded"
+        );
+        let returned: Vec<i64> = c
+            .query("INSERT INTO r.t (id) VALUES (10), (11) RETURNING id")
+            .await
+            .expect("insert returning");
+        assert_eq!(returned, [10, 11]);
+        let after_write = relayed_rows(&lockstep);
+        println!(
+            "rows relayed / decoded: reads {} / {}, INSERT … RETURNING {} / {}",
+            after_reads.0 - before.0,
+            after_reads.1 - before.1,
+            after_write.0 - after_reads.0,
+            after_write.1 - after_reads.1
+        );
+        assert_eq!(
+            (after_write.0 - after_reads.0, after_write.1 - after_reads.1),
+            (2.0, 2.0),
+            "a write's rows are decoded for the compare module's digest"
+        );
+    });
+}

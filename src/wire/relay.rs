@@ -1,8 +1,11 @@
 //! Relays a backend's response (one or more result sets) to the client.
 //!
-//! Each set goes out as the node sent it: column definitions, rows re-encoded
-//! in the protocol the client used, and a terminator with the node's status
-//! flags and warning count. A result's terminator is written once it is known
+//! Each set goes out as the node sent it: column definitions (re-encoded:
+//! a column's name is the one the client wrote, `sql::intercept`), rows as
+//! the node's bytes, undecoded (the node's connection speaks the protocol
+//! the client used, text or binary; a row is decoded only for the compare
+//! module's digest), and a terminator with the node's status flags and
+//! warning count. A result's terminator is written once it is known
 //! whether another result follows (opensrv's writer holds it back), so
 //! SERVER_MORE_RESULTS_EXISTS is right for multi-statements and CALL.
 //!
@@ -13,10 +16,9 @@
 
 use std::io;
 
-use futures_util::StreamExt;
 use mysql_async::prelude::Protocol;
-use mysql_async::{Conn, QueryResult, Row};
-use opensrv_mysql::{OkResponse, QueryResultWriter, StatusFlags};
+use mysql_async::{Conn, QueryResult};
+use opensrv_mysql::{OkResponse, QueryResultWriter, RowWriter, StatusFlags};
 use tokio::io::AsyncWrite;
 
 use super::encode;
@@ -116,29 +118,26 @@ where
     W: AsyncWrite + Send + Unpin,
     P: Protocol + Unpin,
 {
-    let binary =
-        std::any::TypeId::of::<P>() == std::any::TypeId::of::<mysql_async::BinaryProtocol>();
     let mut row_buf = Vec::new();
     let mut skip = shown.skip;
     let mut digest = shown.digest;
     let mut refused_with = shown.refused_with;
     loop {
-        let mut stream = match result.stream::<Row>().await {
-            Ok(Some(stream)) => stream,
+        let set = match result.next_raw_set().await {
+            Ok(Some(set)) => set,
             Ok(None) => return Ok(SetsEnd::Complete(w)),
             Err(e) if is_code(&e, refused_with) => {
                 return Ok(SetsEnd::Refused(w, ClientError::from_backend(node, e)))
             }
             Err(e) => return Ok(SetsEnd::Failed(fail(node, e, w).await?)),
         };
-        if stream.columns_ref().is_empty() {
-            let mut ok = stream.ok_packet().map(ok_response).unwrap_or_default();
+        if set.columns.is_empty() {
+            let mut ok = set.ok_packet.as_ref().map(ok_response).unwrap_or_default();
             if let Some(digest) = digest.as_deref_mut() {
                 digest.insert_id(ok.last_insert_id);
             }
             ok.status_flags -= shown.hide;
             *status = without_more_results(ok.status_flags);
-            drop(stream);
             if skip > 0 {
                 skip -= 1;
             } else {
@@ -148,65 +147,78 @@ where
             }
             continue;
         }
-        let columns = stream.columns();
         if let Some(digest) = digest.as_deref_mut() {
-            digest.columns(&columns);
+            digest.columns(&set.columns);
         }
-        let names = original_names(renames, &columns);
-        let extended = stream.columns_extended_metadata();
-        let client_columns = columns
+        let names = original_names(renames, &set.columns);
+        let client_columns = set
+            .columns
             .iter()
             .zip(&names)
             .enumerate()
-            .map(|(i, (c, name))| encode::column(c, name, extended.get(i)))
+            .map(|(i, (c, name))| encode::column(c, name, set.extended_metadata.get(i)))
             .collect();
         // Held back until the first row shows the node did not refuse it:
-        // `prefetched` is that first row, or the end of the set.
+        // `prefetched` is that first row (in `row_buf`), or the end of the set.
         let mut prefetched = match std::mem::take(&mut refused_with) {
             [] => None,
-            codes => match stream.next().await {
-                Some(Err(e)) if is_code(&e, codes) => {
-                    drop(stream);
-                    return Ok(SetsEnd::Refused(w, ClientError::from_backend(node, e)));
+            codes => {
+                row_buf.clear();
+                match result.next_raw_row(&set, &mut row_buf).await {
+                    Err(e) if is_code(&e, codes) => {
+                        return Ok(SetsEnd::Refused(w, ClientError::from_backend(node, e)));
+                    }
+                    first => Some(first),
                 }
-                first => Some(first),
-            },
+            }
         };
         let mut rows = w.start_owned(client_columns).await?;
+        let (mut relayed, mut decoded) = (0, 0);
         loop {
             let next = match prefetched.take() {
                 Some(first) => first,
-                None => stream.next().await,
-            };
-            let Some(row) = next else { break };
-            match row {
-                Ok(row) => {
-                    if let Some(digest) = digest.as_deref_mut() {
-                        digest.row(&row);
-                    }
+                None => {
                     row_buf.clear();
-                    if binary {
-                        encode::binary_row(&row, &columns, &mut row_buf);
-                    } else {
-                        encode::text_row(&row, &mut row_buf);
+                    result.next_raw_row(&set, &mut row_buf).await
+                }
+            };
+            match next {
+                Ok(false) => break,
+                // The row goes out as the node sent it, in the protocol the
+                // client used (the node's connection answers in the same).
+                Ok(true) => {
+                    if let Some(digest) = digest.as_deref_mut() {
+                        decoded += 1;
+                        match QueryResult::<P>::decode_raw_row(&set, &row_buf) {
+                            Ok(row) => digest.row(&row),
+                            Err(e) => return Ok(SetsEnd::Failed(fail_rows(node, e, rows).await?)),
+                        }
                     }
                     rows.write_row_payload(&row_buf).await?;
+                    relayed += 1;
                 }
-                Err(e) => {
-                    // The node sent an error instead of the next row (the
-                    // query was killed, a value could not be computed, …).
-                    let err = ClientError::from_backend(node, e);
-                    rows.finish_error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
-                        .await?;
-                    return Ok(SetsEnd::Failed(err));
-                }
+                // The node sent an error instead of the next row (the
+                // query was killed, a value could not be computed, …).
+                Err(e) => return Ok(SetsEnd::Failed(fail_rows(node, e, rows).await?)),
             }
         }
-        drop(stream);
+        crate::metrics::count_relayed_rows(relayed, decoded);
         let (set_status, warnings) = set_end(result, *status);
         *status = set_status - shown.hide;
         w = rows.finish_one_with(*status, warnings).await?;
     }
+}
+
+/// Ends a result set whose rows were being written with the node's error.
+async fn fail_rows<W: AsyncWrite + Send + Unpin>(
+    node: &str,
+    e: mysql_async::Error,
+    rows: RowWriter<'_, W>,
+) -> io::Result<ClientError> {
+    let err = ClientError::from_backend(node, e);
+    rows.finish_error_raw(err.code(), err.sqlstate(), err.to_string().as_bytes())
+        .await?;
+    Ok(err)
 }
 
 /// The status flags (without SERVER_MORE_RESULTS_EXISTS, which the

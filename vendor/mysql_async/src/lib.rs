@@ -543,7 +543,7 @@ pub use mysql_common::value::convert::{from_value, from_value_opt, FromValueErro
 pub use mysql_common::value::json::{Deserialized, Serialized};
 
 #[doc(inline)]
-pub use self::queryable::query_result::{result_set_stream::ResultSetStream, QueryResult};
+pub use self::queryable::query_result::{result_set_stream::ResultSetStream, QueryResult, RawSet};
 
 #[doc(inline)]
 pub use self::queryable::transaction::{Transaction, TxOpts};

@@ -22,6 +22,17 @@ use crate::{
 pub mod result_set_stream;
 mod tests;
 
+/// lockstep patch 7: a result set whose rows are read as the server sent
+/// them ([`QueryResult::next_raw_set`]).
+#[derive(Debug)]
+pub struct RawSet {
+    /// The OK packet that is this result, when it has no columns.
+    pub ok_packet: Option<OkPacket<'static>>,
+    pub columns: Arc<[Column]>,
+    /// lockstep patch 2: the columns' extended metadata.
+    pub extended_metadata: Vec<Vec<u8>>,
+}
+
 /// Result set metadata.
 #[derive(Debug, Clone, Eq, PartialEq)]
 pub enum ResultSetMeta {
@@ -413,5 +424,56 @@ where
                 PendingResult::Taken(meta) => meta.columns(),
             })
             .cloned()
+    }
+}
+
+// lockstep patch 7: rows read as the server sent them.
+impl<'a, 't: 'a, P> QueryResult<'a, 't, P>
+where
+    P: Protocol + Unpin,
+{
+    /// lockstep patch 7: the next result set, to be read row by row with
+    /// [`QueryResult::next_raw_row`] as the server sent its rows; what
+    /// [`QueryResult::stream`] starts with. `None` when no result is left.
+    pub async fn next_raw_set(&mut self) -> Result<Option<RawSet>> {
+        Ok(self
+            .setup_stream()
+            .await?
+            .map(|(ok_packet, columns, extended_metadata)| RawSet {
+                ok_packet,
+                columns,
+                extended_metadata,
+            }))
+    }
+
+    /// lockstep patch 7: the next row of the set `next_raw_set` returned,
+    /// appended to `out` as the server sent it (the row packet's payload,
+    /// in this result's protocol), without decoding it. `false` at the
+    /// set's end, when the next result has been read ahead (as a stream
+    /// does). An error the server sent in place of a row ends the result.
+    pub async fn next_raw_row(&mut self, set: &RawSet, out: &mut Vec<u8>) -> Result<bool> {
+        if set.columns.is_empty() {
+            self.conn.as_mut().set_pending_result(None)?;
+        } else {
+            let packet = match self.conn.as_mut().read_packet().await {
+                Ok(packet) => packet,
+                Err(err) => {
+                    self.conn.as_mut().set_pending_result(None)?;
+                    return Err(err);
+                }
+            };
+            if !P::is_last_result_set_packet(self.conn.capabilities(), &packet) {
+                out.extend_from_slice(&packet);
+                return Ok(true);
+            }
+            self.conn.as_mut().set_pending_result(None)?;
+        }
+        self.next_set().await?;
+        Ok(false)
+    }
+
+    /// lockstep patch 7: a row `next_raw_row` read, decoded.
+    pub fn decode_raw_row(set: &RawSet, raw: &[u8]) -> Result<Row> {
+        P::read_result_set_row(raw, set.columns.clone())
     }
 }

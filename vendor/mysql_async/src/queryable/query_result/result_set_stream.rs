@@ -194,7 +194,8 @@ impl<'a, 't: 'a, P> QueryResult<'a, 't, P>
 where
     P: Protocol + Unpin,
 {
-    async fn setup_stream(
+    // lockstep patch 7: visible to `next_raw_set`.
+    pub(super) async fn setup_stream(
         &mut self,
     ) -> crate::Result<Option<(Option<OkPacket<'static>>, Arc<[Column]>, Vec<Vec<u8>>)>> {
         match self.conn.as_mut().use_pending_result()? {
