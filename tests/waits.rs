@@ -387,61 +387,6 @@ fn a_ddl_behind_a_transaction_that_only_read_its_table_fails_on_no_node_but_the_
     support::assert_check_passes(&lockstep);
 }
 
-/// A transaction that has only begun, or only read, holds nothing on B:
-/// a `CREATE TABLE … SELECT` (which needs a moment with no write in
-/// flight) runs at once, as MariaDB runs it, while such transactions stay
-/// open, idle. Until 2026-12-03 every transaction took the gate at its
-/// BEGIN, and the copy waited for them to `lock_wait_timeout`, then got
-/// 1205.
-#[test]
-fn create_table_select_does_not_wait_for_transactions_that_only_began_or_read() {
-    let (cluster, lockstep) = start_with_two_tables();
-    let rt = runtime();
-    rt.block_on(async {
-        let mut began = Conn::new(lockstep.client_opts()).await.expect("connect");
-        began.query_drop("BEGIN").await.expect("begin, then idle");
-        let mut read = Conn::new(lockstep.client_opts()).await.expect("connect");
-        read.query_drop("START TRANSACTION").await.expect("begin");
-        let _: Vec<(i32, i32)> = read
-            .query("SELECT id, v FROM w.other")
-            .await
-            .expect("read, then idle");
-
-        let mut ddl = Conn::new(lockstep.client_opts()).await.expect("connect");
-        ddl.query_drop("SET SESSION lock_wait_timeout = 3")
-            .await
-            .expect("set");
-        let started = Instant::now();
-        ddl.query_drop("CREATE TABLE w.copy AS SELECT * FROM w.t")
-            .await
-            .expect("the copy runs while the idle transactions stay open");
-        let took = started.elapsed();
-        println!("CREATE TABLE … SELECT took {took:?} beside two idle transactions");
-        assert!(took < Duration::from_secs(2), "the copy waited {took:?}");
-
-        // Both transactions then write and commit, on every node.
-        read.query_drop("UPDATE w.other SET v = v + 1 WHERE id = 1")
-            .await
-            .expect("write after the copy");
-        read.query_drop("COMMIT").await.expect("commit");
-        began
-            .query_drop("INSERT INTO w.copy SELECT id + 1000, v FROM w.t")
-            .await
-            .expect("write into the copy");
-        began.query_drop("COMMIT").await.expect("commit");
-    });
-    wait_for_tail(&cluster, Duration::from_secs(20));
-    let master = support::checksums(&cluster.nodes[0], &["w.t", "w.other", "w.copy"]);
-    for node in &cluster.nodes[1..] {
-        assert_eq!(
-            support::checksums(node, &["w.t", "w.other", "w.copy"]),
-            master,
-            "port {}",
-            node.port
-        );
-    }
-}
-
 /// `CREATE TABLE … SELECT` runs with no write in flight. Waiting for one
 /// (a session idle after a write with autocommit off), it used to queue
 /// for the whole wait, and every write of every session queued behind it
