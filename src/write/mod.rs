@@ -244,13 +244,9 @@ enum TableKey {
 
 /// A client transaction open on A and B.
 pub struct OpenTransaction {
-    /// Keeps serialized statements (DDL) and role changes out from the
-    /// moment B holds part of it (its opening there) to its end. A
-    /// transaction begun on A alone takes it with its first statement for
-    /// B: before, it holds nothing on B, and an idle one (BEGIN; SELECT;
-    /// then nothing) must not keep a new synchronous slave from taking the
-    /// role, nor a DDL from running.
-    gate: Option<OwnedRwLockReadGuard<()>>,
+    /// Keeps serialized statements (DDL) and role changes out
+    /// while it is open.
+    _gate: OwnedRwLockReadGuard<()>,
     /// The data-changing statements A accepted, in order: what its commit
     /// record lists for the tail.
     entries: Vec<Entry>,
@@ -272,12 +268,12 @@ pub struct OpenTransaction {
 impl OpenTransaction {
     fn new(
         session: &Driver,
-        gate: Option<OwnedRwLockReadGuard<()>>,
+        gate: OwnedRwLockReadGuard<()>,
         opening_on_sync: Option<&'static str>,
     ) -> OpenTransaction {
         session.shared.registry.set_in_transaction(session.id, true);
         OpenTransaction {
-            gate,
+            _gate: gate,
             entries: Vec::new(),
             opening_on_sync,
             changes_data: false,
@@ -826,15 +822,6 @@ impl Driver {
     /// it to B ahead of the statement it runs there.
     pub(super) fn take_opening_on_sync(&mut self) -> Option<&'static str> {
         self.txn.as_mut()?.opening_on_sync.take()
-    }
-
-    /// Whether B holds nothing of the open transaction yet (it was begun
-    /// on A alone and no statement has gone to B): the session may move to
-    /// another synchronous slave.
-    pub(super) fn begun_on_master_alone(&self) -> bool {
-        self.txn
-            .as_ref()
-            .is_some_and(|t| t.opening_on_sync.is_some())
     }
 
     /// Whether B may hold something of the open transaction (or of one

@@ -235,8 +235,7 @@ impl Driver {
             self.shared.registry.set_sync_thread(self.id, None);
         }
         if let Some(node) = sync {
-            let holds_nothing_on_b = self.txn.is_none() || self.begun_on_master_alone();
-            if self.sync.is_none() && holds_nothing_on_b && self.master.is_some() {
+            if self.sync.is_none() && self.txn.is_none() && self.master.is_some() {
                 self.sync_name = Some(node.name.clone());
                 match self.connect_with_state(&node).await {
                     Ok((conn, statements)) => {

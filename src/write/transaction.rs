@@ -18,37 +18,31 @@ use crate::router::{self, TransactionAccess};
 use crate::sql::intercept::Renames;
 
 impl Driver {
-    /// Readies the open transaction for a statement that goes to B: it
-    /// takes the gate (a transaction begun on A alone holds none yet), and
-    /// one the client started implicitly (autocommit off) is opened.
+    /// Opens B's side of a transaction the client started implicitly
+    /// (autocommit off) or explicitly.
     pub(super) async fn ensure_transaction(&mut self, work: &mut Work) -> Result<(), ClientError> {
-        if self.txn.as_ref().is_some_and(|t| t.gate.is_some()) {
+        if self.txn.is_some() {
             return Ok(());
         }
         let gate = self.shared.chain.gate.clone().read_owned().await;
-        // The roles may have changed while this waited: a transaction
-        // begun on A alone opens on the synchronous slave of now.
+        // The roles may have changed while this waited.
         self.follow_roles_with(work).await;
         self.refuse_without_sync()?;
-        if let Some(txn) = self.txn.as_mut() {
-            txn.gate = Some(gate);
-            return Ok(());
-        }
         // B's side opens with this first statement, in its round trip.
         // Under LOCK TABLES a BEGIN would release the client's table locks:
         // B's session has the client's autocommit = 0 and its transaction
         // starts with the statement anyway.
         let opening = (!self.holds_table_locks)
             .then(|| control::opening_on_sync(TransactionAccess::ReadWrite));
-        self.txn = Some(OpenTransaction::new(self, Some(gate), opening));
+        self.txn = Some(OpenTransaction::new(self, gate, opening));
         Ok(())
     }
 
     /// BEGIN / START TRANSACTION: A; B's side opens with the transaction's
-    /// first statement there (`OpenTransaction::opening_on_sync`), which
-    /// then takes the gate, but under LOCK TABLES, where BEGIN releases B's
-    /// table locks as A's, and for a text other than BEGIN's plain words:
-    /// B first, then A, and the transaction holds the gate from its BEGIN.
+    /// first statement there (`OpenTransaction::opening_on_sync`), but
+    /// under LOCK TABLES, where BEGIN releases B's table locks as A's, and
+    /// for a text other than BEGIN's plain words: B first, then A. The
+    /// transaction then holds the gate.
     pub(super) async fn begin<W: AsyncWrite + Send + Unpin>(
         &mut self,
         mut work: Work,
@@ -58,16 +52,13 @@ impl Driver {
         if let Err(err) = self.commit_implicitly().await {
             return self.answer(w, Err(err)).await;
         }
+        let gate = self.shared.chain.gate.clone().read_owned().await;
+        // The roles may have changed while this waited.
+        self.follow_roles_with(&mut work).await;
         let later = match self.holds_table_locks {
             true => None,
             false => router::transaction_access(work.sql()).map(control::opening_on_sync),
         };
-        let gate = match later {
-            Some(_) => None,
-            None => Some(self.shared.chain.gate.clone().read_owned().await),
-        };
-        // The roles may have changed (while this waited).
-        self.follow_roles_with(&mut work).await;
         if later.is_none() {
             let begin = control::begin_on_sync(work.sql());
             if let Err(err) = self.sync_control_bytes(&begin).await {
