@@ -94,7 +94,7 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
             initial: Duration::from_millis(config.compare.retry_initial_ms),
             max: Duration::from_millis(config.compare.retry_max_ms),
         },
-        gate: Arc::new(tokio::sync::RwLock::new(())),
+        gate: Default::default(),
         serialized: Default::default(),
         appliers: Default::default(),
         nontransactional: Default::default(),

@@ -53,6 +53,17 @@ fn writes_go_on_when_the_first_slave_dies_the_next_node_takes_its_role_and_it_re
             .await
             .expect("in txn");
         let prepared = c.prep("INSERT INTO f.t VALUES (?)").await.expect("prepare");
+        // Transactions begun on A alone: B's side opens with their first
+        // write, which comes after B died (`deferred`), or once the tail
+        // node has taken B's role (`late`).
+        let mut deferred = Conn::new(lockstep.client_opts()).await.expect("connect");
+        deferred.query_drop("BEGIN").await.expect("begin");
+        let _: Vec<i64> = deferred
+            .query("SELECT id FROM f.t")
+            .await
+            .expect("read in txn");
+        let mut late = Conn::new(lockstep.client_opts()).await.expect("connect");
+        late.query_drop("START TRANSACTION").await.expect("begin");
 
         cluster.nodes[1].kill();
         // Writes go on: autocommit, prepared, and the transaction open when
@@ -67,6 +78,14 @@ fn writes_go_on_when_the_first_slave_dies_the_next_node_takes_its_role_and_it_re
             .await
             .expect("in txn without B");
         open.query_drop("COMMIT").await.expect("commit without B");
+        deferred
+            .query_drop("INSERT INTO f.t VALUES (12)")
+            .await
+            .expect("first write of a transaction begun before B died");
+        deferred
+            .query_drop("COMMIT")
+            .await
+            .expect("commit without B");
         let mut fresh = Conn::new(lockstep.client_opts())
             .await
             .expect("a new session without B");
@@ -77,6 +96,12 @@ fn writes_go_on_when_the_first_slave_dies_the_next_node_takes_its_role_and_it_re
         wait_for_role(&mut c, "n1", "catching-up").await;
         // The tail node, caught up, is the synchronous slave now.
         wait_for_role(&mut c, "n2", "sync").await;
+        late.query_drop("INSERT INTO f.t VALUES (13)")
+            .await
+            .expect("first write on the new synchronous slave");
+        late.query_drop("COMMIT")
+            .await
+            .expect("commit with the new synchronous slave");
 
         cluster.nodes[1] = MariaDb::start(&dir, port, &Default::default()).expect("B restarts");
         wait_for_role(&mut c, "n1", "tail").await;
@@ -92,7 +117,7 @@ fn writes_go_on_when_the_first_slave_dies_the_next_node_takes_its_role_and_it_re
     for node in &cluster.nodes {
         assert_eq!(
             root_rows(node, "SELECT id FROM f.t ORDER BY id"),
-            ["1", "2", "3", "4", "5", "6", "10", "11"],
+            ["1", "2", "3", "4", "5", "6", "10", "11", "12", "13"],
             "port {}",
             node.port
         );

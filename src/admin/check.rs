@@ -56,7 +56,7 @@ type Snapshots = (Snapshot, Vec<Snapshot>, Vec<(String, String)>);
 /// opened with writes held.
 async fn snapshots(shared: &Shared) -> Result<Snapshots, String> {
     let chain = &shared.chain;
-    let gate = tokio::time::timeout(DRAIN, chain.gate.clone().write_owned())
+    let gate = tokio::time::timeout(DRAIN, chain.gate.close())
         .await
         .map_err(|_| "writes did not drain within 10 s; try again".to_string())?;
     let last = chain.journal.last_seq();

@@ -58,10 +58,11 @@ pub async fn quarantine(chain: &Chain, node: &str, reason: String) {
 /// with writes drained (the gate held exclusively) it applies the last
 /// commits and takes the role. False when another node took it first.
 pub(super) async fn take_sync(tail: &mut Tail) -> Result<bool, TailError> {
-    // An idle open transaction may hold the gate for long: wait in short
-    // turns (`Chain::drain_writes`), give up after a while and try again
-    // later.
-    let Some(_gate) = tail.chain.drain_writes(DRAIN).await else {
+    // An idle open transaction may hold B's part for long: wait in short
+    // turns (`Gate::drain_sync_role`), give up after a while and try again
+    // later. A transaction begun on A alone that has not reached B does
+    // not hold it up; its first statement for B goes to this node.
+    let Some(_gate) = tail.chain.gate.drain_sync_role(DRAIN).await else {
         info!("writes did not drain within a second; the synchronous role waits");
         tokio::time::sleep(DRAIN).await;
         return Ok(false);

@@ -8,6 +8,7 @@
 
 pub mod commits;
 pub mod cut_serialized;
+pub mod gate;
 pub mod handover;
 pub mod lanes;
 pub mod logged_inserts;
@@ -26,10 +27,6 @@ pub mod tail;
 pub mod unrepeatable_bodies;
 
 use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::sync::OwnedRwLockWriteGuard;
-use tokio::time::Instant;
 
 use crate::backend::ServerInfo;
 use crate::compare::notify::Notifier;
@@ -45,10 +42,10 @@ pub struct Chain {
     pub notifier: Notifier,
     /// How an entry a node failed is re-run.
     pub retry: Backoff,
-    /// Held shared by every write in progress (an autocommit statement, an
-    /// open transaction, a DDL), exclusively by whatever must see no write
-    /// in flight: a role change, a check, the shutdown.
-    pub gate: Arc<tokio::sync::RwLock<()>>,
+    /// Held by every write in progress (an autocommit statement, an open
+    /// transaction, a DDL), waited for by whatever must see no write in
+    /// flight: a role change, a check, the shutdown (`chain::gate`).
+    pub gate: gate::Gate,
     /// The DDL in flight, which writes around it wait behind
     /// (`protocol::serialized`).
     pub serialized: crate::protocol::serialized::SerializedStatements,
@@ -58,38 +55,4 @@ pub struct Chain {
     pub appliers: Arc<tokio::sync::RwLock<()>>,
     /// The master's tables that cannot be rolled back (MyISAM, Aria, …).
     pub nontransactional: nontransactional::NonTransactional,
-}
-
-/// How long `Chain::drain_writes` holds up new writes at a time while it
-/// waits for the writes in flight to end, and how long it then lets them
-/// pass.
-const QUEUE_FOR: Duration = Duration::from_millis(200);
-const LET_PASS_FOR: Duration = Duration::from_millis(800);
-
-impl Chain {
-    /// The gate held exclusively: no write in flight, none starting. Waits
-    /// at most `limit`, in turns: queued for `QUEUE_FOR` (new writes wait
-    /// behind it while the writes in flight end), then out of the queue
-    /// for `LET_PASS_FOR` (new writes pass). Queued for the whole wait, one
-    /// transaction left open (a session idle with autocommit off after a
-    /// write) held up every write of every session for all of it. None
-    /// when no moment without writes in flight came.
-    pub async fn drain_writes(&self, limit: Duration) -> Option<OwnedRwLockWriteGuard<()>> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(guard) = self.gate.clone().try_write_owned() {
-                return Some(guard);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            let queued = self.gate.clone().write_owned();
-            if let Ok(guard) = tokio::time::timeout(left.min(QUEUE_FOR), queued).await {
-                return Some(guard);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            tokio::time::sleep(left.min(LET_PASS_FOR)).await;
-        }
-    }
 }

@@ -147,7 +147,7 @@ pub async fn apply(
             initial: Duration::from_millis(100),
             max: Duration::from_secs(1),
         },
-        gate: Arc::new(tokio::sync::RwLock::new(())),
+        gate: Default::default(),
         serialized: Default::default(),
         appliers: Default::default(),
         nontransactional: NonTransactional::unknown(),

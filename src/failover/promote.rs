@@ -29,12 +29,12 @@ pub async fn fail_over(shared: Arc<Shared>, dead: String, reason: String) {
     let started = Instant::now();
     error!(master = %dead, %reason, "the master is down: failing over");
     shared.registry.kill_in_transaction();
-    let _gate = match tokio::time::timeout(DRAIN, shared.chain.gate.clone().write_owned()).await {
-        Ok(gate) => gate,
+    let _gate = match tokio::time::timeout(DRAIN, shared.chain.gate.close()).await {
+        Ok(closed) => closed,
         Err(_) => {
             warn!("writes in flight did not finish: ending their sessions");
             shared.registry.abort_busy();
-            shared.chain.gate.clone().write_owned().await
+            shared.chain.gate.close().await
         }
     };
     let mut delay = Duration::from_millis(100);

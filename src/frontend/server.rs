@@ -42,7 +42,7 @@ impl Frontend {
     /// the master's commit and the synchronous slave's.
     async fn drain(&self) {
         self.shared.registry.kill_all();
-        let gate = self.shared.chain.gate.clone().write_owned();
+        let gate = self.shared.chain.gate.close();
         match tokio::time::timeout(DRAIN, gate).await {
             Ok(_) => info!("writes in flight finished"),
             Err(_) => warn!(

@@ -50,9 +50,9 @@ use std::io;
 
 use mysql_async::prelude::Queryable;
 
+use crate::chain::gate::WriteHold;
 use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
-use tokio::sync::OwnedRwLockReadGuard;
 
 use crate::error::ClientError;
 use crate::wire::relay::Shown;
@@ -244,9 +244,10 @@ enum TableKey {
 
 /// A client transaction open on A and B.
 pub struct OpenTransaction {
-    /// Keeps serialized statements (DDL) and role changes out
-    /// while it is open.
-    _gate: OwnedRwLockReadGuard<()>,
+    /// Keeps serialized statements (DDL) and role changes out while it is
+    /// open; a handover of the synchronous role only once B holds part of
+    /// it (`chain::gate`).
+    gate: WriteHold,
     /// The data-changing statements A accepted, in order: what its commit
     /// record lists for the tail.
     entries: Vec<Entry>,
@@ -268,12 +269,12 @@ pub struct OpenTransaction {
 impl OpenTransaction {
     fn new(
         session: &Driver,
-        gate: OwnedRwLockReadGuard<()>,
+        gate: WriteHold,
         opening_on_sync: Option<&'static str>,
     ) -> OpenTransaction {
         session.shared.registry.set_in_transaction(session.id, true);
         OpenTransaction {
-            _gate: gate,
+            gate,
             entries: Vec::new(),
             opening_on_sync,
             changes_data: false,
@@ -822,6 +823,15 @@ impl Driver {
     /// it to B ahead of the statement it runs there.
     pub(super) fn take_opening_on_sync(&mut self) -> Option<&'static str> {
         self.txn.as_mut()?.opening_on_sync.take()
+    }
+
+    /// Whether the open transaction was begun on A alone and B holds
+    /// nothing of it yet (its opening there is not sent): the session may
+    /// move to another synchronous slave.
+    pub(super) fn begun_on_master_alone(&self) -> bool {
+        self.txn
+            .as_ref()
+            .is_some_and(|t| t.opening_on_sync.is_some())
     }
 
     /// Whether B may hold something of the open transaction (or of one

@@ -215,8 +215,9 @@ impl Driver {
     /// Follows the roles: a session outside a transaction moves to a new
     /// master (the synchronous slave it already holds a connection to, when
     /// that is the node promoted) and to a new synchronous slave, with its
-    /// state; a session inside one loses it with the old master, as a
-    /// client of a MariaDB server that died would (2013, then reconnect).
+    /// state (inside a transaction too, while B holds nothing of it); a
+    /// session inside one loses it with the old master, as a client of a
+    /// MariaDB server that died would (2013, then reconnect).
     pub(crate) async fn follow_roles(&mut self) {
         let master = self.shared.master_node();
         if self.master.is_some() && self.master_name != master.name {
@@ -235,7 +236,8 @@ impl Driver {
             self.shared.registry.set_sync_thread(self.id, None);
         }
         if let Some(node) = sync {
-            if self.sync.is_none() && self.txn.is_none() && self.master.is_some() {
+            let holds_nothing_on_b = self.txn.is_none() || self.begun_on_master_alone();
+            if self.sync.is_none() && holds_nothing_on_b && self.master.is_some() {
                 self.sync_name = Some(node.name.clone());
                 match self.connect_with_state(&node).await {
                     Ok((conn, statements)) => {

@@ -76,7 +76,7 @@ async fn retry_until_passed(shared: Arc<Shared>, mut entry: Entry) {
 /// statement's locks, as in the write path. Returns the number it
 /// committed with.
 async fn attempt(shared: &Arc<Shared>, entry: &mut Entry) -> Result<u64, String> {
-    let _gate = shared.chain.gate.clone().read_owned().await;
+    let _gate = shared.chain.gate.enter().await;
     // The master of the moment (a failover may have moved the role).
     let node = shared.master_node();
     entry.master = node.name.clone();

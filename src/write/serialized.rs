@@ -8,13 +8,13 @@ use mysql_async::Row;
 
 use opensrv_mysql::{QueryResultWriter, StatusFlags};
 use tokio::io::AsyncWrite;
-use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard};
 use tokio::time::Instant;
 use tracing::{error, info_span, warn, Instrument};
 
 use super::statement::{outcome_of_client_error, MasterEnd};
 use super::work::{Pinning, Work};
 use super::Driver;
+use crate::chain::gate::{WriteHold, WritesDrained};
 use crate::chain::{cut_serialized, outcome};
 use crate::error::ClientError;
 use crate::fail_points;
@@ -311,17 +311,16 @@ impl Driver {
     /// Its hold on the gate: shared, like any write, so that the writes in
     /// flight go on around it (`protocol::serialized`); exclusive (no write in
     /// flight, at most `limit`, new writes held up in short turns:
-    /// `Chain::drain_writes`) for a statement that reads rows under
+    /// `Gate::drain_writes`) for a statement that reads rows under
     /// locks while it runs, which would wait for writes that wait for it,
     /// and for a text that writes rows itself: interleaved differently with
     /// other sessions' inserts on each node, its AUTO_INCREMENT values would
     /// differ (found by `tests/ha.rs`, whose writers send such texts).
     async fn gate_for_serialized(&self, sql: &[u8], limit: Duration) -> Result<Gate, ClientError> {
         if !router::serialized_reads_rows(sql) && !router::serialized_text_writes(sql) {
-            let gate = self.shared.chain.gate.clone();
-            return Ok(Gate::Shared(gate.read_owned().await));
+            return Ok(Gate::Shared(self.shared.chain.gate.enter().await));
         }
-        match self.shared.chain.drain_writes(limit).await {
+        match self.shared.chain.gate.drain_writes(limit).await {
             Some(guard) => Ok(Gate::Exclusive(guard)),
             None => {
                 warn!(
@@ -667,8 +666,8 @@ const LOCK_WAIT_TIMEOUT: u16 = opensrv_mysql::ErrorKind::ER_LOCK_WAIT_TIMEOUT as
 /// read: its drop lets go).
 #[allow(dead_code)]
 enum Gate {
-    Shared(OwnedRwLockReadGuard<()>),
-    Exclusive(OwnedRwLockWriteGuard<()>),
+    Shared(WriteHold),
+    Exclusive(WritesDrained),
 }
 
 impl Driver {

@@ -113,7 +113,7 @@ impl Driver {
             }
             None
         } else {
-            let gate = self.shared.chain.gate.clone().read_owned().await;
+            let gate = self.shared.chain.gate.enter().await;
             // The roles may have changed while this waited.
             self.follow_roles_with(&mut work).await;
             Some(gate)

@@ -18,13 +18,25 @@ use crate::router::{self, TransactionAccess};
 use crate::sql::intercept::Renames;
 
 impl Driver {
-    /// Opens B's side of a transaction the client started implicitly
-    /// (autocommit off) or explicitly.
+    /// Readies the open transaction for a statement that goes to B: one
+    /// begun on A alone now holds up a handover of the synchronous role
+    /// and follows the roles of this moment (its first statement for B
+    /// opens it on the synchronous slave of now); one the client started
+    /// implicitly (autocommit off) is opened.
     pub(super) async fn ensure_transaction(&mut self, work: &mut Work) -> Result<(), ClientError> {
-        if self.txn.is_some() {
-            return Ok(());
+        if let Some(txn) = self.txn.as_mut() {
+            if txn.gate.reaches_sync() {
+                return Ok(());
+            }
+            txn.gate.reach_sync(&self.shared.chain.gate).await;
+            self.follow_roles_with(work).await;
+            let refused = self.refuse_without_sync();
+            if let (Err(_), Some(txn)) = (&refused, self.txn.as_mut()) {
+                txn.gate.leave_sync();
+            }
+            return refused;
         }
-        let gate = self.shared.chain.gate.clone().read_owned().await;
+        let gate = self.shared.chain.gate.enter().await;
         // The roles may have changed while this waited.
         self.follow_roles_with(work).await;
         self.refuse_without_sync()?;
@@ -42,7 +54,8 @@ impl Driver {
     /// first statement there (`OpenTransaction::opening_on_sync`), but
     /// under LOCK TABLES, where BEGIN releases B's table locks as A's, and
     /// for a text other than BEGIN's plain words: B first, then A. The
-    /// transaction then holds the gate.
+    /// transaction then holds the gate, its part for B from the moment it
+    /// reaches B (`chain::gate`).
     pub(super) async fn begin<W: AsyncWrite + Send + Unpin>(
         &mut self,
         mut work: Work,
@@ -52,13 +65,16 @@ impl Driver {
         if let Err(err) = self.commit_implicitly().await {
             return self.answer(w, Err(err)).await;
         }
-        let gate = self.shared.chain.gate.clone().read_owned().await;
-        // The roles may have changed while this waited.
-        self.follow_roles_with(&mut work).await;
         let later = match self.holds_table_locks {
             true => None,
             false => router::transaction_access(work.sql()).map(control::opening_on_sync),
         };
+        let gate = match later {
+            Some(_) => self.shared.chain.gate.enter_on_master().await,
+            None => self.shared.chain.gate.enter().await,
+        };
+        // The roles may have changed while this waited.
+        self.follow_roles_with(&mut work).await;
         if later.is_none() {
             let begin = control::begin_on_sync(work.sql());
             if let Err(err) = self.sync_control_bytes(&begin).await {
