@@ -2,7 +2,8 @@
 //! when B lacks rows A has, A already holds that value. The client must not
 //! get a duplicate-key error MariaDB would not give: A runs the statement
 //! again with a value of its own, B leaves its role and catches up from the
-//! journal.
+//! journal. Every node then holds the master's rows, values drawn from
+//! `RAND()` and `NOW(6)` included: A's second run is pinned as its first.
 
 mod support;
 
@@ -18,17 +19,18 @@ fn a_value_the_master_already_has_is_replaced_by_the_masters_own() {
     let lockstep = Lockstep::start(&cluster, "");
     support::lockstep_sql(
         &lockstep,
-        "CREATE DATABASE a; CREATE TABLE a.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB; \
+        "CREATE DATABASE a; CREATE TABLE a.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT, \
+         r DOUBLE, at DATETIME(6)) ENGINE=InnoDB; \
          INSERT INTO a.t (v) VALUES (1), (2), (3);",
     );
     support::wait_for_tail(&cluster, Duration::from_secs(20));
     // Behind lockstep's back, the master gets the row B would number next.
-    root_sql(cluster.master(), "INSERT INTO a.t VALUES (4, 40)");
+    root_sql(cluster.master(), "INSERT INTO a.t (id, v) VALUES (4, 40)");
     let rt = runtime();
     rt.block_on(async {
         let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
         assert_eq!(support::role(&mut c, "n1").await, "sync");
-        c.query_drop("INSERT INTO a.t (v) VALUES (5)")
+        c.query_drop("INSERT INTO a.t (v, r, at) VALUES (5, RAND(), NOW(6))")
             .await
             .expect("no duplicate-key error for a value lockstep chose");
         let id: Option<u64> = c.query_first("SELECT LAST_INSERT_ID()").await.expect("id");
@@ -46,9 +48,9 @@ fn a_value_the_master_already_has_is_replaced_by_the_masters_own() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        root_sql(cluster.master(), "INSERT INTO a.t VALUES (6, 60)");
+        root_sql(cluster.master(), "INSERT INTO a.t (id, v) VALUES (6, 60)");
         c.query_drop("BEGIN").await.expect("begin");
-        c.query_drop("INSERT INTO a.t (v) VALUES (7)")
+        c.query_drop("INSERT INTO a.t (v, r, at) VALUES (7, RAND(), NOW(6))")
             .await
             .expect("no duplicate-key error inside a transaction either");
         let id: Option<u64> = c.query_first("SELECT LAST_INSERT_ID()").await.expect("id");
@@ -67,6 +69,12 @@ fn a_value_the_master_already_has_is_replaced_by_the_masters_own() {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+    // With the values the master drew.
+    let all = "SELECT id, v, r, at FROM a.t WHERE v IN (5, 7) ORDER BY id";
+    let master = root_rows(cluster.master(), all);
+    for node in &cluster.nodes {
+        assert_eq!(root_rows(node, all), master, "port {}", node.port);
     }
 }
 

@@ -39,8 +39,9 @@ pub const SAVEPOINT: &str = "SAVEPOINT lockstep_statement";
 pub const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT lockstep_statement";
 
 /// Lets the next statement generate its own AUTO_INCREMENT value again
-/// after `pin` forced one (`insert_id = 0` means none forced).
-pub const UNFORCE_INSERT_ID: &str = "SET insert_id = 0";
+/// after `pin` forced one (`insert_id = 0` means none forced): appended to
+/// a `pin` whose context forces none.
+pub const INSERT_ID_UNFORCED: &str = "insert_id = 0";
 
 /// Undoes `pin` for the session's next statements: its time, and the
 /// AUTO_INCREMENT value it forced, which a statement that generated none

@@ -532,11 +532,14 @@ impl Driver {
             ),
             true,
         );
-        let unforced = Pinning {
-            sql: control::UNFORCE_INSERT_ID.to_string(),
-            statements: 1,
-            own_trip: false,
-        };
+        // Pinned again whole, not only unforced: the first run drew from
+        // the seeds of RAND() (and the statement's own draws came after
+        // them), so without them A's row got other random values than the
+        // journal's replay gives every other node (found by tests/order.rs,
+        // seed 1352173755956859198, 2026-12-03).
+        let unforced = Pinning::of(&entry.context)
+            .setting(Some(control::INSERT_ID_UNFORCED))
+            .in_its_own_trip(self.holds_table_locks);
         self.run_on_master_relayed(work, Some(&unforced), renames, w, hide)
             .await
     }
