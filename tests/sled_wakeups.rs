@@ -2,9 +2,9 @@
 //!
 //! sled 0.34 hands each write of its log buffer to a pool of threads (seven
 //! idle ones kept) and woke every idle one for each (`notify_all`): per
-//! flushed journal batch, seven threads woke and six went back to sleep,
-//! 12 % of lockstep's CPU samples under `oltp_write_only` at 8 threads
-//! (perf, 2026-12-03). `vendor/sled` wakes one (`notify_one`, patch 1).
+//! flushed journal batch, seven threads woke and six went back to sleep
+//! (the pool was 12 % of lockstep's CPU samples under `oltp_write_only` at
+//! 8 threads, perf, 2026-12-03). `vendor/sled` wakes one (`notify_one`, patch 1).
 //! Counted here from the kernel's count of each thread's voluntary context
 //! switches, in a process of its own (sled's pool is global).
 
