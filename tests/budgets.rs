@@ -314,3 +314,97 @@ fn a_reads_rows_are_relayed_undecoded() {
         );
     });
 }
+
+/// The journal writes applied so far, once the writer has been idle for a
+/// moment (the tail's results of earlier work land meanwhile).
+fn settled_journal_writes(lockstep: &Lockstep) -> f64 {
+    let mut last = metric(lockstep, "lockstep_journal_writes_total");
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let now = metric(lockstep, "lockstep_journal_writes_total");
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// A transaction's statements are journaled with its COMMIT, in one
+/// batch of the journal's writer, not one by one as they run (each woke the
+/// writer). `SHOW LOCKSTEP REQUEST` still finds one of the session's open
+/// transaction; a ROLLBACK journals its statements as rolled back.
+#[test]
+fn a_transactions_statements_are_journaled_with_its_end() {
+    let cluster = Cluster::start(3);
+    let lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE j; CREATE TABLE j.t (id INT PRIMARY KEY, v INT)",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut c = Conn::new(lockstep.client_opts()).await.expect("connect");
+        let quiet = settled_journal_writes(&lockstep);
+        c.query_drop("BEGIN").await.expect("begin");
+        c.query_drop("INSERT INTO j.t VALUES (1, 1)")
+            .await
+            .expect("insert");
+        c.query_drop("INSERT INTO j.t VALUES (2, 2)")
+            .await
+            .expect("insert");
+        c.query_drop("UPDATE j.t SET v = v + 1")
+            .await
+            .expect("update");
+        let open = settled_journal_writes(&lockstep);
+        assert_eq!(
+            open - quiet,
+            0.0,
+            "nothing journaled while the transaction is open"
+        );
+        let id: Option<String> = c
+            .query_first("SELECT LOCKSTEP_REQUEST_ID()")
+            .await
+            .expect("request id");
+        let id = id.expect("the UPDATE's requestId");
+        let shown: Vec<mysql_async::Row> = c
+            .query(format!("SHOW LOCKSTEP REQUEST '{id}'"))
+            .await
+            .expect("show the open transaction's statement");
+        let state: Option<String> = shown.first().and_then(|r| r.get(5));
+        assert_eq!(state.as_deref(), Some("in an open transaction"));
+        // (`SHOW LOCKSTEP REQUEST` lets the journal's queue land first: a
+        // write of its own.)
+        let open = settled_journal_writes(&lockstep);
+        c.query_drop("COMMIT").await.expect("commit");
+        let committed = settled_journal_writes(&lockstep);
+        println!("journal writes after the COMMIT: {}", committed - open);
+        // Three statements and the commit's entry, the number, each
+        // entry committed, the tail's results: at least the first four.
+        assert!(committed - open >= 4.0, "{}", committed - open);
+        c.query_drop("BEGIN").await.expect("begin");
+        c.query_drop("INSERT INTO j.t VALUES (3, 3)")
+            .await
+            .expect("insert");
+        let rolled_back: Option<String> = c
+            .query_first("SELECT LOCKSTEP_REQUEST_ID()")
+            .await
+            .expect("request id");
+        c.query_drop("ROLLBACK").await.expect("rollback");
+        let rolled_back = rolled_back.expect("the INSERT's requestId");
+        let shown: Vec<mysql_async::Row> = c
+            .query(format!("SHOW LOCKSTEP REQUEST '{rolled_back}'"))
+            .await
+            .expect("show the rolled-back statement");
+        let state: Option<String> = shown.first().and_then(|r| r.get(5));
+        assert_eq!(state.as_deref(), Some("rolled back"));
+    });
+    support::wait_for_tail(&cluster, std::time::Duration::from_secs(20));
+    for node in &cluster.nodes {
+        assert_eq!(
+            support::root_rows(node, "SELECT id, v FROM j.t ORDER BY id"),
+            ["1\t2", "2\t3"],
+            "port {}",
+            node.port
+        );
+    }
+}
