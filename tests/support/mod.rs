@@ -194,15 +194,24 @@ impl Lockstep {
         lockstep
     }
 
+    /// Until lockstep itself listens on its port: a connection alone may
+    /// reach another process that took the port after `free_port` let it
+    /// go (seen in CI: lockstep could not bind, the test's client got
+    /// another test's server and 1045), so its log must say it listens.
     fn wait_until_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let said = format!("addr=127.0.0.1:{}", self.port);
         while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
-            }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 panic!("lockstep exited with {status}: {}", self.log());
+            }
+            let listens = self
+                .log()
+                .lines()
+                .any(|l| l.contains("listening") && l.contains(&said));
+            if listens && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
