@@ -108,12 +108,7 @@ impl Session {
             return self.driver.answer(w, Err(err)).await;
         }
         let entry = match Uuid::parse_str(id) {
-            // A statement of this session's open transaction is journaled
-            // when the transaction ends.
-            Ok(uuid) => match self.driver.open_transaction_entry(uuid) {
-                Some(entry) => Ok(Some(entry.clone())),
-                None => self.shared.chain.journal.entry(uuid),
-            },
+            Ok(uuid) => self.shared.chain.journal.entry(uuid),
             Err(_) => {
                 return self
                     .driver

@@ -263,7 +263,9 @@ impl Driver {
                     warn!("the synchronous slave failed a statement the master passed");
                 }
                 if in_txn {
-                    // Kept by the transaction, journaled with its end.
+                    // Journaled after the answer: nothing waits for this
+                    // entry before the transaction's commit number, which
+                    // comes later through the same ordered writer.
                     let answered = relay::finish_with(w, end, &mut self.status).await;
                     self.keep_in_transaction(entry, router::is_savepoint_statement(work.sql()));
                     return answered;

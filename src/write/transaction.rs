@@ -207,14 +207,10 @@ impl Driver {
         }
         let statements = std::mem::take(&mut txn.entries);
         let ids: Vec<_> = statements.iter().map(|e| e.id).collect();
-        // The statements' entries and the commit's reach the disk with its
-        // number's sync (queued ahead of it, in one batch of the writer).
-        // The commit's names the statements it commits in every later
-        // state too (the committed one is the one a restart rebuilds a lost
-        // commit record from), so it is written whole once.
-        for statement in &statements {
-            self.shared.chain.journal.write(statement);
-        }
+        // The commit's entry (and the statements' before it) reach the disk
+        // with its number's sync. It names the statements it commits in
+        // every later state too (the committed one is the one a restart
+        // rebuilds a lost commit record from), so it is written whole once.
         entry.kind = EntryKind::Write;
         entry.applies = ids.clone();
         self.shared.chain.journal.write(entry);
@@ -291,26 +287,16 @@ impl Driver {
 
     /// A statement done on A inside the client's transaction; `savepoint`:
     /// a savepoint statement, replayed with the transaction's writes but
-    /// none itself. Kept by the transaction and journaled with its end
-    /// (its COMMIT's batch, ahead of the commit number): nothing reads it
-    /// before, and a journal write of each statement as it ran woke the
-    /// journal's writer once per statement (measured at one client: 7.7
-    /// writer batches per 4-statement transaction).
+    /// none itself.
     pub(super) fn keep_in_transaction(&mut self, mut entry: Entry, savepoint: bool) {
         entry.state = EntryState::InTransaction;
-        match self.txn.as_mut() {
-            Some(txn) if entry.kind == EntryKind::Write => {
+        self.shared.chain.journal.write(&entry);
+        if entry.kind == EntryKind::Write {
+            if let Some(txn) = self.txn.as_mut() {
                 txn.entries.push(entry);
                 txn.changes_data |= !savepoint;
             }
-            _ => self.shared.chain.journal.write(&entry),
         }
-    }
-
-    /// The entry of `id` if it is a statement of the session's open
-    /// transaction, not journaled before the transaction ends.
-    pub(crate) fn open_transaction_entry(&self, id: uuid::Uuid) -> Option<&Entry> {
-        self.txn.as_ref()?.entries.iter().find(|e| e.id == id)
     }
 }
 
