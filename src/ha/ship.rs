@@ -1,16 +1,16 @@
 //! The active instance's side of the journal copy: every batch its journal
 //! writer applies goes to each connected standby, and a batch's waiters
 //! (sessions waiting for their commit to be durable) are told so only once
-//! a standby in step has the batch on its disk.
+//! every standby waited for has the batch on its disk.
 //!
 //! A standby joins with a copy of the trees taken while batches go on,
 //! then every batch from the one it joined at (see `journal::shipping` for
-//! why that ends exact). It is *in step* once it acknowledged a batch sent
-//! after its copy; from then on acknowledgements wait for it. The active
-//! records the standbys in step in etcd before it waits for them, and
-//! removes one there before it stops waiting for it: etcd never names a
-//! standby that may lack an acknowledged commit, and only those it names may
-//! take over (`coordinator`).
+//! why that ends exact). Once it acknowledged a batch sent after its copy,
+//! acknowledgements wait for it (`Standing::Joining`); once it also has
+//! every batch told to clients before that, etcd names it (`InStep`). The
+//! active removes one from etcd before it stops waiting for it: etcd never
+//! names a standby that may lack an acknowledged commit, and only those it
+//! names may take over (`coordinator`).
 //!
 //! With no standby in step (none configured, none alive, one still
 //! copying), a commit is acknowledged once it is on the active's disk: the
@@ -50,9 +50,30 @@ struct Link {
     /// The last batch before its copy: batches after it are streamed.
     joined_after: u64,
     acked: u64,
-    in_step: bool,
+    standing: Standing,
     /// When the oldest batch it has not acknowledged was shipped.
     waiting_since: Option<Instant>,
+}
+
+/// Where a standby is on its way to holding every acknowledged commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// Receiving its copy: commits do not wait for it, etcd does not name it.
+    Copying,
+    /// It acknowledged a batch after its copy: commits wait for it from
+    /// now on, but batches up to `told_through` may have been acknowledged
+    /// to clients without it. etcd names it only once it has them all.
+    Joining { told_through: u64 },
+    /// etcd names it as a holder: it has every acknowledged commit, and
+    /// commits wait for it.
+    InStep,
+}
+
+impl Link {
+    /// Whether acknowledgements wait for this standby's.
+    fn waited_for(&self) -> bool {
+        self.standing != Standing::Copying
+    }
 }
 
 struct State {
@@ -68,30 +89,79 @@ struct State {
 }
 
 impl State {
-    fn any_in_step(&self) -> bool {
-        self.links.values().any(|l| l.in_step)
+    fn any_waited_for(&self) -> bool {
+        self.links.values().any(Link::waited_for)
     }
 
-    /// The last batch a standby in step has on its disk.
-    fn in_step_acked(&self) -> u64 {
+    /// The last batch *every* standby waited for has on its disk: etcd
+    /// lets any standby it names take over, so a batch is acknowledged only
+    /// once each of them holds it (one of them would not do: the other could
+    /// win the takeover without it).
+    fn waited_for_acked(&self) -> u64 {
         self.links
             .values()
-            .filter(|l| l.in_step)
+            .filter(|l| l.waited_for())
             .map(|l| l.acked)
-            .max()
+            .min()
             .unwrap_or(0)
+    }
+
+    /// Whether the waiters of `batch` wait for a standby.
+    fn holds_back_acks_of(&self, batch: u64) -> bool {
+        self.any_waited_for() && self.waited_for_acked() < batch
+    }
+
+    /// Tells the waiters every standby waited for now covers; all of them
+    /// when none is waited for any more.
+    fn release_acknowledged(&mut self) {
+        if self.any_waited_for() {
+            self.release_through(self.waited_for_acked());
+        } else {
+            self.release_all();
+        }
     }
 
     fn in_step_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .links
             .values()
-            .filter(|l| l.in_step)
+            .filter(|l| l.standing == Standing::InStep)
             .map(|l| l.name.clone())
             .collect();
         names.sort();
         names.dedup();
         names
+    }
+
+    /// Records that standby `id` has every batch through `batch`, and tells
+    /// the waiters that now may be. Returns the standby's name when etcd is
+    /// to name it now: it has every batch acknowledged without it.
+    fn record_ack(&mut self, id: u64, batch: u64) -> Option<String> {
+        let last_batch = self.last_batch;
+        let link = self.links.get_mut(&id)?;
+        link.acked = link.acked.max(batch);
+        link.waiting_since = (link.acked < last_batch).then(Instant::now);
+        if link.standing == Standing::Copying && link.acked > link.joined_after {
+            // Batches up to the last one shipped may have been told
+            // without it; from here on every batch waits for it.
+            link.standing = Standing::Joining {
+                told_through: last_batch,
+            };
+        }
+        let to_name = match link.standing {
+            Standing::Joining { told_through } if link.acked >= told_through => {
+                Some(link.name.clone())
+            }
+            _ => None,
+        };
+        self.release_acknowledged();
+        to_name
+    }
+
+    fn is_joining(&self, id: u64) -> bool {
+        self.links
+            .get(&id)
+            .is_some_and(|l| matches!(l.standing, Standing::Joining { .. }))
     }
 
     /// Tells the waiters of every batch up to `batch`.
@@ -222,7 +292,7 @@ impl JournalShipping {
             .values()
             .map(|l| StandbyStatus {
                 name: l.name.clone(),
-                in_step: l.in_step,
+                in_step: l.standing == Standing::InStep,
                 batches_behind: state.last_batch.saturating_sub(l.acked.max(l.joined_after)),
             })
             .collect()
@@ -260,7 +330,7 @@ impl JournalShipping {
             acknowledge(acks, &self.lease);
             return;
         };
-        if state.any_in_step() && state.in_step_acked() < batch {
+        if state.holds_back_acks_of(batch) {
             state.held.push_back((batch, acks));
         } else {
             acknowledge(acks, &state.lease);
@@ -318,7 +388,7 @@ impl JournalShipping {
                     queue,
                     joined_after,
                     acked: 0,
-                    in_step: false,
+                    standing: Standing::Copying,
                     waiting_since: None,
                 },
             );
@@ -415,51 +485,43 @@ impl JournalShipping {
     }
 
     /// A standby has every batch up to `batch`: the waiters of those
-    /// batches are told; a standby not yet in step becomes so once it has a
-    /// batch shipped after its copy, recorded in etcd first.
+    /// batches are told; a standby that now holds every acknowledged commit
+    /// is named in etcd.
     async fn acknowledged(&self, id: u64, batch: u64) -> Result<(), WireError> {
-        let newly_in_step = {
-            let Ok(mut state) = self.state.lock() else {
-                return Ok(());
-            };
-            let last_batch = state.last_batch;
-            let Some(link) = state.links.get_mut(&id) else {
-                return Ok(());
-            };
-            link.acked = link.acked.max(batch);
-            link.waiting_since = (link.acked < last_batch).then(Instant::now);
-            if link.in_step {
-                state.release_through(batch);
-                None
-            } else if batch > link.joined_after {
-                Some(link.name.clone())
-            } else {
-                None
-            }
+        let to_name = match self.state.lock() {
+            Ok(mut state) => state.record_ack(id, batch),
+            Err(_) => return Ok(()),
         };
-        if let Some(name) = newly_in_step {
-            let _etcd = self.etcd.lock().await;
-            let mut names = match self.state.lock() {
-                // Dropped meanwhile: it must not be listed.
-                Ok(state) if state.links.contains_key(&id) => state.in_step_names(),
-                _ => return Ok(()),
-            };
-            names.push(name.clone());
-            names.sort();
-            names.dedup();
-            let mut coordinator = self.coordinator.clone();
-            if let Err(e) = coordinator.set_in_step(names).await {
-                warn!(standby = %name, error = %e, "could not record the standby as in step; retried at its next ack");
-                return Ok(());
-            }
-            if let Ok(mut state) = self.state.lock() {
-                if let Some(link) = state.links.get_mut(&id) {
-                    link.in_step = true;
-                }
-            }
-            info!(standby = %name, "standby in step: commits now wait for it");
+        if let Some(name) = to_name {
+            self.name_in_etcd(id, name).await;
         }
         Ok(())
+    }
+
+    /// Adds a joining standby to etcd's holders, then counts it in step.
+    /// Failing, it stays joining (commits still wait for it): retried at
+    /// its next ack.
+    async fn name_in_etcd(&self, id: u64, name: String) {
+        let _etcd = self.etcd.lock().await;
+        let mut names = match self.state.lock() {
+            // Dropped meanwhile, or named by an earlier ack: nothing to do.
+            Ok(state) if state.is_joining(id) => state.in_step_names(),
+            _ => return,
+        };
+        names.push(name.clone());
+        names.sort();
+        names.dedup();
+        let mut coordinator = self.coordinator.clone();
+        if let Err(e) = coordinator.set_in_step(names).await {
+            warn!(standby = %name, error = %e, "could not record the standby as in step; retried at its next ack");
+            return;
+        }
+        if let Ok(mut state) = self.state.lock() {
+            if let Some(link) = state.links.get_mut(&id) {
+                link.standing = Standing::InStep;
+            }
+        }
+        info!(standby = %name, "standby in step: it holds every acknowledged commit");
     }
 
     fn joined_after(&self, id: u64) -> u64 {
@@ -475,15 +537,20 @@ impl JournalShipping {
     async fn drop_link(&self, id: u64) {
         let _etcd = self.etcd.lock().await;
         let (was_in_step, remaining) = {
-            let Ok(mut state) = self.state.lock() else {
+            let Ok(state) = self.state.lock() else {
                 return;
             };
-            let was_in_step = state.links.get(&id).is_some_and(|l| l.in_step);
-            if let Some(link) = state.links.get_mut(&id) {
-                link.in_step = false;
+            let was_in_step = state
+                .links
+                .get(&id)
+                .is_some_and(|l| l.standing == Standing::InStep);
+            let mut remaining = state.in_step_names();
+            if let Some(link) = state.links.get(&id) {
+                remaining.retain(|n| n != &link.name);
             }
-            (was_in_step, state.in_step_names())
+            (was_in_step, remaining)
         };
+        // Commits go on waiting for it until etcd no longer names it.
         if was_in_step {
             let mut coordinator = self.coordinator.clone();
             while let Err(e) = coordinator.set_in_step(remaining.clone()).await {
@@ -498,9 +565,7 @@ impl JournalShipping {
         }
         if let Ok(mut state) = self.state.lock() {
             state.links.remove(&id);
-            if !state.any_in_step() {
-                state.release_all();
-            }
+            state.release_acknowledged();
         }
     }
 
@@ -515,7 +580,7 @@ impl JournalShipping {
                     .links
                     .iter()
                     .filter(|(_, l)| {
-                        l.in_step
+                        l.waited_for()
                             && l.waiting_since
                                 .is_some_and(|t| t.elapsed() >= self.ack_timeout)
                     })
@@ -555,10 +620,84 @@ mod tests {
             queue,
             joined_after,
             acked: 0,
-            in_step: true,
+            standing: Standing::InStep,
             waiting_since: None,
         };
         (link, rx)
+    }
+
+    fn state_with(links: Vec<Link>, last_batch: u64) -> State {
+        State {
+            lease: LeaseClock::new(Instant::now() + Duration::from_secs(60)),
+            links: links
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| (i as u64, l))
+                .collect(),
+            next_link: 9,
+            last_batch,
+            held: VecDeque::new(),
+            held_back: Vec::new(),
+        }
+    }
+
+    /// The waiters of `batch`, as the journal writer hands them over once
+    /// the batch is on this disk.
+    fn durable(
+        state: &mut State,
+        batch: u64,
+    ) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+        let (ack, told) = tokio::sync::oneshot::channel();
+        if state.holds_back_acks_of(batch) {
+            state.held.push_back((batch, vec![ack]));
+        } else {
+            acknowledge(vec![ack], &state.lease);
+        }
+        told
+    }
+
+    fn was_told(told: &mut tokio::sync::oneshot::Receiver<Result<(), String>>) -> bool {
+        matches!(told.try_recv(), Ok(Ok(())))
+    }
+
+    /// etcd lets either of two standbys in step take over: a commit is
+    /// acknowledged only once both have it (one of them did not do: the
+    /// other could take over without it).
+    #[test]
+    fn a_commit_waits_for_every_standby_in_step() {
+        let (first, _rx1) = link(0);
+        let (mut second, _rx2) = link(0);
+        second.name = "ls3".into();
+        let mut state = state_with(vec![first, second], 5);
+        let mut told = durable(&mut state, 5);
+        assert_eq!(state.record_ack(0, 5), None);
+        assert!(!was_told(&mut told), "told with one standby of two");
+        assert_eq!(state.record_ack(1, 5), None);
+        assert!(was_told(&mut told));
+    }
+
+    /// A standby that has just acknowledged its first batch after its copy
+    /// may still lack batches told to clients without it: etcd names it
+    /// only once it has them, while every later batch already waits for it.
+    #[test]
+    fn a_joining_standby_is_named_once_it_has_every_batch_told_without_it() {
+        let (mut joining, _rx) = link(3);
+        joining.standing = Standing::Copying;
+        let mut state = state_with(vec![joining], 3);
+        // Batches 4..=6 shipped and told while it was copying.
+        state.last_batch = 6;
+        for batch in 4..=6 {
+            let mut told = durable(&mut state, batch);
+            assert!(was_told(&mut told), "no standby waited for yet");
+        }
+        assert_eq!(state.record_ack(0, 4), None, "named lacking 5 and 6");
+        state.last_batch = 7;
+        let mut later = durable(&mut state, 7);
+        assert!(!was_told(&mut later), "a batch after joining waits for it");
+        assert_eq!(state.record_ack(0, 6), Some("ls2".into()));
+        assert!(!was_told(&mut later));
+        state.record_ack(0, 7);
+        assert!(was_told(&mut later));
     }
 
     fn received(rx: &mut UnboundedReceiver<Arc<Shipped>>) -> Vec<u64> {
