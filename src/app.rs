@@ -11,13 +11,14 @@ use tracing::{error, info, warn};
 
 use crate::auth::Credential;
 use crate::backend::{fence, Node, ServerInfo};
+use crate::chain::cut_serialized::{self, Attempt};
 use crate::chain::retention::{self, Retention};
 use crate::chain::roles::{Role, Roles};
 use crate::chain::stored_functions::StoredFunctions;
 use crate::chain::tail::{self, Backoff, Tail};
 use crate::chain::unrepeatable_bodies::{warn_of_makers, UnrepeatableBodies};
 use crate::chain::Chain;
-use crate::chain::{commits, cut_serialized, recover, requirements};
+use crate::chain::{commits, recover, requirements};
 use crate::compare::notify::Notifier;
 use crate::config::Config;
 use crate::failover::{health, Failover};
@@ -77,7 +78,8 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
     let mut prepared = prepare_nodes(&roles, &journal).await?;
     let settled_serialized = resolve_unfinished_commits(&roles, &journal).await?;
     // Before any client: a number it takes follows every commit.
-    let finished = cut_serialized::finish_cut_serialized(&roles, &journal).await?;
+    let finished =
+        cut_serialized::finish_cut_serialized(&roles, &journal, Attempt::BeforeFailover).await?;
     if settled_serialized || finished.numbered {
         // Such a commit may be on some nodes only: which are behind now.
         prepared = prepare_nodes(&roles, &journal).await?;
@@ -99,8 +101,17 @@ pub async fn assemble(config: &Config) -> Result<Arc<Shared>, StartError> {
         appliers: Default::default(),
         nontransactional: Default::default(),
     });
-    if let Some(reason) = prepared.master_down {
+    if let Some(reason) = prepared.master_down.take() {
         fail_over_at_start(&chain, reason).await;
+    }
+    if finished.waits_for_failover {
+        // The master of this start decides what the old one could not.
+        let finished =
+            cut_serialized::finish_cut_serialized(&chain.roles, &chain.journal, Attempt::Last)
+                .await?;
+        if finished.numbered {
+            prepared = prepare_nodes(&chain.roles, &chain.journal).await?;
+        }
     }
     let master = chain.roles.master();
     let unreachable = |e: mysql_async::Error| StartError::MasterUnreachable {

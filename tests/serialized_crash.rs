@@ -225,6 +225,48 @@ fn cut_between_the_slave_and_the_master(hold_through_restart: bool, finished: &s
     assert_every_node_is_the_master(&cluster, &lockstep, "cut between B and the master");
 }
 
+/// lockstep and the master die together while the DDL ran on B only (a
+/// standby taking over while the master restarts, as `tests/ha.rs` found):
+/// the restart cannot ask the dead master, fails over to B, and B, the
+/// master now, decides: it ran the DDL, so the DDL is numbered and the old
+/// master gets it when it comes back. Marking it failed, as the restart did
+/// before, left B, the new master, with a table no other node ever got.
+#[test]
+fn a_ddl_cut_when_the_master_dies_too_is_decided_by_the_new_master() {
+    let mut cluster = logging_cluster();
+    let mut lockstep = Lockstep::start(&cluster, "");
+    support::lockstep_sql(
+        &lockstep,
+        "CREATE DATABASE d; CREATE TABLE d.t (a INT PRIMARY KEY)",
+    );
+    let (mut hold, mut ddl) = ddl_held_on_the_master_after_b(&cluster, &lockstep);
+    lockstep.kill();
+    cluster.nodes[0].kill();
+    drop(hold.stdin.take());
+    let _ = hold.wait();
+    let _ = ddl.wait();
+
+    lockstep.respawn();
+    let log = lockstep.log();
+    assert!(
+        log.contains("the master ran it: numbered"),
+        "the restart did not number the DDL B ran once B was the master:\n{log}"
+    );
+    let (dir, port) = (cluster.nodes[0].dir.clone(), cluster.nodes[0].port);
+    cluster.nodes[0] = lockstep::mariadb::MariaDb::start(
+        &dir,
+        port,
+        &lockstep::mariadb::ServerOptions {
+            args: vec!["--log-bin=binlog".into(), "--server-id=1".into()],
+        },
+    )
+    .expect("the old master restarts");
+    // B is the master now: the oracles read it first.
+    cluster.nodes.swap(0, 1);
+    support::lockstep_sql(&lockstep, "INSERT INTO d.cut VALUES (1), (2)");
+    assert_every_node_is_the_master(&cluster, &lockstep, "DDL cut as the master died");
+}
+
 /// Jepsen's way: DDL that copies rows (long enough to be cut anywhere:
 /// on B, between, on the master) under a writer, lockstep SIGKILLed at a
 /// seeded moment, several times; every node ends as the master.

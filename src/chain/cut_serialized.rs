@@ -43,17 +43,44 @@ pub struct Finished {
     /// A commit was numbered that some nodes lack (the synchronous slave
     /// of this start may be one of them).
     pub numbered: bool,
+    /// A statement whose master cannot be asked: left for after the start's
+    /// failover (`Attempt::BeforeFailover`).
+    pub waits_for_failover: bool,
+}
+
+/// Which pass over the cut statements this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Before the start fails over from a master that is down. A statement
+    /// whose master cannot be asked is left alone:
+    /// the failover that follows makes a node the master, and that node
+    /// decides (marking it failed now would leave the first node, perhaps
+    /// the next master, holding a change the journal says never happened:
+    /// found by `tests/ha.rs`, a takeover while the master was restarting).
+    BeforeFailover,
+    /// The last pass: what no one can tell is named for `lockstep check`.
+    Last,
 }
 
 pub async fn finish_cut_serialized(
     roles: &Roles,
     journal: &Journal,
+    attempt: Attempt,
 ) -> Result<Finished, JournalError> {
     let mut finished = Finished::default();
     for mut entry in unnumbered(journal)? {
         let sql = String::from_utf8_lossy(&entry.statement.sql().to_bytes()).into_owned();
         let marks = NodesRan::read(roles, &entry).await;
-        match binlog_marks::finish(marks.master, marks.first.as_ref().map(|f| f.1)) {
+        let first_ran = marks.first.as_ref().map(|f| f.1);
+        if attempt == Attempt::BeforeFailover
+            && entry.binlog_marks.is_some()
+            && marks.master.is_none()
+        {
+            warn!(request_id = %entry.id, %sql, "lockstep stopped during this statement that commits by itself and the master cannot be asked: decided once the start has a master");
+            finished.waits_for_failover = true;
+            continue;
+        }
+        match binlog_marks::finish(marks.master, first_ran) {
             Finish::Number => {
                 // The replays take the values the master made.
                 logged_inserts::pin_from(&marks.master_node, &mut entry).await;
@@ -187,17 +214,34 @@ struct NodesRan {
 }
 
 impl NodesRan {
+    /// The master that decides is the statement's, unless a failover since
+    /// made the node that ran it first the master: then that node is asked
+    /// as the master, and what it did is what every node gets (the old
+    /// master, sent the statement after it, cannot have run what it did
+    /// not; when it did, its binary log tells its applier so).
     async fn read(roles: &Roles, entry: &Entry) -> NodesRan {
-        let master_node = roles
-            .member(&entry.master)
-            .map(|m| m.node.clone())
-            .unwrap_or_else(|| roles.master());
+        let today = roles.master();
+        let marked = |name: &str| {
+            entry
+                .binlog_marks
+                .iter()
+                .flat_map(|m| m.sessions.iter())
+                .any(|s| s.node == name)
+        };
+        let master_node = if today.name != entry.master && marked(&today.name) {
+            today
+        } else {
+            roles
+                .member(&entry.master)
+                .map(|m| m.node.clone())
+                .unwrap_or(today)
+        };
         let master = ran_on(&master_node, entry).await;
         let first = entry
             .binlog_marks
             .iter()
             .flat_map(|m| m.sessions.iter())
-            .find(|s| s.node != entry.master)
+            .find(|s| s.node != entry.master && s.node != master_node.name)
             .and_then(|s| roles.member(&s.node))
             .map(|m| m.node.clone());
         let first = match first {
