@@ -501,8 +501,30 @@ fn without_a_standby_in_step_commits_go_on_and_only_a_holder_of_them_takes_over(
     );
     assert!(ls2.log().contains("does not take over"), "{}", ls2.log());
 
-    // The last active comes back: it holds them, takes over, and the
-    // standby copies its journal again.
+    // The last active comes back without its disk (an empty journal
+    // directory): etcd names it, but of another journal; it must not take
+    // over with nothing (before the journal's lineage, it did, and the
+    // nodes' later commits had no journal).
+    let aside = ls1.journal_dir.with_extension("lost");
+    std::fs::rename(&ls1.journal_dir, &aside).expect("journal aside");
+    ls1.respawn();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        status(&ls1).is_none_or(|s| s["role"] != "active"),
+        "{}",
+        ls1.log()
+    );
+    assert!(
+        ls1.log().contains("but of another journal"),
+        "{}",
+        ls1.log()
+    );
+    ls1.kill();
+    std::fs::remove_dir_all(&ls1.journal_dir).expect("remove the empty journal");
+    std::fs::rename(&aside, &ls1.journal_dir).expect("journal back");
+
+    // The last active comes back with its journal: it holds them, takes
+    // over, and the standby copies its journal again.
     ls1.respawn();
     wait_until_active(&ls1, "ls1");
     wait_until_in_step(&ls1, "ls2");
@@ -616,12 +638,45 @@ fn steadily_active(instances: &[Lockstep]) -> usize {
     }
 }
 
+/// After the active (`instances[killed]`) died with its journal moved `aside`:
+/// true when an instance took over. When none does, the standby was not in
+/// step at the kill (it may drop out under this machine's load), so etcd
+/// names only the dead active's journal, which no instance has: nobody may
+/// take over, and the restarted instance must say that its journal is
+/// another. The operator's remedy follows: the instance restarted with its
+/// journal, which then takes over.
+fn taken_over_or_restored(
+    instances: &mut [Lockstep],
+    killed: usize,
+    aside: &std::path::Path,
+) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if active_of(instances).is_some() {
+            let _ = std::fs::remove_dir_all(aside);
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = &mut instances[killed];
+    assert!(
+        killed.log().contains("but of another journal"),
+        "no instance took over, and the restarted one did not say why:\n{}",
+        killed.log()
+    );
+    killed.kill();
+    std::fs::remove_dir_all(&killed.journal_dir).expect("remove the empty journal");
+    std::fs::rename(aside, &killed.journal_dir).expect("journal back");
+    killed.respawn();
+    false
+}
+
 fn node_index(name: &str) -> usize {
     name.trim_start_matches('n').parse().expect("node name")
 }
 
-/// Chaos with standbys: the active instance (its journal directory deleted
-/// with it), the standby, the master node and the synchronous slave are
+/// Chaos with standbys: the active instance (its journal directory lost
+/// with it: `taken_over_or_restored`), the standby, the master node and the synchronous slave are
 /// SIGKILLed in turn under 8 writers connected to both instances, each
 /// started again before the next kill. `LOCKSTEP_HA_CHAOS_SECS` (default
 /// 20) sets the length; at least 8 kills.
@@ -656,12 +711,21 @@ fn no_acknowledged_write_is_lost_while_instances_and_nodes_are_killed() {
                     1 - active
                 };
                 instances[i].kill();
+                // The active's disk is lost: its journal is moved aside,
+                // and it starts again on an empty directory.
+                let aside = instances[i].journal_dir.with_extension("lost");
                 if victim == "active" {
-                    std::fs::remove_dir_all(&instances[i].journal_dir).expect("remove journal");
+                    std::fs::rename(&instances[i].journal_dir, &aside).expect("journal aside");
                 }
                 std::thread::sleep(Duration::from_millis(1500));
                 instances[i].respawn();
                 kills.push(format!("{victim} ls{}", i + 1));
+                if victim == "active" && !taken_over_or_restored(&mut instances, i, &aside) {
+                    kills.push(format!(
+                        "no standby in step: ls{}'s journal restored",
+                        i + 1
+                    ));
+                }
                 // The next kill of an instance needs a standby in step.
                 let active = wait_for_an_active(&instances);
                 wait_until_in_step(&instances[active], &format!("ls{}", 2 - active));

@@ -77,14 +77,28 @@ pub struct ActiveInstance {
 pub struct JournalHolders {
     /// The active instance, or the last one.
     pub active: String,
-    /// Standbys in step: the active acknowledges a commit only once one of
-    /// them has it (when any is listed).
+    /// Standbys in step: the active acknowledges a commit only once each
+    /// of them has it.
     pub in_step: Vec<String>,
+    /// The lineage of their journal (`Journal::lineage`). An instance
+    /// listed by name whose journal is another (its directory was lost and
+    /// it started afresh) lacks the commits. Absent in what an earlier
+    /// version wrote: the name alone decides then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<String>,
 }
 
 impl JournalHolders {
-    pub fn holds(&self, name: &str) -> bool {
-        self.active == name || self.in_step.iter().any(|n| n == name)
+    /// Whether the instance `name`, whose journal has `lineage`, holds
+    /// every acknowledged commit.
+    pub fn holds(&self, name: &str, lineage: Option<&str>) -> bool {
+        let listed = self.active == name || self.in_step.iter().any(|n| n == name);
+        let same_journal = match (&self.journal, lineage) {
+            (None, _) => true,
+            (Some(theirs), Some(mine)) => theirs == mine,
+            (Some(_), None) => false,
+        };
+        listed && same_journal
     }
 }
 
@@ -234,14 +248,16 @@ impl Coordinator {
     /// `silent_beat`: take over from an active whose heartbeat stayed at
     /// this revision for `beat.silence` (None: only if no instance is
     /// active).
+    /// `lineage`: this instance's journal's (`Journal::lineage`).
     pub async fn try_take_over(
         &mut self,
         copy_whole: bool,
+        lineage: Option<String>,
         silent_beat: Option<i64>,
     ) -> Result<TakeOver, CoordinatorError> {
         let (holders, revision) = self.holders().await?;
         if let Some(holders) = &holders {
-            if !copy_whole || !holders.holds(&self.me.name) {
+            if !copy_whole || !holders.holds(&self.me.name, lineage.as_deref()) {
                 return Ok(TakeOver::NotAHolder(holders.clone()));
             }
         }
@@ -255,6 +271,7 @@ impl Coordinator {
         let now_holding = encode(&JournalHolders {
             active: self.me.name.clone(),
             in_step: Vec::new(),
+            journal: lineage,
         });
         let nobody_else = match silent_beat {
             None => Compare::create_revision(ACTIVE_KEY, CompareOp::Equal, 0),
@@ -292,10 +309,16 @@ impl Coordinator {
 
     /// Records which standbys are in step, while this instance is the
     /// active one (else `NotActive`).
-    pub async fn set_in_step(&mut self, in_step: Vec<String>) -> Result<(), CoordinatorError> {
+    /// `lineage`: the active's journal's, which the standbys' copies share.
+    pub async fn set_in_step(
+        &mut self,
+        in_step: Vec<String>,
+        lineage: Option<String>,
+    ) -> Result<(), CoordinatorError> {
         let holders = encode(&JournalHolders {
             active: self.me.name.clone(),
             in_step,
+            journal: lineage,
         });
         let txn = Txn::new()
             .when([Compare::value(
@@ -467,9 +490,31 @@ mod tests {
         let holders = JournalHolders {
             active: "ls1".into(),
             in_step: vec!["ls3".into()],
+            journal: Some("j1".into()),
         };
-        assert!(holders.holds("ls1"));
-        assert!(holders.holds("ls3"));
-        assert!(!holders.holds("ls2"));
+        assert!(holders.holds("ls1", Some("j1")));
+        assert!(holders.holds("ls3", Some("j1")));
+        assert!(!holders.holds("ls2", Some("j1")));
+    }
+
+    /// The last active, started again on an empty directory (its disk
+    /// lost), has a journal of another lineage: it is not a holder.
+    #[test]
+    fn a_holder_by_name_with_another_journal_holds_nothing() {
+        let holders = JournalHolders {
+            active: "ls1".into(),
+            in_step: Vec::new(),
+            journal: Some("j1".into()),
+        };
+        assert!(!holders.holds("ls1", Some("j2")));
+        assert!(!holders.holds("ls1", None));
+        let earlier = JournalHolders {
+            journal: None,
+            ..holders
+        };
+        assert!(
+            earlier.holds("ls1", Some("j2")),
+            "an earlier version's record: the name decides"
+        );
     }
 }

@@ -135,13 +135,30 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, HaError> {
 /// Why this instance may not take over, logged once per change.
 #[derive(Default)]
 struct Refusals {
-    last: Option<(coordinator::JournalHolders, bool)>,
+    last: Option<(coordinator::JournalHolders, bool, Option<String>)>,
 }
 
 impl Refusals {
-    fn log(&mut self, me: &str, holders: coordinator::JournalHolders, whole: bool) {
-        let refusal = Some((holders.clone(), whole));
-        if self.last != refusal {
+    fn log(
+        &mut self,
+        me: &str,
+        holders: coordinator::JournalHolders,
+        whole: bool,
+        lineage: Option<String>,
+    ) {
+        let refusal = Some((holders.clone(), whole, lineage.clone()));
+        if self.last == refusal {
+            return;
+        }
+        let listed = holders.active == me || holders.in_step.iter().any(|n| n == me);
+        if listed && whole {
+            error!(
+                instance = %me,
+                holders_journal = ?holders.journal,
+                this_journal = ?lineage,
+                "etcd names this instance as a holder of every commit, but of another journal: its journal directory was lost or replaced, and it does not take over with it (start the instance whose journal it is; to accept losing what only that journal held, delete the etcd key lockstep/journal)"
+            );
+        } else {
             error!(
                 instance = %me,
                 last_active = %holders.active,
@@ -149,8 +166,8 @@ impl Refusals {
                 copy_whole = whole,
                 "no instance is active, and this one may lack acknowledged commits: it does not take over (start the last active instance, or an instance in step)"
             );
-            self.last = refusal;
         }
+        self.last = refusal;
     }
 }
 
@@ -228,13 +245,17 @@ impl Standby {
             };
             if seen.active.is_none() || silent_beat.is_some() {
                 let whole = follow::copy_is_whole(self.journal.dir());
-                match coordinator.try_take_over(whole, silent_beat).await {
+                let lineage = self.journal.lineage().ok().flatten();
+                match coordinator
+                    .try_take_over(whole, lineage.clone(), silent_beat)
+                    .await
+                {
                     Ok(TakeOver::Won(lease)) => {
                         info!(instance = %me, silent_beat, "this instance is now the active one");
                         return lease;
                     }
                     Ok(TakeOver::Taken) => beat = None,
-                    Ok(TakeOver::NotAHolder(holders)) => refusals.log(&me, holders, whole),
+                    Ok(TakeOver::NotAHolder(holders)) => refusals.log(&me, holders, whole, lineage),
                     Err(e) => warn!(error = %e, "taking over failed"),
                 }
             }

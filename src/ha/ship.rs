@@ -512,7 +512,7 @@ impl JournalShipping {
         names.sort();
         names.dedup();
         let mut coordinator = self.coordinator.clone();
-        if let Err(e) = coordinator.set_in_step(names).await {
+        if let Err(e) = coordinator.set_in_step(names, self.lineage()).await {
             warn!(standby = %name, error = %e, "could not record the standby as in step; retried at its next ack");
             return;
         }
@@ -522,6 +522,11 @@ impl JournalShipping {
             }
         }
         info!(standby = %name, "standby in step: it holds every acknowledged commit");
+    }
+
+    /// This journal's lineage, which etcd names with the holders.
+    fn lineage(&self) -> Option<String> {
+        self.journal.lineage().ok().flatten()
     }
 
     fn joined_after(&self, id: u64) -> u64 {
@@ -553,7 +558,10 @@ impl JournalShipping {
         // Commits go on waiting for it until etcd no longer names it.
         if was_in_step {
             let mut coordinator = self.coordinator.clone();
-            while let Err(e) = coordinator.set_in_step(remaining.clone()).await {
+            while let Err(e) = coordinator
+                .set_in_step(remaining.clone(), self.lineage())
+                .await
+            {
                 // Until etcd knows, the standby could take over: commits
                 // keep waiting rather than be acknowledged without it.
                 error!(error = %e, "could not remove a standby from etcd's list; commits wait");

@@ -48,6 +48,13 @@ const JOURNAL_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// The `nodes` tree's key for the current master (node names are the other
 /// keys; no node name starts with a NUL byte).
 const MASTER_KEY: &[u8] = b"\0master";
+/// The journal's lineage (in the nodes tree, so that a standby's copy
+/// carries it): made once, when a journal starts empty; the journal an
+/// instance copied from the active, or served as the active, has the same.
+/// etcd names the lineage of the journal that holds every acknowledged
+/// commit (`ha::coordinator`): an instance whose directory was lost and
+/// started afresh has another one, and does not take over with it.
+const LINEAGE_KEY: &[u8] = b"\0lineage";
 /// The `nodes` tree's key for the last commit retention removed.
 const PURGED_KEY: &[u8] = b"\0purged";
 
@@ -140,6 +147,18 @@ impl Journal {
             .open_tree("commits")
             .map_err(|e| open_err(e.to_string()))?;
         let nodes = db.open_tree("nodes").map_err(|e| open_err(e.to_string()))?;
+        if nodes
+            .get(LINEAGE_KEY)
+            .map_err(|e| open_err(e.to_string()))?
+            .is_none()
+        {
+            // Before the writer starts: nothing else writes yet.
+            let lineage = uuid::Uuid::new_v4().to_string();
+            nodes
+                .insert(LINEAGE_KEY, lineage.as_bytes())
+                .map_err(|e| open_err(e.to_string()))?;
+            db.flush().map_err(|e| open_err(e.to_string()))?;
+        }
         writer::fsync_dir(dir).map_err(|e| open_err(e.to_string()))?;
         let last_seq = match commits.last().map_err(|e| open_err(e.to_string()))? {
             Some((key, _)) => {
@@ -269,6 +288,17 @@ impl Journal {
             .inner
             .nodes
             .get(MASTER_KEY)
+            .map_err(|e| JournalError::Read(e.to_string()))?;
+        Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The journal's lineage (`LINEAGE_KEY`); None only in a standby's
+    /// journal between the start of a copy and the copy of that key.
+    pub fn lineage(&self) -> Result<Option<String>, JournalError> {
+        let value = self
+            .inner
+            .nodes
+            .get(LINEAGE_KEY)
             .map_err(|e| JournalError::Read(e.to_string()))?;
         Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
