@@ -528,6 +528,16 @@ fn without_a_standby_in_step_commits_go_on_and_only_a_holder_of_them_takes_over(
     ls1.respawn();
     wait_until_active(&ls1, "ls1");
     wait_until_in_step(&ls1, "ls2");
+    // What only the active can answer, a standby refuses by naming it
+    // (`lockstep check` pointed at a standby once got an empty 404).
+    let url = format!("http://127.0.0.1:{}/check", ls2.admin_port);
+    match ureq::get(&url).timeout(Duration::from_secs(5)).call() {
+        Err(ureq::Error::Status(503, response)) => {
+            let said = response.into_string().unwrap_or_default();
+            assert!(said.contains("standby") && said.contains("ls1"), "{said}");
+        }
+        other => panic!("a standby's /check: {other:?}"),
+    }
     assert_told_holds(&cluster, &told);
     assert_all_equal(&cluster, &ls1);
     // The standby's copy is whole again: stopping the active cleanly hands

@@ -43,6 +43,16 @@ pub async fn start(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<Soc
 /// What a standby instance (`[ha]`) shows at `/status`, asked at each call.
 pub type StandbyView = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
+/// What a standby answers where only the active instance can.
+fn standby_refusal(view: &serde_json::Value) -> String {
+    match view["active_instance"].as_str() {
+        Some(active) => format!(
+            "this lockstep instance is a standby: ask the active instance ({active}) at its admin address"
+        ),
+        None => "this lockstep instance is a standby, and no instance is active now".to_string(),
+    }
+}
+
 /// A standby's admin endpoint: `GET /status` only (it has no nodes nor
 /// journal of its own to show). Stopped through the returned sender, and
 /// gone (its port free again) once the returned task ends: the instance
@@ -55,13 +65,26 @@ pub async fn start_standby(
     tokio::task::JoinHandle<()>,
 )> {
     let listener = TcpListener::bind(addr).await?;
-    let app = Router::new().route(
-        "/status",
-        get(move || {
+    let status = view.clone();
+    let app = Router::new()
+        .route(
+            "/status",
+            get(move || {
+                let view = status.clone();
+                async move { axum::Json(view()) }
+            }),
+        )
+        // Everything else (`/check`, `/journal/…`, `/metrics`) is the
+        // active's: say so, rather than an empty 404 a tool cannot explain.
+        .fallback(move || {
             let view = view.clone();
-            async move { axum::Json(view()) }
-        }),
-    );
+            async move {
+                (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    standby_refusal(&view()),
+                )
+            }
+        });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async {
