@@ -34,11 +34,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
+use etcd_client::{Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use super::members::Members;
 use crate::config::Ha;
 
 const ACTIVE_KEY: &str = "lockstep/active";
@@ -48,6 +49,9 @@ const PREFIX: &str = "lockstep/";
 
 /// Heartbeat attempts per period.
 const BEAT_TRIES: usize = 3;
+
+/// The pause before a failed lease renewal is tried again.
+const RENEWAL_RETRY: Duration = Duration::from_millis(25);
 
 /// How long one etcd request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
@@ -185,7 +189,7 @@ pub struct Seen {
 
 #[derive(Clone)]
 pub struct Coordinator {
-    client: Client,
+    members: Members,
     me: ActiveInstance,
     lease_seconds: i64,
     pub beat: Beat,
@@ -196,9 +200,9 @@ impl Coordinator {
         let options = ConnectOptions::new()
             .with_timeout(REQUEST_TIMEOUT)
             .with_connect_timeout(REQUEST_TIMEOUT);
-        let client = Client::connect(&ha.etcd, Some(options)).await?;
+        let members = Members::connect(&ha.etcd, options).await?;
         Ok(Coordinator {
-            client,
+            members,
             me: ActiveInstance {
                 name: ha.name.clone(),
                 listen: ha.reachable(listen),
@@ -216,8 +220,11 @@ impl Coordinator {
     /// The active instance, if any, and its heartbeat's revision.
     pub async fn look(&mut self) -> Result<Seen, CoordinatorError> {
         let response = self
-            .client
-            .get(PREFIX, Some(GetOptions::new().with_prefix()))
+            .members
+            .call(|mut etcd| async move {
+                etcd.get(PREFIX, Some(GetOptions::new().with_prefix()))
+                    .await
+            })
             .await?;
         let mut seen = Seen::default();
         for kv in response.kvs() {
@@ -234,7 +241,10 @@ impl Coordinator {
 
     /// The holders key as it is, and its revision (0: absent).
     pub async fn holders(&mut self) -> Result<(Option<JournalHolders>, i64), CoordinatorError> {
-        let response = self.client.get(HOLDERS_KEY, None).await?;
+        let response = self
+            .members
+            .call(|mut etcd| async move { etcd.get(HOLDERS_KEY, None).await })
+            .await?;
         match response.kvs().first() {
             Some(kv) => Ok((Some(decode(HOLDERS_KEY, kv.value())?), kv.mod_revision())),
             None => Ok((None, 0)),
@@ -262,9 +272,10 @@ impl Coordinator {
             }
         }
         let asked = Instant::now();
+        let seconds = self.lease_seconds;
         let lease = self
-            .client
-            .lease_grant(self.lease_seconds, None)
+            .members
+            .call(|mut etcd| async move { etcd.lease_grant(seconds, None).await })
             .await?
             .id();
         let me = encode(&self.me);
@@ -291,8 +302,15 @@ impl Coordinator {
                 TxnOp::put(HOLDERS_KEY, now_holding, None),
                 TxnOp::put(BEAT_KEY, me, None),
             ]);
-        if !self.client.txn(txn).await?.succeeded() {
-            let _ = self.client.lease_revoke(lease).await;
+        let taken = self
+            .members
+            .call(|mut etcd| async move { etcd.txn(txn).await })
+            .await?;
+        if !taken.succeeded() {
+            let _ = self
+                .members
+                .call(|mut etcd| async move { etcd.lease_revoke(lease).await })
+                .await;
             return Ok(TakeOver::Taken);
         }
         let holds = LeaseClock::new(asked + self.beat.authority);
@@ -327,7 +345,11 @@ impl Coordinator {
                 encode(&self.me),
             )])
             .and_then([TxnOp::put(HOLDERS_KEY, holders, None)]);
-        if self.client.txn(txn).await?.succeeded() {
+        let recorded = self
+            .members
+            .call(|mut etcd| async move { etcd.txn(txn).await })
+            .await?;
+        if recorded.succeeded() {
             Ok(())
         } else {
             Err(CoordinatorError::NotActive)
@@ -337,7 +359,11 @@ impl Coordinator {
     /// Gives the active role up at once (a clean shutdown): a standby need
     /// not wait for the lease to run out.
     pub async fn step_down(&mut self, lease: i64) {
-        if let Err(e) = self.client.lease_revoke(lease).await {
+        let revoked = self
+            .members
+            .call(|mut etcd| async move { etcd.lease_revoke(lease).await })
+            .await;
+        if let Err(e) = revoked {
             warn!(error = %e, "could not give up the lease; it runs out by itself");
         }
     }
@@ -349,15 +375,19 @@ impl Coordinator {
     /// Renews the etcd lease a third of its time; `alive` turns false when
     /// etcd says it ran out or no renewal got through for its whole time.
     /// A renewal stream is bound to one etcd member: when it breaks (that
-    /// member went away), a new one is opened, which the client places on
-    /// another member.
+    /// member went away), a new one is opened on the next member.
     async fn keep_alive(
         &mut self,
         lease: i64,
         alive: Arc<watch::Sender<bool>>,
     ) -> Result<(), CoordinatorError> {
-        let mut client = self.client.clone();
-        let mut stream = Some(client.lease_keep_alive(lease).await?);
+        let members = self.members.clone();
+        let (mut place, mut client) = members.pick();
+        let first = client.lease_keep_alive(lease).await;
+        if first.is_err() {
+            members.failed(place);
+        }
+        let mut stream = Some(first?);
         let ttl = self.lease_time();
         let every = ttl / 3;
         tokio::spawn(async move {
@@ -379,8 +409,13 @@ impl Coordinator {
                         return;
                     }
                     outcome => {
-                        warn!(lease, outcome = ?outcome.map(|r| r.map(|_| ())), "lease renewal failed: renewing through a new stream");
+                        warn!(lease, outcome = ?outcome.map(|r| r.map(|_| ())), "lease renewal failed: renewing through a new stream on the next member");
                         stream = None;
+                        members.failed(place);
+                        (place, client) = members.pick();
+                        // etcd gone altogether fails every attempt at once:
+                        // not a busy loop meanwhile.
+                        tokio::time::sleep(RENEWAL_RETRY).await;
                         if renewed.elapsed() >= ttl {
                             error!(lease, "no lease renewal got through for the lease's time");
                             let _ = alive.send(false);
@@ -404,7 +439,7 @@ impl Coordinator {
     /// confirmations, not their sending, so the active stops only when etcd
     /// takes longer than `authority - every` to confirm.
     fn keep_beating(&self, holds: LeaseClock, alive: Arc<watch::Sender<bool>>) {
-        let client = self.client.clone();
+        let members = self.members.clone();
         let me = encode(&self.me);
         let beat = self.beat;
         tokio::spawn(async move {
@@ -413,7 +448,7 @@ impl Coordinator {
             while *alive.borrow() {
                 ticks.tick().await;
                 tokio::spawn(send_beat(
-                    client.clone(),
+                    members.clone(),
                     me.clone(),
                     beat,
                     holds.clone(),
@@ -425,16 +460,17 @@ impl Coordinator {
 }
 
 /// One heartbeat (`Coordinator::keep_beating`). A member that went away
-/// fails a request at once and the client sends the next one to another:
-/// tried again at once, a few times.
+/// fails a request (at once, or at its timeout): tried again at once on the
+/// next member, a few times.
 async fn send_beat(
-    mut client: Client,
+    members: Members,
     me: Vec<u8>,
     beat: Beat,
     holds: LeaseClock,
     alive: Arc<watch::Sender<bool>>,
 ) {
     for _ in 0..BEAT_TRIES {
+        let (place, mut client) = members.pick();
         let sent = Instant::now();
         let txn = Txn::new()
             .when([Compare::value(ACTIVE_KEY, CompareOp::Equal, me.clone())])
@@ -457,9 +493,13 @@ async fn send_beat(
                 let _ = alive.send(false);
                 return;
             }
-            Ok(Err(e)) => warn!(error = %e, "heartbeat failed"),
+            Ok(Err(e)) => {
+                warn!(error = %e, "heartbeat failed");
+                members.failed(place);
+            }
             Err(_) => {
                 warn!("heartbeat timed out");
+                members.failed(place);
                 return;
             }
         }

@@ -22,6 +22,7 @@ pub mod coordinator;
 
 pub mod follow;
 pub mod local_etcd;
+pub mod members;
 pub mod pass;
 pub mod ship;
 pub mod wire;
