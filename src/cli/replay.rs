@@ -94,14 +94,9 @@ async fn open_journal(args: &ReplayArgs, scratch: &Path) -> Result<Journal, CliE
             serde_json::from_reader::<_, Vec<Exported>>(response.into_reader())
                 .map_err(|e| e.to_string()),
         ),
-        // A standby serves no journal: it says nothing but its status.
+        // A standby serves no journal: its answer names the active one.
         Err(ureq::Error::Status(status, response)) => Some(Err(format!(
-            "HTTP {status} ({}) {}",
-            if status == 404 {
-                "not the active instance?"
-            } else {
-                "no export"
-            },
+            "HTTP {status}: {}",
             response.into_string().unwrap_or_default()
         ))),
         Err(ureq::Error::Transport(_)) => None,

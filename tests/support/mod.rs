@@ -327,18 +327,27 @@ impl Drop for Lockstep {
 /// `lockstep check` through the running `lockstep` exits 0: every node holds
 /// the master's data at one point.
 pub fn assert_check_passes(lockstep: &Lockstep) {
+    if let Err(said) = check_passes(lockstep) {
+        panic!("{said}");
+    }
+}
+
+/// `lockstep check` through `lockstep` found every node equal; else what
+/// it said.
+pub fn check_passes(lockstep: &Lockstep) -> Result<(), String> {
     let check = Command::new(lockstep_bin())
         .args(["check", "--config"])
         .arg(&lockstep.config_path)
         .output()
         .expect("lockstep check");
-    assert_eq!(
-        check.status.code(),
-        Some(0),
+    if check.status.code() == Some(0) {
+        return Ok(());
+    }
+    Err(format!(
         "lockstep check:\n{}\n{}",
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
-    );
+    ))
 }
 
 pub fn lockstep_bin() -> &'static str {
@@ -614,6 +623,14 @@ pub fn roles(lockstep: &Lockstep) -> Vec<(String, String)> {
 
 /// The journal of a running lockstep replayed onto a server of its own.
 pub fn replayed_onto_a_fresh_server(lockstep: &Lockstep) -> Cluster {
+    match replay_onto_a_fresh_server(lockstep) {
+        Ok(fresh) => fresh,
+        Err(said) => panic!("{said}"),
+    }
+}
+
+/// `replayed_onto_a_fresh_server`, or what the replay said.
+pub fn replay_onto_a_fresh_server(lockstep: &Lockstep) -> Result<Cluster, String> {
     let fresh = Cluster::start(1);
     let config = lockstep.config_path.to_str().expect("utf-8 path");
     let out = std::process::Command::new(lockstep_bin())
@@ -641,9 +658,9 @@ pub fn replayed_onto_a_fresh_server(lockstep: &Lockstep) -> Cluster {
                 String::from_utf8_lossy(&shown.stdout).into_owned()
             })
             .unwrap_or_default();
-        panic!("{stderr}\n{shown}");
+        return Err(format!("{stderr}\n{shown}"));
     }
-    fresh
+    Ok(fresh)
 }
 
 /// The oracle of a single-session workload run through lockstep and on a
