@@ -541,14 +541,7 @@ fn without_a_standby_in_step_commits_go_on_and_only_a_holder_of_them_takes_over(
         "{}",
         ls1.log()
     );
-    assert!(
-        ls1.log().contains("but of another journal"),
-        "{}",
-        ls1.log()
-    );
-    ls1.kill();
-    std::fs::remove_dir_all(&ls1.journal_dir).expect("remove the empty journal");
-    std::fs::rename(&aside, &ls1.journal_dir).expect("journal back");
+    put_the_journal_back(&mut ls1, &aside);
 
     // The last active comes back with its journal: it holds them, takes
     // over, and the standby copies its journal again.
@@ -696,16 +689,23 @@ fn taken_over_or_restored(
         std::thread::sleep(Duration::from_millis(50));
     }
     let killed = &mut instances[killed];
-    assert!(
-        killed.log().contains("but of another journal"),
-        "no instance took over, and the restarted one did not say why:\n{}",
-        killed.log()
-    );
-    killed.kill();
-    std::fs::remove_dir_all(&killed.journal_dir).expect("remove the empty journal");
-    std::fs::rename(aside, &killed.journal_dir).expect("journal back");
+    put_the_journal_back(killed, aside);
     killed.respawn();
     false
+}
+
+/// `lockstep`, restarted on an empty journal directory, refused to take
+/// over and said why; stopped, its journal kept `aside` goes back (the
+/// operator's remedy), ready for a respawn.
+fn put_the_journal_back(lockstep: &mut Lockstep, aside: &std::path::Path) {
+    assert!(
+        lockstep.log().contains("but of another journal"),
+        "the instance restarted without its journal did not say why it waits:\n{}",
+        lockstep.log()
+    );
+    lockstep.kill();
+    std::fs::remove_dir_all(&lockstep.journal_dir).expect("remove the empty journal");
+    std::fs::rename(aside, &lockstep.journal_dir).expect("journal back");
 }
 
 fn node_index(name: &str) -> usize {

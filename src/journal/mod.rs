@@ -284,21 +284,21 @@ impl Journal {
 
     /// The master as last journaled (None before the first failover).
     pub fn master(&self) -> Result<Option<String>, JournalError> {
-        let value = self
-            .inner
-            .nodes
-            .get(MASTER_KEY)
-            .map_err(|e| JournalError::Read(e.to_string()))?;
-        Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        self.nodes_text(MASTER_KEY)
     }
 
     /// The journal's lineage (`LINEAGE_KEY`); None only in a standby's
     /// journal between the start of a copy and the copy of that key.
     pub fn lineage(&self) -> Result<Option<String>, JournalError> {
+        self.nodes_text(LINEAGE_KEY)
+    }
+
+    /// A text value of the `nodes` tree.
+    fn nodes_text(&self, key: &[u8]) -> Result<Option<String>, JournalError> {
         let value = self
             .inner
             .nodes
-            .get(LINEAGE_KEY)
+            .get(key)
             .map_err(|e| JournalError::Read(e.to_string()))?;
         Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
