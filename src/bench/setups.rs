@@ -468,8 +468,11 @@ pub struct LockstepHa {
 impl LockstepHa {
     pub fn start(dir: &Path) -> Result<LockstepHa, SetupError> {
         let nodes = three_nodes(dir, "ha")?;
-        let etcd = crate::ha::local_etcd::LocalEtcd::start(&dir.join("ha-etcd"))
-            .map_err(|e| SetupError::Failed(e.to_string()))?;
+        let etcd = crate::ha::local_etcd::LocalEtcd::start(
+            &dir.join("ha-etcd"),
+            crate::ha::local_etcd::Durability::Disk,
+        )
+        .map_err(|e| SetupError::Failed(e.to_string()))?;
         let mut setup = LockstepHa {
             instances: Vec::new(),
             _etcd: etcd,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::CliError;
 use crate::config::Config;
-use crate::ha::local_etcd::LocalEtcd;
+use crate::ha::local_etcd::{Durability, LocalEtcd};
 use crate::mariadb::{self, MariaDb, ServerOptions};
 use crate::process::stop_child;
 
@@ -110,7 +110,7 @@ fn start_nodes(dir: &Path) -> Result<Vec<MariaDb>, mariadb::MariaDbError> {
 /// `--ha`: a private etcd and two `lockstep serve` processes, each with
 /// its own journal; prints both addresses and waits for Ctrl-C.
 async fn run_two_instances(dir: &Path, nodes: &[MariaDb], port: u16) -> Result<(), CliError> {
-    let etcd = LocalEtcd::start(&dir.join("etcd"))
+    let etcd = LocalEtcd::start(&dir.join("etcd"), Durability::Disk)
         .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))?;
     let mut children = Vec::new();
     println!(

@@ -5,6 +5,14 @@
 //! Its heartbeat (25 ms) and election timeout (250 ms) are shorter than
 //! etcd's defaults: etcd grants no lease shorter than 1.5 election
 //! timeouts, so with its defaults a 1 s lease would become 2 s.
+//!
+//! The tests start it with `Durability::PageCache` (etcd's
+//! `--unsafe-no-fsync`): they kill processes, never the machine, and a
+//! killed process's writes stay in the page cache. On a loaded 2-core
+//! machine whose disk also takes three MariaDB servers' fsyncs, etcd's own
+//! fsync made a heartbeat take 300 ms and more, past a 1 s lease's 400 ms
+//! authority: the active lost its lease for a reason the tests are not
+//! about. `lockstep up --ha` and the bench keep etcd's fsync.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -24,8 +32,19 @@ pub enum LocalEtcdError {
     StartTimeout { port: u16, log: String },
 }
 
+/// Whether etcd syncs its log to disk before it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// etcd's default: what it confirmed survives a machine crash.
+    Disk,
+    /// `--unsafe-no-fsync`: what it confirmed survives etcd's process being
+    /// killed, not the machine crashing.
+    PageCache,
+}
+
 pub struct LocalEtcd {
     pub port: u16,
+    durability: Durability,
     name: String,
     peer: u16,
     /// Every member's `name=peer URL`, comma-separated.
@@ -36,19 +55,24 @@ pub struct LocalEtcd {
 
 impl LocalEtcd {
     /// Starts a one-member etcd with its data and log in `dir`.
-    pub fn start(dir: &Path) -> Result<LocalEtcd, LocalEtcdError> {
-        let mut members = LocalEtcd::start_members(dir, 1)?;
+    pub fn start(dir: &Path, durability: Durability) -> Result<LocalEtcd, LocalEtcdError> {
+        let mut members = LocalEtcd::start_members(dir, 1, durability)?;
         members.pop().ok_or(LocalEtcdError::NotInstalled)
     }
 
     /// Starts an etcd of `count` members, each in `dir/mN`.
-    pub fn start_members(dir: &Path, count: usize) -> Result<Vec<LocalEtcd>, LocalEtcdError> {
+    pub fn start_members(
+        dir: &Path,
+        count: usize,
+        durability: Durability,
+    ) -> Result<Vec<LocalEtcd>, LocalEtcdError> {
         let mut members = Vec::with_capacity(count);
         for i in 0..count {
             let dir = dir.join(format!("m{i}"));
             std::fs::create_dir_all(&dir)?;
             members.push(LocalEtcd {
                 port: free_port()?,
+                durability,
                 name: format!("m{i}"),
                 peer: free_port()?,
                 cluster: String::new(),
@@ -92,7 +116,11 @@ impl LocalEtcd {
             .open(&log_path)?;
         let client_url = format!("http://127.0.0.1:{}", self.port);
         let peer_url = format!("http://127.0.0.1:{}", self.peer);
-        let child = Command::new(etcd)
+        let mut command = Command::new(etcd);
+        if self.durability == Durability::PageCache {
+            command.arg("--unsafe-no-fsync");
+        }
+        let child = command
             .arg(format!("--name={}", self.name))
             .arg(format!("--data-dir={}", self.dir.join("data").display()))
             .arg(format!("--listen-client-urls={client_url}"))
