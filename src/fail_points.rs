@@ -20,6 +20,10 @@
 //!   the session waits that long without holding a thread, a window for a
 //!   test to fail the master over in the middle of it; `sleep(ms)` would
 //!   block a runtime thread, and with it the health checks).
+//! - `write-roles-followed`: an autocommit write followed the roles and
+//!   is about to be journaled and run on B (`return(ms)`: the session
+//!   waits that long without holding a thread, a window for a test to
+//!   take B out of its role under it).
 
 use tracing::warn;
 
@@ -37,6 +41,9 @@ pub const SERIALIZED_TEXT_PIN_JOURNALED: &str = "serialized-text-pin-journaled";
 
 /// `prepared-on-master`.
 pub const PREPARED_ON_MASTER: &str = "prepared-on-master";
+
+/// `write-roles-followed`.
+pub const WRITE_ROLES_FOLLOWED: &str = "write-roles-followed";
 
 /// At point `name` configured `return(ms)`: waits `ms` milliseconds
 /// asynchronously (other tasks run meanwhile).

@@ -116,6 +116,7 @@ impl Driver {
             let gate = self.shared.chain.gate.enter().await;
             // The roles may have changed while this waited.
             self.follow_roles_with(&mut work).await;
+            crate::fail_points::pause_here(crate::fail_points::WRITE_ROLES_FOLLOWED).await;
             Some(gate)
         };
         if entry.kind == EntryKind::Write {
