@@ -83,7 +83,9 @@ pub struct BinlogPlace {
 pub enum EntryKind {
     /// A statement that may change data.
     Write,
-    /// A read inside a transaction: run on B and A, changes nothing.
+    /// A read inside a transaction, run on B and A: found only in journals
+    /// of versions that journaled such reads (today a read that writes is
+    /// a `Write`, and a plain one is no entry). It changes nothing.
     Read,
     /// Session state (SET, USE, …) or transaction control; nothing to replay.
     Control,

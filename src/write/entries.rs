@@ -48,9 +48,6 @@ impl Driver {
     /// A has run it, with both results.
     pub(super) fn journal_ahead(&self, entry: &Entry, in_txn: bool) -> Result<(), ClientError> {
         let journal = &self.shared.chain.journal;
-        if entry.kind == EntryKind::Read {
-            return Ok(());
-        }
         // Refused up front, so that no node runs it.
         if let Some(why) = journal.failure() {
             return Err(ClientError::JournalUnavailable(why));
@@ -61,12 +58,8 @@ impl Driver {
         Ok(())
     }
 
-    /// Journals an entry and waits until it is durable (a read's is not waited for).
+    /// Journals an entry and waits until it is durable.
     pub(super) async fn journal(&self, entry: &Entry) -> Result<(), ClientError> {
-        if entry.kind == EntryKind::Read {
-            self.shared.chain.journal.write(entry);
-            return Ok(());
-        }
         self.shared
             .chain
             .journal
@@ -88,10 +81,6 @@ impl Driver {
                 // or, for a statement that commits implicitly, cannot be.
                 Verdict::MasterFailed => {
                     info!(%node, "the master refused what the synchronous slave ran")
-                }
-                // A read that failed on B only changed nothing.
-                other if entry.kind == EntryKind::Read => {
-                    warn!(%node, verdict = ?other, "a read failed on the synchronous slave only")
                 }
                 // B lacks (or has other) data than A from here on: it leaves
                 // the synchronous role instead of diverging further. A missing
