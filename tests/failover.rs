@@ -557,10 +557,13 @@ async fn session_whose_master_connection_died(
     c.query_drop(format!("INSERT INTO {table} VALUES (1)"))
         .await
         .expect("insert");
-    // MariaDB answers INNODB_TRX from a cache refreshed at most every
-    // 100 ms: lockstep's own look at it (whether a DDL waits for a lock)
-    // just before can leave it without this transaction for that long.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // MariaDB answers INNODB_TRX from a cache it refreshes only after
+    // 100 ms without a read of it (`trx_i_s_cache_end_read` sets
+    // `last_read`): lockstep's deadlock watcher had read it just before,
+    // under load, and a poll more often than every 100 ms would keep the
+    // stale answer for good (measured: 50 ms polls never saw a new
+    // transaction in 2.5 s; 200 ms polls saw it at once).
+    let deadline = Instant::now() + Duration::from_secs(10);
     let thread = loop {
         let thread = root_rows(
             &cluster.nodes[0],
@@ -569,7 +572,7 @@ async fn session_whose_master_connection_died(
         if thread.len() == 1 || Instant::now() > deadline {
             break thread;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(250));
     };
     assert_eq!(thread.len(), 1, "one transaction on the master: {thread:?}");
     c.query_drop("COMMIT").await.expect("commit");
